@@ -1,0 +1,171 @@
+//! `natview bench`: embedding throughput, and HNSW build time and recall against exact search.
+//! Prints figures; nothing here asserts a speed.
+
+use super::commands::{embed, load};
+use super::CommonArgs;
+use anyhow::bail;
+use clap::{Args, Subcommand};
+use natview::dataset::decode_rgb;
+use natview::encoder::{choose_device, device_name, Encoder};
+use natview::index::{exact_neighbours_all, HnswParams, NeighbourIndex};
+use natview::rng::SplitMix64;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Arguments of `natview bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    kind: BenchKind,
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchKind {
+    /// Images/s of the encoder on a dataset's images (decoding excluded, timed apart).
+    Embed {
+        /// Dataset.
+        dataset: PathBuf,
+        /// Timed passes over the images; the median is reported.
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+        /// Use at most this many images.
+        #[arg(long, default_value_t = 1024)]
+        limit: usize,
+    },
+    /// HNSW build time, and recall@10 and query time against exact search at several ef.
+    Index {
+        /// Dataset.
+        dataset: PathBuf,
+        /// ef values to measure.
+        #[arg(long, value_delimiter = ',', default_value = "16,32,64,128")]
+        ef: Vec<usize>,
+        /// HNSW links per node.
+        #[arg(long = "m", default_value_t = 16)]
+        max_connections: usize,
+        /// HNSW build candidate list.
+        #[arg(long, default_value_t = 200)]
+        ef_construction: usize,
+        /// Number of queries (random items, seed 0).
+        #[arg(long, default_value_t = 2000)]
+        queries: usize,
+    },
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Runs a benchmark.
+pub fn run(args: &BenchArgs, common: &CommonArgs) -> anyhow::Result<()> {
+    match &args.kind {
+        BenchKind::Embed {
+            dataset,
+            repeat,
+            limit,
+        } => bench_embed(dataset, *repeat, *limit, common),
+        BenchKind::Index {
+            dataset,
+            ef,
+            max_connections,
+            ef_construction,
+            queries,
+        } => bench_index(dataset, ef, *max_connections, *ef_construction, *queries, common),
+    }
+}
+
+fn bench_embed(path: &PathBuf, repeat: usize, limit: usize, common: &CommonArgs) -> anyhow::Result<()> {
+    let dataset = load(path)?;
+    let spec = common.spec()?;
+    let device = choose_device(common.cpu);
+    let encoder = Encoder::new(&spec, &device)?;
+    let started = Instant::now();
+    let images: Vec<_> = dataset
+        .items
+        .iter()
+        .take(limit)
+        .filter_map(|item| decode_rgb(&dataset.item_path(item), spec.input_size_px.max(64)).ok())
+        .collect();
+    if images.is_empty() {
+        bail!("{}: no decodable images", path.display());
+    }
+    let decode_secs = started.elapsed().as_secs_f64();
+    // Warm-up pass on one batch (allocations, kernel selection).
+    encoder.embed(&images[..common.batch.min(images.len())])?;
+    let mut rates = Vec::new();
+    for _ in 0..repeat.max(1) {
+        let t = Instant::now();
+        for batch in images.chunks(common.batch.max(1)) {
+            encoder.embed(batch)?;
+        }
+        rates.push(images.len() as f64 / t.elapsed().as_secs_f64());
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "embed: {} on {} ({} threads), batch {}, {} images: median {:.1} images/s over {} passes (decode: {:.0} images/s)",
+        spec.describe(),
+        device_name(&device),
+        threads,
+        common.batch,
+        images.len(),
+        median(&mut rates),
+        rates.len(),
+        images.len() as f64 / decode_secs
+    );
+    Ok(())
+}
+
+fn bench_index(
+    path: &PathBuf,
+    efs: &[usize],
+    max_connections: usize,
+    ef_construction: usize,
+    queries: usize,
+    common: &CommonArgs,
+) -> anyhow::Result<()> {
+    let embedded = embed(path, common)?;
+    let matrix = &embedded.set.matrix;
+    let params = HnswParams {
+        max_connections,
+        ef_construction,
+        ef_search: 64,
+    };
+    let t = Instant::now();
+    let index = NeighbourIndex::build(matrix, params)?;
+    let build_secs = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let truth = exact_neighbours_all(matrix, 10)?;
+    let exact_secs = t.elapsed().as_secs_f64();
+    let mut ids: Vec<usize> = (0..matrix.rows).collect();
+    SplitMix64::new(0).shuffle(&mut ids);
+    ids.truncate(queries.min(matrix.rows));
+    println!(
+        "index: {} vectors × {} dims, M={max_connections}, ef_construction={ef_construction}: build {:.2} s ({} threads); exact all-pairs top-10 {:.2} s",
+        matrix.rows,
+        matrix.dim,
+        build_secs,
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        exact_secs
+    );
+    println!("{:>6} {:>10} {:>12} {:>10}", "ef", "recall@10", "ms/query", "queries/s");
+    for &ef in efs {
+        let t = Instant::now();
+        let mut hits = 0usize;
+        let mut wanted = 0usize;
+        for &id in &ids {
+            let found = index.search_excluding(matrix.row(id), id, 10, Some(ef))?;
+            let exact: Vec<usize> = truth[id].iter().map(|n| n.id).collect();
+            wanted += exact.len();
+            hits += found.iter().filter(|n| exact.contains(&n.id)).count();
+        }
+        let secs = t.elapsed().as_secs_f64();
+        println!(
+            "{:>6} {:>10.4} {:>12.3} {:>10.0}",
+            ef,
+            hits as f64 / wanted.max(1) as f64,
+            1000.0 * secs / ids.len() as f64,
+            ids.len() as f64 / secs
+        );
+    }
+    Ok(())
+}

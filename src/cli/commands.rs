@@ -1,0 +1,343 @@
+//! The CLI's jobs: each loads the dataset, reuses or rebuilds what it needs in the workspace,
+//! and prints where its outputs went.
+
+use super::output::{print_eval_table, print_skipped, Bar};
+use super::{CommonArgs, EvalArgs, HeatmapArgs, IndexArgs, NeighboursArgs, ProjectArgs};
+use anyhow::{bail, Context};
+use natview::analysis::{pca_2d, quadrant_chart, QuadrantParams};
+use natview::dataset::{load_dataset, Dataset};
+use natview::encoder::{EncoderSpec, ModelKind};
+use natview::index::{exact_neighbours, Neighbour, NeighbourIndex};
+use natview::jobs::CancelFlag;
+use natview::pipeline::{
+    embed_dataset, embed_query_image, ensure_index, evaluate, EmbedRequest, EmbeddingSet,
+    EvalReport,
+};
+use natview::report::{render_quadrant_chart, HeatmapOptions};
+use natview::workspace::{write_atomic, Workspace};
+use std::path::{Path, PathBuf};
+
+/// The built-in demo: `assets/demo/manifest.csv` in the current folder or the source tree.
+pub fn demo_dataset_path() -> PathBuf {
+    let local = PathBuf::from("assets/demo/manifest.csv");
+    if local.exists() {
+        local
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo/manifest.csv")
+    }
+}
+
+/// Loads a dataset and prints a one-line summary.
+pub fn load(path: &Path) -> anyhow::Result<Dataset> {
+    let dataset = load_dataset(path)?;
+    eprintln!(
+        "dataset {}: {} images in {} listings ({:?})",
+        path.display(),
+        dataset.items.len(),
+        dataset.listing_count(),
+        dataset.kind
+    );
+    Ok(dataset)
+}
+
+/// A dataset with its workspace and embeddings (computed or reused).
+pub struct Embedded {
+    pub dataset: Dataset,
+    pub workspace: Workspace,
+    pub set: EmbeddingSet,
+}
+
+/// Embeds with the encoder described by `spec`, printing what happened.
+pub fn embed_with(
+    dataset: &Dataset,
+    workspace: &Workspace,
+    spec: EncoderSpec,
+    common: &CommonArgs,
+) -> anyhow::Result<EmbeddingSet> {
+    let request = EmbedRequest {
+        spec,
+        batch_size: common.batch,
+        force_cpu: common.cpu,
+    };
+    let bar = Bar::new(common.quiet);
+    let (set, report) = embed_dataset(dataset, workspace, &request, &bar, &CancelFlag::new())?;
+    bar.finish();
+    let description = request.spec.describe();
+    if report.reused {
+        eprintln!("embeddings: reused {} ({description})", short_path(&workspace.embeddings_path(request.spec.model.name())));
+    } else {
+        if let Some(reason) = &report.stale_reason {
+            eprintln!("embeddings: recomputing ({reason})");
+        }
+        eprintln!(
+            "embeddings: {} images in {:.1} s ({:.0} images/s) on {} with {description} → {}",
+            set.items.len(),
+            report.duration_secs,
+            set.items.len() as f64 / report.duration_secs.max(1e-9),
+            report.device,
+            short_path(&workspace.embeddings_path(request.spec.model.name()))
+        );
+    }
+    print_skipped(&report.skipped, &workspace.skipped_path());
+    Ok(set)
+}
+
+fn short_path(path: &Path) -> String {
+    path.display().to_string()
+}
+
+/// `natview embed`.
+pub fn embed(path: &Path, common: &CommonArgs) -> anyhow::Result<Embedded> {
+    let dataset = load(path)?;
+    let workspace = Workspace::for_dataset(&dataset, common.workspace.as_deref());
+    let set = embed_with(&dataset, &workspace, common.spec()?, common)?;
+    Ok(Embedded {
+        dataset,
+        workspace,
+        set,
+    })
+}
+
+fn index_for(embedded: &Embedded, hnsw: super::HnswArgs, common: &CommonArgs) -> anyhow::Result<NeighbourIndex> {
+    let bar = Bar::new(common.quiet);
+    let (index, report) = ensure_index(&embedded.workspace, &embedded.set, hnsw.params(), &bar)?;
+    bar.finish();
+    let base = embedded
+        .workspace
+        .dir()
+        .join(embedded.workspace.index_basename(embedded.set.meta.encoder.model.name()));
+    if report.reused {
+        eprintln!("index: reloaded {}.* in {:.2} s", base.display(), report.duration_secs);
+    } else {
+        let p = index.params();
+        eprintln!(
+            "index: built HNSW over {} vectors (M={}, ef_construction={}) in {:.2} s → {}.*",
+            index.len(),
+            p.max_connections,
+            p.ef_construction,
+            report.duration_secs,
+            base.display()
+        );
+    }
+    Ok(index)
+}
+
+/// `natview index`.
+pub fn index(args: &IndexArgs, common: &CommonArgs) -> anyhow::Result<()> {
+    let embedded = embed(&args.data.dataset, common)?;
+    index_for(&embedded, args.hnsw, common)?;
+    Ok(())
+}
+
+/// `natview neighbours`.
+pub fn neighbours(args: &NeighboursArgs, common: &CommonArgs) -> anyhow::Result<()> {
+    let embedded = embed(&args.data.dataset, common)?;
+    let set = &embedded.set;
+    let (query, exclude, label): (Vec<f32>, Option<usize>, String) = match (&args.id, &args.path, &args.image) {
+        (Some(id), _, _) => {
+            if *id >= set.items.len() {
+                bail!("item id {id} is out of range (the dataset has {} embedded images)", set.items.len());
+            }
+            (set.matrix.row(*id).to_vec(), Some(*id), format!("item {id} ({})", set.items[*id].path.display()))
+        }
+        (_, Some(path), _) => {
+            let found = set.items.iter().find(|i| i.path == *path || embedded.dataset.item_path(i) == *path);
+            let Some(item) = found else {
+                bail!("{}: not an image of this dataset (or it was skipped)", path.display());
+            };
+            (set.matrix.row(item.id).to_vec(), Some(item.id), format!("item {} ({})", item.id, item.path.display()))
+        }
+        (_, _, Some(image)) => (
+            embed_query_image(image, &set.meta.encoder, common.cpu)?,
+            None,
+            format!("image {}", image.display()),
+        ),
+        _ => bail!("give a query: --id N, --path PATH or --image FILE"),
+    };
+    let found: Vec<Neighbour> = if args.exact {
+        exact_neighbours(&set.matrix, &query, args.k, exclude)?
+    } else {
+        let index = index_for(&embedded, args.hnsw, common)?;
+        match exclude {
+            Some(id) => index.search_excluding(&query, id, args.k, None)?,
+            None => index.search(&query, args.k, None)?,
+        }
+    };
+    let query_listing = exclude.map(|id| set.items[id].listing.clone());
+    if args.json {
+        let rows: Vec<serde_json::Value> = found
+            .iter()
+            .enumerate()
+            .map(|(rank, n)| {
+                let item = &set.items[n.id];
+                serde_json::json!({
+                    "rank": rank + 1,
+                    "id": n.id,
+                    "similarity": n.similarity,
+                    "listing": item.listing,
+                    "same_listing": query_listing.as_deref() == Some(item.listing.as_str()),
+                    "label": item.label,
+                    "path": item.path,
+                })
+            })
+            .collect();
+        let out = serde_json::json!({
+            "query": label,
+            "model": set.meta.encoder.describe(),
+            "search": if args.exact { "exact" } else { "hnsw" },
+            "neighbours": rows,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    println!("neighbours of {label} — {}, {} search", set.meta.encoder.describe(), if args.exact { "exact" } else { "HNSW" });
+    println!("{:>4} {:>6} {:>10}  {:<4} {:<28} path", "rank", "id", "similarity", "same", "listing");
+    for (rank, n) in found.iter().enumerate() {
+        let item = &set.items[n.id];
+        let same = if query_listing.as_deref() == Some(item.listing.as_str()) { "yes" } else { "" };
+        println!(
+            "{:>4} {:>6} {:>10.4}  {:<4} {:<28} {}",
+            rank + 1,
+            n.id,
+            n.similarity,
+            same,
+            item.listing,
+            item.path.display()
+        );
+    }
+    Ok(())
+}
+
+fn parse_range(text: &str) -> anyhow::Result<(f32, f32)> {
+    let (lo, hi) = text
+        .split_once(':')
+        .with_context(|| format!("--range `{text}`: expected LOW:HIGH, e.g. 0.2:1.0"))?;
+    let lo: f32 = lo.trim().parse().with_context(|| format!("--range `{text}`: bad LOW"))?;
+    let hi: f32 = hi.trim().parse().with_context(|| format!("--range `{text}`: bad HIGH"))?;
+    if hi <= lo {
+        bail!("--range `{text}`: HIGH must be above LOW");
+    }
+    Ok((lo, hi))
+}
+
+/// Renders the quadrant chart of `set` to `out` and prints its statistics.
+pub fn write_heatmap(set: &EmbeddingSet, params: &QuadrantParams, range: Option<(f32, f32)>, out: &Path) -> anyhow::Result<()> {
+    let chart = quadrant_chart(&set.matrix, &set.items, params)?;
+    let options = HeatmapOptions {
+        range,
+        title: format!("Quadrant chart: {} listings × {} views", chart.listings.len(), chart.views),
+        note: format!("model: {}", set.meta.encoder.describe()),
+    };
+    let (image, _) = render_quadrant_chart(&chart, &options);
+    let mut png = Vec::new();
+    image
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .with_context(|| format!("{}: cannot encode PNG", out.display()))?;
+    write_atomic(out, &png).with_context(|| format!("{}: cannot write", out.display()))?;
+    let s = &chart.stats;
+    println!(
+        "quadrant chart ({} listings × {} views): intra mean {:.3} (median {:.3}), inter mean {:.3} (median {:.3}), gap {:.3}, AUC {:.3}",
+        chart.listings.len(),
+        chart.views,
+        s.intra_mean,
+        s.intra_median,
+        s.inter_mean,
+        s.inter_median,
+        s.gap,
+        s.auc
+    );
+    println!("heatmap → {} ({}×{} px)", out.display(), image.width(), image.height());
+    Ok(())
+}
+
+/// `natview heatmap`.
+pub fn heatmap(args: &HeatmapArgs, common: &CommonArgs) -> anyhow::Result<()> {
+    let range = args.range.as_deref().map(parse_range).transpose()?;
+    let embedded = embed(&args.data.dataset, common)?;
+    let params = QuadrantParams {
+        listings: args.listings,
+        views: args.views,
+        seed: args.chart_seed,
+        label: args.label.clone(),
+        picked: args.pick.clone(),
+    };
+    write_heatmap(&embedded.set, &params, range, &args.out)
+}
+
+/// `natview project`.
+pub fn project(args: &ProjectArgs, common: &CommonArgs) -> anyhow::Result<()> {
+    if args.method != "pca" {
+        bail!("--method {}: only `pca` is available so far", args.method);
+    }
+    let embedded = embed(&args.data.dataset, common)?;
+    let started = std::time::Instant::now();
+    let projection = pca_2d(&embedded.set.matrix)?;
+    let secs = started.elapsed().as_secs_f64();
+    let out = args.out.clone().unwrap_or_else(|| {
+        embedded
+            .workspace
+            .projection_path(&args.method, embedded.set.meta.encoder.model.name())
+    });
+    let mut csv = String::from("id,x,y\n");
+    for (id, p) in projection.points.iter().enumerate() {
+        csv.push_str(&format!("{id},{},{}\n", p[0], p[1]));
+    }
+    write_atomic(&out, csv.as_bytes()).with_context(|| format!("{}: cannot write", out.display()))?;
+    println!(
+        "PCA of {} × {} in {:.2} s: explained variance {:.1}% + {:.1}% → {}",
+        embedded.set.matrix.rows,
+        embedded.set.matrix.dim,
+        secs,
+        100.0 * projection.explained_variance_ratio[0],
+        100.0 * projection.explained_variance_ratio[1],
+        out.display()
+    );
+    Ok(())
+}
+
+fn eval_reports(embedded: &Embedded, baseline: bool, common: &CommonArgs) -> anyhow::Result<Vec<EvalReport>> {
+    let mut reports = vec![evaluate(&embedded.set)?];
+    if baseline && embedded.set.meta.encoder.model != ModelKind::Pixels {
+        let pixels = embed_with(
+            &embedded.dataset,
+            &embedded.workspace,
+            EncoderSpec::untrained(ModelKind::Pixels),
+            common,
+        )?;
+        reports.push(evaluate(&pixels)?);
+    }
+    Ok(reports)
+}
+
+/// `natview eval`.
+pub fn eval(args: &EvalArgs, common: &CommonArgs) -> anyhow::Result<()> {
+    let embedded = embed(&args.data.dataset, common)?;
+    let reports = eval_reports(&embedded, args.baseline, common)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    } else {
+        print_eval_table(&reports);
+    }
+    Ok(())
+}
+
+/// The main job: embed → index → eval (with the pixel baseline) → quadrant chart.
+pub fn main_job(dataset: Option<PathBuf>, common: &CommonArgs) -> anyhow::Result<()> {
+    let path = dataset.unwrap_or_else(demo_dataset_path);
+    let embedded = embed(&path, common)?;
+    let hnsw = super::HnswArgs {
+        max_connections: 16,
+        ef_construction: 200,
+        ef_search: 64,
+    };
+    index_for(&embedded, hnsw, common)?;
+    let reports = eval_reports(&embedded, true, common)?;
+    println!();
+    print_eval_table(&reports);
+    println!();
+    let model = embedded.set.meta.encoder.model.name();
+    let out = embedded.workspace.dir().join(format!("quadrant.{model}.png"));
+    write_heatmap(&embedded.set, &QuadrantParams::default(), None, &out)?;
+    println!("workspace: {} (items.jsonl, embeddings.*.safetensors, index.*, skipped.json)", embedded.workspace.dir().display());
+    Ok(())
+}

@@ -1,0 +1,212 @@
+//! Command-line arguments and dispatch.
+
+mod bench;
+mod commands;
+mod output;
+
+use clap::{Args, Parser, Subcommand};
+use natview::encoder::{EncoderSpec, ModelKind};
+use natview::index::HnswParams;
+use std::path::PathBuf;
+
+/// natview: see what an image encoder learned about listings and their views.
+#[derive(Debug, Parser)]
+#[command(name = "natview", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Dataset for the main job (default: the built-in emoji demo).
+    dataset: Option<PathBuf>,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Embed every image of a dataset into the workspace.
+    Embed(DatasetArgs),
+    /// Build (or reload) the HNSW index of the embeddings.
+    Index(IndexArgs),
+    /// Nearest neighbours of an item or of an image file.
+    #[command(alias = "neighbors")]
+    Neighbours(NeighboursArgs),
+    /// Render the quadrant chart (intra/inter-listing similarity heatmap) as a PNG.
+    Heatmap(HeatmapArgs),
+    /// 2D projection of the embeddings as a CSV (`id,x,y`).
+    Project(ProjectArgs),
+    /// Listing-retrieval metrics and intra/inter statistics.
+    Eval(EvalArgs),
+    /// Benchmarks: embedding throughput, HNSW build time and recall.
+    Bench(bench::BenchArgs),
+}
+
+/// Options every command takes.
+#[derive(Debug, Args, Clone)]
+struct CommonArgs {
+    /// Workspace folder (default: `.natview` inside a folder dataset, `.natview-<name>` beside a
+    /// manifest).
+    #[arg(long, global = true)]
+    workspace: Option<PathBuf>,
+    /// Encoder: compact, resnet18, resnet50 or pixels (raw-pixel baseline).
+    #[arg(long, global = true, default_value = "compact")]
+    model: String,
+    /// Weights (safetensors, torchvision tensor names for ResNets); none = untrained encoder.
+    #[arg(long, global = true)]
+    weights: Option<PathBuf>,
+    /// Input size in pixels (default: 64 for compact, 224 for ResNets, 32 for pixels).
+    #[arg(long, global = true)]
+    size: Option<u32>,
+    /// Seed of the random initialisation when no weights are given.
+    #[arg(long, global = true, default_value_t = 0)]
+    seed: u64,
+    /// Images per batch.
+    #[arg(long, global = true, default_value_t = 64)]
+    batch: usize,
+    /// Run on the CPU even when a GPU is available.
+    #[arg(long, global = true)]
+    cpu: bool,
+    /// No progress bars.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+}
+
+impl CommonArgs {
+    fn spec(&self) -> anyhow::Result<EncoderSpec> {
+        let model: ModelKind = self.model.parse()?;
+        Ok(EncoderSpec {
+            model,
+            input_size_px: self.size.unwrap_or(model.default_input_size_px()),
+            weights: self.weights.clone(),
+            seed: self.seed,
+        })
+    }
+}
+
+#[derive(Debug, Args)]
+struct DatasetArgs {
+    /// Dataset: a folder of listings, a flat folder, or a .csv/.jsonl manifest.
+    dataset: PathBuf,
+}
+
+#[derive(Debug, Args, Clone, Copy)]
+struct HnswArgs {
+    /// HNSW links per node (M).
+    #[arg(long = "m", default_value_t = 16)]
+    max_connections: usize,
+    /// HNSW candidate list while building.
+    #[arg(long, default_value_t = 200)]
+    ef_construction: usize,
+    /// HNSW candidate list while searching.
+    #[arg(long = "ef", default_value_t = 64)]
+    ef_search: usize,
+}
+
+impl HnswArgs {
+    fn params(self) -> HnswParams {
+        HnswParams {
+            max_connections: self.max_connections,
+            ef_construction: self.ef_construction,
+            ef_search: self.ef_search,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct IndexArgs {
+    #[command(flatten)]
+    data: DatasetArgs,
+    #[command(flatten)]
+    hnsw: HnswArgs,
+}
+
+#[derive(Debug, Args)]
+struct NeighboursArgs {
+    #[command(flatten)]
+    data: DatasetArgs,
+    /// Query by item id (see items.jsonl).
+    #[arg(long, conflicts_with_all = ["path", "image"])]
+    id: Option<usize>,
+    /// Query by an item's path as listed in the dataset.
+    #[arg(long, conflicts_with = "image")]
+    path: Option<PathBuf>,
+    /// Query by an external image file.
+    #[arg(long)]
+    image: Option<PathBuf>,
+    /// Number of neighbours.
+    #[arg(short, long, default_value_t = 10)]
+    k: usize,
+    /// Exact (brute-force) search instead of HNSW.
+    #[arg(long)]
+    exact: bool,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    hnsw: HnswArgs,
+}
+
+#[derive(Debug, Args)]
+struct HeatmapArgs {
+    #[command(flatten)]
+    data: DatasetArgs,
+    /// Output PNG.
+    #[arg(long, short)]
+    out: PathBuf,
+    /// Number of listings (chosen at random with --chart-seed).
+    #[arg(long, default_value_t = 16)]
+    listings: usize,
+    /// Views per listing.
+    #[arg(long, default_value_t = 4)]
+    views: usize,
+    /// Seed of the choice of listings.
+    #[arg(long, default_value_t = 0)]
+    chart_seed: u64,
+    /// Only listings with this label.
+    #[arg(long)]
+    label: Option<String>,
+    /// Exactly these listings (comma-separated names).
+    #[arg(long, value_delimiter = ',')]
+    pick: Vec<String>,
+    /// Fixed colour range LOW:HIGH (default: the chart's off-diagonal extremes).
+    #[arg(long)]
+    range: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct ProjectArgs {
+    #[command(flatten)]
+    data: DatasetArgs,
+    /// Projection method (pca).
+    #[arg(long, default_value = "pca")]
+    method: String,
+    /// Output CSV (default: projection-<method>.<model>.csv in the workspace).
+    #[arg(long, short)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct EvalArgs {
+    #[command(flatten)]
+    data: DatasetArgs,
+    /// Also evaluate the raw-pixel baseline and print it beside the model.
+    #[arg(long)]
+    baseline: bool,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let common = cli.common;
+    match cli.command {
+        None => commands::main_job(cli.dataset, &common),
+        Some(Command::Embed(a)) => commands::embed(&a.dataset, &common).map(|_| ()),
+        Some(Command::Index(a)) => commands::index(&a, &common),
+        Some(Command::Neighbours(a)) => commands::neighbours(&a, &common),
+        Some(Command::Heatmap(a)) => commands::heatmap(&a, &common),
+        Some(Command::Project(a)) => commands::project(&a, &common),
+        Some(Command::Eval(a)) => commands::eval(&a, &common),
+        Some(Command::Bench(a)) => bench::run(&a, &common),
+    }
+}

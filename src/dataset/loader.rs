@@ -1,0 +1,433 @@
+//! Finding the images of a dataset: folder tree (`root/<listing>/<image>`), flat folder (each
+//! image its own listing) or a CSV/JSONL manifest (`path`, `listing`, optional `label`, other
+//! columns kept as metadata). Problems with single files are reported, never fatal.
+
+use super::{is_supported_extension, relative_to, Dataset, DatasetError, Item, Skipped};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+/// How a dataset is laid out on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DatasetKind {
+    /// `root/<listing>/<image>`: each subfolder is a listing.
+    FolderTree,
+    /// A folder of images, each its own listing.
+    FlatFolder,
+    /// A CSV manifest.
+    CsvManifest,
+    /// A JSON-lines manifest.
+    JsonlManifest,
+}
+
+/// Loads a dataset from a folder or a manifest file, choosing the layout from what is there.
+pub fn load_dataset(path: &Path) -> Result<Dataset, DatasetError> {
+    if !path.exists() {
+        return Err(DatasetError::NotFound {
+            path: path.to_path_buf(),
+        });
+    }
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    let mut dataset = if path.is_file() {
+        match extension.as_deref() {
+            Some("csv") => load_csv_manifest(path)?,
+            Some("jsonl") | Some("ndjson") => load_jsonl_manifest(path)?,
+            _ => {
+                return Err(DatasetError::Manifest {
+                    path: path.to_path_buf(),
+                    message: "not a dataset: expected a folder or a .csv/.jsonl manifest".into(),
+                })
+            }
+        }
+    } else {
+        load_folder(path)?
+    };
+    if dataset.items.is_empty() {
+        return Err(DatasetError::Empty {
+            path: path.to_path_buf(),
+            skipped: dataset.skipped.len(),
+        });
+    }
+    for (id, item) in dataset.items.iter_mut().enumerate() {
+        item.id = id;
+    }
+    Ok(dataset)
+}
+
+fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>, DatasetError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| DatasetError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            !p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.'))
+        })
+        .collect();
+    paths.sort();
+    Ok(paths)
+}
+
+/// Checks one candidate image file; `Err` holds the reason it is skipped.
+fn check_image_file(path: &Path) -> Result<(), String> {
+    if !is_supported_extension(path) {
+        return Err(match path.extension().and_then(|e| e.to_str()) {
+            Some(ext) => format!("unsupported file type .{ext}"),
+            None => "unsupported file type (no extension)".into(),
+        });
+    }
+    match std::fs::metadata(path) {
+        Err(e) => Err(format!("cannot read file: {e}")),
+        Ok(m) if m.len() == 0 => Err("empty file (0 bytes)".into()),
+        Ok(_) => Ok(()),
+    }
+}
+
+fn load_folder(root: &Path) -> Result<Dataset, DatasetError> {
+    let entries = read_dir_sorted(root)?;
+    let has_subfolders = entries.iter().any(|p| p.is_dir());
+    let mut items = Vec::new();
+    let mut skipped = Vec::new();
+    for entry in entries {
+        if entry.is_dir() {
+            let listing = file_name(&entry);
+            let mut files = Vec::new();
+            collect_files(&entry, &mut files, &mut skipped)?;
+            let before = items.len();
+            for file in files {
+                push_file(root, &file, listing.clone(), &mut items, &mut skipped);
+            }
+            if items.len() == before {
+                skipped.push(Skipped {
+                    path: entry.clone(),
+                    reason: "folder contains no readable images".into(),
+                });
+            }
+        } else {
+            let listing = entry
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            push_file(root, &entry, listing, &mut items, &mut skipped);
+        }
+    }
+    Ok(Dataset {
+        source: root.to_path_buf(),
+        root: root.to_path_buf(),
+        kind: if has_subfolders {
+            DatasetKind::FolderTree
+        } else {
+            DatasetKind::FlatFolder
+        },
+        items,
+        skipped,
+    })
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn collect_files(
+    dir: &Path,
+    files: &mut Vec<PathBuf>,
+    skipped: &mut Vec<Skipped>,
+) -> Result<(), DatasetError> {
+    match read_dir_sorted(dir) {
+        Ok(entries) => {
+            for entry in entries {
+                if entry.is_dir() {
+                    collect_files(&entry, files, skipped)?;
+                } else {
+                    files.push(entry);
+                }
+            }
+        }
+        Err(e) => skipped.push(Skipped {
+            path: dir.to_path_buf(),
+            reason: e.to_string(),
+        }),
+    }
+    Ok(())
+}
+
+fn push_file(
+    root: &Path,
+    file: &Path,
+    listing: String,
+    items: &mut Vec<Item>,
+    skipped: &mut Vec<Skipped>,
+) {
+    match check_image_file(file) {
+        Ok(()) => items.push(Item {
+            id: items.len(),
+            path: relative_to(file, root),
+            listing,
+            label: None,
+            metadata: BTreeMap::new(),
+        }),
+        Err(reason) => skipped.push(Skipped {
+            path: file.to_path_buf(),
+            reason,
+        }),
+    }
+}
+
+/// One manifest row as string columns, with its 1-based line/row number.
+struct ManifestRow {
+    number: usize,
+    columns: BTreeMap<String, String>,
+}
+
+fn manifest_root(path: &Path) -> PathBuf {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn load_csv_manifest(path: &Path) -> Result<Dataset, DatasetError> {
+    let manifest_error = |message: String| DatasetError::Manifest {
+        path: path.to_path_buf(),
+        message,
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(path)
+        .map_err(|e| manifest_error(e.to_string()))?;
+    let headers: Vec<String> = reader
+        .headers()
+        .map_err(|e| manifest_error(e.to_string()))?
+        .iter()
+        .map(|h| h.trim().to_string())
+        .collect();
+    let mut rows = Vec::new();
+    let mut skipped = Vec::new();
+    for (index, record) in reader.records().enumerate() {
+        let number = index + 2; // header is line 1
+        match record {
+            Ok(record) => rows.push(ManifestRow {
+                number,
+                columns: headers
+                    .iter()
+                    .cloned()
+                    .zip(record.iter().map(|v| v.trim().to_string()))
+                    .collect(),
+            }),
+            Err(e) => skipped.push(Skipped {
+                path: PathBuf::from(format!("{}:{number}", path.display())),
+                reason: format!("unreadable row: {e}"),
+            }),
+        }
+    }
+    rows_to_dataset(path, DatasetKind::CsvManifest, &headers, rows, skipped)
+}
+
+fn load_jsonl_manifest(path: &Path) -> Result<Dataset, DatasetError> {
+    let text = std::fs::read_to_string(path).map_err(|source| DatasetError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut rows = Vec::new();
+    let mut skipped = Vec::new();
+    let mut headers: Vec<String> = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let number = index + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(line) {
+            Ok(object) => {
+                let columns: BTreeMap<String, String> = object
+                    .into_iter()
+                    .map(|(k, v)| {
+                        let value = match v {
+                            serde_json::Value::String(s) => s,
+                            serde_json::Value::Null => String::new(),
+                            other => other.to_string(),
+                        };
+                        (k, value)
+                    })
+                    .collect();
+                for key in columns.keys() {
+                    if !headers.contains(key) {
+                        headers.push(key.clone());
+                    }
+                }
+                rows.push(ManifestRow { number, columns });
+            }
+            Err(e) => skipped.push(Skipped {
+                path: PathBuf::from(format!("{}:{number}", path.display())),
+                reason: format!("not a JSON object: {e}"),
+            }),
+        }
+    }
+    rows_to_dataset(path, DatasetKind::JsonlManifest, &headers, rows, skipped)
+}
+
+fn rows_to_dataset(
+    manifest: &Path,
+    kind: DatasetKind,
+    headers: &[String],
+    rows: Vec<ManifestRow>,
+    mut skipped: Vec<Skipped>,
+) -> Result<Dataset, DatasetError> {
+    if !headers.iter().any(|h| h == "path") {
+        return Err(DatasetError::Manifest {
+            path: manifest.to_path_buf(),
+            message: format!(
+                "no `path` column (columns: {})",
+                if headers.is_empty() {
+                    "none".to_string()
+                } else {
+                    headers.join(", ")
+                }
+            ),
+        });
+    }
+    let root = manifest_root(manifest);
+    let mut items = Vec::new();
+    let mut first_row_of_path: HashMap<PathBuf, usize> = HashMap::new();
+    for mut row in rows {
+        let row_ref = PathBuf::from(format!("{}:{}", manifest.display(), row.number));
+        let raw_path = row.columns.remove("path").unwrap_or_default();
+        if raw_path.is_empty() {
+            skipped.push(Skipped {
+                path: row_ref,
+                reason: "row has an empty `path`".into(),
+            });
+            continue;
+        }
+        let rel = PathBuf::from(&raw_path);
+        let full = if rel.is_absolute() {
+            rel.clone()
+        } else {
+            root.join(&rel)
+        };
+        if !full.exists() {
+            skipped.push(Skipped {
+                path: full,
+                reason: format!("file not found (manifest row {})", row.number),
+            });
+            continue;
+        }
+        let key = std::fs::canonicalize(&full).unwrap_or_else(|_| full.clone());
+        if let Some(first) = first_row_of_path.get(&key) {
+            skipped.push(Skipped {
+                path: full,
+                reason: format!(
+                    "duplicate path (manifest row {}, first listed in row {first})",
+                    row.number
+                ),
+            });
+            continue;
+        }
+        if let Err(reason) = check_image_file(&full) {
+            skipped.push(Skipped { path: full, reason });
+            continue;
+        }
+        first_row_of_path.insert(key, row.number);
+        let listing = row
+            .columns
+            .remove("listing")
+            .filter(|l| !l.is_empty())
+            .unwrap_or_else(|| {
+                rel.file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            });
+        let label = row.columns.remove("label").filter(|l| !l.is_empty());
+        items.push(Item {
+            id: items.len(),
+            path: rel,
+            listing,
+            label,
+            metadata: row.columns,
+        });
+    }
+    Ok(Dataset {
+        source: manifest.to_path_buf(),
+        root,
+        kind,
+        items,
+        skipped,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_png(path: &Path) {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("create dir");
+        }
+        image::RgbImage::from_pixel(4, 4, image::Rgb([200, 10, 10]))
+            .save(path)
+            .expect("write png");
+    }
+
+    #[test]
+    fn folder_tree_groups_views_by_subfolder_and_reports_strays() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_png(&dir.path().join("cat/a.png"));
+        write_png(&dir.path().join("cat/b.png"));
+        write_png(&dir.path().join("dog/a.png"));
+        std::fs::write(dir.path().join("dog/notes.txt"), "hi").expect("write");
+        std::fs::create_dir_all(dir.path().join("empty")).expect("mkdir");
+        let ds = load_dataset(dir.path()).expect("loads");
+        assert_eq!(ds.kind, DatasetKind::FolderTree);
+        assert_eq!(ds.items.len(), 3);
+        assert_eq!(ds.listing_count(), 2);
+        let reasons: Vec<String> = ds.skipped.iter().map(|s| s.to_string()).collect();
+        assert_eq!(reasons.len(), 2, "{reasons:?}");
+        assert!(reasons.iter().any(|r| r.contains("notes.txt: unsupported file type .txt")));
+        assert!(reasons.iter().any(|r| r.contains("empty: folder contains no readable images")));
+    }
+
+    #[test]
+    fn csv_manifest_keeps_label_and_metadata_and_skips_bad_rows() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_png(&dir.path().join("img/1.png"));
+        write_png(&dir.path().join("img/2.png"));
+        let manifest = dir.path().join("m.csv");
+        std::fs::write(
+            &manifest,
+            "path,listing,label,colour\nimg/1.png,L1,animal,red\nimg/2.png,L1,animal,blue\nimg/missing.png,L2,x,y\nimg/1.png,L3,dup,z\n,L4,,\n",
+        )
+        .expect("write");
+        let ds = load_dataset(&manifest).expect("loads");
+        assert_eq!(ds.items.len(), 2);
+        assert_eq!(ds.items[1].label.as_deref(), Some("animal"));
+        assert_eq!(ds.items[1].metadata.get("colour").map(String::as_str), Some("blue"));
+        let reasons: Vec<String> = ds.skipped.iter().map(|s| s.to_string()).collect();
+        assert!(reasons.iter().any(|r| r.contains("missing.png: file not found (manifest row 4)")));
+        assert!(reasons.iter().any(|r| r.contains("duplicate path (manifest row 5, first listed in row 2)")));
+        assert!(reasons.iter().any(|r| r.contains("m.csv:6: row has an empty `path`")));
+    }
+
+    #[test]
+    fn jsonl_manifest_without_path_column_is_refused_with_the_file_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let manifest = dir.path().join("m.jsonl");
+        std::fs::write(&manifest, "{\"file\":\"a.png\"}\n").expect("write");
+        let err = load_dataset(&manifest).expect_err("must fail").to_string();
+        assert!(err.contains("m.jsonl") && err.contains("no `path` column"), "{err}");
+    }
+
+    #[test]
+    fn a_folder_without_images_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("readme.md"), "x").expect("write");
+        let err = load_dataset(dir.path()).expect_err("must fail").to_string();
+        assert!(err.contains("no images found (1 file(s) skipped)"), "{err}");
+    }
+}

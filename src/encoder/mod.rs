@@ -1,0 +1,364 @@
+//! Image encoders: ResNet-18/50 (torchvision tensor names), a compact ResNet for 64–128 px
+//! images, and a raw-pixel baseline. Weights come from a safetensors file or, for an untrained
+//! encoder, from a fixed seed. Outputs are L2-normalised.
+
+mod init;
+mod preprocess;
+mod resnet;
+
+pub use init::SeededInit;
+pub use preprocess::{normalise_chw, pixel_vector, square_resize, IMAGENET_MEAN, IMAGENET_STD};
+pub use resnet::{ResNet, ResNetConfig};
+
+use crate::linalg::l2_normalise;
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use image::RgbImage;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Errors raised while building or running an encoder.
+#[derive(Debug, thiserror::Error)]
+pub enum EncoderError {
+    /// The weights file could not be read or parsed.
+    #[error("{path}: cannot read weights: {message}")]
+    WeightsFile {
+        /// The weights file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// The weights file lacks a tensor or has one of the wrong shape.
+    #[error("{path}: weights do not fit model `{model}`: {message}")]
+    WeightsMismatch {
+        /// The weights file.
+        path: PathBuf,
+        /// The model preset.
+        model: String,
+        /// Which tensor, and what is wrong with it.
+        message: String,
+    },
+    /// An unknown model name.
+    #[error("unknown model `{0}` (choose compact, resnet18, resnet50 or pixels)")]
+    UnknownModel(String),
+    /// The pixel baseline takes no weights.
+    #[error("the `pixels` baseline takes no weights file")]
+    PixelsTakeNoWeights,
+    /// A tensor operation failed.
+    #[error("encoder failed: {0}")]
+    Candle(#[from] candle_core::Error),
+}
+
+/// The encoder architectures natview knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    /// natview's compact ResNet (64–128 px inputs, 256-d output).
+    Compact,
+    /// torchvision ResNet-18 trunk (512-d output).
+    Resnet18,
+    /// torchvision ResNet-50 trunk (2048-d output).
+    Resnet50,
+    /// Raw pixels, mean-centred (a reference point for every metric).
+    Pixels,
+}
+
+impl ModelKind {
+    /// The name used on the command line and in file names.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Compact => "compact",
+            ModelKind::Resnet18 => "resnet18",
+            ModelKind::Resnet50 => "resnet50",
+            ModelKind::Pixels => "pixels",
+        }
+    }
+
+    /// The input size used when none is given.
+    pub fn default_input_size_px(self) -> u32 {
+        match self {
+            ModelKind::Compact => 64,
+            ModelKind::Resnet18 | ModelKind::Resnet50 => 224,
+            ModelKind::Pixels => 32,
+        }
+    }
+
+    fn resnet_config(self) -> Option<ResNetConfig> {
+        match self {
+            ModelKind::Compact => Some(ResNetConfig::compact()),
+            ModelKind::Resnet18 => Some(ResNetConfig::resnet18()),
+            ModelKind::Resnet50 => Some(ResNetConfig::resnet50()),
+            ModelKind::Pixels => None,
+        }
+    }
+}
+
+impl std::str::FromStr for ModelKind {
+    type Err = EncoderError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().replace(['-', '_'], "").as_str() {
+            "compact" => Ok(ModelKind::Compact),
+            "resnet18" => Ok(ModelKind::Resnet18),
+            "resnet50" => Ok(ModelKind::Resnet50),
+            "pixels" | "pixel" => Ok(ModelKind::Pixels),
+            _ => Err(EncoderError::UnknownModel(s.to_string())),
+        }
+    }
+}
+
+/// Everything that determines an encoder's output: recorded with the embeddings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EncoderSpec {
+    /// Architecture.
+    pub model: ModelKind,
+    /// Square input side in pixels.
+    pub input_size_px: u32,
+    /// Weights file; `None` means randomly initialised from `seed` (an untrained encoder).
+    pub weights: Option<PathBuf>,
+    /// Seed of the random initialisation (used when `weights` is `None`).
+    pub seed: u64,
+}
+
+impl EncoderSpec {
+    /// A spec with the model's default input size, no weights and seed 0.
+    pub fn untrained(model: ModelKind) -> Self {
+        Self {
+            model,
+            input_size_px: model.default_input_size_px(),
+            weights: None,
+            seed: 0,
+        }
+    }
+
+    /// Whether this is a CNN with random weights (every output must say so).
+    pub fn is_untrained(&self) -> bool {
+        self.model != ModelKind::Pixels && self.weights.is_none()
+    }
+
+    /// A short human description, e.g. "compact @64px, untrained encoder (seed 0)".
+    pub fn describe(&self) -> String {
+        let weights = match (&self.weights, self.model) {
+            (_, ModelKind::Pixels) => "raw-pixel baseline".to_string(),
+            (Some(p), _) => format!("weights {}", p.display()),
+            (None, _) => format!("untrained encoder (random init, seed {})", self.seed),
+        };
+        format!("{} @{}px, {}", self.model.name(), self.input_size_px, weights)
+    }
+}
+
+/// Picks the compute device: the first CUDA GPU when built with `cuda` and one is present
+/// (unless `force_cpu`), else the CPU.
+pub fn choose_device(force_cpu: bool) -> Device {
+    if force_cpu {
+        return Device::Cpu;
+    }
+    #[cfg(feature = "cuda")]
+    {
+        if let Ok(device) = Device::new_cuda(0) {
+            return device;
+        }
+    }
+    Device::Cpu
+}
+
+/// A human name for a device.
+pub fn device_name(device: &Device) -> &'static str {
+    if device.is_cuda() {
+        "CUDA GPU"
+    } else {
+        "CPU"
+    }
+}
+
+enum Network {
+    Pixels,
+    Cnn(ResNet),
+}
+
+/// A ready-to-run encoder.
+pub struct Encoder {
+    spec: EncoderSpec,
+    network: Network,
+    device: Device,
+    weights_fingerprint: String,
+}
+
+impl Encoder {
+    /// Builds the encoder described by `spec` on `device`, loading its weights if any.
+    pub fn new(spec: &EncoderSpec, device: &Device) -> Result<Self, EncoderError> {
+        let Some(config) = spec.model.resnet_config() else {
+            if spec.weights.is_some() {
+                return Err(EncoderError::PixelsTakeNoWeights);
+            }
+            return Ok(Self {
+                spec: spec.clone(),
+                network: Network::Pixels,
+                device: device.clone(),
+                weights_fingerprint: "none".into(),
+            });
+        };
+        let (vb, weights_fingerprint) = match &spec.weights {
+            Some(path) => {
+                let (tensors, fingerprint) = load_weights(path, device)?;
+                (VarBuilder::from_tensors(tensors, DType::F32, device), fingerprint)
+            }
+            None => (
+                VarBuilder::from_backend(
+                    Box::new(SeededInit { seed: spec.seed }),
+                    DType::F32,
+                    device.clone(),
+                ),
+                format!("seed:{}", spec.seed),
+            ),
+        };
+        let net = ResNet::new(&config, vb).map_err(|e| match &spec.weights {
+            Some(path) => EncoderError::WeightsMismatch {
+                path: path.clone(),
+                model: spec.model.name().into(),
+                message: first_line(&e.to_string()),
+            },
+            None => EncoderError::Candle(e),
+        })?;
+        Ok(Self {
+            spec: spec.clone(),
+            network: Network::Cnn(net),
+            device: device.clone(),
+            weights_fingerprint,
+        })
+    }
+
+    /// The spec this encoder was built from.
+    pub fn spec(&self) -> &EncoderSpec {
+        &self.spec
+    }
+
+    /// The device it runs on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// A fingerprint of the weights (file hash, or the seed).
+    pub fn weights_fingerprint(&self) -> &str {
+        &self.weights_fingerprint
+    }
+
+    /// Output dimension.
+    pub fn dim(&self) -> usize {
+        match &self.network {
+            Network::Pixels => (self.spec.input_size_px * self.spec.input_size_px * 3) as usize,
+            Network::Cnn(net) => net.config().feature_dim(),
+        }
+    }
+
+    /// Embeds a batch of images; each output row is L2-normalised.
+    pub fn embed(&self, images: &[RgbImage]) -> Result<Vec<Vec<f32>>, EncoderError> {
+        let size = self.spec.input_size_px;
+        let mut rows = match &self.network {
+            Network::Pixels => images.iter().map(|im| pixel_vector(im, size)).collect(),
+            Network::Cnn(net) => {
+                let input = self.input_tensor(images)?;
+                net.forward_t(&input, false)?.to_vec2::<f32>()?
+            }
+        };
+        rows.iter_mut().for_each(|r| l2_normalise(r));
+        Ok(rows)
+    }
+
+    /// Preprocesses images into a normalised `[batch, 3, size, size]` tensor on the device.
+    pub fn input_tensor(&self, images: &[RgbImage]) -> Result<Tensor, EncoderError> {
+        let size = self.spec.input_size_px as usize;
+        let per_image = 3 * size * size;
+        let mut data = vec![0f32; images.len() * per_image];
+        for (image, out) in images.iter().zip(data.chunks_exact_mut(per_image)) {
+            normalise_chw(&square_resize(image, size as u32), out);
+        }
+        Ok(Tensor::from_vec(data, (images.len(), 3, size, size), &self.device)?)
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").to_string()
+}
+
+/// Reads a safetensors weights file into tensors, with a fingerprint of its bytes.
+pub fn load_weights(
+    path: &Path,
+    device: &Device,
+) -> Result<(std::collections::HashMap<String, Tensor>, String), EncoderError> {
+    let file_error = |message: String| EncoderError::WeightsFile {
+        path: path.to_path_buf(),
+        message,
+    };
+    let bytes = std::fs::read(path).map_err(|e| file_error(e.to_string()))?;
+    let fingerprint = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes));
+    let tensors = candle_core::safetensors::load_buffer(&bytes, device)
+        .map_err(|e| file_error(first_line(&e.to_string())))?;
+    Ok((tensors, fingerprint))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn test_images() -> Vec<RgbImage> {
+        (0..3u8)
+            .map(|i| {
+                RgbImage::from_fn(64, 64, |x, y| {
+                    image::Rgb([(x as u8).wrapping_mul(i + 1), y as u8 * 3, 40 * i])
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn outputs_are_unit_vectors_and_reproducible_for_a_seed() {
+        let spec = EncoderSpec::untrained(ModelKind::Compact);
+        let a = Encoder::new(&spec, &Device::Cpu).expect("builds");
+        let b = Encoder::new(&spec, &Device::Cpu).expect("builds");
+        let ea = a.embed(&test_images()).expect("embeds");
+        let eb = b.embed(&test_images()).expect("embeds");
+        assert_eq!(ea, eb);
+        for row in &ea {
+            assert_eq!(row.len(), 256);
+            let norm: f32 = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+            assert!((norm - 1.0).abs() < 1e-4);
+        }
+    }
+
+    #[test]
+    fn pixel_baseline_has_three_values_per_pixel() {
+        let enc = Encoder::new(&EncoderSpec::untrained(ModelKind::Pixels), &Device::Cpu)
+            .expect("builds");
+        let rows = enc.embed(&test_images()).expect("embeds");
+        assert_eq!(rows[0].len(), 32 * 32 * 3);
+        assert_eq!(enc.dim(), 32 * 32 * 3);
+    }
+
+    #[test]
+    fn mis_shaped_and_missing_tensors_are_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("w.safetensors");
+        let wrong = Tensor::zeros((8, 3, 3, 3), DType::F32, &Device::Cpu).expect("tensor");
+        candle_core::safetensors::save(
+            &std::collections::HashMap::from([("conv1.weight".to_string(), wrong)]),
+            &path,
+        )
+        .expect("save");
+        let spec = EncoderSpec {
+            weights: Some(path.clone()),
+            ..EncoderSpec::untrained(ModelKind::Compact)
+        };
+        let err = Encoder::new(&spec, &Device::Cpu).err().expect("refused").to_string();
+        assert!(err.contains("w.safetensors") && err.contains("conv1"), "{err}");
+
+        std::fs::write(&path, b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":").expect("write");
+        let err = Encoder::new(&spec, &Device::Cpu).err().expect("refused").to_string();
+        assert!(err.contains("w.safetensors: cannot read weights"), "{err}");
+    }
+
+    #[test]
+    fn model_names_parse() {
+        assert_eq!("ResNet-18".parse::<ModelKind>().ok(), Some(ModelKind::Resnet18));
+        assert!("vit".parse::<ModelKind>().is_err());
+    }
+}

@@ -1,0 +1,74 @@
+//! Image preprocessing shared by the encoders: centre crop to a square, resize, and (for the
+//! CNNs) ImageNet normalisation into an NCHW tensor.
+
+use image::{imageops::FilterType, RgbImage};
+
+/// ImageNet channel means (torchvision convention).
+pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+/// ImageNet channel standard deviations (torchvision convention).
+pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
+
+/// Centre-crops to a square and resizes to `size_px` × `size_px`.
+pub fn square_resize(image: &RgbImage, size_px: u32) -> RgbImage {
+    let (w, h) = image.dimensions();
+    let side = w.min(h);
+    let cropped;
+    let square = if w == h {
+        image
+    } else {
+        cropped = image::imageops::crop_imm(image, (w - side) / 2, (h - side) / 2, side, side)
+            .to_image();
+        &cropped
+    };
+    if side == size_px {
+        square.clone()
+    } else {
+        image::imageops::resize(square, size_px, size_px, FilterType::Triangle)
+    }
+}
+
+/// Writes `image` (already `size_px` square) into `out` as normalised CHW floats.
+pub fn normalise_chw(image: &RgbImage, out: &mut [f32]) {
+    let plane = (image.width() * image.height()) as usize;
+    for (i, px) in image.pixels().enumerate() {
+        for c in 0..3 {
+            out[c * plane + i] = (px[c] as f32 / 255.0 - IMAGENET_MEAN[c]) / IMAGENET_STD[c];
+        }
+    }
+}
+
+/// The raw-pixel baseline vector: the image at `size_px`², RGB in `[0, 1]`, minus its own mean
+/// (so that cosine similarity is a correlation of pixel values).
+pub fn pixel_vector(image: &RgbImage, size_px: u32) -> Vec<f32> {
+    let small = square_resize(image, size_px);
+    let mut v: Vec<f32> = small.as_raw().iter().map(|&b| b as f32 / 255.0).collect();
+    let mean = v.iter().sum::<f32>() / v.len().max(1) as f32;
+    v.iter_mut().for_each(|x| *x -= mean);
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_square_images_are_centre_cropped() {
+        let mut img = RgbImage::from_pixel(30, 10, image::Rgb([0, 0, 0]));
+        for y in 0..10 {
+            for x in 10..20 {
+                img.put_pixel(x, y, image::Rgb([255, 255, 255]));
+            }
+        }
+        let out = square_resize(&img, 10);
+        assert!(out.pixels().all(|p| p.0 == [255, 255, 255]));
+    }
+
+    #[test]
+    fn normalisation_uses_imagenet_statistics() {
+        let img = RgbImage::from_pixel(1, 1, image::Rgb([255, 0, 128]));
+        let mut out = [0f32; 3];
+        normalise_chw(&img, &mut out);
+        assert!((out[0] - (1.0 - 0.485) / 0.229).abs() < 1e-6);
+        assert!((out[1] - (-0.456 / 0.224)).abs() < 1e-6);
+    }
+}

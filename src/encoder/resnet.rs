@@ -1,0 +1,243 @@
+//! ResNet encoders with torchvision's tensor names (`conv1`, `bn1`, `layer1.0.conv1`,
+//! `layer1.0.downsample.0`, …), so a torchvision `state_dict` saved as safetensors loads as is.
+//! The classifier (`fc`) is dropped: the encoder returns the globally pooled features.
+//! Batch norm runs in training mode when asked (`forward_t`), so the same model can be trained.
+
+use candle_core::{Module, ModuleT, Result, Tensor, D};
+use candle_nn::{batch_norm, conv2d_no_bias, BatchNorm, Conv2d, Conv2dConfig, VarBuilder};
+
+/// The shape of a ResNet: block type, blocks per stage, stage widths and stem.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResNetConfig {
+    /// Bottleneck blocks (ResNet-50) instead of basic blocks (ResNet-18).
+    pub bottleneck: bool,
+    /// Number of blocks in each of the four stages.
+    pub blocks: [usize; 4],
+    /// Width (channels before expansion) of each stage.
+    pub widths: [usize; 4],
+    /// Channels of the stem convolution.
+    pub stem_channels: usize,
+    /// `true`: torchvision's 7×7/2 convolution plus 3×3/2 max-pool (for ≥160 px inputs);
+    /// `false`: a 3×3/1 convolution and no pool (for 64–128 px inputs).
+    pub imagenet_stem: bool,
+    /// Stride of the first stage (1 in torchvision; 2 in the compact model).
+    pub first_stage_stride: usize,
+}
+
+impl ResNetConfig {
+    /// torchvision ResNet-18.
+    pub fn resnet18() -> Self {
+        Self {
+            bottleneck: false,
+            blocks: [2, 2, 2, 2],
+            widths: [64, 128, 256, 512],
+            stem_channels: 64,
+            imagenet_stem: true,
+            first_stage_stride: 1,
+        }
+    }
+
+    /// torchvision ResNet-50.
+    pub fn resnet50() -> Self {
+        Self {
+            bottleneck: true,
+            blocks: [3, 4, 6, 3],
+            widths: [64, 128, 256, 512],
+            ..Self::resnet18()
+        }
+    }
+
+    /// natview's compact encoder for 64–128 px images: one basic block per stage, widths
+    /// 32–256, a 3×3 stem without pooling; about 65 M multiply-adds at 64 px.
+    pub fn compact() -> Self {
+        Self {
+            bottleneck: false,
+            blocks: [1, 1, 1, 1],
+            widths: [32, 64, 128, 256],
+            stem_channels: 32,
+            imagenet_stem: false,
+            first_stage_stride: 2,
+        }
+    }
+
+    /// Dimension of the pooled feature vector.
+    pub fn feature_dim(&self) -> usize {
+        self.widths[3] * if self.bottleneck { 4 } else { 1 }
+    }
+}
+
+fn conv(c_in: usize, c_out: usize, k: usize, stride: usize, vb: VarBuilder) -> Result<Conv2d> {
+    let cfg = Conv2dConfig {
+        padding: k / 2,
+        stride,
+        ..Default::default()
+    };
+    conv2d_no_bias(c_in, c_out, k, cfg, vb)
+}
+
+fn bn(c: usize, vb: VarBuilder) -> Result<BatchNorm> {
+    batch_norm(c, 1e-5, vb)
+}
+
+/// A residual block (basic or bottleneck) with an optional projection shortcut.
+#[derive(Debug, Clone)]
+struct Block {
+    convs: Vec<(Conv2d, BatchNorm)>,
+    downsample: Option<(Conv2d, BatchNorm)>,
+}
+
+impl Block {
+    fn new(
+        c_in: usize,
+        width: usize,
+        stride: usize,
+        bottleneck: bool,
+        vb: VarBuilder,
+    ) -> Result<(Self, usize)> {
+        let (convs, c_out) = if bottleneck {
+            let c_out = width * 4;
+            let convs = vec![
+                (conv(c_in, width, 1, 1, vb.pp("conv1"))?, bn(width, vb.pp("bn1"))?),
+                (conv(width, width, 3, stride, vb.pp("conv2"))?, bn(width, vb.pp("bn2"))?),
+                (conv(width, c_out, 1, 1, vb.pp("conv3"))?, bn(c_out, vb.pp("bn3"))?),
+            ];
+            (convs, c_out)
+        } else {
+            let convs = vec![
+                (conv(c_in, width, 3, stride, vb.pp("conv1"))?, bn(width, vb.pp("bn1"))?),
+                (conv(width, width, 3, 1, vb.pp("conv2"))?, bn(width, vb.pp("bn2"))?),
+            ];
+            (convs, width)
+        };
+        let downsample = if stride != 1 || c_in != c_out {
+            Some((
+                conv(c_in, c_out, 1, stride, vb.pp("downsample.0"))?,
+                bn(c_out, vb.pp("downsample.1"))?,
+            ))
+        } else {
+            None
+        };
+        Ok((Self { convs, downsample }, c_out))
+    }
+
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let mut h = x.clone();
+        let last = self.convs.len() - 1;
+        for (i, (c, b)) in self.convs.iter().enumerate() {
+            h = b.forward_t(&c.forward(&h)?, train)?;
+            if i != last {
+                h = h.relu()?;
+            }
+        }
+        let shortcut = match &self.downsample {
+            Some((c, b)) => b.forward_t(&c.forward(x)?, train)?,
+            None => x.clone(),
+        };
+        (h + shortcut)?.relu()
+    }
+}
+
+/// A ResNet trunk returning globally average-pooled features `[batch, feature_dim]`.
+#[derive(Debug, Clone)]
+pub struct ResNet {
+    config: ResNetConfig,
+    stem: (Conv2d, BatchNorm),
+    blocks: Vec<Block>,
+}
+
+impl ResNet {
+    /// Builds the network, reading (or creating) tensors through `vb` with torchvision names.
+    pub fn new(config: &ResNetConfig, vb: VarBuilder) -> Result<Self> {
+        let stem_kernel = if config.imagenet_stem { 7 } else { 3 };
+        let stem_stride = if config.imagenet_stem { 2 } else { 1 };
+        let stem = (
+            conv(3, config.stem_channels, stem_kernel, stem_stride, vb.pp("conv1"))?,
+            bn(config.stem_channels, vb.pp("bn1"))?,
+        );
+        let mut blocks = Vec::new();
+        let mut c_in = config.stem_channels;
+        for stage in 0..4 {
+            let stage_vb = vb.pp(format!("layer{}", stage + 1));
+            for b in 0..config.blocks[stage] {
+                let stride = match (stage, b) {
+                    (0, 0) => config.first_stage_stride,
+                    (_, 0) => 2,
+                    _ => 1,
+                };
+                let (block, c_out) = Block::new(
+                    c_in,
+                    config.widths[stage],
+                    stride,
+                    config.bottleneck,
+                    stage_vb.pp(b.to_string()),
+                )?;
+                blocks.push(block);
+                c_in = c_out;
+            }
+        }
+        Ok(Self {
+            config: config.clone(),
+            stem,
+            blocks,
+        })
+    }
+
+    /// The configuration this network was built from.
+    pub fn config(&self) -> &ResNetConfig {
+        &self.config
+    }
+
+    /// Pooled features of a `[batch, 3, h, w]` normalised image tensor.
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let mut h = self
+            .stem
+            .1
+            .forward_t(&self.stem.0.forward(x)?, train)?
+            .relu()?;
+        if self.config.imagenet_stem {
+            h = max_pool_3x3_stride2_pad1(&h)?;
+        }
+        for block in &self.blocks {
+            h = block.forward_t(&h, train)?;
+        }
+        h.mean(D::Minus1)?.mean(D::Minus1)
+    }
+}
+
+/// torchvision's stem pool (`MaxPool2d(3, stride 2, padding 1)`) on non-negative input
+/// (post-ReLU), where zero padding equals −∞ padding.
+fn max_pool_3x3_stride2_pad1(x: &Tensor) -> Result<Tensor> {
+    x.pad_with_zeros(2, 1, 1)?
+        .pad_with_zeros(3, 1, 1)?
+        .max_pool2d_with_stride(3, 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device};
+
+    #[test]
+    fn compact_and_resnet18_give_features_of_the_documented_size() {
+        let device = Device::Cpu;
+        for (config, size) in [(ResNetConfig::compact(), 64), (ResNetConfig::resnet18(), 64)] {
+            let vb = VarBuilder::zeros(DType::F32, &device);
+            let net = ResNet::new(&config, vb).expect("builds");
+            let x = Tensor::zeros((2, 3, size, size), DType::F32, &device).expect("tensor");
+            let y = net.forward_t(&x, false).expect("forward");
+            assert_eq!(y.dims(), &[2, config.feature_dim()]);
+        }
+    }
+
+    #[test]
+    fn stem_pool_matches_padded_max_pool_output_size() {
+        let x = Tensor::arange(0f32, 64., &Device::Cpu)
+            .and_then(|t| t.reshape((1, 1, 8, 8)))
+            .expect("tensor");
+        let y = max_pool_3x3_stride2_pad1(&x).expect("pool");
+        assert_eq!(y.dims(), &[1, 1, 4, 4]);
+        // Top-left output window covers rows/cols 0..=1 of the input: max is 9.
+        let first: f32 = y.flatten_all().and_then(|t| t.get(0)).and_then(|t| t.to_scalar()).expect("value");
+        assert_eq!(first, 9.0);
+    }
+}

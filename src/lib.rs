@@ -1,0 +1,16 @@
+//! natview: explore what an image encoder learned. Load a dataset of listings (several views
+//! of one item each), embed it with a candle encoder, index it with HNSW, and measure and show
+//! how close views of one listing are compared with other listings.
+//!
+//! Only the `app`/`ui` modules (the GUI) use egui; everything here runs headless.
+
+pub mod analysis;
+pub mod dataset;
+pub mod encoder;
+pub mod index;
+pub mod jobs;
+pub mod linalg;
+pub mod pipeline;
+pub mod report;
+pub mod rng;
+pub mod workspace;

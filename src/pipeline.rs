@@ -1,0 +1,345 @@
+//! The jobs of the pipeline, shared by the CLI and the GUI: embed a dataset (or reuse fresh
+//! embeddings), build or reload the index, evaluate. Each reports progress and can be cancelled.
+
+use crate::analysis::{dataset_pair_stats, listing_numbers, listing_retrieval, AnalysisError};
+use crate::analysis::{PairStats, RetrievalMetrics};
+use crate::dataset::{decode_rgb, Dataset, Item, Skipped};
+use crate::encoder::{choose_device, device_name, Encoder, EncoderError, EncoderSpec};
+use crate::index::{exact_neighbours_all, HnswParams, IndexError, NeighbourIndex};
+use crate::jobs::{CancelFlag, Progress, ProgressSink};
+use crate::linalg::Matrix;
+use crate::workspace::{EmbeddingStore, EmbeddingsMeta, Workspace, WorkspaceError};
+use rayon::prelude::*;
+use serde::Serialize;
+use std::path::Path;
+use std::time::Instant;
+
+/// Errors of a pipeline job.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The encoder could not be built or run.
+    #[error(transparent)]
+    Encoder(#[from] EncoderError),
+    /// A workspace file could not be read or written.
+    #[error(transparent)]
+    Workspace(#[from] WorkspaceError),
+    /// The index failed.
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    /// An analysis failed.
+    #[error(transparent)]
+    Analysis(#[from] AnalysisError),
+    /// Every image failed to decode.
+    #[error("{path}: none of the {skipped} image(s) could be read")]
+    NothingEmbedded {
+        /// The dataset.
+        path: std::path::PathBuf,
+        /// How many were skipped.
+        skipped: usize,
+    },
+    /// A query image could not be read.
+    #[error("{path}: {reason}")]
+    QueryImage {
+        /// The image file.
+        path: std::path::PathBuf,
+        /// Why it could not be used.
+        reason: String,
+    },
+    /// The user cancelled the job.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+/// What to embed with.
+#[derive(Debug, Clone)]
+pub struct EmbedRequest {
+    /// The encoder.
+    pub spec: EncoderSpec,
+    /// Images per batch.
+    pub batch_size: usize,
+    /// Run on the CPU even when a GPU is available.
+    pub force_cpu: bool,
+}
+
+/// Embedded items, their matrix (row `i` = `items[i]`) and what they were made from.
+#[derive(Debug, Clone)]
+pub struct EmbeddingSet {
+    /// Items in row order; `items[i].id == i`.
+    pub items: Vec<Item>,
+    /// L2-normalised embeddings.
+    pub matrix: Matrix,
+    /// Provenance.
+    pub meta: EmbeddingsMeta,
+}
+
+/// How an embedding job went.
+#[derive(Debug, Clone)]
+pub struct EmbedReport {
+    /// Fresh embeddings were found in the workspace and reused.
+    pub reused: bool,
+    /// Why existing embeddings were not reused (if they existed).
+    pub stale_reason: Option<String>,
+    /// Every file left out (listing and decoding), with reasons.
+    pub skipped: Vec<Skipped>,
+    /// Wall time of the job.
+    pub duration_secs: f64,
+    /// Where it ran ("CPU" or "CUDA GPU").
+    pub device: &'static str,
+}
+
+/// Size at which SVGs are rasterised for an encoder of input size `input_px`.
+fn svg_size_px(input_px: u32) -> u32 {
+    input_px.max(64)
+}
+
+/// Embeds every image of `dataset` into the workspace, or reuses the embeddings there when
+/// they were made from the same dataset, encoder and weights.
+pub fn embed_dataset(
+    dataset: &Dataset,
+    workspace: &Workspace,
+    request: &EmbedRequest,
+    progress: &dyn ProgressSink,
+    cancel: &CancelFlag,
+) -> Result<(EmbeddingSet, EmbedReport), PipelineError> {
+    let started = Instant::now();
+    workspace.create()?;
+    let device = choose_device(request.force_cpu);
+    let encoder = Encoder::new(&request.spec, &device)?;
+    let dataset_fingerprint = dataset.fingerprint();
+    let path = workspace.embeddings_path(request.spec.model.name());
+    let stale_reason = match fresh_embeddings(workspace, &path, &encoder, &dataset_fingerprint) {
+        Ok(set) => {
+            let mut skipped = workspace.read_skipped();
+            if skipped.is_empty() {
+                skipped = dataset.skipped.clone();
+            }
+            let report = EmbedReport {
+                reused: true,
+                stale_reason: None,
+                skipped,
+                duration_secs: started.elapsed().as_secs_f64(),
+                device: device_name(&device),
+            };
+            return Ok((set, report));
+        }
+        Err(reason) => reason,
+    };
+
+    let batch_size = request.batch_size.max(1);
+    let total = dataset.items.len();
+    let mut rows: Vec<Vec<f32>> = Vec::with_capacity(total);
+    let mut items: Vec<Item> = Vec::with_capacity(total);
+    let mut skipped = dataset.skipped.clone();
+    let svg_px = svg_size_px(request.spec.input_size_px);
+    for (b, batch) in dataset.items.chunks(batch_size).enumerate() {
+        if cancel.is_cancelled() {
+            return Err(PipelineError::Cancelled);
+        }
+        let decoded: Vec<_> = batch
+            .par_iter()
+            .map(|item| {
+                let path = dataset.item_path(item);
+                decode_rgb(&path, svg_px).map_err(|e| Skipped {
+                    path,
+                    reason: e.to_string(),
+                })
+            })
+            .collect();
+        let mut images = Vec::with_capacity(batch.len());
+        for (item, result) in batch.iter().zip(decoded) {
+            match result {
+                Ok(image) => {
+                    images.push(image);
+                    let mut item = item.clone();
+                    item.id = items.len();
+                    items.push(item);
+                }
+                Err(s) => skipped.push(s),
+            }
+        }
+        if !images.is_empty() {
+            rows.extend(encoder.embed(&images)?);
+        }
+        progress.report(Progress {
+            phase: "embedding".into(),
+            done: ((b + 1) * batch_size).min(total),
+            total,
+        });
+    }
+    if items.is_empty() {
+        return Err(PipelineError::NothingEmbedded {
+            path: dataset.source.clone(),
+            skipped: skipped.len(),
+        });
+    }
+    let matrix = Matrix {
+        rows: rows.len(),
+        dim: encoder.dim(),
+        data: rows.concat(),
+    };
+    let items_fingerprint = workspace.write_items(&items)?;
+    let meta = EmbeddingsMeta {
+        encoder: request.spec.clone(),
+        weights_fingerprint: encoder.weights_fingerprint().to_string(),
+        dataset_fingerprint,
+        items_fingerprint,
+        embeddings_fingerprint: EmbeddingStore::fingerprint(&matrix),
+    };
+    EmbeddingStore::save(&path, &matrix, &meta)?;
+    workspace.write_skipped(&skipped)?;
+    let report = EmbedReport {
+        reused: false,
+        stale_reason,
+        skipped,
+        duration_secs: started.elapsed().as_secs_f64(),
+        device: device_name(&device),
+    };
+    Ok((
+        EmbeddingSet {
+            items,
+            matrix,
+            meta,
+        },
+        report,
+    ))
+}
+
+/// Loads the workspace's embeddings for `encoder` if they are fresh; else says why not
+/// (`None` when there are none).
+fn fresh_embeddings(
+    workspace: &Workspace,
+    path: &Path,
+    encoder: &Encoder,
+    dataset_fingerprint: &str,
+) -> Result<EmbeddingSet, Option<String>> {
+    if !path.exists() {
+        return Err(None);
+    }
+    let (matrix, meta) = EmbeddingStore::load(path).map_err(|e| Some(e.to_string()))?;
+    let meta = meta.ok_or_else(|| Some("no natview metadata".to_string()))?;
+    if meta.encoder != *encoder.spec() {
+        return Err(Some(format!("made with {}", meta.encoder.describe())));
+    }
+    if meta.weights_fingerprint != encoder.weights_fingerprint() {
+        return Err(Some("the weights file changed".into()));
+    }
+    if meta.dataset_fingerprint != dataset_fingerprint {
+        return Err(Some("the dataset changed".into()));
+    }
+    let (items, items_fingerprint) = workspace.read_items().map_err(|e| Some(e.to_string()))?;
+    if items_fingerprint != meta.items_fingerprint || items.len() != matrix.rows {
+        return Err(Some("items.jsonl does not match".into()));
+    }
+    Ok(EmbeddingSet {
+        items,
+        matrix,
+        meta,
+    })
+}
+
+/// How an index job went.
+#[derive(Debug, Clone, Copy)]
+pub struct IndexReport {
+    /// A fresh index was reloaded instead of built.
+    pub reused: bool,
+    /// Wall time of the job.
+    pub duration_secs: f64,
+}
+
+/// Reloads the workspace's index for these embeddings, or builds and saves a new one.
+pub fn ensure_index(
+    workspace: &Workspace,
+    set: &EmbeddingSet,
+    params: HnswParams,
+    progress: &dyn ProgressSink,
+) -> Result<(NeighbourIndex, IndexReport), PipelineError> {
+    let started = Instant::now();
+    let basename = workspace.index_basename(set.meta.encoder.model.name());
+    if let Ok(index) = NeighbourIndex::load(
+        workspace.dir(),
+        &basename,
+        &set.meta.embeddings_fingerprint,
+        params,
+    ) {
+        let report = IndexReport {
+            reused: true,
+            duration_secs: started.elapsed().as_secs_f64(),
+        };
+        return Ok((index, report));
+    }
+    progress.report(Progress {
+        phase: "indexing".into(),
+        done: 0,
+        total: set.matrix.rows,
+    });
+    let index = NeighbourIndex::build(&set.matrix, params)?;
+    index.save(workspace.dir(), &basename, &set.meta.embeddings_fingerprint)?;
+    progress.report(Progress {
+        phase: "indexing".into(),
+        done: set.matrix.rows,
+        total: set.matrix.rows,
+    });
+    let report = IndexReport {
+        reused: false,
+        duration_secs: started.elapsed().as_secs_f64(),
+    };
+    Ok((index, report))
+}
+
+/// Embeds one external image file with the encoder of `spec` (for query-by-image).
+pub fn embed_query_image(
+    path: &Path,
+    spec: &EncoderSpec,
+    force_cpu: bool,
+) -> Result<Vec<f32>, PipelineError> {
+    let encoder = Encoder::new(spec, &choose_device(force_cpu))?;
+    let image =
+        decode_rgb(path, svg_size_px(spec.input_size_px)).map_err(|e| PipelineError::QueryImage {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+    let mut rows = encoder.embed(&[image])?;
+    rows.pop().ok_or_else(|| PipelineError::QueryImage {
+        path: path.to_path_buf(),
+        reason: "the encoder returned nothing".into(),
+    })
+}
+
+/// Retrieval metrics and intra/inter statistics of an embedding set.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalReport {
+    /// The encoder, described.
+    pub model: String,
+    /// Whether the encoder is untrained (random weights).
+    pub untrained: bool,
+    /// Number of embedded images.
+    pub images: usize,
+    /// Number of listings.
+    pub listings: usize,
+    /// Listing retrieval by exact search.
+    pub retrieval: RetrievalMetrics,
+    /// Intra vs inter similarity.
+    pub pairs: PairStats,
+}
+
+/// Inter-listing pairs used at most by [`evaluate`] (beyond that they are sampled).
+pub const MAX_INTER_PAIRS: usize = 3_000_000;
+
+/// Evaluates an embedding set: listing retrieval (exact search, k = 10) and pair statistics.
+pub fn evaluate(set: &EmbeddingSet) -> Result<EvalReport, PipelineError> {
+    let listings = listing_numbers(&set.items);
+    let ranked: Vec<Vec<usize>> = exact_neighbours_all(&set.matrix, 10)?
+        .into_iter()
+        .map(|ns| ns.into_iter().map(|n| n.id).collect())
+        .collect();
+    let retrieval = listing_retrieval(&listings, &ranked);
+    let pairs = dataset_pair_stats(&set.matrix, &listings, MAX_INTER_PAIRS, 0)?;
+    Ok(EvalReport {
+        model: set.meta.encoder.describe(),
+        untrained: set.meta.encoder.is_untrained(),
+        images: set.items.len(),
+        listings: listings.iter().copied().max().map_or(0, |m| m + 1),
+        retrieval,
+        pairs,
+    })
+}

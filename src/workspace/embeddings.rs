@@ -1,0 +1,150 @@
+//! `embeddings.<model>.safetensors`: the `embeddings` tensor `[N, D]` (f32, L2-normalised) with
+//! metadata saying exactly what it was computed from.
+
+use super::{write_atomic, WorkspaceError};
+use crate::encoder::EncoderSpec;
+use crate::linalg::Matrix;
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// What an embeddings file was computed from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EmbeddingsMeta {
+    /// The encoder, its input size and weights (or seed).
+    pub encoder: EncoderSpec,
+    /// Fingerprint of the weights' bytes (or `seed:N`).
+    pub weights_fingerprint: String,
+    /// Fingerprint of the dataset listing at embedding time.
+    pub dataset_fingerprint: String,
+    /// Fingerprint of `items.jsonl` (row order of the matrix).
+    pub items_fingerprint: String,
+    /// Fingerprint of the matrix itself (index files refer to it).
+    pub embeddings_fingerprint: String,
+}
+
+/// Reading and writing embedding matrices.
+pub struct EmbeddingStore;
+
+impl EmbeddingStore {
+    /// Fingerprint of a matrix's shape and values.
+    pub fn fingerprint(matrix: &Matrix) -> String {
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        hasher.update(&(matrix.rows as u64).to_le_bytes());
+        hasher.update(&(matrix.dim as u64).to_le_bytes());
+        for v in &matrix.data {
+            hasher.update(&v.to_le_bytes());
+        }
+        format!("{:016x}", hasher.digest())
+    }
+
+    /// Writes the matrix and its metadata atomically.
+    pub fn save(path: &Path, matrix: &Matrix, meta: &EmbeddingsMeta) -> Result<(), WorkspaceError> {
+        let bytes: Vec<u8> = matrix.data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let view = TensorView::new(Dtype::F32, vec![matrix.rows, matrix.dim], &bytes)
+            .map_err(|e| WorkspaceError::io(path, e))?;
+        let meta_json = serde_json::to_string(meta).map_err(|e| WorkspaceError::io(path, e))?;
+        let info = HashMap::from([("natview".to_string(), meta_json)]);
+        let out = safetensors::serialize([("embeddings", view)], Some(info))
+            .map_err(|e| WorkspaceError::io(path, e))?;
+        write_atomic(path, &out).map_err(|e| WorkspaceError::io(path, e))
+    }
+
+    /// Reads a matrix and its metadata (`None` metadata for files made by other tools).
+    pub fn load(path: &Path) -> Result<(Matrix, Option<EmbeddingsMeta>), WorkspaceError> {
+        let bytes = std::fs::read(path).map_err(|e| WorkspaceError::io(path, e))?;
+        let tensors = SafeTensors::deserialize(&bytes)
+            .map_err(|e| WorkspaceError::io(path, format!("not a safetensors file: {e}")))?;
+        let name = if tensors.names().iter().any(|n| *n == "embeddings") {
+            "embeddings".to_string()
+        } else {
+            match tensors.names().as_slice() {
+                [only] => only.to_string(),
+                _ => {
+                    return Err(WorkspaceError::io(
+                        path,
+                        "no tensor named `embeddings` (and more than one tensor)",
+                    ))
+                }
+            }
+        };
+        let view = tensors
+            .tensor(&name)
+            .map_err(|e| WorkspaceError::io(path, e))?;
+        let (rows, dim) = match view.shape() {
+            [rows, dim] => (*rows, *dim),
+            other => {
+                return Err(WorkspaceError::io(
+                    path,
+                    format!("tensor `{name}` has shape {other:?}, expected [N, D]"),
+                ))
+            }
+        };
+        let data: Vec<f32> = match view.dtype() {
+            Dtype::F32 => view
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+            Dtype::F64 => view
+                .data()
+                .chunks_exact(8)
+                .map(|c| {
+                    let mut b = [0u8; 8];
+                    b.copy_from_slice(c);
+                    f64::from_le_bytes(b) as f32
+                })
+                .collect(),
+            other => {
+                return Err(WorkspaceError::io(
+                    path,
+                    format!("tensor `{name}` has dtype {other:?}, expected F32 or F64"),
+                ))
+            }
+        };
+        let meta = SafeTensors::read_metadata(&bytes)
+            .ok()
+            .and_then(|(_, m)| m.metadata().clone())
+            .and_then(|m| m.get("natview").cloned())
+            .and_then(|json| serde_json::from_str(&json).ok());
+        Ok((Matrix { rows, dim, data }, meta))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encoder::{EncoderSpec, ModelKind};
+
+    #[test]
+    fn embeddings_round_trip_bit_exactly_with_metadata() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("e.safetensors");
+        let matrix = Matrix {
+            rows: 2,
+            dim: 3,
+            data: vec![0.1, -0.2, 0.3, 1.0 / 3.0, 0.0, -1.0],
+        };
+        let meta = EmbeddingsMeta {
+            encoder: EncoderSpec::untrained(ModelKind::Compact),
+            weights_fingerprint: "seed:0".into(),
+            dataset_fingerprint: "d".into(),
+            items_fingerprint: "i".into(),
+            embeddings_fingerprint: EmbeddingStore::fingerprint(&matrix),
+        };
+        EmbeddingStore::save(&path, &matrix, &meta).expect("save");
+        let (back, back_meta) = EmbeddingStore::load(&path).expect("load");
+        assert_eq!(back, matrix);
+        assert_eq!(back_meta, Some(meta));
+    }
+
+    #[test]
+    fn a_truncated_file_is_refused_with_its_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("bad.safetensors");
+        std::fs::write(&path, b"\x05").expect("write");
+        let err = EmbeddingStore::load(&path).err().expect("refused").to_string();
+        assert!(err.contains("bad.safetensors: not a safetensors file"), "{err}");
+    }
+}

@@ -1,0 +1,226 @@
+//! The on-disk workspace beside a dataset: items, embeddings (one file per model), the index,
+//! projections and reports. Every artefact records what it was made from; files are written to
+//! a temporary name and renamed into place, so a half-written file never replaces a good one.
+
+mod embeddings;
+
+pub use embeddings::{EmbeddingStore, EmbeddingsMeta};
+
+use crate::dataset::{Dataset, DatasetKind, Item, Skipped};
+use serde::Serialize;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Errors of the workspace module.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkspaceError {
+    /// Reading or writing a workspace file failed.
+    #[error("{path}: {message}")]
+    Io {
+        /// The file concerned.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// A workspace file exists but does not match what is asked for.
+    #[error("{path}: stale ({reason})")]
+    Stale {
+        /// The file concerned.
+        path: PathBuf,
+        /// Why it cannot be used.
+        reason: String,
+    },
+}
+
+impl WorkspaceError {
+    pub(crate) fn io(path: &Path, message: impl std::fmt::Display) -> Self {
+        WorkspaceError::Io {
+            path: path.to_path_buf(),
+            message: message.to_string(),
+        }
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+    if let Some(dir) = dir {
+        std::fs::create_dir_all(dir)?;
+    }
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
+    let tmp = path.with_file_name(format!(".{file_name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Serialises `value` as pretty JSON and writes it atomically.
+pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(std::io::Error::other)?;
+    write_atomic(path, text.as_bytes())
+}
+
+/// The folder holding a dataset's artefacts.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    dir: PathBuf,
+}
+
+impl Workspace {
+    /// The workspace for `dataset`: `override_dir` if given, else `<folder>/.natview` for a
+    /// folder dataset or `<manifest dir>/.natview-<manifest stem>` for a manifest.
+    pub fn for_dataset(dataset: &Dataset, override_dir: Option<&Path>) -> Self {
+        let dir = match override_dir {
+            Some(dir) => dir.to_path_buf(),
+            None => match dataset.kind {
+                DatasetKind::FolderTree | DatasetKind::FlatFolder => dataset.root.join(".natview"),
+                DatasetKind::CsvManifest | DatasetKind::JsonlManifest => {
+                    let stem = dataset
+                        .source
+                        .file_stem()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .unwrap_or_else(|| "manifest".into());
+                    dataset.root.join(format!(".natview-{stem}"))
+                }
+            },
+        };
+        Self { dir }
+    }
+
+    /// A workspace at an explicit folder.
+    pub fn at(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Its folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Creates the folder if needed.
+    pub fn create(&self) -> Result<(), WorkspaceError> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| WorkspaceError::io(&self.dir, e))
+    }
+
+    /// `items.jsonl`: the embedded items, in embedding order.
+    pub fn items_path(&self) -> PathBuf {
+        self.dir.join("items.jsonl")
+    }
+
+    /// Embeddings of one model: `embeddings.<model>.safetensors`.
+    pub fn embeddings_path(&self, model: &str) -> PathBuf {
+        self.dir.join(format!("embeddings.{model}.safetensors"))
+    }
+
+    /// Base name of the HNSW files of one model (`index.<model>.*`).
+    pub fn index_basename(&self, model: &str) -> String {
+        format!("index.{model}")
+    }
+
+    /// `projection-<method>.<model>.csv`.
+    pub fn projection_path(&self, method: &str, model: &str) -> PathBuf {
+        self.dir.join(format!("projection-{method}.{model}.csv"))
+    }
+
+    /// `skipped.json`: every file left out of the last embedding run, with reasons.
+    pub fn skipped_path(&self) -> PathBuf {
+        self.dir.join("skipped.json")
+    }
+
+    /// Writes the items (one JSON object per line) and returns the fingerprint of the text.
+    pub fn write_items(&self, items: &[Item]) -> Result<String, WorkspaceError> {
+        let mut text = String::new();
+        for item in items {
+            let line =
+                serde_json::to_string(item).map_err(|e| WorkspaceError::io(&self.items_path(), e))?;
+            text.push_str(&line);
+            text.push('\n');
+        }
+        let path = self.items_path();
+        write_atomic(&path, text.as_bytes()).map_err(|e| WorkspaceError::io(&path, e))?;
+        Ok(items_fingerprint_of(&text))
+    }
+
+    /// Reads the items and the fingerprint of the file.
+    pub fn read_items(&self) -> Result<(Vec<Item>, String), WorkspaceError> {
+        let path = self.items_path();
+        let text = std::fs::read_to_string(&path).map_err(|e| WorkspaceError::io(&path, e))?;
+        let mut items = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let item: Item = serde_json::from_str(line)
+                .map_err(|e| WorkspaceError::io(&path, format!("line {}: {e}", n + 1)))?;
+            items.push(item);
+        }
+        Ok((items, items_fingerprint_of(&text)))
+    }
+
+    /// Records the skipped files of the last run.
+    pub fn write_skipped(&self, skipped: &[Skipped]) -> Result<(), WorkspaceError> {
+        let path = self.skipped_path();
+        write_json_atomic(&path, &skipped).map_err(|e| WorkspaceError::io(&path, e))
+    }
+
+    /// Reads the skipped files of the last run (empty if none were recorded).
+    pub fn read_skipped(&self) -> Vec<Skipped> {
+        std::fs::read_to_string(self.skipped_path())
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default()
+    }
+}
+
+fn items_fingerprint_of(text: &str) -> String {
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(text.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_whole_files_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("sub/a.txt");
+        write_atomic(&path, b"first").expect("write");
+        write_atomic(&path, b"second").expect("write");
+        assert_eq!(std::fs::read(&path).expect("read"), b"second");
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("sub"))
+            .expect("list")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn items_round_trip_with_fingerprint() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ws = Workspace::at(dir.path());
+        let items = vec![Item {
+            id: 0,
+            path: "a/b.png".into(),
+            listing: "a".into(),
+            label: Some("x".into()),
+            metadata: [("k".to_string(), "v".to_string())].into(),
+        }];
+        let fp = ws.write_items(&items).expect("write");
+        let (back, fp2) = ws.read_items().expect("read");
+        assert_eq!(back, items);
+        assert_eq!(fp, fp2);
+    }
+}
