@@ -4,7 +4,10 @@
 mod decode;
 mod loader;
 
-pub use decode::{decode_rgb, is_supported_extension, DecodeError, SUPPORTED_EXTENSIONS};
+pub use decode::{
+    decode_rgb, flatten_on_white, is_supported_extension, rasterise_svg, DecodeError,
+    SUPPORTED_EXTENSIONS,
+};
 pub use loader::{load_dataset, DatasetKind};
 
 use serde::{Deserialize, Serialize};

@@ -64,24 +64,25 @@ impl HeatmapLayout {
     }
 }
 
-/// The colour range used for a chart: `options.range` or the off-diagonal extremes.
+/// The colour range used for a chart: `options.range`, else the 1st to 99th percentile of the
+/// off-diagonal similarities (so that one odd image does not wash out the rest; values outside
+/// the range take the end colours).
 pub fn colour_range(chart: &QuadrantChart, options: &HeatmapOptions) -> (f32, f32) {
     if let Some(range) = options.range {
         return range;
     }
     let n = chart.size();
-    let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
-    for i in 0..n {
-        for j in 0..n {
-            if i != j {
-                lo = lo.min(chart.at(i, j));
-                hi = hi.max(chart.at(i, j));
-            }
-        }
-    }
-    if !lo.is_finite() || !hi.is_finite() {
+    let mut values: Vec<f32> = (0..n)
+        .flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j)))
+        .map(|(i, j)| chart.at(i, j))
+        .filter(|v| v.is_finite())
+        .collect();
+    if values.is_empty() {
         return (-1.0, 1.0);
     }
+    values.sort_by(f32::total_cmp);
+    let at = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize];
+    let (lo, hi) = (at(0.01), at(0.99));
     if hi - lo < 1e-6 {
         (lo - 0.5, hi + 0.5)
     } else {
@@ -125,7 +126,7 @@ pub fn render_quadrant_chart(
         .fold(0.0f32, f32::max)
         .ceil() as u32;
     let left_px = label_width + 16;
-    let top_px = 56;
+    let top_px = 76;
     let legend_left = left_px + matrix_px + 24;
     let legend_width = 18;
     let (lo, hi) = colour_range(chart, options);
@@ -166,9 +167,9 @@ pub fn render_quadrant_chart(
     painter.draw(&mut image, &options.title, 16.0, 10.0, TITLE_PX, INK);
     painter.draw(
         &mut image,
-        "rows and columns: listings × views; green = similar, red = dissimilar",
+        "rows and columns: listings × views; green = similar, red = dissimilar; colours clamp at the legend's ends",
         16.0,
-        32.0,
+        30.0,
         LABEL_PX,
         MUTED,
     );
@@ -204,7 +205,7 @@ pub fn render_quadrant_chart(
         let number_x = left_px as f32 + (b as f32 + 0.5) * block_px as f32
             - painter.width(&number, LABEL_PX) / 2.0;
         if block_px as f32 >= painter.width(&number, LABEL_PX) + 2.0 {
-            painter.draw(&mut image, &number, number_x, top_px as f32 - 16.0, LABEL_PX, MUTED);
+            painter.draw(&mut image, &number, number_x, top_px as f32 - 17.0, LABEL_PX, MUTED);
         }
     }
     // Legend: a vertical bar from high (top) to low (bottom) with three ticks.
@@ -223,7 +224,7 @@ pub fn render_quadrant_chart(
         &mut image,
         "cosine",
         legend_left as f32 - 4.0,
-        top_px as f32 - 18.0,
+        top_px as f32 - 20.0,
         LABEL_PX,
         MUTED,
     );

@@ -1,0 +1,197 @@
+//! The real pipeline on real demo images: load → embed → index → neighbours, metrics, heatmap,
+//! with bad inputs mixed in, and re-runs that must reuse or rebuild artefacts correctly.
+
+mod common;
+
+use natview::analysis::{quadrant_chart, QuadrantParams};
+use natview::dataset::load_dataset;
+use natview::encoder::{EncoderSpec, ModelKind};
+use natview::index::{exact_neighbours, HnswParams, NeighbourIndex};
+use natview::jobs::{CancelFlag, NoProgress};
+use natview::pipeline::{embed_dataset, ensure_index, evaluate, EmbedRequest};
+use natview::report::{diverging_colour, render_quadrant_chart, HeatmapOptions};
+use natview::workspace::{EmbeddingStore, Workspace};
+
+fn request(model: ModelKind) -> EmbedRequest {
+    EmbedRequest {
+        spec: EncoderSpec::untrained(model),
+        batch_size: 16,
+        force_cpu: true,
+    }
+}
+
+#[test]
+fn bad_files_are_skipped_with_reasons_and_the_rest_is_embedded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = common::demo_slice(dir.path(), 8);
+    let [truncated, empty, fake, no_images] = common::add_bad_files(&root);
+    let dataset = load_dataset(&root).expect("loads");
+    let workspace = Workspace::for_dataset(&dataset, None);
+    let (set, report) = embed_dataset(
+        &dataset,
+        &workspace,
+        &request(ModelKind::Compact),
+        &NoProgress,
+        &CancelFlag::new(),
+    )
+    .expect("embeds");
+    assert_eq!(set.items.len(), 40, "8 listings × 5 good views");
+    assert_eq!(set.matrix.rows, 40);
+    let reasons: Vec<String> = report.skipped.iter().map(|s| s.to_string()).collect();
+    assert_eq!(reasons.len(), 5, "{reasons:#?}");
+    let reason_of = |p: &std::path::Path| {
+        reasons
+            .iter()
+            .find(|r| r.starts_with(&p.display().to_string()))
+            .cloned()
+            .unwrap_or_else(|| panic!("{} not reported in {reasons:#?}", p.display()))
+    };
+    assert!(reason_of(&truncated).contains("not a readable image"));
+    assert!(reason_of(&empty).contains("empty file (0 bytes)"));
+    assert!(reason_of(&fake).contains("not a readable image"));
+    assert!(reason_of(&no_images.join("README.txt")).contains("unsupported file type .txt"));
+    assert!(reasons.contains(&format!("{}: folder contains no readable images", no_images.display())));
+    // The skipped list is kept in the workspace for later commands.
+    assert_eq!(workspace.read_skipped().len(), 5);
+}
+
+#[test]
+fn artefacts_are_reused_when_fresh_and_rebuilt_when_stale() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = common::demo_slice(dir.path(), 6);
+    let dataset = load_dataset(&root).expect("loads");
+    let workspace = Workspace::for_dataset(&dataset, None);
+    let req = request(ModelKind::Compact);
+    let (first, r1) =
+        embed_dataset(&dataset, &workspace, &req, &NoProgress, &CancelFlag::new()).expect("embeds");
+    assert!(!r1.reused);
+    let (second, r2) =
+        embed_dataset(&dataset, &workspace, &req, &NoProgress, &CancelFlag::new()).expect("embeds");
+    assert!(r2.reused, "same dataset and encoder: reused");
+    assert_eq!(first.matrix, second.matrix, "reloaded embeddings are bit-identical");
+
+    // Index: built once, then reloaded; answers identical.
+    let (built, i1) = ensure_index(&workspace, &first, HnswParams::default(), &NoProgress).expect("index");
+    let (reloaded, i2) = ensure_index(&workspace, &first, HnswParams::default(), &NoProgress).expect("index");
+    assert!(!i1.reused && i2.reused);
+    for q in 0..first.matrix.rows {
+        let a = built.search(first.matrix.row(q), 5, None).expect("search");
+        let b = reloaded.search(first.matrix.row(q), 5, None).expect("search");
+        assert_eq!(a, b);
+    }
+
+    // Another seed is another encoder: the embeddings are stale and recomputed.
+    let mut other = req.clone();
+    other.spec.seed = 1;
+    let (third, r3) =
+        embed_dataset(&dataset, &workspace, &other, &NoProgress, &CancelFlag::new()).expect("embeds");
+    assert!(!r3.reused);
+    assert!(r3.stale_reason.is_some());
+    assert_ne!(third.matrix, first.matrix);
+    // …and the index of the old embeddings is not used for the new ones.
+    let (_, i3) = ensure_index(&workspace, &third, HnswParams::default(), &NoProgress).expect("index");
+    assert!(!i3.reused);
+
+    // A changed dataset (one more view) makes the embeddings stale too.
+    let extra = root.join("extra-listing");
+    std::fs::create_dir_all(&extra).expect("mkdir");
+    let some_view = std::fs::read_dir(common::demo_images().join("airplane"))
+        .expect("demo")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .min()
+        .expect("view");
+    std::fs::copy(&some_view, extra.join("a.png")).expect("copy");
+    let dataset2 = load_dataset(&root).expect("loads");
+    let (fourth, r4) =
+        embed_dataset(&dataset2, &workspace, &other, &NoProgress, &CancelFlag::new()).expect("embeds");
+    assert!(!r4.reused);
+    assert_eq!(fourth.items.len(), first.items.len() + 1);
+
+    // The saved file holds exactly what was returned.
+    let (on_disk, meta) = EmbeddingStore::load(&workspace.embeddings_path("compact")).expect("load");
+    assert_eq!(on_disk, fourth.matrix);
+    assert_eq!(meta.expect("metadata").dataset_fingerprint, dataset2.fingerprint());
+}
+
+#[test]
+fn hnsw_neighbours_agree_with_exact_search_on_real_embeddings() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = common::demo_slice(dir.path(), 60);
+    let dataset = load_dataset(&root).expect("loads");
+    let workspace = Workspace::for_dataset(&dataset, None);
+    let (set, _) = embed_dataset(
+        &dataset,
+        &workspace,
+        &request(ModelKind::Compact),
+        &NoProgress,
+        &CancelFlag::new(),
+    )
+    .expect("embeds");
+    let index = NeighbourIndex::build(&set.matrix, HnswParams::default()).expect("index");
+    let (mut agree, mut total) = (0usize, 0usize);
+    for q in 0..set.matrix.rows {
+        let exact: Vec<usize> = exact_neighbours(&set.matrix, set.matrix.row(q), 10, Some(q))
+            .expect("exact")
+            .iter()
+            .map(|n| n.id)
+            .collect();
+        let approx = index
+            .search_excluding(set.matrix.row(q), q, 10, Some(200))
+            .expect("search");
+        assert!(approx.windows(2).all(|w| w[0].similarity >= w[1].similarity - 1e-6));
+        total += exact.len();
+        agree += approx.iter().filter(|n| exact.contains(&n.id)).count();
+    }
+    let recall = agree as f64 / total as f64;
+    assert!(recall >= 0.99, "HNSW recall@10 vs exact: {recall}");
+}
+
+#[test]
+fn evaluation_and_heatmap_on_real_images() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = common::demo_slice(dir.path(), 20);
+    let dataset = load_dataset(&root).expect("loads");
+    let workspace = Workspace::for_dataset(&dataset, None);
+    let (set, _) = embed_dataset(
+        &dataset,
+        &workspace,
+        &request(ModelKind::Pixels),
+        &NoProgress,
+        &CancelFlag::new(),
+    )
+    .expect("embeds");
+    let report = evaluate(&set).expect("eval");
+    assert_eq!(report.images, 100);
+    assert_eq!(report.listings, 20);
+    assert_eq!(report.retrieval.queries, 100);
+    assert_eq!(report.pairs.intra_pairs, 20 * 10);
+    assert_eq!(report.pairs.inter_pairs, 100 * 99 / 2 - 200);
+    let r = report.retrieval;
+    assert!(r.recall_at_1 <= r.recall_at_5 && r.recall_at_5 <= r.recall_at_10);
+    assert!((0.0..=1.0).contains(&report.pairs.auc));
+
+    let params = QuadrantParams {
+        listings: 6,
+        views: 3,
+        ..Default::default()
+    };
+    let chart = quadrant_chart(&set.matrix, &set.items, &params).expect("chart");
+    assert_eq!(chart.listings.len(), 6);
+    assert_eq!(chart.size(), 18);
+    let options = HeatmapOptions {
+        range: Some((-0.2, 1.0)),
+        title: "test".into(),
+        note: String::new(),
+    };
+    let (image, layout) = render_quadrant_chart(&chart, &options);
+    assert_eq!(layout.cells, 18);
+    assert_eq!(layout.cell_px, 28);
+    assert!(layout.left_px + 18 * layout.cell_px < image.width());
+    assert_eq!(image.height(), layout.top_px + 18 * layout.cell_px + 96);
+    for (i, j) in [(0, 0), (0, 1), (0, 5), (7, 16), (17, 2)] {
+        let (x, y) = layout.cell_centre(i, j);
+        let t = (chart.at(i, j) + 0.2) / 1.2;
+        assert_eq!(image.get_pixel(x, y).0, diverging_colour(t), "cell ({i}, {j})");
+    }
+}
