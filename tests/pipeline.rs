@@ -15,7 +15,7 @@ use natview::workspace::{EmbeddingStore, Workspace};
 fn request(model: ModelKind) -> EmbedRequest {
     EmbedRequest {
         spec: EncoderSpec::untrained(model),
-        batch_size: 16,
+        batch_size: Some(16),
         force_cpu: true,
     }
 }

@@ -8,6 +8,7 @@ use clap::{Args, Subcommand};
 use natview::dataset::decode_rgb;
 use natview::encoder::{choose_device, device_name, Encoder};
 use natview::index::{exact_neighbours_all, HnswParams, NeighbourIndex};
+use natview::pipeline::default_batch_size;
 use natview::rng::SplitMix64;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -79,6 +80,7 @@ fn bench_embed(path: &PathBuf, repeat: usize, limit: usize, common: &CommonArgs)
     let spec = common.spec()?;
     let device = choose_device(common.cpu);
     let encoder = Encoder::new(&spec, &device)?;
+    let batch = common.batch.unwrap_or_else(|| default_batch_size(&device));
     let started = Instant::now();
     let images: Vec<_> = dataset
         .items
@@ -91,12 +93,12 @@ fn bench_embed(path: &PathBuf, repeat: usize, limit: usize, common: &CommonArgs)
     }
     let decode_secs = started.elapsed().as_secs_f64();
     // Warm-up pass on one batch (allocations, kernel selection).
-    encoder.embed(&images[..common.batch.min(images.len())])?;
+    encoder.embed(&images[..batch.min(images.len())])?;
     let mut rates = Vec::new();
     for _ in 0..repeat.max(1) {
         let t = Instant::now();
-        for batch in images.chunks(common.batch.max(1)) {
-            encoder.embed(batch)?;
+        for chunk in images.chunks(batch.max(1)) {
+            encoder.embed(chunk)?;
         }
         rates.push(images.len() as f64 / t.elapsed().as_secs_f64());
     }
@@ -106,7 +108,7 @@ fn bench_embed(path: &PathBuf, repeat: usize, limit: usize, common: &CommonArgs)
         spec.describe(),
         device_name(&device),
         threads,
-        common.batch,
+        batch,
         images.len(),
         median(&mut rates),
         rates.len(),

@@ -59,9 +59,9 @@ struct CommonArgs {
     /// Seed of the random initialisation when no weights are given.
     #[arg(long, global = true, default_value_t = 0)]
     seed: u64,
-    /// Images per batch.
-    #[arg(long, global = true, default_value_t = 64)]
-    batch: usize,
+    /// Images per batch (default: 16 on the CPU, 64 on a GPU).
+    #[arg(long, global = true)]
+    batch: Option<usize>,
     /// Run on the CPU even when a GPU is available.
     #[arg(long, global = true)]
     cpu: bool,

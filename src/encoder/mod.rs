@@ -2,10 +2,12 @@
 //! images, and a raw-pixel baseline. Weights come from a safetensors file or, for an untrained
 //! encoder, from a fixed seed. Outputs are L2-normalised.
 
+mod conv;
 mod init;
 mod preprocess;
 mod resnet;
 
+pub use conv::Conv2d;
 pub use init::SeededInit;
 pub use preprocess::{normalise_chw, pixel_vector, square_resize, IMAGENET_MEAN, IMAGENET_STD};
 pub use resnet::{ResNet, ResNetConfig};

@@ -4,7 +4,8 @@
 //! Batch norm runs in training mode when asked (`forward_t`), so the same model can be trained.
 
 use candle_core::{Module, ModuleT, Result, Tensor, D};
-use candle_nn::{batch_norm, conv2d_no_bias, BatchNorm, Conv2d, Conv2dConfig, VarBuilder};
+use super::conv::Conv2d;
+use candle_nn::{batch_norm, BatchNorm, VarBuilder};
 
 /// The shape of a ResNet: block type, blocks per stage, stage widths and stem.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,12 +68,7 @@ impl ResNetConfig {
 }
 
 fn conv(c_in: usize, c_out: usize, k: usize, stride: usize, vb: VarBuilder) -> Result<Conv2d> {
-    let cfg = Conv2dConfig {
-        padding: k / 2,
-        stride,
-        ..Default::default()
-    };
-    conv2d_no_bias(c_in, c_out, k, cfg, vb)
+    Conv2d::new(c_in, c_out, k, stride, k / 2, vb)
 }
 
 fn bn(c: usize, vb: VarBuilder) -> Result<BatchNorm> {
