@@ -92,7 +92,11 @@ fn read_emoji(google_root: &Path) -> anyhow::Result<Vec<Emoji>> {
             name: s(v, "name"),
             short_names: v["short_names"]
                 .as_array()
-                .map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(String::from))
+                        .collect()
+                })
                 .unwrap_or_default(),
             image: s(v, "image"),
             unified: s(v, "unified"),
@@ -135,13 +139,20 @@ fn save_png(image: &RgbaImage, path: &Path) -> anyhow::Result<()> {
     }
     let mut bytes = Vec::new();
     PngEncoder::new_with_quality(&mut bytes, CompressionType::Best, FilterType::Adaptive)
-        .write_image(image.as_raw(), image.width(), image.height(), image::ExtendedColorType::Rgba8)?;
+        .write_image(
+            image.as_raw(),
+            image.width(),
+            image.height(),
+            image::ExtendedColorType::Rgba8,
+        )?;
     std::fs::write(path, bytes)?;
     Ok(())
 }
 
 fn load_png(path: &Path, size_px: u32) -> anyhow::Result<RgbaImage> {
-    let image = image::open(path).with_context(|| format!("{}", path.display()))?.into_rgba8();
+    let image = image::open(path)
+        .with_context(|| format!("{}", path.display()))?
+        .into_rgba8();
     Ok(if image.width() == size_px && image.height() == size_px {
         image
     } else {
@@ -168,7 +179,12 @@ fn main() -> anyhow::Result<()> {
     // Which designs exist for each emoji.
     let mut chosen: Vec<(&Emoji, Vec<Option<String>>)> = emoji
         .iter()
-        .map(|e| (e, styles.iter().map(|names| fluent_match(e, names)).collect()))
+        .map(|e| {
+            (
+                e,
+                styles.iter().map(|names| fluent_match(e, names)).collect(),
+            )
+        })
         .filter(|(e, fluent): &(&Emoji, Vec<Option<String>>)| {
             let base = e.has_google && e.has_twitter;
             if args.full {
@@ -198,15 +214,23 @@ fn main() -> anyhow::Result<()> {
             views.push(("noto", load_png(&google_dir.join(&e.image), args.size_px)));
         }
         if e.has_twitter {
-            views.push(("twemoji", load_png(&twitter_dir.join(&e.image), args.size_px)));
+            views.push((
+                "twemoji",
+                load_png(&twitter_dir.join(&e.image), args.size_px),
+            ));
         }
         for ((dir, design), stem) in FLUENT_STYLES.iter().zip(fluent) {
             if let Some(stem) = stem {
-                let path = args.fluent.join("icons").join(dir).join(format!("{stem}.svg"));
+                let path = args
+                    .fluent
+                    .join("icons")
+                    .join(dir)
+                    .join(format!("{stem}.svg"));
                 let image = std::fs::read(&path)
                     .with_context(|| format!("{}", path.display()))
                     .and_then(|bytes| {
-                        rasterise_svg(&bytes, args.size_px).map_err(|err| anyhow::anyhow!("{}: {err}", path.display()))
+                        rasterise_svg(&bytes, args.size_px)
+                            .map_err(|err| anyhow::anyhow!("{}: {err}", path.display()))
                     });
                 views.push((design, image));
             }
@@ -233,11 +257,23 @@ fn main() -> anyhow::Result<()> {
             }
         }
     }
-    let columns = ["path", "listing", "label", "subcategory", "name", "design", "codepoint"];
+    let columns = [
+        "path",
+        "listing",
+        "label",
+        "subcategory",
+        "name",
+        "design",
+        "codepoint",
+    ];
     let mut writer = csv::Writer::from_path(args.out.join("manifest.csv"))?;
     writer.write_record(columns)?;
     for row in &rows {
-        writer.write_record(columns.iter().map(|c| row.get(c).map(String::as_str).unwrap_or("")))?;
+        writer.write_record(
+            columns
+                .iter()
+                .map(|c| row.get(c).map(String::as_str).unwrap_or("")),
+        )?;
     }
     writer.flush()?;
     println!(

@@ -306,11 +306,12 @@ pub fn embed_query_image(
     force_cpu: bool,
 ) -> Result<Vec<f32>, PipelineError> {
     let encoder = Encoder::new(spec, &choose_device(force_cpu))?;
-    let image =
-        decode_rgb(path, svg_size_px(spec.input_size_px)).map_err(|e| PipelineError::QueryImage {
+    let image = decode_rgb(path, svg_size_px(spec.input_size_px)).map_err(|e| {
+        PipelineError::QueryImage {
             path: path.to_path_buf(),
             reason: e.to_string(),
-        })?;
+        }
+    })?;
     let mut rows = encoder.embed(&[image])?;
     rows.pop().ok_or_else(|| PipelineError::QueryImage {
         path: path.to_path_buf(),

@@ -30,20 +30,35 @@ fn manifest_dataset(dir: &Path) -> std::path::PathBuf {
         .collect();
     listings.sort();
     for listing in &listings {
-        let name = listing.file_name().and_then(|n| n.to_str()).expect("name").to_string();
+        let name = listing
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("name")
+            .to_string();
         let mut views: Vec<_> = std::fs::read_dir(listing)
             .expect("listing")
             .filter_map(|e| e.ok().map(|e| e.path()))
             .collect();
         views.sort();
         for view in views {
-            let file = view.file_name().and_then(|n| n.to_str()).expect("name").to_string();
+            let file = view
+                .file_name()
+                .and_then(|n| n.to_str())
+                .expect("name")
+                .to_string();
             let design = file.trim_end_matches(".png").to_string();
-            csv.push_str(&format!("tree/{name}/{file},{name},{},{design}\n", if name.as_str() < "b" { "early" } else { "late" }));
+            csv.push_str(&format!(
+                "tree/{name}/{file},{name},{},{design}\n",
+                if name.as_str() < "b" { "early" } else { "late" }
+            ));
         }
     }
     csv.push_str("tree/missing/nothing.png,ghost,early,none\n");
-    let first = listings[0].file_name().and_then(|n| n.to_str()).expect("name").to_string();
+    let first = listings[0]
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("name")
+        .to_string();
     csv.push_str(&format!("tree/{first}/noto.png,dupe,early,noto\n"));
     let manifest = dir.join("manifest.csv");
     std::fs::write(&manifest, csv).expect("write manifest");
@@ -62,21 +77,40 @@ fn manifest_pipeline_reports_bad_rows_and_writes_every_output() {
     assert!(err.contains("50 images in 10 listings"), "{err}");
     assert!(err.contains("untrained encoder"), "{err}");
     assert!(err.contains("skipped 2 file(s)"), "{err}");
-    assert!(err.contains("nothing.png: file not found (manifest row 52)"), "{err}");
-    assert!(err.contains("duplicate path (manifest row 53, first listed in row 5)"), "{err}");
+    assert!(
+        err.contains("nothing.png: file not found (manifest row 52)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("duplicate path (manifest row 53, first listed in row 5)"),
+        "{err}"
+    );
 
     let out = natview(&["eval", m, "--json", "--baseline"], dir.path());
     assert!(out.status.success(), "{}", text(&out.stderr));
     let reports: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert_eq!(reports.as_array().map(Vec::len), Some(2), "model and pixel baseline");
+    assert_eq!(
+        reports.as_array().map(Vec::len),
+        Some(2),
+        "model and pixel baseline"
+    );
     assert_eq!(reports[0]["images"], 50);
     assert_eq!(reports[0]["untrained"], true);
-    assert!(reports[1]["model"].as_str().unwrap_or("").contains("raw-pixel baseline"));
+    assert!(reports[1]["model"]
+        .as_str()
+        .unwrap_or("")
+        .contains("raw-pixel baseline"));
 
-    let out = natview(&["neighbours", m, "--id", "0", "-k", "4", "--json"], dir.path());
+    let out = natview(
+        &["neighbours", m, "--id", "0", "-k", "4", "--json"],
+        dir.path(),
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let hnsw: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    let out = natview(&["neighbours", m, "--id", "0", "-k", "4", "--json", "--exact"], dir.path());
+    let out = natview(
+        &["neighbours", m, "--id", "0", "-k", "4", "--json", "--exact"],
+        dir.path(),
+    );
     let exact: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     let ids = |v: &serde_json::Value| -> Vec<u64> {
         v["neighbours"]
@@ -87,17 +121,44 @@ fn manifest_pipeline_reports_bad_rows_and_writes_every_output() {
             .collect()
     };
     assert_eq!(ids(&hnsw).len(), 4);
-    assert_eq!(ids(&hnsw), ids(&exact), "HNSW and exact agree on a small set");
+    assert_eq!(
+        ids(&hnsw),
+        ids(&exact),
+        "HNSW and exact agree on a small set"
+    );
     assert!(!ids(&hnsw).contains(&0), "the query itself is excluded");
 
     let image = common::demo_images().join("airplane/noto.png");
-    let out = natview(&["neighbours", m, "--image", image.to_str().expect("utf-8"), "-k", "3"], dir.path());
+    let out = natview(
+        &[
+            "neighbours",
+            m,
+            "--image",
+            image.to_str().expect("utf-8"),
+            "-k",
+            "3",
+        ],
+        dir.path(),
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("neighbours of image"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("neighbours of image"),
+        "{}",
+        text(&out.stdout)
+    );
 
     let png = dir.path().join("chart.png");
     let out = natview(
-        &["heatmap", m, "--out", png.to_str().expect("utf-8"), "--listings", "5", "--views", "5"],
+        &[
+            "heatmap",
+            m,
+            "--out",
+            png.to_str().expect("utf-8"),
+            "--listings",
+            "5",
+            "--views",
+            "5",
+        ],
         dir.path(),
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -105,13 +166,41 @@ fn manifest_pipeline_reports_bad_rows_and_writes_every_output() {
     let chart = image::open(&png).expect("a PNG").to_rgb8();
     assert!(chart.width() > 25 * 28 && chart.height() > 25 * 28);
 
-    let out = natview(&["heatmap", m, "--out", "x.png", "--label", "early", "--views", "5", "--listings", "50"], dir.path());
+    let out = natview(
+        &[
+            "heatmap",
+            m,
+            "--out",
+            "x.png",
+            "--label",
+            "early",
+            "--views",
+            "5",
+            "--listings",
+            "50",
+        ],
+        dir.path(),
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
 
     let csv = dir.path().join("proj.csv");
-    let out = natview(&["project", m, "--method", "pca", "--out", csv.to_str().expect("utf-8")], dir.path());
+    let out = natview(
+        &[
+            "project",
+            m,
+            "--method",
+            "pca",
+            "--out",
+            csv.to_str().expect("utf-8"),
+        ],
+        dir.path(),
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let lines: Vec<String> = std::fs::read_to_string(&csv).expect("csv").lines().map(String::from).collect();
+    let lines: Vec<String> = std::fs::read_to_string(&csv)
+        .expect("csv")
+        .lines()
+        .map(String::from)
+        .collect();
     assert_eq!(lines[0], "id,x,y");
     assert_eq!(lines.len(), 51);
 }
@@ -121,7 +210,10 @@ fn failures_exit_non_zero_with_one_line_naming_the_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = natview(&["eval", "does/not/exist"], dir.path());
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(text(&out.stderr).trim(), "error: does/not/exist: no such file or directory");
+    assert_eq!(
+        text(&out.stderr).trim(),
+        "error: does/not/exist: no such file or directory"
+    );
 
     let empty = dir.path().join("empty");
     std::fs::create_dir_all(&empty).expect("mkdir");
@@ -133,11 +225,37 @@ fn failures_exit_non_zero_with_one_line_naming_the_file() {
     let root = common::demo_slice(dir.path(), 3);
     let weights = dir.path().join("broken.safetensors");
     std::fs::write(&weights, b"\x20\x00\x00\x00").expect("write");
-    let out = natview(&["embed", root.to_str().expect("utf-8"), "--weights", weights.to_str().expect("utf-8")], dir.path());
+    let out = natview(
+        &[
+            "embed",
+            root.to_str().expect("utf-8"),
+            "--weights",
+            weights.to_str().expect("utf-8"),
+        ],
+        dir.path(),
+    );
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("broken.safetensors: cannot read weights"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("broken.safetensors: cannot read weights"),
+        "{}",
+        text(&out.stderr)
+    );
 
-    let out = natview(&["heatmap", root.to_str().expect("utf-8"), "--out", "c.png", "--views", "9"], dir.path());
+    let out = natview(
+        &[
+            "heatmap",
+            root.to_str().expect("utf-8"),
+            "--out",
+            "c.png",
+            "--views",
+            "9",
+        ],
+        dir.path(),
+    );
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("have at least 9 views"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("have at least 9 views"),
+        "{}",
+        text(&out.stderr)
+    );
 }

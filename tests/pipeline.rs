@@ -50,7 +50,10 @@ fn bad_files_are_skipped_with_reasons_and_the_rest_is_embedded() {
     assert!(reason_of(&empty).contains("empty file (0 bytes)"));
     assert!(reason_of(&fake).contains("not a readable image"));
     assert!(reason_of(&no_images.join("README.txt")).contains("unsupported file type .txt"));
-    assert!(reasons.contains(&format!("{}: folder contains no readable images", no_images.display())));
+    assert!(reasons.contains(&format!(
+        "{}: folder contains no readable images",
+        no_images.display()
+    )));
     // The skipped list is kept in the workspace for later commands.
     assert_eq!(workspace.read_skipped().len(), 5);
 }
@@ -68,28 +71,42 @@ fn artefacts_are_reused_when_fresh_and_rebuilt_when_stale() {
     let (second, r2) =
         embed_dataset(&dataset, &workspace, &req, &NoProgress, &CancelFlag::new()).expect("embeds");
     assert!(r2.reused, "same dataset and encoder: reused");
-    assert_eq!(first.matrix, second.matrix, "reloaded embeddings are bit-identical");
+    assert_eq!(
+        first.matrix, second.matrix,
+        "reloaded embeddings are bit-identical"
+    );
 
     // Index: built once, then reloaded; answers identical.
-    let (built, i1) = ensure_index(&workspace, &first, HnswParams::default(), &NoProgress).expect("index");
-    let (reloaded, i2) = ensure_index(&workspace, &first, HnswParams::default(), &NoProgress).expect("index");
+    let (built, i1) =
+        ensure_index(&workspace, &first, HnswParams::default(), &NoProgress).expect("index");
+    let (reloaded, i2) =
+        ensure_index(&workspace, &first, HnswParams::default(), &NoProgress).expect("index");
     assert!(!i1.reused && i2.reused);
     for q in 0..first.matrix.rows {
         let a = built.search(first.matrix.row(q), 5, None).expect("search");
-        let b = reloaded.search(first.matrix.row(q), 5, None).expect("search");
+        let b = reloaded
+            .search(first.matrix.row(q), 5, None)
+            .expect("search");
         assert_eq!(a, b);
     }
 
     // Another seed is another encoder: the embeddings are stale and recomputed.
     let mut other = req.clone();
     other.spec.seed = 1;
-    let (third, r3) =
-        embed_dataset(&dataset, &workspace, &other, &NoProgress, &CancelFlag::new()).expect("embeds");
+    let (third, r3) = embed_dataset(
+        &dataset,
+        &workspace,
+        &other,
+        &NoProgress,
+        &CancelFlag::new(),
+    )
+    .expect("embeds");
     assert!(!r3.reused);
     assert!(r3.stale_reason.is_some());
     assert_ne!(third.matrix, first.matrix);
     // …and the index of the old embeddings is not used for the new ones.
-    let (_, i3) = ensure_index(&workspace, &third, HnswParams::default(), &NoProgress).expect("index");
+    let (_, i3) =
+        ensure_index(&workspace, &third, HnswParams::default(), &NoProgress).expect("index");
     assert!(!i3.reused);
 
     // A changed dataset (one more view) makes the embeddings stale too.
@@ -103,15 +120,25 @@ fn artefacts_are_reused_when_fresh_and_rebuilt_when_stale() {
         .expect("view");
     std::fs::copy(&some_view, extra.join("a.png")).expect("copy");
     let dataset2 = load_dataset(&root).expect("loads");
-    let (fourth, r4) =
-        embed_dataset(&dataset2, &workspace, &other, &NoProgress, &CancelFlag::new()).expect("embeds");
+    let (fourth, r4) = embed_dataset(
+        &dataset2,
+        &workspace,
+        &other,
+        &NoProgress,
+        &CancelFlag::new(),
+    )
+    .expect("embeds");
     assert!(!r4.reused);
     assert_eq!(fourth.items.len(), first.items.len() + 1);
 
     // The saved file holds exactly what was returned.
-    let (on_disk, meta) = EmbeddingStore::load(&workspace.embeddings_path("compact")).expect("load");
+    let (on_disk, meta) =
+        EmbeddingStore::load(&workspace.embeddings_path("compact")).expect("load");
     assert_eq!(on_disk, fourth.matrix);
-    assert_eq!(meta.expect("metadata").dataset_fingerprint, dataset2.fingerprint());
+    assert_eq!(
+        meta.expect("metadata").dataset_fingerprint,
+        dataset2.fingerprint()
+    );
 }
 
 #[test]
@@ -139,7 +166,9 @@ fn hnsw_neighbours_agree_with_exact_search_on_real_embeddings() {
         let approx = index
             .search_excluding(set.matrix.row(q), q, 10, Some(200))
             .expect("search");
-        assert!(approx.windows(2).all(|w| w[0].similarity >= w[1].similarity - 1e-6));
+        assert!(approx
+            .windows(2)
+            .all(|w| w[0].similarity >= w[1].similarity - 1e-6));
         total += exact.len();
         agree += approx.iter().filter(|n| exact.contains(&n.id)).count();
     }
@@ -192,6 +221,10 @@ fn evaluation_and_heatmap_on_real_images() {
     for (i, j) in [(0, 0), (0, 1), (0, 5), (7, 16), (17, 2)] {
         let (x, y) = layout.cell_centre(i, j);
         let t = (chart.at(i, j) + 0.2) / 1.2;
-        assert_eq!(image.get_pixel(x, y).0, diverging_colour(t), "cell ({i}, {j})");
+        assert_eq!(
+            image.get_pixel(x, y).0,
+            diverging_colour(t),
+            "cell ({i}, {j})"
+        );
     }
 }

@@ -77,7 +77,9 @@ pub fn quadrant_chart(
         .into_iter()
         .filter(|(_, rows)| rows.len() >= params.views)
         .filter(|(_, rows)| match &params.label {
-            Some(label) => rows.iter().any(|&r| items[r].label.as_deref() == Some(label)),
+            Some(label) => rows
+                .iter()
+                .any(|&r| items[r].label.as_deref() == Some(label)),
             None => true,
         })
         .collect();

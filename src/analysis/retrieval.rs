@@ -84,6 +84,10 @@ mod tests {
         assert!((m.recall_at_5 - 5.0 / 5.0).abs() < 1e-12);
         assert!((m.recall_at_10 - 1.0).abs() < 1e-12);
         let expected_map = (5.0 / 6.0 + 0.325 + 0.325 + 1.0 + 0.2) / 5.0;
-        assert!((m.map_at_10 - expected_map).abs() < 1e-12, "{}", m.map_at_10);
+        assert!(
+            (m.map_at_10 - expected_map).abs() < 1e-12,
+            "{}",
+            m.map_at_10
+        );
     }
 }

@@ -10,7 +10,7 @@ use natview::encoder::{choose_device, device_name, Encoder};
 use natview::index::{exact_neighbours_all, HnswParams, NeighbourIndex};
 use natview::pipeline::default_batch_size;
 use natview::rng::SplitMix64;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Arguments of `natview bench`.
@@ -71,11 +71,23 @@ pub fn run(args: &BenchArgs, common: &CommonArgs) -> anyhow::Result<()> {
             max_connections,
             ef_construction,
             queries,
-        } => bench_index(dataset, ef, *max_connections, *ef_construction, *queries, common),
+        } => bench_index(
+            dataset,
+            ef,
+            *max_connections,
+            *ef_construction,
+            *queries,
+            common,
+        ),
     }
 }
 
-fn bench_embed(path: &PathBuf, repeat: usize, limit: usize, common: &CommonArgs) -> anyhow::Result<()> {
+fn bench_embed(
+    path: &Path,
+    repeat: usize,
+    limit: usize,
+    common: &CommonArgs,
+) -> anyhow::Result<()> {
     let dataset = load(path)?;
     let spec = common.spec()?;
     let device = choose_device(common.cpu);
@@ -118,7 +130,7 @@ fn bench_embed(path: &PathBuf, repeat: usize, limit: usize, common: &CommonArgs)
 }
 
 fn bench_index(
-    path: &PathBuf,
+    path: &Path,
     efs: &[usize],
     max_connections: usize,
     ef_construction: usize,
@@ -149,7 +161,10 @@ fn bench_index(
         std::thread::available_parallelism().map_or(1, |n| n.get()),
         exact_secs
     );
-    println!("{:>6} {:>10} {:>12} {:>10}", "ef", "recall@10", "ms/query", "queries/s");
+    println!(
+        "{:>6} {:>10} {:>12} {:>10}",
+        "ef", "recall@10", "ms/query", "queries/s"
+    );
     for &ef in efs {
         let t = Instant::now();
         let mut hits = 0usize;

@@ -64,7 +64,10 @@ pub fn embed_with(
     bar.finish();
     let description = request.spec.describe();
     if report.reused {
-        eprintln!("embeddings: reused {} ({description})", short_path(&workspace.embeddings_path(request.spec.model.name())));
+        eprintln!(
+            "embeddings: reused {} ({description})",
+            short_path(&workspace.embeddings_path(request.spec.model.name()))
+        );
     } else {
         if let Some(reason) = &report.stale_reason {
             eprintln!("embeddings: recomputing ({reason})");
@@ -98,16 +101,25 @@ pub fn embed(path: &Path, common: &CommonArgs) -> anyhow::Result<Embedded> {
     })
 }
 
-fn index_for(embedded: &Embedded, hnsw: super::HnswArgs, common: &CommonArgs) -> anyhow::Result<NeighbourIndex> {
+fn index_for(
+    embedded: &Embedded,
+    hnsw: super::HnswArgs,
+    common: &CommonArgs,
+) -> anyhow::Result<NeighbourIndex> {
     let bar = Bar::new(common.quiet);
     let (index, report) = ensure_index(&embedded.workspace, &embedded.set, hnsw.params(), &bar)?;
     bar.finish();
-    let base = embedded
-        .workspace
-        .dir()
-        .join(embedded.workspace.index_basename(embedded.set.meta.encoder.model.name()));
+    let base = embedded.workspace.dir().join(
+        embedded
+            .workspace
+            .index_basename(embedded.set.meta.encoder.model.name()),
+    );
     if report.reused {
-        eprintln!("index: reloaded {}.* in {:.2} s", base.display(), report.duration_secs);
+        eprintln!(
+            "index: reloaded {}.* in {:.2} s",
+            base.display(),
+            report.duration_secs
+        );
     } else {
         let p = index.params();
         eprintln!(
@@ -133,27 +145,45 @@ pub fn index(args: &IndexArgs, common: &CommonArgs) -> anyhow::Result<()> {
 pub fn neighbours(args: &NeighboursArgs, common: &CommonArgs) -> anyhow::Result<()> {
     let embedded = embed(&args.data.dataset, common)?;
     let set = &embedded.set;
-    let (query, exclude, label): (Vec<f32>, Option<usize>, String) = match (&args.id, &args.path, &args.image) {
-        (Some(id), _, _) => {
-            if *id >= set.items.len() {
-                bail!("item id {id} is out of range (the dataset has {} embedded images)", set.items.len());
+    let (query, exclude, label): (Vec<f32>, Option<usize>, String) =
+        match (&args.id, &args.path, &args.image) {
+            (Some(id), _, _) => {
+                if *id >= set.items.len() {
+                    bail!(
+                        "item id {id} is out of range (the dataset has {} embedded images)",
+                        set.items.len()
+                    );
+                }
+                (
+                    set.matrix.row(*id).to_vec(),
+                    Some(*id),
+                    format!("item {id} ({})", set.items[*id].path.display()),
+                )
             }
-            (set.matrix.row(*id).to_vec(), Some(*id), format!("item {id} ({})", set.items[*id].path.display()))
-        }
-        (_, Some(path), _) => {
-            let found = set.items.iter().find(|i| i.path == *path || embedded.dataset.item_path(i) == *path);
-            let Some(item) = found else {
-                bail!("{}: not an image of this dataset (or it was skipped)", path.display());
-            };
-            (set.matrix.row(item.id).to_vec(), Some(item.id), format!("item {} ({})", item.id, item.path.display()))
-        }
-        (_, _, Some(image)) => (
-            embed_query_image(image, &set.meta.encoder, common.cpu)?,
-            None,
-            format!("image {}", image.display()),
-        ),
-        _ => bail!("give a query: --id N, --path PATH or --image FILE"),
-    };
+            (_, Some(path), _) => {
+                let found = set
+                    .items
+                    .iter()
+                    .find(|i| i.path == *path || embedded.dataset.item_path(i) == *path);
+                let Some(item) = found else {
+                    bail!(
+                        "{}: not an image of this dataset (or it was skipped)",
+                        path.display()
+                    );
+                };
+                (
+                    set.matrix.row(item.id).to_vec(),
+                    Some(item.id),
+                    format!("item {} ({})", item.id, item.path.display()),
+                )
+            }
+            (_, _, Some(image)) => (
+                embed_query_image(image, &set.meta.encoder, common.cpu)?,
+                None,
+                format!("image {}", image.display()),
+            ),
+            _ => bail!("give a query: --id N, --path PATH or --image FILE"),
+        };
     let found: Vec<Neighbour> = if args.exact {
         exact_neighbours(&set.matrix, &query, args.k, exclude)?
     } else {
@@ -190,11 +220,22 @@ pub fn neighbours(args: &NeighboursArgs, common: &CommonArgs) -> anyhow::Result<
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
-    println!("neighbours of {label} — {}, {} search", set.meta.encoder.describe(), if args.exact { "exact" } else { "HNSW" });
-    println!("{:>4} {:>6} {:>10}  {:<4} {:<28} path", "rank", "id", "similarity", "same", "listing");
+    println!(
+        "neighbours of {label} — {}, {} search",
+        set.meta.encoder.describe(),
+        if args.exact { "exact" } else { "HNSW" }
+    );
+    println!(
+        "{:>4} {:>6} {:>10}  {:<4} {:<28} path",
+        "rank", "id", "similarity", "same", "listing"
+    );
     for (rank, n) in found.iter().enumerate() {
         let item = &set.items[n.id];
-        let same = if query_listing.as_deref() == Some(item.listing.as_str()) { "yes" } else { "" };
+        let same = if query_listing.as_deref() == Some(item.listing.as_str()) {
+            "yes"
+        } else {
+            ""
+        };
         println!(
             "{:>4} {:>6} {:>10.4}  {:<4} {:<28} {}",
             rank + 1,
@@ -212,8 +253,14 @@ fn parse_range(text: &str) -> anyhow::Result<(f32, f32)> {
     let (lo, hi) = text
         .split_once(':')
         .with_context(|| format!("--range `{text}`: expected LOW:HIGH, e.g. 0.2:1.0"))?;
-    let lo: f32 = lo.trim().parse().with_context(|| format!("--range `{text}`: bad LOW"))?;
-    let hi: f32 = hi.trim().parse().with_context(|| format!("--range `{text}`: bad HIGH"))?;
+    let lo: f32 = lo
+        .trim()
+        .parse()
+        .with_context(|| format!("--range `{text}`: bad LOW"))?;
+    let hi: f32 = hi
+        .trim()
+        .parse()
+        .with_context(|| format!("--range `{text}`: bad HIGH"))?;
     if hi <= lo {
         bail!("--range `{text}`: HIGH must be above LOW");
     }
@@ -221,11 +268,20 @@ fn parse_range(text: &str) -> anyhow::Result<(f32, f32)> {
 }
 
 /// Renders the quadrant chart of `set` to `out` and prints its statistics.
-pub fn write_heatmap(set: &EmbeddingSet, params: &QuadrantParams, range: Option<(f32, f32)>, out: &Path) -> anyhow::Result<()> {
+pub fn write_heatmap(
+    set: &EmbeddingSet,
+    params: &QuadrantParams,
+    range: Option<(f32, f32)>,
+    out: &Path,
+) -> anyhow::Result<()> {
     let chart = quadrant_chart(&set.matrix, &set.items, params)?;
     let options = HeatmapOptions {
         range,
-        title: format!("Quadrant chart: {} listings × {} views", chart.listings.len(), chart.views),
+        title: format!(
+            "Quadrant chart: {} listings × {} views",
+            chart.listings.len(),
+            chart.views
+        ),
         note: format!("model: {}", set.meta.encoder.describe()),
     };
     let (image, _) = render_quadrant_chart(&chart, &options);
@@ -246,7 +302,12 @@ pub fn write_heatmap(set: &EmbeddingSet, params: &QuadrantParams, range: Option<
         s.gap,
         s.auc
     );
-    println!("heatmap → {} ({}×{} px)", out.display(), image.width(), image.height());
+    println!(
+        "heatmap → {} ({}×{} px)",
+        out.display(),
+        image.width(),
+        image.height()
+    );
     Ok(())
 }
 
@@ -282,7 +343,8 @@ pub fn project(args: &ProjectArgs, common: &CommonArgs) -> anyhow::Result<()> {
     for (id, p) in projection.points.iter().enumerate() {
         csv.push_str(&format!("{id},{},{}\n", p[0], p[1]));
     }
-    write_atomic(&out, csv.as_bytes()).with_context(|| format!("{}: cannot write", out.display()))?;
+    write_atomic(&out, csv.as_bytes())
+        .with_context(|| format!("{}: cannot write", out.display()))?;
     println!(
         "PCA of {} × {} in {:.2} s: explained variance {:.1}% + {:.1}% → {}",
         embedded.set.matrix.rows,
@@ -295,7 +357,11 @@ pub fn project(args: &ProjectArgs, common: &CommonArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn eval_reports(embedded: &Embedded, baseline: bool, common: &CommonArgs) -> anyhow::Result<Vec<EvalReport>> {
+fn eval_reports(
+    embedded: &Embedded,
+    baseline: bool,
+    common: &CommonArgs,
+) -> anyhow::Result<Vec<EvalReport>> {
     let mut reports = vec![evaluate(&embedded.set)?];
     if baseline && embedded.set.meta.encoder.model != ModelKind::Pixels {
         let pixels = embed_with(
@@ -336,8 +402,14 @@ pub fn main_job(dataset: Option<PathBuf>, common: &CommonArgs) -> anyhow::Result
     print_eval_table(&reports);
     println!();
     let model = embedded.set.meta.encoder.model.name();
-    let out = embedded.workspace.dir().join(format!("quadrant.{model}.png"));
+    let out = embedded
+        .workspace
+        .dir()
+        .join(format!("quadrant.{model}.png"));
     write_heatmap(&embedded.set, &QuadrantParams::default(), None, &out)?;
-    println!("workspace: {} (items.jsonl, embeddings.*.safetensors, index.*, skipped.json)", embedded.workspace.dir().display());
+    println!(
+        "workspace: {} (items.jsonl, embeddings.*.safetensors, index.*, skipped.json)",
+        embedded.workspace.dir().display()
+    );
     Ok(())
 }

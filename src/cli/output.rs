@@ -18,9 +18,9 @@ impl Bar {
         } else {
             ProgressBar::new(0)
         };
-        if let Ok(style) = ProgressStyle::with_template(
-            "{msg:>10} [{bar:30}] {pos}/{len} {per_sec} eta {eta}",
-        ) {
+        if let Ok(style) =
+            ProgressStyle::with_template("{msg:>10} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
+        {
             bar.set_style(style.progress_chars("=> "));
         }
         Self { bar }
@@ -58,6 +58,9 @@ pub fn print_skipped(skipped: &[Skipped], details_in: &std::path::Path) {
     }
 }
 
+/// Reads one metric from a report.
+type MetricOf = fn(&EvalReport) -> f64;
+
 /// Prints evaluation reports side by side (one column per model).
 pub fn print_eval_table(reports: &[EvalReport]) {
     let names: Vec<String> = reports.iter().map(|r| r.model.clone()).collect();
@@ -73,7 +76,7 @@ pub fn print_eval_table(reports: &[EvalReport]) {
         print!("{:>width$}", format!("[{}]", i + 1));
     }
     println!();
-    let rows: [(&str, fn(&EvalReport) -> f64); 9] = [
+    let rows: [(&str, MetricOf); 9] = [
         ("recall@1", |r| r.retrieval.recall_at_1),
         ("recall@5", |r| r.retrieval.recall_at_5),
         ("recall@10", |r| r.retrieval.recall_at_10),

@@ -389,8 +389,12 @@ mod tests {
         assert_eq!(ds.listing_count(), 2);
         let reasons: Vec<String> = ds.skipped.iter().map(|s| s.to_string()).collect();
         assert_eq!(reasons.len(), 2, "{reasons:?}");
-        assert!(reasons.iter().any(|r| r.contains("notes.txt: unsupported file type .txt")));
-        assert!(reasons.iter().any(|r| r.contains("empty: folder contains no readable images")));
+        assert!(reasons
+            .iter()
+            .any(|r| r.contains("notes.txt: unsupported file type .txt")));
+        assert!(reasons
+            .iter()
+            .any(|r| r.contains("empty: folder contains no readable images")));
     }
 
     #[test]
@@ -407,11 +411,20 @@ mod tests {
         let ds = load_dataset(&manifest).expect("loads");
         assert_eq!(ds.items.len(), 2);
         assert_eq!(ds.items[1].label.as_deref(), Some("animal"));
-        assert_eq!(ds.items[1].metadata.get("colour").map(String::as_str), Some("blue"));
+        assert_eq!(
+            ds.items[1].metadata.get("colour").map(String::as_str),
+            Some("blue")
+        );
         let reasons: Vec<String> = ds.skipped.iter().map(|s| s.to_string()).collect();
-        assert!(reasons.iter().any(|r| r.contains("missing.png: file not found (manifest row 4)")));
-        assert!(reasons.iter().any(|r| r.contains("duplicate path (manifest row 5, first listed in row 2)")));
-        assert!(reasons.iter().any(|r| r.contains("m.csv:6: row has an empty `path`")));
+        assert!(reasons
+            .iter()
+            .any(|r| r.contains("missing.png: file not found (manifest row 4)")));
+        assert!(reasons
+            .iter()
+            .any(|r| r.contains("duplicate path (manifest row 5, first listed in row 2)")));
+        assert!(reasons
+            .iter()
+            .any(|r| r.contains("m.csv:6: row has an empty `path`")));
     }
 
     #[test]
@@ -420,7 +433,10 @@ mod tests {
         let manifest = dir.path().join("m.jsonl");
         std::fs::write(&manifest, "{\"file\":\"a.png\"}\n").expect("write");
         let err = load_dataset(&manifest).expect_err("must fail").to_string();
-        assert!(err.contains("m.jsonl") && err.contains("no `path` column"), "{err}");
+        assert!(
+            err.contains("m.jsonl") && err.contains("no `path` column"),
+            "{err}"
+        );
     }
 
     #[test]

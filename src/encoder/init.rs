@@ -21,8 +21,8 @@ impl SeededInit {
         let n = shape.elem_count();
         let dims = shape.dims();
         let fan_in: usize = dims.iter().skip(1).product::<usize>().max(1);
-        let fan_out: usize = dims.first().copied().unwrap_or(1)
-            * dims.iter().skip(2).product::<usize>().max(1);
+        let fan_out: usize =
+            dims.first().copied().unwrap_or(1) * dims.iter().skip(2).product::<usize>().max(1);
         match init {
             Init::Const(v) => vec![v as f32; n],
             Init::Randn { mean, stdev } => (0..n)

@@ -144,7 +144,12 @@ impl EncoderSpec {
             (Some(p), _) => format!("weights {}", p.display()),
             (None, _) => format!("untrained encoder (random init, seed {})", self.seed),
         };
-        format!("{} @{}px, {}", self.model.name(), self.input_size_px, weights)
+        format!(
+            "{} @{}px, {}",
+            self.model.name(),
+            self.input_size_px,
+            weights
+        )
     }
 }
 
@@ -202,7 +207,10 @@ impl Encoder {
         let (vb, weights_fingerprint) = match &spec.weights {
             Some(path) => {
                 let (tensors, fingerprint) = load_weights(path, device)?;
-                (VarBuilder::from_tensors(tensors, DType::F32, device), fingerprint)
+                (
+                    VarBuilder::from_tensors(tensors, DType::F32, device),
+                    fingerprint,
+                )
             }
             None => (
                 VarBuilder::from_backend(
@@ -274,7 +282,11 @@ impl Encoder {
         for (image, out) in images.iter().zip(data.chunks_exact_mut(per_image)) {
             normalise_chw(&square_resize(image, size as u32), out);
         }
-        Ok(Tensor::from_vec(data, (images.len(), 3, size, size), &self.device)?)
+        Ok(Tensor::from_vec(
+            data,
+            (images.len(), 3, size, size),
+            &self.device,
+        )?)
     }
 }
 
@@ -329,8 +341,8 @@ mod tests {
 
     #[test]
     fn pixel_baseline_has_three_values_per_pixel() {
-        let enc = Encoder::new(&EncoderSpec::untrained(ModelKind::Pixels), &Device::Cpu)
-            .expect("builds");
+        let enc =
+            Encoder::new(&EncoderSpec::untrained(ModelKind::Pixels), &Device::Cpu).expect("builds");
         let rows = enc.embed(&test_images()).expect("embeds");
         assert_eq!(rows[0].len(), 32 * 32 * 3);
         assert_eq!(enc.dim(), 32 * 32 * 3);
@@ -350,17 +362,29 @@ mod tests {
             weights: Some(path.clone()),
             ..EncoderSpec::untrained(ModelKind::Compact)
         };
-        let err = Encoder::new(&spec, &Device::Cpu).err().expect("refused").to_string();
-        assert!(err.contains("w.safetensors") && err.contains("conv1"), "{err}");
+        let err = Encoder::new(&spec, &Device::Cpu)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            err.contains("w.safetensors") && err.contains("conv1"),
+            "{err}"
+        );
 
         std::fs::write(&path, b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":").expect("write");
-        let err = Encoder::new(&spec, &Device::Cpu).err().expect("refused").to_string();
+        let err = Encoder::new(&spec, &Device::Cpu)
+            .err()
+            .expect("refused")
+            .to_string();
         assert!(err.contains("w.safetensors: cannot read weights"), "{err}");
     }
 
     #[test]
     fn model_names_parse() {
-        assert_eq!("ResNet-18".parse::<ModelKind>().ok(), Some(ModelKind::Resnet18));
+        assert_eq!(
+            "ResNet-18".parse::<ModelKind>().ok(),
+            Some(ModelKind::Resnet18)
+        );
         assert!("vit".parse::<ModelKind>().is_err());
     }
 }

@@ -16,8 +16,8 @@ pub fn square_resize(image: &RgbImage, size_px: u32) -> RgbImage {
     let square = if w == h {
         image
     } else {
-        cropped = image::imageops::crop_imm(image, (w - side) / 2, (h - side) / 2, side, side)
-            .to_image();
+        cropped =
+            image::imageops::crop_imm(image, (w - side) / 2, (h - side) / 2, side, side).to_image();
         &cropped
     };
     if side == size_px {

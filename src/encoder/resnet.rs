@@ -3,8 +3,8 @@
 //! The classifier (`fc`) is dropped: the encoder returns the globally pooled features.
 //! Batch norm runs in training mode when asked (`forward_t`), so the same model can be trained.
 
-use candle_core::{Module, ModuleT, Result, Tensor, D};
 use super::conv::Conv2d;
+use candle_core::{Module, ModuleT, Result, Tensor, D};
 use candle_nn::{batch_norm, BatchNorm, VarBuilder};
 
 /// The shape of a ResNet: block type, blocks per stage, stage widths and stem.
@@ -93,15 +93,30 @@ impl Block {
         let (convs, c_out) = if bottleneck {
             let c_out = width * 4;
             let convs = vec![
-                (conv(c_in, width, 1, 1, vb.pp("conv1"))?, bn(width, vb.pp("bn1"))?),
-                (conv(width, width, 3, stride, vb.pp("conv2"))?, bn(width, vb.pp("bn2"))?),
-                (conv(width, c_out, 1, 1, vb.pp("conv3"))?, bn(c_out, vb.pp("bn3"))?),
+                (
+                    conv(c_in, width, 1, 1, vb.pp("conv1"))?,
+                    bn(width, vb.pp("bn1"))?,
+                ),
+                (
+                    conv(width, width, 3, stride, vb.pp("conv2"))?,
+                    bn(width, vb.pp("bn2"))?,
+                ),
+                (
+                    conv(width, c_out, 1, 1, vb.pp("conv3"))?,
+                    bn(c_out, vb.pp("bn3"))?,
+                ),
             ];
             (convs, c_out)
         } else {
             let convs = vec![
-                (conv(c_in, width, 3, stride, vb.pp("conv1"))?, bn(width, vb.pp("bn1"))?),
-                (conv(width, width, 3, 1, vb.pp("conv2"))?, bn(width, vb.pp("bn2"))?),
+                (
+                    conv(c_in, width, 3, stride, vb.pp("conv1"))?,
+                    bn(width, vb.pp("bn1"))?,
+                ),
+                (
+                    conv(width, width, 3, 1, vb.pp("conv2"))?,
+                    bn(width, vb.pp("bn2"))?,
+                ),
             ];
             (convs, width)
         };
@@ -147,7 +162,13 @@ impl ResNet {
         let stem_kernel = if config.imagenet_stem { 7 } else { 3 };
         let stem_stride = if config.imagenet_stem { 2 } else { 1 };
         let stem = (
-            conv(3, config.stem_channels, stem_kernel, stem_stride, vb.pp("conv1"))?,
+            conv(
+                3,
+                config.stem_channels,
+                stem_kernel,
+                stem_stride,
+                vb.pp("conv1"),
+            )?,
             bn(config.stem_channels, vb.pp("bn1"))?,
         );
         let mut blocks = Vec::new();
@@ -216,7 +237,10 @@ mod tests {
     #[test]
     fn compact_and_resnet18_give_features_of_the_documented_size() {
         let device = Device::Cpu;
-        for (config, size) in [(ResNetConfig::compact(), 64), (ResNetConfig::resnet18(), 64)] {
+        for (config, size) in [
+            (ResNetConfig::compact(), 64),
+            (ResNetConfig::resnet18(), 64),
+        ] {
             let vb = VarBuilder::zeros(DType::F32, &device);
             let net = ResNet::new(&config, vb).expect("builds");
             let x = Tensor::zeros((2, 3, size, size), DType::F32, &device).expect("tensor");
@@ -233,7 +257,11 @@ mod tests {
         let y = max_pool_3x3_stride2_pad1(&x).expect("pool");
         assert_eq!(y.dims(), &[1, 1, 4, 4]);
         // Top-left output window covers rows/cols 0..=1 of the input: max is 9.
-        let first: f32 = y.flatten_all().and_then(|t| t.get(0)).and_then(|t| t.to_scalar()).expect("value");
+        let first: f32 = y
+            .flatten_all()
+            .and_then(|t| t.get(0))
+            .and_then(|t| t.to_scalar())
+            .expect("value");
         assert_eq!(first, 9.0);
     }
 }

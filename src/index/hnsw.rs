@@ -218,7 +218,8 @@ impl NeighbourIndex {
             count: self.count,
             dim: self.dim,
         };
-        write_json_atomic(&manifest_path, &manifest).map_err(|e| io_error(&manifest_path, e.to_string()))
+        write_json_atomic(&manifest_path, &manifest)
+            .map_err(|e| io_error(&manifest_path, e.to_string()))
     }
 
     /// Loads an index saved by [`save`](Self::save), refusing it unless it was built from the
@@ -234,11 +235,10 @@ impl NeighbourIndex {
             path: manifest_path.clone(),
             message: e.to_string(),
         })?;
-        let manifest: IndexManifest =
-            serde_json::from_str(&text).map_err(|e| IndexError::Io {
-                path: manifest_path.clone(),
-                message: format!("unreadable index parameters: {e}"),
-            })?;
+        let manifest: IndexManifest = serde_json::from_str(&text).map_err(|e| IndexError::Io {
+            path: manifest_path.clone(),
+            message: format!("unreadable index parameters: {e}"),
+        })?;
         let stale = |reason: String| IndexError::Stale {
             path: manifest_path.clone(),
             reason,
@@ -281,7 +281,10 @@ impl NeighbourIndex {
         };
         let (count, dim) = loaded.with_dependent_mut(|_, h| {
             h.set_searching_mode(true);
-            (h.get_nb_point(), h.get_point_indexation().get_data_dimension())
+            (
+                h.get_nb_point(),
+                h.get_point_indexation().get_data_dimension(),
+            )
         });
         if count != manifest.count || (count > 0 && dim != manifest.dim) {
             return Err(stale(format!(
@@ -336,9 +339,8 @@ mod tests {
         let index = NeighbourIndex::build(&data, HnswParams::default()).expect("builds");
         let dir = tempfile::tempdir().expect("tempdir");
         index.save(dir.path(), "index.test", "fp1").expect("saves");
-        let reloaded =
-            NeighbourIndex::load(dir.path(), "index.test", "fp1", HnswParams::default())
-                .expect("reloads");
+        let reloaded = NeighbourIndex::load(dir.path(), "index.test", "fp1", HnswParams::default())
+            .expect("reloads");
         assert_eq!(reloaded.len(), 600);
         let mut hits = 0;
         for q in 0..100 {
@@ -353,7 +355,11 @@ mod tests {
             assert_eq!(a[0].id, q, "a vector is its own nearest neighbour");
             hits += a.iter().filter(|n| exact.contains(&n.id)).count();
         }
-        assert!(hits as f64 / 1000.0 > 0.95, "recall@10 {}", hits as f64 / 1000.0);
+        assert!(
+            hits as f64 / 1000.0 > 0.95,
+            "recall@10 {}",
+            hits as f64 / 1000.0
+        );
     }
 
     #[test]

@@ -205,7 +205,14 @@ pub fn render_quadrant_chart(
         let number_x = left_px as f32 + (b as f32 + 0.5) * block_px as f32
             - painter.width(&number, LABEL_PX) / 2.0;
         if block_px as f32 >= painter.width(&number, LABEL_PX) + 2.0 {
-            painter.draw(&mut image, &number, number_x, top_px as f32 - 17.0, LABEL_PX, MUTED);
+            painter.draw(
+                &mut image,
+                &number,
+                number_x,
+                top_px as f32 - 17.0,
+                LABEL_PX,
+                MUTED,
+            );
         }
     }
     // Legend: a vertical bar from high (top) to low (bottom) with three ticks.
@@ -218,7 +225,14 @@ pub fn render_quadrant_chart(
     for (k, tick) in tick_labels.iter().enumerate() {
         let y = top_px as f32 + k as f32 * matrix_px as f32 / 2.0 - LABEL_PX * 0.6;
         let y = y.clamp(top_px as f32 - 4.0, (top_px + matrix_px) as f32 - LABEL_PX);
-        painter.draw(&mut image, tick, (legend_left + legend_width + 6) as f32, y, LABEL_PX, INK);
+        painter.draw(
+            &mut image,
+            tick,
+            (legend_left + legend_width + 6) as f32,
+            y,
+            LABEL_PX,
+            INK,
+        );
     }
     painter.draw(
         &mut image,
@@ -230,7 +244,14 @@ pub fn render_quadrant_chart(
     );
     for (k, line) in caption.iter().enumerate() {
         let y = (top_px + matrix_px + 16 + k as u32 * 20) as f32;
-        painter.draw(&mut image, line, 16.0, y, CAPTION_PX, if k < 2 { INK } else { MUTED });
+        painter.draw(
+            &mut image,
+            line,
+            16.0,
+            y,
+            CAPTION_PX,
+            if k < 2 { INK } else { MUTED },
+        );
     }
     (
         image,

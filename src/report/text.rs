@@ -35,7 +35,15 @@ impl TextPainter {
     }
 
     /// Draws `text` with its top-left corner at (`x`, `y`), blending `colour` over the image.
-    pub fn draw(&self, image: &mut RgbImage, text: &str, x: f32, y: f32, size_px: f32, colour: [u8; 3]) {
+    pub fn draw(
+        &self,
+        image: &mut RgbImage,
+        text: &str,
+        x: f32,
+        y: f32,
+        size_px: f32,
+        colour: [u8; 3],
+    ) {
         let scale = PxScale::from(size_px);
         let scaled = self.font.as_scaled(scale);
         let baseline = y + scaled.ascent();
@@ -62,7 +70,8 @@ impl TextPainter {
                 let pixel = image.get_pixel_mut(px as u32, py as u32);
                 let a = coverage.clamp(0.0, 1.0);
                 for ch in 0..3 {
-                    pixel[ch] = (pixel[ch] as f32 * (1.0 - a) + colour[ch] as f32 * a).round() as u8;
+                    pixel[ch] =
+                        (pixel[ch] as f32 * (1.0 - a) + colour[ch] as f32 * a).round() as u8;
                 }
             });
         }

@@ -56,7 +56,7 @@ impl EmbeddingStore {
         let bytes = std::fs::read(path).map_err(|e| WorkspaceError::io(path, e))?;
         let tensors = SafeTensors::deserialize(&bytes)
             .map_err(|e| WorkspaceError::io(path, format!("not a safetensors file: {e}")))?;
-        let name = if tensors.names().iter().any(|n| *n == "embeddings") {
+        let name = if tensors.names().contains(&"embeddings") {
             "embeddings".to_string()
         } else {
             match tensors.names().as_slice() {
@@ -144,7 +144,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("bad.safetensors");
         std::fs::write(&path, b"\x05").expect("write");
-        let err = EmbeddingStore::load(&path).err().expect("refused").to_string();
-        assert!(err.contains("bad.safetensors: not a safetensors file"), "{err}");
+        let err = EmbeddingStore::load(&path)
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            err.contains("bad.safetensors: not a safetensors file"),
+            "{err}"
+        );
     }
 }

@@ -143,8 +143,8 @@ impl Workspace {
     pub fn write_items(&self, items: &[Item]) -> Result<String, WorkspaceError> {
         let mut text = String::new();
         for item in items {
-            let line =
-                serde_json::to_string(item).map_err(|e| WorkspaceError::io(&self.items_path(), e))?;
+            let line = serde_json::to_string(item)
+                .map_err(|e| WorkspaceError::io(&self.items_path(), e))?;
             text.push_str(&line);
             text.push('\n');
         }
