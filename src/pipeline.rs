@@ -251,10 +251,12 @@ fn fresh_embeddings(
 }
 
 /// How an index job went.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct IndexReport {
     /// A fresh index was reloaded instead of built.
     pub reused: bool,
+    /// Why an index on disk was not used (stale or damaged); `None` when there was none.
+    pub rebuilt_because: Option<String>,
     /// Wall time of the job.
     pub duration_secs: f64,
 }
@@ -268,18 +270,23 @@ pub fn ensure_index(
 ) -> Result<(NeighbourIndex, IndexReport), PipelineError> {
     let started = Instant::now();
     let basename = workspace.index_basename(set.meta.encoder.model.name());
-    if let Ok(index) = NeighbourIndex::load(
+    let rebuilt_because = match NeighbourIndex::load(
         workspace.dir(),
         &basename,
         &set.meta.embeddings_fingerprint,
         params,
     ) {
-        let report = IndexReport {
-            reused: true,
-            duration_secs: started.elapsed().as_secs_f64(),
-        };
-        return Ok((index, report));
-    }
+        Ok(index) => {
+            let report = IndexReport {
+                reused: true,
+                rebuilt_because: None,
+                duration_secs: started.elapsed().as_secs_f64(),
+            };
+            return Ok((index, report));
+        }
+        Err(_) if !NeighbourIndex::is_saved(workspace.dir(), &basename) => None,
+        Err(e) => Some(e.to_string()),
+    };
     progress.report(Progress {
         phase: "indexing".into(),
         done: 0,
@@ -294,6 +301,7 @@ pub fn ensure_index(
     });
     let report = IndexReport {
         reused: false,
+        rebuilt_because,
         duration_secs: started.elapsed().as_secs_f64(),
     };
     Ok((index, report))

@@ -8,7 +8,7 @@ use natview::dataset::load_dataset;
 use natview::encoder::{EncoderSpec, ModelKind};
 use natview::index::{exact_neighbours, HnswParams, NeighbourIndex};
 use natview::jobs::{CancelFlag, NoProgress};
-use natview::pipeline::{embed_dataset, ensure_index, evaluate, EmbedRequest};
+use natview::pipeline::{embed_dataset, ensure_index, evaluate, EmbedRequest, EmbeddingSet};
 use natview::report::{diverging_colour, render_quadrant_chart, HeatmapOptions};
 use natview::workspace::{EmbeddingStore, Workspace};
 
@@ -18,6 +18,23 @@ fn request(model: ModelKind) -> EmbedRequest {
         batch_size: Some(16),
         force_cpu: true,
     }
+}
+
+/// Embeds the first `listings` demo listings with `model` in a fresh temporary folder.
+fn embed_demo_slice(listings: usize, model: ModelKind) -> (tempfile::TempDir, EmbeddingSet) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = common::demo_slice(dir.path(), listings);
+    let dataset = load_dataset(&root).expect("loads");
+    let workspace = Workspace::for_dataset(&dataset, None);
+    let (set, _) = embed_dataset(
+        &dataset,
+        &workspace,
+        &request(model),
+        &NoProgress,
+        &CancelFlag::new(),
+    )
+    .expect("embeds");
+    (dir, set)
 }
 
 #[test]
@@ -143,18 +160,7 @@ fn artefacts_are_reused_when_fresh_and_rebuilt_when_stale() {
 
 #[test]
 fn hnsw_neighbours_agree_with_exact_search_on_real_embeddings() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let root = common::demo_slice(dir.path(), 60);
-    let dataset = load_dataset(&root).expect("loads");
-    let workspace = Workspace::for_dataset(&dataset, None);
-    let (set, _) = embed_dataset(
-        &dataset,
-        &workspace,
-        &request(ModelKind::Compact),
-        &NoProgress,
-        &CancelFlag::new(),
-    )
-    .expect("embeds");
+    let (_dir, set) = embed_demo_slice(60, ModelKind::Compact);
     let index = NeighbourIndex::build(&set.matrix, HnswParams::default()).expect("index");
     let (mut agree, mut total) = (0usize, 0usize);
     for q in 0..set.matrix.rows {
@@ -178,18 +184,7 @@ fn hnsw_neighbours_agree_with_exact_search_on_real_embeddings() {
 
 #[test]
 fn evaluation_and_heatmap_on_real_images() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let root = common::demo_slice(dir.path(), 20);
-    let dataset = load_dataset(&root).expect("loads");
-    let workspace = Workspace::for_dataset(&dataset, None);
-    let (set, _) = embed_dataset(
-        &dataset,
-        &workspace,
-        &request(ModelKind::Pixels),
-        &NoProgress,
-        &CancelFlag::new(),
-    )
-    .expect("embeds");
+    let (_dir, set) = embed_demo_slice(20, ModelKind::Pixels);
     let report = evaluate(&set).expect("eval");
     assert_eq!(report.images, 100);
     assert_eq!(report.listings, 20);

@@ -121,6 +121,9 @@ fn index_for(
             report.duration_secs
         );
     } else {
+        if let Some(reason) = &report.rebuilt_because {
+            eprintln!("index: rebuilding ({reason})");
+        }
         let p = index.params();
         eprintln!(
             "index: built HNSW over {} vectors (M={}, ef_construction={}) in {:.2} s → {}.*",
@@ -225,8 +228,14 @@ pub fn neighbours(args: &NeighboursArgs, common: &CommonArgs) -> anyhow::Result<
         set.meta.encoder.describe(),
         if args.exact { "exact" } else { "HNSW" }
     );
+    let listing_width = found
+        .iter()
+        .map(|n| set.items[n.id].listing.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max("listing".len());
     println!(
-        "{:>4} {:>6} {:>10}  {:<4} {:<28} path",
+        "{:>4} {:>6} {:>10}  {:<4}  {:<listing_width$}  path",
         "rank", "id", "similarity", "same", "listing"
     );
     for (rank, n) in found.iter().enumerate() {
@@ -237,7 +246,7 @@ pub fn neighbours(args: &NeighboursArgs, common: &CommonArgs) -> anyhow::Result<
             ""
         };
         println!(
-            "{:>4} {:>6} {:>10.4}  {:<4} {:<28} {}",
+            "{:>4} {:>6} {:>10.4}  {:<4}  {:<listing_width$}  {}",
             rank + 1,
             n.id,
             n.similarity,

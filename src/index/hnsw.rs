@@ -222,6 +222,11 @@ impl NeighbourIndex {
             .map_err(|e| io_error(&manifest_path, e.to_string()))
     }
 
+    /// Whether an index was saved under `dir/basename` (it may still be stale or damaged).
+    pub fn is_saved(dir: &Path, basename: &str) -> bool {
+        manifest_path(dir, basename).exists()
+    }
+
     /// Loads an index saved by [`save`](Self::save), refusing it unless it was built from the
     /// embeddings with `expected_fingerprint` and with the requested construction parameters.
     pub fn load(
