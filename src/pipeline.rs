@@ -267,6 +267,7 @@ pub fn ensure_index(
     set: &EmbeddingSet,
     params: HnswParams,
     progress: &dyn ProgressSink,
+    cancel: &CancelFlag,
 ) -> Result<(NeighbourIndex, IndexReport), PipelineError> {
     let started = Instant::now();
     let basename = workspace.index_basename(set.meta.encoder.model.name());
@@ -287,18 +288,25 @@ pub fn ensure_index(
         Err(_) if !NeighbourIndex::is_saved(workspace.dir(), &basename) => None,
         Err(e) => Some(e.to_string()),
     };
+    let total = set.matrix.rows;
     progress.report(Progress {
         phase: "indexing".into(),
         done: 0,
-        total: set.matrix.rows,
+        total,
     });
-    let index = NeighbourIndex::build(&set.matrix, params)?;
+    let index = NeighbourIndex::build_with_progress(&set.matrix, params, &mut |done| {
+        progress.report(Progress {
+            phase: "indexing".into(),
+            done,
+            total,
+        });
+        !cancel.is_cancelled()
+    })
+    .map_err(|e| match e {
+        IndexError::Cancelled => PipelineError::Cancelled,
+        other => PipelineError::Index(other),
+    })?;
     index.save(workspace.dir(), &basename, &set.meta.embeddings_fingerprint)?;
-    progress.report(Progress {
-        phase: "indexing".into(),
-        done: set.matrix.rows,
-        total: set.matrix.rows,
-    });
     let report = IndexReport {
         reused: false,
         rebuilt_because,

@@ -8,7 +8,9 @@ use natview::dataset::load_dataset;
 use natview::encoder::{EncoderSpec, ModelKind};
 use natview::index::{exact_neighbours, HnswParams, NeighbourIndex};
 use natview::jobs::{CancelFlag, NoProgress};
-use natview::pipeline::{embed_dataset, ensure_index, evaluate, EmbedRequest, EmbeddingSet};
+use natview::pipeline::{
+    embed_dataset, ensure_index, evaluate, EmbedRequest, EmbeddingSet, PipelineError,
+};
 use natview::report::{diverging_colour, render_quadrant_chart, HeatmapOptions};
 use natview::workspace::{EmbeddingStore, Workspace};
 
@@ -94,10 +96,22 @@ fn artefacts_are_reused_when_fresh_and_rebuilt_when_stale() {
     );
 
     // Index: built once, then reloaded; answers identical.
-    let (built, i1) =
-        ensure_index(&workspace, &first, HnswParams::default(), &NoProgress).expect("index");
-    let (reloaded, i2) =
-        ensure_index(&workspace, &first, HnswParams::default(), &NoProgress).expect("index");
+    let (built, i1) = ensure_index(
+        &workspace,
+        &first,
+        HnswParams::default(),
+        &NoProgress,
+        &CancelFlag::new(),
+    )
+    .expect("index");
+    let (reloaded, i2) = ensure_index(
+        &workspace,
+        &first,
+        HnswParams::default(),
+        &NoProgress,
+        &CancelFlag::new(),
+    )
+    .expect("index");
     assert!(!i1.reused && i2.reused);
     for q in 0..first.matrix.rows {
         let a = built.search(first.matrix.row(q), 5, None).expect("search");
@@ -122,8 +136,14 @@ fn artefacts_are_reused_when_fresh_and_rebuilt_when_stale() {
     assert!(r3.stale_reason.is_some());
     assert_ne!(third.matrix, first.matrix);
     // …and the index of the old embeddings is not used for the new ones.
-    let (_, i3) =
-        ensure_index(&workspace, &third, HnswParams::default(), &NoProgress).expect("index");
+    let (_, i3) = ensure_index(
+        &workspace,
+        &third,
+        HnswParams::default(),
+        &NoProgress,
+        &CancelFlag::new(),
+    )
+    .expect("index");
     assert!(!i3.reused);
 
     // A changed dataset (one more view) makes the embeddings stale too.
@@ -222,4 +242,33 @@ fn evaluation_and_heatmap_on_real_images() {
             "cell ({i}, {j})"
         );
     }
+}
+
+#[test]
+fn cancelled_jobs_stop_and_leave_no_artefact() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = common::demo_slice(dir.path(), 4);
+    let dataset = load_dataset(&root).expect("loads");
+    let workspace = Workspace::for_dataset(&dataset, None);
+    let cancelled = CancelFlag::new();
+    cancelled.cancel();
+    let req = request(ModelKind::Compact);
+    let result = embed_dataset(&dataset, &workspace, &req, &NoProgress, &cancelled);
+    assert!(matches!(result, Err(PipelineError::Cancelled)));
+    assert!(!workspace.embeddings_path("compact").exists());
+
+    let (set, _) =
+        embed_dataset(&dataset, &workspace, &req, &NoProgress, &CancelFlag::new()).expect("embeds");
+    let result = ensure_index(
+        &workspace,
+        &set,
+        HnswParams::default(),
+        &NoProgress,
+        &cancelled,
+    );
+    assert!(matches!(result, Err(PipelineError::Cancelled)));
+    assert!(!NeighbourIndex::is_saved(
+        workspace.dir(),
+        &workspace.index_basename("compact")
+    ));
 }

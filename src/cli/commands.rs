@@ -107,7 +107,13 @@ fn index_for(
     common: &CommonArgs,
 ) -> anyhow::Result<NeighbourIndex> {
     let bar = Bar::new(common.quiet);
-    let (index, report) = ensure_index(&embedded.workspace, &embedded.set, hnsw.params(), &bar)?;
+    let (index, report) = ensure_index(
+        &embedded.workspace,
+        &embedded.set,
+        hnsw.params(),
+        &bar,
+        &CancelFlag::new(),
+    )?;
     bar.finish();
     let base = embedded.workspace.dir().join(
         embedded

@@ -94,9 +94,22 @@ pub struct NeighbourIndex {
 /// Layers in the graph (hnsw_rs's maximum).
 const MAX_LAYERS: usize = 16;
 
+/// Rows inserted between two progress reports while building.
+pub const BUILD_CHUNK: usize = 2048;
+
 impl NeighbourIndex {
     /// Builds the index over the rows of `embeddings` (ids = row numbers), in parallel.
     pub fn build(embeddings: &Matrix, params: HnswParams) -> Result<Self, IndexError> {
+        Self::build_with_progress(embeddings, params, &mut |_| true)
+    }
+
+    /// Builds the index in chunks of [`BUILD_CHUNK`] rows (each inserted in parallel), calling
+    /// `after_chunk(rows_done)` between chunks; returning `false` from it cancels the build.
+    pub fn build_with_progress(
+        embeddings: &Matrix,
+        params: HnswParams,
+        after_chunk: &mut dyn FnMut(usize) -> bool,
+    ) -> Result<Self, IndexError> {
         let params = params.check()?;
         let mut hnsw = Hnsw::new(
             params.max_connections,
@@ -105,10 +118,14 @@ impl NeighbourIndex {
             params.ef_construction,
             UnitCosine,
         );
-        let rows: Vec<(&[f32], usize)> = (0..embeddings.rows)
-            .map(|i| (embeddings.row(i), i))
-            .collect();
-        hnsw.parallel_insert_slice(&rows);
+        for start in (0..embeddings.rows).step_by(BUILD_CHUNK) {
+            let end = (start + BUILD_CHUNK).min(embeddings.rows);
+            let rows: Vec<(&[f32], usize)> = (start..end).map(|i| (embeddings.row(i), i)).collect();
+            hnsw.parallel_insert_slice(&rows);
+            if !after_chunk(end) {
+                return Err(IndexError::Cancelled);
+            }
+        }
         hnsw.set_searching_mode(true);
         Ok(Self {
             graph: Graph::Built(hnsw),

@@ -5,7 +5,7 @@ mod exact;
 mod hnsw;
 
 pub use exact::{exact_neighbours, exact_neighbours_all};
-pub use hnsw::{HnswParams, NeighbourIndex, UnitCosine};
+pub use hnsw::{HnswParams, NeighbourIndex, UnitCosine, BUILD_CHUNK};
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -49,6 +49,9 @@ pub enum IndexError {
         /// Dimension of the query.
         got: usize,
     },
+    /// The build was cancelled.
+    #[error("cancelled")]
+    Cancelled,
     /// A tensor operation failed during exact search.
     #[error("exact search failed: {0}")]
     Candle(#[from] candle_core::Error),
