@@ -195,16 +195,20 @@ pub fn render_quadrant_chart(
         }
     }
     // Listing names on the left, block numbers on top.
+    // When blocks are shorter than a line of text, name every `label_stride`-th listing.
+    let label_stride = ((LABEL_PX * 1.15) / block_px.max(1) as f32).ceil().max(1.0) as usize;
+    let widest_number = painter.width(&labels.len().to_string(), LABEL_PX) + 6.0;
+    let number_stride = (widest_number / block_px.max(1) as f32).ceil().max(1.0) as usize;
     for (b, label) in labels.iter().enumerate() {
         let centre = top_px as f32 + (b as f32 + 0.5) * block_px as f32;
         let x = left_px as f32 - 8.0 - painter.width(label, LABEL_PX);
-        if block_px as f32 >= LABEL_PX * 0.8 || b % 2 == 0 {
+        if b % label_stride == 0 {
             painter.draw(&mut image, label, x, centre - LABEL_PX * 0.6, LABEL_PX, INK);
         }
         let number = (b + 1).to_string();
         let number_x = left_px as f32 + (b as f32 + 0.5) * block_px as f32
             - painter.width(&number, LABEL_PX) / 2.0;
-        if block_px as f32 >= painter.width(&number, LABEL_PX) + 2.0 {
+        if b % number_stride == 0 {
             painter.draw(
                 &mut image,
                 &number,
