@@ -2,9 +2,10 @@
 //! of one item each), embed it with a candle encoder, index it with HNSW, and measure and show
 //! how close views of one listing are compared with other listings.
 //!
-//! Only the `app`/`ui` modules (the GUI) use egui; everything here runs headless.
+//! Only the `app`/`ui` modules (the GUI) use egui; everything else runs headless.
 
 pub mod analysis;
+pub mod app;
 pub mod dataset;
 pub mod encoder;
 pub mod index;
@@ -13,4 +14,5 @@ pub mod linalg;
 pub mod pipeline;
 pub mod report;
 pub mod rng;
+pub mod ui;
 pub mod workspace;

@@ -5,7 +5,7 @@ use super::output::{print_eval_table, print_skipped, Bar};
 use super::{CommonArgs, EvalArgs, HeatmapArgs, IndexArgs, NeighboursArgs, ProjectArgs};
 use anyhow::{bail, Context};
 use natview::analysis::{pca_2d, quadrant_chart, QuadrantParams};
-use natview::dataset::{load_dataset, Dataset};
+use natview::dataset::{demo_dataset_path, load_dataset, Dataset};
 use natview::encoder::{EncoderSpec, ModelKind};
 use natview::index::{exact_neighbours, Neighbour, NeighbourIndex};
 use natview::jobs::CancelFlag;
@@ -16,16 +16,6 @@ use natview::pipeline::{
 use natview::report::{render_quadrant_chart, HeatmapOptions};
 use natview::workspace::{write_atomic, Workspace};
 use std::path::{Path, PathBuf};
-
-/// The built-in demo: `assets/demo/manifest.csv` in the current folder or the source tree.
-pub fn demo_dataset_path() -> PathBuf {
-    let local = PathBuf::from("assets/demo/manifest.csv");
-    if local.exists() {
-        local
-    } else {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo/manifest.csv")
-    }
-}
 
 /// Loads a dataset and prints a one-line summary.
 pub fn load(path: &Path) -> anyhow::Result<Dataset> {

@@ -38,6 +38,11 @@ enum Command {
     Eval(EvalArgs),
     /// Benchmarks: embedding throughput, HNSW build time and recall.
     Bench(bench::BenchArgs),
+    /// Open the desktop app (on DATASET, or the last dataset opened).
+    Gui {
+        /// Dataset to open.
+        dataset: Option<PathBuf>,
+    },
 }
 
 /// Options every command takes.
@@ -208,5 +213,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Project(a)) => commands::project(&a, &common),
         Some(Command::Eval(a)) => commands::eval(&a, &common),
         Some(Command::Bench(a)) => bench::run(&a, &common),
+        Some(Command::Gui { dataset }) => natview::app::run_window(dataset, common.spec()?)
+            .map_err(|e| anyhow::anyhow!("cannot open the window: {e}")),
     }
 }

@@ -155,6 +155,17 @@ impl Dataset {
     }
 }
 
+/// The built-in demo dataset: `assets/demo/manifest.csv` in the current folder if it is there,
+/// else in the source tree natview was built from.
+pub fn demo_dataset_path() -> PathBuf {
+    let local = PathBuf::from("assets/demo/manifest.csv");
+    if local.exists() {
+        local
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo/manifest.csv")
+    }
+}
+
 /// Groups item ids by listing, listings in order of first appearance.
 pub fn group_by_listing(items: &[Item]) -> Vec<(String, Vec<usize>)> {
     let mut order: Vec<(String, Vec<usize>)> = Vec::new();

@@ -7,4 +7,4 @@ pub use heatmap::{
     colour_range, diverging_colour, render_quadrant_chart, HeatmapLayout, HeatmapOptions, GREEN,
     RED, YELLOW,
 };
-pub use text::TextPainter;
+pub use text::{TextPainter, BUNDLED_FONT};

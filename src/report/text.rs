@@ -3,7 +3,8 @@
 use ab_glyph::{point, Font, FontRef, PxScale, ScaleFont};
 use image::RgbImage;
 
-static FONT_BYTES: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+/// The bundled DejaVu Sans font (Bitstream Vera licence, see assets/fonts/).
+pub static BUNDLED_FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 
 /// Draws text with the bundled font.
 pub struct TextPainter {
@@ -14,7 +15,7 @@ impl TextPainter {
     /// Loads the bundled font.
     pub fn new() -> Self {
         // The font is compiled into the binary; it parses or the build is broken.
-        let font = FontRef::try_from_slice(FONT_BYTES).expect("bundled DejaVu Sans font parses");
+        let font = FontRef::try_from_slice(BUNDLED_FONT).expect("bundled DejaVu Sans font parses");
         Self { font }
     }
 

@@ -1,0 +1,161 @@
+//! Gallery: every image, grouped by listing into cards, filtered by text and label; only the
+//! rows in view are laid out (virtual scrolling), so the full emoji set scrolls smoothly.
+
+use super::theme;
+use super::thumbnails::{item_hover_text, thumbnail_button, ThumbnailCache};
+use crate::app::{Command, Session};
+
+/// The gallery's own state: filters and the listings they let through.
+#[derive(Default)]
+pub struct GalleryState {
+    /// Text that a listing's name, label, metadata or paths must contain (case-insensitive).
+    pub filter: String,
+    /// Only listings with this label.
+    pub label: Option<String>,
+    /// (filter, label, listing count) the cached list was computed for.
+    cached_for: Option<(String, Option<String>, usize)>,
+    /// Indices into `session.listings` that pass the filters.
+    visible: Vec<usize>,
+    /// Distinct labels of the session, sorted.
+    labels: Vec<String>,
+}
+
+impl GalleryState {
+    fn refresh(&mut self, session: &Session) {
+        let key = (
+            self.filter.clone(),
+            self.label.clone(),
+            session.listings.len(),
+        );
+        if self.cached_for.as_ref() == Some(&key) {
+            return;
+        }
+        let needle = self.filter.to_lowercase();
+        let items = &session.set.items;
+        self.visible = session
+            .listings
+            .iter()
+            .enumerate()
+            .filter(|(_, (name, ids))| {
+                let label_ok = match &self.label {
+                    Some(label) => ids
+                        .iter()
+                        .any(|&i| items[i].label.as_deref() == Some(label)),
+                    None => true,
+                };
+                let text_ok = needle.is_empty()
+                    || name.to_lowercase().contains(&needle)
+                    || ids.iter().any(|&i| {
+                        let item = &items[i];
+                        item.label
+                            .as_deref()
+                            .is_some_and(|l| l.to_lowercase().contains(&needle))
+                            || item
+                                .metadata
+                                .values()
+                                .any(|v| v.to_lowercase().contains(&needle))
+                            || item.path.to_string_lossy().to_lowercase().contains(&needle)
+                    });
+                label_ok && text_ok
+            })
+            .map(|(index, _)| index)
+            .collect();
+        let mut labels: Vec<String> = items.iter().filter_map(|i| i.label.clone()).collect();
+        labels.sort();
+        labels.dedup();
+        self.labels = labels;
+        self.cached_for = Some(key);
+    }
+
+    /// Number of listings that pass the filters (after the last frame).
+    pub fn visible_listings(&self) -> usize {
+        self.visible.len()
+    }
+}
+
+/// Draws the gallery.
+pub fn gallery_ui(
+    ui: &mut egui::Ui,
+    session: &Session,
+    state: &mut GalleryState,
+    thumbnails: &mut ThumbnailCache,
+    commands: &mut Vec<Command>,
+) {
+    state.refresh(session);
+    ui.horizontal(|ui| {
+        ui.label("Filter");
+        ui.add(
+            egui::TextEdit::singleline(&mut state.filter)
+                .hint_text("name, label, metadata…")
+                .desired_width(220.0),
+        );
+        let current = state.label.clone().unwrap_or_else(|| "all labels".into());
+        egui::ComboBox::from_label("label")
+            .selected_text(current)
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut state.label, None, "all labels");
+                for label in &state.labels {
+                    ui.selectable_value(&mut state.label, Some(label.clone()), label);
+                }
+            });
+        ui.label(
+            egui::RichText::new(format!(
+                "{} of {} listings",
+                state.visible.len(),
+                session.listings.len()
+            ))
+            .color(theme::MUTED),
+        );
+    });
+    ui.separator();
+    state.refresh(session);
+
+    let max_views = session
+        .listings
+        .iter()
+        .map(|(_, ids)| ids.len())
+        .max()
+        .unwrap_or(1)
+        .min(8);
+    let card_width = max_views as f32 * (theme::THUMB_PX + theme::GAP_PX) + 12.0;
+    let per_row = ((ui.available_width() / card_width).floor() as usize).max(1);
+    let row_height = theme::THUMB_PX + 26.0;
+    let rows = state.visible.len().div_ceil(per_row);
+    let selected = session.selection.as_ref().map(|s| s.item);
+    let ctx = ui.ctx().clone();
+    egui::ScrollArea::vertical()
+        .auto_shrink([false, false])
+        .show_rows(ui, row_height, rows, |ui, range| {
+            for row in range {
+                ui.horizontal(|ui| {
+                    for &listing in state.visible.iter().skip(row * per_row).take(per_row) {
+                        let (name, ids) = &session.listings[listing];
+                        ui.allocate_ui(egui::vec2(card_width, row_height), |ui| {
+                            ui.vertical(|ui| {
+                                ui.add(
+                                    egui::Label::new(egui::RichText::new(name).small()).truncate(),
+                                );
+                                ui.horizontal(|ui| {
+                                    ui.spacing_mut().item_spacing.x = theme::GAP_PX;
+                                    for &id in ids.iter().take(8) {
+                                        let texture = thumbnails.get(&ctx, session, id);
+                                        let response = thumbnail_button(
+                                            ui,
+                                            texture,
+                                            theme::THUMB_PX,
+                                            format!("item {id}"),
+                                            item_hover_text(session, id),
+                                            selected == Some(id),
+                                        );
+                                        if response.clicked() {
+                                            commands.push(Command::Select(id));
+                                        }
+                                    }
+                                });
+                            });
+                        });
+                    }
+                });
+            }
+        });
+}
