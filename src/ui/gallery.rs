@@ -131,6 +131,8 @@ pub fn gallery_ui(
                     for &listing in state.visible.iter().skip(row * per_row).take(per_row) {
                         let (name, ids) = &session.listings[listing];
                         ui.allocate_ui(egui::vec2(card_width, row_height), |ui| {
+                            // Fixed card width, so columns line up whatever the number of views.
+                            ui.set_min_width(card_width);
                             ui.vertical(|ui| {
                                 ui.add(
                                     egui::Label::new(egui::RichText::new(name).small()).truncate(),
