@@ -4,12 +4,13 @@
 mod common;
 
 use natview::analysis::{quadrant_chart, QuadrantParams};
-use natview::dataset::load_dataset;
+use natview::dataset::{load_dataset, Dataset};
 use natview::encoder::{EncoderSpec, ModelKind};
 use natview::index::{exact_neighbours, HnswParams, NeighbourIndex};
 use natview::jobs::{CancelFlag, NoProgress};
 use natview::pipeline::{
-    embed_dataset, ensure_index, evaluate, EmbedRequest, EmbeddingSet, PipelineError,
+    embed_dataset, ensure_index, evaluate, EmbedReport, EmbedRequest, EmbeddingSet, IndexReport,
+    PipelineError,
 };
 use natview::report::{diverging_colour, render_quadrant_chart, HeatmapOptions};
 use natview::workspace::{EmbeddingStore, Workspace};
@@ -37,6 +38,27 @@ fn embed_demo_slice(listings: usize, model: ModelKind) -> (tempfile::TempDir, Em
     )
     .expect("embeds");
     (dir, set)
+}
+
+/// Runs the embedding job without progress or cancellation.
+fn embed(
+    dataset: &Dataset,
+    workspace: &Workspace,
+    req: &EmbedRequest,
+) -> (EmbeddingSet, EmbedReport) {
+    embed_dataset(dataset, workspace, req, &NoProgress, &CancelFlag::new()).expect("embeds")
+}
+
+/// Runs the index job with default parameters, without progress or cancellation.
+fn index(workspace: &Workspace, set: &EmbeddingSet) -> (NeighbourIndex, IndexReport) {
+    ensure_index(
+        workspace,
+        set,
+        HnswParams::default(),
+        &NoProgress,
+        &CancelFlag::new(),
+    )
+    .expect("index")
 }
 
 #[test]
@@ -84,11 +106,9 @@ fn artefacts_are_reused_when_fresh_and_rebuilt_when_stale() {
     let dataset = load_dataset(&root).expect("loads");
     let workspace = Workspace::for_dataset(&dataset, None);
     let req = request(ModelKind::Compact);
-    let (first, r1) =
-        embed_dataset(&dataset, &workspace, &req, &NoProgress, &CancelFlag::new()).expect("embeds");
+    let (first, r1) = embed(&dataset, &workspace, &req);
     assert!(!r1.reused);
-    let (second, r2) =
-        embed_dataset(&dataset, &workspace, &req, &NoProgress, &CancelFlag::new()).expect("embeds");
+    let (second, r2) = embed(&dataset, &workspace, &req);
     assert!(r2.reused, "same dataset and encoder: reused");
     assert_eq!(
         first.matrix, second.matrix,
@@ -96,22 +116,8 @@ fn artefacts_are_reused_when_fresh_and_rebuilt_when_stale() {
     );
 
     // Index: built once, then reloaded; answers identical.
-    let (built, i1) = ensure_index(
-        &workspace,
-        &first,
-        HnswParams::default(),
-        &NoProgress,
-        &CancelFlag::new(),
-    )
-    .expect("index");
-    let (reloaded, i2) = ensure_index(
-        &workspace,
-        &first,
-        HnswParams::default(),
-        &NoProgress,
-        &CancelFlag::new(),
-    )
-    .expect("index");
+    let (built, i1) = index(&workspace, &first);
+    let (reloaded, i2) = index(&workspace, &first);
     assert!(!i1.reused && i2.reused);
     for q in 0..first.matrix.rows {
         let a = built.search(first.matrix.row(q), 5, None).expect("search");
@@ -124,26 +130,12 @@ fn artefacts_are_reused_when_fresh_and_rebuilt_when_stale() {
     // Another seed is another encoder: the embeddings are stale and recomputed.
     let mut other = req.clone();
     other.spec.seed = 1;
-    let (third, r3) = embed_dataset(
-        &dataset,
-        &workspace,
-        &other,
-        &NoProgress,
-        &CancelFlag::new(),
-    )
-    .expect("embeds");
+    let (third, r3) = embed(&dataset, &workspace, &other);
     assert!(!r3.reused);
     assert!(r3.stale_reason.is_some());
     assert_ne!(third.matrix, first.matrix);
     // …and the index of the old embeddings is not used for the new ones.
-    let (_, i3) = ensure_index(
-        &workspace,
-        &third,
-        HnswParams::default(),
-        &NoProgress,
-        &CancelFlag::new(),
-    )
-    .expect("index");
+    let (_, i3) = index(&workspace, &third);
     assert!(!i3.reused);
 
     // A changed dataset (one more view) makes the embeddings stale too.
@@ -157,14 +149,7 @@ fn artefacts_are_reused_when_fresh_and_rebuilt_when_stale() {
         .expect("view");
     std::fs::copy(&some_view, extra.join("a.png")).expect("copy");
     let dataset2 = load_dataset(&root).expect("loads");
-    let (fourth, r4) = embed_dataset(
-        &dataset2,
-        &workspace,
-        &other,
-        &NoProgress,
-        &CancelFlag::new(),
-    )
-    .expect("embeds");
+    let (fourth, r4) = embed(&dataset2, &workspace, &other);
     assert!(!r4.reused);
     assert_eq!(fourth.items.len(), first.items.len() + 1);
 
@@ -257,8 +242,7 @@ fn cancelled_jobs_stop_and_leave_no_artefact() {
     assert!(matches!(result, Err(PipelineError::Cancelled)));
     assert!(!workspace.embeddings_path("compact").exists());
 
-    let (set, _) =
-        embed_dataset(&dataset, &workspace, &req, &NoProgress, &CancelFlag::new()).expect("embeds");
+    let (set, _) = embed(&dataset, &workspace, &req);
     let result = ensure_index(
         &workspace,
         &set,
