@@ -157,7 +157,17 @@ impl NatviewApp {
     fn poll_job(&mut self) {
         let Some(job) = &self.job else { return };
         let mut finished = false;
-        while let Ok(message) = job.messages.try_recv() {
+        loop {
+            let message = match job.messages.try_recv() {
+                Ok(message) => message,
+                Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                    // The worker ended without a result (it panicked): say so, stop waiting.
+                    self.error = Some(format!("{}: the job stopped unexpectedly", job.title));
+                    finished = true;
+                    break;
+                }
+            };
             match message {
                 JobMessage::Progress(p) => self.progress = Some(p),
                 JobMessage::Done(session) => {
@@ -169,6 +179,10 @@ impl NatviewApp {
                     self.error = Some(e);
                     finished = true;
                 }
+            }
+            if finished {
+                // Done or Failed is the last message; the sender is gone after it.
+                break;
             }
         }
         if finished {
