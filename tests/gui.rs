@@ -44,6 +44,11 @@ fn clicking_an_image_lists_its_neighbours_with_the_right_ids() {
     let session = harness.state().session().expect("open");
     assert_eq!(session.set.items.len(), 60);
     assert_eq!(session.listings.len(), 12);
+    assert_eq!(session.thumbnails.len(), 60);
+    assert!(
+        session.thumbnails.iter().all(Option::is_some),
+        "every item has a thumbnail"
+    );
     harness.get_by_label("Click any image to see its nearest neighbours.");
 
     harness.get_by_label("item 7").click();

@@ -9,11 +9,15 @@ use crate::index::HnswParams;
 use crate::jobs::{CancelFlag, Progress, ProgressSink};
 use crate::pipeline::{embed_dataset, ensure_index, EmbedRequest};
 use crate::workspace::Workspace;
+use rayon::prelude::*;
 use std::path::PathBuf;
 use std::sync::mpsc::{channel, Receiver, Sender};
 
 /// Side of the gallery thumbnails in pixels.
 pub const THUMBNAIL_PX: u32 = 64;
+
+/// Thumbnails decoded (in parallel) between two progress reports.
+const THUMBNAIL_CHUNK: usize = 256;
 
 /// What the worker sends to the UI.
 pub enum JobMessage {
@@ -103,27 +107,26 @@ fn open(
         .map_err(|e| e.to_string())?;
     let total = set.items.len();
     let mut thumbnails = Vec::with_capacity(total);
-    for (done, item) in set.items.iter().enumerate() {
-        if done % 256 == 0 {
-            if cancel.is_cancelled() {
-                return Err("cancelled".into());
-            }
-            progress.report(Progress {
-                phase: "thumbnails".into(),
-                done,
-                total,
-            });
+    for chunk in set.items.chunks(THUMBNAIL_CHUNK) {
+        if cancel.is_cancelled() {
+            return Err("cancelled".into());
         }
-        let image = decode_rgb(&dataset.item_path(item), THUMBNAIL_PX)
-            .map(|rgb| square_resize(&rgb, THUMBNAIL_PX))
-            .map(|rgb| {
-                egui::ColorImage::from_rgb(
-                    [THUMBNAIL_PX as usize, THUMBNAIL_PX as usize],
-                    rgb.as_raw(),
-                )
-            })
-            .ok();
-        thumbnails.push(image);
+        progress.report(Progress {
+            phase: "thumbnails".into(),
+            done: thumbnails.len(),
+            total,
+        });
+        thumbnails.par_extend(chunk.par_iter().map(|item| {
+            decode_rgb(&dataset.item_path(item), THUMBNAIL_PX)
+                .map(|rgb| square_resize(&rgb, THUMBNAIL_PX))
+                .map(|rgb| {
+                    egui::ColorImage::from_rgb(
+                        [THUMBNAIL_PX as usize, THUMBNAIL_PX as usize],
+                        rgb.as_raw(),
+                    )
+                })
+                .ok()
+        }));
     }
     Ok(Session::new(
         dataset,

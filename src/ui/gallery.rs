@@ -12,8 +12,8 @@ pub struct GalleryState {
     pub filter: String,
     /// Only listings with this label.
     pub label: Option<String>,
-    /// (filter, label, listing count) the cached list was computed for.
-    cached_for: Option<(String, Option<String>, usize)>,
+    /// (filter, label, items fingerprint) the cached list was computed for.
+    cached_for: Option<(String, Option<String>, String)>,
     /// Indices into `session.listings` that pass the filters.
     visible: Vec<usize>,
     /// Distinct labels of the session, sorted.
@@ -22,14 +22,19 @@ pub struct GalleryState {
 
 impl GalleryState {
     fn refresh(&mut self, session: &Session) {
+        let items_fingerprint = &session.set.meta.items_fingerprint;
         let key = (
             self.filter.clone(),
             self.label.clone(),
-            session.listings.len(),
+            items_fingerprint.clone(),
         );
         if self.cached_for.as_ref() == Some(&key) {
             return;
         }
+        let same_items = self
+            .cached_for
+            .as_ref()
+            .is_some_and(|(_, _, fingerprint)| fingerprint == items_fingerprint);
         let needle = self.filter.to_lowercase();
         let items = &session.set.items;
         self.visible = session
@@ -60,10 +65,12 @@ impl GalleryState {
             })
             .map(|(index, _)| index)
             .collect();
-        let mut labels: Vec<String> = items.iter().filter_map(|i| i.label.clone()).collect();
-        labels.sort();
-        labels.dedup();
-        self.labels = labels;
+        if !same_items {
+            let mut labels: Vec<String> = items.iter().filter_map(|i| i.label.clone()).collect();
+            labels.sort();
+            labels.dedup();
+            self.labels = labels;
+        }
         self.cached_for = Some(key);
     }
 
