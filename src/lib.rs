@@ -10,6 +10,7 @@ pub mod dataset;
 pub mod encoder;
 pub mod index;
 pub mod jobs;
+pub mod labels;
 pub mod linalg;
 pub mod pipeline;
 pub mod report;

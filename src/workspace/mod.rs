@@ -134,6 +134,11 @@ impl Workspace {
         self.dir.join(format!("projection-{method}.{model}.csv"))
     }
 
+    /// `labels.sqlite`: the analysts' tags, notes and pair verdicts.
+    pub fn labels_path(&self) -> PathBuf {
+        self.dir.join("labels.sqlite")
+    }
+
     /// `skipped.json`: every file left out of the last embedding run, with reasons.
     pub fn skipped_path(&self) -> PathBuf {
         self.dir.join("skipped.json")

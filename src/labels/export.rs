@@ -1,0 +1,235 @@
+//! Exports of the label store: one record per tag, note and pair verdict, as CSV or JSONL.
+
+use super::{LabelError, LabelStore};
+use serde::Serialize;
+use std::path::Path;
+
+/// Export file formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// Comma-separated values with a header row.
+    Csv,
+    /// One JSON object per line.
+    Jsonl,
+}
+
+impl ExportFormat {
+    /// The usual file extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            ExportFormat::Csv => "csv",
+            ExportFormat::Jsonl => "jsonl",
+        }
+    }
+}
+
+/// One exported fact. `kind` is `tag`, `note` or `pair`; for pairs `other_path` and
+/// `other_listing` name the second item and `value` is the verdict (`same`, `different`,
+/// `near-duplicate`); for tags `value` is the tag, for notes the text.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LabelRecord {
+    /// `tag`, `note` or `pair`.
+    pub kind: String,
+    /// The item's path relative to the dataset root (the first of a pair).
+    pub path: String,
+    /// Its listing.
+    pub listing: String,
+    /// The second item of a pair.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub other_path: Option<String>,
+    /// The second item's listing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub other_listing: Option<String>,
+    /// The tag, note text or verdict.
+    pub value: String,
+    /// Who made it.
+    pub who: String,
+    /// When (ISO 8601, UTC).
+    pub at: String,
+}
+
+impl LabelStore {
+    /// Every record in the store: tags, then notes, then pairs, each sorted by path.
+    pub fn records(&self) -> Result<Vec<LabelRecord>, LabelError> {
+        let db = |e: rusqlite::Error| LabelError::Database {
+            path: self.path().to_path_buf(),
+            message: e.to_string(),
+        };
+        let connection = self.connection();
+        let mut records = Vec::new();
+        let mut statement = connection
+            .prepare("SELECT path, listing, tag, who, at FROM item_tags ORDER BY path, tag")
+            .map_err(db)?;
+        let rows = statement
+            .query_map([], |r| {
+                Ok(LabelRecord {
+                    kind: "tag".into(),
+                    path: r.get(0)?,
+                    listing: r.get(1)?,
+                    other_path: None,
+                    other_listing: None,
+                    value: r.get(2)?,
+                    who: r.get(3)?,
+                    at: r.get(4)?,
+                })
+            })
+            .map_err(db)?;
+        for row in rows {
+            records.push(row.map_err(db)?);
+        }
+        let mut statement = connection
+            .prepare("SELECT path, listing, note, who, at FROM item_notes ORDER BY path")
+            .map_err(db)?;
+        let rows = statement
+            .query_map([], |r| {
+                Ok(LabelRecord {
+                    kind: "note".into(),
+                    path: r.get(0)?,
+                    listing: r.get(1)?,
+                    other_path: None,
+                    other_listing: None,
+                    value: r.get(2)?,
+                    who: r.get(3)?,
+                    at: r.get(4)?,
+                })
+            })
+            .map_err(db)?;
+        for row in rows {
+            records.push(row.map_err(db)?);
+        }
+        let mut statement = connection
+            .prepare(
+                "SELECT path_a, listing_a, path_b, listing_b, verdict, who, at
+                 FROM pair_verdicts ORDER BY path_a, path_b",
+            )
+            .map_err(db)?;
+        let rows = statement
+            .query_map([], |r| {
+                Ok(LabelRecord {
+                    kind: "pair".into(),
+                    path: r.get(0)?,
+                    listing: r.get(1)?,
+                    other_path: Some(r.get(2)?),
+                    other_listing: Some(r.get(3)?),
+                    value: r.get(4)?,
+                    who: r.get(5)?,
+                    at: r.get(6)?,
+                })
+            })
+            .map_err(db)?;
+        for row in rows {
+            records.push(row.map_err(db)?);
+        }
+        Ok(records)
+    }
+}
+
+/// Writes every record of `store` to `out` (temp file + rename); returns the number of records.
+pub fn export_labels(
+    store: &LabelStore,
+    format: ExportFormat,
+    out: &Path,
+) -> Result<usize, LabelError> {
+    let records = store.records()?;
+    let export_error = |message: String| LabelError::Export {
+        path: out.to_path_buf(),
+        message,
+    };
+    let mut bytes = Vec::new();
+    match format {
+        ExportFormat::Jsonl => {
+            for record in &records {
+                serde_json::to_writer(&mut bytes, record).map_err(|e| export_error(e.to_string()))?;
+                bytes.push(b'\n');
+            }
+        }
+        ExportFormat::Csv => {
+            let mut writer = csv::Writer::from_writer(&mut bytes);
+            writer
+                .write_record([
+                    "kind",
+                    "path",
+                    "listing",
+                    "other_path",
+                    "other_listing",
+                    "value",
+                    "who",
+                    "at",
+                ])
+                .map_err(|e| export_error(e.to_string()))?;
+            for r in &records {
+                writer
+                    .write_record([
+                        r.kind.as_str(),
+                        &r.path,
+                        &r.listing,
+                        r.other_path.as_deref().unwrap_or(""),
+                        r.other_listing.as_deref().unwrap_or(""),
+                        &r.value,
+                        &r.who,
+                        &r.at,
+                    ])
+                    .map_err(|e| export_error(e.to_string()))?;
+            }
+            writer.flush().map_err(|e| export_error(e.to_string()))?;
+        }
+    }
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| export_error(e.to_string()))?;
+    }
+    crate::workspace::write_atomic(out, &bytes).map_err(|e| export_error(e.to_string()))?;
+    Ok(records.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::store::ItemRef;
+    use super::super::Verdict;
+    use super::*;
+
+    #[test]
+    fn csv_and_jsonl_hold_every_record() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = LabelStore::open(&dir.path().join("labels.sqlite")).expect("open");
+        let a = ItemRef {
+            path: "a/1.png",
+            listing: "a",
+        };
+        let b = ItemRef {
+            path: "b/1.png",
+            listing: "b, with a comma",
+        };
+        store.add_tag(a, "blurry").expect("tag");
+        store.set_note(b, "line one, \"quoted\"").expect("note");
+        store
+            .set_verdict(a, b, Some(Verdict::Different))
+            .expect("verdict");
+
+        let csv_path = dir.path().join("out/labels.csv");
+        assert_eq!(
+            export_labels(&store, ExportFormat::Csv, &csv_path).expect("csv"),
+            3
+        );
+        let mut reader = csv::Reader::from_path(&csv_path).expect("read csv");
+        let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("row")).collect();
+        assert_eq!(rows.len(), 3);
+        assert_eq!(&rows[0][0], "tag");
+        assert_eq!(&rows[0][5], "blurry");
+        assert_eq!(&rows[1][5], "line one, \"quoted\"");
+        assert_eq!(&rows[2][0], "pair");
+        assert_eq!(&rows[2][4], "b, with a comma");
+        assert_eq!(&rows[2][5], "different");
+
+        let jsonl_path = dir.path().join("labels.jsonl");
+        export_labels(&store, ExportFormat::Jsonl, &jsonl_path).expect("jsonl");
+        let text = std::fs::read_to_string(&jsonl_path).expect("read");
+        let values: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json"))
+            .collect();
+        assert_eq!(values.len(), 3);
+        assert_eq!(values[2]["other_path"], "b/1.png");
+        assert_eq!(values[2]["value"], "different");
+        assert!(values[0].get("other_path").is_none());
+    }
+}
