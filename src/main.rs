@@ -1,5 +1,5 @@
-//! natview command line: with no subcommand it runs the main job on a dataset (the built-in
-//! demo by default); each subcommand runs one job headless.
+//! natview command line: with no subcommand it opens the desktop app (on the dataset given, the
+//! last one, or the built-in demo); each subcommand runs one job headless.
 
 mod cli;
 

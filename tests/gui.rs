@@ -49,13 +49,13 @@ fn clicking_an_image_lists_its_neighbours_with_the_right_ids() {
         session.thumbnails.iter().all(Option::is_some),
         "every item has a thumbnail"
     );
-    harness.get_by_label("Click any image to see its nearest neighbours.");
+    harness.get_by_label("Click any image to see its nearest neighbours, or drop an image file here.");
 
     harness.get_by_label("item 7").click();
     harness.run();
     let session = harness.state().session().expect("open");
     let selection = session.selection.clone().expect("an item is selected");
-    assert_eq!(selection.item, 7);
+    assert_eq!(selection.item(), Some(7));
     let expected = session
         .index
         .search_excluding(session.set.matrix.row(7), 7, NEIGHBOURS_K, None)
@@ -94,7 +94,7 @@ fn clicking_an_image_lists_its_neighbours_with_the_right_ids() {
         .session()
         .and_then(|s| s.selection.clone())
         .expect("selected");
-    assert_eq!(now.item, first.id);
+    assert_eq!(now.item(), Some(first.id));
 }
 
 #[test]

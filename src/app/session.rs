@@ -1,19 +1,22 @@
-//! An open dataset: its items, embeddings, index and thumbnails, plus the current selection and
-//! its neighbours. Runtime data only; nothing here is persisted by eframe.
+//! An open dataset: its items, embeddings, index, thumbnails and label store, plus the current
+//! query and its neighbours. Runtime data only; nothing here is persisted by eframe.
 
 use crate::dataset::{Dataset, Skipped};
 use crate::index::{Neighbour, NeighbourIndex};
+use crate::labels::{ItemRef, LabelStore};
 use crate::pipeline::EmbeddingSet;
 use crate::workspace::Workspace;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 /// An open dataset.
 pub struct Session {
-    /// The dataset as loaded.
-    pub dataset: Dataset,
+    /// The dataset as loaded (shared with background jobs).
+    pub dataset: Arc<Dataset>,
     /// Its workspace.
     pub workspace: Workspace,
-    /// Embedded items and their vectors.
-    pub set: EmbeddingSet,
+    /// Embedded items and their vectors (shared with background jobs).
+    pub set: Arc<EmbeddingSet>,
     /// The HNSW index of `set`.
     pub index: NeighbourIndex,
     /// One thumbnail per embedded item (`None` if it could not be decoded again).
@@ -22,19 +25,51 @@ pub struct Session {
     pub skipped: Vec<Skipped>,
     /// Listings (name, item ids) in dataset order.
     pub listings: Vec<(String, Vec<usize>)>,
-    /// The selected item and its neighbours.
+    /// Distinct item labels (class labels of the manifest), sorted.
+    pub distinct_labels: Vec<String>,
+    /// Metadata columns present on any item, sorted.
+    pub metadata_columns: Vec<String>,
+    /// Each item's key in the label store: its dataset-relative path.
+    pub item_keys: Vec<String>,
+    /// The analysts' labels (`None` if the store could not be opened; the error was shown).
+    pub labels: Option<LabelStore>,
+    /// The current query and its neighbours.
     pub selection: Option<Selection>,
 }
 
-/// The selected item and its nearest neighbours.
+/// What the neighbours were searched for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Query {
+    /// An item of the dataset.
+    Item(usize),
+    /// An image file from outside the dataset.
+    Image {
+        /// The file.
+        path: PathBuf,
+        /// Its thumbnail.
+        thumbnail: Option<egui::ColorImage>,
+    },
+}
+
+/// The current query and its nearest neighbours.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Selection {
-    /// Item id.
-    pub item: usize,
-    /// Its neighbours, best first (itself excluded).
+    /// What was searched for.
+    pub query: Query,
+    /// The neighbours, best first (an item query excludes itself).
     pub neighbours: Vec<Neighbour>,
     /// Search time in milliseconds.
     pub search_ms: f64,
+}
+
+impl Selection {
+    /// The queried item, when the query is an item of the dataset.
+    pub fn item(&self) -> Option<usize> {
+        match self.query {
+            Query::Item(id) => Some(id),
+            Query::Image { .. } => None,
+        }
+    }
 }
 
 /// Neighbours shown for a selection.
@@ -49,16 +84,33 @@ impl Session {
         index: NeighbourIndex,
         thumbnails: Vec<Option<egui::ColorImage>>,
         skipped: Vec<Skipped>,
+        labels: Option<LabelStore>,
     ) -> Self {
         let listings = crate::dataset::group_by_listing(&set.items);
+        let item_keys = set
+            .items
+            .iter()
+            .map(|i| i.path.to_string_lossy().into_owned())
+            .collect();
+        let distinct_labels: std::collections::BTreeSet<String> =
+            set.items.iter().filter_map(|i| i.label.clone()).collect();
+        let metadata_columns: std::collections::BTreeSet<String> = set
+            .items
+            .iter()
+            .flat_map(|i| i.metadata.keys().cloned())
+            .collect();
         Self {
-            dataset,
+            distinct_labels: distinct_labels.into_iter().collect(),
+            metadata_columns: metadata_columns.into_iter().collect(),
+            dataset: Arc::new(dataset),
             workspace,
-            set,
+            set: Arc::new(set),
             index,
             thumbnails,
             skipped,
             listings,
+            item_keys,
+            labels,
             selection: None,
         }
     }
@@ -74,10 +126,44 @@ impl Session {
             .search_excluding(self.set.matrix.row(item), item, NEIGHBOURS_K, None)
             .map_err(|e| e.to_string())?;
         self.selection = Some(Selection {
-            item,
+            query: Query::Item(item),
             neighbours,
             search_ms: started.elapsed().as_secs_f64() * 1000.0,
         });
         Ok(())
+    }
+
+    /// Makes an external image (already embedded) the query.
+    pub fn select_image(
+        &mut self,
+        path: PathBuf,
+        vector: &[f32],
+        thumbnail: Option<egui::ColorImage>,
+    ) -> Result<(), String> {
+        let started = std::time::Instant::now();
+        let neighbours = self
+            .index
+            .search(vector, NEIGHBOURS_K, None)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        self.selection = Some(Selection {
+            query: Query::Image { path, thumbnail },
+            neighbours,
+            search_ms: started.elapsed().as_secs_f64() * 1000.0,
+        });
+        Ok(())
+    }
+
+    /// How the label store refers to item `id`.
+    pub fn item_ref(&self, id: usize) -> ItemRef<'_> {
+        let item = &self.set.items[id];
+        ItemRef {
+            path: &self.item_keys[id],
+            listing: &item.listing,
+        }
+    }
+
+    /// The label store's key of item `id` (its dataset-relative path).
+    pub fn item_key(&self, id: usize) -> &str {
+        &self.item_keys[id]
     }
 }

@@ -2,7 +2,11 @@
 //! and prints where its outputs went.
 
 use super::output::{print_eval_table, print_skipped, Bar};
-use super::{CommonArgs, EvalArgs, HeatmapArgs, IndexArgs, NeighboursArgs, ProjectArgs};
+use super::{
+    CommonArgs, EvalArgs, HeatmapArgs, IndexArgs, LabelsExportArgs, NeighboursArgs, ProjectArgs,
+};
+use natview::labels::{render_records, ExportFormat, LabelStore};
+use std::io::Write;
 use anyhow::{bail, Context};
 use natview::analysis::{pca_2d, quadrant_chart, QuadrantParams};
 use natview::dataset::{demo_dataset_path, load_dataset, Dataset};
@@ -13,8 +17,8 @@ use natview::pipeline::{
     embed_dataset, embed_query_image, ensure_index, evaluate, EmbedRequest, EmbeddingSet,
     EvalReport,
 };
-use natview::report::{render_quadrant_chart, HeatmapOptions};
-use natview::workspace::{write_atomic, Workspace};
+use natview::report::{save_projection_csv, save_quadrant_png, HeatmapOptions};
+use natview::workspace::Workspace;
 use std::path::{Path, PathBuf};
 
 /// Loads a dataset and prints a one-line summary.
@@ -289,12 +293,7 @@ pub fn write_heatmap(
         ),
         note: format!("model: {}", set.meta.encoder.describe()),
     };
-    let (image, _) = render_quadrant_chart(&chart, &options);
-    let mut png = Vec::new();
-    image
-        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-        .with_context(|| format!("{}: cannot encode PNG", out.display()))?;
-    write_atomic(out, &png).with_context(|| format!("{}: cannot write", out.display()))?;
+    let (width, height) = save_quadrant_png(&chart, &options, out)?;
     let s = &chart.stats;
     println!(
         "quadrant chart ({} listings × {} views): intra mean {:.3} (median {:.3}), inter mean {:.3} (median {:.3}), gap {:.3}, AUC {:.3}",
@@ -308,10 +307,8 @@ pub fn write_heatmap(
         s.auc
     );
     println!(
-        "heatmap → {} ({}×{} px)",
-        out.display(),
-        image.width(),
-        image.height()
+        "heatmap → {} ({width}×{height} px)",
+        out.display()
     );
     Ok(())
 }
@@ -344,12 +341,7 @@ pub fn project(args: &ProjectArgs, common: &CommonArgs) -> anyhow::Result<()> {
             .workspace
             .projection_path(&args.method, embedded.set.meta.encoder.model.name())
     });
-    let mut csv = String::from("id,x,y\n");
-    for (id, p) in projection.points.iter().enumerate() {
-        csv.push_str(&format!("{id},{},{}\n", p[0], p[1]));
-    }
-    write_atomic(&out, csv.as_bytes())
-        .with_context(|| format!("{}: cannot write", out.display()))?;
+    save_projection_csv(&projection, &out)?;
     println!(
         "PCA of {} × {} in {:.2} s: explained variance {:.1}% + {:.1}% → {}",
         embedded.set.matrix.rows,
@@ -416,5 +408,35 @@ pub fn main_job(dataset: Option<PathBuf>, common: &CommonArgs) -> anyhow::Result
         "workspace: {} (items.jsonl, embeddings.*.safetensors, index.*, skipped.json)",
         embedded.workspace.dir().display()
     );
+    Ok(())
+}
+
+/// `natview labels export`.
+pub fn export_labels(args: &LabelsExportArgs, common: &CommonArgs) -> anyhow::Result<()> {
+    let format: ExportFormat = args.format.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+    let path = args.dataset.clone().unwrap_or_else(demo_dataset_path);
+    let dataset = load(&path)?;
+    let workspace = Workspace::for_dataset(&dataset, common.workspace.as_deref());
+    let store_path = workspace.labels_path();
+    if !store_path.is_file() {
+        bail!(
+            "{}: no labels yet (tag images or give pair verdicts in the app first)",
+            store_path.display()
+        );
+    }
+    let store = LabelStore::open(&store_path)?;
+    match &args.out {
+        Some(out) if out.as_os_str() == "-" => {
+            let bytes = render_records(&store.records()?, format).map_err(|e| anyhow::anyhow!(e))?;
+            std::io::stdout().write_all(&bytes)?;
+        }
+        out => {
+            let out = out
+                .clone()
+                .unwrap_or_else(|| workspace.dir().join(format!("labels.{}", format.extension())));
+            let n = natview::labels::export_labels(&store, format, &out)?;
+            println!("{n} label record(s) → {}", out.display());
+        }
+    }
     Ok(())
 }

@@ -11,11 +11,12 @@ use std::path::PathBuf;
 
 /// natview: see what an image encoder learned about listings and their views.
 #[derive(Debug, Parser)]
-#[command(name = "natview", version, about)]
+#[command(name = "natview", version, about, args_conflicts_with_subcommands = true)]
 pub struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
-    /// Dataset for the main job (default: the built-in emoji demo).
+    /// Dataset to open in the desktop app (default: the last one opened, else the built-in
+    /// emoji demo).
     dataset: Option<PathBuf>,
     #[command(flatten)]
     common: CommonArgs,
@@ -23,6 +24,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The whole pipeline headless: embed → index → metrics beside the pixel baseline →
+    /// quadrant chart PNG (default dataset: the built-in demo).
+    Report {
+        /// Dataset (default: the built-in emoji demo).
+        dataset: Option<PathBuf>,
+    },
     /// Embed every image of a dataset into the workspace.
     Embed(DatasetArgs),
     /// Build (or reload) the HNSW index of the embeddings.
@@ -38,11 +45,35 @@ enum Command {
     Eval(EvalArgs),
     /// Benchmarks: embedding throughput, HNSW build time and recall.
     Bench(bench::BenchArgs),
-    /// Open the desktop app (on DATASET, or the last dataset opened).
+    /// Open the desktop app (on DATASET, or the last dataset opened); the same as no
+    /// subcommand.
     Gui {
         /// Dataset to open.
         dataset: Option<PathBuf>,
     },
+    /// The analysts' labels (tags, notes, pair verdicts) of a dataset.
+    Labels {
+        #[command(subcommand)]
+        action: LabelsAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum LabelsAction {
+    /// Write every tag, note and pair verdict as CSV or JSONL.
+    Export(LabelsExportArgs),
+}
+
+#[derive(Debug, Args)]
+struct LabelsExportArgs {
+    /// Dataset (default: the built-in emoji demo).
+    dataset: Option<PathBuf>,
+    /// csv or jsonl.
+    #[arg(long, default_value = "csv")]
+    format: String,
+    /// Output file (default: labels.<format> in the workspace; `-` for standard output).
+    #[arg(long, short)]
+    out: Option<PathBuf>,
 }
 
 /// Options every command takes.
@@ -205,7 +236,12 @@ struct EvalArgs {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let common = cli.common;
     match cli.command {
-        None => commands::main_job(cli.dataset, &common),
+        None => natview::app::run_window(cli.dataset, common.spec()?)
+            .map_err(|e| anyhow::anyhow!("cannot open the window: {e}")),
+        Some(Command::Report { dataset }) => commands::main_job(dataset, &common),
+        Some(Command::Labels {
+            action: LabelsAction::Export(a),
+        }) => commands::export_labels(&a, &common),
         Some(Command::Embed(a)) => commands::embed(&a.dataset, &common).map(|_| ()),
         Some(Command::Index(a)) => commands::index(&a, &common),
         Some(Command::Neighbours(a)) => commands::neighbours(&a, &common),

@@ -13,6 +13,18 @@ pub enum ExportFormat {
     Jsonl,
 }
 
+impl std::str::FromStr for ExportFormat {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.to_ascii_lowercase().as_str() {
+            "csv" => Ok(ExportFormat::Csv),
+            "jsonl" | "ndjson" => Ok(ExportFormat::Jsonl),
+            other => Err(format!("unknown label export format `{other}` (csv or jsonl)")),
+        }
+    }
+}
+
 impl ExportFormat {
     /// The usual file extension.
     pub fn extension(self) -> &'static str {
@@ -124,22 +136,13 @@ impl LabelStore {
     }
 }
 
-/// Writes every record of `store` to `out` (temp file + rename); returns the number of records.
-pub fn export_labels(
-    store: &LabelStore,
-    format: ExportFormat,
-    out: &Path,
-) -> Result<usize, LabelError> {
-    let records = store.records()?;
-    let export_error = |message: String| LabelError::Export {
-        path: out.to_path_buf(),
-        message,
-    };
+/// Serialises records as CSV (with a header) or JSONL.
+pub fn render_records(records: &[LabelRecord], format: ExportFormat) -> Result<Vec<u8>, String> {
     let mut bytes = Vec::new();
     match format {
         ExportFormat::Jsonl => {
-            for record in &records {
-                serde_json::to_writer(&mut bytes, record).map_err(|e| export_error(e.to_string()))?;
+            for record in records {
+                serde_json::to_writer(&mut bytes, record).map_err(|e| e.to_string())?;
                 bytes.push(b'\n');
             }
         }
@@ -156,8 +159,8 @@ pub fn export_labels(
                     "who",
                     "at",
                 ])
-                .map_err(|e| export_error(e.to_string()))?;
-            for r in &records {
+                .map_err(|e| e.to_string())?;
+            for r in records {
                 writer
                     .write_record([
                         r.kind.as_str(),
@@ -169,11 +172,26 @@ pub fn export_labels(
                         &r.who,
                         &r.at,
                     ])
-                    .map_err(|e| export_error(e.to_string()))?;
+                    .map_err(|e| e.to_string())?;
             }
-            writer.flush().map_err(|e| export_error(e.to_string()))?;
+            writer.flush().map_err(|e| e.to_string())?;
         }
     }
+    Ok(bytes)
+}
+
+/// Writes every record of `store` to `out` (temp file + rename); returns the number of records.
+pub fn export_labels(
+    store: &LabelStore,
+    format: ExportFormat,
+    out: &Path,
+) -> Result<usize, LabelError> {
+    let records = store.records()?;
+    let export_error = |message: String| LabelError::Export {
+        path: out.to_path_buf(),
+        message,
+    };
+    let bytes = render_records(&records, format).map_err(export_error)?;
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| export_error(e.to_string()))?;
     }

@@ -10,7 +10,7 @@ mod export;
 mod store;
 mod timestamp;
 
-pub use export::{export_labels, ExportFormat, LabelRecord};
+pub use export::{export_labels, render_records, ExportFormat, LabelRecord};
 pub use store::{ItemRef, LabelStore, DEFAULT_TAG_SET, TAG_KEYS};
 pub use timestamp::utc_timestamp;
 

@@ -1,9 +1,11 @@
-//! Gallery: every image, grouped by listing into cards, filtered by text and label; only the
-//! rows in view are laid out (virtual scrolling), so the full emoji set scrolls smoothly.
+//! Gallery: every image, grouped by listing into cards, filtered by text and label, or limited
+//! to a selection made in the projection; only the rows in view are laid out (virtual
+//! scrolling), so the full emoji set scrolls smoothly.
 
 use super::theme;
 use super::thumbnails::{item_hover_text, thumbnail_button, ThumbnailCache};
 use crate::app::{Command, Session};
+use std::collections::HashSet;
 
 /// The gallery's own state: filters and the listings they let through.
 #[derive(Default)]
@@ -12,12 +14,16 @@ pub struct GalleryState {
     pub filter: String,
     /// Only listings with this label.
     pub label: Option<String>,
-    /// (filter, label, items fingerprint) the cached list was computed for.
-    cached_for: Option<(String, Option<String>, String)>,
+    /// Only these items (a box or lasso selection in the projection), if set.
+    subset: Option<Vec<usize>>,
+    /// `subset` as a set, for lookups while drawing.
+    subset_lookup: HashSet<usize>,
+    /// Changes whenever `subset` does (part of the cache key).
+    subset_generation: u64,
+    /// (filter, label, items fingerprint, subset generation) the cached list was computed for.
+    cached_for: Option<(String, Option<String>, String, u64)>,
     /// Indices into `session.listings` that pass the filters.
     visible: Vec<usize>,
-    /// Distinct labels of the session, sorted.
-    labels: Vec<String>,
 }
 
 impl GalleryState {
@@ -27,14 +33,11 @@ impl GalleryState {
             self.filter.clone(),
             self.label.clone(),
             items_fingerprint.clone(),
+            self.subset_generation,
         );
         if self.cached_for.as_ref() == Some(&key) {
             return;
         }
-        let same_items = self
-            .cached_for
-            .as_ref()
-            .is_some_and(|(_, _, fingerprint)| fingerprint == items_fingerprint);
         let needle = self.filter.to_lowercase();
         let items = &session.set.items;
         self.visible = session
@@ -42,6 +45,8 @@ impl GalleryState {
             .iter()
             .enumerate()
             .filter(|(_, (name, ids))| {
+                let subset_ok =
+                    self.subset.is_none() || ids.iter().any(|i| self.subset_lookup.contains(i));
                 let label_ok = match &self.label {
                     Some(label) => ids
                         .iter()
@@ -61,17 +66,28 @@ impl GalleryState {
                                 .any(|v| v.to_lowercase().contains(&needle))
                             || item.path.to_string_lossy().to_lowercase().contains(&needle)
                     });
-                label_ok && text_ok
+                subset_ok && label_ok && text_ok
             })
             .map(|(index, _)| index)
             .collect();
-        if !same_items {
-            let mut labels: Vec<String> = items.iter().filter_map(|i| i.label.clone()).collect();
-            labels.sort();
-            labels.dedup();
-            self.labels = labels;
-        }
         self.cached_for = Some(key);
+    }
+
+    /// Limits the gallery to these items (`None`: show all).
+    pub fn set_subset(&mut self, subset: Option<Vec<usize>>) {
+        self.subset_lookup = subset.iter().flatten().copied().collect();
+        self.subset = subset;
+        self.subset_generation += 1;
+    }
+
+    /// The items the gallery is limited to, if any.
+    pub fn subset(&self) -> Option<&[usize]> {
+        self.subset.as_deref()
+    }
+
+    /// Whether item `id` is shown (it is in the subset, or there is none).
+    fn shows(&self, id: usize) -> bool {
+        self.subset.is_none() || self.subset_lookup.contains(&id)
     }
 
     /// Number of listings that pass the filters (after the last frame).
@@ -101,7 +117,7 @@ pub fn gallery_ui(
             .selected_text(current)
             .show_ui(ui, |ui| {
                 ui.selectable_value(&mut state.label, None, "all labels");
-                for label in &state.labels {
+                for label in &session.distinct_labels {
                     ui.selectable_value(&mut state.label, Some(label.clone()), label);
                 }
             });
@@ -114,6 +130,20 @@ pub fn gallery_ui(
             .color(theme::MUTED),
         );
     });
+    if let Some(subset) = &state.subset {
+        ui.horizontal(|ui| {
+            ui.label(
+                egui::RichText::new(format!(
+                    "Showing the {} image(s) selected in the projection",
+                    subset.len()
+                ))
+                .color(theme::SELECTED),
+            );
+            if ui.small_button("Show all").clicked() {
+                commands.push(Command::SetGallerySubset(None));
+            }
+        });
+    }
     ui.separator();
     state.refresh(session);
 
@@ -128,7 +158,7 @@ pub fn gallery_ui(
     let per_row = ((ui.available_width() / card_width).floor() as usize).max(1);
     let row_height = theme::THUMB_PX + 26.0;
     let rows = state.visible.len().div_ceil(per_row);
-    let selected = session.selection.as_ref().map(|s| s.item);
+    let selected = session.selection.as_ref().and_then(|s| s.item());
     let ctx = ui.ctx().clone();
     egui::ScrollArea::vertical()
         .auto_shrink([false, false])
@@ -146,7 +176,9 @@ pub fn gallery_ui(
                                 );
                                 ui.horizontal(|ui| {
                                     ui.spacing_mut().item_spacing.x = theme::GAP_PX;
-                                    for &id in ids.iter().take(8) {
+                                    for &id in
+                                        ids.iter().filter(|&&id| state.shows(id)).take(8)
+                                    {
                                         let texture = thumbnails.get(&ctx, session, id);
                                         let response = thumbnail_button(
                                             ui,

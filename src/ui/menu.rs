@@ -1,10 +1,12 @@
-//! The menu bar (File → Open) and the welcome screen shown before a dataset is open.
+//! The menu bar (File → Open, Query by image), the view tabs, and the welcome screen shown
+//! before a dataset is open.
 
 use super::theme;
-use crate::app::Command;
+use crate::app::{Command, View};
+use crate::dataset::SUPPORTED_EXTENSIONS;
 
-/// Draws the menu bar.
-pub fn menu_bar_ui(ui: &mut egui::Ui, commands: &mut Vec<Command>) {
+/// Draws the menu bar. `has_session` enables the actions that need an open dataset.
+pub fn menu_bar_ui(ui: &mut egui::Ui, has_session: bool, commands: &mut Vec<Command>) {
     egui::MenuBar::new().ui(ui, |ui| {
         ui.menu_button("File", |ui| {
             if ui.button("Open folder…").clicked() {
@@ -22,7 +24,32 @@ pub fn menu_bar_ui(ui: &mut egui::Ui, commands: &mut Vec<Command>) {
                 }
                 ui.close();
             }
+            ui.separator();
+            if ui
+                .add_enabled(has_session, egui::Button::new("Query by image…"))
+                .on_hover_text("find the nearest neighbours of an image file (or drop it here)")
+                .clicked()
+            {
+                if let Some(path) = rfd::FileDialog::new()
+                    .add_filter("image", SUPPORTED_EXTENSIONS)
+                    .pick_file()
+                {
+                    commands.push(Command::QueryImage(path));
+                }
+                ui.close();
+            }
         });
+    });
+}
+
+/// Draws the row of view tabs.
+pub fn view_tabs_ui(ui: &mut egui::Ui, current: View, commands: &mut Vec<Command>) {
+    ui.horizontal(|ui| {
+        for view in View::ALL {
+            if ui.selectable_label(current == view, view.title()).clicked() && current != view {
+                commands.push(Command::ShowView(view));
+            }
+        }
     });
 }
 

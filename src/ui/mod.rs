@@ -1,15 +1,23 @@
-//! The views of the desktop app, one file each. Views draw from the session and push
-//! [`Command`](crate::app::Command)s; they never compute in the frame.
+//! The views of the desktop app, one file each. Views draw from the session and the results of
+//! background jobs and push [`Command`](crate::app::Command)s; they never compute in the frame.
 
 mod gallery;
+mod labelling;
 mod menu;
+mod metrics;
 mod neighbours;
+mod quadrant;
+mod scatter;
 mod status_bar;
 pub mod theme;
 mod thumbnails;
 
 pub use gallery::{gallery_ui, GalleryState};
-pub use menu::{menu_bar_ui, welcome_ui};
+pub use labelling::{item_labels_ui, labels_view_ui, verdict_ui, LabellingState};
+pub use menu::{menu_bar_ui, view_tabs_ui, welcome_ui};
+pub use metrics::metrics_ui;
 pub use neighbours::neighbours_ui;
+pub use quadrant::{quadrant_ui, ListingChoice, QuadrantViewState};
+pub use scatter::{scatter_ui, ColourBy, ScatterState, Tool};
 pub use status_bar::status_bar_ui;
 pub use thumbnails::ThumbnailCache;

@@ -1,71 +1,105 @@
-//! Neighbours: the selected image and its nearest neighbours with thumbnails, cosine
-//! similarities, and a mark on the ones that are views of the same listing.
+//! Neighbours: the query (an item, or an image file from outside the dataset) with its tags and
+//! note, and its nearest neighbours with thumbnails, cosine similarities, a mark on the views of
+//! the same listing, and verdict buttons for each pair.
 
+use super::labelling::{item_labels_ui, verdict_ui, LabellingState};
 use super::theme;
 use super::thumbnails::{item_hover_text, thumbnail_button, ThumbnailCache};
-use crate::app::{Command, Session};
+use crate::app::{Command, Query, Session};
 
 /// Draws the neighbours panel.
 pub fn neighbours_ui(
     ui: &mut egui::Ui,
     session: &Session,
+    labelling: &mut LabellingState,
     thumbnails: &mut ThumbnailCache,
     commands: &mut Vec<Command>,
 ) {
     ui.heading("Neighbours");
     let Some(selection) = &session.selection else {
         ui.label(
-            egui::RichText::new("Click any image to see its nearest neighbours.")
-                .color(theme::MUTED),
+            egui::RichText::new(
+                "Click any image to see its nearest neighbours, or drop an image file here.",
+            )
+            .color(theme::MUTED),
         );
         return;
     };
     let ctx = ui.ctx().clone();
     let items = &session.set.items;
-    let query = &items[selection.item];
-    ui.horizontal(|ui| {
-        let texture = thumbnails.get(&ctx, session, selection.item);
-        thumbnail_button(
-            ui,
-            texture,
-            theme::THUMB_PX,
-            format!("query item {}", selection.item),
-            item_hover_text(session, selection.item),
-            true,
-        );
-        ui.vertical(|ui| {
-            ui.strong(&query.listing);
-            if let Some(label) = &query.label {
-                ui.label(egui::RichText::new(label).color(theme::MUTED));
-            }
-            ui.label(
-                egui::RichText::new(query.path.to_string_lossy())
-                    .small()
-                    .color(theme::MUTED),
-            );
-        });
-    });
+    let query_listing = match &selection.query {
+        Query::Item(id) => {
+            let query = &items[*id];
+            ui.horizontal(|ui| {
+                let texture = thumbnails.get(&ctx, session, *id);
+                thumbnail_button(
+                    ui,
+                    texture,
+                    theme::THUMB_PX,
+                    format!("query item {id}"),
+                    item_hover_text(session, *id),
+                    true,
+                );
+                ui.vertical(|ui| {
+                    ui.strong(&query.listing);
+                    if let Some(label) = &query.label {
+                        ui.label(egui::RichText::new(label).color(theme::MUTED));
+                    }
+                    ui.label(
+                        egui::RichText::new(query.path.to_string_lossy())
+                            .small()
+                            .color(theme::MUTED),
+                    );
+                });
+            });
+            item_labels_ui(ui, session, *id, labelling, commands);
+            Some(query.listing.as_str())
+        }
+        Query::Image { path, thumbnail } => {
+            ui.horizontal(|ui| {
+                let texture = thumbnails.external(&ctx, path, thumbnail.as_ref());
+                thumbnail_button(
+                    ui,
+                    texture,
+                    theme::THUMB_PX,
+                    "query image".into(),
+                    path.display().to_string(),
+                    true,
+                );
+                ui.vertical(|ui| {
+                    ui.strong("Image from outside the dataset");
+                    ui.label(
+                        egui::RichText::new(path.to_string_lossy())
+                            .small()
+                            .color(theme::MUTED),
+                    );
+                });
+            });
+            None
+        }
+    };
     let same = selection
         .neighbours
         .iter()
-        .filter(|n| items[n.id].listing == query.listing)
+        .filter(|n| Some(items[n.id].listing.as_str()) == query_listing)
         .count();
-    ui.label(
-        egui::RichText::new(format!(
-            "{} nearest (HNSW, {:.2} ms) · {same} from the same listing",
-            selection.neighbours.len(),
-            selection.search_ms
-        ))
-        .small()
-        .color(theme::MUTED),
+    let mut summary = format!(
+        "{} nearest (HNSW, {:.2} ms)",
+        selection.neighbours.len(),
+        selection.search_ms
     );
+    if query_listing.is_some() {
+        summary.push_str(&format!(" · {same} from the same listing"));
+    }
+    ui.label(egui::RichText::new(summary).small().color(theme::MUTED));
     ui.separator();
+    let query_item = selection.item();
     egui::ScrollArea::vertical()
         .auto_shrink([false, false])
         .show(ui, |ui| {
             for (rank, neighbour) in selection.neighbours.iter().enumerate() {
                 let item = &items[neighbour.id];
-                let is_same = item.listing == query.listing;
+                let is_same = Some(item.listing.as_str()) == query_listing;
                 ui.horizontal(|ui| {
                     ui.label(
                         egui::RichText::new(format!("{:>2}", rank + 1))
@@ -86,18 +120,23 @@ pub fn neighbours_ui(
                         commands.push(Command::Select(neighbour.id));
                     }
                     ui.vertical(|ui| {
-                        ui.label(
-                            egui::RichText::new(format!("{:.3}", neighbour.similarity))
-                                .monospace()
-                                .strong(),
-                        );
-                        ui.label(&item.listing);
-                        if is_same {
+                        ui.horizontal(|ui| {
                             ui.label(
-                                egui::RichText::new("same listing")
-                                    .color(theme::SAME_LISTING)
+                                egui::RichText::new(format!("{:.3}", neighbour.similarity))
+                                    .monospace()
                                     .strong(),
                             );
+                            if is_same {
+                                ui.label(
+                                    egui::RichText::new("same listing")
+                                        .color(theme::SAME_LISTING)
+                                        .strong(),
+                                );
+                            }
+                        });
+                        ui.add(egui::Label::new(&item.listing).truncate());
+                        if let Some(query) = query_item {
+                            verdict_ui(ui, session, query, neighbour.id, commands);
                         }
                     });
                 });

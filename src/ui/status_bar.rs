@@ -1,38 +1,48 @@
-//! Status bar: the running job with its progress and a cancel button, or a summary of the open
-//! dataset; the current error, shown once, with a dismiss button.
+//! Status bar: each running job with its progress and a cancel button, else a summary of the
+//! open dataset; the current error (shown once, with a dismiss button) and notices.
 
 use super::theme;
-use crate::app::{Command, Session};
-use crate::jobs::Progress;
+use crate::app::{Command, JobStatus, Session};
 
-/// Draws the status bar. `job` is the running job's title and last progress report.
+/// Draws the status bar.
 pub fn status_bar_ui(
     ui: &mut egui::Ui,
     session: Option<&Session>,
-    job: Option<(&str, Option<&Progress>)>,
+    jobs: &[JobStatus],
     error: Option<&str>,
+    notice: Option<&str>,
     commands: &mut Vec<Command>,
 ) {
     ui.horizontal(|ui| {
-        if let Some((title, progress)) = job {
+        for job in jobs {
             ui.spinner();
-            match progress {
-                Some(p) if p.total > 0 => {
+            match &job.progress {
+                Some(p) if p.total > 1 => {
                     let fraction = p.done as f32 / p.total as f32;
                     ui.add(
                         egui::ProgressBar::new(fraction)
                             .desired_width(220.0)
                             .text(format!("{} {}/{}", p.phase, p.done, p.total)),
-                    );
+                    )
+                    .on_hover_text(&job.title);
                 }
-                _ => {
-                    ui.label(title);
+                Some(p) => {
+                    ui.label(&p.phase).on_hover_text(&job.title);
+                }
+                None => {
+                    ui.label(&job.title);
                 }
             }
-            if ui.button("Cancel").clicked() {
-                commands.push(Command::CancelJob);
+            if ui
+                .small_button("Cancel")
+                .on_hover_text(format!("stop {}", job.title))
+                .clicked()
+            {
+                commands.push(Command::CancelJob(job.kind));
             }
-        } else if let Some(session) = session {
+            ui.separator();
+        }
+        if let Some(session) = session {
             let meta = &session.set.meta;
             ui.label(format!(
                 "{} images · {} listings · {}",
@@ -55,8 +65,15 @@ pub fn status_bar_ui(
                         .join("\n"),
                 );
             }
-        } else {
+        } else if jobs.is_empty() {
             ui.label(egui::RichText::new("no dataset open").color(theme::MUTED));
+        }
+        if let Some(notice) = notice {
+            ui.separator();
+            ui.label(egui::RichText::new(notice).color(theme::SAME_LISTING));
+            if ui.small_button("OK").clicked() {
+                commands.push(Command::DismissNotice);
+            }
         }
         if let Some(error) = error {
             ui.separator();

@@ -2,11 +2,13 @@
 
 use crate::app::Session;
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
-/// Item id → uploaded texture.
+/// Item id → uploaded texture; plus the texture of the last external query image.
 #[derive(Default)]
 pub struct ThumbnailCache {
     textures: HashMap<usize, egui::TextureHandle>,
+    external: Option<(PathBuf, egui::TextureHandle)>,
 }
 
 impl ThumbnailCache {
@@ -27,6 +29,27 @@ impl ThumbnailCache {
             egui::TextureOptions::LINEAR,
         );
         self.textures.insert(id, texture.clone());
+        Some(texture)
+    }
+
+    /// The texture of an external query image (kept while the same file is the query).
+    pub fn external(
+        &mut self,
+        ctx: &egui::Context,
+        path: &Path,
+        image: Option<&egui::ColorImage>,
+    ) -> Option<egui::TextureHandle> {
+        if let Some((cached, texture)) = &self.external {
+            if cached == path {
+                return Some(texture.clone());
+            }
+        }
+        let texture = ctx.load_texture(
+            format!("query-{}", path.display()),
+            image?.clone(),
+            egui::TextureOptions::LINEAR,
+        );
+        self.external = Some((path.to_path_buf(), texture.clone()));
         Some(texture)
     }
 

@@ -1,0 +1,217 @@
+//! The work of the app's background jobs other than opening a dataset, and the results they hand
+//! to the views: quadrant charts (and their PNG export), projections, metrics, and queries by an
+//! external image. Each function runs on a worker thread.
+
+use crate::analysis::{pca_2d, quadrant_chart, Projection, QuadrantChart, QuadrantParams};
+use crate::dataset::Dataset;
+use crate::encoder::{EncoderSpec, ModelKind};
+use crate::jobs::{CancelFlag, Progress, ProgressSink};
+use crate::pipeline::{embed_dataset, embed_query_image, evaluate, EmbedRequest, EmbeddingSet};
+use crate::pipeline::EvalReport;
+use crate::report::{
+    colour_range, diverging_colour, save_projection_csv, save_quadrant_png, HeatmapOptions,
+};
+use crate::workspace::Workspace;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// A number no other result of this run carries (views key their textures and caches on it).
+fn next_result_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// A computed quadrant chart, ready to draw.
+pub struct QuadrantResult {
+    /// Unique per result.
+    pub id: u64,
+    /// The parameters it was computed with.
+    pub params: QuadrantParams,
+    /// The chart: listings, rows, similarities, statistics.
+    pub chart: QuadrantChart,
+    /// The colour range (1st–99th percentile of the off-diagonal similarities).
+    pub range: (f32, f32),
+    /// One pixel per cell, coloured red → yellow → green.
+    pub image: egui::ColorImage,
+    /// The model, described (for the export's caption).
+    pub model: String,
+    /// Computing time in milliseconds.
+    pub duration_ms: f64,
+}
+
+/// Computes a quadrant chart and its cell image.
+pub fn compute_quadrant(
+    set: &EmbeddingSet,
+    params: QuadrantParams,
+    progress: &dyn ProgressSink,
+) -> Result<QuadrantResult, String> {
+    let started = Instant::now();
+    progress.report(Progress {
+        phase: "quadrant chart".into(),
+        done: 0,
+        total: 1,
+    });
+    let chart = quadrant_chart(&set.matrix, &set.items, &params).map_err(|e| e.to_string())?;
+    let range = colour_range(&chart, &HeatmapOptions::default());
+    let n = chart.size();
+    let span = (range.1 - range.0).max(1e-6);
+    let pixels: Vec<egui::Color32> = chart
+        .similarity
+        .iter()
+        .map(|&v| {
+            let [r, g, b] = diverging_colour((v - range.0) / span);
+            egui::Color32::from_rgb(r, g, b)
+        })
+        .collect();
+    Ok(QuadrantResult {
+        id: next_result_id(),
+        image: egui::ColorImage::new([n, n], pixels),
+        params,
+        chart,
+        range,
+        model: set.meta.encoder.describe(),
+        duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+    })
+}
+
+/// Writes `chart` (coloured over `range`, captioned with `model`) as a PNG to `out`; returns
+/// the file.
+pub fn export_quadrant(
+    chart: &QuadrantChart,
+    range: (f32, f32),
+    model: &str,
+    out: &Path,
+) -> Result<PathBuf, String> {
+    let options = HeatmapOptions {
+        range: Some(range),
+        title: format!(
+            "Quadrant chart: {} listings × {} views",
+            chart.listings.len(),
+            chart.views
+        ),
+        note: format!("model: {model}"),
+    };
+    save_quadrant_png(chart, &options, out).map_err(|e| e.to_string())?;
+    Ok(out.to_path_buf())
+}
+
+/// A computed 2D projection.
+pub struct ProjectionResult {
+    /// Unique per result.
+    pub id: u64,
+    /// The points (one per item, in item order) and explained variance.
+    pub projection: Projection,
+    /// Where its CSV was written.
+    pub csv_path: PathBuf,
+    /// Computing time in seconds.
+    pub duration_secs: f64,
+}
+
+/// Projects the embeddings to 2D with PCA and writes `projection-pca.<model>.csv`.
+pub fn compute_projection(
+    set: &EmbeddingSet,
+    workspace: &Workspace,
+    progress: &dyn ProgressSink,
+) -> Result<ProjectionResult, String> {
+    progress.report(Progress {
+        phase: "PCA".into(),
+        done: 0,
+        total: 1,
+    });
+    let started = Instant::now();
+    let projection = pca_2d(&set.matrix).map_err(|e| e.to_string())?;
+    let duration_secs = started.elapsed().as_secs_f64();
+    let csv_path = workspace.projection_path("pca", set.meta.encoder.model.name());
+    save_projection_csv(&projection, &csv_path).map_err(|e| e.to_string())?;
+    Ok(ProjectionResult {
+        id: next_result_id(),
+        projection,
+        csv_path,
+        duration_secs,
+    })
+}
+
+/// Retrieval metrics of the model with the raw-pixel baseline beside them.
+pub struct MetricsResult {
+    /// The current model.
+    pub model: EvalReport,
+    /// Raw pixels (`None` when the model is the pixel baseline itself).
+    pub pixels: Option<EvalReport>,
+    /// Computing time in seconds (including embedding the pixels the first time).
+    pub duration_secs: f64,
+}
+
+/// Evaluates the model, then embeds (or reuses) raw pixels and evaluates them.
+pub fn compute_metrics(
+    set: &EmbeddingSet,
+    dataset: &Dataset,
+    workspace: &Workspace,
+    progress: &dyn ProgressSink,
+    cancel: &CancelFlag,
+) -> Result<MetricsResult, String> {
+    let started = Instant::now();
+    progress.report(Progress {
+        phase: "evaluating the model".into(),
+        done: 0,
+        total: 2,
+    });
+    let model = evaluate(set).map_err(|e| e.to_string())?;
+    let pixels = if set.meta.encoder.model == ModelKind::Pixels {
+        None
+    } else {
+        if cancel.is_cancelled() {
+            return Err("cancelled".into());
+        }
+        let request = EmbedRequest {
+            spec: EncoderSpec::untrained(ModelKind::Pixels),
+            batch_size: None,
+            force_cpu: false,
+        };
+        let (pixel_set, _) = embed_dataset(dataset, workspace, &request, progress, cancel)
+            .map_err(|e| e.to_string())?;
+        progress.report(Progress {
+            phase: "evaluating raw pixels".into(),
+            done: 1,
+            total: 2,
+        });
+        Some(evaluate(&pixel_set).map_err(|e| e.to_string())?)
+    };
+    Ok(MetricsResult {
+        model,
+        pixels,
+        duration_secs: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// An external image embedded for a query.
+pub struct ImageQuery {
+    /// The file.
+    pub path: PathBuf,
+    /// Its embedding.
+    pub vector: Vec<f32>,
+    /// Its thumbnail.
+    pub thumbnail: Option<egui::ColorImage>,
+}
+
+/// Embeds an external image with the session's encoder.
+pub fn embed_image_query(path: PathBuf, spec: &EncoderSpec) -> Result<ImageQuery, String> {
+    let vector = embed_query_image(&path, spec, false).map_err(|e| e.to_string())?;
+    let thumbnail = super::open_job::thumbnail_of(&path);
+    Ok(ImageQuery {
+        path,
+        vector,
+        thumbnail,
+    })
+}
+
+/// Shared inputs of analysis jobs, cloned cheaply from the session.
+#[derive(Clone)]
+pub struct JobInputs {
+    /// The embeddings.
+    pub set: Arc<EmbeddingSet>,
+    /// The dataset.
+    pub dataset: Arc<Dataset>,
+    /// The workspace.
+    pub workspace: Workspace,
+}
