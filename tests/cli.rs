@@ -259,3 +259,72 @@ fn failures_exit_non_zero_with_one_line_naming_the_file() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn labels_made_in_the_store_export_as_csv_and_jsonl() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = common::demo_slice(dir.path(), 3);
+    let dataset = root.to_str().expect("utf-8");
+
+    // Nothing labelled yet: a clear error naming the store, exit 1.
+    let out = natview(&["labels", "export", dataset], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains(".natview/labels.sqlite: no labels yet"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Labels as the app writes them (the workspace of a folder dataset is <root>/.natview).
+    std::fs::create_dir_all(root.join(".natview")).expect("mkdir");
+    let mut store =
+        natview::labels::LabelStore::open(&root.join(".natview/labels.sqlite")).expect("store");
+    let a = natview::labels::ItemRef {
+        path: "a/noto.png",
+        listing: "a",
+    };
+    let b = natview::labels::ItemRef {
+        path: "b/noto.png",
+        listing: "b",
+    };
+    store.add_tag(a, "blurry").expect("tag");
+    store
+        .set_verdict(a, b, Some(natview::labels::Verdict::NearDuplicate))
+        .expect("verdict");
+    drop(store);
+
+    let out = natview(&["labels", "export", dataset], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let csv = std::fs::read_to_string(root.join(".natview/labels.csv")).expect("csv");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "kind,path,listing,other_path,other_listing,value,who,at"
+    );
+    assert!(lines[1].starts_with("tag,a/noto.png,a,,,blurry,"), "{csv}");
+    assert!(
+        lines[2].starts_with("pair,a/noto.png,a,b/noto.png,b,near-duplicate,"),
+        "{csv}"
+    );
+
+    let out = natview(
+        &[
+            "labels", "export", dataset, "--format", "jsonl", "--out", "-",
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let records: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[1]["value"], "near-duplicate");
+
+    let out = natview(
+        &["labels", "export", dataset, "--format", "xml"],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("unknown label export format `xml`"));
+}

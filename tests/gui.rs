@@ -4,7 +4,8 @@ mod common;
 
 use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
-use natview::app::{default_spec, Command, NatviewApp, NEIGHBOURS_K};
+use natview::app::{default_spec, Command, NatviewApp, Query, NEIGHBOURS_K};
+use natview::labels::LabelStore;
 
 /// An app harness with `root` opened and the opening job finished.
 fn opened_app(root: &std::path::Path) -> Harness<'static, NatviewApp> {
@@ -16,6 +17,20 @@ fn opened_app(root: &std::path::Path) -> Harness<'static, NatviewApp> {
         );
     let ctx = harness.ctx.clone();
     harness.state_mut().open(&ctx, root.to_path_buf());
+    wait_idle(&mut harness);
+    assert!(
+        harness.state().session().is_some(),
+        "dataset did not open: {:?}",
+        harness.state().error()
+    );
+    harness.run();
+    harness
+}
+
+/// Steps the app until no job runs (at most a minute).
+fn wait_idle(harness: &mut Harness<'static, NatviewApp>) {
+    // A click is turned into a command while a frame is drawn and applied at the next one.
+    harness.step();
     for _ in 0..2400 {
         harness.step();
         if !harness.state().is_busy() {
@@ -25,15 +40,9 @@ fn opened_app(root: &std::path::Path) -> Harness<'static, NatviewApp> {
     }
     assert!(
         !harness.state().is_busy(),
-        "opening took more than a minute"
-    );
-    assert!(
-        harness.state().session().is_some(),
-        "dataset did not open: {:?}",
-        harness.state().error()
+        "jobs still running after a minute"
     );
     harness.run();
-    harness
 }
 
 #[test]
@@ -49,7 +58,8 @@ fn clicking_an_image_lists_its_neighbours_with_the_right_ids() {
         session.thumbnails.iter().all(Option::is_some),
         "every item has a thumbnail"
     );
-    harness.get_by_label("Click any image to see its nearest neighbours, or drop an image file here.");
+    harness
+        .get_by_label("Click any image to see its nearest neighbours, or drop an image file here.");
 
     harness.get_by_label("item 7").click();
     harness.run();
@@ -141,4 +151,217 @@ fn a_bad_dataset_shows_one_error_naming_it_and_no_session() {
     harness.get_by_label("Dismiss").click();
     harness.run();
     assert!(harness.state().error().is_none());
+}
+
+#[test]
+fn the_quadrant_chart_shows_the_chosen_number_of_blocks_and_exports_a_png() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = common::demo_slice(dir.path(), 12);
+    let mut harness = opened_app(&root);
+    harness.get_by_label("Quadrant chart").click();
+    harness.run();
+    // The chart computed on opening: 12 eligible listings (fewer than the default 16).
+    harness.get_by_label("12 listings × 4 views = 12 blocks");
+
+    // Choose 6 listings × 3 views with the controls, then Draw.
+    let spin: Vec<_> = harness
+        .query_all_by_role(egui::accesskit::Role::SpinButton)
+        .collect();
+    assert_eq!(spin.len(), 3, "listings, views and seed controls");
+    spin[0].set_value_accesskit(6.0);
+    harness.run();
+    let spin: Vec<_> = harness
+        .query_all_by_role(egui::accesskit::Role::SpinButton)
+        .collect();
+    spin[1].set_value_accesskit(3.0);
+    harness.run();
+    harness.get_by_label("Draw").click();
+    wait_idle(&mut harness);
+    harness.get_by_label("6 listings × 3 views = 6 blocks");
+    harness.get_by_label("quadrant chart: 6 blocks of 3 views");
+    let result = harness
+        .state()
+        .results()
+        .quadrant
+        .as_ref()
+        .expect("a chart");
+    assert_eq!(result.chart.listings.len(), 6);
+    assert_eq!(result.chart.size(), 18);
+    assert_eq!(result.image.size, [18, 18]);
+
+    harness.get_by_label("Export PNG").click();
+    wait_idle(&mut harness);
+    let notice = harness.state().notice().expect("export notice").to_string();
+    let path = notice
+        .split("→ ")
+        .nth(1)
+        .map(std::path::PathBuf::from)
+        .expect("the notice names the file");
+    let png = image::open(&path).expect("the export is a PNG");
+    assert!(png.width() > 300 && png.height() > 300, "{path:?}");
+    assert!(path.starts_with(root.join(".natview")), "{path:?}");
+}
+
+#[test]
+fn a_box_over_the_whole_projection_selects_everything_into_the_gallery() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = common::demo_slice(dir.path(), 12);
+    let mut harness = opened_app(&root);
+    harness.get_by_label("Projection").click();
+    harness.run();
+    let projection = harness
+        .state()
+        .results()
+        .projection
+        .as_ref()
+        .expect("PCA computed on opening");
+    assert_eq!(projection.projection.points.len(), 60);
+    assert!(projection.csv_path.is_file());
+    let plot = harness.get_by_label("projection of 60 points").rect();
+
+    harness.get_by_label("box select").click();
+    harness.run();
+    let (from, to) = (
+        plot.min + egui::vec2(2.0, 2.0),
+        plot.max - egui::vec2(2.0, 2.0),
+    );
+    harness.hover_at(from);
+    harness.drag_at(from);
+    harness.step();
+    for t in [0.25f32, 0.5, 0.75, 1.0] {
+        harness.hover_at(from + (to - from) * t);
+        harness.step();
+    }
+    harness.drop_at(to);
+    harness.run();
+    let subset = harness
+        .state()
+        .gallery_subset()
+        .expect("a selection")
+        .to_vec();
+    assert_eq!(subset, (0..60).collect::<Vec<_>>());
+    harness.get_by_label("60 selected");
+
+    harness.get_by_label("Show in gallery").click();
+    harness.run();
+    harness.get_by_label("Showing the 60 image(s) selected in the projection");
+    harness.get_by_label("Show all").click();
+    harness.run();
+    assert!(harness.state().gallery_subset().is_none());
+}
+
+#[test]
+fn metrics_show_the_model_beside_raw_pixels() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = common::demo_slice(dir.path(), 12);
+    let mut harness = opened_app(&root);
+    harness.get_by_label("Metrics").click();
+    wait_idle(&mut harness);
+    let metrics = harness
+        .state()
+        .results()
+        .metrics
+        .as_ref()
+        .expect("metrics computed when the view opened");
+    let session = harness.state().session().expect("open");
+    let expected = natview::pipeline::evaluate(&session.set).expect("eval");
+    assert_eq!(
+        metrics.model.retrieval.recall_at_1,
+        expected.retrieval.recall_at_1
+    );
+    let pixels = metrics.pixels.as_ref().expect("pixel baseline");
+    assert!(pixels.model.contains("pixels"), "{}", pixels.model);
+    let (model_r1, pixel_r1) = (
+        format!("{:.3}", metrics.model.retrieval.recall_at_1),
+        format!("{:.3}", pixels.retrieval.recall_at_1),
+    );
+    harness.get_by_label("recall@1");
+    assert!(harness.query_all_by_label(&model_r1).count() >= 1);
+    assert!(harness.query_all_by_label(&pixel_r1).count() >= 1);
+}
+
+#[test]
+fn tags_by_key_press_and_pair_verdicts_are_in_the_store_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = common::demo_slice(dir.path(), 12);
+    let mut harness = opened_app(&root);
+    harness.get_by_label("item 7").click();
+    harness.run();
+    harness.key_press(egui::Key::Num3);
+    harness.run();
+    let session = harness.state().session().expect("open");
+    let store_path = session.workspace.labels_path();
+    let key = session.item_key(7).to_string();
+    let tag = session.labels.as_ref().expect("store").tag_set()[2].clone();
+    let neighbour = session.selection.as_ref().expect("selected").neighbours[0].id;
+    let neighbour_key = session.item_key(neighbour).to_string();
+    // Read back through a second connection: the tag is on disk, not only in memory.
+    assert!(LabelStore::open(&store_path)
+        .expect("store")
+        .has_tag(&key, &tag));
+
+    // "same" beside the first neighbour records a verdict on the pair.
+    harness
+        .query_all_by_label("same")
+        .next()
+        .expect("verdict buttons")
+        .click();
+    harness.run();
+    assert_eq!(
+        LabelStore::open(&store_path)
+            .expect("store")
+            .verdict_of(&key, &neighbour_key),
+        Some(natview::labels::Verdict::Same)
+    );
+
+    // Pressing the key again removes the tag.
+    harness.key_press(egui::Key::Num3);
+    harness.run();
+    assert!(!LabelStore::open(&store_path)
+        .expect("store")
+        .has_tag(&key, &tag));
+
+    harness.get_by_label("Labels").click();
+    harness.run();
+    harness.get_by_label("Export CSV").click();
+    harness.run();
+    let csv_path = root.join(".natview/labels.csv");
+    let text = std::fs::read_to_string(&csv_path).expect("export written");
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(text.lines().nth(1).is_some_and(|l| l.starts_with("pair,")));
+}
+
+#[test]
+fn an_external_image_is_embedded_and_queried() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = common::demo_slice(dir.path(), 12);
+    let mut harness = opened_app(&root);
+    // A view of a listing the slice does not have.
+    let mut listings: Vec<_> = std::fs::read_dir(common::demo_images())
+        .expect("demo")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    listings.sort();
+    let outside = std::fs::read_dir(&listings[20])
+        .expect("listing")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .min()
+        .expect("a view");
+    harness
+        .state_mut()
+        .send(Command::QueryImage(outside.clone()));
+    harness.step();
+    wait_idle(&mut harness);
+    let session = harness.state().session().expect("open");
+    let selection = session.selection.clone().expect("a query");
+    assert!(matches!(&selection.query, Query::Image { path, .. } if *path == outside));
+    let vector = natview::pipeline::embed_query_image(&outside, &session.set.meta.encoder, true)
+        .expect("embed");
+    let expected = session
+        .index
+        .search(&vector, NEIGHBOURS_K, None)
+        .expect("search");
+    assert_eq!(selection.neighbours, expected);
+    harness.get_by_label("query image");
+    harness.get_by_label("Image from outside the dataset");
 }

@@ -62,7 +62,10 @@ mod tests {
     #[test]
     fn a_box_takes_the_points_between_its_corners_in_any_order() {
         assert_eq!(points_in_box(&GRID, [2.0, 2.0], [0.5, 0.5]), vec![1, 2, 3]);
-        assert_eq!(points_in_box(&GRID, [5.0, 5.0], [6.0, 6.0]), Vec::<usize>::new());
+        assert_eq!(
+            points_in_box(&GRID, [5.0, 5.0], [6.0, 6.0]),
+            Vec::<usize>::new()
+        );
     }
 
     #[test]

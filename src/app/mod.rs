@@ -471,7 +471,11 @@ impl NatviewApp {
                 verdict,
             } => self.with_labels(|store, session| {
                 store
-                    .set_verdict(session.item_ref(query), session.item_ref(neighbour), verdict)
+                    .set_verdict(
+                        session.item_ref(query),
+                        session.item_ref(neighbour),
+                        verdict,
+                    )
                     .map_err(|e| e.to_string())
             }),
             Command::RenameTagKey { key, name } => self.with_labels(|store, _| {
@@ -506,7 +510,13 @@ impl NatviewApp {
                 // PCA and the quadrant chart are quick: have them ready when their views open.
                 self.start_projection(ctx);
                 let params = self.state.quadrant.clone();
-                self.start_quadrant(ctx, QuadrantParams { picked: Vec::new(), ..params });
+                self.start_quadrant(
+                    ctx,
+                    QuadrantParams {
+                        picked: Vec::new(),
+                        ..params
+                    },
+                );
             }
             Some(Err(e)) => self.error = Some(e),
             None => {}
@@ -682,12 +692,9 @@ impl NatviewApp {
                 busy(JobKind::Metrics),
                 &mut self.commands,
             ),
-            View::Labels => ui::labels_view_ui(
-                ui,
-                session,
-                &mut self.views.labelling,
-                &mut self.commands,
-            ),
+            View::Labels => {
+                ui::labels_view_ui(ui, session, &mut self.views.labelling, &mut self.commands)
+            }
         });
     }
 }

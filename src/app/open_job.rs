@@ -7,9 +7,9 @@ use crate::dataset::{decode_rgb, load_dataset};
 use crate::encoder::{square_resize, EncoderSpec};
 use crate::index::HnswParams;
 use crate::jobs::{CancelFlag, Progress, ProgressSink};
+use crate::labels::LabelStore;
 use crate::pipeline::{embed_dataset, ensure_index, EmbedRequest};
 use crate::workspace::Workspace;
-use crate::labels::LabelStore;
 use rayon::prelude::*;
 
 /// Side of the gallery thumbnails in pixels.
@@ -70,10 +70,7 @@ pub fn thumbnail_of(path: &std::path::Path) -> Option<egui::ColorImage> {
     decode_rgb(path, THUMBNAIL_PX)
         .map(|rgb| square_resize(&rgb, THUMBNAIL_PX))
         .map(|rgb| {
-            egui::ColorImage::from_rgb(
-                [THUMBNAIL_PX as usize, THUMBNAIL_PX as usize],
-                rgb.as_raw(),
-            )
+            egui::ColorImage::from_rgb([THUMBNAIL_PX as usize, THUMBNAIL_PX as usize], rgb.as_raw())
         })
         .ok()
 }

@@ -6,8 +6,8 @@ use crate::analysis::{pca_2d, quadrant_chart, Projection, QuadrantChart, Quadran
 use crate::dataset::Dataset;
 use crate::encoder::{EncoderSpec, ModelKind};
 use crate::jobs::{CancelFlag, Progress, ProgressSink};
-use crate::pipeline::{embed_dataset, embed_query_image, evaluate, EmbedRequest, EmbeddingSet};
 use crate::pipeline::EvalReport;
+use crate::pipeline::{embed_dataset, embed_query_image, evaluate, EmbedRequest, EmbeddingSet};
 use crate::report::{
     colour_range, diverging_colour, save_projection_csv, save_quadrant_png, HeatmapOptions,
 };

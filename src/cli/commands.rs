@@ -5,20 +5,20 @@ use super::output::{print_eval_table, print_skipped, Bar};
 use super::{
     CommonArgs, EvalArgs, HeatmapArgs, IndexArgs, LabelsExportArgs, NeighboursArgs, ProjectArgs,
 };
-use natview::labels::{render_records, ExportFormat, LabelStore};
-use std::io::Write;
 use anyhow::{bail, Context};
 use natview::analysis::{pca_2d, quadrant_chart, QuadrantParams};
 use natview::dataset::{demo_dataset_path, load_dataset, Dataset};
 use natview::encoder::{EncoderSpec, ModelKind};
 use natview::index::{exact_neighbours, Neighbour, NeighbourIndex};
 use natview::jobs::CancelFlag;
+use natview::labels::{render_records, ExportFormat, LabelStore};
 use natview::pipeline::{
     embed_dataset, embed_query_image, ensure_index, evaluate, EmbedRequest, EmbeddingSet,
     EvalReport,
 };
 use natview::report::{save_projection_csv, save_quadrant_png, HeatmapOptions};
 use natview::workspace::Workspace;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Loads a dataset and prints a one-line summary.
@@ -306,10 +306,7 @@ pub fn write_heatmap(
         s.gap,
         s.auc
     );
-    println!(
-        "heatmap → {} ({width}×{height} px)",
-        out.display()
-    );
+    println!("heatmap → {} ({width}×{height} px)", out.display());
     Ok(())
 }
 
@@ -413,7 +410,10 @@ pub fn main_job(dataset: Option<PathBuf>, common: &CommonArgs) -> anyhow::Result
 
 /// `natview labels export`.
 pub fn export_labels(args: &LabelsExportArgs, common: &CommonArgs) -> anyhow::Result<()> {
-    let format: ExportFormat = args.format.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+    let format: ExportFormat = args
+        .format
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!(e))?;
     let path = args.dataset.clone().unwrap_or_else(demo_dataset_path);
     let dataset = load(&path)?;
     let workspace = Workspace::for_dataset(&dataset, common.workspace.as_deref());
@@ -427,13 +427,16 @@ pub fn export_labels(args: &LabelsExportArgs, common: &CommonArgs) -> anyhow::Re
     let store = LabelStore::open(&store_path)?;
     match &args.out {
         Some(out) if out.as_os_str() == "-" => {
-            let bytes = render_records(&store.records()?, format).map_err(|e| anyhow::anyhow!(e))?;
+            let bytes =
+                render_records(&store.records()?, format).map_err(|e| anyhow::anyhow!(e))?;
             std::io::stdout().write_all(&bytes)?;
         }
         out => {
-            let out = out
-                .clone()
-                .unwrap_or_else(|| workspace.dir().join(format!("labels.{}", format.extension())));
+            let out = out.clone().unwrap_or_else(|| {
+                workspace
+                    .dir()
+                    .join(format!("labels.{}", format.extension()))
+            });
             let n = natview::labels::export_labels(&store, format, &out)?;
             println!("{n} label record(s) → {}", out.display());
         }

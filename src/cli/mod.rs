@@ -11,7 +11,12 @@ use std::path::PathBuf;
 
 /// natview: see what an image encoder learned about listings and their views.
 #[derive(Debug, Parser)]
-#[command(name = "natview", version, about, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "natview",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Option<Command>,

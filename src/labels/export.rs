@@ -20,7 +20,9 @@ impl std::str::FromStr for ExportFormat {
         match text.to_ascii_lowercase().as_str() {
             "csv" => Ok(ExportFormat::Csv),
             "jsonl" | "ndjson" => Ok(ExportFormat::Jsonl),
-            other => Err(format!("unknown label export format `{other}` (csv or jsonl)")),
+            other => Err(format!(
+                "unknown label export format `{other}` (csv or jsonl)"
+            )),
         }
     }
 }

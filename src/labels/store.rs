@@ -106,8 +106,7 @@ impl LabelStore {
     fn load(&mut self) -> rusqlite::Result<()> {
         let mut tag_set: Vec<String> = DEFAULT_TAG_SET.iter().map(|s| s.to_string()).collect();
         let mut statement = self.connection.prepare("SELECT key, name FROM tag_set")?;
-        for row in statement.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
-        {
+        for row in statement.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))? {
             let (key, name) = row?;
             if (1..=TAG_KEYS as i64).contains(&key) {
                 tag_set[(key - 1) as usize] = name;
@@ -115,13 +114,17 @@ impl LabelStore {
         }
         self.tag_set = tag_set;
         let mut statement = self.connection.prepare("SELECT path, tag FROM item_tags")?;
-        for row in statement.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+        for row in
+            statement.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
         {
             let (path, tag) = row?;
             self.tags.entry(path).or_default().insert(tag);
         }
-        let mut statement = self.connection.prepare("SELECT path, note FROM item_notes")?;
-        for row in statement.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+        let mut statement = self
+            .connection
+            .prepare("SELECT path, note FROM item_notes")?;
+        for row in
+            statement.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
         {
             let (path, note) = row?;
             self.notes.insert(path, note);
@@ -317,8 +320,10 @@ impl LabelStore {
                 *counts.entry(tag.as_str()).or_default() += 1;
             }
         }
-        let mut counts: Vec<(String, usize)> =
-            counts.into_iter().map(|(t, n)| (t.to_string(), n)).collect();
+        let mut counts: Vec<(String, usize)> = counts
+            .into_iter()
+            .map(|(t, n)| (t.to_string(), n))
+            .collect();
         counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         counts
     }
@@ -434,8 +439,11 @@ mod tests {
     fn a_file_that_is_not_sqlite_is_refused_naming_it() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("labels.sqlite");
-        std::fs::write(&path, "this is not a database, just some text\n".repeat(100))
-            .expect("write");
+        std::fs::write(
+            &path,
+            "this is not a database, just some text\n".repeat(100),
+        )
+        .expect("write");
         let error = LabelStore::open(&path).err().expect("refused").to_string();
         assert!(error.contains("labels.sqlite"), "{error}");
     }

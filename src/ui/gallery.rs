@@ -176,9 +176,7 @@ pub fn gallery_ui(
                                 );
                                 ui.horizontal(|ui| {
                                     ui.spacing_mut().item_spacing.x = theme::GAP_PX;
-                                    for &id in
-                                        ids.iter().filter(|&&id| state.shows(id)).take(8)
-                                    {
+                                    for &id in ids.iter().filter(|&&id| state.shows(id)).take(8) {
                                         let texture = thumbnails.get(&ctx, session, id);
                                         let response = thumbnail_button(
                                             ui,

@@ -166,12 +166,7 @@ pub fn labels_view_ui(
         state.tag_names_for = Some(store.path().to_path_buf());
     }
     let counts = store.tag_counts();
-    let count_of = |tag: &str| {
-        counts
-            .iter()
-            .find(|(t, _)| t == tag)
-            .map_or(0, |(_, n)| *n)
-    };
+    let count_of = |tag: &str| counts.iter().find(|(t, _)| t == tag).map_or(0, |(_, n)| *n);
     egui::Grid::new("tag-set")
         .num_columns(3)
         .striped(true)
@@ -181,10 +176,12 @@ pub fn labels_view_ui(
             ui.strong("items");
             ui.end_row();
             for slot in 0..state.tag_names.len() {
-                ui.label(format!("{}", slot + 1));
-                let response = ui.add(
-                    egui::TextEdit::singleline(&mut state.tag_names[slot]).desired_width(200.0),
-                );
+                let key_label = ui.label(format!("{}", slot + 1));
+                let response = ui
+                    .add(
+                        egui::TextEdit::singleline(&mut state.tag_names[slot]).desired_width(200.0),
+                    )
+                    .labelled_by(key_label.id);
                 if response.lost_focus() && state.tag_names[slot] != store.tag_set()[slot] {
                     if state.tag_names[slot].trim().is_empty() {
                         state.tag_names[slot] = store.tag_set()[slot].clone();

@@ -150,7 +150,10 @@ fn controls_ui(
                 .prefix("views "),
         );
         if state.choice == ListingChoice::ByLabel {
-            let text = state.label.clone().unwrap_or_else(|| "choose a label".into());
+            let text = state
+                .label
+                .clone()
+                .unwrap_or_else(|| "choose a label".into());
             egui::ComboBox::from_label("chart label")
                 .selected_text(text)
                 .show_ui(ui, |ui| {
@@ -232,9 +235,7 @@ fn picker_ui(ui: &mut egui::Ui, session: &Session, state: &mut QuadrantViewState
             .map(|id| session.set.items[id].listing.clone());
         if let Some(listing) = selected_listing {
             if !state.picked.contains(&listing)
-                && ui
-                    .small_button("+ the selected image's listing")
-                    .clicked()
+                && ui.small_button("+ the selected image's listing").clicked()
             {
                 state.picked.push(listing);
             }
@@ -337,10 +338,8 @@ fn chart_ui(
     let side = (available.x - LEGEND_PX - 8.0)
         .min(available.y - 8.0)
         .max(64.0);
-    let (rect, response) = ui.allocate_exact_size(
-        egui::vec2(side + LEGEND_PX, side),
-        egui::Sense::click(),
-    );
+    let (rect, response) =
+        ui.allocate_exact_size(egui::vec2(side + LEGEND_PX, side), egui::Sense::click());
     let matrix = egui::Rect::from_min_size(rect.min, egui::vec2(side, side));
     let painter = ui.painter_at(rect);
     painter.image(

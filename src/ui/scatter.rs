@@ -107,9 +107,9 @@ impl ScatterState {
                 }
                 groups
             }
-            ColourBy::Label => categorical(points.len(), at, |id| {
-                session.set.items[id].label.clone()
-            }),
+            ColourBy::Label => {
+                categorical(points.len(), at, |id| session.set.items[id].label.clone())
+            }
             ColourBy::Metadata(column) => categorical(points.len(), at, |id| {
                 session.set.items[id].metadata.get(column).cloned()
             }),
@@ -282,7 +282,12 @@ fn plot_ui(
     let highlighted: Vec<usize> = session
         .selection
         .as_ref()
-        .map(|s| s.item().into_iter().chain(s.neighbours.iter().map(|n| n.id)).collect())
+        .map(|s| {
+            s.item()
+                .into_iter()
+                .chain(s.neighbours.iter().map(|n| n.id))
+                .collect()
+        })
         .unwrap_or_default();
     let points = &result.projection.points;
     let response = plot.show(ui, |plot_ui| {
@@ -310,17 +315,30 @@ fn plot_ui(
         }
         let mut finished = None;
         if selecting {
-            let response = plot_ui.response().clone();
-            if response.drag_started() {
+            // Read the pointer directly: the shape starts where the button went down (a drag is
+            // only recognised after the pointer moved a little) and ends where it came up.
+            let plot_rect = plot_ui.response().rect;
+            let (pressed, down, released, origin, position) = plot_ui.ctx().input(|i| {
+                (
+                    i.pointer.primary_pressed(),
+                    i.pointer.primary_down(),
+                    i.pointer.primary_released(),
+                    i.pointer.press_origin(),
+                    i.pointer.latest_pos(),
+                )
+            });
+            if pressed {
                 drag.clear();
+                if let Some(origin) = origin.filter(|o| plot_rect.contains(*o)) {
+                    let p = plot_ui.plot_from_screen(origin);
+                    drag.push([p.x, p.y]);
+                }
             }
-            if response.dragged() || response.drag_started() {
-                if let Some(p) = plot_ui.pointer_coordinate() {
+            if (down || released) && !drag.is_empty() {
+                if let Some(pos) = position {
+                    let p = plot_ui.plot_from_screen(pos);
                     match tool {
                         Tool::Box => {
-                            if drag.is_empty() {
-                                drag.push([p.x, p.y]);
-                            }
                             drag.truncate(1);
                             drag.push([p.x, p.y]);
                         }
@@ -328,8 +346,10 @@ fn plot_ui(
                     }
                 }
             }
-            if response.drag_stopped() && drag.len() >= 2 {
+            if released && drag.len() >= 2 {
                 finished = Some(std::mem::take(drag));
+            } else if released {
+                drag.clear();
             }
         } else if drag.len() >= 2 {
             drag.clear();
@@ -375,8 +395,8 @@ fn plot_ui(
         .iter()
         .enumerate()
         .map(|(id, p)| {
-            let screen = transform
-                .position_from_point(&PlotPoint::new(f64::from(p[0]), f64::from(p[1])));
+            let screen =
+                transform.position_from_point(&PlotPoint::new(f64::from(p[0]), f64::from(p[1])));
             (id, screen.distance_sq(pointer))
         })
         .min_by(|a, b| a.1.total_cmp(&b.1))
