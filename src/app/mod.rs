@@ -1,6 +1,7 @@
 //! The eframe application: persisted state, the open dataset, background jobs, and the one place
 //! where the commands sent by the views are applied. Views live in `crate::ui`.
 
+mod frame_stats;
 mod jobs;
 mod open_job;
 mod session;
@@ -234,6 +235,9 @@ pub struct NatviewApp {
     thumbnails: ui::ThumbnailCache,
     commands: Vec<Command>,
     fonts_installed: bool,
+    frame_stats: frame_stats::FrameStats,
+    /// Start of the frame in which an image was clicked (for the click → neighbours timing).
+    click_frame_started: Option<std::time::Instant>,
 }
 
 impl NatviewApp {
@@ -252,6 +256,8 @@ impl NatviewApp {
             thumbnails: ui::ThumbnailCache::default(),
             commands: Vec::new(),
             fonts_installed: false,
+            frame_stats: frame_stats::FrameStats::default(),
+            click_frame_started: None,
         }
     }
 
@@ -606,6 +612,7 @@ impl NatviewApp {
 
     /// Applies queued commands and polls jobs, then draws the whole window.
     pub fn show(&mut self, ui: &mut egui::Ui) {
+        self.frame_stats.begin();
         let ctx = ui.ctx().clone();
         if !self.fonts_installed {
             ui::theme::install_fonts(&ctx);
@@ -613,10 +620,33 @@ impl NatviewApp {
         }
         self.take_dropped_files(&ctx);
         self.take_tag_keys(&ctx);
-        for command in std::mem::take(&mut self.commands) {
+        let commands = std::mem::take(&mut self.commands);
+        if commands.iter().any(|c| matches!(c, Command::Select(_))) {
+            self.frame_stats
+                .query_applied(self.click_frame_started.take());
+        }
+        for command in commands {
             self.apply(&ctx, command);
         }
         self.poll_jobs(&ctx);
+        self.draw(ui);
+        if !self.commands.is_empty() {
+            // What the views asked for is applied at the start of the next frame: have one.
+            ctx.request_repaint();
+            if self
+                .commands
+                .iter()
+                .any(|c| matches!(c, Command::Select(_)))
+            {
+                self.click_frame_started = self.frame_stats.frame_started();
+            }
+        }
+        self.frame_stats.end(self.state.view.title());
+    }
+
+    /// Draws the window from the current state.
+    fn draw(&mut self, ui: &mut egui::Ui) {
+        let ctx = ui.ctx().clone();
         if self.state.view == View::Metrics
             && self.session.is_some()
             && !self.metrics_requested
@@ -700,7 +730,8 @@ impl NatviewApp {
 }
 
 impl eframe::App for NatviewApp {
-    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+    fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
+        self.frame_stats.record_frame_cpu(frame.info().cpu_usage);
         self.show(ui);
     }
 

@@ -270,6 +270,8 @@ fn plot_ui(
         .show_y(false)
         .allow_drag(!selecting)
         .allow_boxed_zoom(false)
+        // The wheel zooms (around the pointer) rather than pans, as in other scatter viewers.
+        .allow_scroll(false)
         .x_axis_label("PC 1")
         .y_axis_label("PC 2");
     if show_legend {
@@ -291,6 +293,13 @@ fn plot_ui(
         .unwrap_or_default();
     let points = &result.projection.points;
     let response = plot.show(ui, |plot_ui| {
+        if plot_ui.response().hovered() {
+            let scroll = plot_ui.ctx().input(|i| i.smooth_scroll_delta.y);
+            if scroll != 0.0 {
+                let factor = (scroll * 0.0015).exp();
+                plot_ui.zoom_bounds_around_hovered(egui::vec2(factor, factor));
+            }
+        }
         for group in groups {
             plot_ui.points(
                 Points::new(group.name.clone(), PlotPoints::Borrowed(&group.points))
