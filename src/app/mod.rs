@@ -588,7 +588,7 @@ impl NatviewApp {
             return;
         };
         let Some(store) = &session.labels else { return };
-        if ctx.egui_wants_keyboard_input() {
+        if ctx.text_edit_focused() {
             return;
         }
         const KEYS: [egui::Key; TAG_KEYS] = [

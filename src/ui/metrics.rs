@@ -12,6 +12,8 @@ struct Metric {
     value: fn(&EvalReport) -> f64,
     /// The range the bar spans.
     scale: (f64, f64),
+    /// Whether higher is better (the best column is then shown in bold).
+    higher_is_better: bool,
 }
 
 const METRICS: [Metric; 8] = [
@@ -20,48 +22,56 @@ const METRICS: [Metric; 8] = [
         hint: "share of images whose nearest neighbour is a view of the same listing",
         value: |r| r.retrieval.recall_at_1,
         scale: (0.0, 1.0),
+        higher_is_better: true,
     },
     Metric {
         name: "recall@5",
         hint: "a view of the same listing among the 5 nearest",
         value: |r| r.retrieval.recall_at_5,
         scale: (0.0, 1.0),
+        higher_is_better: true,
     },
     Metric {
         name: "recall@10",
         hint: "a view of the same listing among the 10 nearest",
         value: |r| r.retrieval.recall_at_10,
         scale: (0.0, 1.0),
+        higher_is_better: true,
     },
     Metric {
         name: "mAP@10",
         hint: "mean average precision of the 10 nearest, same listing = relevant",
         value: |r| r.retrieval.map_at_10,
         scale: (0.0, 1.0),
+        higher_is_better: true,
     },
     Metric {
         name: "intra mean",
         hint: "mean cosine between views of one listing",
         value: |r| r.pairs.intra_mean,
         scale: (-1.0, 1.0),
+        higher_is_better: false,
     },
     Metric {
         name: "inter mean",
         hint: "mean cosine between images of different listings",
         value: |r| r.pairs.inter_mean,
         scale: (-1.0, 1.0),
+        higher_is_better: false,
     },
     Metric {
         name: "gap",
         hint: "intra mean − inter mean: how far apart the two distributions sit",
         value: |r| r.pairs.gap,
         scale: (0.0, 1.0),
+        higher_is_better: true,
     },
     Metric {
         name: "ROC AUC",
         hint: "chance that a random intra pair is more similar than a random inter pair",
         value: |r| r.pairs.auc,
         scale: (0.5, 1.0),
+        higher_is_better: true,
     },
 ];
 
@@ -128,7 +138,7 @@ pub fn metrics_ui(
                 let best = values.iter().copied().fold(f64::MIN, f64::max);
                 for (i, value) in values.iter().enumerate() {
                     let mut text = egui::RichText::new(format!("{value:.3}")).monospace();
-                    if values.len() > 1 && *value == best && metric.name != "inter mean" {
+                    if values.len() > 1 && *value == best && metric.higher_is_better {
                         text = text.strong();
                     }
                     ui.label(text);
