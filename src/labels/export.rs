@@ -62,6 +62,15 @@ pub struct LabelRecord {
     pub at: String,
 }
 
+/// The queries behind [`LabelStore::records`]: each selects `kind, path, listing, other_path,
+/// other_listing, value, who, at` (the `other_` columns NULL except for pairs).
+const RECORD_QUERIES: [&str; 3] = [
+    "SELECT 'tag', path, listing, NULL, NULL, tag, who, at FROM item_tags ORDER BY path, tag",
+    "SELECT 'note', path, listing, NULL, NULL, note, who, at FROM item_notes ORDER BY path",
+    "SELECT 'pair', path_a, listing_a, path_b, listing_b, verdict, who, at
+     FROM pair_verdicts ORDER BY path_a, path_b",
+];
+
 impl LabelStore {
     /// Every record in the store: tags, then notes, then pairs, each sorted by path.
     pub fn records(&self) -> Result<Vec<LabelRecord>, LabelError> {
@@ -69,70 +78,26 @@ impl LabelStore {
             path: self.path().to_path_buf(),
             message: e.to_string(),
         };
-        let connection = self.connection();
         let mut records = Vec::new();
-        let mut statement = connection
-            .prepare("SELECT path, listing, tag, who, at FROM item_tags ORDER BY path, tag")
-            .map_err(db)?;
-        let rows = statement
-            .query_map([], |r| {
-                Ok(LabelRecord {
-                    kind: "tag".into(),
-                    path: r.get(0)?,
-                    listing: r.get(1)?,
-                    other_path: None,
-                    other_listing: None,
-                    value: r.get(2)?,
-                    who: r.get(3)?,
-                    at: r.get(4)?,
+        for query in RECORD_QUERIES {
+            let mut statement = self.connection().prepare(query).map_err(db)?;
+            let rows = statement
+                .query_map([], |r| {
+                    Ok(LabelRecord {
+                        kind: r.get(0)?,
+                        path: r.get(1)?,
+                        listing: r.get(2)?,
+                        other_path: r.get(3)?,
+                        other_listing: r.get(4)?,
+                        value: r.get(5)?,
+                        who: r.get(6)?,
+                        at: r.get(7)?,
+                    })
                 })
-            })
-            .map_err(db)?;
-        for row in rows {
-            records.push(row.map_err(db)?);
-        }
-        let mut statement = connection
-            .prepare("SELECT path, listing, note, who, at FROM item_notes ORDER BY path")
-            .map_err(db)?;
-        let rows = statement
-            .query_map([], |r| {
-                Ok(LabelRecord {
-                    kind: "note".into(),
-                    path: r.get(0)?,
-                    listing: r.get(1)?,
-                    other_path: None,
-                    other_listing: None,
-                    value: r.get(2)?,
-                    who: r.get(3)?,
-                    at: r.get(4)?,
-                })
-            })
-            .map_err(db)?;
-        for row in rows {
-            records.push(row.map_err(db)?);
-        }
-        let mut statement = connection
-            .prepare(
-                "SELECT path_a, listing_a, path_b, listing_b, verdict, who, at
-                 FROM pair_verdicts ORDER BY path_a, path_b",
-            )
-            .map_err(db)?;
-        let rows = statement
-            .query_map([], |r| {
-                Ok(LabelRecord {
-                    kind: "pair".into(),
-                    path: r.get(0)?,
-                    listing: r.get(1)?,
-                    other_path: Some(r.get(2)?),
-                    other_listing: Some(r.get(3)?),
-                    value: r.get(4)?,
-                    who: r.get(5)?,
-                    at: r.get(6)?,
-                })
-            })
-            .map_err(db)?;
-        for row in rows {
-            records.push(row.map_err(db)?);
+                .map_err(db)?;
+            for row in rows {
+                records.push(row.map_err(db)?);
+            }
         }
         Ok(records)
     }

@@ -24,6 +24,8 @@ pub struct GalleryState {
     cached_for: Option<(String, Option<String>, String, u64)>,
     /// Indices into `session.listings` that pass the filters.
     visible: Vec<usize>,
+    /// Set when the list changed: the next frame shows it from the top.
+    scroll_to_top: bool,
 }
 
 impl GalleryState {
@@ -71,6 +73,7 @@ impl GalleryState {
             .map(|(index, _)| index)
             .collect();
         self.cached_for = Some(key);
+        self.scroll_to_top = true;
     }
 
     /// Limits the gallery to these items (`None`: show all).
@@ -160,7 +163,11 @@ pub fn gallery_ui(
     let rows = state.visible.len().div_ceil(per_row);
     let selected = session.selection.as_ref().and_then(|s| s.item());
     let ctx = ui.ctx().clone();
-    egui::ScrollArea::vertical()
+    let mut scroll = egui::ScrollArea::vertical();
+    if std::mem::take(&mut state.scroll_to_top) {
+        scroll = scroll.vertical_scroll_offset(0.0);
+    }
+    scroll
         .auto_shrink([false, false])
         .show_rows(ui, row_height, rows, |ui, range| {
             for row in range {
