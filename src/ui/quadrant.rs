@@ -334,14 +334,51 @@ fn chart_ui(
         }
     };
     const LEGEND_PX: f32 = 90.0;
+    const NAMES_PX: f32 = 150.0;
     let available = ui.available_size();
-    let side = (available.x - LEGEND_PX - 8.0)
-        .min(available.y - 8.0)
-        .max(64.0);
-    let (rect, response) =
-        ui.allocate_exact_size(egui::vec2(side + LEGEND_PX, side), egui::Sense::click());
-    let matrix = egui::Rect::from_min_size(rect.min, egui::vec2(side, side));
+    let fit = |names_px: f32| {
+        (available.x - LEGEND_PX - names_px - 8.0)
+            .min(available.y - 8.0)
+            .max(64.0)
+    };
+    // Listing names go left of the blocks when a block is tall enough for a line of text.
+    let names_px = if fit(NAMES_PX) / chart.listings.len() as f32 >= 13.0 {
+        NAMES_PX
+    } else {
+        0.0
+    };
+    let side = fit(names_px);
+    let (rect, response) = ui.allocate_exact_size(
+        egui::vec2(names_px + side + LEGEND_PX, side),
+        egui::Sense::click(),
+    );
+    let matrix =
+        egui::Rect::from_min_size(rect.min + egui::vec2(names_px, 0.0), egui::vec2(side, side));
     let painter = ui.painter_at(rect);
+    if names_px > 0.0 {
+        let block_px = side / chart.listings.len() as f32;
+        for (b, name) in chart.listings.iter().enumerate() {
+            let y = matrix.top() + (b as f32 + 0.5) * block_px;
+            let mut job = egui::text::LayoutJob::simple_singleline(
+                format!("{} {name}", b + 1),
+                egui::FontId::proportional(11.0),
+                theme::MUTED,
+            );
+            job.wrap = egui::text::TextWrapping {
+                max_width: names_px - 8.0,
+                max_rows: 1,
+                break_anywhere: true,
+                overflow_character: Some('…'),
+            };
+            let galley = painter.layout_job(job);
+            let row = galley.rows.first().map_or(0.0, |r| r.height());
+            painter.galley(
+                egui::pos2(matrix.left() - 6.0 - galley.size().x, y - row / 2.0),
+                galley,
+                theme::MUTED,
+            );
+        }
+    }
     painter.image(
         texture.id(),
         matrix,
