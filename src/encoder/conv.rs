@@ -1,8 +1,13 @@
 //! The encoders' 2D convolution: one place where the convolution algorithm is chosen.
-//! It runs candle's `conv2d`; an im2col built from candle view ops was measured slower (see
-//! BENCHMARKS.md), so a faster CPU path has to be a single-pass im2col custom op.
+//!
+//! On the CPU with f32 it runs our own kernels (`conv_cpu`: single-pass im2col + gemm forward,
+//! gemm + col2im input gradient, im2col + gemm kernel gradient) as candle custom ops; candle
+//! 0.11's own CPU conv gathers patches element by element and computes the input gradient with a
+//! plain loop. Elsewhere (CUDA, other dtypes), and with `NATVIEW_CONV=candle`, it runs candle's
+//! `conv2d`.
 
-use candle_core::{Module, Result, Tensor};
+use super::conv_cpu::{self, ConvGeometry};
+use candle_core::{CpuStorage, CustomOp2, DType, Layout, Module, Result, Shape, Tensor};
 use candle_nn::VarBuilder;
 
 /// A bias-free 2D convolution with square kernel, stride and zero padding.
@@ -41,8 +46,259 @@ impl Conv2d {
     }
 }
 
+/// Whether our CPU kernels are in use (the default; `NATVIEW_CONV=candle` turns them off).
+pub fn own_cpu_kernels() -> bool {
+    static CHOICE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *CHOICE.get_or_init(|| std::env::var("NATVIEW_CONV").map_or(true, |v| v != "candle"))
+}
+
 impl Module for Conv2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        x.conv2d(&self.weight, self.padding, self.stride, 1, 1)
+        if x.device().is_cpu() && x.dtype() == DType::F32 && own_cpu_kernels() {
+            conv2d_cpu(x, &self.weight, self.stride, self.padding)
+        } else {
+            x.conv2d(&self.weight, self.padding, self.stride, 1, 1)
+        }
+    }
+}
+
+/// 2D convolution through our CPU kernels, with gradients for both the input and the kernel.
+pub fn conv2d_cpu(x: &Tensor, weight: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
+    x.contiguous()?
+        .apply_op2(&weight.contiguous()?, Forward { stride, padding })
+}
+
+/// The f32 values of a contiguous CPU tensor.
+fn f32_values<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
+    let CpuStorage::F32(values) = storage else {
+        candle_core::bail!("natview conv2d: {what} must be f32");
+    };
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&values[start..end]),
+        None => candle_core::bail!("natview conv2d: {what} must be contiguous"),
+    }
+}
+
+fn geometry(
+    input: &[usize],
+    kernel: &[usize],
+    stride: usize,
+    padding: usize,
+) -> Result<ConvGeometry> {
+    ConvGeometry::new(input, kernel, stride, padding).map_err(candle_core::Error::msg)
+}
+
+/// The forward op on (input, kernel).
+struct Forward {
+    stride: usize,
+    padding: usize,
+}
+
+impl CustomOp2 for Forward {
+    fn name(&self) -> &'static str {
+        "natview-conv2d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        input: &CpuStorage,
+        input_layout: &Layout,
+        kernel: &CpuStorage,
+        kernel_layout: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = geometry(
+            input_layout.dims(),
+            kernel_layout.dims(),
+            self.stride,
+            self.padding,
+        )?;
+        let out = conv_cpu::forward(
+            &g,
+            f32_values(input, input_layout, "input")?,
+            f32_values(kernel, kernel_layout, "kernel")?,
+        );
+        Ok((
+            CpuStorage::F32(out),
+            Shape::from((g.n, g.c_out, g.h_out, g.w_out)),
+        ))
+    }
+
+    fn bwd(
+        &self,
+        input: &Tensor,
+        kernel: &Tensor,
+        _output: &Tensor,
+        grad_output: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let grad_output = grad_output.contiguous()?;
+        let grad_input = grad_output.apply_op2_no_bwd(
+            kernel,
+            &GradInput {
+                stride: self.stride,
+                padding: self.padding,
+                input_dims: input.dims().to_vec(),
+            },
+        )?;
+        let grad_kernel = input.apply_op2_no_bwd(
+            &grad_output,
+            &GradKernel {
+                stride: self.stride,
+                padding: self.padding,
+                kernel_dims: kernel.dims().to_vec(),
+            },
+        )?;
+        Ok((Some(grad_input), Some(grad_kernel)))
+    }
+}
+
+/// The input gradient, an op on (output gradient, kernel).
+struct GradInput {
+    stride: usize,
+    padding: usize,
+    input_dims: Vec<usize>,
+}
+
+impl CustomOp2 for GradInput {
+    fn name(&self) -> &'static str {
+        "natview-conv2d-grad-input"
+    }
+
+    fn cpu_fwd(
+        &self,
+        grad: &CpuStorage,
+        grad_layout: &Layout,
+        kernel: &CpuStorage,
+        kernel_layout: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = geometry(
+            &self.input_dims,
+            kernel_layout.dims(),
+            self.stride,
+            self.padding,
+        )?;
+        if grad_layout.dims() != [g.n, g.c_out, g.h_out, g.w_out] {
+            candle_core::bail!(
+                "natview conv2d: output gradient {:?} does not fit {g:?}",
+                grad_layout.dims()
+            );
+        }
+        let out = conv_cpu::grad_input(
+            &g,
+            f32_values(grad, grad_layout, "output gradient")?,
+            f32_values(kernel, kernel_layout, "kernel")?,
+        );
+        Ok((CpuStorage::F32(out), Shape::from(self.input_dims.clone())))
+    }
+}
+
+/// The kernel gradient, an op on (input, output gradient).
+struct GradKernel {
+    stride: usize,
+    padding: usize,
+    kernel_dims: Vec<usize>,
+}
+
+impl CustomOp2 for GradKernel {
+    fn name(&self) -> &'static str {
+        "natview-conv2d-grad-kernel"
+    }
+
+    fn cpu_fwd(
+        &self,
+        input: &CpuStorage,
+        input_layout: &Layout,
+        grad: &CpuStorage,
+        grad_layout: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = geometry(
+            input_layout.dims(),
+            &self.kernel_dims,
+            self.stride,
+            self.padding,
+        )?;
+        if grad_layout.dims() != [g.n, g.c_out, g.h_out, g.w_out] {
+            candle_core::bail!(
+                "natview conv2d: output gradient {:?} does not fit {g:?}",
+                grad_layout.dims()
+            );
+        }
+        let out = conv_cpu::grad_kernel(
+            &g,
+            f32_values(input, input_layout, "input")?,
+            f32_values(grad, grad_layout, "output gradient")?,
+        );
+        Ok((CpuStorage::F32(out), Shape::from(self.kernel_dims.clone())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    /// Our op and candle's conv2d agree on the output and on both gradients.
+    #[test]
+    fn matches_candle_forward_and_gradients() {
+        let device = Device::Cpu;
+        for (n, c_in, h, w, c_out, k, stride, pad) in [
+            (2, 3, 12, 10, 4, 3, 1, 1),
+            (3, 4, 9, 9, 6, 3, 2, 1),
+            (2, 8, 6, 6, 5, 1, 1, 0),
+            (2, 8, 7, 7, 5, 1, 2, 0),
+            (1, 3, 16, 16, 4, 7, 2, 3),
+        ] {
+            let x =
+                Var::from_tensor(&Tensor::randn(0f32, 1.0, (n, c_in, h, w), &device).expect("x"))
+                    .expect("var");
+            let kernel = Var::from_tensor(
+                &Tensor::randn(0f32, 1.0, (c_out, c_in, k, k), &device).expect("w"),
+            )
+            .expect("var");
+            let ours = conv2d_cpu(x.as_tensor(), kernel.as_tensor(), stride, pad).expect("ours");
+            let theirs = x
+                .as_tensor()
+                .conv2d(kernel.as_tensor(), pad, stride, 1, 1)
+                .expect("candle");
+            assert_eq!(ours.dims(), theirs.dims());
+            let max_diff = |a: &Tensor, b: &Tensor| -> f32 {
+                (a - b)
+                    .and_then(|d| d.abs())
+                    .and_then(|d| d.flatten_all())
+                    .and_then(|d| d.max(0))
+                    .and_then(|d| d.to_scalar::<f32>())
+                    .expect("diff")
+            };
+            assert!(
+                max_diff(&ours, &theirs) < 1e-4,
+                "forward {n} {c_in} {k} {stride}"
+            );
+            // A loss that weights every output differently, so the gradients are not uniform.
+            let weights = Tensor::randn(0f32, 1.0, ours.dims(), &device).expect("weights");
+            let ours_grads = (&ours * &weights)
+                .and_then(|t| t.sum_all())
+                .and_then(|t| t.backward())
+                .expect("backward");
+            let theirs_grads = (&theirs * &weights)
+                .and_then(|t| t.sum_all())
+                .and_then(|t| t.backward())
+                .expect("backward");
+            for var in [&x, &kernel] {
+                let a = ours_grads.get(var.as_tensor()).expect("our gradient");
+                let b = theirs_grads
+                    .get(var.as_tensor())
+                    .expect("candle's gradient");
+                let scale = b
+                    .abs()
+                    .and_then(|t| t.flatten_all())
+                    .and_then(|t| t.max(0))
+                    .and_then(|t| t.to_scalar::<f32>())
+                    .expect("scale");
+                assert!(
+                    max_diff(a, b) < 1e-4 * scale.max(1.0),
+                    "gradient {n} {c_in} {k} {stride}: {} vs scale {scale}",
+                    max_diff(a, b)
+                );
+            }
+        }
     }
 }

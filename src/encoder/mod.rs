@@ -3,6 +3,7 @@
 //! encoder, from a fixed seed. Outputs are L2-normalised.
 
 mod conv;
+mod conv_cpu;
 mod init;
 mod preprocess;
 mod resnet;

@@ -1,0 +1,459 @@
+//! CPU kernels of the 2D convolution: a single-pass im2col (and its adjoint, col2im) feeding
+//! gemm, for the forward pass and both gradients. Images of a batch run in parallel (rayon), each
+//! gemm on one thread, so that small images keep both cores busy.
+
+use rayon::prelude::*;
+
+/// Shapes of one convolution: input `[n, c_in, h, w]`, kernel `[c_out, c_in, k, k]`, output
+/// `[n, c_out, h_out, w_out]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvGeometry {
+    /// Batch size.
+    pub n: usize,
+    /// Input channels.
+    pub c_in: usize,
+    /// Input height.
+    pub h: usize,
+    /// Input width.
+    pub w: usize,
+    /// Output channels.
+    pub c_out: usize,
+    /// Kernel side.
+    pub k: usize,
+    /// Stride.
+    pub stride: usize,
+    /// Zero padding on each side.
+    pub pad: usize,
+    /// Output height.
+    pub h_out: usize,
+    /// Output width.
+    pub w_out: usize,
+}
+
+impl ConvGeometry {
+    /// Checks the shapes and derives the output size.
+    pub fn new(
+        input: &[usize],
+        kernel: &[usize],
+        stride: usize,
+        pad: usize,
+    ) -> Result<Self, String> {
+        let (&[n, c_in, h, w], &[c_out, kc, k, k2]) = (input, kernel) else {
+            return Err(format!(
+                "conv2d wants a 4-d input and kernel, got {input:?} and {kernel:?}"
+            ));
+        };
+        if kc != c_in || k != k2 || k == 0 || stride == 0 {
+            return Err(format!(
+                "conv2d: kernel {kernel:?} does not fit input {input:?} (stride {stride})"
+            ));
+        }
+        if h + 2 * pad < k || w + 2 * pad < k {
+            return Err(format!(
+                "conv2d: input {input:?} is smaller than the {k}×{k} kernel with padding {pad}"
+            ));
+        }
+        Ok(Self {
+            n,
+            c_in,
+            h,
+            w,
+            c_out,
+            k,
+            stride,
+            pad,
+            h_out: (h + 2 * pad - k) / stride + 1,
+            w_out: (w + 2 * pad - k) / stride + 1,
+        })
+    }
+
+    /// Rows of the column matrix: `c_in · k · k`.
+    fn patch_len(&self) -> usize {
+        self.c_in * self.k * self.k
+    }
+
+    /// Columns of the column matrix: `h_out · w_out`.
+    fn out_pixels(&self) -> usize {
+        self.h_out * self.w_out
+    }
+
+    fn in_plane(&self) -> usize {
+        self.c_in * self.h * self.w
+    }
+
+    fn out_plane(&self) -> usize {
+        self.c_out * self.out_pixels()
+    }
+
+    /// A 1×1 convolution with stride 1 and no padding: the input is its own column matrix.
+    fn is_pointwise(&self) -> bool {
+        self.k == 1 && self.stride == 1 && self.pad == 0
+    }
+
+    /// Output columns `ox` whose input column `ox·stride + kx − pad` lies inside the image.
+    fn valid_columns(&self, kx: usize) -> (usize, usize) {
+        let lo = if self.pad > kx {
+            (self.pad - kx).div_ceil(self.stride)
+        } else {
+            0
+        };
+        let hi = if self.w + self.pad > kx {
+            ((self.w - 1 + self.pad - kx) / self.stride + 1).min(self.w_out)
+        } else {
+            0
+        };
+        (lo.min(hi), hi)
+    }
+}
+
+/// Fills `cols` (`patch_len × out_pixels`, row `(c, ky, kx)`) with the patches of one image.
+fn im2col(g: &ConvGeometry, image: &[f32], cols: &mut [f32]) {
+    let pixels = g.out_pixels();
+    for c in 0..g.c_in {
+        let plane = &image[c * g.h * g.w..(c + 1) * g.h * g.w];
+        for ky in 0..g.k {
+            for kx in 0..g.k {
+                let row = ((c * g.k + ky) * g.k + kx) * pixels;
+                let (lo, hi) = g.valid_columns(kx);
+                for oy in 0..g.h_out {
+                    let out = &mut cols[row + oy * g.w_out..row + (oy + 1) * g.w_out];
+                    let iy = (oy * g.stride + ky) as isize - g.pad as isize;
+                    if iy < 0 || iy >= g.h as isize {
+                        out.fill(0.0);
+                        continue;
+                    }
+                    let src = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
+                    out[..lo].fill(0.0);
+                    out[hi..].fill(0.0);
+                    if g.stride == 1 {
+                        let start = lo + kx - g.pad;
+                        out[lo..hi].copy_from_slice(&src[start..start + (hi - lo)]);
+                    } else {
+                        for (ox, value) in out.iter_mut().enumerate().take(hi).skip(lo) {
+                            *value = src[ox * g.stride + kx - g.pad];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Adds the column matrix `cols` back into one image's gradient (the adjoint of [`im2col`]).
+fn col2im_add(g: &ConvGeometry, cols: &[f32], image: &mut [f32]) {
+    let pixels = g.out_pixels();
+    for c in 0..g.c_in {
+        let plane = &mut image[c * g.h * g.w..(c + 1) * g.h * g.w];
+        for ky in 0..g.k {
+            for kx in 0..g.k {
+                let row = ((c * g.k + ky) * g.k + kx) * pixels;
+                let (lo, hi) = g.valid_columns(kx);
+                for oy in 0..g.h_out {
+                    let iy = (oy * g.stride + ky) as isize - g.pad as isize;
+                    if iy < 0 || iy >= g.h as isize {
+                        continue;
+                    }
+                    let src = &cols[row + oy * g.w_out..row + (oy + 1) * g.w_out];
+                    let dst = &mut plane[iy as usize * g.w..(iy as usize + 1) * g.w];
+                    if g.stride == 1 {
+                        let start = lo + kx - g.pad;
+                        for (d, s) in dst[start..start + (hi - lo)].iter_mut().zip(&src[lo..hi]) {
+                            *d += *s;
+                        }
+                    } else {
+                        for (ox, value) in src.iter().enumerate().take(hi).skip(lo) {
+                            dst[ox * g.stride + kx - g.pad] += *value;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A matrix operand: its values and strides (row stride, column stride) in elements.
+#[derive(Clone, Copy)]
+struct Operand<'a> {
+    data: &'a [f32],
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl<'a> Operand<'a> {
+    /// A row-major matrix with `cols` columns.
+    fn rows(data: &'a [f32], cols: usize) -> Self {
+        Self {
+            data,
+            row_stride: cols,
+            col_stride: 1,
+        }
+    }
+
+    /// The transpose of a row-major matrix with `cols` columns.
+    fn transposed(data: &'a [f32], cols: usize) -> Self {
+        Self {
+            data,
+            row_stride: 1,
+            col_stride: cols,
+        }
+    }
+
+    /// Whether an `rows × cols` view fits in `data`.
+    fn fits(&self, rows: usize, cols: usize) -> bool {
+        rows == 0
+            || cols == 0
+            || (rows - 1) * self.row_stride + (cols - 1) * self.col_stride < self.data.len()
+    }
+}
+
+/// `dst (m × n, row-major) = lhs (m × k) · rhs (k × n)`, or `dst += …` with `accumulate`.
+fn matmul(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    lhs: Operand<'_>,
+    rhs: Operand<'_>,
+    accumulate: bool,
+) {
+    assert!(dst.len() >= m * n, "matmul: destination too small");
+    assert!(
+        lhs.fits(m, k) && rhs.fits(k, n),
+        "matmul: operand too small"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            dst[..m * n].fill(0.0);
+        }
+        return;
+    }
+    // SAFETY: the asserts above keep every index gemm touches inside the three slices, `dst`
+    // is borrowed mutably (no aliasing), and the strides are those the operands were built with.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.data.as_ptr(),
+            lhs.col_stride as isize,
+            lhs.row_stride as isize,
+            rhs.data.as_ptr(),
+            rhs.col_stride as isize,
+            rhs.row_stride as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// The forward pass: `[n, c_out, h_out, w_out]` from the input and the kernel (both row-major).
+pub fn forward(g: &ConvGeometry, input: &[f32], kernel: &[f32]) -> Vec<f32> {
+    let mut out = vec![0f32; g.n * g.out_plane()];
+    let (patch, pixels) = (g.patch_len(), g.out_pixels());
+    out.par_chunks_mut(g.out_plane().max(1))
+        .zip(input.par_chunks(g.in_plane().max(1)))
+        .for_each_init(
+            || vec![0f32; if g.is_pointwise() { 0 } else { patch * pixels }],
+            |cols, (out, image)| {
+                let cols: &[f32] = if g.is_pointwise() {
+                    image
+                } else {
+                    im2col(g, image, cols);
+                    cols
+                };
+                matmul(
+                    g.c_out,
+                    pixels,
+                    patch,
+                    out,
+                    Operand::rows(kernel, patch),
+                    Operand::rows(cols, pixels),
+                    false,
+                );
+            },
+        );
+    out
+}
+
+/// The gradient with respect to the input: `[n, c_in, h, w]` from the output gradient.
+pub fn grad_input(g: &ConvGeometry, grad_out: &[f32], kernel: &[f32]) -> Vec<f32> {
+    let mut grad_in = vec![0f32; g.n * g.in_plane()];
+    let (patch, pixels) = (g.patch_len(), g.out_pixels());
+    grad_in
+        .par_chunks_mut(g.in_plane().max(1))
+        .zip(grad_out.par_chunks(g.out_plane().max(1)))
+        .for_each_init(
+            || vec![0f32; if g.is_pointwise() { 0 } else { patch * pixels }],
+            |cols, (grad_image, grad)| {
+                let kernel_t = Operand::transposed(kernel, patch);
+                let grad = Operand::rows(grad, pixels);
+                if g.is_pointwise() {
+                    matmul(patch, pixels, g.c_out, grad_image, kernel_t, grad, false);
+                } else {
+                    matmul(patch, pixels, g.c_out, cols, kernel_t, grad, false);
+                    col2im_add(g, cols, grad_image);
+                }
+            },
+        );
+    grad_in
+}
+
+/// The gradient with respect to the kernel: `[c_out, c_in, k, k]`, summed over the batch.
+pub fn grad_kernel(g: &ConvGeometry, input: &[f32], grad_out: &[f32]) -> Vec<f32> {
+    let (patch, pixels) = (g.patch_len(), g.out_pixels());
+    let size = g.c_out * patch;
+    let threads = rayon::current_num_threads().max(1);
+    let per_task = g.n.div_ceil(threads).max(1);
+    let images: Vec<usize> = (0..g.n).collect();
+    images
+        .par_chunks(per_task)
+        .map(|batch| {
+            let mut partial = vec![0f32; size];
+            let mut cols = vec![0f32; if g.is_pointwise() { 0 } else { patch * pixels }];
+            for &i in batch {
+                let image = &input[i * g.in_plane()..(i + 1) * g.in_plane()];
+                let grad = &grad_out[i * g.out_plane()..(i + 1) * g.out_plane()];
+                let cols: &[f32] = if g.is_pointwise() {
+                    image
+                } else {
+                    im2col(g, image, &mut cols);
+                    &cols
+                };
+                matmul(
+                    g.c_out,
+                    patch,
+                    pixels,
+                    &mut partial,
+                    Operand::rows(grad, pixels),
+                    Operand::transposed(cols, pixels),
+                    true,
+                );
+            }
+            partial
+        })
+        .reduce(
+            || vec![0f32; size],
+            |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                a
+            },
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Direct convolution, the definition itself.
+    fn naive_forward(g: &ConvGeometry, x: &[f32], kernel: &[f32]) -> Vec<f32> {
+        let mut out = vec![0f32; g.n * g.out_plane()];
+        for n in 0..g.n {
+            for o in 0..g.c_out {
+                for oy in 0..g.h_out {
+                    for ox in 0..g.w_out {
+                        let mut sum = 0f32;
+                        for c in 0..g.c_in {
+                            for ky in 0..g.k {
+                                for kx in 0..g.k {
+                                    let iy = (oy * g.stride + ky) as isize - g.pad as isize;
+                                    let ix = (ox * g.stride + kx) as isize - g.pad as isize;
+                                    if iy < 0 || ix < 0 || iy >= g.h as isize || ix >= g.w as isize
+                                    {
+                                        continue;
+                                    }
+                                    sum += x[((n * g.c_in + c) * g.h + iy as usize) * g.w
+                                        + ix as usize]
+                                        * kernel[((o * g.c_in + c) * g.k + ky) * g.k + kx];
+                                }
+                            }
+                        }
+                        out[((n * g.c_out + o) * g.h_out + oy) * g.w_out + ox] = sum;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn values(len: usize, seed: u64) -> Vec<f32> {
+        let mut rng = crate::rng::SplitMix64::new(seed);
+        (0..len)
+            .map(|_| rng.next_f64() as f32 * 2.0 - 1.0)
+            .collect()
+    }
+
+    fn dot(a: &[f32], b: &[f32]) -> f64 {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| f64::from(*x) * f64::from(*y))
+            .sum()
+    }
+
+    /// n, c_in, h, w, c_out, k, stride, pad.
+    type Case = (usize, usize, usize, usize, usize, usize, usize, usize);
+
+    const CASES: [Case; 7] = [
+        (2, 3, 9, 7, 4, 3, 1, 1),
+        (3, 2, 8, 8, 5, 3, 2, 1),
+        (2, 4, 6, 5, 3, 1, 1, 0),
+        (2, 4, 7, 7, 3, 1, 2, 0),
+        (1, 3, 11, 10, 2, 7, 2, 3),
+        (2, 2, 5, 5, 2, 3, 1, 0),
+        (2, 1, 4, 4, 2, 3, 3, 2),
+    ];
+
+    #[test]
+    fn forward_matches_the_definition() {
+        for (n, c_in, h, w, c_out, k, stride, pad) in CASES {
+            let g = ConvGeometry::new(&[n, c_in, h, w], &[c_out, c_in, k, k], stride, pad)
+                .expect("geometry");
+            let x = values(n * c_in * h * w, 1);
+            let kernel = values(c_out * c_in * k * k, 2);
+            let fast = forward(&g, &x, &kernel);
+            let slow = naive_forward(&g, &x, &kernel);
+            for (a, b) in fast.iter().zip(&slow) {
+                assert!((a - b).abs() < 1e-4, "{g:?}: {a} vs {b}");
+            }
+        }
+    }
+
+    /// The gradients are the adjoints of the forward map: for any output gradient `r`,
+    /// `⟨r, conv(x, W)⟩ = ⟨grad_input(r), x⟩ = ⟨grad_kernel(r), W⟩`.
+    #[test]
+    fn gradients_are_the_adjoints_of_the_forward_pass() {
+        for (n, c_in, h, w, c_out, k, stride, pad) in CASES {
+            let g = ConvGeometry::new(&[n, c_in, h, w], &[c_out, c_in, k, k], stride, pad)
+                .expect("geometry");
+            let x = values(n * c_in * h * w, 3);
+            let kernel = values(c_out * c_in * k * k, 4);
+            let r = values(n * g.out_plane(), 5);
+            let y = naive_forward(&g, &x, &kernel);
+            let lhs = dot(&r, &y);
+            let via_input = dot(&grad_input(&g, &r, &kernel), &x);
+            let via_kernel = dot(&grad_kernel(&g, &x, &r), &kernel);
+            assert!((lhs - via_input).abs() < 1e-3 * lhs.abs().max(1.0), "{g:?}");
+            assert!(
+                (lhs - via_kernel).abs() < 1e-3 * lhs.abs().max(1.0),
+                "{g:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn mismatched_shapes_are_refused() {
+        assert!(ConvGeometry::new(&[1, 3, 8, 8], &[4, 2, 3, 3], 1, 1).is_err());
+        assert!(ConvGeometry::new(&[1, 3, 2, 2], &[4, 3, 5, 5], 1, 0).is_err());
+        assert!(ConvGeometry::new(&[3, 8, 8], &[4, 3, 3, 3], 1, 1).is_err());
+    }
+}
