@@ -15,5 +15,6 @@ pub mod linalg;
 pub mod pipeline;
 pub mod report;
 pub mod rng;
+pub mod train;
 pub mod ui;
 pub mod workspace;

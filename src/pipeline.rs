@@ -357,17 +357,33 @@ pub const MAX_INTER_PAIRS: usize = 3_000_000;
 
 /// Evaluates an embedding set: listing retrieval (exact search, k = 10) and pair statistics.
 pub fn evaluate(set: &EmbeddingSet) -> Result<EvalReport, PipelineError> {
-    let listings = listing_numbers(&set.items);
-    let ranked: Vec<Vec<usize>> = exact_neighbours_all(&set.matrix, 10)?
+    evaluate_rows(
+        &set.items,
+        &set.matrix,
+        set.meta.encoder.describe(),
+        set.meta.encoder.is_untrained(),
+    )
+}
+
+/// Evaluates unit-norm rows (row `i` embeds `items[i]`): listing retrieval (exact search,
+/// k = 10) and pair statistics; `model` describes where the rows came from.
+pub fn evaluate_rows(
+    items: &[Item],
+    matrix: &Matrix,
+    model: String,
+    untrained: bool,
+) -> Result<EvalReport, PipelineError> {
+    let listings = listing_numbers(items);
+    let ranked: Vec<Vec<usize>> = exact_neighbours_all(matrix, 10)?
         .into_iter()
         .map(|ns| ns.into_iter().map(|n| n.id).collect())
         .collect();
     let retrieval = listing_retrieval(&listings, &ranked);
-    let pairs = dataset_pair_stats(&set.matrix, &listings, MAX_INTER_PAIRS, 0)?;
+    let pairs = dataset_pair_stats(matrix, &listings, MAX_INTER_PAIRS, 0)?;
     Ok(EvalReport {
-        model: set.meta.encoder.describe(),
-        untrained: set.meta.encoder.is_untrained(),
-        images: set.items.len(),
+        model,
+        untrained,
+        images: items.len(),
         listings: listings.iter().copied().max().map_or(0, |m| m + 1),
         retrieval,
         pairs,

@@ -2,6 +2,7 @@
 
 mod bench;
 mod commands;
+mod finetune;
 mod output;
 
 use clap::{Args, Parser, Subcommand};
@@ -48,6 +49,8 @@ enum Command {
     Project(ProjectArgs),
     /// Listing-retrieval metrics and intra/inter statistics.
     Eval(EvalArgs),
+    /// Self-supervised fine-tuning (SimSiam or InfoNCE) on natural views, with a held-out report.
+    Finetune(finetune::FinetuneArgs),
     /// Benchmarks: embedding throughput, HNSW build time and recall.
     Bench(bench::BenchArgs),
     /// Open the desktop app (on DATASET, or the last dataset opened); the same as no
@@ -254,6 +257,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Project(a)) => commands::project(&a, &common),
         Some(Command::Eval(a)) => commands::eval(&a, &common),
         Some(Command::Bench(a)) => bench::run(&a, &common),
+        Some(Command::Finetune(a)) => finetune::run(&a, &common),
         Some(Command::Gui { dataset }) => natview::app::run_window(dataset, common.spec()?)
             .map_err(|e| anyhow::anyhow!("cannot open the window: {e}")),
     }

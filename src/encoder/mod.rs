@@ -86,7 +86,8 @@ impl ModelKind {
         }
     }
 
-    fn resnet_config(self) -> Option<ResNetConfig> {
+    /// The network of this model (`None` for the pixel baseline).
+    pub fn resnet_config(self) -> Option<ResNetConfig> {
         match self {
             ModelKind::Compact => Some(ResNetConfig::compact()),
             ModelKind::Resnet18 => Some(ResNetConfig::resnet18()),
@@ -107,6 +108,11 @@ impl std::str::FromStr for ModelKind {
             _ => Err(EncoderError::UnknownModel(s.to_string())),
         }
     }
+}
+
+/// The shipped default model's weights (`models/compact-emoji.safetensors` in the source tree).
+pub fn shipped_weights_path() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/compact-emoji.safetensors")
 }
 
 /// Everything that determines an encoder's output: recorded with the embeddings.

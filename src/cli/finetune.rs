@@ -1,0 +1,229 @@
+//! `natview finetune`: self-supervised training on natural views, with a progress bar (loss,
+//! steps/s), clean Ctrl-C (the checkpoint keeps the last step; `--resume` continues), and the
+//! held-out report before vs after, beside raw pixels.
+
+use super::commands::load;
+use super::CommonArgs;
+use anyhow::Context;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use natview::dataset::group_by_listing;
+use natview::encoder::{shipped_weights_path, ModelKind};
+use natview::jobs::CancelFlag;
+use natview::train::{
+    finetune, split_listings, EvalSummary, Method, Outcome, StartFrom, StepReport, TrainConfig,
+    TrainObserver, TrainReport, TrainRequest,
+};
+use natview::workspace::Workspace;
+use std::path::PathBuf;
+
+/// Options of `natview finetune`.
+#[derive(Debug, Args)]
+pub struct FinetuneArgs {
+    /// Dataset: a folder of listings, a flat folder, or a .csv/.jsonl manifest.
+    dataset: PathBuf,
+    /// simsiam (stop-gradient, predictor) or infonce (temperature, in-batch negatives).
+    #[arg(long, default_value = "simsiam")]
+    method: String,
+    /// Optimiser steps (each takes --batch listings, two views each).
+    #[arg(long, default_value_t = 300, conflicts_with = "epochs")]
+    steps: usize,
+    /// Passes over the training listings (instead of --steps).
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Peak learning rate (SGD, momentum 0.9), after a linear warm-up, then cosine decay.
+    #[arg(long, default_value_t = 0.05)]
+    lr: f64,
+    /// Warm-up steps.
+    #[arg(long, default_value_t = 20)]
+    warmup: usize,
+    /// Weight decay.
+    #[arg(long, default_value_t = 1e-4)]
+    weight_decay: f64,
+    /// InfoNCE temperature.
+    #[arg(long, default_value_t = 0.2)]
+    temperature: f64,
+    /// Fraction of listings held out for evaluation (never trained on).
+    #[arg(long, default_value_t = 0.2)]
+    heldout: f64,
+    /// Start from `shipped` (models/), `scratch` (seeded init), or a safetensors FILE.
+    /// Default: the shipped model when there is one, else scratch.
+    #[arg(long)]
+    from: Option<String>,
+    /// Continue the run saved in the checkpoint (same options).
+    #[arg(long)]
+    resume: bool,
+    /// Checkpoint file (default: finetune.<method>.<model>.ckpt.safetensors in the workspace).
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// Where the trained encoder goes (default: finetuned.<model>.safetensors in the workspace).
+    #[arg(long, short)]
+    out: Option<PathBuf>,
+}
+
+struct BarObserver {
+    bar: ProgressBar,
+}
+
+impl TrainObserver for BarObserver {
+    fn phase(&self, name: &str) {
+        self.bar.set_message(name.to_string());
+    }
+
+    fn step(&self, r: &StepReport) {
+        self.bar.set_length(r.total as u64);
+        self.bar.set_position(r.step as u64);
+        self.bar.set_message(format!(
+            "loss {:+.4} · lr {:.4} · {:.2} steps/s",
+            r.loss, r.learning_rate, r.steps_per_sec
+        ));
+    }
+}
+
+/// `natview finetune`.
+pub fn run(args: &FinetuneArgs, common: &CommonArgs) -> anyhow::Result<()> {
+    let method: Method = args.method.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+    let model: ModelKind = common.model.parse()?;
+    let dataset = load(&args.dataset)?;
+    let workspace = Workspace::for_dataset(&dataset, common.workspace.as_deref());
+    workspace.create()?;
+    let start = match args.from.as_deref() {
+        Some("scratch") => StartFrom::Scratch,
+        Some("shipped") => StartFrom::Weights(shipped_weights_path()),
+        Some(file) => StartFrom::Weights(PathBuf::from(file)),
+        None if shipped_weights_path().is_file() && model == ModelKind::Compact => {
+            StartFrom::Weights(shipped_weights_path())
+        }
+        None => StartFrom::Scratch,
+    };
+    let batch_size = common.batch.unwrap_or(64);
+    let steps = match args.epochs {
+        Some(epochs) => {
+            let names: Vec<String> = group_by_listing(&dataset.items)
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect();
+            let train = split_listings(&names, args.heldout, common.seed).0.len();
+            epochs * (train / batch_size.min(train).max(1)).max(1)
+        }
+        None => args.steps,
+    };
+    let config = TrainConfig {
+        method,
+        model,
+        input_size_px: common.size.unwrap_or(model.default_input_size_px()),
+        steps,
+        batch_size,
+        learning_rate: args.lr,
+        warmup_steps: args.warmup.min(steps / 2),
+        momentum: 0.9,
+        weight_decay: args.weight_decay,
+        temperature: args.temperature,
+        seed: common.seed,
+        heldout_fraction: args.heldout,
+        start,
+    };
+    let method_name = match method {
+        Method::SimSiam => "simsiam",
+        Method::InfoNce => "infonce",
+    };
+    let checkpoint = args.checkpoint.clone().unwrap_or_else(|| {
+        workspace.dir().join(format!(
+            "finetune.{method_name}.{}.ckpt.safetensors",
+            model.name()
+        ))
+    });
+    let out = args.out.clone().unwrap_or_else(|| {
+        workspace
+            .dir()
+            .join(format!("finetuned.{}.safetensors", model.name()))
+    });
+    let cancel = CancelFlag::new();
+    let handler_flag = cancel.clone();
+    ctrlc::set_handler(move || {
+        if handler_flag.is_cancelled() {
+            // A second Ctrl-C while the checkpoint is written: leave at once.
+            std::process::exit(130);
+        }
+        handler_flag.cancel();
+    })
+    .context("cannot install the Ctrl-C handler")?;
+    eprintln!(
+        "finetune: {method_name}, {} @{}px, {} steps × {} listings (2 views each), lr {} (warm-up {}), from {}; Ctrl-C stops and keeps the checkpoint",
+        model.name(),
+        config.input_size_px,
+        config.steps,
+        config.batch_size,
+        config.learning_rate,
+        config.warmup_steps,
+        match &config.start {
+            StartFrom::Scratch => "scratch".to_string(),
+            StartFrom::Weights(p) => p.display().to_string(),
+        }
+    );
+    let bar = if common.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(config.steps as u64)
+    };
+    if let Ok(style) = ProgressStyle::with_template("[{bar:30}] {pos}/{len} {msg} eta {eta}") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    let observer = BarObserver { bar: bar.clone() };
+    let request = TrainRequest {
+        config,
+        dataset: &dataset,
+        checkpoint: checkpoint.clone(),
+        out: out.clone(),
+        resume: args.resume,
+        force_cpu: common.cpu,
+    };
+    let report = finetune(&request, &observer, &cancel)?;
+    bar.finish_and_clear();
+    print_report(&report);
+    match report.outcome {
+        Outcome::Finished => {
+            println!("trained encoder → {}", out.display());
+            println!("checkpoint → {}", checkpoint.display());
+        }
+        Outcome::Interrupted => {
+            println!(
+                "interrupted after step {}; checkpoint → {} (continue with --resume)",
+                report.steps_done,
+                checkpoint.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn print_report(report: &TrainReport) {
+    println!(
+        "{} steps in {:.0} s on {} ({:.3} steps/s this run)",
+        report.steps_done, report.train_secs, report.device, report.steps_per_sec
+    );
+    if let (Some(first), Some(last)) = (report.loss_curve.first(), report.loss_curve.last()) {
+        println!("loss (mean of 10 steps): first {first:+.4}, last {last:+.4}");
+    }
+    println!(
+        "held out: {} listings, {} images (never trained on)",
+        report.heldout_listings, report.heldout_images
+    );
+    let row = |name: &str, value: fn(&EvalSummary) -> f64| {
+        let after = report
+            .after
+            .as_ref()
+            .map_or("-".to_string(), |a| format!("{:.3}", value(a)));
+        println!(
+            "  {name:<10} {:>8.3} {after:>8} {:>8.3}",
+            value(&report.before),
+            value(&report.pixels)
+        );
+    };
+    println!("  {:<10} {:>8} {:>8} {:>8}", "metric", "before", "after", "pixels");
+    row("recall@1", |s| s.recall_at_1);
+    row("recall@5", |s| s.recall_at_5);
+    row("recall@10", |s| s.recall_at_10);
+    row("gap", |s| s.gap);
+    row("ROC AUC", |s| s.auc);
+}

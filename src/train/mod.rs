@@ -1,0 +1,287 @@
+//! Self-supervised fine-tuning on natural views: SimSiam (default) or InfoNCE, positive pairs
+//! drawn from two views of one listing (two augmentations of the one image when a listing has a
+//! single view). A seeded split of listings is held out; before and after training the encoder
+//! is evaluated on it beside raw pixels. Checkpoints hold the whole state, so an interrupted run
+//! resumes exactly; the trained trunk is exported as encoder weights.
+
+mod augment;
+pub mod checkpoint;
+mod loss;
+mod model;
+mod optim;
+
+pub use augment::{augment, AugmentParams};
+pub use loss::{info_nce, l2_normalise_rows, simsiam};
+pub use model::{SslModel, HEAD_PREFIX};
+pub use optim::{learning_rate, Sgd};
+
+use crate::dataset::{decode_rgb, group_by_listing, Dataset, Item};
+use crate::encoder::{normalise_chw, pixel_vector, square_resize, ModelKind};
+use crate::jobs::CancelFlag;
+use crate::linalg::{l2_normalise, Matrix};
+use crate::pipeline::{evaluate_rows, EvalReport};
+use crate::rng::SplitMix64;
+use candle_core::{Device, Tensor};
+use image::RgbImage;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Errors of fine-tuning.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// A checkpoint or weights file could not be read or written.
+    #[error("{path}: {message}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// The dataset cannot train or evaluate this way.
+    #[error("{0}")]
+    NotEnoughData(String),
+    /// A checkpoint does not belong to this run.
+    #[error("{path}: {message}")]
+    Mismatch {
+        /// The checkpoint.
+        path: PathBuf,
+        /// How it differs.
+        message: String,
+    },
+    /// The tensor library failed.
+    #[error("training: {0}")]
+    Candle(#[from] candle_core::Error),
+    /// Evaluation failed.
+    #[error("evaluation: {0}")]
+    Eval(#[from] crate::pipeline::PipelineError),
+}
+
+/// The self-supervised objective.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// SimSiam: predictor + stop-gradient, negative cosine.
+    SimSiam,
+    /// InfoNCE (SimCLR/MoBY-style): temperature, in-batch negatives.
+    InfoNce,
+}
+
+impl std::str::FromStr for Method {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.to_ascii_lowercase().as_str() {
+            "simsiam" => Ok(Method::SimSiam),
+            "infonce" | "simclr" | "nce" => Ok(Method::InfoNce),
+            other => Err(format!("unknown method `{other}` (simsiam or infonce)")),
+        }
+    }
+}
+
+/// Where the trunk's initial weights come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StartFrom {
+    /// The seeded random init.
+    Scratch,
+    /// A safetensors file (the shipped model, or the user's).
+    Weights(PathBuf),
+}
+
+/// Everything that defines a run (stored in its checkpoint).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Objective.
+    pub method: Method,
+    /// Encoder architecture (compact, resnet18, resnet50).
+    pub model: ModelKind,
+    /// Input side in pixels.
+    pub input_size_px: u32,
+    /// Optimiser steps.
+    pub steps: usize,
+    /// Listings (positive pairs) per step.
+    pub batch_size: usize,
+    /// Peak learning rate.
+    pub learning_rate: f64,
+    /// Linear warm-up steps.
+    pub warmup_steps: usize,
+    /// SGD momentum.
+    pub momentum: f64,
+    /// Weight decay.
+    pub weight_decay: f64,
+    /// InfoNCE temperature.
+    pub temperature: f64,
+    /// Seed of the split, the sampling, the augmentations and a fresh init.
+    pub seed: u64,
+    /// Fraction of listings held out (never trained on).
+    pub heldout_fraction: f64,
+    /// Initial trunk weights.
+    pub start: StartFrom,
+}
+
+/// The state stored in a checkpoint besides the tensors.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckpointMeta {
+    /// Steps completed.
+    pub step: usize,
+    /// The run's configuration.
+    pub config: TrainConfig,
+    /// Held-out listing names.
+    pub heldout: Vec<String>,
+    /// Fingerprint of the dataset trained on.
+    pub dataset_fingerprint: String,
+    /// Evaluation of the starting weights on the held-out listings.
+    pub before: EvalSummary,
+    /// Mean loss of each block of [`LOSS_BLOCK`] steps so far.
+    pub loss_curve: Vec<f32>,
+    /// Training time so far, in seconds.
+    pub train_secs: f64,
+}
+
+/// What exported weights say about themselves.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WeightsMeta {
+    /// Architecture.
+    pub model: ModelKind,
+    /// Input side in pixels.
+    pub input_size_px: u32,
+    /// How they were trained.
+    pub config: TrainConfig,
+    /// Held-out listing names (for `eval --heldout`).
+    pub heldout: Vec<String>,
+    /// Fingerprint of the dataset trained on.
+    pub dataset_fingerprint: String,
+    /// Steps trained.
+    pub steps: usize,
+    /// Training time in seconds.
+    pub train_secs: f64,
+}
+
+/// The metrics a report compares (a compact, serialisable part of [`EvalReport`]).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct EvalSummary {
+    /// recall@1 by listing.
+    pub recall_at_1: f64,
+    /// recall@5.
+    pub recall_at_5: f64,
+    /// recall@10.
+    pub recall_at_10: f64,
+    /// Intra − inter mean cosine.
+    pub gap: f64,
+    /// ROC AUC of intra vs inter pairs.
+    pub auc: f64,
+}
+
+impl From<&EvalReport> for EvalSummary {
+    fn from(r: &EvalReport) -> Self {
+        Self {
+            recall_at_1: r.retrieval.recall_at_1,
+            recall_at_5: r.retrieval.recall_at_5,
+            recall_at_10: r.retrieval.recall_at_10,
+            gap: r.pairs.gap,
+            auc: r.pairs.auc,
+        }
+    }
+}
+
+/// Steps per point of the stored loss curve.
+pub const LOSS_BLOCK: usize = 10;
+
+/// Progress of a step, for progress bars.
+#[derive(Debug, Clone, Copy)]
+pub struct StepReport {
+    /// Steps done.
+    pub step: usize,
+    /// Steps in all.
+    pub total: usize,
+    /// This step's loss.
+    pub loss: f32,
+    /// This step's learning rate.
+    pub learning_rate: f64,
+    /// Steps per second since the run (re)started.
+    pub steps_per_sec: f64,
+}
+
+/// Receives what the run is doing.
+pub trait TrainObserver {
+    /// A phase starts (loading, evaluating, …).
+    fn phase(&self, name: &str);
+    /// A step finished.
+    fn step(&self, report: &StepReport);
+}
+
+/// A run to do.
+pub struct TrainRequest<'a> {
+    /// Its configuration.
+    pub config: TrainConfig,
+    /// The dataset.
+    pub dataset: &'a Dataset,
+    /// The checkpoint file (written every [`CHECKPOINT_EVERY`] steps, on interruption, at the end).
+    pub checkpoint: PathBuf,
+    /// Where the trained trunk goes.
+    pub out: PathBuf,
+    /// Continue from `checkpoint`.
+    pub resume: bool,
+    /// Run on the CPU even if a GPU is there.
+    pub force_cpu: bool,
+}
+
+/// Steps between two checkpoints.
+pub const CHECKPOINT_EVERY: usize = 25;
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// All steps done; weights exported.
+    Finished,
+    /// Stopped (Ctrl-C); the checkpoint holds the last completed step.
+    Interrupted,
+}
+
+/// What a run did and how the held-out metrics moved.
+#[derive(Debug, Clone)]
+pub struct TrainReport {
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Steps completed in all.
+    pub steps_done: usize,
+    /// Steps in this invocation per second.
+    pub steps_per_sec: f64,
+    /// Training time in all (over resumes), seconds.
+    pub train_secs: f64,
+    /// Loss curve (mean per [`LOSS_BLOCK`] steps).
+    pub loss_curve: Vec<f32>,
+    /// Held-out listings / images.
+    pub heldout_listings: usize,
+    /// Held-out images.
+    pub heldout_images: usize,
+    /// Starting weights on the held-out listings.
+    pub before: EvalSummary,
+    /// Trained weights on the held-out listings (`None` when interrupted).
+    pub after: Option<EvalSummary>,
+    /// Raw pixels on the held-out listings.
+    pub pixels: EvalSummary,
+    /// The device trained on.
+    pub device: &'static str,
+}
+
+/// Splits listing names into (training, held-out): a seeded shuffle, the first
+/// `fraction · n` (at least 2 when the fraction is positive and there are 4+ listings) held out.
+pub fn split_listings(names: &[String], fraction: f64, seed: u64) -> (Vec<String>, Vec<String>) {
+    let mut sorted = names.to_vec();
+    sorted.sort();
+    SplitMix64::new(seed ^ 0x5eed_5711).shuffle(&mut sorted);
+    let mut held = (fraction.clamp(0.0, 0.9) * sorted.len() as f64).round() as usize;
+    if fraction > 0.0 && sorted.len() >= 4 {
+        held = held.max(2);
+    }
+    let heldout = sorted[..held].to_vec();
+    let train = sorted[held..].to_vec();
+    (train, heldout)
+}
+
+mod run;
+pub use run::{evaluate_encoder_rows, finetune};

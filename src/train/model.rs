@@ -1,0 +1,182 @@
+//! The network being trained: the encoder trunk (the same `ResNet` the app embeds with, same
+//! tensor names) plus a projector and, for SimSiam, a predictor. Every tensor is a `Var` kept
+//! by name, initialised from a weights file where it has the tensor and from the seeded init
+//! otherwise.
+
+use super::Method;
+use crate::encoder::{ResNet, ResNetConfig, SeededInit};
+use candle_core::{DType, Device, Module, ModuleT, Result, Shape, Tensor, Var};
+use candle_nn::var_builder::SimpleBackend;
+use candle_nn::{batch_norm, linear, BatchNorm, Linear, VarBuilder};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+/// Prefix of the head tensors (not part of the shipped encoder).
+pub const HEAD_PREFIX: &str = "head";
+
+/// Named variables, in name order.
+pub type VarSet = BTreeMap<String, Var>;
+
+/// A VarBuilder backend that makes every tensor a `Var` (recorded by name), taking its initial
+/// value from `tensors` when present and from the seeded init otherwise.
+struct RecordingBackend {
+    tensors: HashMap<String, Tensor>,
+    init: SeededInit,
+    vars: Arc<Mutex<VarSet>>,
+}
+
+impl SimpleBackend for RecordingBackend {
+    fn get(
+        &self,
+        shape: Shape,
+        name: &str,
+        hints: candle_nn::Init,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Tensor> {
+        let initial = match self.tensors.get(name) {
+            Some(t) => {
+                if t.shape() != &shape {
+                    candle_core::bail!(
+                        "shape mismatch for {name}, expected {:?}, got {:?}",
+                        shape.dims(),
+                        t.dims()
+                    );
+                }
+                t.to_dtype(dtype)?.to_device(device)?
+            }
+            None => self.init.get(shape, name, hints, dtype, device)?,
+        };
+        let var = Var::from_tensor(&initial)?;
+        let mut vars = self
+            .vars
+            .lock()
+            .map_err(|_| candle_core::Error::msg("variable registry poisoned"))?;
+        vars.insert(name.to_string(), var.clone());
+        Ok(var.as_tensor().clone())
+    }
+
+    fn get_unchecked(&self, name: &str, _dtype: DType, _device: &Device) -> Result<Tensor> {
+        candle_core::bail!("{name}: tensors are created with their shape")
+    }
+
+    fn contains_tensor(&self, _name: &str) -> bool {
+        true
+    }
+}
+
+/// Linear → batch norm → (ReLU) layers.
+struct Mlp {
+    layers: Vec<(Linear, BatchNorm, bool)>,
+}
+
+impl Mlp {
+    /// `dims[0] → dims[1] → … → dims[last]`, ReLU after every layer but the last.
+    fn new(dims: &[usize], vb: VarBuilder) -> Result<Self> {
+        let mut layers = Vec::new();
+        for (i, pair) in dims.windows(2).enumerate() {
+            let last = i + 2 == dims.len();
+            layers.push((
+                linear(pair[0], pair[1], vb.pp(format!("{i}.linear")))?,
+                batch_norm(pair[1], 1e-5, vb.pp(format!("{i}.bn")))?,
+                !last,
+            ));
+        }
+        Ok(Self { layers })
+    }
+
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let mut h = x.clone();
+        for (linear, bn, relu) in &self.layers {
+            h = bn.forward_t(&linear.forward(&h)?, train)?;
+            if *relu {
+                h = h.relu()?;
+            }
+        }
+        Ok(h)
+    }
+}
+
+/// Trunk + heads, with all their variables.
+pub struct SslModel {
+    trunk: ResNet,
+    projector: Mlp,
+    predictor: Option<Mlp>,
+    vars: VarSet,
+}
+
+/// Projector output size.
+pub const PROJECTION_DIM: usize = 256;
+
+impl SslModel {
+    /// Builds the model; `tensors` (by name) override the seeded init where they exist.
+    pub fn new(
+        config: &ResNetConfig,
+        method: Method,
+        tensors: HashMap<String, Tensor>,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Self> {
+        let vars = Arc::new(Mutex::new(VarSet::new()));
+        let backend = RecordingBackend {
+            tensors,
+            init: SeededInit { seed },
+            vars: vars.clone(),
+        };
+        let vb = VarBuilder::from_backend(Box::new(backend), DType::F32, device.clone());
+        let trunk = ResNet::new(config, vb.clone())?;
+        let features = config.feature_dim();
+        let head = vb.pp(HEAD_PREFIX);
+        let projector = Mlp::new(
+            &[features, 2 * PROJECTION_DIM, PROJECTION_DIM],
+            head.pp("projector"),
+        )?;
+        let predictor = match method {
+            Method::SimSiam => Some(Mlp::new(
+                &[PROJECTION_DIM, PROJECTION_DIM / 2, PROJECTION_DIM],
+                head.pp("predictor"),
+            )?),
+            Method::InfoNce => None,
+        };
+        let vars = vars
+            .lock()
+            .map_err(|_| candle_core::Error::msg("variable registry poisoned"))?
+            .clone();
+        Ok(Self {
+            trunk,
+            projector,
+            predictor,
+            vars,
+        })
+    }
+
+    /// Every variable by name (trunk names as torchvision's; heads under `head.`).
+    pub fn vars(&self) -> &VarSet {
+        &self.vars
+    }
+
+    /// The trunk's pooled features (eval mode uses the running batch-norm statistics).
+    pub fn features(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.trunk.forward_t(x, train)
+    }
+
+    /// Projection `z` and prediction `p` (`p = z` without a predictor) of a batch, in training
+    /// mode.
+    pub fn forward_train(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        let z = self.projector.forward_t(&self.features(x, true)?, true)?;
+        let p = match &self.predictor {
+            Some(predictor) => predictor.forward_t(&z, true)?,
+            None => z.clone(),
+        };
+        Ok((z, p))
+    }
+
+    /// The trunk's tensors only (what the encoder loads), by name.
+    pub fn trunk_tensors(&self) -> HashMap<String, Tensor> {
+        self.vars
+            .iter()
+            .filter(|(name, _)| !name.starts_with(HEAD_PREFIX))
+            .map(|(name, var)| (name.clone(), var.as_tensor().clone()))
+            .collect()
+    }
+}
