@@ -71,7 +71,16 @@ fn manifest_pipeline_reports_bad_rows_and_writes_every_output() {
     let manifest = manifest_dataset(dir.path());
     let m = manifest.to_str().expect("utf-8");
 
+    // The default encoder is the shipped model when it is in models/.
     let out = natview(&["embed", m], dir.path());
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    if natview::encoder::shipped_weights_path().is_file() {
+        assert!(err.contains("weights compact-emoji.safetensors"), "{err}");
+        assert!(!err.contains("untrained"), "{err}");
+    }
+
+    let out = natview(&["embed", m, "--untrained"], dir.path());
     let err = text(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert!(err.contains("50 images in 10 listings"), "{err}");
@@ -86,7 +95,10 @@ fn manifest_pipeline_reports_bad_rows_and_writes_every_output() {
         "{err}"
     );
 
-    let out = natview(&["eval", m, "--json", "--baseline"], dir.path());
+    let out = natview(
+        &["eval", m, "--json", "--baseline", "--untrained"],
+        dir.path(),
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let reports: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(

@@ -14,7 +14,7 @@ pub use work::{ImageQuery, MetricsResult, ProjectionResult, QuadrantResult};
 
 use crate::analysis::QuadrantParams;
 use crate::dataset::is_supported_extension;
-use crate::encoder::{EncoderSpec, ModelKind};
+use crate::encoder::EncoderSpec;
 use crate::labels::{export_labels, ExportFormat, Verdict, TAG_KEYS};
 use crate::ui;
 use serde::{Deserialize, Serialize};
@@ -740,9 +740,9 @@ impl eframe::App for NatviewApp {
     }
 }
 
-/// The encoder the app uses by default.
+/// The encoder the app uses by default: the shipped model (untrained compact without it).
 pub fn default_spec() -> EncoderSpec {
-    EncoderSpec::untrained(ModelKind::Compact)
+    EncoderSpec::default_model()
 }
 
 /// Opens the window (blocking until it is closed).

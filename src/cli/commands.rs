@@ -12,12 +12,15 @@ use natview::encoder::{EncoderSpec, ModelKind};
 use natview::index::{exact_neighbours, Neighbour, NeighbourIndex};
 use natview::jobs::CancelFlag;
 use natview::labels::{render_records, ExportFormat, LabelStore};
+use natview::pipeline::evaluate_rows;
 use natview::pipeline::{
     embed_dataset, embed_query_image, ensure_index, evaluate, EmbedRequest, EmbeddingSet,
     EvalReport,
 };
 use natview::report::{save_projection_csv, save_quadrant_png, HeatmapOptions};
+use natview::train::WeightsMeta;
 use natview::workspace::Workspace;
+use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -354,9 +357,10 @@ pub fn project(args: &ProjectArgs, common: &CommonArgs) -> anyhow::Result<()> {
 fn eval_reports(
     embedded: &Embedded,
     baseline: bool,
+    only: Option<&HashSet<String>>,
     common: &CommonArgs,
 ) -> anyhow::Result<Vec<EvalReport>> {
-    let mut reports = vec![evaluate(&embedded.set)?];
+    let mut reports = vec![evaluate_subset(&embedded.set, only)?];
     if baseline && embedded.set.meta.encoder.model != ModelKind::Pixels {
         let pixels = embed_with(
             &embedded.dataset,
@@ -364,15 +368,68 @@ fn eval_reports(
             EncoderSpec::untrained(ModelKind::Pixels),
             common,
         )?;
-        reports.push(evaluate(&pixels)?);
+        reports.push(evaluate_subset(&pixels, only)?);
     }
     Ok(reports)
 }
 
+/// Evaluates the whole set, or only the items of the listings in `only`.
+fn evaluate_subset(
+    set: &EmbeddingSet,
+    only: Option<&HashSet<String>>,
+) -> anyhow::Result<EvalReport> {
+    let Some(only) = only else {
+        return Ok(evaluate(set)?);
+    };
+    let rows: Vec<usize> = set
+        .items
+        .iter()
+        .enumerate()
+        .filter(|(_, item)| only.contains(&item.listing))
+        .map(|(row, _)| row)
+        .collect();
+    if rows.len() < 4 {
+        bail!(
+            "only {} image(s) of the held-out listings are in this dataset",
+            rows.len()
+        );
+    }
+    let items: Vec<_> = rows
+        .iter()
+        .enumerate()
+        .map(|(id, &row)| {
+            let mut item = set.items[row].clone();
+            item.id = id;
+            item
+        })
+        .collect();
+    Ok(evaluate_rows(
+        &items,
+        &set.matrix.select_rows(&rows),
+        format!("{} (held-out listings only)", set.meta.encoder.describe()),
+        set.meta.encoder.is_untrained(),
+    )?)
+}
+
+/// The held-out listings recorded in weights written by `natview finetune`.
+fn heldout_listings(common: &CommonArgs) -> anyhow::Result<HashSet<String>> {
+    let spec = common.spec()?;
+    let Some(weights) = spec.weights else {
+        bail!("--heldout needs weights trained by `natview finetune` (--weights FILE)");
+    };
+    let meta: WeightsMeta = natview::train::checkpoint::read_meta(&weights)?;
+    Ok(meta.heldout.into_iter().collect())
+}
+
 /// `natview eval`.
 pub fn eval(args: &EvalArgs, common: &CommonArgs) -> anyhow::Result<()> {
+    let only = if args.heldout {
+        Some(heldout_listings(common)?)
+    } else {
+        None
+    };
     let embedded = embed(&args.data.dataset, common)?;
-    let reports = eval_reports(&embedded, args.baseline, common)?;
+    let reports = eval_reports(&embedded, args.baseline, only.as_ref(), common)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&reports)?);
     } else {
@@ -391,7 +448,7 @@ pub fn main_job(dataset: Option<PathBuf>, common: &CommonArgs) -> anyhow::Result
         ef_search: 64,
     };
     index_for(&embedded, hnsw, common)?;
-    let reports = eval_reports(&embedded, true, common)?;
+    let reports = eval_reports(&embedded, true, None, common)?;
     println!();
     print_eval_table(&reports);
     println!();

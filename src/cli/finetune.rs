@@ -82,7 +82,10 @@ impl TrainObserver for BarObserver {
 
 /// `natview finetune`.
 pub fn run(args: &FinetuneArgs, common: &CommonArgs) -> anyhow::Result<()> {
-    let method: Method = args.method.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+    let method: Method = args
+        .method
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!(e))?;
     let model: ModelKind = common.model.parse()?;
     let dataset = load(&args.dataset)?;
     let workspace = Workspace::for_dataset(&dataset, common.workspace.as_deref());
@@ -220,7 +223,10 @@ fn print_report(report: &TrainReport) {
             value(&report.pixels)
         );
     };
-    println!("  {:<10} {:>8} {:>8} {:>8}", "metric", "before", "after", "pixels");
+    println!(
+        "  {:<10} {:>8} {:>8} {:>8}",
+        "metric", "before", "after", "pixels"
+    );
     row("recall@1", |s| s.recall_at_1);
     row("recall@5", |s| s.recall_at_5);
     row("recall@10", |s| s.recall_at_10);

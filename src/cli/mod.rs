@@ -94,12 +94,16 @@ struct CommonArgs {
     /// Encoder: compact, resnet18, resnet50 or pixels (raw-pixel baseline).
     #[arg(long, global = true, default_value = "compact")]
     model: String,
-    /// Weights (safetensors, torchvision tensor names for ResNets); none = untrained encoder.
+    /// Weights (safetensors, torchvision tensor names for ResNets). Default: the shipped model
+    /// (models/compact-emoji.safetensors) for `compact` at 64 px, else an untrained encoder.
     #[arg(long, global = true)]
     weights: Option<PathBuf>,
     /// Input size in pixels (default: 64 for compact, 224 for ResNets, 32 for pixels).
     #[arg(long, global = true)]
     size: Option<u32>,
+    /// Use a randomly initialised encoder even where shipped weights exist.
+    #[arg(long, global = true, conflicts_with = "weights")]
+    untrained: bool,
     /// Seed of the random initialisation when no weights are given.
     #[arg(long, global = true, default_value_t = 0)]
     seed: u64,
@@ -117,10 +121,22 @@ struct CommonArgs {
 impl CommonArgs {
     fn spec(&self) -> anyhow::Result<EncoderSpec> {
         let model: ModelKind = self.model.parse()?;
+        let input_size_px = self.size.unwrap_or(model.default_input_size_px());
+        let default = EncoderSpec::default_model();
+        let weights = match &self.weights {
+            Some(path) => Some(path.clone()),
+            None if !self.untrained
+                && model == default.model
+                && input_size_px == default.input_size_px =>
+            {
+                default.weights
+            }
+            None => None,
+        };
         Ok(EncoderSpec {
             model,
-            input_size_px: self.size.unwrap_or(model.default_input_size_px()),
-            weights: self.weights.clone(),
+            input_size_px,
+            weights,
             seed: self.seed,
         })
     }
@@ -235,6 +251,9 @@ struct EvalArgs {
     /// Also evaluate the raw-pixel baseline and print it beside the model.
     #[arg(long)]
     baseline: bool,
+    /// Only the listings held out when the --weights were trained (`natview finetune`).
+    #[arg(long)]
+    heldout: bool,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,

@@ -139,6 +139,16 @@ impl EncoderSpec {
         }
     }
 
+    /// natview's default encoder: the shipped compact model (`models/`) when its weights are
+    /// there, else the untrained compact model.
+    pub fn default_model() -> Self {
+        let shipped = shipped_weights_path();
+        Self {
+            weights: shipped.is_file().then_some(shipped),
+            ..Self::untrained(ModelKind::Compact)
+        }
+    }
+
     /// Whether this is a CNN with random weights (every output must say so).
     pub fn is_untrained(&self) -> bool {
         self.model != ModelKind::Pixels && self.weights.is_none()
@@ -148,7 +158,13 @@ impl EncoderSpec {
     pub fn describe(&self) -> String {
         let weights = match (&self.weights, self.model) {
             (_, ModelKind::Pixels) => "raw-pixel baseline".to_string(),
-            (Some(p), _) => format!("weights {}", p.display()),
+            (Some(p), _) => format!(
+                "weights {}",
+                p.file_name().map_or_else(
+                    || p.display().to_string(),
+                    |n| n.to_string_lossy().into_owned()
+                )
+            ),
             (None, _) => format!("untrained encoder (random init, seed {})", self.seed),
         };
         format!(

@@ -84,7 +84,8 @@ fn random_resized_crop(
     let area = f64::from(w) * f64::from(h);
     for _ in 0..10 {
         let target = area * (min_area + (1.0 - min_area) * rng.next_f64());
-        let log_ratio = (3f64 / 4.0).ln() + ((4f64 / 3.0).ln() - (3f64 / 4.0).ln()) * rng.next_f64();
+        let log_ratio =
+            (3f64 / 4.0).ln() + ((4f64 / 3.0).ln() - (3f64 / 4.0).ln()) * rng.next_f64();
         let ratio = log_ratio.exp();
         let cw = (target * ratio).sqrt().round() as u32;
         let ch = (target / ratio).sqrt().round() as u32;

@@ -79,6 +79,11 @@ fn read_meta_bytes<M: DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<M, 
         .metadata()
         .as_ref()
         .and_then(|m| m.get(META_KEY))
-        .ok_or_else(|| error(path, "no natview metadata (not written by natview finetune)"))?;
+        .ok_or_else(|| {
+            error(
+                path,
+                "no natview metadata (not written by natview finetune)",
+            )
+        })?;
     serde_json::from_str(json).map_err(|e| error(path, format!("unreadable metadata: {e}")))
 }

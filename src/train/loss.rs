@@ -70,8 +70,8 @@ mod tests {
         let device = Device::Cpu;
         let p = candle_core::Var::randn(0f32, 1.0, (4, 8), &device).expect("p");
         let z = candle_core::Var::randn(0f32, 1.0, (4, 8), &device).expect("z");
-        let loss = simsiam(p.as_tensor(), z.as_tensor(), p.as_tensor(), z.as_tensor())
-            .expect("loss");
+        let loss =
+            simsiam(p.as_tensor(), z.as_tensor(), p.as_tensor(), z.as_tensor()).expect("loss");
         let grads = loss.backward().expect("backward");
         assert!(grads.get(p.as_tensor()).is_some());
         assert!(grads.get(z.as_tensor()).is_none());

@@ -106,16 +106,17 @@ fn initial_tensors(
     match &request.config.start {
         StartFrom::Scratch => Ok(HashMap::new()),
         StartFrom::Weights(path) => {
-            let (tensors, _) = crate::encoder::load_weights(path, device).map_err(|e| {
-                TrainError::File {
+            let (tensors, _) =
+                crate::encoder::load_weights(path, device).map_err(|e| TrainError::File {
                     path: path.clone(),
                     message: e.to_string(),
-                }
-            })?;
+                })?;
             // Only the trunk: heads from another run would not match this one's method.
             Ok(tensors
                 .into_iter()
-                .filter(|(name, _)| !name.starts_with(HEAD_PREFIX) && !name.starts_with(OPTIM_PREFIX))
+                .filter(|(name, _)| {
+                    !name.starts_with(HEAD_PREFIX) && !name.starts_with(OPTIM_PREFIX)
+                })
                 .collect())
         }
     }
@@ -162,7 +163,7 @@ fn views(
 }
 
 /// The listings of step `step`: consecutive slices of a per-epoch seeded permutation.
-fn step_listings<'a>(train: &'a [String], batch: usize, seed: u64, step: usize) -> Vec<&'a String> {
+fn step_listings(train: &[String], batch: usize, seed: u64, step: usize) -> Vec<&String> {
     let per_epoch = (train.len() / batch).max(1);
     let epoch = step / per_epoch;
     let slot = step % per_epoch;
@@ -285,7 +286,15 @@ pub fn finetune(
                 None,
             ),
         };
-    let model = SslModel::new(&resnet, config.method, tensors, config.seed, &device)?;
+    let model = SslModel::new(&resnet, config.method, tensors, config.seed, &device).map_err(
+        |e| match (&config.start, start_step) {
+            (StartFrom::Weights(path), 0) => TrainError::File {
+                path: path.clone(),
+                message: format!("weights do not fit model `{}`: {e}", config.model.name()),
+            },
+            _ => TrainError::Candle(e),
+        },
+    )?;
     let mut sgd = Sgd::new(config.momentum, config.weight_decay).with_state(optimiser_state);
 
     observer.phase("evaluating on held-out listings");
@@ -350,7 +359,12 @@ pub fn finetune(
             )));
         }
         let grads = loss.backward()?;
-        let lr = learning_rate(config.learning_rate, step, config.warmup_steps, config.steps);
+        let lr = learning_rate(
+            config.learning_rate,
+            step,
+            config.warmup_steps,
+            config.steps,
+        );
         sgd.step(model.vars(), &grads, lr)?;
         step += 1;
         block_losses.push(loss_value);

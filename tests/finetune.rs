@@ -1,0 +1,275 @@
+//! Fine-tuning on a tiny real set cut from the demo: it learns, its checkpoints reload exactly,
+//! an interrupted run resumes, and bad weights files are refused with their name.
+
+mod common;
+
+use natview::dataset::load_dataset;
+use natview::encoder::{Encoder, EncoderSpec, ModelKind};
+use natview::jobs::CancelFlag;
+use natview::train::{
+    checkpoint, evaluate_encoder_rows, finetune, CheckpointMeta, Method, Outcome, SslModel,
+    StartFrom, StepReport, TrainConfig, TrainObserver, TrainRequest,
+};
+use std::cell::RefCell;
+use std::path::Path;
+
+const SIZE_PX: u32 = 32;
+
+fn config(steps: usize, heldout: f64, start: StartFrom) -> TrainConfig {
+    TrainConfig {
+        method: Method::InfoNce,
+        model: ModelKind::Compact,
+        input_size_px: SIZE_PX,
+        steps,
+        batch_size: 8,
+        learning_rate: 0.1,
+        warmup_steps: 2,
+        momentum: 0.9,
+        weight_decay: 1e-4,
+        temperature: 0.2,
+        seed: 3,
+        heldout_fraction: heldout,
+        start,
+    }
+}
+
+/// Records the steps; cancels after `stop_after` steps if set.
+struct Recorder {
+    steps: RefCell<Vec<StepReport>>,
+    stop_after: Option<(usize, CancelFlag)>,
+}
+
+impl Recorder {
+    fn new(stop_after: Option<(usize, CancelFlag)>) -> Self {
+        Self {
+            steps: RefCell::new(Vec::new()),
+            stop_after,
+        }
+    }
+}
+
+impl TrainObserver for Recorder {
+    fn phase(&self, _name: &str) {}
+
+    fn step(&self, report: &StepReport) {
+        self.steps.borrow_mut().push(*report);
+        if let Some((n, flag)) = &self.stop_after {
+            if report.step == *n {
+                flag.cancel();
+            }
+        }
+    }
+}
+
+/// Embeds every image of `root` with `spec` and returns (items, rows).
+fn embed_all(
+    root: &Path,
+    spec: &EncoderSpec,
+) -> (Vec<natview::dataset::Item>, natview::linalg::Matrix) {
+    let dataset = load_dataset(root).expect("dataset");
+    let encoder = Encoder::new(spec, &candle_core::Device::Cpu).expect("encoder");
+    let images: Vec<_> = dataset
+        .items
+        .iter()
+        .map(|i| natview::dataset::decode_rgb(&dataset.item_path(i), 64).expect("decode"))
+        .collect();
+    let rows = encoder.embed(&images).expect("embed");
+    (
+        dataset.items.clone(),
+        natview::linalg::Matrix::from_rows(&rows).expect("rows"),
+    )
+}
+
+#[test]
+fn a_short_run_lowers_the_loss_and_raises_the_gap_on_its_training_listings() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = common::demo_slice(dir.path(), 12);
+    let dataset = load_dataset(&root).expect("dataset");
+    let out = dir.path().join("trained.safetensors");
+    let request = TrainRequest {
+        config: config(40, 0.0, StartFrom::Scratch),
+        dataset: &dataset,
+        checkpoint: dir.path().join("run.ckpt"),
+        out: out.clone(),
+        resume: false,
+        force_cpu: true,
+    };
+    let recorder = Recorder::new(None);
+    let report = finetune(&request, &recorder, &CancelFlag::new()).expect("trains");
+    assert_eq!(report.outcome, Outcome::Finished);
+    assert_eq!(report.steps_done, 40);
+    assert_eq!(recorder.steps.borrow().len(), 40);
+    let curve = &report.loss_curve;
+    assert_eq!(curve.len(), 4);
+    assert!(curve[3] < curve[0] * 0.8, "the loss should fall: {curve:?}");
+
+    // Intra/inter gap of the training listings, untrained (same seed) vs trained.
+    let untrained = EncoderSpec {
+        model: ModelKind::Compact,
+        input_size_px: SIZE_PX,
+        weights: None,
+        seed: 3,
+    };
+    let trained = EncoderSpec {
+        weights: Some(out),
+        ..untrained.clone()
+    };
+    let (items, before) = embed_all(&root, &untrained);
+    let (_, after) = embed_all(&root, &trained);
+    let before = evaluate_encoder_rows(&items, &before).expect("eval");
+    let after = evaluate_encoder_rows(&items, &after).expect("eval");
+    assert!(
+        after.gap > before.gap + 0.05,
+        "gap before {:.3}, after {:.3}",
+        before.gap,
+        after.gap
+    );
+}
+
+#[test]
+fn a_checkpoint_reloads_into_bit_identical_embeddings() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = common::demo_slice(dir.path(), 8);
+    let dataset = load_dataset(&root).expect("dataset");
+    let ckpt = dir.path().join("run.ckpt");
+    let out = dir.path().join("trained.safetensors");
+    let request = TrainRequest {
+        config: config(4, 0.0, StartFrom::Scratch),
+        dataset: &dataset,
+        checkpoint: ckpt.clone(),
+        out: out.clone(),
+        resume: false,
+        force_cpu: true,
+    };
+    finetune(&request, &Recorder::new(None), &CancelFlag::new()).expect("trains");
+
+    // The whole checkpoint back into a model; its trunk features against the encoder that
+    // loads the exported weights: the same bits.
+    let device = candle_core::Device::Cpu;
+    let (tensors, meta): (_, CheckpointMeta) = checkpoint::load(&ckpt, &device).expect("load");
+    assert_eq!(meta.step, 4);
+    let resnet = ModelKind::Compact.resnet_config().expect("cnn");
+    let model = SslModel::new(&resnet, Method::InfoNce, tensors, 99, &device).expect("model");
+    let spec = EncoderSpec {
+        model: ModelKind::Compact,
+        input_size_px: SIZE_PX,
+        weights: Some(out),
+        seed: 0,
+    };
+    let encoder = Encoder::new(&spec, &device).expect("encoder");
+    let images: Vec<_> = dataset
+        .items
+        .iter()
+        .take(10)
+        .map(|i| natview::dataset::decode_rgb(&dataset.item_path(i), 64).expect("decode"))
+        .collect();
+    let from_encoder = encoder.embed(&images).expect("embed");
+    let x = encoder.input_tensor(&images).expect("tensor");
+    let mut from_checkpoint = model
+        .features(&x, false)
+        .and_then(|t| t.to_vec2::<f32>())
+        .expect("rows");
+    for row in &mut from_checkpoint {
+        natview::linalg::l2_normalise(row);
+    }
+    assert_eq!(
+        from_checkpoint, from_encoder,
+        "the exported weights embed exactly like the checkpoint"
+    );
+}
+
+#[test]
+fn an_interrupted_run_leaves_a_loadable_checkpoint_and_resumes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = common::demo_slice(dir.path(), 10);
+    let dataset = load_dataset(&root).expect("dataset");
+    let ckpt = dir.path().join("run.ckpt");
+    let out = dir.path().join("trained.safetensors");
+    let mut request = TrainRequest {
+        config: config(12, 0.3, StartFrom::Scratch),
+        dataset: &dataset,
+        checkpoint: ckpt.clone(),
+        out: out.clone(),
+        resume: false,
+        force_cpu: true,
+    };
+    let cancel = CancelFlag::new();
+    let recorder = Recorder::new(Some((5, cancel.clone())));
+    let report = finetune(&request, &recorder, &cancel).expect("runs");
+    assert_eq!(report.outcome, Outcome::Interrupted);
+    assert_eq!(report.steps_done, 5);
+    assert!(
+        !out.exists(),
+        "no weights are exported from an unfinished run"
+    );
+    let meta: CheckpointMeta = checkpoint::read_meta(&ckpt).expect("checkpoint readable");
+    assert_eq!(meta.step, 5);
+    assert_eq!(meta.heldout.len(), 3);
+
+    request.resume = true;
+    let recorder = Recorder::new(None);
+    let report = finetune(&request, &recorder, &CancelFlag::new()).expect("resumes");
+    assert_eq!(report.outcome, Outcome::Finished);
+    let steps: Vec<usize> = recorder.steps.borrow().iter().map(|s| s.step).collect();
+    assert_eq!(steps, (6..=12).collect::<Vec<_>>());
+    assert!(out.is_file());
+    assert!(report.after.is_some());
+    let meta: CheckpointMeta = checkpoint::read_meta(&ckpt).expect("checkpoint readable");
+    assert_eq!(meta.step, 12);
+
+    // Resuming with other options is refused, naming the checkpoint.
+    request.config.learning_rate = 0.5;
+    let error = finetune(&request, &Recorder::new(None), &CancelFlag::new())
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        error.contains("run.ckpt") && error.contains("other options"),
+        "{error}"
+    );
+}
+
+#[test]
+fn misshaped_or_truncated_weights_are_refused_naming_the_tensor_or_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = common::demo_slice(dir.path(), 6);
+    let dataset = load_dataset(&root).expect("dataset");
+    let run = |weights: &Path| {
+        let request = TrainRequest {
+            config: config(2, 0.0, StartFrom::Weights(weights.to_path_buf())),
+            dataset: &dataset,
+            checkpoint: dir.path().join("run.ckpt"),
+            out: dir.path().join("out.safetensors"),
+            resume: false,
+            force_cpu: true,
+        };
+        finetune(&request, &Recorder::new(None), &CancelFlag::new())
+            .expect_err("refused")
+            .to_string()
+    };
+
+    // A file with the stem convolution in the wrong shape.
+    let device = candle_core::Device::Cpu;
+    let wrong = candle_core::Tensor::zeros((32, 3, 5, 5), candle_core::DType::F32, &device)
+        .expect("tensor");
+    let misshaped = dir.path().join("misshaped.safetensors");
+    checkpoint::save(&misshaped, &[("conv1.weight".to_string(), wrong)], &"test").expect("save");
+    let error = run(&misshaped);
+    assert!(error.contains("conv1.weight"), "{error}");
+
+    // A truncated copy of a real weights file.
+    let good = dir.path().join("good.safetensors");
+    let first = TrainRequest {
+        config: config(1, 0.0, StartFrom::Scratch),
+        dataset: &dataset,
+        checkpoint: dir.path().join("first.ckpt"),
+        out: good.clone(),
+        resume: false,
+        force_cpu: true,
+    };
+    finetune(&first, &Recorder::new(None), &CancelFlag::new()).expect("trains");
+    let bytes = std::fs::read(&good).expect("read");
+    let truncated = dir.path().join("truncated.safetensors");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).expect("write");
+    let error = run(&truncated);
+    assert!(error.contains("truncated.safetensors"), "{error}");
+}
