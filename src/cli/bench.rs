@@ -50,6 +50,16 @@ enum BenchKind {
         #[arg(long, default_value_t = 2000)]
         queries: usize,
     },
+    /// Seconds per fine-tuning step (two views of --batch random images, forward, loss,
+    /// backward, SGD) — the same step `natview finetune` runs, without data loading.
+    Train {
+        /// simsiam or infonce.
+        #[arg(long, default_value = "infonce")]
+        method: String,
+        /// Timed steps (after one warm-up step); the median is reported.
+        #[arg(long, default_value_t = 8)]
+        steps: usize,
+    },
 }
 
 fn median(values: &mut [f64]) -> f64 {
@@ -79,7 +89,59 @@ pub fn run(args: &BenchArgs, common: &CommonArgs) -> anyhow::Result<()> {
             *queries,
             common,
         ),
+        BenchKind::Train { method, steps } => bench_train(method, *steps, common),
     }
+}
+
+fn bench_train(method: &str, steps: usize, common: &CommonArgs) -> anyhow::Result<()> {
+    use natview::train::{train_step, Method, Sgd, SslModel, StartFrom, TrainConfig};
+    let method: Method = method.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+    let spec = common.spec()?;
+    let Some(resnet) = spec.model.resnet_config() else {
+        bail!("the pixel baseline has nothing to train");
+    };
+    let device = choose_device(common.cpu);
+    let batch = common.batch.unwrap_or(64);
+    let size = spec.input_size_px as usize;
+    let config = TrainConfig {
+        method,
+        model: spec.model,
+        input_size_px: spec.input_size_px,
+        steps: steps + 1,
+        batch_size: batch,
+        learning_rate: 0.05,
+        warmup_steps: 0,
+        momentum: 0.9,
+        weight_decay: 1e-4,
+        temperature: 0.2,
+        seed: common.seed,
+        heldout_fraction: 0.0,
+        start: StartFrom::Scratch,
+    };
+    let model = SslModel::new(&resnet, method, Default::default(), common.seed, &device)?;
+    let mut sgd = Sgd::new(0.9, 1e-4);
+    let x1 = candle_core::Tensor::randn(0f32, 1.0, (batch, 3, size, size), &device)?;
+    let x2 = candle_core::Tensor::randn(0f32, 1.0, (batch, 3, size, size), &device)?;
+    let mut times = Vec::new();
+    for step in 0..=steps {
+        let started = Instant::now();
+        train_step(&model, &mut sgd, &x1, &x2, &config, 0.05)?;
+        if step > 0 {
+            times.push(started.elapsed().as_secs_f64());
+        }
+    }
+    let secs = median(&mut times);
+    println!(
+        "train: {} {:?} @{}px on {} ({} threads), batch {batch} × 2 views: median {secs:.3} s/step ({:.3} steps/s) over {steps} steps; conv: {}",
+        spec.model.name(),
+        method,
+        size,
+        device_name(&device),
+        rayon::current_num_threads(),
+        1.0 / secs,
+        if natview::encoder::own_cpu_kernels() { "natview im2col/gemm" } else { "candle" }
+    );
+    Ok(())
 }
 
 fn bench_embed(

@@ -8,7 +8,7 @@ mod init;
 mod preprocess;
 mod resnet;
 
-pub use conv::Conv2d;
+pub use conv::{own_cpu_kernels, Conv2d};
 pub use init::SeededInit;
 pub use preprocess::{normalise_chw, pixel_vector, square_resize, IMAGENET_MEAN, IMAGENET_STD};
 pub use resnet::{ResNet, ResNetConfig};

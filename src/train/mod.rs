@@ -284,4 +284,4 @@ pub fn split_listings(names: &[String], fraction: f64, seed: u64) -> (Vec<String
 }
 
 mod run;
-pub use run::{evaluate_encoder_rows, finetune};
+pub use run::{evaluate_encoder_rows, finetune, train_step};

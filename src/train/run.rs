@@ -194,6 +194,28 @@ fn save_checkpoint(
     checkpoint::save(path, &tensors, meta)
 }
 
+/// One optimiser step on two views of a batch (row `i` of `x1` and of `x2` are a positive
+/// pair); returns the loss before the step.
+pub fn train_step(
+    model: &SslModel,
+    sgd: &mut Sgd,
+    x1: &Tensor,
+    x2: &Tensor,
+    config: &TrainConfig,
+    lr: f64,
+) -> Result<f32, TrainError> {
+    let (z1, p1) = model.forward_train(x1)?;
+    let (z2, p2) = model.forward_train(x2)?;
+    let loss = match config.method {
+        Method::SimSiam => simsiam(&p1, &z1, &p2, &z2)?,
+        Method::InfoNce => info_nce(&z1, &z2, config.temperature)?,
+    };
+    let value = loss.to_scalar::<f32>()?;
+    let grads = loss.backward()?;
+    sgd.step(model.vars(), &grads, lr)?;
+    Ok(value)
+}
+
 /// Runs (or resumes) a fine-tuning run.
 pub fn finetune(
     request: &TrainRequest<'_>,
@@ -345,27 +367,19 @@ pub fn finetune(
         let (first, second) = views(&images, &listings, config.input_size_px, config.seed, step);
         let x1 = batch_tensor(&first, config.input_size_px, &device)?;
         let x2 = batch_tensor(&second, config.input_size_px, &device)?;
-        let (z1, p1) = model.forward_train(&x1)?;
-        let (z2, p2) = model.forward_train(&x2)?;
-        let loss = match config.method {
-            Method::SimSiam => simsiam(&p1, &z1, &p2, &z2)?,
-            Method::InfoNce => info_nce(&z1, &z2, config.temperature)?,
-        };
-        let loss_value = loss.to_scalar::<f32>()?;
-        if !loss_value.is_finite() {
-            return Err(TrainError::NotEnoughData(format!(
-                "the loss diverged at step {} ({loss_value}); lower --lr",
-                step + 1
-            )));
-        }
-        let grads = loss.backward()?;
         let lr = learning_rate(
             config.learning_rate,
             step,
             config.warmup_steps,
             config.steps,
         );
-        sgd.step(model.vars(), &grads, lr)?;
+        let loss_value = train_step(&model, &mut sgd, &x1, &x2, config, lr)?;
+        if !loss_value.is_finite() {
+            return Err(TrainError::NotEnoughData(format!(
+                "the loss diverged at step {} ({loss_value}); lower --lr",
+                step + 1
+            )));
+        }
         step += 1;
         block_losses.push(loss_value);
         if step % LOSS_BLOCK == 0 || step == config.steps {
