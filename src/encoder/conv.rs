@@ -88,6 +88,17 @@ fn geometry(
     ConvGeometry::new(input, kernel, stride, padding).map_err(candle_core::Error::msg)
 }
 
+/// Checks that an output gradient has the forward output's shape.
+fn check_output_gradient(g: &ConvGeometry, grad_layout: &Layout) -> Result<()> {
+    if grad_layout.dims() != [g.n, g.c_out, g.h_out, g.w_out] {
+        candle_core::bail!(
+            "natview conv2d: output gradient {:?} does not fit {g:?}",
+            grad_layout.dims()
+        );
+    }
+    Ok(())
+}
+
 /// The forward op on (input, kernel).
 struct Forward {
     stride: usize,
@@ -176,12 +187,7 @@ impl CustomOp2 for GradInput {
             self.stride,
             self.padding,
         )?;
-        if grad_layout.dims() != [g.n, g.c_out, g.h_out, g.w_out] {
-            candle_core::bail!(
-                "natview conv2d: output gradient {:?} does not fit {g:?}",
-                grad_layout.dims()
-            );
-        }
+        check_output_gradient(&g, grad_layout)?;
         let out = conv_cpu::grad_input(
             &g,
             f32_values(grad, grad_layout, "output gradient")?,
@@ -216,12 +222,7 @@ impl CustomOp2 for GradKernel {
             self.stride,
             self.padding,
         )?;
-        if grad_layout.dims() != [g.n, g.c_out, g.h_out, g.w_out] {
-            candle_core::bail!(
-                "natview conv2d: output gradient {:?} does not fit {g:?}",
-                grad_layout.dims()
-            );
-        }
+        check_output_gradient(&g, grad_layout)?;
         let out = conv_cpu::grad_kernel(
             &g,
             f32_values(input, input_layout, "input")?,
