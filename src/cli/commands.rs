@@ -18,7 +18,6 @@ use natview::pipeline::{
     EvalReport,
 };
 use natview::report::{save_projection_csv, save_quadrant_png, HeatmapOptions};
-use natview::train::WeightsMeta;
 use natview::workspace::Workspace;
 use std::collections::HashSet;
 use std::io::Write;
@@ -411,13 +410,18 @@ fn evaluate_subset(
     )?)
 }
 
-/// The held-out listings recorded in weights written by `natview finetune`.
+/// The held-out listings recorded in weights or a checkpoint written by `natview finetune`.
 fn heldout_listings(common: &CommonArgs) -> anyhow::Result<HashSet<String>> {
+    /// The part of [`natview::train::WeightsMeta`] and of a checkpoint's metadata needed here.
+    #[derive(serde::Deserialize)]
+    struct Heldout {
+        heldout: Vec<String>,
+    }
     let spec = common.spec()?;
     let Some(weights) = spec.weights else {
         bail!("--heldout needs weights trained by `natview finetune` (--weights FILE)");
     };
-    let meta: WeightsMeta = natview::train::checkpoint::read_meta(&weights)?;
+    let meta: Heldout = natview::train::checkpoint::read_meta(&weights)?;
     Ok(meta.heldout.into_iter().collect())
 }
 
