@@ -273,3 +273,61 @@ fn misshaped_or_truncated_weights_are_refused_naming_the_tensor_or_file() {
     let error = run(&truncated);
     assert!(error.contains("truncated.safetensors"), "{error}");
 }
+
+#[test]
+fn eval_heldout_repeats_the_training_report() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = common::demo_slice(dir.path(), 10);
+    let dataset = load_dataset(&root).expect("dataset");
+    let out = dir.path().join("trained.safetensors");
+    let request = TrainRequest {
+        config: config(3, 0.4, StartFrom::Scratch),
+        dataset: &dataset,
+        checkpoint: dir.path().join("run.ckpt"),
+        out: out.clone(),
+        resume: false,
+        force_cpu: true,
+    };
+    let report = finetune(&request, &Recorder::new(None), &CancelFlag::new()).expect("trains");
+    let after = report.after.expect("evaluated");
+    let eval = |extra: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_natview"))
+            .args([
+                "eval",
+                root.to_str().expect("utf-8"),
+                "--json",
+                "--quiet",
+                "--cpu",
+            ])
+            .args(["--size", "32"])
+            .args(extra)
+            .output()
+            .expect("runs");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let reports: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+        reports[0].clone()
+    };
+    let weights = out.to_str().expect("utf-8");
+    let trained = eval(&["--weights", weights, "--heldout"]);
+    assert_eq!(trained["images"], report.heldout_images);
+    let recall = trained["retrieval"]["recall_at_1"]
+        .as_f64()
+        .expect("recall");
+    assert!(
+        (recall - after.recall_at_1).abs() < 1e-9,
+        "{recall} vs {}",
+        after.recall_at_1
+    );
+    // The "before" column: the same seed's untrained encoder on the same listings.
+    let untrained = eval(&["--untrained", "--seed", "3", "--heldout", weights]);
+    let auc = untrained["pairs"]["auc"].as_f64().expect("auc");
+    assert!(
+        (auc - report.before.auc).abs() < 1e-9,
+        "{auc} vs {}",
+        report.before.auc
+    );
+}

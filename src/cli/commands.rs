@@ -411,15 +411,20 @@ fn evaluate_subset(
 }
 
 /// The held-out listings recorded in weights or a checkpoint written by `natview finetune`.
-fn heldout_listings(common: &CommonArgs) -> anyhow::Result<HashSet<String>> {
+fn heldout_listings(file: Option<&Path>, common: &CommonArgs) -> anyhow::Result<HashSet<String>> {
     /// The part of [`natview::train::WeightsMeta`] and of a checkpoint's metadata needed here.
     #[derive(serde::Deserialize)]
     struct Heldout {
         heldout: Vec<String>,
     }
-    let spec = common.spec()?;
-    let Some(weights) = spec.weights else {
-        bail!("--heldout needs weights trained by `natview finetune` (--weights FILE)");
+    let weights = match file {
+        Some(file) => file.to_path_buf(),
+        None => match common.spec()?.weights {
+            Some(weights) => weights,
+            None => bail!(
+                "--heldout needs weights trained by `natview finetune` (--weights FILE, or --heldout FILE)"
+            ),
+        },
     };
     let meta: Heldout = natview::train::checkpoint::read_meta(&weights)?;
     Ok(meta.heldout.into_iter().collect())
@@ -427,10 +432,9 @@ fn heldout_listings(common: &CommonArgs) -> anyhow::Result<HashSet<String>> {
 
 /// `natview eval`.
 pub fn eval(args: &EvalArgs, common: &CommonArgs) -> anyhow::Result<()> {
-    let only = if args.heldout {
-        Some(heldout_listings(common)?)
-    } else {
-        None
+    let only = match &args.heldout {
+        Some(file) => Some(heldout_listings(file.as_deref(), common)?),
+        None => None,
     };
     let embedded = embed(&args.data.dataset, common)?;
     let reports = eval_reports(&embedded, args.baseline, only.as_ref(), common)?;

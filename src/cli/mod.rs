@@ -251,9 +251,11 @@ struct EvalArgs {
     /// Also evaluate the raw-pixel baseline and print it beside the model.
     #[arg(long)]
     baseline: bool,
-    /// Only the listings held out when the --weights were trained (`natview finetune`).
-    #[arg(long)]
-    heldout: bool,
+    /// Only the listings held out when the weights were trained (`natview finetune`): those
+    /// recorded in FILE (weights or a checkpoint), else in the weights evaluated. With
+    /// `--untrained --heldout W` this gives the "before" column of the training report.
+    #[arg(long, value_name = "FILE", num_args = 0..=1)]
+    heldout: Option<Option<PathBuf>>,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
