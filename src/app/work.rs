@@ -83,15 +83,7 @@ pub fn export_quadrant(
     model: &str,
     out: &Path,
 ) -> Result<PathBuf, String> {
-    let options = HeatmapOptions {
-        range: Some(range),
-        title: format!(
-            "Quadrant chart: {} listings × {} views",
-            chart.listings.len(),
-            chart.views
-        ),
-        note: format!("model: {model}"),
-    };
+    let options = HeatmapOptions::for_chart(chart, model, Some(range));
     save_quadrant_png(chart, &options, out).map_err(|e| e.to_string())?;
     Ok(out.to_path_buf())
 }

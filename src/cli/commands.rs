@@ -286,15 +286,7 @@ pub fn write_heatmap(
     out: &Path,
 ) -> anyhow::Result<()> {
     let chart = quadrant_chart(&set.matrix, &set.items, params)?;
-    let options = HeatmapOptions {
-        range,
-        title: format!(
-            "Quadrant chart: {} listings × {} views",
-            chart.listings.len(),
-            chart.views
-        ),
-        note: format!("model: {}", set.meta.encoder.describe()),
-    };
+    let options = HeatmapOptions::for_chart(&chart, &set.meta.encoder.describe(), range);
     let (width, height) = save_quadrant_png(&chart, &options, out)?;
     let s = &chart.stats;
     println!(

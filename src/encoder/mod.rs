@@ -10,7 +10,9 @@ mod resnet;
 
 pub use conv::{own_cpu_kernels, Conv2d};
 pub use init::SeededInit;
-pub use preprocess::{normalise_chw, pixel_vector, square_resize, IMAGENET_MEAN, IMAGENET_STD};
+pub use preprocess::{
+    images_tensor, normalise_chw, pixel_vector, square_resize, IMAGENET_MEAN, IMAGENET_STD,
+};
 pub use resnet::{ResNet, ResNetConfig};
 
 use crate::linalg::l2_normalise;
@@ -299,15 +301,9 @@ impl Encoder {
 
     /// Preprocesses images into a normalised `[batch, 3, size, size]` tensor on the device.
     pub fn input_tensor(&self, images: &[RgbImage]) -> Result<Tensor, EncoderError> {
-        let size = self.spec.input_size_px as usize;
-        let per_image = 3 * size * size;
-        let mut data = vec![0f32; images.len() * per_image];
-        for (image, out) in images.iter().zip(data.chunks_exact_mut(per_image)) {
-            normalise_chw(&square_resize(image, size as u32), out);
-        }
-        Ok(Tensor::from_vec(
-            data,
-            (images.len(), 3, size, size),
+        Ok(images_tensor(
+            images,
+            self.spec.input_size_px,
             &self.device,
         )?)
     }

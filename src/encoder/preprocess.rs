@@ -37,6 +37,23 @@ pub fn normalise_chw(image: &RgbImage, out: &mut [f32]) {
     }
 }
 
+/// Preprocesses images (any size) into a normalised `[n, 3, size_px, size_px]` tensor on
+/// `device`: centre square crop, resize, ImageNet normalisation; images in parallel.
+pub fn images_tensor<I: std::borrow::Borrow<RgbImage> + Sync>(
+    images: &[I],
+    size_px: u32,
+    device: &candle_core::Device,
+) -> candle_core::Result<candle_core::Tensor> {
+    use rayon::prelude::*;
+    let size = size_px as usize;
+    let per_image = 3 * size * size;
+    let mut data = vec![0f32; images.len() * per_image];
+    data.par_chunks_mut(per_image.max(1))
+        .zip(images.par_iter())
+        .for_each(|(out, image)| normalise_chw(&square_resize(image.borrow(), size_px), out));
+    candle_core::Tensor::from_vec(data, (images.len(), 3, size, size), device)
+}
+
 /// The raw-pixel baseline vector: the image at `size_px`², RGB in `[0, 1]`, minus its own mean
 /// (so that cosine similarity is a correlation of pixel values).
 pub fn pixel_vector(image: &RgbImage, size_px: u32) -> Vec<f32> {

@@ -41,6 +41,21 @@ pub struct HeatmapOptions {
     pub note: String,
 }
 
+impl HeatmapOptions {
+    /// The standard title and caption of `chart`, drawn with the model described by `model`.
+    pub fn for_chart(chart: &QuadrantChart, model: &str, range: Option<(f32, f32)>) -> Self {
+        Self {
+            range,
+            title: format!(
+                "Quadrant chart: {} listings × {} views",
+                chart.listings.len(),
+                chart.views
+            ),
+            note: format!("model: {model}"),
+        }
+    }
+}
+
 /// Where the matrix lies in the image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HeatmapLayout {

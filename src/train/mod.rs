@@ -16,7 +16,7 @@ pub use model::{SslModel, HEAD_PREFIX};
 pub use optim::{learning_rate, Sgd};
 
 use crate::dataset::{decode_rgb, group_by_listing, Dataset, Item};
-use crate::encoder::{normalise_chw, pixel_vector, square_resize, ModelKind};
+use crate::encoder::{images_tensor, pixel_vector, ModelKind};
 use crate::jobs::CancelFlag;
 use crate::linalg::{l2_normalise, Matrix};
 use crate::pipeline::{evaluate_rows, EvalReport};

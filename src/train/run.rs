@@ -45,17 +45,6 @@ fn load_images(dataset: &Dataset, size_px: u32) -> Images {
     Images { by_listing }
 }
 
-/// A normalised `[n, 3, size, size]` tensor of square images.
-fn batch_tensor(images: &[RgbImage], size_px: u32, device: &Device) -> Result<Tensor, TrainError> {
-    let s = size_px as usize;
-    let per = 3 * s * s;
-    let mut data = vec![0f32; images.len() * per];
-    data.par_chunks_mut(per)
-        .zip(images.par_iter())
-        .for_each(|(out, image)| normalise_chw(&square_resize(image, size_px), out));
-    Ok(Tensor::from_vec(data, (images.len(), 3, s, s), device)?)
-}
-
 /// Unit-norm trunk features (eval mode) of images, in batches.
 fn embed(
     model: &SslModel,
@@ -65,8 +54,7 @@ fn embed(
 ) -> Result<Matrix, TrainError> {
     let mut rows = Vec::with_capacity(images.len());
     for chunk in images.chunks(64) {
-        let owned: Vec<RgbImage> = chunk.iter().map(|i| (*i).clone()).collect();
-        let x = batch_tensor(&owned, size_px, device)?;
+        let x = images_tensor(chunk, size_px, device)?;
         for mut row in model.features(&x, false)?.to_vec2::<f32>()? {
             l2_normalise(&mut row);
             rows.push(row);
@@ -365,8 +353,8 @@ pub fn finetune(
         }
         let listings = step_listings(&train, batch, config.seed, step);
         let (first, second) = views(&images, &listings, config.input_size_px, config.seed, step);
-        let x1 = batch_tensor(&first, config.input_size_px, &device)?;
-        let x2 = batch_tensor(&second, config.input_size_px, &device)?;
+        let x1 = images_tensor(&first, config.input_size_px, &device)?;
+        let x2 = images_tensor(&second, config.input_size_px, &device)?;
         let lr = learning_rate(
             config.learning_rate,
             step,
