@@ -12,6 +12,7 @@ pub mod index;
 pub mod jobs;
 pub mod labels;
 pub mod linalg;
+pub mod npy;
 pub mod pipeline;
 pub mod report;
 pub mod rng;

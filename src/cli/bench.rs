@@ -50,6 +50,17 @@ enum BenchKind {
         #[arg(long, default_value_t = 2000)]
         queries: usize,
     },
+    /// Writes the inputs shared with the peer benchmarks (bench/run.sh): embeddings of every
+    /// image and of augmented views, queries, a 512-d PCA input and preprocessed images.
+    Vectors(super::bench_data::VectorsArgs),
+    /// HNSW on `.npy` vectors: build time, single-thread queries/s and recall at each ef.
+    Ann(super::bench_files::AnnArgs),
+    /// Exact top-k search and the quadrant-chart similarity matrix on `.npy` vectors.
+    Exact(super::bench_files::ExactArgs),
+    /// PCA to 2-D of a `.npy` matrix.
+    Pca(super::bench_files::PcaArgs),
+    /// Encoder forward pass on preprocessed `.npy` images: images/s, and the embeddings.
+    Forward(super::bench_files::ForwardArgs),
     /// Seconds per fine-tuning step (two views of --batch random images, forward, loss,
     /// backward, SGD) — the same step `natview finetune` runs, without data loading.
     Train {
@@ -90,6 +101,11 @@ pub fn run(args: &BenchArgs, common: &CommonArgs) -> anyhow::Result<()> {
             common,
         ),
         BenchKind::Train { method, steps } => bench_train(method, *steps, common),
+        BenchKind::Vectors(a) => super::bench_data::run(a, common),
+        BenchKind::Ann(a) => super::bench_files::ann(a),
+        BenchKind::Exact(a) => super::bench_files::exact(a),
+        BenchKind::Pca(a) => super::bench_files::pca(a),
+        BenchKind::Forward(a) => super::bench_files::forward(a, common),
     }
 }
 

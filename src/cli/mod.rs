@@ -1,6 +1,8 @@
 //! Command-line arguments and dispatch.
 
 mod bench;
+mod bench_data;
+mod bench_files;
 mod commands;
 mod finetune;
 mod output;

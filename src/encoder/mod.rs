@@ -49,6 +49,9 @@ pub enum EncoderError {
     /// The pixel baseline takes no weights.
     #[error("the `pixels` baseline takes no weights file")]
     PixelsTakeNoWeights,
+    /// The pixel baseline works on images, not on preprocessed network input.
+    #[error("the `pixels` baseline embeds images, not preprocessed tensors")]
+    PixelsTakeNoTensor,
     /// A tensor operation failed.
     #[error("encoder failed: {0}")]
     Candle(#[from] candle_core::Error),
@@ -288,13 +291,22 @@ impl Encoder {
     /// Embeds a batch of images; each output row is L2-normalised.
     pub fn embed(&self, images: &[RgbImage]) -> Result<Vec<Vec<f32>>, EncoderError> {
         let size = self.spec.input_size_px;
-        let mut rows = match &self.network {
+        let mut rows: Vec<Vec<f32>> = match &self.network {
             Network::Pixels => images.iter().map(|im| pixel_vector(im, size)).collect(),
-            Network::Cnn(net) => {
-                let input = self.input_tensor(images)?;
-                net.forward_t(&input, false)?.to_vec2::<f32>()?
-            }
+            Network::Cnn(_) => return self.embed_input(&self.input_tensor(images)?),
         };
+        rows.iter_mut().for_each(|r| l2_normalise(r));
+        Ok(rows)
+    }
+
+    /// Embeds an already preprocessed `[batch, 3, size, size]` input (see
+    /// [`input_tensor`](Self::input_tensor)); each output row is L2-normalised. The pixel
+    /// baseline has no network and refuses.
+    pub fn embed_input(&self, input: &Tensor) -> Result<Vec<Vec<f32>>, EncoderError> {
+        let Network::Cnn(net) = &self.network else {
+            return Err(EncoderError::PixelsTakeNoTensor);
+        };
+        let mut rows = net.forward_t(input, false)?.to_vec2::<f32>()?;
         rows.iter_mut().for_each(|r| l2_normalise(r));
         Ok(rows)
     }

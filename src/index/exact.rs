@@ -34,20 +34,49 @@ pub fn exact_neighbours(
 
 /// For every row of `base`, its `k` nearest other rows (itself excluded), best first.
 pub fn exact_neighbours_all(base: &Matrix, k: usize) -> Result<Vec<Vec<Neighbour>>, IndexError> {
-    let mut out = Vec::with_capacity(base.rows);
-    for start in (0..base.rows).step_by(BLOCK_ROWS) {
-        let ids: Vec<usize> = (start..(start + BLOCK_ROWS).min(base.rows)).collect();
-        let block = base.select_rows(&ids);
+    blocked_search(base, base, k, true)
+}
+
+/// For every row of `queries`, its `k` nearest rows of `base`, best first.
+pub fn exact_search(
+    base: &Matrix,
+    queries: &Matrix,
+    k: usize,
+) -> Result<Vec<Vec<Neighbour>>, IndexError> {
+    if queries.dim != base.dim {
+        return Err(IndexError::Dimension {
+            expected: base.dim,
+            got: queries.dim,
+        });
+    }
+    blocked_search(base, queries, k, false)
+}
+
+/// Queries in blocks of [`BLOCK_ROWS`]: one gemm per block, then top-k per row in parallel.
+/// With `exclude_self`, query `i` is row `i` of the base and is left out of its own answer.
+fn blocked_search(
+    base: &Matrix,
+    queries: &Matrix,
+    k: usize,
+    exclude_self: bool,
+) -> Result<Vec<Vec<Neighbour>>, IndexError> {
+    use rayon::prelude::*;
+    let mut out = Vec::with_capacity(queries.rows);
+    for start in (0..queries.rows).step_by(BLOCK_ROWS) {
+        let ids: Vec<usize> = (start..(start + BLOCK_ROWS).min(queries.rows)).collect();
+        let block = queries.select_rows(&ids);
         let scores = similarity(&block, base)?;
-        for (row, &id) in ids.iter().enumerate() {
-            let row_scores = &scores[row * base.rows..(row + 1) * base.rows];
-            out.push(
-                top_k(row_scores, k, Some(id))
+        let found: Vec<Vec<Neighbour>> = scores
+            .par_chunks(base.rows.max(1))
+            .zip(&ids)
+            .map(|(row_scores, &id)| {
+                top_k(row_scores, k, exclude_self.then_some(id))
                     .into_iter()
                     .map(|(id, similarity)| Neighbour { id, similarity })
-                    .collect(),
-            );
-        }
+                    .collect()
+            })
+            .collect();
+        out.extend(found);
     }
     Ok(out)
 }

@@ -4,7 +4,7 @@
 mod exact;
 mod hnsw;
 
-pub use exact::{exact_neighbours, exact_neighbours_all};
+pub use exact::{exact_neighbours, exact_neighbours_all, exact_search};
 pub use hnsw::{HnswParams, NeighbourIndex, UnitCosine, BUILD_CHUNK};
 
 use serde::{Deserialize, Serialize};
