@@ -1,25 +1,13 @@
-//! The HNSW index: hnsw_rs with a cosine distance for unit vectors, built in parallel, saved
-//! next to its parameters and the fingerprint of the embeddings it was built from.
+//! The HNSW index: natview's own graph (`graph.rs`) with cosine similarity on unit vectors,
+//! built in parallel, saved next to its parameters and the fingerprint of the embeddings it was
+//! built from.
 
+use super::graph::{Graph, GraphParams};
 use super::{IndexError, Neighbour};
-use crate::linalg::{dot, Matrix};
-use crate::workspace::write_json_atomic;
-use hnsw_rs::api::AnnT;
-use hnsw_rs::hnswio::HnswIo;
-use hnsw_rs::prelude::{Distance, Hnsw};
+use crate::linalg::Matrix;
+use crate::workspace::{write_atomic, write_json_atomic};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-
-/// Cosine distance `1 − a·b` for L2-normalised vectors, clamped at 0 (rounding can push a
-/// vector's distance to itself a hair below zero, which hnsw_rs's own dot distance rejects).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct UnitCosine;
-
-impl Distance<f32> for UnitCosine {
-    fn eval(&self, va: &[f32], vb: &[f32]) -> f32 {
-        (1.0 - dot(va, vb)).max(0.0)
-    }
-}
 
 /// HNSW construction and search parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,41 +46,27 @@ impl HnswParams {
     }
 }
 
-/// What is saved beside the hnsw_rs dump.
+/// What is saved beside the graph file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct IndexManifest {
+    /// 1 = natview's own graph file (`<basename>.graph`); absent (0) = an hnsw_rs dump written by
+    /// earlier natview builds (rebuilt on open).
+    #[serde(default)]
+    format: u32,
     params: HnswParams,
     embeddings_fingerprint: String,
     count: usize,
     dim: usize,
 }
 
-type HnswRef<'a> = Hnsw<'a, f32, UnitCosine>;
-
-self_cell::self_cell!(
-    /// An index reloaded from disk together with the reader it borrows from.
-    struct LoadedHnsw {
-        owner: HnswIo,
-        #[not_covariant]
-        dependent: HnswRef,
-    }
-);
-
-enum Graph {
-    Built(Hnsw<'static, f32, UnitCosine>),
-    Loaded(LoadedHnsw),
-}
+/// The graph file format written by this version.
+const FORMAT: u32 = 1;
 
 /// An HNSW index over unit vectors, searched by cosine similarity.
 pub struct NeighbourIndex {
     graph: Graph,
     params: HnswParams,
-    count: usize,
-    dim: usize,
 }
-
-/// Layers in the graph (hnsw_rs's maximum).
-const MAX_LAYERS: usize = 16;
 
 /// Rows inserted between two progress reports while building.
 pub const BUILD_CHUNK: usize = 2048;
@@ -111,43 +85,33 @@ impl NeighbourIndex {
         after_chunk: &mut dyn FnMut(usize) -> bool,
     ) -> Result<Self, IndexError> {
         let params = params.check()?;
-        let mut hnsw = Hnsw::new(
-            params.max_connections,
-            embeddings.rows.max(1),
-            MAX_LAYERS,
-            params.ef_construction,
-            UnitCosine,
-        );
-        for start in (0..embeddings.rows).step_by(BUILD_CHUNK) {
-            let end = (start + BUILD_CHUNK).min(embeddings.rows);
-            let rows: Vec<(&[f32], usize)> = (start..end).map(|i| (embeddings.row(i), i)).collect();
-            hnsw.parallel_insert_slice(&rows);
-            if !after_chunk(end) {
-                return Err(IndexError::Cancelled);
-            }
-        }
-        hnsw.set_searching_mode(true);
-        Ok(Self {
-            graph: Graph::Built(hnsw),
-            params,
-            count: embeddings.rows,
-            dim: embeddings.dim,
-        })
+        let graph = Graph::build(
+            embeddings,
+            GraphParams {
+                m: params.max_connections,
+                ef_construction: params.ef_construction,
+                seed: 0,
+            },
+            BUILD_CHUNK,
+            after_chunk,
+        )
+        .ok_or(IndexError::Cancelled)?;
+        Ok(Self { graph, params })
     }
 
     /// Number of indexed vectors.
     pub fn len(&self) -> usize {
-        self.count
+        self.graph.len()
     }
 
     /// Whether the index is empty.
     pub fn is_empty(&self) -> bool {
-        self.count == 0
+        self.graph.is_empty()
     }
 
     /// Dimension of the indexed vectors.
     pub fn dim(&self) -> usize {
-        self.dim
+        self.graph.dim()
     }
 
     /// The parameters it was built with.
@@ -163,23 +127,18 @@ impl NeighbourIndex {
         k: usize,
         ef: Option<usize>,
     ) -> Result<Vec<Neighbour>, IndexError> {
-        if query.len() != self.dim {
+        if query.len() != self.dim() {
             return Err(IndexError::Dimension {
-                expected: self.dim,
+                expected: self.dim(),
                 got: query.len(),
             });
         }
         let ef = ef.unwrap_or(self.params.ef_search).max(k);
-        let found = match &self.graph {
-            Graph::Built(h) => h.search(query, k, ef),
-            Graph::Loaded(l) => l.with_dependent(|_, h| h.search(query, k, ef)),
-        };
-        Ok(found
+        Ok(self
+            .graph
+            .search(query, k, ef)
             .into_iter()
-            .map(|n| Neighbour {
-                id: n.d_id,
-                similarity: 1.0 - n.distance,
-            })
+            .map(|(id, similarity)| Neighbour { id, similarity })
             .collect())
     }
 
@@ -197,9 +156,9 @@ impl NeighbourIndex {
         Ok(found)
     }
 
-    /// Saves the graph as `<dir>/<basename>.hnsw.{graph,data}` plus `<basename>.json`. The old
-    /// parameter file is removed first and the new one written last, so a crash in between
-    /// leaves no index that claims to match.
+    /// Saves the graph as `<dir>/<basename>.graph` plus `<basename>.json`. The old parameter
+    /// file is removed first and the new one written last (each through a temporary file and a
+    /// rename), so a crash in between leaves no index that claims to match.
     pub fn save(
         &self,
         dir: &Path,
@@ -215,25 +174,19 @@ impl NeighbourIndex {
             std::fs::remove_file(&manifest_path)
                 .map_err(|e| io_error(&manifest_path, e.to_string()))?;
         }
-        let tmp_dir = dir.join(format!(".tmp-{basename}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&tmp_dir);
-        std::fs::create_dir_all(&tmp_dir).map_err(|e| io_error(&tmp_dir, e.to_string()))?;
-        let dumped = match &self.graph {
-            Graph::Built(h) => h.file_dump(&tmp_dir, basename),
-            Graph::Loaded(l) => l.with_dependent(|_, h| h.file_dump(&tmp_dir, basename)),
-        }
-        .map_err(|e| io_error(&tmp_dir, format!("cannot write index: {e}")))?;
+        let graph_path = graph_path(dir, basename);
+        write_atomic(&graph_path, &self.graph.to_bytes())
+            .map_err(|e| io_error(&graph_path, format!("cannot write index: {e}")))?;
+        // hnsw_rs dumps of earlier versions are no longer read.
         for ext in ["hnsw.data", "hnsw.graph"] {
-            let from = tmp_dir.join(format!("{dumped}.{ext}"));
-            let to = dir.join(format!("{basename}.{ext}"));
-            std::fs::rename(&from, &to).map_err(|e| io_error(&to, e.to_string()))?;
+            let _ = std::fs::remove_file(dir.join(format!("{basename}.{ext}")));
         }
-        let _ = std::fs::remove_dir_all(&tmp_dir);
         let manifest = IndexManifest {
+            format: FORMAT,
             params: self.params,
             embeddings_fingerprint: embeddings_fingerprint.to_string(),
-            count: self.count,
-            dim: self.dim,
+            count: self.len(),
+            dim: self.dim(),
         };
         write_json_atomic(&manifest_path, &manifest)
             .map_err(|e| io_error(&manifest_path, e.to_string()))
@@ -279,51 +232,41 @@ impl NeighbourIndex {
                 params.ef_construction
             )));
         }
-        let graph_path = dir.join(format!("{basename}.hnsw.graph"));
-        // hnsw_rs asserts (panics) on some malformed dumps: turn that into an error.
-        let loaded = std::panic::catch_unwind(|| {
-            LoadedHnsw::try_new(HnswIo::new(dir, basename), |io| {
-                io.load_hnsw_with_dist(UnitCosine)
-            })
-        });
-        let mut loaded = match loaded {
-            Ok(Ok(l)) => l,
-            Ok(Err(e)) => {
-                return Err(IndexError::Io {
-                    path: graph_path,
-                    message: format!("cannot load index: {e}"),
-                })
-            }
-            Err(_) => {
-                return Err(IndexError::Io {
-                    path: graph_path,
-                    message: "cannot load index: the file is damaged".into(),
-                })
-            }
-        };
-        let (count, dim) = loaded.with_dependent_mut(|_, h| {
-            h.set_searching_mode(true);
-            (
-                h.get_nb_point(),
-                h.get_point_indexation().get_data_dimension(),
-            )
-        });
-        if count != manifest.count || (count > 0 && dim != manifest.dim) {
+        if manifest.format != FORMAT {
+            return Err(stale(
+                "saved by an earlier natview in another format".into(),
+            ));
+        }
+        let graph_path = graph_path(dir, basename);
+        let bytes = std::fs::read(&graph_path).map_err(|e| IndexError::Io {
+            path: graph_path.clone(),
+            message: e.to_string(),
+        })?;
+        let graph = Graph::from_bytes(&bytes).map_err(|message| IndexError::Io {
+            path: graph_path.clone(),
+            message: format!("cannot load index: {message}"),
+        })?;
+        if graph.len() != manifest.count || (graph.len() > 0 && graph.dim() != manifest.dim) {
             return Err(stale(format!(
-                "graph holds {count} vectors of dimension {dim}, expected {} of {}",
-                manifest.count, manifest.dim
+                "graph holds {} vectors of dimension {}, expected {} of {}",
+                graph.len(),
+                graph.dim(),
+                manifest.count,
+                manifest.dim
             )));
         }
         Ok(Self {
-            graph: Graph::Loaded(loaded),
+            graph,
             params: HnswParams {
                 ef_search: params.ef_search,
                 ..manifest.params
             },
-            count,
-            dim: manifest.dim,
         })
     }
+}
+
+fn graph_path(dir: &Path, basename: &str) -> PathBuf {
+    dir.join(format!("{basename}.graph"))
 }
 
 fn manifest_path(dir: &Path, basename: &str) -> PathBuf {
@@ -394,10 +337,10 @@ mod tests {
             .err()
             .expect("stale");
         assert!(err.to_string().contains("stale"), "{err}");
-        std::fs::write(dir.path().join("ix.hnsw.graph"), b"garbage").expect("write");
+        std::fs::write(dir.path().join("ix.graph"), b"garbage").expect("write");
         let err = NeighbourIndex::load(dir.path(), "ix", "fp1", HnswParams::default())
             .err()
             .expect("damaged");
-        assert!(err.to_string().contains("ix.hnsw.graph"), "{err}");
+        assert!(err.to_string().contains("ix.graph"), "{err}");
     }
 }

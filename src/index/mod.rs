@@ -1,11 +1,12 @@
-//! Nearest-neighbour search over L2-normalised embeddings: an HNSW graph (hnsw_rs) with cosine
+//! Nearest-neighbour search over L2-normalised embeddings: an HNSW graph (our own, `graph.rs`) with cosine
 //! similarity, persisted with its parameters, and exact (brute-force) search beside it.
 
 mod exact;
+mod graph;
 mod hnsw;
 
 pub use exact::{exact_neighbours, exact_neighbours_all, exact_search};
-pub use hnsw::{HnswParams, NeighbourIndex, UnitCosine, BUILD_CHUNK};
+pub use hnsw::{HnswParams, NeighbourIndex, BUILD_CHUNK};
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
