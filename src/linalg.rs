@@ -146,6 +146,67 @@ pub fn similarity(a: &Matrix, b: &Matrix) -> Result<Vec<f32>, candle_core::Error
     ta.matmul(&tb.t()?)?.flatten_all()?.to_vec1::<f32>()
 }
 
+/// The Gram matrix `XᵀX` (`d × d`, row-major, symmetric) of the row-major `n × d` matrix `x`.
+/// Only the blocks on and above the diagonal are multiplied (gemm, blocks in parallel); the
+/// rest is mirrored — the symmetric rank-k update BLAS calls syrk, at ~5/8 of a full product.
+pub fn gram(x: &[f32], n: usize, d: usize) -> Vec<f32> {
+    use rayon::prelude::*;
+    assert_eq!(x.len(), n * d, "gram: x must hold n × d values");
+    const BLOCK: usize = 128;
+    let starts: Vec<usize> = (0..d).step_by(BLOCK).collect();
+    let pairs: Vec<(usize, usize)> = starts
+        .iter()
+        .enumerate()
+        .flat_map(|(i, &a)| starts[i..].iter().map(move |&b| (a, b)))
+        .collect();
+    let blocks: Vec<((usize, usize), Vec<f32>)> = pairs
+        .into_par_iter()
+        .map(|(a, b)| {
+            let (rows, cols) = (BLOCK.min(d - a), BLOCK.min(d - b));
+            let mut out = vec![0f32; rows * cols];
+            if n > 0 {
+                // SAFETY: lhs reads x[r·d + a + i] and rhs x[r·d + b + j] for r < n, i < rows,
+                // j < cols, all inside `x` (asserted length); `out` holds rows × cols.
+                unsafe {
+                    gemm::gemm(
+                        rows,
+                        cols,
+                        n,
+                        out.as_mut_ptr(),
+                        1,
+                        cols as isize,
+                        false,
+                        x.as_ptr().add(a),
+                        d as isize,
+                        1,
+                        x.as_ptr().add(b),
+                        1,
+                        d as isize,
+                        0.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                }
+            }
+            ((a, b), out)
+        })
+        .collect();
+    let mut g = vec![0f32; d * d];
+    for ((a, b), out) in blocks {
+        let cols = BLOCK.min(d - b);
+        for (i, row) in out.chunks_exact(cols).enumerate() {
+            for (j, &v) in row.iter().enumerate() {
+                g[(a + i) * d + b + j] = v;
+                g[(b + j) * d + a + i] = v;
+            }
+        }
+    }
+    g
+}
+
 /// The `k` largest scores as `(index, score)`, best first, leaving out `exclude`.
 pub fn top_k(scores: &[f32], k: usize, exclude: Option<usize>) -> Vec<(usize, f32)> {
     let mut candidates: Vec<(usize, f32)> = scores
@@ -184,6 +245,19 @@ mod tests {
             let a: Vec<f32> = (0..n).map(|i| ((i * 7) % 13) as f32 * 0.1 - 0.6).collect();
             let b: Vec<f32> = (0..n).map(|i| ((i * 5) % 11) as f32 * 0.2 - 1.0).collect();
             assert!((kernel(&a, &b) - dot(&a, &b)).abs() < 1e-3, "length {n}");
+        }
+    }
+
+    #[test]
+    fn gram_equals_x_transposed_times_x() {
+        let (n, d) = (37, 300); // three column blocks, the last one partial
+        let x: Vec<f32> = (0..n * d)
+            .map(|i| ((i * 31) % 17) as f32 * 0.1 - 0.8)
+            .collect();
+        let g = gram(&x, n, d);
+        for (a, b) in [(0, 0), (5, 200), (200, 5), (299, 128), (127, 128)] {
+            let direct: f32 = (0..n).map(|r| x[r * d + a] * x[r * d + b]).sum();
+            assert!((g[a * d + b] - direct).abs() < 1e-3, "({a}, {b})");
         }
     }
 

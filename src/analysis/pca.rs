@@ -3,9 +3,10 @@
 //! 35× scikit-learn's time and once panicked on NaNs in its eigen-solver; see the README.)
 
 use super::AnalysisError;
-use crate::linalg::{similarity, Matrix};
+use crate::linalg::{dot_kernel, gram, Matrix};
 use crate::rng::SplitMix64;
 use candle_core::{Device, Tensor};
+use rayon::prelude::*;
 use serde::Serialize;
 
 /// A 2D projection of every row.
@@ -27,35 +28,50 @@ pub fn pca_2d(matrix: &Matrix) -> Result<Projection, AnalysisError> {
             "PCA needs at least 3 rows of dimension ≥ 2, got {n} × {d}"
         )));
     }
-    let mut mean = vec![0f64; d];
-    for i in 0..n {
-        for (m, &v) in mean.iter_mut().zip(matrix.row(i)) {
-            *m += v as f64;
+    // Column means, row blocks in parallel with f64 sums.
+    let block_rows = 4096;
+    let mean: Vec<f64> = matrix
+        .data
+        .par_chunks(block_rows * d)
+        .map(|block| {
+            let mut sums = vec![0f64; d];
+            for row in block.chunks_exact(d) {
+                sums.iter_mut().zip(row).for_each(|(s, &v)| *s += v as f64);
+            }
+            sums
+        })
+        .reduce(
+            || vec![0f64; d],
+            |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                a
+            },
+        )
+        .into_iter()
+        .map(|s| s / n as f64)
+        .collect();
+    // Covariance without a centred copy of the data (as scikit-learn's covariance_eigh):
+    // C = (XᵀX − n·μμᵀ) / (n − 1).
+    let gram_values = gram(&matrix.data, n, d);
+    let mut cov_values = vec![0f32; d * d];
+    for a in 0..d {
+        for b in 0..d {
+            let centred = gram_values[a * d + b] as f64 - n as f64 * mean[a] * mean[b];
+            cov_values[a * d + b] = (centred / (n - 1) as f64) as f32;
         }
     }
-    mean.iter_mut().for_each(|m| *m /= n as f64);
-    let mut centred = matrix.data.clone();
-    for row in centred.chunks_exact_mut(d) {
-        for (v, m) in row.iter_mut().zip(&mean) {
-            *v -= *m as f32;
-        }
-    }
-    let x = Tensor::from_slice(&centred, (n, d), &Device::Cpu)?;
-    let cov = (x.t()?.matmul(&x)? / (n - 1) as f64)?;
-    let cov_values: Vec<f32> = cov.flatten_all()?.to_vec1::<f32>()?;
     let total_variance: f64 = (0..d).map(|i| cov_values[i * d + i] as f64).sum();
+    let cov = Tensor::from_vec(cov_values, (d, d), &Device::Cpu)?;
     let (values, vectors) = top_eigenpairs(&cov, d, 2)?;
-    let components = Matrix {
-        rows: 2,
-        dim: d,
-        data: vectors.iter().flatten().map(|&v| v as f32).collect(),
-    };
-    let centred = Matrix {
-        rows: n,
-        dim: d,
-        data: centred,
-    };
-    let projected = similarity(&centred, &components)?;
+    let [c0, c1]: [Vec<f32>; 2] = [0, 1].map(|c| vectors[c].iter().map(|&v| v as f32).collect());
+    let dot = dot_kernel();
+    let mean32: Vec<f32> = mean.iter().map(|&m| m as f32).collect();
+    let offset = [dot(&mean32, &c0), dot(&mean32, &c1)];
+    let points: Vec<[f32; 2]> = matrix
+        .data
+        .par_chunks(d)
+        .map(|row| [dot(row, &c0) - offset[0], dot(row, &c1) - offset[1]])
+        .collect();
     let ratio = |v: f64| {
         if total_variance > 0.0 {
             v / total_variance
@@ -65,7 +81,7 @@ pub fn pca_2d(matrix: &Matrix) -> Result<Projection, AnalysisError> {
     };
     Ok(Projection {
         method: "pca".into(),
-        points: projected.chunks_exact(2).map(|p| [p[0], p[1]]).collect(),
+        points,
         explained_variance_ratio: [ratio(values[0]), ratio(values[1])],
     })
 }
