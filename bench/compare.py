@@ -453,7 +453,8 @@ def machine_lines(args, natview_version):
         f"- Threads: {args.threads} for builds, batches and PCA; searches on 1 thread",
         f"- natview: {natview_version}; {sh('rustc --version')}",
         f"- Python {platform.python_version()}: " + ", ".join(versions),
-        f"- Command: `{' '.join(sys.argv)}` (from bench/run.sh), {args.rounds} alternating rounds, medians",
+        f"- Command: `{os.environ.get('NATVIEW_BENCH_COMMAND', ' '.join(sys.argv))}`, "
+        f"{args.rounds} alternating rounds, medians",
     ]
 
 

@@ -4,9 +4,6 @@
 use super::{IndexError, Neighbour};
 use crate::linalg::{similarity, top_k, Matrix};
 
-/// Queries per block of the all-pairs search (bounds memory to `BLOCK × n` floats).
-const BLOCK_ROWS: usize = 512;
-
 /// The `k` most similar rows of `base` to `query`, leaving out `exclude`.
 pub fn exact_neighbours(
     base: &Matrix,
@@ -52,7 +49,14 @@ pub fn exact_search(
     blocked_search(base, queries, k, false)
 }
 
-/// Queries in blocks of [`BLOCK_ROWS`]: one gemm per block, then top-k per row in parallel.
+/// Queries per task of the blocked search.
+const QUERY_TILE: usize = 256;
+/// Base rows per gemm tile (scores of one tile: `QUERY_TILE × BASE_TILE` floats, 2 MB).
+const BASE_TILE: usize = 8192;
+
+/// Exact search in tiles, as FAISS's flat index does: each task takes [`QUERY_TILE`] queries,
+/// multiplies them with [`BASE_TILE`] base rows at a time (gemm into a reused buffer) and keeps
+/// each query's best `k` in a small heap, so no `queries × base` score matrix is ever made.
 /// With `exclude_self`, query `i` is row `i` of the base and is left out of its own answer.
 fn blocked_search(
     base: &Matrix,
@@ -61,22 +65,163 @@ fn blocked_search(
     exclude_self: bool,
 ) -> Result<Vec<Vec<Neighbour>>, IndexError> {
     use rayon::prelude::*;
-    let mut out = Vec::with_capacity(queries.rows);
-    for start in (0..queries.rows).step_by(BLOCK_ROWS) {
-        let ids: Vec<usize> = (start..(start + BLOCK_ROWS).min(queries.rows)).collect();
-        let block = queries.select_rows(&ids);
-        let scores = similarity(&block, base)?;
-        let found: Vec<Vec<Neighbour>> = scores
-            .par_chunks(base.rows.max(1))
-            .zip(&ids)
-            .map(|(row_scores, &id)| {
-                top_k(row_scores, k, exclude_self.then_some(id))
-                    .into_iter()
-                    .map(|(id, similarity)| Neighbour { id, similarity })
-                    .collect()
-            })
-            .collect();
-        out.extend(found);
+    let d = base.dim;
+    if k == 0 || base.rows == 0 {
+        return Ok(vec![Vec::new(); queries.rows]);
     }
-    Ok(out)
+    let tiles: Vec<Vec<Vec<Neighbour>>> = queries
+        .data
+        .par_chunks(QUERY_TILE * d.max(1))
+        .enumerate()
+        .map(|(tile, q)| {
+            let first = tile * QUERY_TILE;
+            let nq = if d == 0 { 0 } else { q.len() / d };
+            let mut heaps: Vec<TopK> = (0..nq).map(|_| TopK::new(k)).collect();
+            let mut scores = vec![0f32; nq * BASE_TILE.min(base.rows)];
+            for start in (0..base.rows).step_by(BASE_TILE) {
+                let rows = BASE_TILE.min(base.rows - start);
+                let b = &base.data[start * d..(start + rows) * d];
+                scores_into(q, nq, b, rows, d, &mut scores[..nq * rows]);
+                for (i, heap) in heaps.iter_mut().enumerate() {
+                    let skip = exclude_self.then_some(first + i);
+                    for (j, &score) in scores[i * rows..(i + 1) * rows].iter().enumerate() {
+                        if score > heap.threshold() && Some(start + j) != skip {
+                            heap.push(start + j, score);
+                        }
+                    }
+                }
+            }
+            heaps.into_iter().map(TopK::into_sorted).collect()
+        })
+        .collect();
+    Ok(tiles.into_iter().flatten().collect())
+}
+
+/// `out[i·rows + j] = q_i · b_j` for `nq` queries and `rows` base rows of dimension `d`.
+fn scores_into(q: &[f32], nq: usize, b: &[f32], rows: usize, d: usize, out: &mut [f32]) {
+    assert!(q.len() >= nq * d && b.len() >= rows * d && out.len() >= nq * rows);
+    // SAFETY: lhs reads q[i·d + t] (i < nq, t < d), rhs b[j·d + t] (j < rows), dst writes
+    // out[i·rows + j]: all inside the slices (asserted above); `out` is borrowed mutably.
+    unsafe {
+        gemm::gemm(
+            nq,
+            rows,
+            d,
+            out.as_mut_ptr(),
+            1,
+            rows as isize,
+            false,
+            q.as_ptr(),
+            1,
+            d as isize,
+            b.as_ptr(),
+            d as isize,
+            1,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// The best `k` (id, score) pairs seen so far: a min-heap on score (NaN never enters).
+struct TopK {
+    k: usize,
+    heap: std::collections::BinaryHeap<std::cmp::Reverse<Scored>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Scored(f32, usize);
+impl Eq for Scored {}
+impl PartialOrd for Scored {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scored {
+    /// Higher score first; on equal scores the lower id counts as better.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0).then(other.1.cmp(&self.1))
+    }
+}
+
+impl TopK {
+    fn new(k: usize) -> Self {
+        Self {
+            k,
+            heap: std::collections::BinaryHeap::with_capacity(k + 1),
+        }
+    }
+
+    /// Scores at or below this cannot enter (−∞ until `k` are held).
+    #[inline]
+    fn threshold(&self) -> f32 {
+        if self.heap.len() < self.k {
+            f32::NEG_INFINITY
+        } else {
+            self.heap.peek().map_or(f32::NEG_INFINITY, |r| r.0 .0)
+        }
+    }
+
+    fn push(&mut self, id: usize, score: f32) {
+        self.heap.push(std::cmp::Reverse(Scored(score, id)));
+        if self.heap.len() > self.k {
+            self.heap.pop();
+        }
+    }
+
+    fn into_sorted(self) -> Vec<Neighbour> {
+        let mut items: Vec<Scored> = self.heap.into_iter().map(|r| r.0).collect();
+        items.sort_by(|a, b| b.cmp(a));
+        items
+            .into_iter()
+            .map(|Scored(similarity, id)| Neighbour { id, similarity })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::linalg::{similarity, top_k};
+    use crate::rng::SplitMix64;
+
+    #[test]
+    fn tiled_search_equals_sorting_every_score() {
+        // More base rows than one tile and more queries than one task, with tied scores.
+        let mut rng = SplitMix64::new(3);
+        let d = 12;
+        let mut rows: Vec<Vec<f32>> = (0..BASE_TILE + 300)
+            .map(|_| (0..d).map(|_| rng.next_normal() as f32).collect())
+            .collect();
+        rows[5] = rows[8400].clone();
+        let base = Matrix::from_rows(&rows).expect("rows");
+        let queries = base.select_rows(
+            &(0..QUERY_TILE + 7)
+                .map(|i| i * 97 % (BASE_TILE + 300))
+                .collect::<Vec<_>>(),
+        );
+        let found = exact_search(&base, &queries, 7).expect("search");
+        let scores = similarity(&queries, &base).expect("scores");
+        for (i, f) in found.iter().enumerate() {
+            let expected = top_k(&scores[i * base.rows..(i + 1) * base.rows], 7, None);
+            let got: Vec<(usize, f32)> = f.iter().map(|n| (n.id, n.similarity)).collect();
+            assert_eq!(got.len(), 7);
+            for (g, e) in got.iter().zip(&expected) {
+                assert!(
+                    (g.1 - e.1).abs() < 1e-4,
+                    "query {i}: {got:?} vs {expected:?}"
+                );
+            }
+        }
+        let all =
+            exact_neighbours_all(&base.select_rows(&(0..200).collect::<Vec<_>>()), 3).expect("all");
+        assert!(all
+            .iter()
+            .enumerate()
+            .all(|(i, f)| f.iter().all(|n| n.id != i)));
+    }
 }

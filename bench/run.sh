@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# natview against PyTorch, hnswlib, FAISS, NumPy and scikit-learn: one entry point.
+#
+#   bench/run.sh                  # everything; prints the table, saves it in bench/results/
+#   bench/run.sh --rounds 5       # more alternating rounds (default 3)
+#   bench/run.sh --cases hnsw,pca # some cases only (embedding, hnsw, exact, pca)
+#
+# Idempotent steps, each skipped when already done:
+#   1. a Python venv in bench/.venv with the peers from PyPI (torch CPU use, torchvision,
+#      faiss-cpu, hnswlib, scikit-learn, safetensors); NATVIEW_BENCH_PYTHON=/path/to/python
+#      uses another interpreter that has them;
+#   2. the release build of natview;
+#   3. the full emoji set (scripts/build-demo.sh --full → data/emoji-full, from npm);
+#   4. the shared inputs (`natview bench vectors` → data/bench: 105,882 × 256 embeddings of
+#      every image and 13 augmented views each with the shipped model, 1,000 query views,
+#      the 512-d PCA input, preprocessed images);
+# then bench/compare.py runs each case's natview command and its peers alternately and prints
+# one Markdown table of medians and ratios with the machine, versions and command.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+started=$(date +%s)
+
+venv=bench/.venv
+python=${NATVIEW_BENCH_PYTHON:-$venv/bin/python}
+if ! "$python" -c 'import torch, torchvision, faiss, hnswlib, sklearn, safetensors' 2>/dev/null; then
+  echo "== setting up $venv (PyPI: torch, torchvision, faiss-cpu, hnswlib, scikit-learn)" >&2
+  python3 -m venv "$venv"
+  python=$venv/bin/python
+  "$python" -m pip install --quiet --upgrade pip
+  "$python" -m pip install --quiet torch torchvision faiss-cpu hnswlib scikit-learn safetensors numpy
+fi
+
+echo "== building natview (release)" >&2
+cargo build --release --quiet
+natview=target/release/natview
+
+if [ ! -f data/emoji-full/manifest.csv ]; then
+  echo "== building the full emoji set (data/emoji-full)" >&2
+  scripts/build-demo.sh --full
+fi
+
+data=data/bench
+if [ ! -f "$data/meta.json" ] || [ "$data/meta.json" -ot models/compact-emoji.safetensors ]; then
+  echo "== embedding the benchmark inputs into $data (about 7 min on 2 cores)" >&2
+  "$natview" bench vectors data/emoji-full/manifest.csv --out "$data" --views 13 --queries 1000
+fi
+
+mkdir -p bench/results
+stamp=$(date -u +%Y%m%d-%H%M)
+NATVIEW_BENCH_COMMAND="bench/run.sh $*" "$python" bench/compare.py --natview "$natview" --data "$data" \
+  --json-out "bench/results/$stamp.json" "$@" | tee "bench/results/$stamp.md"
+cp "bench/results/$stamp.md" bench/results/latest.md
+echo "== bench/run.sh finished in $(( $(date +%s) - started )) s; table in bench/results/latest.md" >&2
