@@ -75,7 +75,7 @@ fn blocked_search(
         .enumerate()
         .map(|(tile, q)| {
             let first = tile * QUERY_TILE;
-            let nq = if d == 0 { 0 } else { q.len() / d };
+            let nq = q.len().checked_div(d).unwrap_or(0);
             let mut heaps: Vec<TopK> = (0..nq).map(|_| TopK::new(k)).collect();
             let mut scores = vec![0f32; nq * BASE_TILE.min(base.rows)];
             for start in (0..base.rows).step_by(BASE_TILE) {

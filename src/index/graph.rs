@@ -525,7 +525,7 @@ impl Graph {
             *h = usize::try_from(reader.u64()?).map_err(|_| "header value too large")?;
         }
         let [n, dim, m, ef_construction, entry, max_level] = header;
-        if m < 2 || m > 4096 || dim == 0 || n > u32::MAX as usize || (n > 0 && entry >= n) {
+        if !(2..=4096).contains(&m) || dim == 0 || n > u32::MAX as usize || (n > 0 && entry >= n) {
             return Err(format!("implausible header (n {n}, dim {dim}, M {m})"));
         }
         let levels = reader.take(n)?.to_vec();

@@ -246,7 +246,7 @@ impl NeighbourIndex {
             path: graph_path.clone(),
             message: format!("cannot load index: {message}"),
         })?;
-        if graph.len() != manifest.count || (graph.len() > 0 && graph.dim() != manifest.dim) {
+        if graph.len() != manifest.count || (!graph.is_empty() && graph.dim() != manifest.dim) {
             return Err(stale(format!(
                 "graph holds {} vectors of dimension {}, expected {} of {}",
                 graph.len(),
