@@ -6,7 +6,7 @@ and its peers (PyTorch, hnswlib, FAISS, NumPy, scikit-learn) alternately, and pr
 Markdown table of medians and ratios, preceded by the machine, versions and command.
 bench/run.sh sets everything up and calls this; see BENCHMARKS.md.
 
-    python bench/compare.py --natview target/release/natview --data target/bench-data
+    python bench/compare.py --natview target/release/natview --data data/bench
 """
 
 import argparse
@@ -450,7 +450,7 @@ def machine_lines(args, natview_version):
     return [
         f"- Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
         f"- Machine: {cpu}, {os.cpu_count()} logical CPUs, {mem} GiB; {platform.platform()}",
-        f"- Threads: {args.threads} for builds, batches and PCA; searches on 1 thread",
+        f"- Threads: {args.threads} for builds, batches, exact search and PCA; HNSW queries on 1 thread",
         f"- natview: {natview_version}; {sh('rustc --version')}",
         f"- Python {platform.python_version()}: " + ", ".join(versions),
         f"- Command: `{os.environ.get('NATVIEW_BENCH_COMMAND', ' '.join(sys.argv))}`, "

@@ -50,4 +50,5 @@ stamp=$(date -u +%Y%m%d-%H%M)
 NATVIEW_BENCH_COMMAND="bench/run.sh $*" "$python" bench/compare.py --natview "$natview" --data "$data" \
   --json-out "bench/results/$stamp.json" "$@" | tee "bench/results/$stamp.md"
 cp "bench/results/$stamp.md" bench/results/latest.md
+cp "bench/results/$stamp.json" bench/results/latest.json
 echo "== bench/run.sh finished in $(( $(date +%s) - started )) s; table in bench/results/latest.md" >&2
