@@ -22,12 +22,17 @@ started=$(date +%s)
 
 venv=bench/.venv
 python=${NATVIEW_BENCH_PYTHON:-$venv/bin/python}
+setup_pid=
 if ! "$python" -c 'import torch, torchvision, faiss, hnswlib, sklearn, safetensors' 2>/dev/null; then
-  echo "== setting up $venv (PyPI: torch, torchvision, faiss-cpu, hnswlib, scikit-learn)" >&2
-  python3 -m venv "$venv"
+  # Mostly downloading (about 2 min, 5.7 GB: PyPI's torch brings its CUDA libraries, used here
+  # on the CPU), so it runs beside the Rust build.
+  echo "== setting up $venv (PyPI: torch, torchvision, faiss-cpu, hnswlib, scikit-learn), log in $venv.log" >&2
   python=$venv/bin/python
-  "$python" -m pip install --quiet --upgrade pip
-  "$python" -m pip install --quiet torch torchvision faiss-cpu hnswlib scikit-learn safetensors numpy
+  (python3 -m venv "$venv" &&
+    "$python" -m pip install --quiet --upgrade pip &&
+    "$python" -m pip install --quiet torch torchvision faiss-cpu hnswlib scikit-learn safetensors numpy) \
+    >"$venv.log" 2>&1 &
+  setup_pid=$!
 fi
 
 echo "== building natview (release)" >&2
@@ -43,6 +48,11 @@ data=data/bench
 if [ ! -f "$data/meta.json" ] || [ "$data/meta.json" -ot models/compact-emoji.safetensors ]; then
   echo "== embedding the benchmark inputs into $data (about 7 min on 2 cores)" >&2
   "$natview" bench vectors data/emoji-full/manifest.csv --out "$data" --views 13 --queries 1000
+fi
+
+if [ -n "$setup_pid" ] && ! wait "$setup_pid"; then
+  echo "error: setting up $venv failed; see $venv.log" >&2
+  exit 1
 fi
 
 mkdir -p bench/results
