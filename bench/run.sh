@@ -9,7 +9,8 @@
 #   1. a Python venv in bench/.venv with the peers from PyPI (torch CPU use, torchvision,
 #      faiss-cpu, hnswlib, scikit-learn, safetensors); NATVIEW_BENCH_PYTHON=/path/to/python
 #      uses another interpreter that has them;
-#   2. the release build of natview;
+#   2. the release build of the headless CLI (`--no-default-features`, into target/bench: no
+#      window, about a third fewer crates to compile, 5.5 instead of 8 min on 2 cores);
 #   3. the full emoji set (scripts/build-demo.sh --full → data/emoji-full, from npm);
 #   4. the shared inputs (`natview bench vectors` → data/bench: 105,882 × 256 embeddings of
 #      every image and 13 augmented views each with the shipped model, 1,000 query views,
@@ -35,9 +36,9 @@ if ! "$python" -c 'import torch, torchvision, faiss, hnswlib, sklearn, safetenso
   setup_pid=$!
 fi
 
-echo "== building natview (release)" >&2
-cargo build --release --quiet
-natview=target/release/natview
+echo "== building natview (release, headless CLI)" >&2
+cargo build --release --no-default-features --target-dir target/bench --quiet
+natview=target/bench/release/natview
 
 if [ ! -f data/emoji-full/manifest.csv ]; then
   echo "== building the full emoji set (data/emoji-full)" >&2
@@ -46,7 +47,7 @@ fi
 
 data=data/bench
 if [ ! -f "$data/meta.json" ] || [ "$data/meta.json" -ot models/compact-emoji.safetensors ]; then
-  echo "== embedding the benchmark inputs into $data (about 7 min on 2 cores)" >&2
+  echo "== embedding the benchmark inputs into $data (about 5 min on 2 cores)" >&2
   "$natview" bench vectors data/emoji-full/manifest.csv --out "$data" --views 13 --queries 1000
 fi
 

@@ -2,9 +2,11 @@
 //! of one item each), embed it with a candle encoder, index it with HNSW, and measure and show
 //! how close views of one listing are compared with other listings.
 //!
-//! Only the `app`/`ui` modules (the GUI) use egui; everything else runs headless.
+//! Only the `app`/`ui` modules (the GUI, behind the default `gui` feature) use egui; everything
+//! else runs headless.
 
 pub mod analysis;
+#[cfg(feature = "gui")]
 pub mod app;
 pub mod dataset;
 pub mod encoder;
@@ -17,5 +19,6 @@ pub mod pipeline;
 pub mod report;
 pub mod rng;
 pub mod train;
+#[cfg(feature = "gui")]
 pub mod ui;
 pub mod workspace;

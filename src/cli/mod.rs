@@ -267,8 +267,7 @@ struct EvalArgs {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let common = cli.common;
     match cli.command {
-        None => natview::app::run_window(cli.dataset, common.spec()?)
-            .map_err(|e| anyhow::anyhow!("cannot open the window: {e}")),
+        None => open_window(cli.dataset, &common),
         Some(Command::Report { dataset }) => commands::main_job(dataset, &common),
         Some(Command::Labels {
             action: LabelsAction::Export(a),
@@ -281,7 +280,22 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Eval(a)) => commands::eval(&a, &common),
         Some(Command::Bench(a)) => bench::run(&a, &common),
         Some(Command::Finetune(a)) => finetune::run(&a, &common),
-        Some(Command::Gui { dataset }) => natview::app::run_window(dataset, common.spec()?)
-            .map_err(|e| anyhow::anyhow!("cannot open the window: {e}")),
+        Some(Command::Gui { dataset }) => open_window(dataset, &common),
     }
+}
+
+/// Opens the desktop window on `dataset` (or an empty one).
+#[cfg(feature = "gui")]
+fn open_window(dataset: Option<PathBuf>, common: &CommonArgs) -> anyhow::Result<()> {
+    natview::app::run_window(dataset, common.spec()?)
+        .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
+}
+
+/// In a build without the `gui` feature: says how to get the window.
+#[cfg(not(feature = "gui"))]
+fn open_window(_dataset: Option<PathBuf>, _common: &CommonArgs) -> anyhow::Result<()> {
+    anyhow::bail!(
+        "this natview was built without the window (--no-default-features); \
+         rebuild with `cargo build --release` for the GUI, or run a subcommand (natview --help)"
+    )
 }
