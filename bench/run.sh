@@ -37,8 +37,11 @@ if ! "$python" -c 'import torch, torchvision, faiss, hnswlib, sklearn, safetenso
 fi
 
 echo "== building natview (release, headless CLI)" >&2
-cargo build --release --no-default-features --target-dir target/bench --quiet
-natview=target/bench/release/natview
+# Its own target folder (also for the example that builds the emoji set), so the GUI build
+# in target/ is neither replaced nor rebuilt.
+export CARGO_TARGET_DIR=target/bench
+cargo build --release --no-default-features --quiet
+natview=$CARGO_TARGET_DIR/release/natview
 
 if [ ! -f data/emoji-full/manifest.csv ]; then
   echo "== building the full emoji set (data/emoji-full)" >&2

@@ -39,7 +39,8 @@ tar xzf "$work/fluentui-emoji-1.3.0.tgz" -C "$work/fluent"
 
 rm -rf "$out/images" "$out/manifest.csv"
 mkdir -p "$out/licenses"
-cargo run --quiet --release --example build_demo -- \
+# The example needs only the headless library (no window crates to compile).
+cargo run --quiet --release --no-default-features --example build_demo -- \
   --google "$work/google/package" --twitter "$work/twitter/package" \
   --fluent "$work/fluent/package" --out "$out" "${extra[@]}"
 
