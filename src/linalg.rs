@@ -147,60 +147,75 @@ pub fn similarity(a: &Matrix, b: &Matrix) -> Result<Vec<f32>, candle_core::Error
 }
 
 /// The Gram matrix `XᵀX` (`d × d`, row-major, symmetric) of the row-major `n × d` matrix `x`.
-/// Only the blocks on and above the diagonal are multiplied (gemm, blocks in parallel); the
-/// rest is mirrored — the symmetric rank-k update BLAS calls syrk, at ~5/8 of a full product.
+/// Only the blocks on and above the diagonal are multiplied (gemm); the rest is mirrored — the
+/// symmetric rank-k update BLAS calls syrk, at ~5/8 of a full product. The rows are split into
+/// chunks that fit in cache and summed per thread, so `x` is read from memory once (splitting
+/// the columns instead reads it once per block pair).
 pub fn gram(x: &[f32], n: usize, d: usize) -> Vec<f32> {
     use rayon::prelude::*;
     assert_eq!(x.len(), n * d, "gram: x must hold n × d values");
     const BLOCK: usize = 128;
+    // Rows per task: 4 MiB of `x` at d = 512, so a chunk stays in cache across its block pairs.
+    let chunk_rows = (1 << 20) / d.max(1);
     let starts: Vec<usize> = (0..d).step_by(BLOCK).collect();
     let pairs: Vec<(usize, usize)> = starts
         .iter()
         .enumerate()
         .flat_map(|(i, &a)| starts[i..].iter().map(move |&b| (a, b)))
         .collect();
-    let blocks: Vec<((usize, usize), Vec<f32>)> = pairs
-        .into_par_iter()
-        .map(|(a, b)| {
-            let (rows, cols) = (BLOCK.min(d - a), BLOCK.min(d - b));
-            let mut out = vec![0f32; rows * cols];
-            if n > 0 {
-                // SAFETY: lhs reads x[r·d + a + i] and rhs x[r·d + b + j] for r < n, i < rows,
-                // j < cols, all inside `x` (asserted length); `out` holds rows × cols.
-                unsafe {
-                    gemm::gemm(
-                        rows,
-                        cols,
-                        n,
-                        out.as_mut_ptr(),
-                        1,
-                        cols as isize,
-                        false,
-                        x.as_ptr().add(a),
-                        d as isize,
-                        1,
-                        x.as_ptr().add(b),
-                        1,
-                        d as isize,
-                        0.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
-                    );
+    let mut g = x
+        .par_chunks(chunk_rows.max(1) * d)
+        .fold(
+            || vec![0f32; d * d],
+            |mut acc, chunk| {
+                let rows_in_chunk = chunk.len() / d;
+                for &(a, b) in &pairs {
+                    let (rows, cols) = (BLOCK.min(d - a), BLOCK.min(d - b));
+                    // SAFETY: lhs reads chunk[r·d + a + i] and rhs chunk[r·d + b + j] for
+                    // r < rows_in_chunk, i < rows, j < cols, all inside `chunk`; dst writes
+                    // acc[(a + i)·d + b + j], inside the d × d accumulator.
+                    unsafe {
+                        gemm::gemm(
+                            rows,
+                            cols,
+                            rows_in_chunk,
+                            acc.as_mut_ptr().add(a * d + b),
+                            1,
+                            d as isize,
+                            true,
+                            chunk.as_ptr().add(a),
+                            d as isize,
+                            1,
+                            chunk.as_ptr().add(b),
+                            1,
+                            d as isize,
+                            1.0,
+                            1.0,
+                            false,
+                            false,
+                            false,
+                            gemm::Parallelism::None,
+                        );
+                    }
                 }
-            }
-            ((a, b), out)
-        })
-        .collect();
-    let mut g = vec![0f32; d * d];
-    for ((a, b), out) in blocks {
-        let cols = BLOCK.min(d - b);
-        for (i, row) in out.chunks_exact(cols).enumerate() {
-            for (j, &v) in row.iter().enumerate() {
-                g[(a + i) * d + b + j] = v;
-                g[(b + j) * d + a + i] = v;
+                acc
+            },
+        )
+        .reduce(
+            || vec![0f32; d * d],
+            |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                a
+            },
+        );
+    // Mirror the upper blocks (including the upper part of the diagonal blocks) downwards.
+    for &(a, b) in &pairs {
+        let (rows, cols) = (BLOCK.min(d - a), BLOCK.min(d - b));
+        for i in 0..rows {
+            for j in 0..cols {
+                if a != b || j > i {
+                    g[(b + j) * d + a + i] = g[(a + i) * d + b + j];
+                }
             }
         }
     }
@@ -250,14 +265,27 @@ mod tests {
 
     #[test]
     fn gram_equals_x_transposed_times_x() {
-        let (n, d) = (37, 300); // three column blocks, the last one partial
-        let x: Vec<f32> = (0..n * d)
-            .map(|i| ((i * 31) % 17) as f32 * 0.1 - 0.8)
-            .collect();
-        let g = gram(&x, n, d);
-        for (a, b) in [(0, 0), (5, 200), (200, 5), (299, 128), (127, 128)] {
-            let direct: f32 = (0..n).map(|r| x[r * d + a] * x[r * d + b]).sum();
-            assert!((g[a * d + b] - direct).abs() < 1e-3, "({a}, {b})");
+        // Three column blocks, the last one partial; 37 rows (one chunk) and 4,000 (two chunks
+        // summed across tasks, the last partial).
+        for (n, d) in [(37, 300), (4000, 300)] {
+            let x: Vec<f32> = (0..n * d)
+                .map(|i| ((i * 31) % 17) as f32 * 0.1 - 0.8)
+                .collect();
+            let g = gram(&x, n, d);
+            for (a, b) in [
+                (0, 0),
+                (5, 200),
+                (200, 5),
+                (299, 128),
+                (127, 128),
+                (130, 129),
+            ] {
+                let direct: f64 = (0..n)
+                    .map(|r| x[r * d + a] as f64 * x[r * d + b] as f64)
+                    .sum();
+                let error = (g[a * d + b] as f64 - direct).abs();
+                assert!(error < 1e-5 * direct.abs().max(1.0), "n {n}: ({a}, {b})");
+            }
         }
     }
 
