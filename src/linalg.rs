@@ -154,6 +154,9 @@ pub fn similarity(a: &Matrix, b: &Matrix) -> Result<Vec<f32>, candle_core::Error
 pub fn gram(x: &[f32], n: usize, d: usize) -> Vec<f32> {
     use rayon::prelude::*;
     assert_eq!(x.len(), n * d, "gram: x must hold n × d values");
+    if d == 0 {
+        return Vec::new();
+    }
     const BLOCK: usize = 128;
     // Rows per task: 4 MiB of `x` at d = 512, so a chunk stays in cache across its block pairs.
     let chunk_rows = (1 << 20) / d.max(1);
@@ -267,6 +270,8 @@ mod tests {
     fn gram_equals_x_transposed_times_x() {
         // Three column blocks, the last one partial; 37 rows (one chunk) and 4,000 (two chunks
         // summed across tasks, the last partial).
+        assert!(gram(&[], 5, 0).is_empty());
+        assert_eq!(gram(&[], 0, 3), vec![0.0; 9]);
         for (n, d) in [(37, 300), (4000, 300)] {
             let x: Vec<f32> = (0..n * d)
                 .map(|i| ((i * 31) % 17) as f32 * 0.1 - 0.8)
