@@ -52,13 +52,21 @@ pub fn own_cpu_kernels() -> bool {
     *CHOICE.get_or_init(|| std::env::var("NATVIEW_CONV").map_or(true, |v| v != "candle"))
 }
 
+impl Conv2d {
+    /// This convolution (stride, padding) with `weight` in place of its own kernel, e.g. the
+    /// kernel with a batch norm folded in.
+    pub fn forward_with_weight(&self, x: &Tensor, weight: &Tensor) -> Result<Tensor> {
+        if x.device().is_cpu() && x.dtype() == DType::F32 && own_cpu_kernels() {
+            conv2d_cpu(x, weight, self.stride, self.padding)
+        } else {
+            x.conv2d(weight, self.padding, self.stride, 1, 1)
+        }
+    }
+}
+
 impl Module for Conv2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if x.device().is_cpu() && x.dtype() == DType::F32 && own_cpu_kernels() {
-            conv2d_cpu(x, &self.weight, self.stride, self.padding)
-        } else {
-            x.conv2d(&self.weight, self.padding, self.stride, 1, 1)
-        }
+        self.forward_with_weight(x, &self.weight)
     }
 }
 

@@ -90,6 +90,16 @@ impl ConvGeometry {
         self.k == 1 && self.stride == 1 && self.pad == 0
     }
 
+    /// Values in one image's im2col matrix (`patch_len × out_pixels`; none for a pointwise
+    /// convolution, which multiplies the image itself).
+    fn cols_len(&self) -> usize {
+        if self.is_pointwise() {
+            0
+        } else {
+            self.patch_len() * self.out_pixels()
+        }
+    }
+
     /// Output columns `ox` whose input column `ox·stride + kx − pad` lies inside the image.
     fn valid_columns(&self, kx: usize) -> (usize, usize) {
         let lo = if self.pad > kx {
@@ -106,7 +116,29 @@ impl ConvGeometry {
     }
 }
 
-/// Fills `cols` (`patch_len × out_pixels`, row `(c, ky, kx)`) with the patches of one image.
+std::thread_local! {
+    /// Each thread's im2col buffer, kept between convolutions: a fresh zeroed buffer per task
+    /// cost a memset (and page faults) of up to 7 MB per ResNet layer and image group.
+    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on this thread's scratch buffer of `len` values, whose contents are unspecified
+/// (callers overwrite all of it). Grows the buffer when needed and never shrinks it; a nested
+/// call on the same thread gets a fresh buffer.
+fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buffer) => {
+            if buffer.len() < len {
+                buffer.resize(len, 0.0);
+            }
+            f(&mut buffer[..len])
+        }
+        Err(_) => f(&mut vec![0f32; len]),
+    })
+}
+
+/// Fills `cols` (`patch_len × out_pixels`, row `(c, ky, kx)`) with the patches of one image,
+/// writing every value (padding as zeros), so `cols` may hold anything beforehand.
 fn im2col(g: &ConvGeometry, image: &[f32], cols: &mut [f32]) {
     let pixels = g.out_pixels();
     for c in 0..g.c_in {
@@ -263,9 +295,8 @@ pub fn forward(g: &ConvGeometry, input: &[f32], kernel: &[f32]) -> Vec<f32> {
     let (patch, pixels) = (g.patch_len(), g.out_pixels());
     out.par_chunks_mut(g.out_plane().max(1))
         .zip(input.par_chunks(g.in_plane().max(1)))
-        .for_each_init(
-            || vec![0f32; if g.is_pointwise() { 0 } else { patch * pixels }],
-            |cols, (out, image)| {
+        .for_each(|(out, image)| {
+            with_scratch(g.cols_len(), |cols| {
                 let cols: &[f32] = if g.is_pointwise() {
                     image
                 } else {
@@ -281,8 +312,8 @@ pub fn forward(g: &ConvGeometry, input: &[f32], kernel: &[f32]) -> Vec<f32> {
                     Operand::rows(cols, pixels),
                     false,
                 );
-            },
-        );
+            })
+        });
     out
 }
 
@@ -293,19 +324,18 @@ pub fn grad_input(g: &ConvGeometry, grad_out: &[f32], kernel: &[f32]) -> Vec<f32
     grad_in
         .par_chunks_mut(g.in_plane().max(1))
         .zip(grad_out.par_chunks(g.out_plane().max(1)))
-        .for_each_init(
-            || vec![0f32; if g.is_pointwise() { 0 } else { patch * pixels }],
-            |cols, (grad_image, grad)| {
-                let kernel_t = Operand::transposed(kernel, patch);
-                let grad = Operand::rows(grad, pixels);
-                if g.is_pointwise() {
-                    matmul(patch, pixels, g.c_out, grad_image, kernel_t, grad, false);
-                } else {
+        .for_each(|(grad_image, grad)| {
+            let kernel_t = Operand::transposed(kernel, patch);
+            let grad = Operand::rows(grad, pixels);
+            if g.is_pointwise() {
+                matmul(patch, pixels, g.c_out, grad_image, kernel_t, grad, false);
+            } else {
+                with_scratch(g.cols_len(), |cols| {
                     matmul(patch, pixels, g.c_out, cols, kernel_t, grad, false);
                     col2im_add(g, cols, grad_image);
-                }
-            },
-        );
+                });
+            }
+        });
     grad_in
 }
 
@@ -320,26 +350,27 @@ pub fn grad_kernel(g: &ConvGeometry, input: &[f32], grad_out: &[f32]) -> Vec<f32
         .par_chunks(per_task)
         .map(|batch| {
             let mut partial = vec![0f32; size];
-            let mut cols = vec![0f32; if g.is_pointwise() { 0 } else { patch * pixels }];
-            for &i in batch {
-                let image = &input[i * g.in_plane()..(i + 1) * g.in_plane()];
-                let grad = &grad_out[i * g.out_plane()..(i + 1) * g.out_plane()];
-                let cols: &[f32] = if g.is_pointwise() {
-                    image
-                } else {
-                    im2col(g, image, &mut cols);
-                    &cols
-                };
-                matmul(
-                    g.c_out,
-                    patch,
-                    pixels,
-                    &mut partial,
-                    Operand::rows(grad, pixels),
-                    Operand::transposed(cols, pixels),
-                    true,
-                );
-            }
+            with_scratch(g.cols_len(), |cols| {
+                for &i in batch {
+                    let image = &input[i * g.in_plane()..(i + 1) * g.in_plane()];
+                    let grad = &grad_out[i * g.out_plane()..(i + 1) * g.out_plane()];
+                    let cols: &[f32] = if g.is_pointwise() {
+                        image
+                    } else {
+                        im2col(g, image, cols);
+                        cols
+                    };
+                    matmul(
+                        g.c_out,
+                        patch,
+                        pixels,
+                        &mut partial,
+                        Operand::rows(grad, pixels),
+                        Operand::transposed(cols, pixels),
+                        true,
+                    );
+                }
+            });
             partial
         })
         .reduce(

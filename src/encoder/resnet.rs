@@ -75,6 +75,37 @@ fn bn(c: usize, vb: VarBuilder) -> Result<BatchNorm> {
     batch_norm(c, 1e-5, vb)
 }
 
+/// `norm(conv(x))`. In evaluation the batch norm is a per-channel affine map, so it is folded
+/// into the kernel (`w·γ/σ`) and one bias add (`β − μ·γ/σ`): one pass over the output instead of
+/// candle's four (subtract, divide, multiply, add, each allocating a new tensor). Built from
+/// tensor ops, so gradients still reach the kernel and the batch-norm weights.
+fn conv_bn(conv: &Conv2d, norm: &BatchNorm, x: &Tensor, train: bool) -> Result<Tensor> {
+    if train {
+        return norm.forward_t(&conv.forward(x)?, true);
+    }
+    let inv_std = (norm.running_var().detach() + norm.eps())?
+        .sqrt()?
+        .recip()?;
+    let mean = norm.running_mean().detach();
+    let (scale, shift) = match norm.weight_and_bias() {
+        Some((gamma, beta)) => {
+            let scale = (gamma * &inv_std)?;
+            let shift = (beta - (mean * &scale)?)?;
+            (scale, shift)
+        }
+        None => {
+            let shift = (mean.neg()? * &inv_std)?;
+            (inv_std, shift)
+        }
+    };
+    let channels = scale.dim(0)?;
+    let kernel = conv
+        .weight()
+        .broadcast_mul(&scale.reshape((channels, 1, 1, 1))?)?;
+    conv.forward_with_weight(x, &kernel)?
+        .broadcast_add(&shift.reshape((1, channels, 1, 1))?)
+}
+
 /// A residual block (basic or bottleneck) with an optional projection shortcut.
 #[derive(Debug, Clone)]
 struct Block {
@@ -135,13 +166,13 @@ impl Block {
         let mut h = x.clone();
         let last = self.convs.len() - 1;
         for (i, (c, b)) in self.convs.iter().enumerate() {
-            h = b.forward_t(&c.forward(&h)?, train)?;
+            h = conv_bn(c, b, &h, train)?;
             if i != last {
                 h = h.relu()?;
             }
         }
         let shortcut = match &self.downsample {
-            Some((c, b)) => b.forward_t(&c.forward(x)?, train)?,
+            Some((c, b)) => conv_bn(c, b, x, train)?,
             None => x.clone(),
         };
         (h + shortcut)?.relu()
@@ -206,11 +237,7 @@ impl ResNet {
 
     /// Pooled features of a `[batch, 3, h, w]` normalised image tensor.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let mut h = self
-            .stem
-            .1
-            .forward_t(&self.stem.0.forward(x)?, train)?
-            .relu()?;
+        let mut h = conv_bn(&self.stem.0, &self.stem.1, x, train)?.relu()?;
         if self.config.imagenet_stem {
             h = max_pool_3x3_stride2_pad1(&h)?;
         }
@@ -263,5 +290,50 @@ mod tests {
             .and_then(|t| t.to_scalar())
             .expect("value");
         assert_eq!(first, 9.0);
+    }
+    #[test]
+    fn folded_batch_norm_equals_batch_norm_after_the_convolution() {
+        let device = Device::Cpu;
+        let (c_in, c_out) = (3, 5);
+        let varmap = candle_nn::VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &device);
+        let conv = Conv2d::new(c_in, c_out, 3, 2, 1, vb.pp("conv")).expect("conv");
+        let channel = |offset: f32, step: f32| {
+            Tensor::new(
+                (0..c_out)
+                    .map(|i| offset + step * i as f32)
+                    .collect::<Vec<_>>(),
+                &device,
+            )
+            .expect("tensor")
+        };
+        let norm = BatchNorm::new(
+            c_out,
+            channel(-0.3, 0.2),
+            channel(0.4, 0.5),
+            channel(1.5, -0.3),
+            channel(0.1, 0.25),
+            1e-5,
+        )
+        .expect("batch norm");
+        let x = Tensor::randn(0f32, 1.0, (2, c_in, 9, 9), &device).expect("input");
+        let folded = conv_bn(&conv, &norm, &x, false).expect("folded");
+        let reference = norm
+            .forward_t(&conv.forward(&x).expect("conv"), false)
+            .expect("reference");
+        let error: f32 = (folded - &reference)
+            .and_then(|d| d.abs())
+            .and_then(|d| d.max_all())
+            .and_then(|d| d.to_scalar())
+            .expect("error");
+        let scale: f32 = reference
+            .abs()
+            .and_then(|d| d.max_all())
+            .and_then(|d| d.to_scalar())
+            .expect("scale");
+        assert!(
+            scale > 1.0 && error < 1e-5 * scale,
+            "error {error}, scale {scale}"
+        );
     }
 }
