@@ -146,6 +146,126 @@ pub fn similarity(a: &Matrix, b: &Matrix) -> Result<Vec<f32>, candle_core::Error
     ta.matmul(&tb.t()?)?.flatten_all()?.to_vec1::<f32>()
 }
 
+/// A read-only matrix operand of [`matmul`]: its values and strides (row, column) in elements.
+#[derive(Clone, Copy)]
+pub struct Operand<'a> {
+    data: &'a [f32],
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl<'a> Operand<'a> {
+    /// A row-major matrix with `cols` columns (`data` may start inside a wider row).
+    pub fn rows(data: &'a [f32], cols: usize) -> Self {
+        Self {
+            data,
+            row_stride: cols,
+            col_stride: 1,
+        }
+    }
+
+    /// The transpose of a row-major matrix with `cols` columns.
+    pub fn transposed(data: &'a [f32], cols: usize) -> Self {
+        Self {
+            data,
+            row_stride: 1,
+            col_stride: cols,
+        }
+    }
+
+    /// Whether an `rows × cols` view fits in `data`.
+    fn fits(&self, rows: usize, cols: usize) -> bool {
+        view_fits(
+            self.data.len(),
+            rows,
+            cols,
+            self.row_stride,
+            self.col_stride,
+        )
+    }
+}
+
+/// The row-major destination of [`matmul`]: its values and row stride in elements.
+pub struct Output<'a> {
+    data: &'a mut [f32],
+    row_stride: usize,
+}
+
+impl<'a> Output<'a> {
+    /// Rows `row_stride` values apart (at least the product's column count; wider for a block
+    /// of a larger matrix, with `data` starting at the block's first value).
+    pub fn rows(data: &'a mut [f32], row_stride: usize) -> Self {
+        Self { data, row_stride }
+    }
+}
+
+/// Whether a `rows × cols` view with these strides lies inside `len` values.
+fn view_fits(len: usize, rows: usize, cols: usize, row_stride: usize, col_stride: usize) -> bool {
+    rows == 0 || cols == 0 || (rows - 1) * row_stride + (cols - 1) * col_stride < len
+}
+
+/// `dst (m × n) = lhs (m × k) · rhs (k × n)`, or `dst += …` with `accumulate`, on the calling
+/// thread (callers parallelise over their own tasks). Panics if a view does not fit its slice.
+pub fn matmul(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: Output<'_>,
+    lhs: Operand<'_>,
+    rhs: Operand<'_>,
+    accumulate: bool,
+) {
+    assert!(
+        n <= dst.row_stride || m <= 1,
+        "matmul: destination rows overlap"
+    );
+    assert!(
+        view_fits(dst.data.len(), m, n, dst.row_stride, 1),
+        "matmul: destination too small"
+    );
+    assert!(
+        lhs.fits(m, k) && rhs.fits(k, n),
+        "matmul: operand too small"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            for row in dst.data.chunks_mut(dst.row_stride.max(1)).take(m) {
+                row[..n].fill(0.0);
+            }
+        }
+        return;
+    }
+    // SAFETY: the asserts above keep every index gemm touches inside the three slices, `dst`
+    // is borrowed mutably (no aliasing) and its rows do not overlap, and the strides are those
+    // the views were built with.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.data.as_mut_ptr(),
+            1,
+            dst.row_stride as isize,
+            accumulate,
+            lhs.data.as_ptr(),
+            lhs.col_stride as isize,
+            lhs.row_stride as isize,
+            rhs.data.as_ptr(),
+            rhs.col_stride as isize,
+            rhs.row_stride as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
 /// The Gram matrix `XᵀX` (`d × d`, row-major, symmetric) of the row-major `n × d` matrix `x`.
 /// Only the blocks on and above the diagonal are multiplied (gemm); the rest is mirrored — the
 /// symmetric rank-k update BLAS calls syrk, at ~5/8 of a full product. The rows are split into
@@ -174,32 +294,17 @@ pub fn gram(x: &[f32], n: usize, d: usize) -> Vec<f32> {
                 let rows_in_chunk = chunk.len() / d;
                 for &(a, b) in &pairs {
                     let (rows, cols) = (BLOCK.min(d - a), BLOCK.min(d - b));
-                    // SAFETY: lhs reads chunk[r·d + a + i] and rhs chunk[r·d + b + j] for
-                    // r < rows_in_chunk, i < rows, j < cols, all inside `chunk`; dst writes
-                    // acc[(a + i)·d + b + j], inside the d × d accumulator.
-                    unsafe {
-                        gemm::gemm(
-                            rows,
-                            cols,
-                            rows_in_chunk,
-                            acc.as_mut_ptr().add(a * d + b),
-                            1,
-                            d as isize,
-                            true,
-                            chunk.as_ptr().add(a),
-                            d as isize,
-                            1,
-                            chunk.as_ptr().add(b),
-                            1,
-                            d as isize,
-                            1.0,
-                            1.0,
-                            false,
-                            false,
-                            false,
-                            gemm::Parallelism::None,
-                        );
-                    }
+                    // Block (a, b) of XᵀX: columns a.. of the chunk, transposed, times columns
+                    // b.., added into the accumulator's rows a.., columns b...
+                    matmul(
+                        rows,
+                        cols,
+                        rows_in_chunk,
+                        Output::rows(&mut acc[a * d + b..], d),
+                        Operand::transposed(&chunk[a..], d),
+                        Operand::rows(&chunk[b..], d),
+                        true,
+                    );
                 }
                 acc
             },
@@ -264,6 +369,46 @@ mod tests {
             let b: Vec<f32> = (0..n).map(|i| ((i * 5) % 11) as f32 * 0.2 - 1.0).collect();
             assert!((kernel(&a, &b) - dot(&a, &b)).abs() < 1e-3, "length {n}");
         }
+    }
+
+    #[test]
+    fn matmul_writes_a_block_of_a_wider_matrix_and_nothing_else() {
+        // lhs 2 × 3, rhs (given transposed) 3 × 2, into columns 1..3 of a 3-wide matrix.
+        let lhs = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let rhs_t = [1.0, 0.0, 1.0, 0.0, 1.0, 0.0];
+        let mut dst = vec![9.0f32; 6];
+        let out = Output::rows(&mut dst[1..], 3);
+        matmul(
+            2,
+            2,
+            3,
+            out,
+            Operand::rows(&lhs, 3),
+            Operand::transposed(&rhs_t, 3),
+            false,
+        );
+        assert_eq!(dst, vec![9.0, 4.0, 2.0, 9.0, 10.0, 5.0]);
+        // k = 0: an empty sum, zero without `accumulate`, left alone with it.
+        matmul(
+            2,
+            2,
+            0,
+            Output::rows(&mut dst[1..], 3),
+            Operand::rows(&[], 0),
+            Operand::rows(&[], 2),
+            true,
+        );
+        assert_eq!(dst, vec![9.0, 4.0, 2.0, 9.0, 10.0, 5.0]);
+        matmul(
+            2,
+            2,
+            0,
+            Output::rows(&mut dst[1..], 3),
+            Operand::rows(&[], 0),
+            Operand::rows(&[], 2),
+            false,
+        );
+        assert_eq!(dst, vec![9.0, 0.0, 0.0, 9.0, 0.0, 0.0]);
     }
 
     #[test]

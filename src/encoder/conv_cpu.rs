@@ -2,6 +2,7 @@
 //! gemm, for the forward pass and both gradients. Images of a batch run in parallel (rayon), each
 //! gemm on one thread, so that small images keep both cores busy.
 
+use crate::linalg::{matmul, Operand, Output};
 use rayon::prelude::*;
 
 /// Shapes of one convolution: input `[n, c_in, h, w]`, kernel `[c_out, c_in, k, k]`, output
@@ -137,6 +138,17 @@ fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     })
 }
 
+/// What one image is multiplied as: its im2col matrix (written into `cols`), or the image
+/// itself for a pointwise convolution.
+fn patches<'a>(g: &ConvGeometry, image: &'a [f32], cols: &'a mut [f32]) -> &'a [f32] {
+    if g.is_pointwise() {
+        image
+    } else {
+        im2col(g, image, cols);
+        cols
+    }
+}
+
 /// Fills `cols` (`patch_len × out_pixels`, row `(c, ky, kx)`) with the patches of one image,
 /// writing every value (padding as zeros), so `cols` may hold anything beforehand.
 fn im2col(g: &ConvGeometry, image: &[f32], cols: &mut [f32]) {
@@ -203,92 +215,6 @@ fn col2im_add(g: &ConvGeometry, cols: &[f32], image: &mut [f32]) {
     }
 }
 
-/// A matrix operand: its values and strides (row stride, column stride) in elements.
-#[derive(Clone, Copy)]
-struct Operand<'a> {
-    data: &'a [f32],
-    row_stride: usize,
-    col_stride: usize,
-}
-
-impl<'a> Operand<'a> {
-    /// A row-major matrix with `cols` columns.
-    fn rows(data: &'a [f32], cols: usize) -> Self {
-        Self {
-            data,
-            row_stride: cols,
-            col_stride: 1,
-        }
-    }
-
-    /// The transpose of a row-major matrix with `cols` columns.
-    fn transposed(data: &'a [f32], cols: usize) -> Self {
-        Self {
-            data,
-            row_stride: 1,
-            col_stride: cols,
-        }
-    }
-
-    /// Whether an `rows × cols` view fits in `data`.
-    fn fits(&self, rows: usize, cols: usize) -> bool {
-        rows == 0
-            || cols == 0
-            || (rows - 1) * self.row_stride + (cols - 1) * self.col_stride < self.data.len()
-    }
-}
-
-/// `dst (m × n, row-major) = lhs (m × k) · rhs (k × n)`, or `dst += …` with `accumulate`.
-fn matmul(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: &mut [f32],
-    lhs: Operand<'_>,
-    rhs: Operand<'_>,
-    accumulate: bool,
-) {
-    assert!(dst.len() >= m * n, "matmul: destination too small");
-    assert!(
-        lhs.fits(m, k) && rhs.fits(k, n),
-        "matmul: operand too small"
-    );
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        if !accumulate {
-            dst[..m * n].fill(0.0);
-        }
-        return;
-    }
-    // SAFETY: the asserts above keep every index gemm touches inside the three slices, `dst`
-    // is borrowed mutably (no aliasing), and the strides are those the operands were built with.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            lhs.data.as_ptr(),
-            lhs.col_stride as isize,
-            lhs.row_stride as isize,
-            rhs.data.as_ptr(),
-            rhs.col_stride as isize,
-            rhs.row_stride as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
-}
-
 /// The forward pass: `[n, c_out, h_out, w_out]` from the input and the kernel (both row-major).
 pub fn forward(g: &ConvGeometry, input: &[f32], kernel: &[f32]) -> Vec<f32> {
     let mut out = vec![0f32; g.n * g.out_plane()];
@@ -297,17 +223,12 @@ pub fn forward(g: &ConvGeometry, input: &[f32], kernel: &[f32]) -> Vec<f32> {
         .zip(input.par_chunks(g.in_plane().max(1)))
         .for_each(|(out, image)| {
             with_scratch(g.cols_len(), |cols| {
-                let cols: &[f32] = if g.is_pointwise() {
-                    image
-                } else {
-                    im2col(g, image, cols);
-                    cols
-                };
+                let cols = patches(g, image, cols);
                 matmul(
                     g.c_out,
                     pixels,
                     patch,
-                    out,
+                    Output::rows(out, pixels),
                     Operand::rows(kernel, patch),
                     Operand::rows(cols, pixels),
                     false,
@@ -328,10 +249,12 @@ pub fn grad_input(g: &ConvGeometry, grad_out: &[f32], kernel: &[f32]) -> Vec<f32
             let kernel_t = Operand::transposed(kernel, patch);
             let grad = Operand::rows(grad, pixels);
             if g.is_pointwise() {
+                let grad_image = Output::rows(grad_image, pixels);
                 matmul(patch, pixels, g.c_out, grad_image, kernel_t, grad, false);
             } else {
                 with_scratch(g.cols_len(), |cols| {
-                    matmul(patch, pixels, g.c_out, cols, kernel_t, grad, false);
+                    let cols_out = Output::rows(&mut *cols, pixels);
+                    matmul(patch, pixels, g.c_out, cols_out, kernel_t, grad, false);
                     col2im_add(g, cols, grad_image);
                 });
             }
@@ -354,17 +277,12 @@ pub fn grad_kernel(g: &ConvGeometry, input: &[f32], grad_out: &[f32]) -> Vec<f32
                 for &i in batch {
                     let image = &input[i * g.in_plane()..(i + 1) * g.in_plane()];
                     let grad = &grad_out[i * g.out_plane()..(i + 1) * g.out_plane()];
-                    let cols: &[f32] = if g.is_pointwise() {
-                        image
-                    } else {
-                        im2col(g, image, cols);
-                        cols
-                    };
+                    let cols = patches(g, image, cols);
                     matmul(
                         g.c_out,
                         patch,
                         pixels,
-                        &mut partial,
+                        Output::rows(&mut partial, patch),
                         Operand::rows(grad, pixels),
                         Operand::transposed(cols, pixels),
                         true,

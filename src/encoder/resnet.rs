@@ -291,6 +291,7 @@ mod tests {
             .expect("value");
         assert_eq!(first, 9.0);
     }
+
     #[test]
     fn folded_batch_norm_equals_batch_norm_after_the_convolution() {
         let device = Device::Cpu;

@@ -2,7 +2,7 @@
 //! HNSW results and retrieval metrics are checked against.
 
 use super::{IndexError, Neighbour};
-use crate::linalg::{similarity, top_k, Matrix};
+use crate::linalg::{matmul, similarity, top_k, Matrix, Operand, Output};
 
 /// The `k` most similar rows of `base` to `query`, leaving out `exclude`.
 pub fn exact_neighbours(
@@ -82,7 +82,16 @@ fn blocked_search(
             for start in (0..base.rows).step_by(BASE_TILE) {
                 let rows = BASE_TILE.min(base.rows - start);
                 let b = &base.data[start * d..(start + rows) * d];
-                scores_into(q, nq, b, rows, d, &mut scores[..nq * rows]);
+                // scores[i·rows + j] = q_i · b_j
+                matmul(
+                    nq,
+                    rows,
+                    d,
+                    Output::rows(&mut scores, rows),
+                    Operand::rows(q, d),
+                    Operand::transposed(b, d),
+                    false,
+                );
                 for (i, heap) in heaps.iter_mut().enumerate() {
                     let skip = exclude_self.then_some(first + i);
                     heap.offer_row(&scores[i * rows..(i + 1) * rows], start, skip);
@@ -92,36 +101,6 @@ fn blocked_search(
         })
         .collect();
     Ok(tiles.into_iter().flatten().collect())
-}
-
-/// `out[i·rows + j] = q_i · b_j` for `nq` queries and `rows` base rows of dimension `d`.
-fn scores_into(q: &[f32], nq: usize, b: &[f32], rows: usize, d: usize, out: &mut [f32]) {
-    assert!(q.len() >= nq * d && b.len() >= rows * d && out.len() >= nq * rows);
-    // SAFETY: lhs reads q[i·d + t] (i < nq, t < d), rhs b[j·d + t] (j < rows), dst writes
-    // out[i·rows + j]: all inside the slices (asserted above); `out` is borrowed mutably.
-    unsafe {
-        gemm::gemm(
-            nq,
-            rows,
-            d,
-            out.as_mut_ptr(),
-            1,
-            rows as isize,
-            false,
-            q.as_ptr(),
-            1,
-            d as isize,
-            b.as_ptr(),
-            d as isize,
-            1,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
 }
 
 /// Scores per block of the selection scan (eight 8-lane vectors).
@@ -263,6 +242,7 @@ mod tests {
             .enumerate()
             .all(|(i, f)| f.iter().all(|n| n.id != i)));
     }
+
     #[test]
     fn the_block_scan_keeps_what_a_score_by_score_scan_keeps() {
         // Rising scores (most blocks hold a new best), a partial last block, NaNs, and the
