@@ -116,7 +116,7 @@ pub fn embed_dataset(
     let device = choose_device(request.force_cpu);
     let encoder = Encoder::new(&request.spec, &device)?;
     let dataset_fingerprint = dataset.fingerprint();
-    let path = workspace.embeddings_path(request.spec.model.name());
+    let path = workspace.embeddings_path(&request.spec.workspace_key());
     let stale_reason = match fresh_embeddings(workspace, &path, &encoder, &dataset_fingerprint) {
         Ok(set) => {
             let mut skipped = workspace.read_skipped();
@@ -270,7 +270,7 @@ pub fn ensure_index(
     cancel: &CancelFlag,
 ) -> Result<(NeighbourIndex, IndexReport), PipelineError> {
     let started = Instant::now();
-    let basename = workspace.index_basename(set.meta.encoder.model.name());
+    let basename = workspace.index_basename(&set.meta.encoder.workspace_key());
     let rebuilt_because = match NeighbourIndex::load(
         workspace.dir(),
         &basename,

@@ -30,6 +30,7 @@ fn config(steps: usize, heldout: f64, start: StartFrom) -> TrainConfig {
         seed: 3,
         heldout_fraction: heldout,
         start,
+        freeze: 0,
     }
 }
 

@@ -114,7 +114,7 @@ pub fn compute_projection(
     let started = Instant::now();
     let projection = pca_2d(&set.matrix).map_err(|e| e.to_string())?;
     let duration_secs = started.elapsed().as_secs_f64();
-    let csv_path = workspace.projection_path("pca", set.meta.encoder.model.name());
+    let csv_path = workspace.projection_path("pca", &set.meta.encoder.workspace_key());
     save_projection_csv(&projection, &csv_path).map_err(|e| e.to_string())?;
     Ok(ProjectionResult {
         id: next_result_id(),

@@ -113,7 +113,7 @@ fn bench_train(method: &str, steps: usize, common: &CommonArgs) -> anyhow::Resul
     use natview::train::{train_step, Method, Sgd, SslModel, StartFrom, TrainConfig};
     let method: Method = method.parse().map_err(|e: String| anyhow::anyhow!(e))?;
     let spec = common.spec()?;
-    let Some(resnet) = spec.model.resnet_config() else {
+    let Some(architecture) = spec.model.architecture() else {
         bail!("the pixel baseline has nothing to train");
     };
     let device = choose_device(common.cpu);
@@ -133,8 +133,15 @@ fn bench_train(method: &str, steps: usize, common: &CommonArgs) -> anyhow::Resul
         seed: common.seed,
         heldout_fraction: 0.0,
         start: StartFrom::Scratch,
+        freeze: 0,
     };
-    let model = SslModel::new(&resnet, method, Default::default(), common.seed, &device)?;
+    let model = SslModel::new(
+        &architecture,
+        method,
+        Default::default(),
+        common.seed,
+        &device,
+    )?;
     let mut sgd = Sgd::new(0.9, 1e-4);
     let x1 = candle_core::Tensor::randn(0f32, 1.0, (batch, 3, size, size), &device)?;
     let x2 = candle_core::Tensor::randn(0f32, 1.0, (batch, 3, size, size), &device)?;

@@ -139,11 +139,11 @@ pub fn run(args: &VectorsArgs, common: &CommonArgs) -> anyhow::Result<()> {
     npy::write(&out("queries.npy"), &[args.queries, dim], &queries)?;
     npy::write(&out("pca512.npy"), &[total, dim + grey_dim], &pca)?;
     let mut image_batches = Vec::new();
-    for model in ["compact", "resnet18"] {
+    for model in ["compact", "resnet18", "effnet-lite0"] {
         let kind: natview::encoder::ModelKind = model.parse()?;
         let px = kind.default_input_size_px();
         let chosen: Vec<_> = images.iter().take(args.images).collect();
-        let tensor = images_tensor(&chosen, px, &candle_core::Device::Cpu)?;
+        let tensor = images_tensor(&chosen, px, kind.normalisation(), &candle_core::Device::Cpu)?;
         let shape = tensor.dims().to_vec();
         let data = tensor.flatten_all()?.to_vec1::<f32>()?;
         npy::write(&out(&format!("images-{model}.npy")), &shape, &data)?;

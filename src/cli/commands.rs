@@ -62,7 +62,7 @@ pub fn embed_with(
     if report.reused {
         eprintln!(
             "embeddings: reused {} ({description})",
-            short_path(&workspace.embeddings_path(request.spec.model.name()))
+            short_path(&workspace.embeddings_path(&request.spec.workspace_key()))
         );
     } else {
         if let Some(reason) = &report.stale_reason {
@@ -74,7 +74,7 @@ pub fn embed_with(
             report.duration_secs,
             set.items.len() as f64 / report.duration_secs.max(1e-9),
             report.device,
-            short_path(&workspace.embeddings_path(request.spec.model.name()))
+            short_path(&workspace.embeddings_path(&request.spec.workspace_key()))
         );
     }
     print_skipped(&report.skipped, &workspace.skipped_path());
@@ -114,7 +114,7 @@ fn index_for(
     let base = embedded.workspace.dir().join(
         embedded
             .workspace
-            .index_basename(embedded.set.meta.encoder.model.name()),
+            .index_basename(&embedded.set.meta.encoder.workspace_key()),
     );
     if report.reused {
         eprintln!(
@@ -330,7 +330,7 @@ pub fn project(args: &ProjectArgs, common: &CommonArgs) -> anyhow::Result<()> {
     let out = args.out.clone().unwrap_or_else(|| {
         embedded
             .workspace
-            .projection_path(&args.method, embedded.set.meta.encoder.model.name())
+            .projection_path(&args.method, &embedded.set.meta.encoder.workspace_key())
     });
     save_projection_csv(&projection, &out)?;
     println!(

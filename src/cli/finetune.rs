@@ -8,14 +8,14 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use natview::dataset::group_by_listing;
-use natview::encoder::{shipped_weights_path, ModelKind};
+use natview::encoder::ModelKind;
 use natview::jobs::CancelFlag;
 use natview::train::{
     finetune, split_listings, EvalSummary, Method, Outcome, StartFrom, StepReport, TrainConfig,
     TrainObserver, TrainReport, TrainRequest,
 };
 use natview::workspace::Workspace;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Options of `natview finetune`.
 #[derive(Debug, Args)]
@@ -46,10 +46,15 @@ pub struct FinetuneArgs {
     /// Fraction of listings held out for evaluation (never trained on).
     #[arg(long, default_value_t = 0.2)]
     heldout: f64,
-    /// Start from `shipped` (models/), `scratch` (seeded init), or a safetensors FILE.
-    /// Default: the shipped model when there is one, else scratch.
+    /// Start from a model's shipped weights (`effnet-lite0`, `compact`: also picks that
+    /// model), `shipped` (the --model's shipped weights), `scratch` (seeded init), or a
+    /// safetensors FILE. Default: the model's shipped weights when there are some, else scratch.
     #[arg(long)]
     from: Option<String>,
+    /// Keep the first N stages of the trunk fixed (the stem is stage 0: `--freeze 1` fixes the
+    /// stem, `--freeze 3` the stem and two stages); they run in evaluation mode, untrained.
+    #[arg(long, default_value_t = 0)]
+    freeze: usize,
     /// Continue the run saved in the checkpoint (same options).
     #[arg(long)]
     resume: bool,
@@ -86,18 +91,31 @@ pub fn run(args: &FinetuneArgs, common: &CommonArgs) -> anyhow::Result<()> {
         .method
         .parse()
         .map_err(|e: String| anyhow::anyhow!(e))?;
-    let model: ModelKind = common.model.parse()?;
+    let from_model = args
+        .from
+        .as_deref()
+        .filter(|f| !Path::new(f).is_file())
+        .and_then(|f| f.parse::<ModelKind>().ok());
+    let model: ModelKind = match from_model {
+        Some(m) => m,
+        None => common.model.parse()?,
+    };
     let dataset = load(&args.dataset)?;
     let workspace = Workspace::for_dataset(&dataset, common.workspace.as_deref());
     workspace.create()?;
+    let shipped = || {
+        model.shipped_weights().ok_or_else(|| {
+            anyhow::anyhow!("no weights for `{}` are shipped in models/", model.name())
+        })
+    };
     let start = match args.from.as_deref() {
         Some("scratch") => StartFrom::Scratch,
-        Some("shipped") => StartFrom::Weights(shipped_weights_path()),
+        Some("shipped") => StartFrom::Weights(shipped()?),
+        Some(_) if from_model.is_some() => StartFrom::Weights(shipped()?),
         Some(file) => StartFrom::Weights(PathBuf::from(file)),
-        None if shipped_weights_path().is_file() && model == ModelKind::Compact => {
-            StartFrom::Weights(shipped_weights_path())
-        }
-        None => StartFrom::Scratch,
+        None => model
+            .shipped_weights()
+            .map_or(StartFrom::Scratch, StartFrom::Weights),
     };
     let batch_size = common.batch.unwrap_or(64);
     let steps = match args.epochs {
@@ -125,6 +143,7 @@ pub fn run(args: &FinetuneArgs, common: &CommonArgs) -> anyhow::Result<()> {
         seed: common.seed,
         heldout_fraction: args.heldout,
         start,
+        freeze: args.freeze,
     };
     let method_name = match method {
         Method::SimSiam => "simsiam",

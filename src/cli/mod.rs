@@ -93,14 +93,17 @@ struct CommonArgs {
     /// manifest).
     #[arg(long, global = true)]
     workspace: Option<PathBuf>,
-    /// Encoder: compact, resnet18, resnet50 or pixels (raw-pixel baseline).
-    #[arg(long, global = true, default_value = "compact")]
+    /// Encoder: effnet-lite0 (ImageNet-pretrained, the default), effnet-lite1, effnet-lite2,
+    /// compact, resnet18, resnet50 or pixels (raw-pixel baseline).
+    #[arg(long, global = true, default_value = "effnet-lite0")]
     model: String,
-    /// Weights (safetensors, torchvision tensor names for ResNets). Default: the shipped model
-    /// (models/compact-emoji.safetensors) for `compact` at 64 px, else an untrained encoder.
+    /// Weights (safetensors; the PyTorch port's names for EfficientNet, torchvision's for
+    /// ResNets). Default: the model's weights shipped in models/ (effnet-lite0.safetensors,
+    /// compact-emoji.safetensors), else an untrained encoder.
     #[arg(long, global = true)]
     weights: Option<PathBuf>,
-    /// Input size in pixels (default: 64 for compact, 224 for ResNets, 32 for pixels).
+    /// Input size in pixels (default: 224 for effnet-lite0 and ResNets, 240/260 for
+    /// effnet-lite1/2, 64 for compact, 32 for pixels).
     #[arg(long, global = true)]
     size: Option<u32>,
     /// Use a randomly initialised encoder even where shipped weights exist.
@@ -124,15 +127,9 @@ impl CommonArgs {
     fn spec(&self) -> anyhow::Result<EncoderSpec> {
         let model: ModelKind = self.model.parse()?;
         let input_size_px = self.size.unwrap_or(model.default_input_size_px());
-        let default = EncoderSpec::default_model();
         let weights = match &self.weights {
             Some(path) => Some(path.clone()),
-            None if !self.untrained
-                && model == default.model
-                && input_size_px == default.input_size_px =>
-            {
-                default.weights
-            }
+            None if !self.untrained => model.shipped_weights(),
             None => None,
         };
         Ok(EncoderSpec {

@@ -1,19 +1,30 @@
-//! Image encoders: ResNet-18/50 (torchvision tensor names), a compact ResNet for 64–128 px
+//! Image encoders: EfficientNet-Lite0–2 (ImageNet-pretrained Lite0 shipped; tensor names of the
+//! PyTorch port), ResNet-18/50 (torchvision tensor names), a compact ResNet for 64–128 px
 //! images, and a raw-pixel baseline. Weights come from a safetensors file or, for an untrained
 //! encoder, from a fixed seed. Outputs are L2-normalised.
 
 mod conv;
 mod conv_cpu;
+mod depthwise;
+mod depthwise_cpu;
+mod effnet;
+mod effnet_cpu;
 mod init;
 mod preprocess;
 mod resnet;
+mod trunk;
 
 pub use conv::{own_cpu_kernels, Conv2d};
+pub use depthwise::depthwise_conv_same;
+pub use effnet::{BlockSpec, EffNetConfig, EfficientNet};
+pub use effnet_cpu::FusedEffNet;
 pub use init::SeededInit;
 pub use preprocess::{
-    images_tensor, normalise_chw, pixel_vector, square_resize, IMAGENET_MEAN, IMAGENET_STD,
+    images_tensor, normalise_chw, pixel_vector, square_resize, Normalisation, IMAGENET_MEAN,
+    IMAGENET_STD,
 };
 pub use resnet::{ResNet, ResNetConfig};
+pub use trunk::{Architecture, Trunk};
 
 use crate::linalg::l2_normalise;
 use candle_core::{DType, Device, Tensor};
@@ -44,7 +55,9 @@ pub enum EncoderError {
         message: String,
     },
     /// An unknown model name.
-    #[error("unknown model `{0}` (choose compact, resnet18, resnet50 or pixels)")]
+    #[error(
+        "unknown model `{0}` (choose effnet-lite0, effnet-lite1, effnet-lite2, compact, resnet18, resnet50 or pixels)"
+    )]
     UnknownModel(String),
     /// The pixel baseline takes no weights.
     #[error("the `pixels` baseline takes no weights file")]
@@ -61,6 +74,15 @@ pub enum EncoderError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
 #[serde(rename_all = "lowercase")]
 pub enum ModelKind {
+    /// EfficientNet-Lite0 (224 px, 1280-d output; ImageNet weights shipped in `models/`).
+    #[serde(rename = "effnet-lite0")]
+    EffnetLite0,
+    /// EfficientNet-Lite1 (240 px, 1280-d output; weights by `scripts/convert-weights.sh`).
+    #[serde(rename = "effnet-lite1")]
+    EffnetLite1,
+    /// EfficientNet-Lite2 (260 px, 1280-d output; weights by `scripts/convert-weights.sh`).
+    #[serde(rename = "effnet-lite2")]
+    EffnetLite2,
     /// natview's compact ResNet (64–128 px inputs, 256-d output).
     Compact,
     /// torchvision ResNet-18 trunk (512-d output).
@@ -75,6 +97,9 @@ impl ModelKind {
     /// The name used on the command line and in file names.
     pub fn name(self) -> &'static str {
         match self {
+            ModelKind::EffnetLite0 => "effnet-lite0",
+            ModelKind::EffnetLite1 => "effnet-lite1",
+            ModelKind::EffnetLite2 => "effnet-lite2",
             ModelKind::Compact => "compact",
             ModelKind::Resnet18 => "resnet18",
             ModelKind::Resnet50 => "resnet50",
@@ -85,6 +110,9 @@ impl ModelKind {
     /// The input size used when none is given.
     pub fn default_input_size_px(self) -> u32 {
         match self {
+            ModelKind::EffnetLite0 | ModelKind::EffnetLite1 | ModelKind::EffnetLite2 => self
+                .architecture()
+                .map_or(224, |a| a.default_input_size_px()),
             ModelKind::Compact => 64,
             ModelKind::Resnet18 | ModelKind::Resnet50 => 224,
             ModelKind::Pixels => 32,
@@ -92,20 +120,59 @@ impl ModelKind {
     }
 
     /// The network of this model (`None` for the pixel baseline).
-    pub fn resnet_config(self) -> Option<ResNetConfig> {
+    pub fn architecture(self) -> Option<Architecture> {
         match self {
-            ModelKind::Compact => Some(ResNetConfig::compact()),
-            ModelKind::Resnet18 => Some(ResNetConfig::resnet18()),
-            ModelKind::Resnet50 => Some(ResNetConfig::resnet50()),
+            ModelKind::EffnetLite0 => Some(Architecture::EffNet(EffNetConfig::lite(0))),
+            ModelKind::EffnetLite1 => Some(Architecture::EffNet(EffNetConfig::lite(1))),
+            ModelKind::EffnetLite2 => Some(Architecture::EffNet(EffNetConfig::lite(2))),
+            ModelKind::Compact => Some(Architecture::ResNet(ResNetConfig::compact())),
+            ModelKind::Resnet18 => Some(Architecture::ResNet(ResNetConfig::resnet18())),
+            ModelKind::Resnet50 => Some(Architecture::ResNet(ResNetConfig::resnet50())),
             ModelKind::Pixels => None,
         }
     }
+
+    /// How this model's input pixels are normalised: the TensorFlow Lite models' `(x − 127) /
+    /// 128` for EfficientNet-Lite (the weights were trained so), ImageNet mean/std otherwise.
+    pub fn normalisation(self) -> Normalisation {
+        match self {
+            ModelKind::EffnetLite0 | ModelKind::EffnetLite1 | ModelKind::EffnetLite2 => {
+                Normalisation::Centred127
+            }
+            _ => Normalisation::ImageNet,
+        }
+    }
+
+    /// The weights shipped in `models/` for this architecture, if any.
+    pub fn shipped_weights(self) -> Option<PathBuf> {
+        let file = match self {
+            ModelKind::EffnetLite0 => "effnet-lite0.safetensors",
+            ModelKind::Compact => "compact-emoji.safetensors",
+            _ => return None,
+        };
+        let path = models_dir().join(file);
+        path.is_file().then_some(path)
+    }
+
+    /// Every model natview knows, in the order offered to users.
+    pub const ALL: [ModelKind; 7] = [
+        ModelKind::EffnetLite0,
+        ModelKind::EffnetLite1,
+        ModelKind::EffnetLite2,
+        ModelKind::Compact,
+        ModelKind::Resnet18,
+        ModelKind::Resnet50,
+        ModelKind::Pixels,
+    ];
 }
 
 impl std::str::FromStr for ModelKind {
     type Err = EncoderError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.to_ascii_lowercase().replace(['-', '_'], "").as_str() {
+            "effnetlite0" | "efficientnetlite0" | "effnet" => Ok(ModelKind::EffnetLite0),
+            "effnetlite1" | "efficientnetlite1" => Ok(ModelKind::EffnetLite1),
+            "effnetlite2" | "efficientnetlite2" => Ok(ModelKind::EffnetLite2),
             "compact" => Ok(ModelKind::Compact),
             "resnet18" => Ok(ModelKind::Resnet18),
             "resnet50" => Ok(ModelKind::Resnet50),
@@ -115,9 +182,14 @@ impl std::str::FromStr for ModelKind {
     }
 }
 
-/// The shipped default model's weights (`models/compact-emoji.safetensors` in the source tree).
-pub fn shipped_weights_path() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/compact-emoji.safetensors")
+/// The folder of shipped weights (`models/` in the source tree).
+pub fn models_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("models")
+}
+
+/// The shipped compact emoji model's weights (`models/compact-emoji.safetensors`).
+pub fn shipped_weights_path() -> PathBuf {
+    models_dir().join("compact-emoji.safetensors")
 }
 
 /// Everything that determines an encoder's output: recorded with the embeddings.
@@ -144,14 +216,54 @@ impl EncoderSpec {
         }
     }
 
-    /// natview's default encoder: the shipped compact model (`models/`) when its weights are
-    /// there, else the untrained compact model.
+    /// natview's default encoder: the ImageNet-pretrained EfficientNet-Lite0 shipped in
+    /// `models/` (the untrained one if its weights are missing).
     pub fn default_model() -> Self {
-        let shipped = shipped_weights_path();
+        Self::pretrained(ModelKind::EffnetLite0)
+    }
+
+    /// `model` with its shipped weights where there are some (else untrained).
+    pub fn pretrained(model: ModelKind) -> Self {
         Self {
-            weights: shipped.is_file().then_some(shipped),
-            ..Self::untrained(ModelKind::Compact)
+            weights: model.shipped_weights(),
+            ..Self::untrained(model)
         }
+    }
+
+    /// The name of this encoder's files in a workspace (`embeddings.<key>.safetensors`,
+    /// `index.<key>.graph`, …), so that every encoder of a dataset keeps its own: the model
+    /// name for its shipped weights (or the pixel baseline), `<model>-untrained` for random
+    /// weights, `<model>@<weights file stem>` for other weights, plus `-<px>px` at a
+    /// non-default input size.
+    pub fn workspace_key(&self) -> String {
+        let mut key = self.model.name().to_string();
+        match &self.weights {
+            _ if self.model == ModelKind::Pixels => {}
+            None => key.push_str("-untrained"),
+            Some(path) if self.model.shipped_weights().as_deref() == Some(path.as_path()) => {}
+            Some(path) => {
+                let stem = path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let safe: String = stem
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                            c
+                        } else {
+                            '_'
+                        }
+                    })
+                    .collect();
+                key.push('@');
+                key.push_str(&safe);
+            }
+        }
+        if self.input_size_px != self.model.default_input_size_px() {
+            key.push_str(&format!("-{}px", self.input_size_px));
+        }
+        key
     }
 
     /// Whether this is a CNN with random weights (every output must say so).
@@ -207,7 +319,7 @@ pub fn device_name(device: &Device) -> &'static str {
 
 enum Network {
     Pixels,
-    Cnn(ResNet),
+    Cnn(Trunk),
 }
 
 /// A ready-to-run encoder.
@@ -221,7 +333,7 @@ pub struct Encoder {
 impl Encoder {
     /// Builds the encoder described by `spec` on `device`, loading its weights if any.
     pub fn new(spec: &EncoderSpec, device: &Device) -> Result<Self, EncoderError> {
-        let Some(config) = spec.model.resnet_config() else {
+        let Some(architecture) = spec.model.architecture() else {
             if spec.weights.is_some() {
                 return Err(EncoderError::PixelsTakeNoWeights);
             }
@@ -249,7 +361,7 @@ impl Encoder {
                 format!("seed:{}", spec.seed),
             ),
         };
-        let net = ResNet::new(&config, vb).map_err(|e| match &spec.weights {
+        let mut net = architecture.build(vb).map_err(|e| match &spec.weights {
             Some(path) => EncoderError::WeightsMismatch {
                 path: path.clone(),
                 model: spec.model.name().into(),
@@ -257,6 +369,7 @@ impl Encoder {
             },
             None => EncoderError::Candle(e),
         })?;
+        net.prepare_inference(device)?;
         Ok(Self {
             spec: spec.clone(),
             network: Network::Cnn(net),
@@ -284,7 +397,7 @@ impl Encoder {
     pub fn dim(&self) -> usize {
         match &self.network {
             Network::Pixels => (self.spec.input_size_px * self.spec.input_size_px * 3) as usize,
-            Network::Cnn(net) => net.config().feature_dim(),
+            Network::Cnn(net) => net.feature_dim(),
         }
     }
 
@@ -303,12 +416,30 @@ impl Encoder {
     /// [`input_tensor`](Self::input_tensor)); each output row is L2-normalised. The pixel
     /// baseline has no network and refuses.
     pub fn embed_input(&self, input: &Tensor) -> Result<Vec<Vec<f32>>, EncoderError> {
+        let mut rows = self.features(input)?.to_vec2::<f32>()?;
+        rows.iter_mut().for_each(|r| l2_normalise(r));
+        Ok(rows)
+    }
+
+    /// The pooled features `[batch, dim]` (not normalised) of a preprocessed input.
+    fn features(&self, input: &Tensor) -> Result<Tensor, EncoderError> {
         let Network::Cnn(net) = &self.network else {
             return Err(EncoderError::PixelsTakeNoTensor);
         };
-        let mut rows = net.forward_t(input, false)?.to_vec2::<f32>()?;
-        rows.iter_mut().for_each(|r| l2_normalise(r));
-        Ok(rows)
+        Ok(net.forward_eval(input)?)
+    }
+
+    /// ImageNet class logits of each image, for a model whose weights include the classifier
+    /// (the shipped EfficientNet-Lite0); `None` otherwise.
+    pub fn logits(&self, images: &[RgbImage]) -> Result<Option<Vec<Vec<f32>>>, EncoderError> {
+        let Network::Cnn(net) = &self.network else {
+            return Ok(None);
+        };
+        let features = self.features(&self.input_tensor(images)?)?;
+        Ok(net
+            .classify(&features)?
+            .map(|t| t.to_vec2::<f32>())
+            .transpose()?)
     }
 
     /// Preprocesses images into a normalised `[batch, 3, size, size]` tensor on the device.
@@ -316,6 +447,7 @@ impl Encoder {
         Ok(images_tensor(
             images,
             self.spec.input_size_px,
+            self.spec.model.normalisation(),
             &self.device,
         )?)
     }

@@ -27,21 +27,53 @@ pub fn square_resize(image: &RgbImage, size_px: u32) -> RgbImage {
     }
 }
 
+/// How pixel values become network input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Normalisation {
+    /// torchvision's: `(x / 255 − mean) / std` with the ImageNet channel statistics.
+    ImageNet,
+    /// TensorFlow's EfficientNet-Lite builder's: `(x − 127) / 128` on 0–255 values.
+    Centred127,
+}
+
+impl Normalisation {
+    /// Per-channel `(offset, scale)` so that the input is `x · scale + offset` for 0–255 `x`.
+    fn affine(self) -> [(f32, f32); 3] {
+        match self {
+            Normalisation::ImageNet => std::array::from_fn(|c| {
+                let scale = 1.0 / (255.0 * IMAGENET_STD[c]);
+                (-IMAGENET_MEAN[c] / IMAGENET_STD[c], scale)
+            }),
+            Normalisation::Centred127 => [(-127.0 / 128.0, 1.0 / 128.0); 3],
+        }
+    }
+
+    /// A short description, for model cards and reports.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Normalisation::ImageNet => "ImageNet mean/std",
+            Normalisation::Centred127 => "(x - 127) / 128",
+        }
+    }
+}
+
 /// Writes `image` (already `size_px` square) into `out` as normalised CHW floats.
-pub fn normalise_chw(image: &RgbImage, out: &mut [f32]) {
+pub fn normalise_chw(image: &RgbImage, norm: Normalisation, out: &mut [f32]) {
     let plane = (image.width() * image.height()) as usize;
+    let affine = norm.affine();
     for (i, px) in image.pixels().enumerate() {
-        for c in 0..3 {
-            out[c * plane + i] = (px[c] as f32 / 255.0 - IMAGENET_MEAN[c]) / IMAGENET_STD[c];
+        for (c, (offset, scale)) in affine.iter().enumerate() {
+            out[c * plane + i] = px[c] as f32 * scale + offset;
         }
     }
 }
 
 /// Preprocesses images (any size) into a normalised `[n, 3, size_px, size_px]` tensor on
-/// `device`: centre square crop, resize, ImageNet normalisation; images in parallel.
+/// `device`: centre square crop, resize, normalisation; images in parallel.
 pub fn images_tensor<I: std::borrow::Borrow<RgbImage> + Sync>(
     images: &[I],
     size_px: u32,
+    norm: Normalisation,
     device: &candle_core::Device,
 ) -> candle_core::Result<candle_core::Tensor> {
     use rayon::prelude::*;
@@ -50,7 +82,7 @@ pub fn images_tensor<I: std::borrow::Borrow<RgbImage> + Sync>(
     let mut data = vec![0f32; images.len() * per_image];
     data.par_chunks_mut(per_image.max(1))
         .zip(images.par_iter())
-        .for_each(|(out, image)| normalise_chw(&square_resize(image.borrow(), size_px), out));
+        .for_each(|(out, image)| normalise_chw(&square_resize(image.borrow(), size_px), norm, out));
     candle_core::Tensor::from_vec(data, (images.len(), 3, size, size), device)
 }
 
@@ -84,8 +116,10 @@ mod tests {
     fn normalisation_uses_imagenet_statistics() {
         let img = RgbImage::from_pixel(1, 1, image::Rgb([255, 0, 128]));
         let mut out = [0f32; 3];
-        normalise_chw(&img, &mut out);
-        assert!((out[0] - (1.0 - 0.485) / 0.229).abs() < 1e-6);
-        assert!((out[1] - (-0.456 / 0.224)).abs() < 1e-6);
+        normalise_chw(&img, Normalisation::ImageNet, &mut out);
+        assert!((out[0] - (1.0 - 0.485) / 0.229).abs() < 1e-5);
+        assert!((out[1] - (-0.456 / 0.224)).abs() < 1e-5);
+        normalise_chw(&img, Normalisation::Centred127, &mut out);
+        assert_eq!(out, [1.0, -127.0 / 128.0, 1.0 / 128.0]);
     }
 }

@@ -75,19 +75,14 @@ fn bn(c: usize, vb: VarBuilder) -> Result<BatchNorm> {
     batch_norm(c, 1e-5, vb)
 }
 
-/// `norm(conv(x))`. In evaluation the batch norm is a per-channel affine map, so it is folded
-/// into the kernel (`w·γ/σ`) and one bias add (`β − μ·γ/σ`): one pass over the output instead of
-/// candle's four (subtract, divide, multiply, add, each allocating a new tensor). Built from
-/// tensor ops, so gradients still reach the kernel and the batch-norm weights.
-fn conv_bn(conv: &Conv2d, norm: &BatchNorm, x: &Tensor, train: bool) -> Result<Tensor> {
-    if train {
-        return norm.forward_t(&conv.forward(x)?, true);
-    }
+/// The per-channel affine map `(scale, shift)` that an evaluation-mode batch norm applies:
+/// `γ/σ` and `β − μ·γ/σ` (running statistics detached).
+pub(super) fn bn_affine(norm: &BatchNorm) -> Result<(Tensor, Tensor)> {
     let inv_std = (norm.running_var().detach() + norm.eps())?
         .sqrt()?
         .recip()?;
     let mean = norm.running_mean().detach();
-    let (scale, shift) = match norm.weight_and_bias() {
+    Ok(match norm.weight_and_bias() {
         Some((gamma, beta)) => {
             let scale = (gamma * &inv_std)?;
             let shift = (beta - (mean * &scale)?)?;
@@ -97,7 +92,18 @@ fn conv_bn(conv: &Conv2d, norm: &BatchNorm, x: &Tensor, train: bool) -> Result<T
             let shift = (mean.neg()? * &inv_std)?;
             (inv_std, shift)
         }
-    };
+    })
+}
+
+/// `norm(conv(x))`. In evaluation the batch norm is a per-channel affine map, so it is folded
+/// into the kernel (`w·γ/σ`) and one bias add (`β − μ·γ/σ`): one pass over the output instead of
+/// candle's four (subtract, divide, multiply, add, each allocating a new tensor). Built from
+/// tensor ops, so gradients still reach the kernel and the batch-norm weights.
+pub(super) fn conv_bn(conv: &Conv2d, norm: &BatchNorm, x: &Tensor, train: bool) -> Result<Tensor> {
+    if train {
+        return norm.forward_t(&conv.forward(x)?, true);
+    }
+    let (scale, shift) = bn_affine(norm)?;
     let channels = scale.dim(0)?;
     let kernel = conv
         .weight()
@@ -237,12 +243,27 @@ impl ResNet {
 
     /// Pooled features of a `[batch, 3, h, w]` normalised image tensor.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let mut h = conv_bn(&self.stem.0, &self.stem.1, x, train)?.relu()?;
+        self.forward_frozen(x, train, 0)
+    }
+
+    /// [`forward_t`](Self::forward_t) with the first `frozen` stages (stem = stage 0, then
+    /// `layer1`…`layer4`) fixed: run in evaluation mode and cut from the gradient.
+    pub fn forward_frozen(&self, x: &Tensor, train: bool, frozen: usize) -> Result<Tensor> {
+        let mut h = conv_bn(&self.stem.0, &self.stem.1, x, train && frozen == 0)?.relu()?;
         if self.config.imagenet_stem {
             h = max_pool_3x3_stride2_pad1(&h)?;
         }
-        for block in &self.blocks {
-            h = block.forward_t(&h, train)?;
+        if frozen == 1 {
+            h = h.detach();
+        }
+        let mut blocks = self.blocks.iter();
+        for (stage, &count) in (1..).zip(&self.config.blocks) {
+            for block in blocks.by_ref().take(count) {
+                h = block.forward_t(&h, train && stage >= frozen)?;
+            }
+            if stage + 1 == frozen {
+                h = h.detach();
+            }
         }
         h.mean(D::Minus1)?.mean(D::Minus1)
     }

@@ -16,7 +16,7 @@ pub use model::{SslModel, HEAD_PREFIX};
 pub use optim::{learning_rate, Sgd};
 
 use crate::dataset::{decode_rgb, group_by_listing, Dataset, Item};
-use crate::encoder::{images_tensor, pixel_vector, ModelKind};
+use crate::encoder::{images_tensor, pixel_vector, ModelKind, Normalisation};
 use crate::jobs::CancelFlag;
 use crate::linalg::{l2_normalise, Matrix};
 use crate::pipeline::{evaluate_rows, EvalReport};
@@ -96,7 +96,7 @@ pub enum StartFrom {
 pub struct TrainConfig {
     /// Objective.
     pub method: Method,
-    /// Encoder architecture (compact, resnet18, resnet50).
+    /// Encoder architecture (effnet-lite0…2, compact, resnet18, resnet50).
     pub model: ModelKind,
     /// Input side in pixels.
     pub input_size_px: u32,
@@ -120,6 +120,9 @@ pub struct TrainConfig {
     pub heldout_fraction: f64,
     /// Initial trunk weights.
     pub start: StartFrom,
+    /// Leading trunk stages kept fixed (stem = stage 0; 0 trains everything).
+    #[serde(default)]
+    pub freeze: usize,
 }
 
 /// The state stored in a checkpoint besides the tensors.

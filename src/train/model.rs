@@ -1,10 +1,10 @@
-//! The network being trained: the encoder trunk (the same `ResNet` the app embeds with, same
+//! The network being trained: the encoder trunk (the same `Trunk` the app embeds with, same
 //! tensor names) plus a projector and, for SimSiam, a predictor. Every tensor is a `Var` kept
 //! by name, initialised from a weights file where it has the tensor and from the seeded init
 //! otherwise.
 
 use super::Method;
-use crate::encoder::{ResNet, ResNetConfig, SeededInit};
+use crate::encoder::{Architecture, SeededInit, Trunk};
 use candle_core::{DType, Device, Module, ModuleT, Result, Shape, Tensor, Var};
 use candle_nn::var_builder::SimpleBackend;
 use candle_nn::{batch_norm, linear, BatchNorm, Linear, VarBuilder};
@@ -99,10 +99,11 @@ impl Mlp {
 
 /// Trunk + heads, with all their variables.
 pub struct SslModel {
-    trunk: ResNet,
+    trunk: Trunk,
     projector: Mlp,
     predictor: Option<Mlp>,
     vars: VarSet,
+    frozen: usize,
 }
 
 /// Projector output size.
@@ -111,7 +112,7 @@ pub const PROJECTION_DIM: usize = 256;
 impl SslModel {
     /// Builds the model; `tensors` (by name) override the seeded init where they exist.
     pub fn new(
-        config: &ResNetConfig,
+        config: &Architecture,
         method: Method,
         tensors: HashMap<String, Tensor>,
         seed: u64,
@@ -124,7 +125,7 @@ impl SslModel {
             vars: vars.clone(),
         };
         let vb = VarBuilder::from_backend(Box::new(backend), DType::F32, device.clone());
-        let trunk = ResNet::new(config, vb.clone())?;
+        let trunk = config.build(vb.clone())?;
         let features = config.feature_dim();
         let head = vb.pp(HEAD_PREFIX);
         let projector = Mlp::new(
@@ -147,7 +148,19 @@ impl SslModel {
             projector,
             predictor,
             vars,
+            frozen: 0,
         })
+    }
+
+    /// Keeps the trunk's first `stages` stages (stem = 0) fixed in training; at most all of
+    /// them.
+    pub fn set_frozen(&mut self, stages: usize) {
+        self.frozen = stages.min(self.trunk.stages());
+    }
+
+    /// Number of trunk stages, the stem included.
+    pub fn stages(&self) -> usize {
+        self.trunk.stages()
     }
 
     /// Every variable by name (trunk names as torchvision's; heads under `head.`).
@@ -163,7 +176,9 @@ impl SslModel {
     /// Projection `z` and prediction `p` (`p = z` without a predictor) of a batch, in training
     /// mode.
     pub fn forward_train(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
-        let z = self.projector.forward_t(&self.features(x, true)?, true)?;
+        let z = self
+            .projector
+            .forward_t(&self.trunk.forward_train(x, self.frozen)?, true)?;
         let p = match &self.predictor {
             Some(predictor) => predictor.forward_t(&z, true)?,
             None => z.clone(),

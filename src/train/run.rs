@@ -50,11 +50,12 @@ fn embed(
     model: &SslModel,
     images: &[&RgbImage],
     size_px: u32,
+    norm: Normalisation,
     device: &Device,
 ) -> Result<Matrix, TrainError> {
     let mut rows = Vec::with_capacity(images.len());
     for chunk in images.chunks(64) {
-        let x = images_tensor(chunk, size_px, device)?;
+        let x = images_tensor(chunk, size_px, norm, device)?;
         for mut row in model.features(&x, false)?.to_vec2::<f32>()? {
             l2_normalise(&mut row);
             rows.push(row);
@@ -212,7 +213,7 @@ pub fn finetune(
 ) -> Result<TrainReport, TrainError> {
     let device = crate::encoder::choose_device(request.force_cpu);
     let config = &request.config;
-    let Some(resnet) = config.model.resnet_config() else {
+    let Some(architecture) = config.model.architecture() else {
         return Err(TrainError::NotEnoughData(
             "the pixel baseline has nothing to train".into(),
         ));
@@ -296,15 +297,22 @@ pub fn finetune(
                 None,
             ),
         };
-    let model = SslModel::new(&resnet, config.method, tensors, config.seed, &device).map_err(
-        |e| match (&config.start, start_step) {
+    let mut model = SslModel::new(&architecture, config.method, tensors, config.seed, &device)
+        .map_err(|e| match (&config.start, start_step) {
             (StartFrom::Weights(path), 0) => TrainError::File {
                 path: path.clone(),
                 message: format!("weights do not fit model `{}`: {e}", config.model.name()),
             },
             _ => TrainError::Candle(e),
-        },
-    )?;
+        })?;
+    if config.freeze >= model.stages() {
+        return Err(TrainError::NotEnoughData(format!(
+            "--freeze {} would fix every one of the model's {} stages",
+            config.freeze,
+            model.stages()
+        )));
+    }
+    model.set_frozen(config.freeze);
     let mut sgd = Sgd::new(config.momentum, config.weight_decay).with_state(optimiser_state);
 
     observer.phase("evaluating on held-out listings");
@@ -328,7 +336,13 @@ pub fn finetune(
         Some(before) => before,
         None if evaluable => evaluate_encoder_rows(
             &heldout_items,
-            &embed(&model, &heldout_images, config.input_size_px, &device)?,
+            &embed(
+                &model,
+                &heldout_images,
+                config.input_size_px,
+                config.model.normalisation(),
+                &device,
+            )?,
         )?,
         None => EvalSummary::default(),
     };
@@ -353,8 +367,9 @@ pub fn finetune(
         }
         let listings = step_listings(&train, batch, config.seed, step);
         let (first, second) = views(&images, &listings, config.input_size_px, config.seed, step);
-        let x1 = images_tensor(&first, config.input_size_px, &device)?;
-        let x2 = images_tensor(&second, config.input_size_px, &device)?;
+        let norm = config.model.normalisation();
+        let x1 = images_tensor(&first, config.input_size_px, norm, &device)?;
+        let x2 = images_tensor(&second, config.input_size_px, norm, &device)?;
         let lr = learning_rate(
             config.learning_rate,
             step,
@@ -413,7 +428,13 @@ pub fn finetune(
             observer.phase("evaluating the trained encoder");
             Some(evaluate_encoder_rows(
                 &heldout_items,
-                &embed(&model, &heldout_images, config.input_size_px, &device)?,
+                &embed(
+                    &model,
+                    &heldout_images,
+                    config.input_size_px,
+                    config.model.normalisation(),
+                    &device,
+                )?,
             )?)
         } else {
             None
