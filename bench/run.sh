@@ -7,7 +7,7 @@
 #
 # Idempotent steps, each skipped when already done:
 #   1. a Python venv in bench/.venv with the peers from PyPI (torch CPU use, torchvision,
-#      faiss-cpu, hnswlib, scikit-learn, safetensors); NATVIEW_BENCH_PYTHON=/path/to/python
+#      faiss-cpu, hnswlib, scikit-learn, safetensors, efficientnet-lite-pytorch); NATVIEW_BENCH_PYTHON=/path/to/python
 #      uses another interpreter that has them;
 #   2. the release build of the headless CLI (`--no-default-features`, into target/bench: no
 #      window, about a third fewer crates to compile, 5.5 instead of 8 min on 2 cores);
@@ -24,14 +24,14 @@ started=$(date +%s)
 venv=bench/.venv
 python=${NATVIEW_BENCH_PYTHON:-$venv/bin/python}
 setup_pid=
-if ! "$python" -c 'import torch, torchvision, faiss, hnswlib, sklearn, safetensors' 2>/dev/null; then
+if ! "$python" -c 'import torch, torchvision, faiss, hnswlib, sklearn, safetensors, efficientnet_lite_pytorch' 2>/dev/null; then
   # Mostly downloading (about 2 min, 5.7 GB: PyPI's torch brings its CUDA libraries, used here
   # on the CPU), so it runs beside the Rust build.
   echo "== setting up $venv (PyPI: torch, torchvision, faiss-cpu, hnswlib, scikit-learn), log in $venv.log" >&2
   python=$venv/bin/python
   (python3 -m venv "$venv" &&
     "$python" -m pip install --quiet --upgrade pip &&
-    "$python" -m pip install --quiet torch torchvision faiss-cpu hnswlib scikit-learn safetensors numpy) \
+    "$python" -m pip install --quiet torch torchvision faiss-cpu hnswlib scikit-learn safetensors numpy efficientnet-lite-pytorch) \
     >"$venv.log" 2>&1 &
   setup_pid=$!
 fi
@@ -49,9 +49,9 @@ if [ ! -f data/emoji-full/manifest.csv ]; then
 fi
 
 data=data/bench
-if [ ! -f "$data/meta.json" ] || [ "$data/meta.json" -ot models/compact-emoji.safetensors ]; then
+if [ ! -f "$data/meta.json" ] || [ ! -f "$data/images-effnet-lite0.npy" ] || [ "$data/meta.json" -ot models/compact-emoji.safetensors ]; then
   echo "== embedding the benchmark inputs into $data (about 5 min on 2 cores)" >&2
-  "$natview" bench vectors data/emoji-full/manifest.csv --out "$data" --views 13 --queries 1000
+  "$natview" bench vectors data/emoji-full/manifest.csv --model compact --out "$data" --views 13 --queries 1000
 fi
 
 if [ -n "$setup_pid" ] && ! wait "$setup_pid"; then

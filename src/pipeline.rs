@@ -1,9 +1,9 @@
 //! The jobs of the pipeline, shared by the CLI and the GUI: embed a dataset (or reuse fresh
 //! embeddings), build or reload the index, evaluate. Each reports progress and can be cancelled.
 
-use crate::analysis::{dataset_pair_stats, listing_numbers, listing_retrieval, AnalysisError};
+use crate::analysis::{dataset_pair_stats, listing_numbers, listing_retrieval_of, AnalysisError};
 use crate::analysis::{PairStats, RetrievalMetrics};
-use crate::dataset::{decode_rgb, Dataset, Item, Skipped};
+use crate::dataset::{decode_rgb, Dataset, Item, Skipped, ViewFilter};
 use crate::encoder::{choose_device, device_name, Encoder, EncoderError, EncoderSpec};
 use crate::index::{exact_neighbours_all, HnswParams, IndexError, NeighbourIndex};
 use crate::jobs::{CancelFlag, Progress, ProgressSink};
@@ -350,6 +350,18 @@ pub struct EvalReport {
     pub retrieval: RetrievalMetrics,
     /// Intra vs inter similarity.
     pub pairs: PairStats,
+    /// Listing retrieval for the queries of one kind of view only (`--queries-where`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub view_retrieval: Option<ViewRetrieval>,
+}
+
+/// Retrieval for the queries of one kind of view (the gallery is every image).
+#[derive(Debug, Clone, Serialize)]
+pub struct ViewRetrieval {
+    /// Which queries, as `column=value`.
+    pub queries_where: String,
+    /// Their listing retrieval.
+    pub retrieval: RetrievalMetrics,
 }
 
 /// Inter-listing pairs used at most by [`evaluate`] (beyond that they are sampled).
@@ -373,12 +385,27 @@ pub fn evaluate_rows(
     model: String,
     untrained: bool,
 ) -> Result<EvalReport, PipelineError> {
+    evaluate_rows_where(items, matrix, model, untrained, None)
+}
+
+/// [`evaluate_rows`], plus retrieval for the queries of the kind `queries` picks, if given.
+pub fn evaluate_rows_where(
+    items: &[Item],
+    matrix: &Matrix,
+    model: String,
+    untrained: bool,
+    queries: Option<&ViewFilter>,
+) -> Result<EvalReport, PipelineError> {
     let listings = listing_numbers(items);
     let ranked: Vec<Vec<usize>> = exact_neighbours_all(matrix, 10)?
         .into_iter()
         .map(|ns| ns.into_iter().map(|n| n.id).collect())
         .collect();
-    let retrieval = listing_retrieval(&listings, &ranked);
+    let retrieval = listing_retrieval_of(&listings, &ranked, |_| true);
+    let view_retrieval = queries.map(|filter| ViewRetrieval {
+        queries_where: filter.to_string(),
+        retrieval: listing_retrieval_of(&listings, &ranked, |i| filter.matches(&items[i])),
+    });
     let pairs = dataset_pair_stats(matrix, &listings, MAX_INTER_PAIRS, 0)?;
     Ok(EvalReport {
         model,
@@ -387,5 +414,6 @@ pub fn evaluate_rows(
         listings: listings.iter().copied().max().map_or(0, |m| m + 1),
         retrieval,
         pairs,
+        view_retrieval,
     })
 }

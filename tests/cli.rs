@@ -75,8 +75,11 @@ fn manifest_pipeline_reports_bad_rows_and_writes_every_output() {
     let out = natview(&["embed", m], dir.path());
     let err = text(&out.stderr);
     assert!(out.status.success(), "{err}");
-    if natview::encoder::shipped_weights_path().is_file() {
-        assert!(err.contains("weights compact-emoji.safetensors"), "{err}");
+    if natview::encoder::ModelKind::EffnetLite0
+        .shipped_weights()
+        .is_some()
+    {
+        assert!(err.contains("weights effnet-lite0.safetensors"), "{err}");
         assert!(!err.contains("untrained"), "{err}");
     }
 

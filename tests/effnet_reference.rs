@@ -49,7 +49,7 @@ fn shipped_effnet_lite0_matches_pytorch_on_real_photos() {
         .iter()
         .map(|e| {
             let file = e["file"].as_str().expect("file");
-            decode_rgb(&fixtures().join("photos").join(file)).expect("decodes")
+            decode_rgb(&fixtures().join("photos").join(file), 224).expect("decodes")
         })
         .collect();
     let embeddings = encoder.embed(&images).expect("embeds");

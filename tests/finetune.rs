@@ -31,6 +31,7 @@ fn config(steps: usize, heldout: f64, start: StartFrom) -> TrainConfig {
         heldout_fraction: heldout,
         start,
         freeze: 0,
+        holdout_view: None,
     }
 }
 
@@ -117,8 +118,8 @@ fn a_short_run_lowers_the_loss_and_raises_the_gap_on_its_training_listings() {
     };
     let (items, before) = embed_all(&root, &untrained);
     let (_, after) = embed_all(&root, &trained);
-    let before = evaluate_encoder_rows(&items, &before).expect("eval");
-    let after = evaluate_encoder_rows(&items, &after).expect("eval");
+    let before = evaluate_encoder_rows(&items, &before, None).expect("eval");
+    let after = evaluate_encoder_rows(&items, &after, None).expect("eval");
     assert!(
         after.gap > before.gap + 0.05,
         "gap before {:.3}, after {:.3}",
@@ -149,7 +150,7 @@ fn a_checkpoint_reloads_into_bit_identical_embeddings() {
     let device = candle_core::Device::Cpu;
     let (tensors, meta): (_, CheckpointMeta) = checkpoint::load(&ckpt, &device).expect("load");
     assert_eq!(meta.step, 4);
-    let resnet = ModelKind::Compact.resnet_config().expect("cnn");
+    let resnet = ModelKind::Compact.architecture().expect("cnn");
     let model = SslModel::new(&resnet, Method::InfoNce, tensors, 99, &device).expect("model");
     let spec = EncoderSpec {
         model: ModelKind::Compact,

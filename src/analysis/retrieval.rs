@@ -21,6 +21,16 @@ pub struct RetrievalMetrics {
 /// Computes the metrics from each item's ranked neighbour ids (itself excluded, best first, at
 /// least 10 long where the dataset allows) and each item's listing number.
 pub fn listing_retrieval(listings: &[usize], ranked: &[Vec<usize>]) -> RetrievalMetrics {
+    listing_retrieval_of(listings, ranked, |_| true)
+}
+
+/// [`listing_retrieval`] over the queries that `is_query(item)` picks (e.g. the views of one
+/// design); their neighbours still come from every item.
+pub fn listing_retrieval_of(
+    listings: &[usize],
+    ranked: &[Vec<usize>],
+    is_query: impl Fn(usize) -> bool,
+) -> RetrievalMetrics {
     let mut views_per_listing = std::collections::HashMap::new();
     for &l in listings {
         *views_per_listing.entry(l).or_insert(0usize) += 1;
@@ -28,7 +38,7 @@ pub fn listing_retrieval(listings: &[usize], ranked: &[Vec<usize>]) -> Retrieval
     let (mut queries, mut hit1, mut hit5, mut hit10, mut ap_sum) = (0usize, 0, 0, 0, 0f64);
     for (item, neighbours) in ranked.iter().enumerate() {
         let relevant = views_per_listing[&listings[item]] - 1;
-        if relevant == 0 {
+        if relevant == 0 || !is_query(item) {
             continue;
         }
         queries += 1;
@@ -64,6 +74,22 @@ pub fn listing_retrieval(listings: &[usize], ranked: &[Vec<usize>]) -> Retrieval
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn queries_can_be_restricted_while_the_gallery_stays_whole() {
+        let listings = [0, 0, 1, 1];
+        // Rank-1 hits: item 0 only.
+        let ranked = vec![vec![1, 2], vec![2, 0], vec![0, 3], vec![0, 2]];
+        let all = listing_retrieval(&listings, &ranked);
+        assert_eq!(all.queries, 4);
+        assert!((all.recall_at_1 - 0.25).abs() < 1e-12);
+        let odd = listing_retrieval_of(&listings, &ranked, |i| i % 2 == 1);
+        assert_eq!(odd.queries, 2);
+        assert_eq!(odd.recall_at_1, 0.0);
+        let even = listing_retrieval_of(&listings, &ranked, |i| i % 2 == 0);
+        assert_eq!(even.queries, 2);
+        assert!((even.recall_at_1 - 0.5).abs() < 1e-12);
+    }
 
     #[test]
     fn hand_computed_recall_and_map() {

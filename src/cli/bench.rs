@@ -134,6 +134,7 @@ fn bench_train(method: &str, steps: usize, common: &CommonArgs) -> anyhow::Resul
         heldout_fraction: 0.0,
         start: StartFrom::Scratch,
         freeze: 0,
+        holdout_view: None,
     };
     let model = SslModel::new(
         &architecture,

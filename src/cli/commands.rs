@@ -7,15 +7,14 @@ use super::{
 };
 use anyhow::{bail, Context};
 use natview::analysis::{pca_2d, quadrant_chart, QuadrantParams};
-use natview::dataset::{demo_dataset_path, load_dataset, Dataset};
+use natview::dataset::{demo_dataset_path, load_dataset, Dataset, ViewFilter};
 use natview::encoder::{EncoderSpec, ModelKind};
 use natview::index::{exact_neighbours, Neighbour, NeighbourIndex};
 use natview::jobs::CancelFlag;
 use natview::labels::{render_records, ExportFormat, LabelStore};
-use natview::pipeline::evaluate_rows;
+use natview::pipeline::evaluate_rows_where;
 use natview::pipeline::{
-    embed_dataset, embed_query_image, ensure_index, evaluate, EmbedRequest, EmbeddingSet,
-    EvalReport,
+    embed_dataset, embed_query_image, ensure_index, EmbedRequest, EmbeddingSet, EvalReport,
 };
 use natview::report::{save_projection_csv, save_quadrant_png, HeatmapOptions};
 use natview::workspace::Workspace;
@@ -349,9 +348,10 @@ fn eval_reports(
     embedded: &Embedded,
     baseline: bool,
     only: Option<&HashSet<String>>,
+    queries: Option<&ViewFilter>,
     common: &CommonArgs,
 ) -> anyhow::Result<Vec<EvalReport>> {
-    let mut reports = vec![evaluate_subset(&embedded.set, only)?];
+    let mut reports = vec![evaluate_subset(&embedded.set, only, queries)?];
     if baseline && embedded.set.meta.encoder.model != ModelKind::Pixels {
         let pixels = embed_with(
             &embedded.dataset,
@@ -359,7 +359,7 @@ fn eval_reports(
             EncoderSpec::untrained(ModelKind::Pixels),
             common,
         )?;
-        reports.push(evaluate_subset(&pixels, only)?);
+        reports.push(evaluate_subset(&pixels, only, queries)?);
     }
     Ok(reports)
 }
@@ -368,9 +368,16 @@ fn eval_reports(
 fn evaluate_subset(
     set: &EmbeddingSet,
     only: Option<&HashSet<String>>,
+    queries: Option<&ViewFilter>,
 ) -> anyhow::Result<EvalReport> {
     let Some(only) = only else {
-        return Ok(evaluate(set)?);
+        return Ok(evaluate_rows_where(
+            &set.items,
+            &set.matrix,
+            set.meta.encoder.describe(),
+            set.meta.encoder.is_untrained(),
+            queries,
+        )?);
     };
     let rows: Vec<usize> = set
         .items
@@ -394,11 +401,12 @@ fn evaluate_subset(
             item
         })
         .collect();
-    Ok(evaluate_rows(
+    Ok(evaluate_rows_where(
         &items,
         &set.matrix.select_rows(&rows),
         format!("{} (held-out listings only)", set.meta.encoder.describe()),
         set.meta.encoder.is_untrained(),
+        queries,
     )?)
 }
 
@@ -429,7 +437,13 @@ pub fn eval(args: &EvalArgs, common: &CommonArgs) -> anyhow::Result<()> {
         None => None,
     };
     let embedded = embed(&args.data.dataset, common)?;
-    let reports = eval_reports(&embedded, args.baseline, only.as_ref(), common)?;
+    let reports = eval_reports(
+        &embedded,
+        args.baseline,
+        only.as_ref(),
+        args.queries_where.as_ref(),
+        common,
+    )?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&reports)?);
     } else {
@@ -448,7 +462,7 @@ pub fn main_job(dataset: Option<PathBuf>, common: &CommonArgs) -> anyhow::Result
         ef_search: 64,
     };
     index_for(&embedded, hnsw, common)?;
-    let reports = eval_reports(&embedded, true, None, common)?;
+    let reports = eval_reports(&embedded, true, None, None, common)?;
     println!();
     print_eval_table(&reports);
     println!();

@@ -55,6 +55,11 @@ pub struct FinetuneArgs {
     /// stem, `--freeze 3` the stem and two stages); they run in evaluation mode, untrained.
     #[arg(long, default_value_t = 0)]
     freeze: usize,
+    /// Never train on one kind of view, e.g. `design=twemoji` (a whole design held out); the
+    /// held-out report then also gives recall@1 for queries of that kind (transfer, not
+    /// memorisation).
+    #[arg(long, value_name = "COLUMN=VALUE")]
+    holdout_view: Option<natview::dataset::ViewFilter>,
     /// Continue the run saved in the checkpoint (same options).
     #[arg(long)]
     resume: bool,
@@ -144,6 +149,7 @@ pub fn run(args: &FinetuneArgs, common: &CommonArgs) -> anyhow::Result<()> {
         heldout_fraction: args.heldout,
         start,
         freeze: args.freeze,
+        holdout_view: args.holdout_view.clone(),
     };
     let method_name = match method {
         Method::SimSiam => "simsiam",
@@ -251,4 +257,8 @@ fn print_report(report: &TrainReport) {
     row("recall@10", |s| s.recall_at_10);
     row("gap", |s| s.gap);
     row("ROC AUC", |s| s.auc);
+    if let Some(view) = &report.holdout_view {
+        println!("  queries in the held-out kind of view ({view}), never trained on:");
+        row("recall@1", |s| s.view_recall_at_1.unwrap_or(f64::NAN));
+    }
 }

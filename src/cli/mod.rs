@@ -255,6 +255,10 @@ struct EvalArgs {
     /// `--untrained --heldout W` this gives the "before" column of the training report.
     #[arg(long, value_name = "FILE", num_args = 0..=1)]
     heldout: Option<Option<PathBuf>>,
+    /// Also report retrieval for the queries of one kind of view only, e.g. `design=twemoji`
+    /// (a held-out design; neighbours still come from every image).
+    #[arg(long, value_name = "COLUMN=VALUE")]
+    queries_where: Option<natview::dataset::ViewFilter>,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,

@@ -94,6 +94,27 @@ pub fn print_eval_table(reports: &[EvalReport]) {
         }
         println!();
     }
+    if let Some(view) = reports.first().and_then(|r| r.view_retrieval.as_ref()) {
+        println!(
+            "queries where {} only ({} queries):",
+            view.queries_where, view.retrieval.queries
+        );
+        let rows: [(&str, fn(&natview::analysis::RetrievalMetrics) -> f64); 3] = [
+            ("  recall@1", |m| m.recall_at_1),
+            ("  recall@5", |m| m.recall_at_5),
+            ("  mAP@10", |m| m.map_at_10),
+        ];
+        for (label, get) in rows {
+            print!("{label:<22}");
+            for r in reports {
+                match &r.view_retrieval {
+                    Some(v) => print!("{:>width$.4}", get(&v.retrieval)),
+                    None => print!("{:>width$}", "-"),
+                }
+            }
+            println!();
+        }
+    }
     for (i, name) in names.iter().enumerate() {
         println!("[{}] {name}", i + 1);
     }

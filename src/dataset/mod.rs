@@ -3,12 +3,14 @@
 
 mod decode;
 mod loader;
+mod view_filter;
 
 pub use decode::{
     decode_rgb, flatten_on_white, is_supported_extension, rasterise_svg, DecodeError,
     SUPPORTED_EXTENSIONS,
 };
 pub use loader::{load_dataset, DatasetKind};
+pub use view_filter::ViewFilter;
 
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};

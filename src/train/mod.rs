@@ -15,11 +15,11 @@ pub use loss::{info_nce, l2_normalise_rows, simsiam};
 pub use model::{SslModel, HEAD_PREFIX};
 pub use optim::{learning_rate, Sgd};
 
-use crate::dataset::{decode_rgb, group_by_listing, Dataset, Item};
+use crate::dataset::{decode_rgb, group_by_listing, Dataset, Item, ViewFilter};
 use crate::encoder::{images_tensor, pixel_vector, ModelKind, Normalisation};
 use crate::jobs::CancelFlag;
 use crate::linalg::{l2_normalise, Matrix};
-use crate::pipeline::{evaluate_rows, EvalReport};
+use crate::pipeline::{evaluate_rows_where, EvalReport};
 use crate::rng::SplitMix64;
 use candle_core::{Device, Tensor};
 use image::RgbImage;
@@ -123,6 +123,10 @@ pub struct TrainConfig {
     /// Leading trunk stages kept fixed (stem = stage 0; 0 trains everything).
     #[serde(default)]
     pub freeze: usize,
+    /// A kind of view never trained on (e.g. `design=twemoji`); the held-out report then also
+    /// gives retrieval for queries of that kind.
+    #[serde(default)]
+    pub holdout_view: Option<ViewFilter>,
 }
 
 /// The state stored in a checkpoint besides the tensors.
@@ -176,6 +180,9 @@ pub struct EvalSummary {
     pub gap: f64,
     /// ROC AUC of intra vs inter pairs.
     pub auc: f64,
+    /// recall@1 of the queries in the held-out kind of view, when one was held out.
+    #[serde(default)]
+    pub view_recall_at_1: Option<f64>,
 }
 
 impl From<&EvalReport> for EvalSummary {
@@ -186,6 +193,7 @@ impl From<&EvalReport> for EvalSummary {
             recall_at_10: r.retrieval.recall_at_10,
             gap: r.pairs.gap,
             auc: r.pairs.auc,
+            view_recall_at_1: r.view_retrieval.as_ref().map(|v| v.retrieval.recall_at_1),
         }
     }
 }
@@ -269,6 +277,8 @@ pub struct TrainReport {
     pub pixels: EvalSummary,
     /// The device trained on.
     pub device: &'static str,
+    /// The kind of view never trained on, if one was held out.
+    pub holdout_view: Option<ViewFilter>,
 }
 
 /// Splits listing names into (training, held-out): a seeded shuffle, the first

@@ -163,6 +163,11 @@ impl SslModel {
         self.trunk.stages()
     }
 
+    /// The trunk.
+    pub fn trunk(&self) -> &Trunk {
+        &self.trunk
+    }
+
     /// Every variable by name (trunk names as torchvision's; heads under `head.`).
     pub fn vars(&self) -> &VarSet {
         &self.vars

@@ -12,6 +12,32 @@ struct Images {
     by_listing: HashMap<String, Vec<(Item, RgbImage)>>,
 }
 
+impl Images {
+    /// Splits into the training images (listings not in `heldout`, without the views that
+    /// `holdout_view` picks) and the evaluation images (every view of the `heldout` listings).
+    fn split(
+        self,
+        heldout: &std::collections::HashSet<&String>,
+        holdout_view: Option<&ViewFilter>,
+    ) -> (Images, Images) {
+        let (mut train, mut eval) = (HashMap::new(), HashMap::new());
+        for (name, list) in self.by_listing {
+            if heldout.contains(&name) {
+                eval.insert(name, list);
+                continue;
+            }
+            let kept: Vec<_> = list
+                .into_iter()
+                .filter(|(item, _)| holdout_view.is_none_or(|f| !f.matches(item)))
+                .collect();
+            if !kept.is_empty() {
+                train.insert(name, kept);
+            }
+        }
+        (Images { by_listing: train }, Images { by_listing: eval })
+    }
+}
+
 fn load_images(dataset: &Dataset, size_px: u32) -> Images {
     let keep = size_px * KEEP_SCALE;
     let decoded: Vec<Option<(Item, RgbImage)>> = dataset
@@ -53,10 +79,13 @@ fn embed(
     norm: Normalisation,
     device: &Device,
 ) -> Result<Matrix, TrainError> {
+    // The evaluation form of the current weights (fused on the CPU where there is one).
+    let mut trunk = model.trunk().clone();
+    trunk.prepare_inference(device)?;
     let mut rows = Vec::with_capacity(images.len());
     for chunk in images.chunks(64) {
         let x = images_tensor(chunk, size_px, norm, device)?;
-        for mut row in model.features(&x, false)?.to_vec2::<f32>()? {
+        for mut row in trunk.forward_eval(&x)?.to_vec2::<f32>()? {
             l2_normalise(&mut row);
             rows.push(row);
         }
@@ -66,8 +95,12 @@ fn embed(
 }
 
 /// Evaluates unit-norm rows of `items` (listing retrieval, gap, AUC) as a summary.
-pub fn evaluate_encoder_rows(items: &[Item], matrix: &Matrix) -> Result<EvalSummary, TrainError> {
-    let report = evaluate_rows(items, matrix, String::new(), false)?;
+pub fn evaluate_encoder_rows(
+    items: &[Item],
+    matrix: &Matrix,
+    queries: Option<&ViewFilter>,
+) -> Result<EvalSummary, TrainError> {
+    let report = evaluate_rows_where(items, matrix, String::new(), false, queries)?;
     Ok(EvalSummary::from(&report))
 }
 
@@ -252,10 +285,11 @@ pub fn finetune(
     let held: std::collections::HashSet<&String> = heldout.iter().collect();
 
     observer.phase("decoding images");
-    let images = load_images(request.dataset, config.input_size_px);
+    let (images, eval_images) = load_images(request.dataset, config.input_size_px)
+        .split(&held, config.holdout_view.as_ref());
     let mut train: Vec<String> = names
         .iter()
-        .filter(|n| !held.contains(n) && images.by_listing.contains_key(*n))
+        .filter(|n| images.by_listing.contains_key(*n))
         .cloned()
         .collect();
     train.sort();
@@ -267,7 +301,7 @@ pub fn finetune(
         )));
     }
     let batch = config.batch_size.min(train.len()).max(2);
-    let (heldout_items, heldout_images) = heldout_set(&images, &heldout);
+    let (heldout_items, heldout_images) = heldout_set(&eval_images, &heldout);
 
     let (tensors, optimiser_state, start_step, mut loss_curve, mut train_secs, stored_before) =
         match resumed {
@@ -328,7 +362,7 @@ pub fn finetune(
             .collect();
         let matrix = Matrix::from_rows(&rows)
             .ok_or_else(|| TrainError::NotEnoughData("pixel rows of unequal length".into()))?;
-        evaluate_encoder_rows(&heldout_items, &matrix)?
+        evaluate_encoder_rows(&heldout_items, &matrix, config.holdout_view.as_ref())?
     } else {
         EvalSummary::default()
     };
@@ -343,6 +377,7 @@ pub fn finetune(
                 config.model.normalisation(),
                 &device,
             )?,
+            config.holdout_view.as_ref(),
         )?,
         None => EvalSummary::default(),
     };
@@ -435,6 +470,7 @@ pub fn finetune(
                     config.model.normalisation(),
                     &device,
                 )?,
+                config.holdout_view.as_ref(),
             )?)
         } else {
             None
@@ -454,5 +490,6 @@ pub fn finetune(
         after,
         pixels,
         device: crate::encoder::device_name(&device),
+        holdout_view: config.holdout_view.clone(),
     })
 }
