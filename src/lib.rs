@@ -8,6 +8,7 @@
 pub mod analysis;
 #[cfg(feature = "gui")]
 pub mod app;
+pub mod catalogue;
 pub mod dataset;
 pub mod encoder;
 pub mod index;

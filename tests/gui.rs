@@ -4,8 +4,15 @@ mod common;
 
 use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
-use natview::app::{default_spec, Command, NatviewApp, Query, NEIGHBOURS_K};
+use natview::app::{Command, NatviewApp, Query, NEIGHBOURS_K};
+use natview::encoder::{EncoderSpec, ModelKind};
 use natview::labels::LabelStore;
+
+/// The shipped compact model: the views under test need embeddings, not the 224-px default
+/// (which `effnet_reference` and the CLI tests cover), and CI has two cores.
+fn test_spec() -> EncoderSpec {
+    EncoderSpec::pretrained(ModelKind::Compact)
+}
 
 /// An app harness with `root` opened and the opening job finished.
 fn opened_app(root: &std::path::Path) -> Harness<'static, NatviewApp> {
@@ -13,7 +20,7 @@ fn opened_app(root: &std::path::Path) -> Harness<'static, NatviewApp> {
         .with_size(egui::vec2(1280.0, 800.0))
         .build_ui_state(
             |ui, app: &mut NatviewApp| app.show(ui),
-            NatviewApp::empty(default_spec()),
+            NatviewApp::empty(test_spec()),
         );
     let ctx = harness.ctx.clone();
     harness.state_mut().open(&ctx, root.to_path_buf());
@@ -130,7 +137,7 @@ fn a_bad_dataset_shows_one_error_naming_it_and_no_session() {
     let missing = dir.path().join("no-such-folder");
     let mut harness = Harness::builder().build_ui_state(
         |ui, app: &mut NatviewApp| app.show(ui),
-        NatviewApp::empty(default_spec()),
+        NatviewApp::empty(test_spec()),
     );
     harness.state_mut().send(Command::Open(missing.clone()));
     for _ in 0..400 {
@@ -265,14 +272,16 @@ fn metrics_show_the_model_beside_raw_pixels() {
         .expect("metrics computed when the view opened");
     let session = harness.state().session().expect("open");
     let expected = natview::pipeline::evaluate(&session.set).expect("eval");
+    let current = metrics.current().expect("the current model");
     assert_eq!(
-        metrics.model.retrieval.recall_at_1,
+        current.retrieval.recall_at_1,
         expected.retrieval.recall_at_1
     );
-    let pixels = metrics.pixels.as_ref().expect("pixel baseline");
+    let (_, pixels) = metrics.models.last().expect("pixel baseline");
+    assert!(metrics.models.len() >= 2);
     assert!(pixels.model.contains("pixels"), "{}", pixels.model);
     let (model_r1, pixel_r1) = (
-        format!("{:.3}", metrics.model.retrieval.recall_at_1),
+        format!("{:.3}", current.retrieval.recall_at_1),
         format!("{:.3}", pixels.retrieval.recall_at_1),
     );
     harness.get_by_label("recall@1");

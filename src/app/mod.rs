@@ -75,6 +75,8 @@ pub struct PersistedState {
 pub enum Command {
     /// Open a dataset (folder or manifest).
     Open(PathBuf),
+    /// Embed the open dataset with another encoder (or reuse its embeddings) and switch to it.
+    UseEncoder(EncoderSpec),
     /// Find the neighbours of an image file from outside the dataset.
     QueryImage(PathBuf),
     /// Select an item and show its neighbours.
@@ -443,6 +445,12 @@ impl NatviewApp {
     fn apply(&mut self, ctx: &egui::Context, command: Command) {
         match command {
             Command::Open(path) => self.open(ctx, path),
+            Command::UseEncoder(spec) => {
+                self.spec = spec;
+                if let Some(path) = self.state.dataset.clone() {
+                    self.open(ctx, path);
+                }
+            }
             Command::QueryImage(path) => self.start_query(ctx, path),
             Command::Select(item) => {
                 if let Some(session) = &mut self.session {
@@ -656,7 +664,12 @@ impl NatviewApp {
         }
 
         egui::Panel::top("menu").show(ui, |ui| {
-            ui::menu_bar_ui(ui, self.session.is_some(), &mut self.commands);
+            ui::menu_bar_ui(
+                ui,
+                self.session.as_ref().map(|s| s.encoders.as_slice()),
+                &self.spec,
+                &mut self.commands,
+            );
             if self.session.is_some() {
                 ui::view_tabs_ui(ui, self.state.view, &mut self.commands);
             }

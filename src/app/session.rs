@@ -35,6 +35,8 @@ pub struct Session {
     pub labels: Option<LabelStore>,
     /// The current query and its neighbours.
     pub selection: Option<Selection>,
+    /// The encoders on offer for this dataset (the model picker), found while opening.
+    pub encoders: Vec<crate::catalogue::AvailableEncoder>,
 }
 
 /// What the neighbours were searched for.
@@ -99,7 +101,9 @@ impl Session {
             .iter()
             .flat_map(|i| i.metadata.keys().cloned())
             .collect();
+        let encoders = crate::catalogue::available_encoders(&workspace);
         Self {
+            encoders,
             distinct_labels: distinct_labels.into_iter().collect(),
             metadata_columns: metadata_columns.into_iter().collect(),
             dataset: Arc::new(dataset),

@@ -124,17 +124,24 @@ pub fn compute_projection(
     })
 }
 
-/// Retrieval metrics of the model with the raw-pixel baseline beside them.
+/// Retrieval metrics of every encoder available for the dataset, the current one first.
 pub struct MetricsResult {
-    /// The current model.
-    pub model: EvalReport,
-    /// Raw pixels (`None` when the model is the pixel baseline itself).
-    pub pixels: Option<EvalReport>,
+    /// (short name, report) per encoder: the current model, the other encoders whose
+    /// embeddings are in the workspace, then raw pixels.
+    pub models: Vec<(String, EvalReport)>,
     /// Computing time in seconds (including embedding the pixels the first time).
     pub duration_secs: f64,
 }
 
-/// Evaluates the model, then embeds (or reuses) raw pixels and evaluates them.
+impl MetricsResult {
+    /// The current model's report.
+    pub fn current(&self) -> Option<&EvalReport> {
+        self.models.first().map(|(_, r)| r)
+    }
+}
+
+/// Evaluates the current model, then every other available encoder already embedded in the
+/// workspace, then raw pixels (embedded now if needed: cheap), for one comparison table.
 pub fn compute_metrics(
     set: &EmbeddingSet,
     dataset: &Dataset,
@@ -143,35 +150,41 @@ pub fn compute_metrics(
     cancel: &CancelFlag,
 ) -> Result<MetricsResult, String> {
     let started = Instant::now();
+    let current = set.meta.encoder.workspace_key();
+    let others: Vec<_> = crate::catalogue::available_encoders(workspace)
+        .into_iter()
+        .filter(|e| e.name != current)
+        .filter(|e| {
+            e.spec.model == ModelKind::Pixels || workspace.embeddings_path(&e.name).is_file()
+        })
+        .collect();
+    let total = 1 + others.len();
     progress.report(Progress {
-        phase: "evaluating the model".into(),
+        phase: format!("evaluating {current}"),
         done: 0,
-        total: 2,
+        total,
     });
-    let model = evaluate(set).map_err(|e| e.to_string())?;
-    let pixels = if set.meta.encoder.model == ModelKind::Pixels {
-        None
-    } else {
+    let mut models = vec![(current, evaluate(set).map_err(|e| e.to_string())?)];
+    for (i, other) in others.into_iter().enumerate() {
         if cancel.is_cancelled() {
             return Err("cancelled".into());
         }
         let request = EmbedRequest {
-            spec: EncoderSpec::untrained(ModelKind::Pixels),
+            spec: other.spec.clone(),
             batch_size: None,
             force_cpu: false,
         };
-        let (pixel_set, _) = embed_dataset(dataset, workspace, &request, progress, cancel)
+        let (other_set, _) = embed_dataset(dataset, workspace, &request, progress, cancel)
             .map_err(|e| e.to_string())?;
         progress.report(Progress {
-            phase: "evaluating raw pixels".into(),
-            done: 1,
-            total: 2,
+            phase: format!("evaluating {}", other.name),
+            done: 1 + i,
+            total,
         });
-        Some(evaluate(&pixel_set).map_err(|e| e.to_string())?)
-    };
+        models.push((other.name, evaluate(&other_set).map_err(|e| e.to_string())?));
+    }
     Ok(MetricsResult {
-        model,
-        pixels,
+        models,
         duration_secs: started.elapsed().as_secs_f64(),
     })
 }

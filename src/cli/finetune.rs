@@ -103,7 +103,7 @@ pub fn run(args: &FinetuneArgs, common: &CommonArgs) -> anyhow::Result<()> {
         .and_then(|f| f.parse::<ModelKind>().ok());
     let model: ModelKind = match from_model {
         Some(m) => m,
-        None => common.model.parse()?,
+        None => common.model_kind()?,
     };
     let dataset = load(&args.dataset)?;
     let workspace = Workspace::for_dataset(&dataset, common.workspace.as_deref());

@@ -94,9 +94,10 @@ struct CommonArgs {
     #[arg(long, global = true)]
     workspace: Option<PathBuf>,
     /// Encoder: effnet-lite0 (ImageNet-pretrained, the default), effnet-lite1, effnet-lite2,
-    /// compact, resnet18, resnet50 or pixels (raw-pixel baseline).
-    #[arg(long, global = true, default_value = "effnet-lite0")]
-    model: String,
+    /// compact, resnet18, resnet50 or pixels (raw-pixel baseline). Default: the model the
+    /// --weights were trained as (natview finetune records it), else effnet-lite0.
+    #[arg(long, global = true)]
+    model: Option<String>,
     /// Weights (safetensors; the PyTorch port's names for EfficientNet, torchvision's for
     /// ResNets). Default: the model's weights shipped in models/ (effnet-lite0.safetensors,
     /// compact-emoji.safetensors), else an untrained encoder.
@@ -124,8 +125,21 @@ struct CommonArgs {
 }
 
 impl CommonArgs {
+    /// The --model, else the model recorded in the --weights, else EfficientNet-Lite0.
+    fn model_kind(&self) -> anyhow::Result<ModelKind> {
+        if let Some(name) = &self.model {
+            return Ok(name.parse()?);
+        }
+        let recorded = self.weights.as_deref().and_then(|w| {
+            natview::train::checkpoint::read_meta::<natview::train::WeightsMeta>(w)
+                .ok()
+                .map(|m| m.model)
+        });
+        Ok(recorded.unwrap_or(ModelKind::EffnetLite0))
+    }
+
     fn spec(&self) -> anyhow::Result<EncoderSpec> {
-        let model: ModelKind = self.model.parse()?;
+        let model = self.model_kind()?;
         let input_size_px = self.size.unwrap_or(model.default_input_size_px());
         let weights = match &self.weights {
             Some(path) => Some(path.clone()),

@@ -3,10 +3,19 @@
 
 use super::theme;
 use crate::app::{Command, View};
+use crate::catalogue::AvailableEncoder;
 use crate::dataset::SUPPORTED_EXTENSIONS;
+use crate::encoder::EncoderSpec;
 
-/// Draws the menu bar. `has_session` enables the actions that need an open dataset.
-pub fn menu_bar_ui(ui: &mut egui::Ui, has_session: bool, commands: &mut Vec<Command>) {
+/// Draws the menu bar: File, the model picker (`encoders` on offer for the open dataset, if
+/// one is open), and the encoder in use.
+pub fn menu_bar_ui(
+    ui: &mut egui::Ui,
+    encoders: Option<&[AvailableEncoder]>,
+    current: &EncoderSpec,
+    commands: &mut Vec<Command>,
+) {
+    let has_session = encoders.is_some();
     egui::MenuBar::new().ui(ui, |ui| {
         ui.menu_button("File", |ui| {
             if ui.button("Open folder…").clicked() {
@@ -39,6 +48,39 @@ pub fn menu_bar_ui(ui: &mut egui::Ui, has_session: bool, commands: &mut Vec<Comm
                 ui.close();
             }
         });
+        ui.menu_button("Model", |ui| {
+            ui.label(
+                egui::RichText::new("Embed with (embeddings of each are kept):")
+                    .small()
+                    .color(theme::MUTED),
+            );
+            for encoder in encoders.unwrap_or_default() {
+                let chosen = encoder.spec == *current;
+                if ui
+                    .add_enabled(has_session, egui::Button::selectable(chosen, &encoder.name))
+                    .on_hover_text(encoder.spec.describe())
+                    .clicked()
+                {
+                    if !chosen {
+                        commands.push(Command::UseEncoder(encoder.spec.clone()));
+                    }
+                    ui.close();
+                }
+            }
+        });
+        ui.separator();
+        ui.label(
+            egui::RichText::new(format!("encoder: {}", current.describe())).color(
+                if current.is_untrained() {
+                    theme::ERROR
+                } else {
+                    theme::MUTED
+                },
+            ),
+        )
+        .on_hover_text(
+            "the encoder the gallery, neighbours, charts and metrics use (Model menu to switch)",
+        );
     });
 }
 

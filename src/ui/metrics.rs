@@ -1,5 +1,6 @@
 //! Metrics: listing retrieval (recall@1/5/10, mAP@10) and intra/inter similarity (gap, ROC AUC)
-//! of the current model, with the raw-pixel baseline beside it and bars to compare at a glance.
+//! of every encoder embedded for the dataset (the current one first, raw pixels last), with bars
+//! to compare at a glance.
 
 use super::theme;
 use crate::app::{Command, MetricsResult};
@@ -102,10 +103,12 @@ pub fn metrics_ui(
         });
         return;
     };
-    let model = &result.model;
+    let Some(model) = result.current() else {
+        return;
+    };
     ui.label(
         egui::RichText::new(format!(
-            "{} images, {} listings · listing retrieval by exact search (the image itself excluded) · {:.1} s",
+            "{} images, {} listings · listing retrieval by exact search (the image itself excluded) · every encoder embedded for this dataset, the current one first · {:.1} s",
             model.images, model.listings, result.duration_secs
         ))
         .color(theme::MUTED),
@@ -117,10 +120,11 @@ pub fn metrics_ui(
         );
     }
     ui.add_space(8.0);
-    let mut columns = vec![("model", model)];
-    if let Some(pixels) = &result.pixels {
-        columns.push(("raw pixels", pixels));
-    }
+    let columns: Vec<(&str, &EvalReport)> = result
+        .models
+        .iter()
+        .map(|(name, report)| (name.as_str(), report))
+        .collect();
     egui::Grid::new("metrics")
         .num_columns(1 + 2 * columns.len())
         .spacing(egui::vec2(16.0, 6.0))
