@@ -155,7 +155,8 @@ fn artefacts_are_reused_when_fresh_and_rebuilt_when_stale() {
 
     // The saved file holds exactly what was returned.
     let (on_disk, meta) =
-        EmbeddingStore::load(&workspace.embeddings_path("compact")).expect("load");
+        EmbeddingStore::load(&workspace.embeddings_path(&other.spec.workspace_key()))
+            .expect("load");
     assert_eq!(on_disk, fourth.matrix);
     assert_eq!(
         meta.expect("metadata").dataset_fingerprint,

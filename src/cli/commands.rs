@@ -432,6 +432,15 @@ fn heldout_listings(file: Option<&Path>, common: &CommonArgs) -> anyhow::Result<
 
 /// `natview eval`.
 pub fn eval(args: &EvalArgs, common: &CommonArgs) -> anyhow::Result<()> {
+    // `--untrained --heldout W`: the "before" column of W's run, so W's architecture.
+    let mut common = common.clone();
+    if let (None, Some(Some(file))) = (&common.model, &args.heldout) {
+        if let Ok(meta) = natview::train::checkpoint::read_meta::<natview::train::WeightsMeta>(file)
+        {
+            common.model = Some(meta.model.name().to_string());
+        }
+    }
+    let common = &common;
     let only = match &args.heldout {
         Some(file) => Some(heldout_listings(file.as_deref(), common)?),
         None => None,
