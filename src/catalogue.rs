@@ -54,7 +54,7 @@ pub fn available_encoders(workspace: &Workspace) -> Vec<AvailableEncoder> {
                 Some((modified, AvailableEncoder::new(spec)))
             })
             .collect();
-    tuned.sort_by(|a, b| b.0.cmp(&a.0));
+    tuned.sort_by_key(|entry| std::cmp::Reverse(entry.0));
     list.extend(tuned.into_iter().map(|(_, e)| e));
     list.push(AvailableEncoder::new(EncoderSpec::untrained(
         ModelKind::Pixels,

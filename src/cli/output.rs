@@ -99,7 +99,7 @@ pub fn print_eval_table(reports: &[EvalReport]) {
             "queries where {} only ({} queries):",
             view.queries_where, view.retrieval.queries
         );
-        let rows: [(&str, fn(&natview::analysis::RetrievalMetrics) -> f64); 3] = [
+        let rows: [(&str, RetrievalColumn); 3] = [
             ("  recall@1", |m| m.recall_at_1),
             ("  recall@5", |m| m.recall_at_5),
             ("  mAP@10", |m| m.map_at_10),
@@ -125,3 +125,6 @@ pub fn print_eval_table(reports: &[EvalReport]) {
         );
     }
 }
+
+/// Reads one figure out of a retrieval summary, for a table row.
+type RetrievalColumn = fn(&natview::analysis::RetrievalMetrics) -> f64;

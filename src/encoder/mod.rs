@@ -319,7 +319,7 @@ pub fn device_name(device: &Device) -> &'static str {
 
 enum Network {
     Pixels,
-    Cnn(Trunk),
+    Cnn(Box<Trunk>),
 }
 
 /// A ready-to-run encoder.
@@ -372,7 +372,7 @@ impl Encoder {
         net.prepare_inference(device)?;
         Ok(Self {
             spec: spec.clone(),
-            network: Network::Cnn(net),
+            network: Network::Cnn(Box::new(net)),
             device: device.clone(),
             weights_fingerprint,
         })
