@@ -47,7 +47,7 @@ pub fn available_encoders(workspace: &Workspace) -> Vec<AvailableEncoder> {
                 let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok()?;
                 let spec = EncoderSpec {
                     model: meta.model,
-                    input_size_px: meta.model.default_input_size_px(),
+                    input_size_px: meta.input_size_px,
                     weights: Some(path),
                     seed: 0,
                 };

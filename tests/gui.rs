@@ -374,3 +374,112 @@ fn an_external_image_is_embedded_and_queried() {
     harness.get_by_label("query image");
     harness.get_by_label("Image from outside the dataset");
 }
+
+/// Steps the app until `done` holds (at most two minutes).
+fn step_until(
+    harness: &mut Harness<'static, NatviewApp>,
+    what: &str,
+    done: impl Fn(&NatviewApp) -> bool,
+) {
+    for _ in 0..4800 {
+        harness.step();
+        if done(harness.state()) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    panic!("{what}: not reached after two minutes");
+}
+
+#[test]
+fn a_fine_tune_started_in_the_app_can_be_cancelled_keeping_its_checkpoint() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = common::demo_slice(dir.path(), 12);
+    let mut harness = opened_app(&root);
+    harness.get_by_label("Fine-tune").click();
+    harness.run();
+    harness.get_by_label("Start fine-tune").click();
+    step_until(&mut harness, "two training steps", |app| {
+        app.finetune_live().is_some_and(|live| live.step >= 2)
+    });
+    let live = harness.state().finetune_live().expect("running");
+    assert_eq!(live.total, 100, "the form's default steps");
+    assert!(live.losses.len() >= 2 && live.losses.iter().all(|l| l.is_finite()));
+    harness.get_by_label("Cancel fine-tune").click();
+    step_until(&mut harness, "the fine-tune stops", |app| {
+        app.finetune_result().is_some()
+    });
+    wait_idle(&mut harness);
+    let outcome = harness.state().finetune_result().expect("ended");
+    assert!(
+        outcome.trained.is_none(),
+        "cancelled: no fine-tuned encoder"
+    );
+    let done = outcome.report.steps_done;
+    assert!((2..100).contains(&done), "stopped at step {done}");
+    assert!(
+        outcome.checkpoint.is_file(),
+        "checkpoint kept: {}",
+        outcome.checkpoint.display()
+    );
+    let meta: natview::train::CheckpointMeta =
+        natview::train::checkpoint::read_meta(&outcome.checkpoint).expect("readable checkpoint");
+    assert_eq!(meta.step, done);
+    // The encoder in use did not change, and the form now offers to resume.
+    assert_eq!(*harness.state().encoder(), test_spec());
+    assert!(harness
+        .query_by_label_contains("the checkpoint is kept")
+        .is_some());
+    harness.get_by_label("continue the saved checkpoint");
+}
+
+#[test]
+fn a_finished_fine_tune_switches_encoders_shows_before_after_and_flips_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = common::demo_slice(dir.path(), 12);
+    let mut harness = opened_app(&root);
+    let settings = natview::app::FinetuneSettings {
+        steps: 8,
+        batch_size: 6,
+        ..natview::app::FinetuneSettings::starting_from(test_spec())
+    };
+    harness.state_mut().send(Command::StartFinetune(settings));
+    step_until(&mut harness, "the fine-tune ends", |app| {
+        app.finetune_result().is_some()
+    });
+    wait_idle(&mut harness);
+    let outcome = harness.state().finetune_result().expect("ended").clone();
+    assert!(outcome.report.after.is_some(), "finished: an after column");
+    assert_eq!(outcome.report.steps_done, 8);
+    let trained = outcome.trained.clone().expect("a fine-tuned encoder");
+    let weights = trained.weights.clone().expect("weights file");
+    assert!(weights.is_file(), "{}", weights.display());
+    // The app switched to it, and the model picker lists it.
+    assert_eq!(*harness.state().encoder(), trained);
+    let session = harness.state().session().expect("open");
+    assert_eq!(session.set.meta.encoder, trained);
+    assert!(session.encoders.iter().any(|e| e.spec == trained));
+
+    // Metrics: the held-out before/after table and both encoders side by side.
+    harness.get_by_label("Metrics").click();
+    wait_idle(&mut harness);
+    assert!(harness
+        .query_by_label_contains("Fine-tune of compact: 8 steps")
+        .is_some());
+    let metrics = harness.state().results().metrics.as_ref().expect("metrics");
+    let names: Vec<&str> = metrics.models.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names[0], trained.workspace_key(), "{names:?}");
+    assert!(names.contains(&"compact"), "{names:?}");
+
+    // Flip back: the projection follows the encoder.
+    harness
+        .get_by_label(&format!("⇄ {}", test_spec().workspace_key()))
+        .click();
+    wait_idle(&mut harness);
+    assert_eq!(*harness.state().encoder(), test_spec());
+    let projection = harness.state().results().projection.as_ref().expect("PCA");
+    assert!(projection.csv_path.to_string_lossy().ends_with(&format!(
+        "projection-pca.{}.csv",
+        test_spec().workspace_key()
+    )));
+}

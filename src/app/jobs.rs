@@ -20,6 +20,27 @@ pub enum JobKind {
     Metrics,
     /// Embed an external image and find its neighbours.
     Query,
+    /// Fine-tune an encoder on the open dataset.
+    Finetune,
+}
+
+impl JobKind {
+    /// Every kind, in the order the status bar lists them.
+    pub const ALL: [JobKind; 7] = [
+        JobKind::Open,
+        JobKind::Quadrant,
+        JobKind::Export,
+        JobKind::Projection,
+        JobKind::Metrics,
+        JobKind::Query,
+        JobKind::Finetune,
+    ];
+
+    /// Whether the job works on the open session's results (and is stopped when another
+    /// dataset or encoder opens). A fine-tune holds its own copy of its dataset and runs on.
+    pub fn follows_session(self) -> bool {
+        !matches!(self, JobKind::Open | JobKind::Finetune)
+    }
 }
 
 /// What a worker sends.

@@ -1,21 +1,25 @@
 //! The eframe application: persisted state, the open dataset, background jobs, and the one place
 //! where the commands sent by the views are applied. Views live in `crate::ui`.
 
+mod command;
+mod finetune_job;
 mod frame_stats;
+mod input;
+mod job_slots;
 mod jobs;
 mod open_job;
 mod session;
 mod work;
 
+pub use command::Command;
+pub use finetune_job::{FinetuneOutcome, FinetuneSettings, LiveTraining};
 pub use jobs::{Job, JobKind, JobPoll, JobStatus};
 pub use open_job::{open_dataset, thumbnail_of, THUMBNAIL_PX};
 pub use session::{Query, Selection, Session, NEIGHBOURS_K};
 pub use work::{ImageQuery, MetricsResult, ProjectionResult, QuadrantResult};
 
 use crate::analysis::QuadrantParams;
-use crate::dataset::is_supported_extension;
 use crate::encoder::EncoderSpec;
-use crate::labels::{export_labels, ExportFormat, Verdict, TAG_KEYS};
 use crate::ui;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -34,16 +38,19 @@ pub enum View {
     Metrics,
     /// The label set, label counts and exports.
     Labels,
+    /// Fine-tune an encoder on the open dataset.
+    Finetune,
 }
 
 impl View {
     /// Every view, in tab order.
-    pub const ALL: [View; 5] = [
+    pub const ALL: [View; 6] = [
         View::Gallery,
         View::Quadrant,
         View::Scatter,
         View::Metrics,
         View::Labels,
+        View::Finetune,
     ];
 
     /// The tab's title.
@@ -54,6 +61,7 @@ impl View {
             View::Scatter => "Projection",
             View::Metrics => "Metrics",
             View::Labels => "Labels",
+            View::Finetune => "Fine-tune",
         }
     }
 }
@@ -70,69 +78,6 @@ pub struct PersistedState {
     pub quadrant: QuadrantParams,
 }
 
-/// Something the user asked for; views push commands, [`NatviewApp::apply`] carries them out.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Command {
-    /// Open a dataset (folder or manifest).
-    Open(PathBuf),
-    /// Embed the open dataset with another encoder (or reuse its embeddings) and switch to it.
-    UseEncoder(EncoderSpec),
-    /// Find the neighbours of an image file from outside the dataset.
-    QueryImage(PathBuf),
-    /// Select an item and show its neighbours.
-    Select(usize),
-    /// Show only these items in the gallery (`None`: all of them).
-    SetGallerySubset(Option<Vec<usize>>),
-    /// Stop a running job.
-    CancelJob(JobKind),
-    /// Show a view.
-    ShowView(View),
-    /// Hide the error message.
-    DismissError,
-    /// Hide the notice.
-    DismissNotice,
-    /// Compute a quadrant chart.
-    ComputeQuadrant(QuadrantParams),
-    /// Export the current quadrant chart as PNG (`None`: into the workspace).
-    ExportQuadrant(Option<PathBuf>),
-    /// Compute the PCA projection.
-    ComputeProjection,
-    /// Evaluate the model and the pixel baseline.
-    ComputeMetrics,
-    /// Add or remove a tag on an item.
-    ToggleTag {
-        /// The item.
-        item: usize,
-        /// The tag.
-        tag: String,
-    },
-    /// Set (or, when blank, remove) the note on an item.
-    SetNote {
-        /// The item.
-        item: usize,
-        /// The note.
-        note: String,
-    },
-    /// Record (or clear) a verdict on a pair of items.
-    SetVerdict {
-        /// The query item.
-        query: usize,
-        /// The neighbour.
-        neighbour: usize,
-        /// The verdict, or `None` to clear it.
-        verdict: Option<Verdict>,
-    },
-    /// Rename the tag bound to a key (1–9).
-    RenameTagKey {
-        /// The key.
-        key: usize,
-        /// The new tag name.
-        name: String,
-    },
-    /// Export the labels into the workspace.
-    ExportLabels(ExportFormat),
-}
-
 /// The results of analysis jobs for the open session (cleared when another dataset opens).
 #[derive(Default)]
 pub struct Results {
@@ -144,76 +89,6 @@ pub struct Results {
     pub metrics: Option<MetricsResult>,
 }
 
-#[derive(Default)]
-struct Jobs {
-    open: Option<Job<Session>>,
-    quadrant: Option<Job<QuadrantResult>>,
-    export: Option<Job<PathBuf>>,
-    projection: Option<Job<ProjectionResult>>,
-    metrics: Option<Job<MetricsResult>>,
-    query: Option<Job<ImageQuery>>,
-}
-
-impl Jobs {
-    fn statuses(&self) -> Vec<JobStatus> {
-        let mut statuses = Vec::new();
-        if let Some(j) = &self.open {
-            statuses.push(j.status(JobKind::Open));
-        }
-        if let Some(j) = &self.quadrant {
-            statuses.push(j.status(JobKind::Quadrant));
-        }
-        if let Some(j) = &self.export {
-            statuses.push(j.status(JobKind::Export));
-        }
-        if let Some(j) = &self.projection {
-            statuses.push(j.status(JobKind::Projection));
-        }
-        if let Some(j) = &self.metrics {
-            statuses.push(j.status(JobKind::Metrics));
-        }
-        if let Some(j) = &self.query {
-            statuses.push(j.status(JobKind::Query));
-        }
-        statuses
-    }
-
-    fn cancel(&mut self, kind: JobKind) {
-        // Dropping a job cancels it; its thread finishes on its own.
-        match kind {
-            JobKind::Open => self.open = None,
-            JobKind::Quadrant => self.quadrant = None,
-            JobKind::Export => self.export = None,
-            JobKind::Projection => self.projection = None,
-            JobKind::Metrics => self.metrics = None,
-            JobKind::Query => self.query = None,
-        }
-    }
-
-    fn cancel_analyses(&mut self) {
-        for kind in [
-            JobKind::Quadrant,
-            JobKind::Export,
-            JobKind::Projection,
-            JobKind::Metrics,
-            JobKind::Query,
-        ] {
-            self.cancel(kind);
-        }
-    }
-}
-
-/// Takes a finished job's outcome out of its slot.
-fn poll_slot<T: Send + 'static>(slot: &mut Option<Job<T>>) -> Option<Result<T, String>> {
-    let outcome = match slot.as_mut()?.poll() {
-        JobPoll::Running => return None,
-        JobPoll::Done(result) => Ok(result),
-        JobPoll::Failed(error) => Err(error),
-    };
-    *slot = None;
-    Some(outcome)
-}
-
 /// The per-view state of the views.
 #[derive(Default)]
 struct ViewStates {
@@ -221,14 +96,19 @@ struct ViewStates {
     quadrant: ui::QuadrantViewState,
     scatter: ui::ScatterState,
     labelling: ui::LabellingState,
+    finetune: ui::FinetuneViewState,
 }
 
 /// The natview desktop application.
 pub struct NatviewApp {
     state: PersistedState,
     spec: EncoderSpec,
+    /// The encoder used before `spec` (for flipping between two).
+    previous_spec: Option<EncoderSpec>,
     session: Option<Session>,
-    jobs: Jobs,
+    jobs: job_slots::Jobs,
+    /// How the last fine-tune of this run ended.
+    finetune_result: Option<FinetuneOutcome>,
     results: Results,
     metrics_requested: bool,
     error: Option<String>,
@@ -248,8 +128,10 @@ impl NatviewApp {
         Self {
             state: PersistedState::default(),
             spec,
+            previous_spec: None,
             session: None,
-            jobs: Jobs::default(),
+            jobs: job_slots::Jobs::default(),
+            finetune_result: None,
             results: Results::default(),
             metrics_requested: false,
             error: None,
@@ -305,9 +187,9 @@ impl NatviewApp {
         &self.results
     }
 
-    /// Whether any job is running.
+    /// Whether any job is running or a command waits for the next frame.
     pub fn is_busy(&self) -> bool {
-        !self.jobs.statuses().is_empty()
+        !self.jobs.statuses().is_empty() || !self.commands.is_empty()
     }
 
     /// The error being shown, if any.
@@ -318,6 +200,21 @@ impl NatviewApp {
     /// The notice being shown (e.g. where an export went), if any.
     pub fn notice(&self) -> Option<&str> {
         self.notice.as_deref()
+    }
+
+    /// The encoder in use.
+    pub fn encoder(&self) -> &EncoderSpec {
+        &self.spec
+    }
+
+    /// How the last fine-tune of this run ended, if one did.
+    pub fn finetune_result(&self) -> Option<&FinetuneOutcome> {
+        self.finetune_result.as_ref()
+    }
+
+    /// The live state of the running fine-tune, if one runs.
+    pub fn finetune_live(&self) -> Option<LiveTraining> {
+        self.jobs.finetune_live()
     }
 
     /// The persisted state.
@@ -333,289 +230,6 @@ impl NatviewApp {
     /// Queues a command (applied before the next frame is drawn).
     pub fn send(&mut self, command: Command) {
         self.commands.push(command);
-    }
-
-    fn job_inputs(&self) -> Option<work::JobInputs> {
-        self.session.as_ref().map(|s| work::JobInputs {
-            set: s.set.clone(),
-            dataset: s.dataset.clone(),
-            workspace: s.workspace.clone(),
-        })
-    }
-
-    fn start_quadrant(&mut self, ctx: &egui::Context, params: QuadrantParams) {
-        let Some(inputs) = self.job_inputs() else {
-            return;
-        };
-        self.state.quadrant = params.clone();
-        let title = format!(
-            "quadrant chart {} × {}",
-            params.listings.max(params.picked.len()),
-            params.views
-        );
-        self.jobs.quadrant = Some(Job::spawn("quadrant", title, ctx, move |progress, _| {
-            work::compute_quadrant(&inputs.set, params, progress)
-        }));
-    }
-
-    fn start_projection(&mut self, ctx: &egui::Context) {
-        let Some(inputs) = self.job_inputs() else {
-            return;
-        };
-        self.jobs.projection = Some(Job::spawn("projection", "PCA", ctx, move |progress, _| {
-            work::compute_projection(&inputs.set, &inputs.workspace, progress)
-        }));
-    }
-
-    fn start_metrics(&mut self, ctx: &egui::Context) {
-        let Some(inputs) = self.job_inputs() else {
-            return;
-        };
-        self.metrics_requested = true;
-        self.jobs.metrics = Some(Job::spawn(
-            "metrics",
-            "metrics",
-            ctx,
-            move |progress, cancel| {
-                work::compute_metrics(
-                    &inputs.set,
-                    &inputs.dataset,
-                    &inputs.workspace,
-                    progress,
-                    cancel,
-                )
-            },
-        ));
-    }
-
-    fn start_export(&mut self, ctx: &egui::Context, out: Option<PathBuf>) {
-        let (Some(session), Some(result)) = (&self.session, &self.results.quadrant) else {
-            self.error = Some("no quadrant chart to export yet".into());
-            return;
-        };
-        let out = out.unwrap_or_else(|| {
-            session.workspace.dir().join(format!(
-                "quadrant.{}.{}x{}.png",
-                session.set.meta.encoder.model.name(),
-                result.chart.listings.len(),
-                result.chart.views
-            ))
-        });
-        // The worker renders from its own copy of the chart.
-        let (chart, range, model) = (result.chart.clone(), result.range, result.model.clone());
-        let title = format!("exporting {}", out.display());
-        self.jobs.export = Some(Job::spawn("export", title, ctx, move |_, _| {
-            work::export_quadrant(&chart, range, &model, &out)
-        }));
-    }
-
-    fn start_query(&mut self, ctx: &egui::Context, path: PathBuf) {
-        let Some(session) = &self.session else {
-            self.error = Some(format!(
-                "{}: open a dataset before querying by image",
-                path.display()
-            ));
-            return;
-        };
-        let spec = session.set.meta.encoder.clone();
-        let title = format!("embedding {}", path.display());
-        self.jobs.query = Some(Job::spawn("query", title, ctx, move |_, _| {
-            work::embed_image_query(path, &spec)
-        }));
-    }
-
-    fn with_labels(
-        &mut self,
-        change: impl FnOnce(&mut crate::labels::LabelStore, &Session) -> Result<(), String>,
-    ) {
-        let Some(session) = &mut self.session else {
-            return;
-        };
-        let Some(mut store) = session.labels.take() else {
-            self.error = Some("the label store is not open".into());
-            return;
-        };
-        if let Err(e) = change(&mut store, session) {
-            self.error = Some(e);
-        }
-        session.labels = Some(store);
-    }
-
-    /// Applies one command.
-    fn apply(&mut self, ctx: &egui::Context, command: Command) {
-        match command {
-            Command::Open(path) => self.open(ctx, path),
-            Command::UseEncoder(spec) => {
-                self.spec = spec;
-                if let Some(path) = self.state.dataset.clone() {
-                    self.open(ctx, path);
-                }
-            }
-            Command::QueryImage(path) => self.start_query(ctx, path),
-            Command::Select(item) => {
-                if let Some(session) = &mut self.session {
-                    if let Err(e) = session.select(item) {
-                        self.error = Some(e);
-                    }
-                }
-            }
-            Command::SetGallerySubset(subset) => self.views.gallery.set_subset(subset),
-            Command::CancelJob(kind) => self.jobs.cancel(kind),
-            Command::ShowView(view) => self.state.view = view,
-            Command::DismissError => self.error = None,
-            Command::DismissNotice => self.notice = None,
-            Command::ComputeQuadrant(params) => self.start_quadrant(ctx, params),
-            Command::ExportQuadrant(out) => self.start_export(ctx, out),
-            Command::ComputeProjection => self.start_projection(ctx),
-            Command::ComputeMetrics => self.start_metrics(ctx),
-            Command::ToggleTag { item, tag } => self.with_labels(|store, session| {
-                store
-                    .toggle_tag(session.item_ref(item), &tag)
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            }),
-            Command::SetNote { item, note } => self.with_labels(|store, session| {
-                store
-                    .set_note(session.item_ref(item), &note)
-                    .map_err(|e| e.to_string())
-            }),
-            Command::SetVerdict {
-                query,
-                neighbour,
-                verdict,
-            } => self.with_labels(|store, session| {
-                store
-                    .set_verdict(
-                        session.item_ref(query),
-                        session.item_ref(neighbour),
-                        verdict,
-                    )
-                    .map_err(|e| e.to_string())
-            }),
-            Command::RenameTagKey { key, name } => self.with_labels(|store, _| {
-                store.rename_tag_key(key, &name).map_err(|e| e.to_string())
-            }),
-            Command::ExportLabels(format) => {
-                let Some(session) = &self.session else { return };
-                let Some(store) = &session.labels else { return };
-                let out = session
-                    .workspace
-                    .dir()
-                    .join(format!("labels.{}", format.extension()));
-                match export_labels(store, format, &out) {
-                    Ok(n) => self.notice = Some(format!("{n} label(s) → {}", out.display())),
-                    Err(e) => self.error = Some(e.to_string()),
-                }
-            }
-        }
-    }
-
-    /// Takes what the workers sent: progress, results, errors.
-    fn poll_jobs(&mut self, ctx: &egui::Context) {
-        match poll_slot(&mut self.jobs.open) {
-            Some(Ok(session)) => {
-                self.jobs.cancel_analyses();
-                self.session = Some(session);
-                self.results = Results::default();
-                self.metrics_requested = false;
-                self.thumbnails = ui::ThumbnailCache::default();
-                self.views.gallery.set_subset(None);
-                self.views.scatter = ui::ScatterState::default();
-                // PCA and the quadrant chart are quick: have them ready when their views open.
-                self.start_projection(ctx);
-                let params = self.state.quadrant.clone();
-                self.start_quadrant(
-                    ctx,
-                    QuadrantParams {
-                        picked: Vec::new(),
-                        ..params
-                    },
-                );
-            }
-            Some(Err(e)) => self.error = Some(e),
-            None => {}
-        }
-        match poll_slot(&mut self.jobs.quadrant) {
-            Some(Ok(result)) => self.results.quadrant = Some(result),
-            Some(Err(e)) => self.error = Some(format!("quadrant chart: {e}")),
-            None => {}
-        }
-        match poll_slot(&mut self.jobs.export) {
-            Some(Ok(path)) => self.notice = Some(format!("quadrant chart → {}", path.display())),
-            Some(Err(e)) => self.error = Some(e),
-            None => {}
-        }
-        match poll_slot(&mut self.jobs.projection) {
-            Some(Ok(result)) => self.results.projection = Some(result),
-            Some(Err(e)) => self.error = Some(format!("projection: {e}")),
-            None => {}
-        }
-        match poll_slot(&mut self.jobs.metrics) {
-            Some(Ok(result)) => self.results.metrics = Some(result),
-            Some(Err(e)) => self.error = Some(format!("metrics: {e}")),
-            None => {}
-        }
-        match poll_slot(&mut self.jobs.query) {
-            Some(Ok(query)) => {
-                if let Some(session) = &mut self.session {
-                    if let Err(e) = session.select_image(query.path, &query.vector, query.thumbnail)
-                    {
-                        self.error = Some(e);
-                    }
-                }
-            }
-            Some(Err(e)) => self.error = Some(e),
-            None => {}
-        }
-    }
-
-    /// Files dropped on the window: an image file is a query, anything else opens as a dataset.
-    fn take_dropped_files(&mut self, ctx: &egui::Context) {
-        let dropped: Vec<PathBuf> = ctx.input(|i| {
-            i.raw
-                .dropped_files
-                .iter()
-                .map(|f| f.path().to_path_buf())
-                .filter(|p| !p.as_os_str().is_empty())
-                .collect()
-        });
-        if let Some(path) = dropped.into_iter().next() {
-            if path.is_file() && is_supported_extension(&path) {
-                self.commands.push(Command::QueryImage(path));
-            } else {
-                self.commands.push(Command::Open(path));
-            }
-        }
-    }
-
-    /// Keys 1–9 toggle the tags of the label set on the selected item (when no text field has
-    /// the keyboard).
-    fn take_tag_keys(&mut self, ctx: &egui::Context) {
-        let Some(session) = &self.session else { return };
-        let Some(item) = session.selection.as_ref().and_then(Selection::item) else {
-            return;
-        };
-        let Some(store) = &session.labels else { return };
-        if ctx.text_edit_focused() {
-            return;
-        }
-        const KEYS: [egui::Key; TAG_KEYS] = [
-            egui::Key::Num1,
-            egui::Key::Num2,
-            egui::Key::Num3,
-            egui::Key::Num4,
-            egui::Key::Num5,
-            egui::Key::Num6,
-            egui::Key::Num7,
-            egui::Key::Num8,
-            egui::Key::Num9,
-        ];
-        for (slot, key) in KEYS.iter().enumerate() {
-            if ctx.input(|i| i.key_pressed(*key) && i.modifiers.is_none()) {
-                let tag = store.tag_set()[slot].clone();
-                self.commands.push(Command::ToggleTag { item, tag });
-            }
-        }
     }
 
     /// Applies queued commands and polls jobs, then draws the whole window.
@@ -668,6 +282,7 @@ impl NatviewApp {
                 ui,
                 self.session.as_ref().map(|s| s.encoders.as_slice()),
                 &self.spec,
+                self.previous_spec.as_ref(),
                 &mut self.commands,
             );
             if self.session.is_some() {
@@ -704,6 +319,7 @@ impl NatviewApp {
                 );
             });
         let busy = |kind: JobKind| statuses.iter().any(|s| s.kind == kind);
+        let finetune_live = self.jobs.finetune_live();
         egui::CentralPanel::default().show(ui, |ui| match self.state.view {
             View::Gallery => ui::gallery_ui(
                 ui,
@@ -733,6 +349,21 @@ impl NatviewApp {
                 ui,
                 self.results.metrics.as_ref(),
                 busy(JobKind::Metrics),
+                self.finetune_result
+                    .as_ref()
+                    .filter(|f| f.dataset == session.dataset.source),
+                &self.spec,
+                &mut self.commands,
+            ),
+            View::Finetune => ui::finetune_ui(
+                ui,
+                session,
+                &self.spec,
+                finetune_live.as_ref(),
+                self.finetune_result
+                    .as_ref()
+                    .filter(|f| f.dataset == session.dataset.source),
+                &mut self.views.finetune,
                 &mut self.commands,
             ),
             View::Labels => {

@@ -104,7 +104,8 @@ struct CommonArgs {
     #[arg(long, global = true)]
     weights: Option<PathBuf>,
     /// Input size in pixels (default: 224 for effnet-lite0 and ResNets, 240/260 for
-    /// effnet-lite1/2, 64 for compact, 32 for pixels).
+    /// effnet-lite1/2, 64 for compact, 32 for pixels; fine-tuned --weights: the size they
+    /// were trained at).
     #[arg(long, global = true)]
     size: Option<u32>,
     /// Use a randomly initialised encoder even where shipped weights exist.
@@ -125,22 +126,34 @@ struct CommonArgs {
 }
 
 impl CommonArgs {
+    /// What the --weights say about themselves (fine-tuned weights record their model and the
+    /// input size they were trained at).
+    fn recorded(&self) -> Option<natview::train::WeightsMeta> {
+        let weights = self.weights.as_deref()?;
+        natview::train::checkpoint::read_meta::<natview::train::WeightsMeta>(weights).ok()
+    }
+
     /// The --model, else the model recorded in the --weights, else EfficientNet-Lite0.
     fn model_kind(&self) -> anyhow::Result<ModelKind> {
         if let Some(name) = &self.model {
             return Ok(name.parse()?);
         }
-        let recorded = self.weights.as_deref().and_then(|w| {
-            natview::train::checkpoint::read_meta::<natview::train::WeightsMeta>(w)
-                .ok()
-                .map(|m| m.model)
-        });
-        Ok(recorded.unwrap_or(ModelKind::EffnetLite0))
+        Ok(self
+            .recorded()
+            .map_or(ModelKind::EffnetLite0, |meta| meta.model))
     }
 
     fn spec(&self) -> anyhow::Result<EncoderSpec> {
         let model = self.model_kind()?;
-        let input_size_px = self.size.unwrap_or(model.default_input_size_px());
+        // Fine-tuned weights embed at the size they were trained (and evaluated) at.
+        let recorded_size = self
+            .recorded()
+            .filter(|meta| meta.model == model)
+            .map(|meta| meta.input_size_px);
+        let input_size_px = self
+            .size
+            .or(recorded_size)
+            .unwrap_or(model.default_input_size_px());
         let weights = match &self.weights {
             Some(path) => Some(path.clone()),
             None if !self.untrained => model.shipped_weights(),

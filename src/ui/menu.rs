@@ -13,6 +13,7 @@ pub fn menu_bar_ui(
     ui: &mut egui::Ui,
     encoders: Option<&[AvailableEncoder]>,
     current: &EncoderSpec,
+    previous: Option<&EncoderSpec>,
     commands: &mut Vec<Command>,
 ) {
     let has_session = encoders.is_some();
@@ -81,6 +82,18 @@ pub fn menu_bar_ui(
         .on_hover_text(
             "the encoder the gallery, neighbours, charts and metrics use (Model menu to switch)",
         );
+        if let Some(previous) = previous.filter(|_| has_session) {
+            if ui
+                .small_button(format!("⇄ {}", previous.workspace_key()))
+                .on_hover_text(
+                    "flip to the encoder used before: the gallery, neighbours, projection and \
+                     quadrant chart follow (embeddings are kept, so flipping back is quick)",
+                )
+                .clicked()
+            {
+                commands.push(Command::FlipEncoder);
+            }
+        }
     });
 }
 

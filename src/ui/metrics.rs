@@ -3,7 +3,8 @@
 //! to compare at a glance.
 
 use super::theme;
-use crate::app::{Command, MetricsResult};
+use crate::app::{Command, FinetuneOutcome, MetricsResult};
+use crate::encoder::EncoderSpec;
 use crate::pipeline::EvalReport;
 
 /// One metric: its name, how to read it, and its value in a report.
@@ -76,13 +77,20 @@ const METRICS: [Metric; 8] = [
     },
 ];
 
-/// Draws the metrics view.
+/// Draws the metrics view; `finetune` is the last fine-tune of the open dataset, whose
+/// held-out before / after table comes first.
 pub fn metrics_ui(
     ui: &mut egui::Ui,
     result: Option<&MetricsResult>,
     busy: bool,
+    finetune: Option<&FinetuneOutcome>,
+    current: &EncoderSpec,
     commands: &mut Vec<Command>,
 ) {
+    if let Some(outcome) = finetune {
+        super::finetune_report_ui(ui, outcome, current, commands);
+        ui.separator();
+    }
     ui.horizontal(|ui| {
         ui.heading("Retrieval metrics");
         if ui

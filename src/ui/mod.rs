@@ -1,6 +1,7 @@
 //! The views of the desktop app, one file each. Views draw from the session and the results of
 //! background jobs and push [`Command`](crate::app::Command)s; they never compute in the frame.
 
+mod finetune;
 mod gallery;
 mod labelling;
 mod menu;
@@ -12,6 +13,7 @@ mod status_bar;
 pub mod theme;
 mod thumbnails;
 
+pub use finetune::{finetune_report_ui, finetune_ui, FinetuneViewState};
 pub use gallery::{gallery_ui, GalleryState};
 pub use labelling::{item_labels_ui, labels_view_ui, verdict_ui, LabellingState};
 pub use menu::{menu_bar_ui, view_tabs_ui, welcome_ui};

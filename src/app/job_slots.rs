@@ -1,0 +1,316 @@
+//! The app's job slots (at most one job of each kind), starting each kind of job with its
+//! inputs, and taking what finished jobs hand back.
+
+use super::finetune_job::{run_finetune, FinetuneOutcome, LiveTraining, SharedLiveTraining};
+use super::{
+    work, Command, FinetuneSettings, ImageQuery, Job, JobKind, JobPoll, JobStatus, MetricsResult,
+    NatviewApp, ProjectionResult, QuadrantResult, Results, Session,
+};
+use crate::analysis::QuadrantParams;
+use crate::ui;
+use std::path::PathBuf;
+
+/// The running jobs, at most one of each kind.
+#[derive(Default)]
+pub(super) struct Jobs {
+    pub(super) open: Option<Job<Session>>,
+    quadrant: Option<Job<QuadrantResult>>,
+    export: Option<Job<PathBuf>>,
+    projection: Option<Job<ProjectionResult>>,
+    pub(super) metrics: Option<Job<MetricsResult>>,
+    query: Option<Job<ImageQuery>>,
+    finetune: Option<(Job<FinetuneOutcome>, SharedLiveTraining)>,
+}
+
+impl Jobs {
+    fn status(&self, kind: JobKind) -> Option<JobStatus> {
+        match kind {
+            JobKind::Open => self.open.as_ref().map(|j| j.status(kind)),
+            JobKind::Quadrant => self.quadrant.as_ref().map(|j| j.status(kind)),
+            JobKind::Export => self.export.as_ref().map(|j| j.status(kind)),
+            JobKind::Projection => self.projection.as_ref().map(|j| j.status(kind)),
+            JobKind::Metrics => self.metrics.as_ref().map(|j| j.status(kind)),
+            JobKind::Query => self.query.as_ref().map(|j| j.status(kind)),
+            JobKind::Finetune => self.finetune.as_ref().map(|(j, _)| j.status(kind)),
+        }
+    }
+
+    /// The running jobs, as the status bar lists them.
+    pub(super) fn statuses(&self) -> Vec<JobStatus> {
+        JobKind::ALL
+            .iter()
+            .filter_map(|&kind| self.status(kind))
+            .collect()
+    }
+
+    /// Stops a job. Dropping a job cancels it and its thread finishes on its own; a fine-tune
+    /// is only asked to stop, so that it saves its checkpoint and reports how far it got.
+    pub(super) fn cancel(&mut self, kind: JobKind) {
+        match kind {
+            JobKind::Open => self.open = None,
+            JobKind::Quadrant => self.quadrant = None,
+            JobKind::Export => self.export = None,
+            JobKind::Projection => self.projection = None,
+            JobKind::Metrics => self.metrics = None,
+            JobKind::Query => self.query = None,
+            JobKind::Finetune => {
+                if let Some((job, _)) = &self.finetune {
+                    job.cancel();
+                }
+            }
+        }
+    }
+
+    /// Stops the jobs that work on the open session's results.
+    pub(super) fn cancel_analyses(&mut self) {
+        for kind in JobKind::ALL {
+            if kind.follows_session() {
+                self.cancel(kind);
+            }
+        }
+    }
+
+    /// The live state of the running fine-tune, if one runs.
+    pub(super) fn finetune_live(&self) -> Option<LiveTraining> {
+        let (_, live) = self.finetune.as_ref()?;
+        Some(live.lock().unwrap_or_else(|e| e.into_inner()).clone())
+    }
+}
+
+/// Takes a finished job's outcome out of its slot.
+fn poll_slot<T: Send + 'static>(slot: &mut Option<Job<T>>) -> Option<Result<T, String>> {
+    let outcome = match slot.as_mut()?.poll() {
+        JobPoll::Running => return None,
+        JobPoll::Done(result) => Ok(result),
+        JobPoll::Failed(error) => Err(error),
+    };
+    *slot = None;
+    Some(outcome)
+}
+
+impl NatviewApp {
+    fn job_inputs(&self) -> Option<work::JobInputs> {
+        self.session.as_ref().map(|s| work::JobInputs {
+            set: s.set.clone(),
+            dataset: s.dataset.clone(),
+            workspace: s.workspace.clone(),
+        })
+    }
+
+    pub(super) fn start_quadrant(&mut self, ctx: &egui::Context, params: QuadrantParams) {
+        let Some(inputs) = self.job_inputs() else {
+            return;
+        };
+        self.state.quadrant = params.clone();
+        let title = format!(
+            "quadrant chart {} × {}",
+            params.listings.max(params.picked.len()),
+            params.views
+        );
+        self.jobs.quadrant = Some(Job::spawn("quadrant", title, ctx, move |progress, _| {
+            work::compute_quadrant(&inputs.set, params, progress)
+        }));
+    }
+
+    pub(super) fn start_projection(&mut self, ctx: &egui::Context) {
+        let Some(inputs) = self.job_inputs() else {
+            return;
+        };
+        self.jobs.projection = Some(Job::spawn("projection", "PCA", ctx, move |progress, _| {
+            work::compute_projection(&inputs.set, &inputs.workspace, progress)
+        }));
+    }
+
+    pub(super) fn start_metrics(&mut self, ctx: &egui::Context) {
+        let Some(inputs) = self.job_inputs() else {
+            return;
+        };
+        self.metrics_requested = true;
+        self.jobs.metrics = Some(Job::spawn(
+            "metrics",
+            "metrics",
+            ctx,
+            move |progress, cancel| {
+                work::compute_metrics(
+                    &inputs.set,
+                    &inputs.dataset,
+                    &inputs.workspace,
+                    progress,
+                    cancel,
+                )
+            },
+        ));
+    }
+
+    pub(super) fn start_export(&mut self, ctx: &egui::Context, out: Option<PathBuf>) {
+        let (Some(session), Some(result)) = (&self.session, &self.results.quadrant) else {
+            self.error = Some("no quadrant chart to export yet".into());
+            return;
+        };
+        let out = out.unwrap_or_else(|| {
+            session.workspace.dir().join(format!(
+                "quadrant.{}.{}x{}.png",
+                session.set.meta.encoder.model.name(),
+                result.chart.listings.len(),
+                result.chart.views
+            ))
+        });
+        // The worker renders from its own copy of the chart.
+        let (chart, range, model) = (result.chart.clone(), result.range, result.model.clone());
+        let title = format!("exporting {}", out.display());
+        self.jobs.export = Some(Job::spawn("export", title, ctx, move |_, _| {
+            work::export_quadrant(&chart, range, &model, &out)
+        }));
+    }
+
+    pub(super) fn start_query(&mut self, ctx: &egui::Context, path: PathBuf) {
+        let Some(session) = &self.session else {
+            self.error = Some(format!(
+                "{}: open a dataset before querying by image",
+                path.display()
+            ));
+            return;
+        };
+        let spec = session.set.meta.encoder.clone();
+        let title = format!("embedding {}", path.display());
+        self.jobs.query = Some(Job::spawn("query", title, ctx, move |_, _| {
+            work::embed_image_query(path, &spec)
+        }));
+    }
+
+    pub(super) fn start_finetune(&mut self, ctx: &egui::Context, settings: FinetuneSettings) {
+        let Some(inputs) = self.job_inputs() else {
+            return;
+        };
+        if self.jobs.finetune.is_some() {
+            self.error = Some("a fine-tune is already running (cancel it first)".into());
+            return;
+        }
+        let live = SharedLiveTraining::default();
+        let worker_live = live.clone();
+        let title = format!(
+            "fine-tuning {} ({} steps)",
+            settings.from.workspace_key(),
+            settings.steps
+        );
+        let job = Job::spawn("finetune", title, ctx, move |progress, cancel| {
+            run_finetune(
+                &inputs.dataset,
+                &inputs.workspace,
+                settings,
+                &worker_live,
+                progress,
+                cancel,
+            )
+        });
+        self.jobs.finetune = Some((job, live));
+    }
+
+    /// Takes what the workers sent: progress, results, errors.
+    pub(super) fn poll_jobs(&mut self, ctx: &egui::Context) {
+        match poll_slot(&mut self.jobs.open) {
+            Some(Ok(session)) => {
+                self.jobs.cancel_analyses();
+                self.session = Some(session);
+                self.results = Results::default();
+                self.metrics_requested = false;
+                self.thumbnails = ui::ThumbnailCache::default();
+                self.views.gallery.set_subset(None);
+                self.views.scatter = ui::ScatterState::default();
+                // PCA and the quadrant chart are quick: have them ready when their views open.
+                self.start_projection(ctx);
+                let params = self.state.quadrant.clone();
+                self.start_quadrant(
+                    ctx,
+                    QuadrantParams {
+                        picked: Vec::new(),
+                        ..params
+                    },
+                );
+            }
+            Some(Err(e)) => self.error = Some(e),
+            None => {}
+        }
+        match poll_slot(&mut self.jobs.quadrant) {
+            Some(Ok(result)) => self.results.quadrant = Some(result),
+            Some(Err(e)) => self.error = Some(format!("quadrant chart: {e}")),
+            None => {}
+        }
+        match poll_slot(&mut self.jobs.export) {
+            Some(Ok(path)) => self.notice = Some(format!("quadrant chart → {}", path.display())),
+            Some(Err(e)) => self.error = Some(e),
+            None => {}
+        }
+        match poll_slot(&mut self.jobs.projection) {
+            Some(Ok(result)) => self.results.projection = Some(result),
+            Some(Err(e)) => self.error = Some(format!("projection: {e}")),
+            None => {}
+        }
+        match poll_slot(&mut self.jobs.metrics) {
+            Some(Ok(result)) => self.results.metrics = Some(result),
+            Some(Err(e)) => self.error = Some(format!("metrics: {e}")),
+            None => {}
+        }
+        match poll_slot(&mut self.jobs.query) {
+            Some(Ok(query)) => {
+                if let Some(session) = &mut self.session {
+                    if let Err(e) = session.select_image(query.path, &query.vector, query.thumbnail)
+                    {
+                        self.error = Some(e);
+                    }
+                }
+            }
+            Some(Err(e)) => self.error = Some(e),
+            None => {}
+        }
+        let finetune_outcome = match self.jobs.finetune.as_mut().map(|(job, _)| job.poll()) {
+            Some(JobPoll::Done(outcome)) => Some(Ok(outcome)),
+            Some(JobPoll::Failed(e)) => Some(Err(e)),
+            Some(JobPoll::Running) | None => None,
+        };
+        match finetune_outcome {
+            Some(Ok(outcome)) => {
+                self.jobs.finetune = None;
+                self.finish_finetune(outcome);
+            }
+            Some(Err(e)) => {
+                self.jobs.finetune = None;
+                self.error = Some(format!("fine-tune: {e}"));
+            }
+            None => {}
+        }
+    }
+
+    /// A fine-tune ended: keep its report; when it finished on the open dataset, switch to the
+    /// fine-tuned encoder (the one it started from stays one flip away).
+    fn finish_finetune(&mut self, outcome: FinetuneOutcome) {
+        let on_open_dataset = self
+            .session
+            .as_ref()
+            .is_some_and(|s| s.dataset.source == outcome.dataset);
+        match &outcome.trained {
+            Some(trained) => {
+                self.notice = Some(format!(
+                    "fine-tuned encoder → {}",
+                    trained
+                        .weights
+                        .as_deref()
+                        .map_or(String::new(), |w| w.display().to_string())
+                ));
+                if on_open_dataset {
+                    let trained = trained.clone();
+                    self.spec = outcome.settings.from.clone();
+                    self.commands.push(Command::UseEncoder(trained));
+                }
+            }
+            None => {
+                self.notice = Some(format!(
+                    "fine-tune stopped after step {}; checkpoint kept → {} (Resume continues it)",
+                    outcome.report.steps_done,
+                    outcome.checkpoint.display()
+                ));
+            }
+        }
+        self.finetune_result = Some(outcome);
+    }
+}
