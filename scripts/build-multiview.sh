@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Builds natview's "multiview" development dataset: 1,000 3-D objects, each photographed from 8
 # named camera kinds (front, front-left, left, back-left, back, back-right, right, top), like the
-# photos of a marketplace listing. One listing per object (object-000 … object-999; 168 is left
-# out, its mesh is broken), label = the
-# object's colour name, and the camera kind, yaw, pitch and distance as manifest columns, so a
-# whole kind of view can be held out (`natview eval … --queries-where camera=top`).
+# photos of a marketplace listing. One listing per object (object-000 … object-999, less
+# object-168 whose mesh is broken: 999 listings, 7,992 images), label = the object's colour
+# name (10 names), and the camera kind, yaw, pitch and distance as manifest columns, so a whole
+# kind of view can be held out (`natview eval … --queries-where camera=top`).
 #
 # The meshes are pybullet's random_urdfs (pybullet_data/random_urdfs/000-999), rendered on the
 # CPU with pybullet's TinyRenderer (scripts/render_multiview.py). pybullet and its data are under
