@@ -261,6 +261,9 @@ fn loss_plot(ui: &mut egui::Ui, losses: &[f32], name: &str) {
         });
 }
 
+/// Reads one figure out of a held-out summary.
+type SummaryColumn = fn(&EvalSummary) -> f64;
+
 /// The held-out report of a fine-tune (before / after / pixels), with buttons to use the
 /// fine-tuned encoder or flip back to the one before. Also shown in the Metrics view.
 pub fn finetune_report_ui(
@@ -280,7 +283,7 @@ pub fn finetune_report_ui(
         report.heldout_images
     ));
     let after = report.after.as_ref();
-    let rows: [(&str, fn(&EvalSummary) -> f64); 5] = [
+    let rows: [(&str, SummaryColumn); 5] = [
         ("recall@1", |s| s.recall_at_1),
         ("recall@5", |s| s.recall_at_5),
         ("recall@10", |s| s.recall_at_10),
