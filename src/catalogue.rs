@@ -3,6 +3,7 @@
 //! finetune`), and the raw-pixel baseline. The app's model picker and the Metrics comparison
 //! list them; the CLI takes any of them with `--model`/`--weights`.
 
+use crate::dataset::Dataset;
 use crate::encoder::{EncoderSpec, ModelKind};
 use crate::train::{checkpoint, WeightsMeta};
 use crate::workspace::Workspace;
@@ -25,14 +26,83 @@ impl AvailableEncoder {
     }
 }
 
+/// The EfficientNet-Lite0 fine-tuned on the full emoji set, shipped for that domain.
+pub const EMOJI_MODEL_FILE: &str = "effnet-lite0-emoji.safetensors";
+
+/// The designs `scripts/build-demo.sh` renders: a dataset whose `design` column holds only
+/// these is of the emoji domain (the demo, the full set, or a slice of them).
+const EMOJI_DESIGNS: [&str; 5] = [
+    "noto",
+    "twemoji",
+    "fluent-flat",
+    "fluent-modern",
+    "fluent-high-contrast",
+];
+
+/// Whether `dataset` is of the emoji domain the shipped emoji model was fine-tuned for.
+pub fn is_emoji_dataset(dataset: &Dataset) -> bool {
+    !dataset.items.is_empty()
+        && dataset.items.iter().all(|item| {
+            item.metadata
+                .get("design")
+                .is_some_and(|d| EMOJI_DESIGNS.contains(&d.as_str()))
+        })
+}
+
+/// Fine-tuned weights read as an encoder: their model, at the size they were trained at.
+fn finetuned_spec(path: std::path::PathBuf) -> Option<EncoderSpec> {
+    let meta: WeightsMeta = checkpoint::read_meta(&path).ok()?;
+    Some(EncoderSpec {
+        model: meta.model,
+        input_size_px: meta.input_size_px,
+        weights: Some(path),
+        seed: 0,
+    })
+}
+
+/// The default encoder for `dataset`: the fine-tuned descendant of EfficientNet-Lite0 shipped
+/// for its domain where there is one (emoji), else the ImageNet-pretrained EfficientNet-Lite0.
+pub fn default_encoder_for(dataset: &Dataset) -> EncoderSpec {
+    let emoji = crate::encoder::models_dir().join(EMOJI_MODEL_FILE);
+    if emoji.is_file() && is_emoji_dataset(dataset) {
+        if let Some(spec) = finetuned_spec(emoji) {
+            return spec;
+        }
+    }
+    EncoderSpec::default_model()
+}
+
+/// Fine-tuned encoders shipped in `models/` (not a model's own shipped weights).
+fn shipped_finetunes() -> Vec<AvailableEncoder> {
+    let own: Vec<std::path::PathBuf> = ModelKind::ALL
+        .iter()
+        .filter_map(|m| m.shipped_weights())
+        .collect();
+    let mut paths: Vec<std::path::PathBuf> = std::fs::read_dir(crate::encoder::models_dir())
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
+        .filter(|p| !own.iter().any(|o| o.file_name() == p.file_name()))
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .filter_map(finetuned_spec)
+        .map(AvailableEncoder::new)
+        .collect()
+}
+
 /// The encoders available for the dataset whose workspace is `workspace`: shipped models first
-/// (the default first of all), then fine-tuned ones (newest first), then raw pixels.
+/// (the default first of all), the fine-tuned ones shipped in `models/`, then those fine-tuned
+/// into the workspace (newest first), then raw pixels.
 pub fn available_encoders(workspace: &Workspace) -> Vec<AvailableEncoder> {
     let mut list: Vec<AvailableEncoder> = ModelKind::ALL
         .iter()
         .filter(|m| m.shipped_weights().is_some())
         .map(|&m| AvailableEncoder::new(EncoderSpec::pretrained(m)))
         .collect();
+    list.extend(shipped_finetunes());
     let mut tuned: Vec<(std::time::SystemTime, AvailableEncoder)> =
         std::fs::read_dir(workspace.dir())
             .into_iter()
@@ -43,15 +113,8 @@ pub fn available_encoders(workspace: &Workspace) -> Vec<AvailableEncoder> {
                 if !name.starts_with("finetuned") || !name.ends_with(".safetensors") {
                     return None;
                 }
-                let meta: WeightsMeta = checkpoint::read_meta(&path).ok()?;
                 let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok()?;
-                let spec = EncoderSpec {
-                    model: meta.model,
-                    input_size_px: meta.input_size_px,
-                    weights: Some(path),
-                    seed: 0,
-                };
-                Some((modified, AvailableEncoder::new(spec)))
+                Some((modified, AvailableEncoder::new(finetuned_spec(path)?)))
             })
             .collect();
     tuned.sort_by_key(|entry| std::cmp::Reverse(entry.0));
@@ -81,5 +144,38 @@ mod tests {
             assert_eq!(list[0].name, "effnet-lite0");
             assert_eq!(list[0].spec, EncoderSpec::default_model());
         }
+    }
+
+    #[test]
+    fn emoji_datasets_default_to_the_emoji_model_and_others_to_the_pretrained_one() {
+        let demo = crate::dataset::load_dataset(&crate::dataset::demo_dataset_path())
+            .expect("the committed demo loads");
+        assert!(is_emoji_dataset(&demo));
+        let spec = default_encoder_for(&demo);
+        if crate::encoder::models_dir()
+            .join(EMOJI_MODEL_FILE)
+            .is_file()
+        {
+            assert_eq!(spec.model, ModelKind::EffnetLite0);
+            assert!(spec
+                .weights
+                .as_deref()
+                .is_some_and(|w| w.ends_with(EMOJI_MODEL_FILE)));
+            assert_eq!(spec.input_size_px, 96, "embeds at its training size");
+        }
+        let photos = crate::dataset::load_dataset(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/photos"),
+        )
+        .expect("the test photos load");
+        assert!(!is_emoji_dataset(&photos));
+        assert_eq!(default_encoder_for(&photos), EncoderSpec::default_model());
+        // The shipped fine-tune is offered once, not as a duplicate of a model's own weights.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let list = available_encoders(&Workspace::at(dir.path()));
+        let compact = list
+            .iter()
+            .filter(|e| e.spec.weights == ModelKind::Compact.shipped_weights())
+            .count();
+        assert!(compact <= 1, "{list:?}");
     }
 }

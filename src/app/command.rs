@@ -77,6 +77,7 @@ impl NatviewApp {
     /// Embeds the open dataset with `spec` (or reuses its embeddings) and switches to it,
     /// remembering the encoder it replaces for [`Command::FlipEncoder`].
     fn use_encoder(&mut self, ctx: &egui::Context, spec: EncoderSpec) {
+        self.spec_chosen = true;
         if spec != self.spec {
             self.previous_spec = Some(std::mem::replace(&mut self.spec, spec));
         }

@@ -211,6 +211,8 @@ impl NatviewApp {
         match poll_slot(&mut self.jobs.open) {
             Some(Ok(session)) => {
                 self.jobs.cancel_analyses();
+                // The encoder the dataset opened with (its default, unless one was chosen).
+                self.spec = session.set.meta.encoder.clone();
                 self.session = Some(session);
                 self.results = Results::default();
                 self.metrics_requested = false;

@@ -103,6 +103,9 @@ struct ViewStates {
 pub struct NatviewApp {
     state: PersistedState,
     spec: EncoderSpec,
+    /// Whether `spec` was chosen (on the command line or in the Model menu); if not, each
+    /// dataset opens with its own default encoder.
+    spec_chosen: bool,
     /// The encoder used before `spec` (for flipping between two).
     previous_spec: Option<EncoderSpec>,
     session: Option<Session>,
@@ -128,6 +131,7 @@ impl NatviewApp {
         Self {
             state: PersistedState::default(),
             spec,
+            spec_chosen: true,
             previous_spec: None,
             session: None,
             jobs: job_slots::Jobs::default(),
@@ -150,9 +154,11 @@ impl NatviewApp {
     pub fn new(
         cc: &eframe::CreationContext<'_>,
         dataset: Option<PathBuf>,
-        spec: EncoderSpec,
+        spec: Option<EncoderSpec>,
     ) -> Self {
-        let mut app = Self::empty(spec);
+        let chosen = spec.is_some();
+        let mut app = Self::empty(spec.unwrap_or_else(EncoderSpec::default_model));
+        app.spec_chosen = chosen;
         if let Some(storage) = cc.storage {
             if let Some(state) = eframe::get_value::<PersistedState>(storage, eframe::APP_KEY) {
                 app.state = state;
@@ -170,7 +176,7 @@ impl NatviewApp {
         self.jobs.cancel(JobKind::Open);
         self.error = None;
         self.state.dataset = Some(path.clone());
-        let spec = self.spec.clone();
+        let spec = self.spec_chosen.then(|| self.spec.clone());
         let title = format!("opening {}", path.display());
         self.jobs.open = Some(Job::spawn("open", title, ctx, move |progress, cancel| {
             open_dataset(&path, spec, progress, cancel)
@@ -384,13 +390,12 @@ impl eframe::App for NatviewApp {
     }
 }
 
-/// The encoder the app uses by default: the shipped model (untrained compact without it).
-pub fn default_spec() -> EncoderSpec {
-    EncoderSpec::default_model()
-}
-
-/// Opens the window (blocking until it is closed).
-pub fn run_window(dataset: Option<PathBuf>, spec: EncoderSpec) -> Result<(), eframe::Error> {
+/// Opens the window (blocking until it is closed); `spec: None` opens each dataset with its
+/// default encoder.
+pub fn run_window(
+    dataset: Option<PathBuf>,
+    spec: Option<EncoderSpec>,
+) -> Result<(), eframe::Error> {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("natview")

@@ -18,14 +18,17 @@ pub const THUMBNAIL_PX: u32 = 64;
 /// Thumbnails decoded (in parallel) between two progress reports.
 const THUMBNAIL_CHUNK: usize = 256;
 
-/// Opens `path` with the encoder `spec`: the work of a [`JobKind::Open`](super::JobKind) job.
+/// Opens `path` with the encoder `spec` (`None`: the default for the dataset, see
+/// [`default_encoder_for`](crate::catalogue::default_encoder_for)): the work of a
+/// [`JobKind::Open`](super::JobKind) job.
 pub fn open_dataset(
     path: &std::path::Path,
-    spec: EncoderSpec,
+    spec: Option<EncoderSpec>,
     progress: &dyn ProgressSink,
     cancel: &CancelFlag,
 ) -> Result<Session, String> {
     let dataset = load_dataset(path).map_err(|e| e.to_string())?;
+    let spec = spec.unwrap_or_else(|| crate::catalogue::default_encoder_for(&dataset));
     let workspace = Workspace::for_dataset(&dataset, None);
     let request = EmbedRequest {
         spec,

@@ -88,7 +88,8 @@ fn short_path(path: &Path) -> String {
 pub fn embed(path: &Path, common: &CommonArgs) -> anyhow::Result<Embedded> {
     let dataset = load(path)?;
     let workspace = Workspace::for_dataset(&dataset, common.workspace.as_deref());
-    let set = embed_with(&dataset, &workspace, common.spec()?, common)?;
+    let spec = common.spec_for(&dataset)?;
+    let set = embed_with(&dataset, &workspace, spec, common)?;
     Ok(Embedded {
         dataset,
         workspace,

@@ -143,6 +143,21 @@ impl CommonArgs {
             .map_or(ModelKind::EffnetLite0, |meta| meta.model))
     }
 
+    /// Whether the options name an encoder (else each dataset gets its default one).
+    fn chooses_encoder(&self) -> bool {
+        self.model.is_some() || self.weights.is_some() || self.untrained || self.size.is_some()
+    }
+
+    /// The encoder for `dataset`: the one the options name, else the dataset's default (the
+    /// shipped emoji fine-tune for emoji datasets, the pretrained EfficientNet-Lite0 else).
+    fn spec_for(&self, dataset: &natview::dataset::Dataset) -> anyhow::Result<EncoderSpec> {
+        if self.chooses_encoder() {
+            self.spec()
+        } else {
+            Ok(natview::catalogue::default_encoder_for(dataset))
+        }
+    }
+
     fn spec(&self) -> anyhow::Result<EncoderSpec> {
         let model = self.model_kind()?;
         // Fine-tuned weights embed at the size they were trained (and evaluated) at.
@@ -315,7 +330,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 /// Opens the desktop window on `dataset` (or an empty one).
 #[cfg(feature = "gui")]
 fn open_window(dataset: Option<PathBuf>, common: &CommonArgs) -> anyhow::Result<()> {
-    natview::app::run_window(dataset, common.spec()?)
+    let spec = if common.chooses_encoder() {
+        Some(common.spec()?)
+    } else {
+        None
+    };
+    natview::app::run_window(dataset, spec)
         .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
 }
 
