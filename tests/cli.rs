@@ -71,16 +71,33 @@ fn manifest_pipeline_reports_bad_rows_and_writes_every_output() {
     let manifest = manifest_dataset(dir.path());
     let m = manifest.to_str().expect("utf-8");
 
-    // The default encoder is the shipped model when it is in models/.
+    // The default encoder of an emoji dataset (a `design` column of emoji designs) is the
+    // emoji fine-tune shipped in models/, at the size it was trained at.
     let out = natview(&["embed", m], dir.path());
     let err = text(&out.stderr);
     assert!(out.status.success(), "{err}");
+    let emoji_model = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("models")
+        .join(natview::catalogue::EMOJI_MODEL_FILE);
+    if emoji_model.is_file() {
+        assert!(
+            err.contains("effnet-lite0 @96px, weights effnet-lite0-emoji.safetensors"),
+            "{err}"
+        );
+        assert!(!err.contains("untrained"), "{err}");
+    }
+    // --model picks the pretrained EfficientNet-Lite0 with its shipped weights.
     if natview::encoder::ModelKind::EffnetLite0
         .shipped_weights()
         .is_some()
     {
-        assert!(err.contains("weights effnet-lite0.safetensors"), "{err}");
-        assert!(!err.contains("untrained"), "{err}");
+        let out = natview(&["embed", m, "--model", "effnet-lite0"], dir.path());
+        let err = text(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        assert!(
+            err.contains("effnet-lite0 @224px, weights effnet-lite0.safetensors"),
+            "{err}"
+        );
     }
 
     let out = natview(&["embed", m, "--untrained"], dir.path());

@@ -435,7 +435,7 @@ fn heldout_listings(file: Option<&Path>, common: &CommonArgs) -> anyhow::Result<
 pub fn eval(args: &EvalArgs, common: &CommonArgs) -> anyhow::Result<()> {
     // `--untrained --heldout W`: the "before" column of W's run, so W's architecture.
     let mut common = common.clone();
-    if let (None, Some(Some(file))) = (&common.model, &args.heldout) {
+    if let (None, Some(Some(file)), true) = (&common.model, &args.heldout, common.untrained) {
         if let Ok(meta) = natview::train::checkpoint::read_meta::<natview::train::WeightsMeta>(file)
         {
             common.model = Some(meta.model.name().to_string());

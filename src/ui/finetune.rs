@@ -34,6 +34,22 @@ pub fn finetune_ui(
     state: &mut FinetuneViewState,
     commands: &mut Vec<Command>,
 ) {
+    egui::ScrollArea::vertical()
+        .auto_shrink([false, false])
+        .show(ui, |ui| {
+            finetune_body(ui, session, current, live, last, state, commands);
+        });
+}
+
+fn finetune_body(
+    ui: &mut egui::Ui,
+    session: &Session,
+    current: &EncoderSpec,
+    live: Option<&LiveTraining>,
+    last: Option<&FinetuneOutcome>,
+    state: &mut FinetuneViewState,
+    commands: &mut Vec<Command>,
+) {
     let trainable: Vec<&EncoderSpec> = session
         .encoders
         .iter()
@@ -100,7 +116,12 @@ pub fn finetune_ui(
     } else if let Some(last) = last {
         ui.add_space(6.0);
         ui.separator();
-        loss_plot(ui, &last.report.loss_curve, "loss (mean of 10 steps)");
+        loss_plot(
+            ui,
+            &last.report.loss_curve,
+            crate::train::LOSS_BLOCK,
+            "loss (mean of 10 steps)",
+        );
         finetune_report_ui(ui, last, current, commands);
     }
 }
@@ -239,17 +260,18 @@ fn live_ui(ui: &mut egui::Ui, live: &LiveTraining) {
         "{} · step {}/{} · {:.2} steps/s{eta}",
         live.phase, live.step, live.total, live.steps_per_sec
     )));
-    loss_plot(ui, &live.losses, "loss per step");
+    loss_plot(ui, &live.losses, 1, "loss per step");
 }
 
-fn loss_plot(ui: &mut egui::Ui, losses: &[f32], name: &str) {
+/// The loss curve; each value covers `steps_per_point` steps (plotted at the block's last step).
+fn loss_plot(ui: &mut egui::Ui, losses: &[f32], steps_per_point: usize, name: &str) {
     if losses.is_empty() {
         return;
     }
     let points: Vec<[f64; 2]> = losses
         .iter()
         .enumerate()
-        .map(|(i, &l)| [(i + 1) as f64, f64::from(l)])
+        .map(|(i, &l)| [((i + 1) * steps_per_point) as f64, f64::from(l)])
         .collect();
     Plot::new("finetune-loss")
         .height(180.0)

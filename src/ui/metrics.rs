@@ -87,6 +87,31 @@ pub fn metrics_ui(
     current: &EncoderSpec,
     commands: &mut Vec<Command>,
 ) {
+    egui::ScrollArea::both()
+        .auto_shrink([false, false])
+        .show(ui, |ui| {
+            metrics_body(ui, result, busy, finetune, current, commands);
+        });
+}
+
+/// A column title short enough for the table (the full name is in its tooltip): fine-tuned
+/// encoders are named by their workspace key, which spells out every training option.
+fn column_title(name: &str) -> String {
+    const MAX: usize = 28;
+    match name.split_once('@') {
+        Some((model, _)) if name.chars().count() > MAX => format!("{model} fine-tuned…"),
+        _ => name.to_string(),
+    }
+}
+
+fn metrics_body(
+    ui: &mut egui::Ui,
+    result: Option<&MetricsResult>,
+    busy: bool,
+    finetune: Option<&FinetuneOutcome>,
+    current: &EncoderSpec,
+    commands: &mut Vec<Command>,
+) {
     if let Some(outcome) = finetune {
         super::finetune_report_ui(ui, outcome, current, commands);
         ui.separator();
@@ -140,7 +165,8 @@ pub fn metrics_ui(
         .show(ui, |ui| {
             ui.strong("metric");
             for (name, report) in &columns {
-                ui.strong(*name).on_hover_text(&report.model);
+                ui.strong(column_title(name))
+                    .on_hover_text(format!("{name}\n{}", report.model));
                 ui.label("");
             }
             ui.end_row();
@@ -191,4 +217,19 @@ fn bar(ui: &mut egui::Ui, fraction: f32, colour: egui::Color32) {
     let mut filled = rect;
     filled.set_width(rect.width() * fraction.clamp(0.0, 1.0));
     painter.rect_filled(filled, 2.0, colour);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::column_title;
+
+    #[test]
+    fn long_fine_tuned_names_are_shortened_and_short_names_kept() {
+        assert_eq!(column_title("effnet-lite0"), "effnet-lite0");
+        assert_eq!(column_title("compact@mine"), "compact@mine");
+        assert_eq!(
+            column_title("effnet-lite0@finetuned.effnet-lite0.infonce.from-x.300x32.96px"),
+            "effnet-lite0 fine-tuned…"
+        );
+    }
 }
