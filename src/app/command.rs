@@ -76,7 +76,7 @@ pub enum Command {
 impl NatviewApp {
     /// Embeds the open dataset with `spec` (or reuses its embeddings) and switches to it,
     /// remembering the encoder it replaces for [`Command::FlipEncoder`].
-    fn use_encoder(&mut self, ctx: &egui::Context, spec: EncoderSpec) {
+    pub(super) fn use_encoder(&mut self, ctx: &egui::Context, spec: EncoderSpec) {
         self.spec_chosen = true;
         if spec != self.spec {
             self.previous_spec = Some(std::mem::replace(&mut self.spec, spec));

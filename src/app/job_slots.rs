@@ -3,7 +3,7 @@
 
 use super::finetune_job::{run_finetune, FinetuneOutcome, LiveTraining, SharedLiveTraining};
 use super::{
-    work, Command, FinetuneSettings, ImageQuery, Job, JobKind, JobPoll, JobStatus, MetricsResult,
+    work, FinetuneSettings, ImageQuery, Job, JobKind, JobPoll, JobStatus, MetricsResult,
     NatviewApp, ProjectionResult, QuadrantResult, Results, Session,
 };
 use crate::analysis::QuadrantParams;
@@ -19,7 +19,9 @@ pub(super) struct Jobs {
     projection: Option<Job<ProjectionResult>>,
     pub(super) metrics: Option<Job<MetricsResult>>,
     query: Option<Job<ImageQuery>>,
-    finetune: Option<(Job<FinetuneOutcome>, SharedLiveTraining)>,
+    finetune: Option<Job<FinetuneOutcome>>,
+    /// What the running fine-tune has done so far (replaced when one starts).
+    finetune_live: SharedLiveTraining,
 }
 
 impl Jobs {
@@ -31,7 +33,7 @@ impl Jobs {
             JobKind::Projection => self.projection.as_ref().map(|j| j.status(kind)),
             JobKind::Metrics => self.metrics.as_ref().map(|j| j.status(kind)),
             JobKind::Query => self.query.as_ref().map(|j| j.status(kind)),
-            JobKind::Finetune => self.finetune.as_ref().map(|(j, _)| j.status(kind)),
+            JobKind::Finetune => self.finetune.as_ref().map(|j| j.status(kind)),
         }
     }
 
@@ -54,7 +56,7 @@ impl Jobs {
             JobKind::Metrics => self.metrics = None,
             JobKind::Query => self.query = None,
             JobKind::Finetune => {
-                if let Some((job, _)) = &self.finetune {
+                if let Some(job) = &self.finetune {
                     job.cancel();
                 }
             }
@@ -72,8 +74,9 @@ impl Jobs {
 
     /// The live state of the running fine-tune, if one runs.
     pub(super) fn finetune_live(&self) -> Option<LiveTraining> {
-        let (_, live) = self.finetune.as_ref()?;
-        Some(live.lock().unwrap_or_else(|e| e.into_inner()).clone())
+        self.finetune.as_ref()?;
+        let live = self.finetune_live.lock();
+        Some(live.unwrap_or_else(|e| e.into_inner()).clone())
     }
 }
 
@@ -203,7 +206,8 @@ impl NatviewApp {
                 cancel,
             )
         });
-        self.jobs.finetune = Some((job, live));
+        self.jobs.finetune = Some(job);
+        self.jobs.finetune_live = live;
     }
 
     /// Takes what the workers sent: progress, results, errors.
@@ -265,27 +269,16 @@ impl NatviewApp {
             Some(Err(e)) => self.error = Some(e),
             None => {}
         }
-        let finetune_outcome = match self.jobs.finetune.as_mut().map(|(job, _)| job.poll()) {
-            Some(JobPoll::Done(outcome)) => Some(Ok(outcome)),
-            Some(JobPoll::Failed(e)) => Some(Err(e)),
-            Some(JobPoll::Running) | None => None,
-        };
-        match finetune_outcome {
-            Some(Ok(outcome)) => {
-                self.jobs.finetune = None;
-                self.finish_finetune(outcome);
-            }
-            Some(Err(e)) => {
-                self.jobs.finetune = None;
-                self.error = Some(format!("fine-tune: {e}"));
-            }
+        match poll_slot(&mut self.jobs.finetune) {
+            Some(Ok(outcome)) => self.finish_finetune(ctx, outcome),
+            Some(Err(e)) => self.error = Some(format!("fine-tune: {e}")),
             None => {}
         }
     }
 
     /// A fine-tune ended: keep its report; when it finished on the open dataset, switch to the
-    /// fine-tuned encoder (the one it started from stays one flip away).
-    fn finish_finetune(&mut self, outcome: FinetuneOutcome) {
+    /// fine-tuned encoder, with the one it started from one flip away.
+    fn finish_finetune(&mut self, ctx: &egui::Context, outcome: FinetuneOutcome) {
         let on_open_dataset = self
             .session
             .as_ref()
@@ -300,9 +293,8 @@ impl NatviewApp {
                         .map_or(String::new(), |w| w.display().to_string())
                 ));
                 if on_open_dataset {
-                    let trained = trained.clone();
-                    self.spec = outcome.settings.from.clone();
-                    self.commands.push(Command::UseEncoder(trained));
+                    self.use_encoder(ctx, trained.clone());
+                    self.previous_spec = Some(outcome.settings.from.clone());
                 }
             }
             None => {

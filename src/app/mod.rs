@@ -326,6 +326,10 @@ impl NatviewApp {
             });
         let busy = |kind: JobKind| statuses.iter().any(|s| s.kind == kind);
         let finetune_live = self.jobs.finetune_live();
+        let finetune_result = self
+            .finetune_result
+            .as_ref()
+            .filter(|f| f.dataset == session.dataset.source);
         egui::CentralPanel::default().show(ui, |ui| match self.state.view {
             View::Gallery => ui::gallery_ui(
                 ui,
@@ -351,32 +355,39 @@ impl NatviewApp {
                 &mut self.thumbnails,
                 &mut self.commands,
             ),
-            View::Metrics => ui::metrics_ui(
-                ui,
-                self.results.metrics.as_ref(),
-                busy(JobKind::Metrics),
-                self.finetune_result
-                    .as_ref()
-                    .filter(|f| f.dataset == session.dataset.source),
-                &self.spec,
-                &mut self.commands,
-            ),
-            View::Finetune => ui::finetune_ui(
-                ui,
-                session,
-                &self.spec,
-                finetune_live.as_ref(),
-                self.finetune_result
-                    .as_ref()
-                    .filter(|f| f.dataset == session.dataset.source),
-                &mut self.views.finetune,
-                &mut self.commands,
-            ),
+            View::Metrics => scrolled(ui, |ui| {
+                ui::metrics_ui(
+                    ui,
+                    self.results.metrics.as_ref(),
+                    busy(JobKind::Metrics),
+                    finetune_result,
+                    &self.spec,
+                    &mut self.commands,
+                )
+            }),
+            View::Finetune => scrolled(ui, |ui| {
+                ui::finetune_ui(
+                    ui,
+                    session,
+                    &self.spec,
+                    finetune_live.as_ref(),
+                    finetune_result,
+                    &mut self.views.finetune,
+                    &mut self.commands,
+                )
+            }),
             View::Labels => {
                 ui::labels_view_ui(ui, session, &mut self.views.labelling, &mut self.commands)
             }
         });
     }
+}
+
+/// Draws a view that can be taller or wider than the panel inside scroll bars.
+fn scrolled(ui: &mut egui::Ui, view: impl FnOnce(&mut egui::Ui)) {
+    egui::ScrollArea::both()
+        .auto_shrink([false, false])
+        .show(ui, view);
 }
 
 impl eframe::App for NatviewApp {

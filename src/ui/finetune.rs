@@ -34,22 +34,6 @@ pub fn finetune_ui(
     state: &mut FinetuneViewState,
     commands: &mut Vec<Command>,
 ) {
-    egui::ScrollArea::vertical()
-        .auto_shrink([false, false])
-        .show(ui, |ui| {
-            finetune_body(ui, session, current, live, last, state, commands);
-        });
-}
-
-fn finetune_body(
-    ui: &mut egui::Ui,
-    session: &Session,
-    current: &EncoderSpec,
-    live: Option<&LiveTraining>,
-    last: Option<&FinetuneOutcome>,
-    state: &mut FinetuneViewState,
-    commands: &mut Vec<Command>,
-) {
     let trainable: Vec<&EncoderSpec> = session
         .encoders
         .iter()
@@ -168,57 +152,61 @@ fn settings_form(
             });
             ui.end_row();
 
-            let label = ui.label("Steps");
-            ui.add(egui::DragValue::new(&mut settings.steps).range(1..=100_000))
-                .labelled_by(label.id);
-            ui.end_row();
-            let label = ui.label("Listings per step");
-            ui.add(egui::DragValue::new(&mut settings.batch_size).range(2..=1024))
-                .labelled_by(label.id)
-                .on_hover_text("two views of each listing per step");
-            ui.end_row();
-            let label = ui.label("Learning rate");
-            ui.add(
+            setting_row(
+                ui,
+                "Steps",
+                None,
+                egui::DragValue::new(&mut settings.steps).range(1..=100_000),
+            );
+            setting_row(
+                ui,
+                "Listings per step",
+                Some("two views of each listing per step"),
+                egui::DragValue::new(&mut settings.batch_size).range(2..=1024),
+            );
+            setting_row(
+                ui,
+                "Learning rate",
+                None,
                 egui::DragValue::new(&mut settings.learning_rate)
                     .range(1e-5..=1.0)
                     .speed(0.001),
-            )
-            .labelled_by(label.id);
-            ui.end_row();
-            let label = ui.label("Input size (px)");
-            ui.add(egui::DragValue::new(&mut settings.input_size_px).range(32..=512))
-                .labelled_by(label.id)
-                .on_hover_text("smaller trains faster; the fine-tuned encoder embeds at this size");
-            ui.end_row();
-            let label = ui.label("Freeze stages");
-            ui.add(egui::DragValue::new(&mut settings.freeze).range(0..=8))
-                .labelled_by(label.id)
-                .on_hover_text("the first N stages stay fixed (stage 0 is the stem)");
-            ui.end_row();
-            let label = ui.label("Held-out listings");
-            ui.add(
+            );
+            setting_row(
+                ui,
+                "Input size (px)",
+                Some("smaller trains faster; the fine-tuned encoder embeds at this size"),
+                egui::DragValue::new(&mut settings.input_size_px).range(32..=512),
+            );
+            setting_row(
+                ui,
+                "Freeze stages",
+                Some("the first N stages stay fixed (stage 0 is the stem)"),
+                egui::DragValue::new(&mut settings.freeze).range(0..=8),
+            );
+            setting_row(
+                ui,
+                "Held-out listings",
+                None,
                 egui::DragValue::new(&mut settings.heldout_fraction)
                     .range(0.05..=0.5)
                     .speed(0.01)
                     .fixed_decimals(2),
-            )
-            .labelled_by(label.id);
-            ui.end_row();
-            let label = ui.label("Never train on");
-            ui.add(
+            );
+            setting_row(
+                ui,
+                "Never train on",
+                Some(
+                    "a whole kind of view kept out of training (e.g. design=twemoji); the report \
+                     then gives recall@1 for queries of that kind",
+                ),
                 egui::TextEdit::singleline(holdout_view_text)
                     .hint_text(match session.metadata_columns.first() {
                         Some(column) => format!("{column}=VALUE (blank: none)"),
                         None => "COLUMN=VALUE (blank: none)".to_string(),
                     })
                     .desired_width(220.0),
-            )
-            .labelled_by(label.id)
-            .on_hover_text(
-                "a whole kind of view kept out of training (e.g. design=twemoji); the report \
-                 then gives recall@1 for queries of that kind",
             );
-            ui.end_row();
             ui.label("Resume");
             let checkpoint = settings.checkpoint_path(&session.workspace);
             let can_resume = checkpoint.is_file();
@@ -232,6 +220,17 @@ fn settings_form(
             .on_hover_text(checkpoint.display().to_string());
             ui.end_row();
         });
+}
+
+/// One row of the settings grid: its name, then `widget` labelled by it (for screen readers
+/// and tests), with a tooltip where `hint` is given.
+fn setting_row(ui: &mut egui::Ui, name: &str, hint: Option<&str>, widget: impl egui::Widget) {
+    let label = ui.label(name);
+    let response = ui.add(widget).labelled_by(label.id);
+    if let Some(hint) = hint {
+        response.on_hover_text(hint);
+    }
+    ui.end_row();
 }
 
 fn parse_view_filter(text: &str) -> Result<Option<crate::dataset::ViewFilter>, String> {

@@ -77,23 +77,6 @@ const METRICS: [Metric; 8] = [
     },
 ];
 
-/// Draws the metrics view; `finetune` is the last fine-tune of the open dataset, whose
-/// held-out before / after table comes first.
-pub fn metrics_ui(
-    ui: &mut egui::Ui,
-    result: Option<&MetricsResult>,
-    busy: bool,
-    finetune: Option<&FinetuneOutcome>,
-    current: &EncoderSpec,
-    commands: &mut Vec<Command>,
-) {
-    egui::ScrollArea::both()
-        .auto_shrink([false, false])
-        .show(ui, |ui| {
-            metrics_body(ui, result, busy, finetune, current, commands);
-        });
-}
-
 /// A column title short enough for the table (the full name is in its tooltip): fine-tuned
 /// encoders are named by their workspace key, which spells out every training option.
 fn column_title(name: &str) -> String {
@@ -104,7 +87,9 @@ fn column_title(name: &str) -> String {
     }
 }
 
-fn metrics_body(
+/// Draws the metrics view; `finetune` is the last fine-tune of the open dataset, whose
+/// held-out before / after table comes first.
+pub fn metrics_ui(
     ui: &mut egui::Ui,
     result: Option<&MetricsResult>,
     busy: bool,
