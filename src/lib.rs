@@ -19,6 +19,8 @@ pub mod npy;
 pub mod pipeline;
 pub mod report;
 pub mod rng;
+pub mod scatter;
+pub mod thumbs;
 pub mod train;
 #[cfg(feature = "gui")]
 pub mod ui;

@@ -8,6 +8,7 @@ use crate::encoder::{choose_device, device_name, Encoder, EncoderError, EncoderS
 use crate::index::{exact_neighbours_all, HnswParams, IndexError, NeighbourIndex};
 use crate::jobs::{CancelFlag, Progress, ProgressSink};
 use crate::linalg::Matrix;
+use crate::thumbs::{thumbnail_bytes, ThumbnailStore, ThumbnailWriter};
 use crate::workspace::{EmbeddingStore, EmbeddingsMeta, Workspace, WorkspaceError};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -144,6 +145,18 @@ pub fn embed_dataset(
     let mut items: Vec<Item> = Vec::with_capacity(total);
     let mut skipped = dataset.skipped.clone();
     let svg_px = svg_size_px(request.spec.input_size_px);
+    // The images are decoded here anyway: keep a thumbnail of each for the app, unless a
+    // thumbnail file of this dataset exists already (embedded before with another encoder).
+    let thumbnails_path = workspace.thumbnails_path();
+    let mut thumbnails = if ThumbnailStore::is_made_from(&thumbnails_path, &dataset_fingerprint) {
+        None
+    } else {
+        Some(ThumbnailWriter::create(
+            &thumbnails_path,
+            &dataset_fingerprint,
+        )?)
+    };
+    let with_thumbnails = thumbnails.is_some();
     for (b, batch) in dataset.items.chunks(batch_size).enumerate() {
         if cancel.is_cancelled() {
             return Err(PipelineError::Cancelled);
@@ -152,16 +165,24 @@ pub fn embed_dataset(
             .par_iter()
             .map(|item| {
                 let path = dataset.item_path(item);
-                decode_rgb(&path, svg_px).map_err(|e| Skipped {
-                    path,
-                    reason: e.to_string(),
-                })
+                decode_rgb(&path, svg_px)
+                    .map(|image| {
+                        let thumbnail = with_thumbnails.then(|| thumbnail_bytes(&image)).flatten();
+                        (image, thumbnail)
+                    })
+                    .map_err(|e| Skipped {
+                        path,
+                        reason: e.to_string(),
+                    })
             })
             .collect();
         let mut images = Vec::with_capacity(batch.len());
         for (item, result) in batch.iter().zip(decoded) {
             match result {
-                Ok(image) => {
+                Ok((image, thumbnail)) => {
+                    if let Some(writer) = &mut thumbnails {
+                        writer.push(thumbnail.as_deref())?;
+                    }
                     images.push(image);
                     let mut item = item.clone();
                     item.id = items.len();
@@ -191,6 +212,9 @@ pub fn embed_dataset(
         data: rows.concat(),
     };
     let items_fingerprint = workspace.write_items(&items)?;
+    if let Some(writer) = thumbnails {
+        writer.finish(&items_fingerprint)?;
+    }
     let meta = EmbeddingsMeta {
         encoder: request.spec.clone(),
         weights_fingerprint: encoder.weights_fingerprint().to_string(),
@@ -248,6 +272,56 @@ fn fresh_embeddings(
         matrix,
         meta,
     })
+}
+
+/// Thumbnails decoded (in parallel) between two progress reports of [`ensure_thumbnails`].
+const THUMBNAIL_CHUNK: usize = 512;
+
+/// Opens the workspace's thumbnail file for these embeddings, or (when it is missing, stale or
+/// damaged) decodes every item again and writes it.
+pub fn ensure_thumbnails(
+    dataset: &Dataset,
+    workspace: &Workspace,
+    set: &EmbeddingSet,
+    progress: &dyn ProgressSink,
+    cancel: &CancelFlag,
+) -> Result<ThumbnailStore, PipelineError> {
+    let path = workspace.thumbnails_path();
+    let dataset_fingerprint = &set.meta.dataset_fingerprint;
+    let items_fingerprint = &set.meta.items_fingerprint;
+    if let Ok(store) = ThumbnailStore::open(&path, dataset_fingerprint, items_fingerprint) {
+        return Ok(store);
+    }
+    let svg_px = crate::thumbs::THUMBNAIL_PX;
+    let mut writer = ThumbnailWriter::create(&path, dataset_fingerprint)?;
+    let total = set.items.len();
+    for chunk in set.items.chunks(THUMBNAIL_CHUNK) {
+        if cancel.is_cancelled() {
+            return Err(PipelineError::Cancelled);
+        }
+        progress.report(Progress {
+            phase: "thumbnails".into(),
+            done: writer.len(),
+            total,
+        });
+        let encoded: Vec<Option<Vec<u8>>> = chunk
+            .par_iter()
+            .map(|item| {
+                decode_rgb(&dataset.item_path(item), svg_px)
+                    .ok()
+                    .and_then(|image| thumbnail_bytes(&image))
+            })
+            .collect();
+        for bytes in &encoded {
+            writer.push(bytes.as_deref())?;
+        }
+    }
+    writer.finish(items_fingerprint)?;
+    Ok(ThumbnailStore::open(
+        &path,
+        dataset_fingerprint,
+        items_fingerprint,
+    )?)
 }
 
 /// How an index job went.

@@ -60,9 +60,13 @@ fn clicking_an_image_lists_its_neighbours_with_the_right_ids() {
     let session = harness.state().session().expect("open");
     assert_eq!(session.set.items.len(), 60);
     assert_eq!(session.listings.len(), 12);
-    assert_eq!(session.thumbnails.len(), 60);
+    // Thumbnails come from the workspace's thumbnail file, written while embedding.
+    let natview::thumbs::ThumbnailSource::Store(store) = &session.thumbnails else {
+        panic!("thumbnails should come from the thumbnail file");
+    };
+    assert_eq!(store.len(), 60);
     assert!(
-        session.thumbnails.iter().all(Option::is_some),
+        (0..60).all(|i| store.get(i).is_some()),
         "every item has a thumbnail"
     );
     harness
@@ -75,6 +79,8 @@ fn clicking_an_image_lists_its_neighbours_with_the_right_ids() {
     assert_eq!(selection.item(), Some(7));
     let expected = session
         .index
+        .as_ref()
+        .expect("embedded")
         .search_excluding(session.set.matrix.row(7), 7, NEIGHBOURS_K, None)
         .expect("search");
     assert_eq!(selection.neighbours, expected);
@@ -368,6 +374,8 @@ fn an_external_image_is_embedded_and_queried() {
         .expect("embed");
     let expected = session
         .index
+        .as_ref()
+        .expect("embedded")
         .search(&vector, NEIGHBOURS_K, None)
         .expect("search");
     assert_eq!(selection.neighbours, expected);
@@ -482,4 +490,43 @@ fn a_finished_fine_tune_switches_encoders_shows_before_after_and_flips_back() {
         "projection-pca.{}.csv",
         test_spec().workspace_key()
     )));
+}
+
+#[test]
+fn opening_hands_over_a_preview_with_every_item_and_thumbnails_from_the_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = common::demo_slice(dir.path(), 5);
+    let slot = natview::app::PreviewSlot::default();
+    let session = natview::app::open_dataset(
+        &root,
+        Some(test_spec()),
+        &slot,
+        &natview::jobs::NoProgress,
+        &natview::jobs::CancelFlag::new(),
+    )
+    .expect("opens");
+    assert!(session.is_embedded());
+    let preview = slot
+        .lock()
+        .expect("slot")
+        .take()
+        .expect("a preview was handed over");
+    assert_eq!(preview.dataset.items.len(), 25);
+    let preview = natview::app::Session::preview(preview.dataset, preview.workspace, preview.spec);
+    assert!(!preview.is_embedded());
+    assert_eq!(preview.set.items.len(), 25);
+    assert_eq!(preview.listings.len(), 5);
+    let natview::thumbs::ThumbnailSource::Files(paths) = &preview.thumbnails else {
+        panic!("a preview decodes the image files");
+    };
+    assert_eq!(paths.len(), 25);
+    let thumbnail = preview.thumbnails.load(7).expect("decodes");
+    assert_eq!(thumbnail.dimensions(), (64, 64));
+    // Selecting in a preview works (no neighbours until the embeddings exist).
+    let mut preview = preview;
+    preview.select(3).expect("selects");
+    assert!(preview
+        .selection
+        .as_ref()
+        .is_some_and(|s| s.neighbours.is_empty()));
 }

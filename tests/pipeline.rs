@@ -257,3 +257,64 @@ fn cancelled_jobs_stop_and_leave_no_artefact() {
         &workspace.index_basename("compact")
     ));
 }
+
+#[test]
+fn embedding_writes_the_thumbnail_file_once_and_a_damaged_one_is_rebuilt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = common::demo_slice(dir.path(), 6);
+    let [_, _, _, _] = common::add_bad_files(&root);
+    let dataset = load_dataset(&root).expect("loads");
+    let workspace = Workspace::for_dataset(&dataset, None);
+    let (set, _) = embed(&dataset, &workspace, &request(ModelKind::Compact));
+    let path = workspace.thumbnails_path();
+    let fingerprints = (&set.meta.dataset_fingerprint, &set.meta.items_fingerprint);
+    let store = natview::thumbs::ThumbnailStore::open(&path, fingerprints.0, fingerprints.1)
+        .expect("written while embedding");
+    assert_eq!(
+        store.len(),
+        set.items.len(),
+        "one per embedded item, bad files left out"
+    );
+    // Row i is item i: its thumbnail looks like the image (mean colour within a few levels).
+    let mean = |image: &image::RgbImage| {
+        let sum: u64 = image
+            .pixels()
+            .map(|p| u64::from(p.0[0]) + u64::from(p.0[1]))
+            .sum();
+        sum as f64 / image.pixels().len() as f64
+    };
+    for row in [0, set.items.len() - 1] {
+        let original =
+            natview::dataset::decode_rgb(&dataset.item_path(&set.items[row]), 64).expect("decodes");
+        let small = natview::encoder::square_resize(&original, 64);
+        let stored = store.get(row).expect("stored");
+        assert!((mean(&small) - mean(&stored)).abs() < 6.0, "row {row}");
+    }
+    let written = std::fs::metadata(&path)
+        .expect("file")
+        .modified()
+        .expect("mtime");
+    let third = store.encoded(3).map(<[u8]>::to_vec);
+    drop(store);
+
+    // Another encoder on the same dataset reuses the file.
+    embed(&dataset, &workspace, &request(ModelKind::Pixels));
+    let again = std::fs::metadata(&path)
+        .expect("file")
+        .modified()
+        .expect("mtime");
+    assert_eq!(written, again);
+
+    // A damaged file is rebuilt (with the same contents) by ensure_thumbnails.
+    std::fs::write(&path, b"not a thumbnail file").expect("damage");
+    let rebuilt = natview::pipeline::ensure_thumbnails(
+        &dataset,
+        &workspace,
+        &set,
+        &NoProgress,
+        &CancelFlag::new(),
+    )
+    .expect("rebuilt");
+    assert_eq!(rebuilt.len(), set.items.len());
+    assert_eq!(rebuilt.encoded(3).map(<[u8]>::to_vec), third);
+}

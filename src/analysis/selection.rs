@@ -34,13 +34,17 @@ pub fn points_in_polygon(points: &[[f32; 2]], polygon: &[[f64; 2]]) -> Vec<usize
         .enumerate()
         .filter(|(_, p)| {
             let (x, y) = (f64::from(p[0]), f64::from(p[1]));
-            x >= x0 && x <= x1 && y >= y0 && y <= y1 && inside(polygon, x, y)
+            x >= x0 && x <= x1 && y >= y0 && y <= y1 && point_in_polygon(polygon, x, y)
         })
         .map(|(i, _)| i)
         .collect()
 }
 
-fn inside(polygon: &[[f64; 2]], x: f64, y: f64) -> bool {
+/// Whether `(x, y)` is inside the polygon (even-odd rule; the polygon closes itself).
+pub fn point_in_polygon(polygon: &[[f64; 2]], x: f64, y: f64) -> bool {
+    if polygon.is_empty() {
+        return false;
+    }
     let mut inside = false;
     let mut j = polygon.len() - 1;
     for i in 0..polygon.len() {

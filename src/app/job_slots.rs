@@ -14,6 +14,8 @@ use std::path::PathBuf;
 #[derive(Default)]
 pub(super) struct Jobs {
     pub(super) open: Option<Job<Session>>,
+    /// Where the running open job leaves its preview (replaced when one starts).
+    pub(super) open_preview: super::open_job::PreviewSlot,
     quadrant: Option<Job<QuadrantResult>>,
     export: Option<Job<PathBuf>>,
     projection: Option<Job<ProjectionResult>>,
@@ -93,7 +95,8 @@ fn poll_slot<T: Send + 'static>(slot: &mut Option<Job<T>>) -> Option<Result<T, S
 
 impl NatviewApp {
     fn job_inputs(&self) -> Option<work::JobInputs> {
-        self.session.as_ref().map(|s| work::JobInputs {
+        let session = self.session.as_ref().filter(|s| s.is_embedded());
+        session.map(|s| work::JobInputs {
             set: s.set.clone(),
             dataset: s.dataset.clone(),
             workspace: s.workspace.clone(),
@@ -210,8 +213,42 @@ impl NatviewApp {
         self.jobs.finetune_live = live;
     }
 
+    /// Shows the preview of a dataset being opened, unless that dataset is open already (then
+    /// it is only being embedded with another encoder, and its session stays until done).
+    fn take_open_preview(&mut self) {
+        let preview = self
+            .jobs
+            .open_preview
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let Some(preview) = preview else {
+            return;
+        };
+        if self
+            .session
+            .as_ref()
+            .is_some_and(|s| s.dataset.source == preview.dataset.source)
+        {
+            return;
+        }
+        self.jobs.cancel_analyses();
+        self.session = Some(Session::preview(
+            preview.dataset,
+            preview.workspace,
+            preview.spec,
+        ));
+        self.results = Results::default();
+        self.metrics_requested = false;
+        self.views.gallery.set_subset(None);
+        self.views.scatter = ui::ScatterState::default();
+    }
+
     /// Takes what the workers sent: progress, results, errors.
     pub(super) fn poll_jobs(&mut self, ctx: &egui::Context) {
+        if self.jobs.open.is_some() {
+            self.take_open_preview();
+        }
         match poll_slot(&mut self.jobs.open) {
             Some(Ok(session)) => {
                 self.jobs.cancel_analyses();
@@ -220,7 +257,6 @@ impl NatviewApp {
                 self.session = Some(session);
                 self.results = Results::default();
                 self.metrics_requested = false;
-                self.thumbnails = ui::ThumbnailCache::default();
                 self.views.gallery.set_subset(None);
                 self.views.scatter = ui::ScatterState::default();
                 // PCA and the quadrant chart are quick: have them ready when their views open.

@@ -73,10 +73,14 @@ struct ChannelProgress<T> {
     ctx: egui::Context,
 }
 
+/// Progress is drawn at most this often: a repaint per batch would make the window (software
+/// rendered, on the same two cores) take CPU time from the job it shows.
+const PROGRESS_REPAINT: std::time::Duration = std::time::Duration::from_millis(250);
+
 impl<T: Send> ProgressSink for ChannelProgress<T> {
     fn report(&self, progress: Progress) {
         let _ = self.sender.send(JobEvent::Progress(progress));
-        self.ctx.request_repaint();
+        self.ctx.request_repaint_after(PROGRESS_REPAINT);
     }
 }
 

@@ -1,6 +1,7 @@
 //! The eframe application: persisted state, the open dataset, background jobs, and the one place
 //! where the commands sent by the views are applied. Views live in `crate::ui`.
 
+mod bench_gui;
 mod command;
 mod finetune_job;
 mod frame_stats;
@@ -11,10 +12,11 @@ mod open_job;
 mod session;
 mod work;
 
+pub use bench_gui::{run_gui_bench, GuiBenchOptions, GuiBenchReport};
 pub use command::Command;
 pub use finetune_job::{FinetuneOutcome, FinetuneSettings, LiveTraining};
 pub use jobs::{Job, JobKind, JobPoll, JobStatus};
-pub use open_job::{open_dataset, thumbnail_of, THUMBNAIL_PX};
+pub use open_job::{open_dataset, thumbnail_of, OpenPreview, PreviewSlot, THUMBNAIL_PX};
 pub use session::{Query, Selection, Session, NEIGHBOURS_K};
 pub use work::{ImageQuery, MetricsResult, ProjectionResult, QuadrantResult};
 
@@ -178,9 +180,17 @@ impl NatviewApp {
         self.state.dataset = Some(path.clone());
         let spec = self.spec_chosen.then(|| self.spec.clone());
         let title = format!("opening {}", path.display());
+        let preview = open_job::PreviewSlot::default();
+        self.jobs.open_preview = preview.clone();
         self.jobs.open = Some(Job::spawn("open", title, ctx, move |progress, cancel| {
-            open_dataset(&path, spec, progress, cancel)
+            open_dataset(&path, spec, &preview, progress, cancel)
         }));
+    }
+
+    /// Whether the encoder given to [`empty`](Self::empty) was chosen (used for every dataset)
+    /// or is only a fallback (each dataset opens with its own default encoder).
+    pub fn set_encoder_choice(&mut self, chosen: bool) {
+        self.spec_chosen = chosen;
     }
 
     /// The open dataset, if any.
@@ -196,6 +206,48 @@ impl NatviewApp {
     /// Whether any job is running or a command waits for the next frame.
     pub fn is_busy(&self) -> bool {
         !self.jobs.statuses().is_empty() || !self.commands.is_empty()
+    }
+
+    /// Whether thumbnails on screen are still being read.
+    pub fn is_loading_thumbnails(&self) -> bool {
+        self.thumbnails.is_loading()
+    }
+
+    /// The projection's canvas (what it shows now).
+    pub fn scatter_canvas(&self) -> &ui::Canvas {
+        self.views.scatter.canvas()
+    }
+
+    /// Sets the gallery's text filter (as typing it would).
+    pub fn set_gallery_filter(&mut self, text: &str) {
+        self.views.gallery.filter = text.to_string();
+    }
+
+    /// The gallery: listings shown and how long the last filtering took (ms).
+    pub fn gallery_filter_result(&self) -> (usize, f64) {
+        (
+            self.views.gallery.visible_listings(),
+            self.views.gallery.filter_ms(),
+        )
+    }
+
+    /// The last progress report of the running job of `kind`, if one runs.
+    pub fn job_progress(&self, kind: JobKind) -> Option<crate::jobs::Progress> {
+        self.jobs
+            .statuses()
+            .into_iter()
+            .find(|s| s.kind == kind)
+            .and_then(|s| s.progress)
+    }
+
+    /// Whether the projection's canvas is drawing a raster for the current view.
+    pub fn is_drawing_scatter(&self) -> bool {
+        self.views.scatter.is_drawing()
+    }
+
+    /// Thumbnails in the window's atlas now (bounded, whatever the dataset's size).
+    pub fn thumbnails_in_atlas(&self) -> usize {
+        self.thumbnails.len()
     }
 
     /// The error being shown, if any.
@@ -257,9 +309,20 @@ impl NatviewApp {
             self.apply(&ctx, command);
         }
         self.poll_jobs(&ctx);
+        self.thumbnails.begin_frame(&ctx, self.session.as_ref());
         self.draw(ui);
+        self.thumbnails.end_frame();
         if !self.commands.is_empty() {
-            // What the views asked for is applied at the start of the next frame: have one.
+            // What the views asked for is applied at the start of the next pass. A new query
+            // is redrawn in a second pass of this frame (this pass is discarded, not painted), so
+            // its neighbours show one frame sooner; anything else waits for the next frame.
+            if self
+                .commands
+                .iter()
+                .any(|c| matches!(c, Command::Select(_)))
+            {
+                ctx.request_discard("a new query");
+            }
             ctx.request_repaint();
             if self
                 .commands
@@ -276,7 +339,7 @@ impl NatviewApp {
     fn draw(&mut self, ui: &mut egui::Ui) {
         let ctx = ui.ctx().clone();
         if self.state.view == View::Metrics
-            && self.session.is_some()
+            && self.session.as_ref().is_some_and(|s| s.is_embedded())
             && !self.metrics_requested
             && self.jobs.metrics.is_none()
         {
@@ -330,7 +393,10 @@ impl NatviewApp {
             .finetune_result
             .as_ref()
             .filter(|f| f.dataset == session.dataset.source);
+        let waiting =
+            !session.is_embedded() && !matches!(self.state.view, View::Gallery | View::Labels);
         egui::CentralPanel::default().show(ui, |ui| match self.state.view {
+            _ if waiting => ui::waiting_for_embeddings_ui(ui, self.state.view.title(), &statuses),
             View::Gallery => ui::gallery_ui(
                 ui,
                 session,

@@ -1,35 +1,60 @@
-//! The work of opening a dataset: load → embed (or reuse) → index (or reload) → thumbnails →
-//! label store. Runs on a worker thread (see [`super::jobs`]) and stops between batches when
-//! cancelled.
+//! The work of opening a dataset: load → (preview) → embed (or reuse) → index (or reload) →
+//! thumbnail file (or reuse) → label store. Runs on a worker thread (see [`super::jobs`]) and
+//! stops between batches when cancelled. As soon as the dataset is scanned it hands the window a
+//! preview, so the gallery shows while the rest runs.
 
 use super::session::Session;
-use crate::dataset::{decode_rgb, load_dataset};
+use crate::dataset::{decode_rgb, load_dataset, Dataset};
 use crate::encoder::{square_resize, EncoderSpec};
 use crate::index::HnswParams;
-use crate::jobs::{CancelFlag, Progress, ProgressSink};
+use crate::jobs::{CancelFlag, ProgressSink};
 use crate::labels::LabelStore;
-use crate::pipeline::{embed_dataset, ensure_index, EmbedRequest};
+use crate::pipeline::PipelineError;
+use crate::pipeline::{embed_dataset, ensure_index, ensure_thumbnails, EmbedRequest};
+use crate::thumbs::ThumbnailSource;
 use crate::workspace::Workspace;
-use rayon::prelude::*;
+use std::sync::{Arc, Mutex};
 
 /// Side of the gallery thumbnails in pixels.
-pub const THUMBNAIL_PX: u32 = 64;
+pub const THUMBNAIL_PX: u32 = crate::thumbs::THUMBNAIL_PX;
 
-/// Thumbnails decoded (in parallel) between two progress reports.
-const THUMBNAIL_CHUNK: usize = 256;
+/// What an open job knows once the dataset is scanned: enough for a preview session.
+#[derive(Debug, Clone)]
+pub struct OpenPreview {
+    /// The dataset as loaded.
+    pub dataset: Arc<Dataset>,
+    /// Its workspace.
+    pub workspace: Workspace,
+    /// The encoder it is being embedded with.
+    pub spec: EncoderSpec,
+}
+
+/// Where an open job leaves its preview for the window to take.
+pub type PreviewSlot = Arc<Mutex<Option<OpenPreview>>>;
 
 /// Opens `path` with the encoder `spec` (`None`: the default for the dataset, see
 /// [`default_encoder_for`](crate::catalogue::default_encoder_for)): the work of a
-/// [`JobKind::Open`](super::JobKind) job.
+/// [`JobKind::Open`](super::JobKind) job. The preview goes into `preview` once scanned.
 pub fn open_dataset(
     path: &std::path::Path,
     spec: Option<EncoderSpec>,
+    preview: &PreviewSlot,
     progress: &dyn ProgressSink,
     cancel: &CancelFlag,
 ) -> Result<Session, String> {
-    let dataset = load_dataset(path).map_err(|e| e.to_string())?;
+    let dataset = Arc::new(load_dataset(path).map_err(|e| e.to_string())?);
     let spec = spec.unwrap_or_else(|| crate::catalogue::default_encoder_for(&dataset));
     let workspace = Workspace::for_dataset(&dataset, None);
+    *preview.lock().unwrap_or_else(|e| e.into_inner()) = Some(OpenPreview {
+        dataset: dataset.clone(),
+        workspace: workspace.clone(),
+        spec: spec.clone(),
+    });
+    progress.report(crate::jobs::Progress {
+        phase: "embedding".into(),
+        done: 0,
+        total: dataset.items.len(),
+    });
     let request = EmbedRequest {
         spec,
         batch_size: None,
@@ -39,29 +64,21 @@ pub fn open_dataset(
         .map_err(|e| e.to_string())?;
     let (index, _) = ensure_index(&workspace, &set, HnswParams::default(), progress, cancel)
         .map_err(|e| e.to_string())?;
-    let total = set.items.len();
-    let mut thumbnails = Vec::with_capacity(total);
-    for chunk in set.items.chunks(THUMBNAIL_CHUNK) {
-        if cancel.is_cancelled() {
-            return Err("cancelled".into());
-        }
-        progress.report(Progress {
-            phase: "thumbnails".into(),
-            done: thumbnails.len(),
-            total,
-        });
-        thumbnails.par_extend(
-            chunk
-                .par_iter()
-                .map(|item| thumbnail_of(&dataset.item_path(item))),
-        );
-    }
+    let thumbnails = match ensure_thumbnails(&dataset, &workspace, &set, progress, cancel) {
+        Ok(store) => ThumbnailSource::Store(Arc::new(store)),
+        Err(PipelineError::Cancelled) => return Err("cancelled".into()),
+        // The thumbnail file could not be written (e.g. a read-only workspace): decode the
+        // image files on demand instead.
+        Err(_) => ThumbnailSource::Files(Arc::new(
+            set.items.iter().map(|i| dataset.item_path(i)).collect(),
+        )),
+    };
     let labels = LabelStore::open(&workspace.labels_path()).map_err(|e| e.to_string())?;
     Ok(Session::new(
         dataset,
         workspace,
         set,
-        index,
+        Some(index),
         thumbnails,
         report.skipped,
         Some(labels),

@@ -1,11 +1,14 @@
-//! An open dataset: its items, embeddings, index, thumbnails and label store, plus the current
-//! query and its neighbours. Runtime data only; nothing here is persisted by eframe.
+//! An open dataset: its items, embeddings, index, where its thumbnails come from and its label
+//! store, plus the current query and its neighbours. While a dataset is still being embedded
+//! the app shows a *preview* session: the items found by the scan, thumbnails decoded from the
+//! files, no embeddings yet. Runtime data only; nothing here is persisted by eframe.
 
 use crate::dataset::{Dataset, Skipped};
 use crate::index::{Neighbour, NeighbourIndex};
 use crate::labels::{ItemRef, LabelStore};
 use crate::pipeline::EmbeddingSet;
-use crate::workspace::Workspace;
+use crate::thumbs::ThumbnailSource;
+use crate::workspace::{EmbeddingsMeta, Workspace};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -17,10 +20,10 @@ pub struct Session {
     pub workspace: Workspace,
     /// Embedded items and their vectors (shared with background jobs).
     pub set: Arc<EmbeddingSet>,
-    /// The HNSW index of `set`.
-    pub index: NeighbourIndex,
-    /// One thumbnail per embedded item (`None` if it could not be decoded again).
-    pub thumbnails: Vec<Option<egui::ColorImage>>,
+    /// The HNSW index of `set` (`None` in a preview, before the embeddings exist).
+    pub index: Option<NeighbourIndex>,
+    /// Where the items' thumbnails are read from (on demand, by the window's loader).
+    pub thumbnails: ThumbnailSource,
     /// Files left out when the dataset was embedded.
     pub skipped: Vec<Skipped>,
     /// Listings (name, item ids) in dataset order.
@@ -78,13 +81,58 @@ impl Selection {
 pub const NEIGHBOURS_K: usize = 12;
 
 impl Session {
+    /// A preview of a dataset being embedded with `spec`: its items (ids = dataset order),
+    /// thumbnails decoded from the files, no embeddings or index yet.
+    pub fn preview(
+        dataset: Arc<Dataset>,
+        workspace: Workspace,
+        spec: crate::encoder::EncoderSpec,
+    ) -> Self {
+        let mut items = dataset.items.clone();
+        for (id, item) in items.iter_mut().enumerate() {
+            item.id = id;
+        }
+        let paths = items.iter().map(|i| dataset.item_path(i)).collect();
+        let set = EmbeddingSet {
+            items,
+            matrix: crate::linalg::Matrix {
+                rows: 0,
+                dim: 0,
+                data: Vec::new(),
+            },
+            meta: EmbeddingsMeta {
+                encoder: spec,
+                weights_fingerprint: String::new(),
+                dataset_fingerprint: String::new(),
+                items_fingerprint: format!("preview of {}", dataset.source.display()),
+                embeddings_fingerprint: String::new(),
+            },
+        };
+        let skipped = dataset.skipped.clone();
+        let labels = LabelStore::open(&workspace.labels_path()).ok();
+        Self::new(
+            dataset,
+            workspace,
+            set,
+            None,
+            ThumbnailSource::Files(Arc::new(paths)),
+            skipped,
+            labels,
+        )
+    }
+
+    /// Whether the embeddings and the index exist (not a preview).
+    pub fn is_embedded(&self) -> bool {
+        self.index.is_some()
+    }
+
     /// Assembles a session.
     pub fn new(
-        dataset: Dataset,
+        dataset: Arc<Dataset>,
         workspace: Workspace,
         set: EmbeddingSet,
-        index: NeighbourIndex,
-        thumbnails: Vec<Option<egui::ColorImage>>,
+        index: Option<NeighbourIndex>,
+        thumbnails: ThumbnailSource,
         skipped: Vec<Skipped>,
         labels: Option<LabelStore>,
     ) -> Self {
@@ -106,7 +154,7 @@ impl Session {
             encoders,
             distinct_labels: distinct_labels.into_iter().collect(),
             metadata_columns: metadata_columns.into_iter().collect(),
-            dataset: Arc::new(dataset),
+            dataset,
             workspace,
             set: Arc::new(set),
             index,
@@ -119,16 +167,18 @@ impl Session {
         }
     }
 
-    /// Selects an item and finds its neighbours with the index.
+    /// Selects an item and finds its neighbours with the index (none yet in a preview).
     pub fn select(&mut self, item: usize) -> Result<(), String> {
         if item >= self.set.items.len() {
             return Err(format!("no item {item}"));
         }
         let started = std::time::Instant::now();
-        let neighbours = self
-            .index
-            .search_excluding(self.set.matrix.row(item), item, NEIGHBOURS_K, None)
-            .map_err(|e| e.to_string())?;
+        let neighbours = match &self.index {
+            Some(index) => index
+                .search_excluding(self.set.matrix.row(item), item, NEIGHBOURS_K, None)
+                .map_err(|e| e.to_string())?,
+            None => Vec::new(),
+        };
         self.selection = Some(Selection {
             query: Query::Item(item),
             neighbours,
@@ -145,8 +195,11 @@ impl Session {
         thumbnail: Option<egui::ColorImage>,
     ) -> Result<(), String> {
         let started = std::time::Instant::now();
-        let neighbours = self
+        let index = self
             .index
+            .as_ref()
+            .ok_or_else(|| format!("{}: the dataset is still being embedded", path.display()))?;
+        let neighbours = index
             .search(vector, NEIGHBOURS_K, None)
             .map_err(|e| format!("{}: {e}", path.display()))?;
         self.selection = Some(Selection {

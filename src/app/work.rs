@@ -94,6 +94,10 @@ pub struct ProjectionResult {
     pub id: u64,
     /// The points (one per item, in item order) and explained variance.
     pub projection: Projection,
+    /// The points again, shared with the scatter's drawing worker.
+    pub points: std::sync::Arc<Vec<[f32; 2]>>,
+    /// A grid over the points for picking and selection.
+    pub grid: std::sync::Arc<crate::scatter::PointGrid>,
     /// Where its CSV was written.
     pub csv_path: PathBuf,
     /// Computing time in seconds.
@@ -116,8 +120,11 @@ pub fn compute_projection(
     let duration_secs = started.elapsed().as_secs_f64();
     let csv_path = workspace.projection_path("pca", &set.meta.encoder.workspace_key());
     save_projection_csv(&projection, &csv_path).map_err(|e| e.to_string())?;
+    let grid = std::sync::Arc::new(crate::scatter::PointGrid::build(&projection.points));
     Ok(ProjectionResult {
         id: next_result_id(),
+        points: std::sync::Arc::new(projection.points.clone()),
+        grid,
         projection,
         csv_path,
         duration_secs,

@@ -50,6 +50,30 @@ enum BenchKind {
         #[arg(long, default_value_t = 2000)]
         queries: usize,
     },
+    /// The desktop window driven by injected input (run under Xvfb without a display): time to
+    /// the first gallery frame and to ready, gallery filtering, frame times while dragging the
+    /// projection (all points, then zoomed in with thumbnails), click → neighbours, memory.
+    #[cfg(feature = "gui")]
+    Gui {
+        /// Dataset.
+        dataset: PathBuf,
+        /// Frames dragged in each panning phase.
+        #[arg(long, default_value_t = 240)]
+        pan_frames: usize,
+        /// When the dataset has to be embedded: stop after this many seconds of it and report
+        /// the app's embedding rate (0: wait until ready and measure everything).
+        #[arg(long, default_value_t = 0.0)]
+        embed_seconds: f64,
+        /// Text typed into the gallery filter.
+        #[arg(long, default_value = "smil")]
+        filter: String,
+        /// Also write the report (JSON) here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// A large dataset made from a small one by seeded augmentations (for measuring the app at
+    /// 100k–1M images): PNG files and a manifest.
+    Expand(super::bench_expand::ExpandArgs),
     /// Writes the inputs shared with the peer benchmarks (bench/run.sh): embeddings of every
     /// image and of augmented views, queries, a 512-d PCA input and preprocessed images.
     Vectors(super::bench_data::VectorsArgs),
@@ -101,6 +125,22 @@ pub fn run(args: &BenchArgs, common: &CommonArgs) -> anyhow::Result<()> {
             common,
         ),
         BenchKind::Train { method, steps } => bench_train(method, *steps, common),
+        BenchKind::Expand(a) => super::bench_expand::run(a, common),
+        #[cfg(feature = "gui")]
+        BenchKind::Gui {
+            dataset,
+            pan_frames,
+            embed_seconds,
+            filter,
+            out,
+        } => bench_gui(
+            dataset,
+            *pan_frames,
+            *embed_seconds,
+            filter,
+            out.as_deref(),
+            common,
+        ),
         BenchKind::Vectors(a) => super::bench_data::run(a, common),
         BenchKind::Ann(a) => super::bench_files::ann(a),
         BenchKind::Exact(a) => super::bench_files::exact(a),
@@ -269,6 +309,37 @@ fn bench_index(
             1000.0 * secs / ids.len() as f64,
             ids.len() as f64 / secs
         );
+    }
+    Ok(())
+}
+
+#[cfg(feature = "gui")]
+fn bench_gui(
+    dataset: &Path,
+    pan_frames: usize,
+    embed_seconds: f64,
+    filter: &str,
+    out: Option<&Path>,
+    common: &CommonArgs,
+) -> anyhow::Result<()> {
+    let spec = if common.chooses_encoder() {
+        Some(common.spec()?)
+    } else {
+        None
+    };
+    let report = natview::app::run_gui_bench(natview::app::GuiBenchOptions {
+        dataset: dataset.to_path_buf(),
+        spec,
+        pan_frames,
+        embed_seconds,
+        filter: filter.to_string(),
+    })
+    .map_err(|e| anyhow::anyhow!(e))?;
+    let text = serde_json::to_string_pretty(&report)?;
+    println!("{text}");
+    if let Some(out) = out {
+        natview::workspace::write_atomic(out, text.as_bytes())
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", out.display()))?;
     }
     Ok(())
 }

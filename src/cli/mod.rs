@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_data;
+mod bench_expand;
 mod bench_files;
 mod commands;
 mod finetune;

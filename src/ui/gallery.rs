@@ -5,6 +5,7 @@
 use super::theme;
 use super::thumbnails::{item_hover_text, thumbnail_button, ThumbnailCache};
 use crate::app::{Command, Session};
+use rayon::prelude::*;
 use std::collections::HashSet;
 
 /// The gallery's own state: filters and the listings they let through.
@@ -26,6 +27,28 @@ pub struct GalleryState {
     visible: Vec<usize>,
     /// Set when the list changed: the next frame shows it from the top.
     scroll_to_top: bool,
+    /// How long the last filtering took, in milliseconds.
+    filter_ms: f64,
+}
+
+/// Whether `haystack` contains `needle_lower` (already lower-case), ignoring case; ASCII
+/// needles are matched without allocating.
+fn contains_ignoring_case(haystack: &str, needle_lower: &str) -> bool {
+    if !needle_lower.is_ascii() {
+        return haystack.to_lowercase().contains(needle_lower);
+    }
+    let (hay, needle) = (haystack.as_bytes(), needle_lower.as_bytes());
+    if needle.is_empty() {
+        return true;
+    }
+    if needle.len() > hay.len() {
+        return false;
+    }
+    hay.windows(needle.len()).any(|w| {
+        w.iter()
+            .zip(needle)
+            .all(|(a, b)| a.to_ascii_lowercase() == *b)
+    })
 }
 
 impl GalleryState {
@@ -40,38 +63,40 @@ impl GalleryState {
         if self.cached_for.as_ref() == Some(&key) {
             return;
         }
+        let started = std::time::Instant::now();
         let needle = self.filter.to_lowercase();
         let items = &session.set.items;
+        let subset = self.subset.as_ref().map(|_| &self.subset_lookup);
+        let label = self.label.as_deref();
+        // In parallel, without allocating per item: a million items filter in tens of ms.
         self.visible = session
             .listings
-            .iter()
+            .par_iter()
             .enumerate()
             .filter(|(_, (name, ids))| {
-                let subset_ok =
-                    self.subset.is_none() || ids.iter().any(|i| self.subset_lookup.contains(i));
-                let label_ok = match &self.label {
-                    Some(label) => ids
-                        .iter()
-                        .any(|&i| items[i].label.as_deref() == Some(label)),
-                    None => true,
-                };
+                let subset_ok = subset.is_none_or(|s| ids.iter().any(|i| s.contains(i)));
+                let label_ok = label.is_none_or(|label| {
+                    ids.iter()
+                        .any(|&i| items[i].label.as_deref() == Some(label))
+                });
                 let text_ok = needle.is_empty()
-                    || name.to_lowercase().contains(&needle)
+                    || contains_ignoring_case(name, &needle)
                     || ids.iter().any(|&i| {
                         let item = &items[i];
                         item.label
                             .as_deref()
-                            .is_some_and(|l| l.to_lowercase().contains(&needle))
+                            .is_some_and(|l| contains_ignoring_case(l, &needle))
                             || item
                                 .metadata
                                 .values()
-                                .any(|v| v.to_lowercase().contains(&needle))
-                            || item.path.to_string_lossy().to_lowercase().contains(&needle)
+                                .any(|v| contains_ignoring_case(v, &needle))
+                            || contains_ignoring_case(&item.path.to_string_lossy(), &needle)
                     });
                 subset_ok && label_ok && text_ok
             })
             .map(|(index, _)| index)
             .collect();
+        self.filter_ms = started.elapsed().as_secs_f64() * 1000.0;
         self.cached_for = Some(key);
         self.scroll_to_top = true;
     }
@@ -91,6 +116,11 @@ impl GalleryState {
     /// Whether item `id` is shown (it is in the subset, or there is none).
     fn shows(&self, id: usize) -> bool {
         self.subset.is_none() || self.subset_lookup.contains(&id)
+    }
+
+    /// How long the last filtering took, in milliseconds.
+    pub fn filter_ms(&self) -> f64 {
+        self.filter_ms
     }
 
     /// Number of listings that pass the filters (after the last frame).
@@ -131,7 +161,8 @@ pub fn gallery_ui(
                 session.listings.len()
             ))
             .color(theme::MUTED),
-        );
+        )
+        .on_hover_text(format!("filtered in {:.1} ms", state.filter_ms));
     });
     if let Some(subset) = &state.subset {
         ui.horizontal(|ui| {
@@ -204,4 +235,19 @@ pub fn gallery_ui(
                 });
             }
         });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::contains_ignoring_case;
+
+    #[test]
+    fn text_matches_ignoring_case_with_and_without_ascii() {
+        assert!(contains_ignoring_case("Grinning-Face/noto.png", "face/n"));
+        assert!(contains_ignoring_case("SMILE", "smile"));
+        assert!(!contains_ignoring_case("smil", "smile"));
+        assert!(contains_ignoring_case("Café CRÈME", "crème"));
+        assert!(!contains_ignoring_case("", "a"));
+        assert!(contains_ignoring_case("anything", ""));
+    }
 }

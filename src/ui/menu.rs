@@ -125,3 +125,30 @@ pub fn welcome_ui(ui: &mut egui::Ui, opening: bool) {
         }
     });
 }
+
+/// Shown in a view that needs embeddings while the open dataset is still being embedded.
+pub fn waiting_for_embeddings_ui(
+    ui: &mut egui::Ui,
+    view: &str,
+    statuses: &[crate::app::JobStatus],
+) {
+    ui.vertical_centered(|ui| {
+        ui.add_space(ui.available_height() / 3.0);
+        ui.heading(view);
+        ui.label(format!(
+            "{view} needs the embeddings: it opens as soon as they are ready. The gallery works \
+             meanwhile."
+        ));
+        let open = statuses
+            .iter()
+            .find(|s| s.kind == crate::app::JobKind::Open)
+            .and_then(|s| s.progress.as_ref());
+        if let Some(p) = open {
+            ui.add(
+                egui::ProgressBar::new(p.done as f32 / p.total.max(1) as f32)
+                    .desired_width(320.0)
+                    .text(format!("{} {}/{}", p.phase, p.done, p.total)),
+            );
+        }
+    });
+}

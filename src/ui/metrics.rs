@@ -113,7 +113,8 @@ pub fn metrics_ui(
     let Some(result) = result else {
         ui.horizontal(|ui| {
             if busy {
-                ui.spinner();
+                // No spinner: its animation repaints the window every frame, which takes CPU
+                // time from the job on a two-core machine.
                 ui.label("Evaluating the model and the raw-pixel baseline…");
             } else {
                 ui.label(egui::RichText::new("No metrics yet.").color(theme::MUTED));

@@ -78,6 +78,15 @@ pub fn neighbours_ui(
             None
         }
     };
+    if !session.is_embedded() {
+        ui.label(
+            egui::RichText::new(
+                "The dataset is still being embedded: its neighbours show once that is done.",
+            )
+            .color(theme::MUTED),
+        );
+        return;
+    }
     let same = selection
         .neighbours
         .iter()

@@ -456,10 +456,7 @@ fn chart_ui(
             for (id, texture) in [(a, texture_a), (b, texture_b)] {
                 ui.vertical(|ui| {
                     if let Some(texture) = texture {
-                        ui.add(
-                            egui::Image::new(&texture)
-                                .fit_to_exact_size(egui::vec2(theme::THUMB_PX, theme::THUMB_PX)),
-                        );
+                        ui.add(texture.image(egui::vec2(theme::THUMB_PX, theme::THUMB_PX)));
                     }
                     ui.label(
                         egui::RichText::new(format!(

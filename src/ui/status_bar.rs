@@ -15,7 +15,8 @@ pub fn status_bar_ui(
 ) {
     ui.horizontal(|ui| {
         for job in jobs {
-            ui.spinner();
+            // A static bar, no spinner: an animation would repaint the (software-rendered)
+            // window every frame and slow the job it shows by a third on two cores.
             match &job.progress {
                 Some(p) if p.total > 1 => {
                     let fraction = p.done as f32 / p.total as f32;

@@ -1,35 +1,204 @@
-//! Textures of thumbnails, uploaded on first use (only what scrolls into view) and kept.
+//! Thumbnails on screen: the window asks for the items it draws; a worker
+//! ([`ThumbnailLoader`]) reads them from the workspace's thumbnail file (or the image files, in
+//! a preview); they are uploaded into a few texture atlas pages whose slots are reused least
+//! recently drawn first, so memory stays bounded however many images the dataset has.
 
 use crate::app::Session;
-use std::collections::HashMap;
+use crate::thumbs::{ThumbnailLoader, THUMBNAIL_PX};
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-/// Item id → uploaded texture; plus the texture of the last external query image.
+/// Side of an atlas page in pixels.
+const PAGE_PX: usize = 2048;
+/// A slot: the thumbnail plus a one-pixel border repeating its edge (no bleeding when scaled).
+const SLOT_PX: usize = THUMBNAIL_PX as usize + 2;
+/// Slots along a page's side.
+const SLOTS_PER_SIDE: usize = PAGE_PX / SLOT_PX;
+/// Atlas pages at most: 4 × 961 thumbnails (64 MB of texture memory).
+const MAX_PAGES: usize = 4;
+
+/// A thumbnail in the atlas: its page and where it lies in it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AtlasThumb {
+    /// The page texture.
+    pub texture: egui::TextureId,
+    /// The thumbnail's rectangle in texture coordinates (0–1).
+    pub uv: egui::Rect,
+}
+
+impl AtlasThumb {
+    /// An image widget showing the thumbnail at `size`.
+    pub fn image(&self, size: egui::Vec2) -> egui::Image<'static> {
+        egui::Image::from_texture(egui::load::SizedTexture::new(self.texture, size))
+            .uv(self.uv)
+            .fit_to_exact_size(size)
+    }
+
+    /// Paints the thumbnail into `rect`.
+    pub fn paint(&self, painter: &egui::Painter, rect: egui::Rect) {
+        painter.image(self.texture, rect, self.uv, egui::Color32::WHITE);
+    }
+}
+
+/// The atlas: pages, which item holds which slot, and when each slot was last drawn.
 #[derive(Default)]
 pub struct ThumbnailCache {
-    textures: HashMap<usize, egui::TextureHandle>,
+    loader: Option<ThumbnailLoader>,
+    /// The session the atlas holds thumbnails of (its items fingerprint and workspace).
+    source_for: Option<String>,
+    pages: Vec<egui::TextureHandle>,
+    slot_of: HashMap<usize, usize>,
+    owner: Vec<Option<usize>>,
+    last_drawn: Vec<u64>,
+    free: Vec<usize>,
+    /// Items that have no thumbnail (never asked for again).
+    missing: HashSet<usize>,
+    /// Items asked for in this frame, in drawing order.
+    wanted: Vec<usize>,
+    wanted_set: HashSet<usize>,
+    frame: u64,
+    uploads: u64,
     external: Option<(PathBuf, egui::TextureHandle)>,
 }
 
 impl ThumbnailCache {
-    /// The texture of item `id`, uploading it the first time (`None` if it has no thumbnail).
+    /// Call at the start of a frame: follows the open session (a new one starts afresh) and
+    /// uploads what the worker read.
+    pub fn begin_frame(&mut self, ctx: &egui::Context, session: Option<&Session>) {
+        self.frame += 1;
+        self.wanted.clear();
+        self.wanted_set.clear();
+        let Some(session) = session else {
+            return;
+        };
+        let key = format!(
+            "{}|{}",
+            session.workspace.dir().display(),
+            session.set.meta.items_fingerprint
+        );
+        if self.source_for.as_deref() != Some(key.as_str()) {
+            self.forget_all();
+            let loader = self.loader.get_or_insert_with(|| {
+                let ctx = ctx.clone();
+                ThumbnailLoader::new(move || ctx.request_repaint())
+            });
+            loader.set_source(session.thumbnails.clone());
+            self.source_for = Some(key);
+        }
+        let Some(loader) = &self.loader else {
+            return;
+        };
+        for loaded in loader.take_ready() {
+            match loaded.image {
+                Some(image) => self.upload(ctx, loaded.id, &image),
+                None => {
+                    self.missing.insert(loaded.id);
+                }
+            }
+        }
+    }
+
+    /// Call at the end of a frame: asks the worker for what was drawn without a thumbnail.
+    pub fn end_frame(&mut self) {
+        if let Some(loader) = &self.loader {
+            loader.want(&self.wanted);
+        }
+    }
+
+    fn forget_all(&mut self) {
+        self.slot_of.clear();
+        self.missing.clear();
+        self.free = (0..self.owner.len()).rev().collect();
+        self.owner.iter_mut().for_each(|o| *o = None);
+    }
+
+    /// A free slot, adding a page or reusing the slot drawn longest ago (never one drawn in
+    /// this frame); `None` when every slot is on screen now.
+    fn take_slot(&mut self, ctx: &egui::Context) -> Option<usize> {
+        if let Some(slot) = self.free.pop() {
+            return Some(slot);
+        }
+        if self.pages.len() < MAX_PAGES {
+            let page = self.pages.len();
+            self.pages.push(ctx.load_texture(
+                format!("thumbnail-atlas-{page}"),
+                egui::ColorImage::filled([PAGE_PX, PAGE_PX], egui::Color32::TRANSPARENT),
+                egui::TextureOptions::LINEAR,
+            ));
+            let per_page = SLOTS_PER_SIDE * SLOTS_PER_SIDE;
+            let first = page * per_page;
+            self.owner.resize(first + per_page, None);
+            self.last_drawn.resize(first + per_page, 0);
+            self.free.extend((first + 1..first + per_page).rev());
+            return Some(first);
+        }
+        let (slot, &drawn) = self
+            .last_drawn
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, drawn)| **drawn)?;
+        if drawn >= self.frame {
+            return None;
+        }
+        if let Some(old) = self.owner[slot].take() {
+            self.slot_of.remove(&old);
+        }
+        Some(slot)
+    }
+
+    fn upload(&mut self, ctx: &egui::Context, id: usize, image: &image::RgbImage) {
+        if self.slot_of.contains_key(&id) {
+            return;
+        }
+        let Some(slot) = self.take_slot(ctx) else {
+            return;
+        };
+        let padded = padded_rgba(image);
+        let per_page = SLOTS_PER_SIDE * SLOTS_PER_SIDE;
+        let (page, within) = (slot / per_page, slot % per_page);
+        let at = [
+            (within % SLOTS_PER_SIDE) * SLOT_PX,
+            (within / SLOTS_PER_SIDE) * SLOT_PX,
+        ];
+        self.pages[page].set_partial(at, padded, egui::TextureOptions::LINEAR);
+        self.owner[slot] = Some(id);
+        self.last_drawn[slot] = self.frame;
+        self.slot_of.insert(id, slot);
+        self.uploads += 1;
+    }
+
+    fn thumb_at(&self, slot: usize) -> AtlasThumb {
+        let per_page = SLOTS_PER_SIDE * SLOTS_PER_SIDE;
+        let (page, within) = (slot / per_page, slot % per_page);
+        let x = (within % SLOTS_PER_SIDE * SLOT_PX + 1) as f32;
+        let y = (within / SLOTS_PER_SIDE * SLOT_PX + 1) as f32;
+        let side = THUMBNAIL_PX as f32;
+        let scale = 1.0 / PAGE_PX as f32;
+        AtlasThumb {
+            texture: self.pages[page].id(),
+            uv: egui::Rect::from_min_size(
+                egui::pos2(x * scale, y * scale),
+                egui::vec2(side * scale, side * scale),
+            ),
+        }
+    }
+
+    /// The thumbnail of item `id` if it is in the atlas; else asks for it (drawn once read:
+    /// the window is woken) and returns `None`.
     pub fn get(
         &mut self,
-        ctx: &egui::Context,
-        session: &Session,
+        _ctx: &egui::Context,
+        _session: &Session,
         id: usize,
-    ) -> Option<egui::TextureHandle> {
-        if let Some(texture) = self.textures.get(&id) {
-            return Some(texture.clone());
+    ) -> Option<AtlasThumb> {
+        if let Some(&slot) = self.slot_of.get(&id) {
+            self.last_drawn[slot] = self.frame;
+            return Some(self.thumb_at(slot));
         }
-        let image = session.thumbnails.get(id)?.as_ref()?;
-        let texture = ctx.load_texture(
-            format!("thumb-{id}"),
-            image.clone(),
-            egui::TextureOptions::LINEAR,
-        );
-        self.textures.insert(id, texture.clone());
-        Some(texture)
+        if !self.missing.contains(&id) && self.wanted_set.insert(id) {
+            self.wanted.push(id);
+        }
+        None
     }
 
     /// The texture of an external query image (kept while the same file is the query).
@@ -38,10 +207,14 @@ impl ThumbnailCache {
         ctx: &egui::Context,
         path: &Path,
         image: Option<&egui::ColorImage>,
-    ) -> Option<egui::TextureHandle> {
+    ) -> Option<AtlasThumb> {
+        let full = egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0));
         if let Some((cached, texture)) = &self.external {
             if cached == path {
-                return Some(texture.clone());
+                return Some(AtlasThumb {
+                    texture: texture.id(),
+                    uv: full,
+                });
             }
         }
         let texture = ctx.load_texture(
@@ -49,25 +222,55 @@ impl ThumbnailCache {
             image?.clone(),
             egui::TextureOptions::LINEAR,
         );
-        self.external = Some((path.to_path_buf(), texture.clone()));
-        Some(texture)
+        let id = texture.id();
+        self.external = Some((path.to_path_buf(), texture));
+        Some(AtlasThumb {
+            texture: id,
+            uv: full,
+        })
     }
 
-    /// Number of uploaded textures.
+    /// Number of thumbnails in the atlas now.
     pub fn len(&self) -> usize {
-        self.textures.len()
+        self.slot_of.len()
     }
 
-    /// Whether nothing was uploaded yet.
+    /// Whether the atlas holds none.
     pub fn is_empty(&self) -> bool {
-        self.textures.is_empty()
+        self.slot_of.is_empty()
     }
+
+    /// Thumbnails uploaded since the start (a thumbnail evicted and drawn again counts twice).
+    pub fn uploads(&self) -> u64 {
+        self.uploads
+    }
+
+    /// Whether thumbnails are asked for or being read.
+    pub fn is_loading(&self) -> bool {
+        !self.wanted.is_empty() || self.loader.as_ref().is_some_and(|l| l.is_busy())
+    }
+}
+
+/// The thumbnail as RGBA with a one-pixel border repeating its edges.
+fn padded_rgba(image: &image::RgbImage) -> egui::ColorImage {
+    let (w, h) = (image.width() as usize, image.height() as usize);
+    let side = THUMBNAIL_PX as usize;
+    let mut pixels = Vec::with_capacity(SLOT_PX * SLOT_PX);
+    for y in 0..SLOT_PX {
+        let sy = y.saturating_sub(1).min(side - 1).min(h.saturating_sub(1));
+        for x in 0..SLOT_PX {
+            let sx = x.saturating_sub(1).min(side - 1).min(w.saturating_sub(1));
+            let p = image.get_pixel(sx as u32, sy as u32).0;
+            pixels.push(egui::Color32::from_rgb(p[0], p[1], p[2]));
+        }
+    }
+    egui::ColorImage::new([SLOT_PX, SLOT_PX], pixels)
 }
 
 /// A clickable thumbnail with an accessible name and a hover text; returns its response.
 pub fn thumbnail_button(
     ui: &mut egui::Ui,
-    texture: Option<egui::TextureHandle>,
+    texture: Option<AtlasThumb>,
     size_px: f32,
     name: String,
     hover: String,
@@ -76,8 +279,8 @@ pub fn thumbnail_button(
     let size = egui::vec2(size_px, size_px);
     let response = match texture {
         Some(texture) => ui.add(
-            egui::Image::new(&texture)
-                .fit_to_exact_size(size)
+            texture
+                .image(size)
                 .alt_text(name.clone())
                 .sense(egui::Sense::click()),
         ),

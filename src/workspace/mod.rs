@@ -134,6 +134,13 @@ impl Workspace {
         self.dir.join(format!("projection-{method}.{model}.csv"))
     }
 
+    /// `thumbnails.64.bin`: the packed thumbnails of the embedded items (see
+    /// [`ThumbnailStore`](crate::thumbs::ThumbnailStore)).
+    pub fn thumbnails_path(&self) -> PathBuf {
+        self.dir
+            .join(format!("thumbnails.{}.bin", crate::thumbs::THUMBNAIL_PX))
+    }
+
     /// `labels.sqlite`: the analysts' tags, notes and pair verdicts.
     pub fn labels_path(&self) -> PathBuf {
         self.dir.join("labels.sqlite")

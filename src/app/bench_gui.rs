@@ -1,0 +1,490 @@
+//! `natview bench gui`: the real window (eframe, glow) driven by injected input, measuring what
+//! a user waits for — the first gallery frame, thumbnails on screen, the dataset ready, gallery
+//! filtering, frame times while dragging the projection (all points in view, then zoomed in with
+//! thumbnails on the points), click → neighbours drawn — and the resident memory at the end.
+//! Run under Xvfb on a machine without a display.
+
+use super::{Command, JobKind, NatviewApp, View};
+use crate::encoder::EncoderSpec;
+use serde::Serialize;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct GuiBenchOptions {
+    /// The dataset to open.
+    pub dataset: PathBuf,
+    /// The encoder (`None`: the dataset's default).
+    pub spec: Option<EncoderSpec>,
+    /// Frames dragged in each panning phase.
+    pub pan_frames: usize,
+    /// When the dataset must be embedded first: stop after this many seconds of embedding and
+    /// report the app's embedding rate (0: wait for the whole job).
+    pub embed_seconds: f64,
+    /// Text typed into the gallery filter.
+    pub filter: String,
+}
+
+/// Frame times of one phase, in milliseconds.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FrameTimes {
+    /// Frames measured.
+    pub frames: usize,
+    /// eframe's CPU time per frame (UI, tessellation, GL calls): median.
+    pub cpu_p50_ms: f64,
+    /// … 95th percentile.
+    pub cpu_p95_ms: f64,
+    /// … maximum.
+    pub cpu_max_ms: f64,
+    /// Time between frame starts: median.
+    pub interval_p50_ms: f64,
+    /// … 95th percentile.
+    pub interval_p95_ms: f64,
+}
+
+/// What was measured.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct GuiBenchReport {
+    /// The dataset.
+    pub dataset: String,
+    /// Images and listings.
+    pub images: usize,
+    /// Listings.
+    pub listings: usize,
+    /// The encoder.
+    pub encoder: String,
+    /// Whether the dataset had to be embedded (no fresh workspace).
+    pub embedded_now: bool,
+    /// From start to the first frame showing the gallery (a preview while embedding).
+    pub first_gallery_ms: f64,
+    /// … to the first screen of gallery thumbnails drawn.
+    pub gallery_thumbnails_ms: f64,
+    /// … to the dataset ready (embedded, indexed, thumbnails file); `None` if stopped early.
+    pub ready_ms: Option<f64>,
+    /// Images per second embedded by the app's open job (when it embedded).
+    pub app_embedding_images_per_s: Option<f64>,
+    /// Listings left by the gallery filter, and its time.
+    pub filter_listings: usize,
+    /// Gallery filtering time (ms).
+    pub filter_ms: f64,
+    /// From start to the projection drawn.
+    pub projection_ms: Option<f64>,
+    /// Dragging the projection with every point in view.
+    pub pan_all: FrameTimes,
+    /// Points in view then.
+    pub pan_all_in_view: usize,
+    /// Dragging zoomed in, with thumbnails on the points.
+    pub pan_zoomed: FrameTimes,
+    /// Points in view then, and thumbnails drawn on them.
+    pub pan_zoomed_in_view: usize,
+    /// Thumbnails drawn on points (last zoomed frame).
+    pub thumbnails_on_points: usize,
+    /// Click on a point → its neighbours drawn, per click (ms).
+    pub click_to_neighbours_ms: Vec<f64>,
+    /// Resident memory at the end (MB), and the peak.
+    pub rss_mb: f64,
+    /// Peak resident memory (MB).
+    pub peak_rss_mb: f64,
+    /// The embedding matrix in memory (MB): the part of the memory that grows with N × dim.
+    pub embeddings_mb: f64,
+    /// Thumbnails held in the window's atlas at the end.
+    pub atlas_thumbnails: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Phase {
+    Opening,
+    Filtering {
+        since: usize,
+    },
+    Projection,
+    PanAll {
+        frame: usize,
+    },
+    Zooming {
+        frame: usize,
+    },
+    PanZoomed {
+        frame: usize,
+    },
+    Clicking {
+        clicks: usize,
+        waiting: Option<(usize, Instant)>,
+    },
+    Done,
+}
+
+struct Bench {
+    app: NatviewApp,
+    options: GuiBenchOptions,
+    started: Instant,
+    phase: Phase,
+    frame: usize,
+    inject: Vec<egui::Event>,
+    last_frame_start: Option<Instant>,
+    cpu: Vec<f64>,
+    intervals: Vec<f64>,
+    report: GuiBenchReport,
+    embed_started: Option<(Instant, usize)>,
+    /// A click whose neighbours were drawn in the last frame (timed when it is painted).
+    painted_after: Option<Instant>,
+    result: std::sync::Arc<std::sync::Mutex<Option<GuiBenchReport>>>,
+}
+
+fn percentile(values: &[f64], q: f64) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[((v.len() - 1) as f64 * q).round() as usize]
+}
+
+fn frame_times(cpu: &[f64], intervals: &[f64]) -> FrameTimes {
+    FrameTimes {
+        frames: cpu.len(),
+        cpu_p50_ms: percentile(cpu, 0.5),
+        cpu_p95_ms: percentile(cpu, 0.95),
+        cpu_max_ms: percentile(cpu, 1.0),
+        interval_p50_ms: percentile(intervals, 0.5),
+        interval_p95_ms: percentile(intervals, 0.95),
+    }
+}
+
+/// Resident and peak resident memory in MB (Linux `/proc/self/status`).
+fn memory_mb() -> (f64, f64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+impl Bench {
+    fn ms(&self) -> f64 {
+        self.started.elapsed().as_secs_f64() * 1000.0
+    }
+
+    /// The centre of the projection canvas (the central panel left of the neighbours panel).
+    fn canvas_centre(ctx: &egui::Context) -> egui::Pos2 {
+        let screen = ctx.content_rect();
+        egui::pos2((screen.width() - 380.0) / 2.0, screen.height() / 2.0 + 20.0)
+    }
+
+    fn drag_step(&mut self, ctx: &egui::Context, frame: usize, frames: usize) {
+        let centre = Self::canvas_centre(ctx);
+        let angle = frame as f32 / 30.0 * std::f32::consts::TAU;
+        let at = centre + egui::vec2(angle.cos(), angle.sin()) * 80.0;
+        if frame == 0 {
+            self.inject.push(egui::Event::PointerMoved(centre));
+            self.inject.push(egui::Event::PointerButton {
+                pos: centre,
+                button: egui::PointerButton::Primary,
+                pressed: true,
+                modifiers: egui::Modifiers::NONE,
+            });
+        } else if frame + 1 >= frames {
+            self.inject.push(egui::Event::PointerButton {
+                pos: at,
+                button: egui::PointerButton::Primary,
+                pressed: false,
+                modifiers: egui::Modifiers::NONE,
+            });
+        } else {
+            self.inject.push(egui::Event::PointerMoved(at));
+        }
+    }
+
+    fn step(&mut self, ctx: &egui::Context, frame_cpu_ms: Option<f64>) {
+        let now = Instant::now();
+        let interval = self
+            .last_frame_start
+            .map(|t| now.duration_since(t).as_secs_f64() * 1000.0);
+        self.last_frame_start = Some(now);
+        let measuring =
+            matches!(self.phase, Phase::PanAll { frame } | Phase::PanZoomed { frame } if frame > 2);
+        if measuring {
+            if let Some(cpu) = frame_cpu_ms {
+                self.cpu.push(cpu);
+            }
+            if let Some(i) = interval {
+                self.intervals.push(i);
+            }
+        }
+        let frames = self.options.pan_frames.max(10);
+        match self.phase {
+            Phase::Opening => {
+                if let Some(session) = self.app.session() {
+                    if self.report.first_gallery_ms == 0.0 {
+                        self.report.first_gallery_ms = self.ms();
+                        self.report.embedded_now = !session.is_embedded();
+                    }
+                    if self.report.gallery_thumbnails_ms == 0.0
+                        && self.app.thumbnails_in_atlas() > 0
+                        && !self.app.is_loading_thumbnails()
+                    {
+                        self.report.gallery_thumbnails_ms = self.ms();
+                    }
+                }
+                if let Some(p) = self.app.job_progress(JobKind::Open) {
+                    if p.phase == "embedding" && p.done > 0 {
+                        let (t0, d0) = *self.embed_started.get_or_insert((now, p.done));
+                        let secs = now.duration_since(t0).as_secs_f64();
+                        if secs > 1.0 {
+                            self.report.app_embedding_images_per_s =
+                                Some((p.done - d0) as f64 / secs);
+                        }
+                        if self.options.embed_seconds > 0.0 && secs >= self.options.embed_seconds {
+                            self.phase = Phase::Done;
+                        }
+                    }
+                }
+                let ready = self.app.session().is_some_and(|s| s.is_embedded())
+                    && self.app.job_progress(JobKind::Open).is_none()
+                    && !self.app.is_busy();
+                if ready && self.report.gallery_thumbnails_ms > 0.0 {
+                    self.report.ready_ms = Some(self.ms());
+                    self.app.set_gallery_filter(&self.options.filter.clone());
+                    self.phase = Phase::Filtering { since: self.frame };
+                }
+            }
+            Phase::Filtering { since } => {
+                if self.frame > since + 2 {
+                    let (listings, ms) = self.app.gallery_filter_result();
+                    self.report.filter_listings = listings;
+                    self.report.filter_ms = ms;
+                    self.app.set_gallery_filter("");
+                    self.app.send(Command::ShowView(View::Scatter));
+                    self.phase = Phase::Projection;
+                }
+            }
+            Phase::Projection => {
+                let drawn = self.app.scatter_canvas().in_view().is_some()
+                    && !self.app.is_drawing_scatter()
+                    && !self.app.is_busy();
+                if drawn {
+                    self.report.projection_ms = Some(self.ms());
+                    self.report.pan_all_in_view = self.app.scatter_canvas().in_view().unwrap_or(0);
+                    self.phase = Phase::PanAll { frame: 0 };
+                }
+            }
+            Phase::PanAll { frame } => {
+                self.drag_step(ctx, frame, frames);
+                if frame + 1 >= frames {
+                    self.report.pan_all = frame_times(&self.cpu, &self.intervals);
+                    self.cpu.clear();
+                    self.intervals.clear();
+                    self.phase = Phase::Zooming { frame: 0 };
+                } else {
+                    self.phase = Phase::PanAll { frame: frame + 1 };
+                }
+            }
+            Phase::Zooming { frame } => {
+                let in_view = self.app.scatter_canvas().in_view().unwrap_or(usize::MAX);
+                let settled = !self.app.is_drawing_scatter();
+                // Zoomed in far enough (or given up after 600 frames): pan there.
+                if (in_view <= 8_000 && settled && frame > 5) || frame > 600 {
+                    self.phase = Phase::PanZoomed { frame: 0 };
+                } else {
+                    if frame % 4 == 0 && in_view > 8_000 {
+                        let centre = Self::canvas_centre(ctx);
+                        self.inject.push(egui::Event::PointerMoved(centre));
+                        self.inject.push(egui::Event::MouseWheel {
+                            unit: egui::MouseWheelUnit::Point,
+                            delta: egui::vec2(0.0, 400.0),
+                            phase: egui::TouchPhase::Move,
+                            source: egui::MouseWheelSource::Wheel,
+                            modifiers: egui::Modifiers::NONE,
+                        });
+                    }
+                    self.phase = Phase::Zooming { frame: frame + 1 };
+                }
+            }
+            Phase::PanZoomed { frame } => {
+                self.drag_step(ctx, frame, frames);
+                if frame + 1 >= frames {
+                    self.report.pan_zoomed = frame_times(&self.cpu, &self.intervals);
+                    self.report.pan_zoomed_in_view =
+                        self.app.scatter_canvas().in_view().unwrap_or(0);
+                    self.report.thumbnails_on_points =
+                        self.app.scatter_canvas().drawn_thumbnails().len();
+                    self.phase = Phase::Clicking {
+                        clicks: 0,
+                        waiting: None,
+                    };
+                } else {
+                    self.phase = Phase::PanZoomed { frame: frame + 1 };
+                }
+            }
+            Phase::Clicking { clicks, waiting } => match waiting {
+                Some((id, clicked)) => {
+                    let shown = self
+                        .app
+                        .session()
+                        .and_then(|s| s.selection.as_ref())
+                        .is_some_and(|s| s.item() == Some(id));
+                    if shown {
+                        // This frame applied the selection and drew its neighbours: it is
+                        // timed once painted, when the next frame starts.
+                        self.painted_after = Some(clicked);
+                        self.phase = Phase::Clicking {
+                            clicks: clicks + 1,
+                            waiting: None,
+                        };
+                    } else if clicked.elapsed().as_secs() > 5 {
+                        self.phase = Phase::Done;
+                    }
+                }
+                None if clicks >= 5 && self.painted_after.is_none() => self.phase = Phase::Done,
+                None if self.painted_after.is_some() => {}
+                None => {
+                    let thumbs = self.app.scatter_canvas().drawn_thumbnails();
+                    let current = self
+                        .app
+                        .session()
+                        .and_then(|s| s.selection.as_ref())
+                        .and_then(|s| s.item());
+                    let target = thumbs
+                        .iter()
+                        .filter(|(_, id)| Some(*id) != current)
+                        .nth(clicks * 3)
+                        .or_else(|| thumbs.iter().find(|(_, id)| Some(*id) != current))
+                        .copied();
+                    match target {
+                        Some((rect, id)) => {
+                            let pos = rect.center();
+                            self.inject.push(egui::Event::PointerMoved(pos));
+                            for pressed in [true, false] {
+                                self.inject.push(egui::Event::PointerButton {
+                                    pos,
+                                    button: egui::PointerButton::Primary,
+                                    pressed,
+                                    modifiers: egui::Modifiers::NONE,
+                                });
+                            }
+                            self.phase = Phase::Clicking {
+                                clicks,
+                                waiting: Some((id, Instant::now())),
+                            };
+                        }
+                        None => self.phase = Phase::Done,
+                    }
+                }
+            },
+            Phase::Done => {}
+        }
+        if self.phase == Phase::Done {
+            self.finish(ctx);
+        }
+    }
+
+    fn finish(&mut self, ctx: &egui::Context) {
+        if let Some(session) = self.app.session() {
+            self.report.images = session.set.items.len();
+            self.report.listings = session.listings.len();
+            self.report.encoder = session.set.meta.encoder.describe();
+            self.report.embeddings_mb =
+                (session.set.matrix.data.len() * 4) as f64 / (1024.0 * 1024.0);
+        }
+        let (rss, peak) = memory_mb();
+        self.report.rss_mb = rss;
+        self.report.peak_rss_mb = peak;
+        self.report.atlas_thumbnails = self.app.thumbnails_in_atlas();
+        *self.result.lock().unwrap_or_else(|e| e.into_inner()) = Some(self.report.clone());
+        ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+    }
+}
+
+impl eframe::App for Bench {
+    fn raw_input_hook(&mut self, _ctx: &egui::Context, raw_input: &mut egui::RawInput) {
+        // A click is timed from when the window receives it.
+        if let Phase::Clicking {
+            waiting: Some((_, clicked)),
+            ..
+        } = &mut self.phase
+        {
+            if !self.inject.is_empty() {
+                *clicked = Instant::now();
+            }
+        }
+        raw_input.events.append(&mut self.inject);
+        if let Some(clicked) = self.painted_after.take() {
+            // The frame that showed the neighbours has been painted by now.
+            self.report
+                .click_to_neighbours_ms
+                .push(clicked.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
+        let cpu = frame.info().cpu_usage.map(|s| f64::from(s) * 1000.0);
+        let ctx = ui.ctx().clone();
+        if self.frame == 0 {
+            let path = self.options.dataset.clone();
+            self.app.open(&ctx, path);
+        }
+        self.app.show(ui);
+        if self.phase != Phase::Done {
+            self.step(&ctx, cpu);
+            ctx.request_repaint();
+        }
+        self.frame += 1;
+    }
+}
+
+/// Opens the window on the dataset, runs the measurements and returns them (the window closes
+/// when done).
+pub fn run_gui_bench(options: GuiBenchOptions) -> Result<GuiBenchReport, String> {
+    let result = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let native = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("natview bench")
+            .with_inner_size([1280.0, 800.0]),
+        glow_options: eframe::egui_glow::GlowConfiguration {
+            vsync: false,
+            ..Default::default()
+        },
+        persist_window: false,
+        ..Default::default()
+    };
+    let started = Instant::now();
+    let worker_result = result.clone();
+    let spec = options.spec.clone();
+    let dataset_name = options.dataset.display().to_string();
+    eframe::run_native(
+        "natview-bench",
+        native,
+        Box::new(move |_cc| {
+            let mut app =
+                NatviewApp::empty(spec.clone().unwrap_or_else(EncoderSpec::default_model));
+            app.set_encoder_choice(spec.is_some());
+            Ok(Box::new(Bench {
+                app,
+                options,
+                started,
+                phase: Phase::Opening,
+                frame: 0,
+                inject: Vec::new(),
+                last_frame_start: None,
+                cpu: Vec::new(),
+                intervals: Vec::new(),
+                report: GuiBenchReport {
+                    dataset: dataset_name,
+                    ..GuiBenchReport::default()
+                },
+                embed_started: None,
+                painted_after: None,
+                result: worker_result,
+            }))
+        }),
+    )
+    .map_err(|e| format!("the window could not open: {e}"))?;
+    let report = result.lock().unwrap_or_else(|e| e.into_inner()).take();
+    report.ok_or_else(|| "the window closed before the measurements finished".into())
+}

@@ -1,0 +1,457 @@
+//! The scatter's canvas: every point drawn by a worker into one texture
+//! ([`ScatterRasteriser`]); the frame only moves and scales the last texture to the current
+//! view (so panning costs the same at a thousand or a million points) and asks for a new one;
+//! thumbnails on the points the worker picked; hover, click, box and lasso through the
+//! projection's grid.
+
+use super::scatter::{ScatterState, Tool};
+use super::theme;
+use super::thumbnails::{AtlasThumb, ThumbnailCache};
+use crate::app::{Command, ProjectionResult, Session};
+use crate::scatter::{RasterMode, ScatterLayer, ScatterRasteriser, ScatterStyle, ScatterView};
+use std::sync::Arc;
+
+/// Side of a thumbnail drawn on a point, in screen points.
+const THUMB_ON_POINT: f32 = 40.0;
+/// Hover and click reach, in screen points.
+const PICK_RADIUS: f32 = 8.0;
+
+/// Where the canvas looks: the plot point at its centre and the plot units per screen point.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Camera {
+    centre: [f64; 2],
+    units_per_point: f64,
+}
+
+/// The raster on screen.
+struct Shown {
+    layer: Arc<ScatterLayer>,
+    view: ScatterView,
+    texture: egui::TextureHandle,
+    thumbnails: Vec<u32>,
+    in_view: usize,
+    mode: RasterMode,
+    millis: f64,
+}
+
+/// The canvas's own state (inside [`ScatterState`]).
+#[derive(Default)]
+pub struct Canvas {
+    camera: Option<Camera>,
+    /// The projection the camera was fitted to.
+    camera_for: Option<u64>,
+    rasteriser: Option<ScatterRasteriser>,
+    shown: Option<Shown>,
+    /// The last request (view, layer, style), to ask again only when something changed.
+    requested: Option<(ScatterView, usize, ScatterStyle)>,
+    /// The box corners or lasso path being drawn, in plot coordinates.
+    drag: Vec<[f64; 2]>,
+    /// The outline of the last selection (kept on screen until cleared).
+    outline: Vec<[f64; 2]>,
+    /// The thumbnails drawn on points in the last frame: where, and which item.
+    drawn_thumbs: Vec<(egui::Rect, usize)>,
+}
+
+impl Canvas {
+    /// Forgets the outline of the last selection.
+    pub fn clear_outline(&mut self) {
+        self.outline.clear();
+    }
+
+    /// Points in view in the raster on screen, if one is.
+    pub fn in_view(&self) -> Option<usize> {
+        self.shown.as_ref().map(|s| s.in_view)
+    }
+
+    /// The thumbnails drawn on points in the last frame: where, and which item.
+    pub fn drawn_thumbnails(&self) -> &[(egui::Rect, usize)] {
+        &self.drawn_thumbs
+    }
+
+    /// Whether a raster is being drawn for the current view.
+    pub fn is_drawing(&self) -> bool {
+        self.rasteriser.as_ref().is_some_and(|r| r.is_busy())
+    }
+}
+
+/// Maps between screen points and plot units for one frame.
+#[derive(Debug, Clone, Copy)]
+struct Transform {
+    rect: egui::Rect,
+    camera: Camera,
+}
+
+impl Transform {
+    fn to_screen(self, p: [f64; 2]) -> egui::Pos2 {
+        let c = self.rect.center();
+        let s = 1.0 / self.camera.units_per_point;
+        egui::pos2(
+            c.x + ((p[0] - self.camera.centre[0]) * s) as f32,
+            c.y - ((p[1] - self.camera.centre[1]) * s) as f32,
+        )
+    }
+
+    fn to_plot(self, pos: egui::Pos2) -> [f64; 2] {
+        let c = self.rect.center();
+        let u = self.camera.units_per_point;
+        [
+            self.camera.centre[0] + f64::from(pos.x - c.x) * u,
+            self.camera.centre[1] - f64::from(pos.y - c.y) * u,
+        ]
+    }
+
+    fn view(self, pixels_per_point: f32) -> ScatterView {
+        let top_left = self.to_plot(self.rect.left_top());
+        let bottom_right = self.to_plot(self.rect.right_bottom());
+        ScatterView {
+            min: [top_left[0], bottom_right[1]],
+            max: [bottom_right[0], top_left[1]],
+            width: (self.rect.width() * pixels_per_point).round().max(1.0) as usize,
+            height: (self.rect.height() * pixels_per_point).round().max(1.0) as usize,
+        }
+    }
+}
+
+/// A camera showing every point with a margin.
+fn fit(points: &[[f32; 2]], rect: egui::Rect) -> Camera {
+    let b = crate::scatter::bounds_of(points);
+    let (w, h) = (f64::from(b[2] - b[0]), f64::from(b[3] - b[1]));
+    let span = |extent: f64, screen: f32| extent.max(1e-9) * 1.08 / f64::from(screen.max(1.0));
+    Camera {
+        centre: [f64::from(b[0] + b[2]) / 2.0, f64::from(b[1] + b[3]) / 2.0],
+        units_per_point: span(w, rect.width()).max(span(h, rect.height())),
+    }
+}
+
+/// Draws the canvas and handles its input.
+pub(super) fn canvas_ui(
+    ui: &mut egui::Ui,
+    session: &Session,
+    result: &ProjectionResult,
+    state: &mut ScatterState,
+    thumbnails: &mut ThumbnailCache,
+    commands: &mut Vec<Command>,
+) {
+    let Some(layer) = state.layer.clone() else {
+        return;
+    };
+    let points = &result.points;
+    let (rect, response) =
+        ui.allocate_exact_size(ui.available_size(), egui::Sense::click_and_drag());
+    response.widget_info(|| {
+        egui::WidgetInfo::labeled(
+            egui::Role::Image,
+            true,
+            format!("projection of {} points", points.len()),
+        )
+    });
+    let canvas = &mut state.canvas;
+    if canvas.camera_for != Some(result.id) || canvas.camera.is_none() {
+        canvas.camera = Some(fit(points, rect));
+        canvas.camera_for = Some(result.id);
+    }
+    let mut camera = canvas.camera.unwrap_or_else(|| fit(points, rect));
+    let ctx = ui.ctx().clone();
+
+    // Zoom around the pointer, pan by dragging, double-click to see everything.
+    if let Some(pointer) = response.hover_pos() {
+        let (scroll, pinch) = ctx.input(|i| (i.smooth_scroll_delta.y, i.zoom_delta()));
+        let factor = (-f64::from(scroll) * 0.0015).exp() / f64::from(pinch);
+        if (factor - 1.0).abs() > 1e-6 {
+            let before = Transform { rect, camera }.to_plot(pointer);
+            camera.units_per_point *= factor;
+            let after = Transform { rect, camera }.to_plot(pointer);
+            camera.centre[0] += before[0] - after[0];
+            camera.centre[1] += before[1] - after[1];
+        }
+    }
+    if response.double_clicked() {
+        camera = fit(points, rect);
+    }
+    if state.tool == Tool::Pan && response.dragged() {
+        let delta = response.drag_delta();
+        camera.centre[0] -= f64::from(delta.x) * camera.units_per_point;
+        camera.centre[1] += f64::from(delta.y) * camera.units_per_point;
+    }
+    canvas.camera = Some(camera);
+    let transform = Transform { rect, camera };
+
+    if let Some(polygon) = selection_input(&ctx, rect, transform, state.tool, &mut canvas.drag) {
+        let started = std::time::Instant::now();
+        let ids = match state.tool {
+            Tool::Box => layer
+                .grid
+                .in_box(points, polygon[0], polygon[polygon.len() - 1]),
+            _ => layer.grid.in_polygon(points, &polygon),
+        };
+        canvas.outline = outline_of(state.tool, &polygon);
+        let millis = started.elapsed().as_secs_f64() * 1000.0;
+        let count = ids.len();
+        commands.push(Command::SetGallerySubset(Some(ids)));
+        state.selection_made(count, millis);
+    }
+    let canvas = &mut state.canvas;
+
+    // The newest raster, and a new one when the view, the colours or the style changed.
+    let pixels_per_point = ctx.pixels_per_point();
+    let rasteriser = canvas.rasteriser.get_or_insert_with(|| {
+        let ctx = ctx.clone();
+        ScatterRasteriser::new(move || ctx.request_repaint())
+    });
+    if let Some((done_layer, raster)) = rasteriser.take() {
+        let image = egui::ColorImage::from_rgba_premultiplied(
+            [raster.view.width, raster.view.height],
+            &raster.rgba,
+        );
+        let texture = match canvas.shown.take() {
+            Some(mut shown) => {
+                shown.texture.set(image, egui::TextureOptions::LINEAR);
+                shown.texture
+            }
+            None => ctx.load_texture("scatter", image, egui::TextureOptions::LINEAR),
+        };
+        canvas.shown = Some(Shown {
+            layer: done_layer,
+            view: raster.view,
+            texture,
+            thumbnails: raster.thumbnails,
+            in_view: raster.in_view,
+            mode: raster.mode,
+            millis: raster.millis,
+        });
+    }
+    let view = transform.view(pixels_per_point);
+    let style = ScatterStyle {
+        point_radius_px: 2.5 * pixels_per_point,
+        thumbnail_cell_px: (THUMB_ON_POINT + 16.0) * pixels_per_point,
+        thumbnails_below: if state.show_thumbnails { 40_000 } else { 0 },
+        ..ScatterStyle::default()
+    };
+    let wanted = (view, Arc::as_ptr(&layer) as usize, style);
+    if canvas.requested != Some(wanted) {
+        rasteriser.request(layer.clone(), view, style);
+        canvas.requested = Some(wanted);
+    }
+
+    let painter = ui.painter_at(rect);
+    painter.rect_filled(rect, 0.0, ui.visuals().extreme_bg_color);
+    let mut drawn_thumbs: Vec<(egui::Rect, usize)> = Vec::new();
+    if let Some(shown) = &canvas.shown {
+        let placed = egui::Rect::from_two_pos(
+            transform.to_screen([shown.view.min[0], shown.view.max[1]]),
+            transform.to_screen([shown.view.max[0], shown.view.min[1]]),
+        );
+        let full = egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0));
+        painter.image(shown.texture.id(), placed, full, egui::Color32::WHITE);
+        if state.show_thumbnails && Arc::ptr_eq(&shown.layer, &layer) {
+            for &id in &shown.thumbnails {
+                let id = id as usize;
+                let p = points[id];
+                let at = transform.to_screen([f64::from(p[0]), f64::from(p[1])]);
+                if !rect.contains(at) {
+                    continue;
+                }
+                let Some(thumb) = thumbnails.get(&ctx, session, id) else {
+                    continue;
+                };
+                let square = egui::Rect::from_center_size(at, egui::Vec2::splat(THUMB_ON_POINT));
+                paint_thumbnail(&painter, thumb, square, point_colour(&layer, id));
+                drawn_thumbs.push((square, id));
+            }
+        }
+        let mode = match shown.mode {
+            RasterMode::Discs => "points",
+            RasterMode::Density => "density",
+        };
+        painter.text(
+            rect.left_bottom() + egui::vec2(6.0, -6.0),
+            egui::Align2::LEFT_BOTTOM,
+            format!(
+                "{} in view · {mode} · drawn in {:.0} ms",
+                shown.in_view, shown.millis
+            ),
+            egui::FontId::proportional(11.0),
+            theme::MUTED,
+        );
+    }
+    highlight_selection(&painter, session, points, transform);
+    let outline = if canvas.drag.len() >= 2 {
+        outline_of(state.tool, &canvas.drag)
+    } else {
+        canvas.outline.clone()
+    };
+    if outline.len() >= 2 {
+        let screen: Vec<egui::Pos2> = outline.iter().map(|&p| transform.to_screen(p)).collect();
+        painter.add(egui::Shape::closed_line(
+            screen,
+            egui::Stroke::new(1.5, theme::SELECTED),
+        ));
+    }
+    legend_ui(&painter, rect, &state.legend);
+    canvas.drawn_thumbs.clone_from(&drawn_thumbs);
+
+    // Hover: a thumbnail under the pointer, else the point nearest it; a click selects it.
+    let Some(pointer) = response.hover_pos() else {
+        return;
+    };
+    let hovered = drawn_thumbs
+        .iter()
+        .rev()
+        .find(|(r, _)| r.contains(pointer))
+        .map(|&(_, id)| id)
+        .or_else(|| {
+            layer.grid.nearest(
+                points,
+                transform.to_plot(pointer),
+                f64::from(PICK_RADIUS) * camera.units_per_point,
+            )
+        });
+    let Some(id) = hovered else {
+        return;
+    };
+    if state.tool == Tool::Pan && response.clicked() {
+        commands.push(Command::Select(id));
+    }
+    let texture = thumbnails.get(&ctx, session, id);
+    let item = &session.set.items[id];
+    response.on_hover_ui_at_pointer(|ui| {
+        if let Some(texture) = texture {
+            ui.add(texture.image(egui::vec2(theme::THUMB_PX * 1.5, theme::THUMB_PX * 1.5)));
+        }
+        ui.strong(&item.listing);
+        if let Some(label) = &item.label {
+            ui.label(label);
+        }
+        ui.label(
+            egui::RichText::new(format!("item {id} · click to show its neighbours"))
+                .small()
+                .color(theme::MUTED),
+        );
+    });
+}
+
+fn point_colour(layer: &ScatterLayer, id: usize) -> egui::Color32 {
+    let slot = layer.colours.get(id).copied().unwrap_or(0) as usize;
+    let [r, g, b] = layer.palette.get(slot).copied().unwrap_or([128, 128, 128]);
+    egui::Color32::from_rgb(r, g, b)
+}
+
+fn paint_thumbnail(
+    painter: &egui::Painter,
+    thumb: AtlasThumb,
+    square: egui::Rect,
+    colour: egui::Color32,
+) {
+    thumb.paint(painter, square);
+    painter.rect_stroke(
+        square,
+        1.0,
+        egui::Stroke::new(2.0, colour),
+        egui::StrokeKind::Outside,
+    );
+}
+
+/// Rings around the selected item and its neighbours.
+fn highlight_selection(
+    painter: &egui::Painter,
+    session: &Session,
+    points: &[[f32; 2]],
+    transform: Transform,
+) {
+    let Some(selection) = &session.selection else {
+        return;
+    };
+    for id in selection
+        .item()
+        .into_iter()
+        .chain(selection.neighbours.iter().map(|n| n.id))
+    {
+        if let Some(p) = points.get(id) {
+            let at = transform.to_screen([f64::from(p[0]), f64::from(p[1])]);
+            painter.circle_stroke(at, 6.0, egui::Stroke::new(2.0, theme::SELECTED));
+        }
+    }
+}
+
+/// The colour groups in the top-right corner.
+fn legend_ui(painter: &egui::Painter, rect: egui::Rect, legend: &[super::scatter::LegendEntry]) {
+    if legend.is_empty() {
+        return;
+    }
+    let font = egui::FontId::proportional(12.0);
+    let row = 16.0;
+    let width = 230.0;
+    let area = egui::Rect::from_min_size(
+        rect.right_top() + egui::vec2(-width - 8.0, 8.0),
+        egui::vec2(width, row * legend.len() as f32 + 8.0),
+    );
+    painter.rect_filled(area, 4.0, egui::Color32::from_black_alpha(160));
+    for (i, entry) in legend.iter().enumerate() {
+        let y = area.top() + 4.0 + row * i as f32 + row / 2.0;
+        painter.circle_filled(egui::pos2(area.left() + 10.0, y), 4.0, entry.colour);
+        painter.text(
+            egui::pos2(area.left() + 20.0, y),
+            egui::Align2::LEFT_CENTER,
+            &entry.name,
+            font.clone(),
+            egui::Color32::from_gray(230),
+        );
+    }
+}
+
+/// Follows a box or lasso drag (read from the pointer directly: the shape starts where the
+/// button went down and ends where it came up); returns the finished shape.
+fn selection_input(
+    ctx: &egui::Context,
+    rect: egui::Rect,
+    transform: Transform,
+    tool: Tool,
+    drag: &mut Vec<[f64; 2]>,
+) -> Option<Vec<[f64; 2]>> {
+    if tool == Tool::Pan {
+        drag.clear();
+        return None;
+    }
+    let (pressed, down, released, origin, position) = ctx.input(|i| {
+        (
+            i.pointer.primary_pressed(),
+            i.pointer.primary_down(),
+            i.pointer.primary_released(),
+            i.pointer.press_origin(),
+            i.pointer.latest_pos(),
+        )
+    });
+    if pressed {
+        drag.clear();
+        if let Some(origin) = origin.filter(|o| rect.contains(*o)) {
+            drag.push(transform.to_plot(origin));
+        }
+    }
+    if (down || released) && !drag.is_empty() {
+        if let Some(pos) = position {
+            let p = transform.to_plot(pos);
+            match tool {
+                Tool::Box => {
+                    drag.truncate(1);
+                    drag.push(p);
+                }
+                _ => drag.push(p),
+            }
+        }
+    }
+    if released && drag.len() >= 2 {
+        return Some(std::mem::take(drag));
+    }
+    if released {
+        drag.clear();
+    }
+    None
+}
+
+/// The polygon drawn for a drag: the box's four corners, or the lasso path itself.
+fn outline_of(tool: Tool, drag: &[[f64; 2]]) -> Vec<[f64; 2]> {
+    match (tool, drag.first(), drag.last()) {
+        (Tool::Box, Some(&a), Some(&b)) => vec![a, [b[0], a[1]], b, [a[0], b[1]]],
+        _ => drag.to_vec(),
+    }
+}
