@@ -12,7 +12,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Keeps freed memory in the process (no purging) and off 2 MiB OS pages, so that the same
 /// buffers are reused step after step without page faults. Measured on a SimSiam step (batch 64,
 /// compact @64 px, 2 cores): 0.35 → 0.50 steps/s, system time 14 s → 2.4 s over 8 steps.
-fn tune_allocator() {
+/// The window instead returns memory freed for 250 ms: it holds a dataset for hours, and what
+/// opening one allocated for a moment (the index file read, the scan, the preview) would stay
+/// resident for good — 888 → 639 MB at 100k images (BENCHMARKS.md).
+fn tune_allocator(opens_window: bool) {
     // Option numbers from the vendored mimalloc.h (v2 and v3 agree): 6 = allow_large_os_pages,
     // 15 = purge_delay (-1: never purge).
     const ALLOW_LARGE_OS_PAGES: libmimalloc_sys::mi_option_t = 6;
@@ -20,8 +23,17 @@ fn tune_allocator() {
     // SAFETY: plain option setters of the allocator, called once before any worker starts.
     unsafe {
         libmimalloc_sys::mi_option_set(ALLOW_LARGE_OS_PAGES, 0);
-        libmimalloc_sys::mi_option_set(PURGE_DELAY, -1);
+        libmimalloc_sys::mi_option_set(PURGE_DELAY, purge_delay_ms(opens_window));
     }
+}
+
+/// How long freed memory stays in the process before it is returned (ms; -1: never), unless
+/// `NATVIEW_PURGE_DELAY_MS` says otherwise.
+fn purge_delay_ms(opens_window: bool) -> std::os::raw::c_long {
+    std::env::var("NATVIEW_PURGE_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if opens_window { 250 } else { -1 })
 }
 
 /// Shortens how long candle's element-wise worker spins after each operation before it parks
@@ -41,9 +53,9 @@ fn tune_candle_threads() {
 use clap::Parser;
 
 fn main() {
-    tune_allocator();
     tune_candle_threads();
     let args = cli::Cli::parse();
+    tune_allocator(args.opens_window());
     if let Err(error) = cli::run(args) {
         eprintln!("error: {error:#}");
         std::process::exit(1);

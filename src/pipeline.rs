@@ -335,6 +335,12 @@ pub struct IndexReport {
     pub duration_secs: f64,
 }
 
+impl crate::index::SharedRows for EmbeddingSet {
+    fn rows_data(&self) -> &[f32] {
+        &self.matrix.data
+    }
+}
+
 /// Reloads the workspace's index for these embeddings, or builds and saves a new one.
 pub fn ensure_index(
     workspace: &Workspace,
@@ -343,14 +349,48 @@ pub fn ensure_index(
     progress: &dyn ProgressSink,
     cancel: &CancelFlag,
 ) -> Result<(NeighbourIndex, IndexReport), PipelineError> {
+    ensure_index_over(workspace, set, None, params, progress, cancel)
+}
+
+/// [`ensure_index`] for a set that stays in memory beside its index (the app): the index
+/// searches the set's own matrix instead of holding a second copy of the vectors.
+pub fn ensure_shared_index(
+    workspace: &Workspace,
+    set: &std::sync::Arc<EmbeddingSet>,
+    params: HnswParams,
+    progress: &dyn ProgressSink,
+    cancel: &CancelFlag,
+) -> Result<(NeighbourIndex, IndexReport), PipelineError> {
+    let rows: std::sync::Arc<dyn crate::index::SharedRows> = set.clone();
+    ensure_index_over(workspace, set, Some(rows), params, progress, cancel)
+}
+
+fn ensure_index_over(
+    workspace: &Workspace,
+    set: &EmbeddingSet,
+    shared: Option<std::sync::Arc<dyn crate::index::SharedRows>>,
+    params: HnswParams,
+    progress: &dyn ProgressSink,
+    cancel: &CancelFlag,
+) -> Result<(NeighbourIndex, IndexReport), PipelineError> {
     let started = Instant::now();
     let basename = workspace.index_basename(&set.meta.encoder.workspace_key());
-    let rebuilt_because = match NeighbourIndex::load(
-        workspace.dir(),
-        &basename,
-        &set.meta.embeddings_fingerprint,
-        params,
-    ) {
+    let loaded = match &shared {
+        Some(rows) => NeighbourIndex::load_sharing(
+            workspace.dir(),
+            &basename,
+            &set.meta.embeddings_fingerprint,
+            params,
+            rows.clone(),
+        ),
+        None => NeighbourIndex::load(
+            workspace.dir(),
+            &basename,
+            &set.meta.embeddings_fingerprint,
+            params,
+        ),
+    };
+    let rebuilt_because = match loaded {
         Ok(index) => {
             let report = IndexReport {
                 reused: true,
@@ -381,6 +421,10 @@ pub fn ensure_index(
         other => PipelineError::Index(other),
     })?;
     index.save(workspace.dir(), &basename, &set.meta.embeddings_fingerprint)?;
+    let mut index = index;
+    if let Some(rows) = shared {
+        index.share_rows(rows)?;
+    }
     let report = IndexReport {
         reused: false,
         rebuilt_because,

@@ -54,7 +54,7 @@ pub struct GuiBenchReport {
     pub listings: usize,
     /// The encoder.
     pub encoder: String,
-    /// Whether the dataset had to be embedded (no fresh workspace).
+    /// Whether the app embedded the dataset (no fresh embeddings in the workspace).
     pub embedded_now: bool,
     /// From start to the first frame showing the gallery (a preview while embedding).
     pub first_gallery_ms: f64,
@@ -86,6 +86,10 @@ pub struct GuiBenchReport {
     pub rss_mb: f64,
     /// Peak resident memory (MB).
     pub peak_rss_mb: f64,
+    /// Resident memory when the dataset was ready, and after the projection was drawn (MB).
+    pub rss_at_ready_mb: f64,
+    /// Resident memory after the projection was drawn (MB).
+    pub rss_after_projection_mb: f64,
     /// The embedding matrix in memory (MB): the part of the memory that grows with N × dim.
     pub embeddings_mb: f64,
     /// Thumbnails held in the window's atlas at the end.
@@ -220,10 +224,9 @@ impl Bench {
         let frames = self.options.pan_frames.max(10);
         match self.phase {
             Phase::Opening => {
-                if let Some(session) = self.app.session() {
+                if let Some(_session) = self.app.session() {
                     if self.report.first_gallery_ms == 0.0 {
                         self.report.first_gallery_ms = self.ms();
-                        self.report.embedded_now = !session.is_embedded();
                     }
                     if self.report.gallery_thumbnails_ms == 0.0
                         && self.app.thumbnails_in_atlas() > 0
@@ -250,6 +253,8 @@ impl Bench {
                     && !self.app.is_busy();
                 if ready && self.report.gallery_thumbnails_ms > 0.0 {
                     self.report.ready_ms = Some(self.ms());
+                    self.report.rss_at_ready_mb = memory_mb().0;
+                    self.report.embedded_now = self.embed_started.is_some();
                     self.app.set_gallery_filter(&self.options.filter.clone());
                     self.phase = Phase::Filtering { since: self.frame };
                 }
@@ -270,6 +275,7 @@ impl Bench {
                     && !self.app.is_busy();
                 if drawn {
                     self.report.projection_ms = Some(self.ms());
+                    self.report.rss_after_projection_mb = memory_mb().0;
                     self.report.pan_all_in_view = self.app.scatter_canvas().in_view().unwrap_or(0);
                     self.phase = Phase::PanAll { frame: 0 };
                 }

@@ -10,7 +10,7 @@ use crate::index::HnswParams;
 use crate::jobs::{CancelFlag, ProgressSink};
 use crate::labels::LabelStore;
 use crate::pipeline::PipelineError;
-use crate::pipeline::{embed_dataset, ensure_index, ensure_thumbnails, EmbedRequest};
+use crate::pipeline::{embed_dataset, ensure_shared_index, ensure_thumbnails, EmbedRequest};
 use crate::thumbs::ThumbnailSource;
 use crate::workspace::Workspace;
 use std::sync::{Arc, Mutex};
@@ -62,7 +62,8 @@ pub fn open_dataset(
     };
     let (set, report) = embed_dataset(&dataset, &workspace, &request, progress, cancel)
         .map_err(|e| e.to_string())?;
-    let (index, _) = ensure_index(&workspace, &set, HnswParams::default(), progress, cancel)
+    let set = Arc::new(set);
+    let (index, _) = ensure_shared_index(&workspace, &set, HnswParams::default(), progress, cancel)
         .map_err(|e| e.to_string())?;
     let thumbnails = match ensure_thumbnails(&dataset, &workspace, &set, progress, cancel) {
         Ok(store) => ThumbnailSource::Store(Arc::new(store)),

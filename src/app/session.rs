@@ -113,7 +113,7 @@ impl Session {
         Self::new(
             dataset,
             workspace,
-            set,
+            Arc::new(set),
             None,
             ThumbnailSource::Files(Arc::new(paths)),
             skipped,
@@ -130,7 +130,7 @@ impl Session {
     pub fn new(
         dataset: Arc<Dataset>,
         workspace: Workspace,
-        set: EmbeddingSet,
+        set: Arc<EmbeddingSet>,
         index: Option<NeighbourIndex>,
         thumbnails: ThumbnailSource,
         skipped: Vec<Skipped>,
@@ -156,7 +156,7 @@ impl Session {
             metadata_columns: metadata_columns.into_iter().collect(),
             dataset,
             workspace,
-            set: Arc::new(set),
+            set,
             index,
             thumbnails,
             skipped,

@@ -20,6 +20,17 @@ pub struct BenchArgs {
     kind: BenchKind,
 }
 
+impl BenchArgs {
+    /// Whether this benchmark opens the desktop window.
+    pub fn is_gui(&self) -> bool {
+        #[cfg(feature = "gui")]
+        if matches!(self.kind, BenchKind::Gui { .. }) {
+            return true;
+        }
+        false
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum BenchKind {
     /// Images/s of the encoder on a dataset's images (decoding excluded, timed apart).

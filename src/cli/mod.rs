@@ -31,6 +31,17 @@ pub struct Cli {
     common: CommonArgs,
 }
 
+impl Cli {
+    /// Whether this run opens the desktop window (no subcommand, `gui`, `bench gui`).
+    pub fn opens_window(&self) -> bool {
+        match &self.command {
+            None | Some(Command::Gui { .. }) => true,
+            Some(Command::Bench(args)) => args.is_gui(),
+            Some(_) => false,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// The whole pipeline headless: embed → index → metrics beside the pixel baseline →

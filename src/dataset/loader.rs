@@ -2,7 +2,7 @@
 //! image its own listing) or a CSV/JSONL manifest (`path`, `listing`, optional `label`, other
 //! columns kept as metadata). Problems with single files are reported, never fatal.
 
-use super::{is_supported_extension, relative_to, Dataset, DatasetError, Item, Skipped};
+use super::{is_supported_extension, relative_to, Dataset, DatasetError, Item, Metadata, Skipped};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -172,7 +172,7 @@ fn push_file(
             path: relative_to(file, root),
             listing,
             label: None,
-            metadata: BTreeMap::new(),
+            metadata: Metadata::default(),
         }),
         Err(reason) => skipped.push(Skipped {
             path: file.to_path_buf(),
@@ -350,7 +350,7 @@ fn rows_to_dataset(
             path: rel,
             listing,
             label,
-            metadata: row.columns,
+            metadata: row.columns.into(),
         });
     }
     Ok(Dataset {

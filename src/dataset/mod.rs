@@ -3,6 +3,7 @@
 
 mod decode;
 mod loader;
+mod metadata;
 mod view_filter;
 
 pub use decode::{
@@ -10,10 +11,11 @@ pub use decode::{
     SUPPORTED_EXTENSIONS,
 };
 pub use loader::{load_dataset, DatasetKind};
+pub use metadata::Metadata;
 pub use view_filter::ViewFilter;
 
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// Errors raised while loading a dataset (per-file problems are [`Skipped`], not errors).
@@ -64,8 +66,8 @@ pub struct Item {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
     /// Any other manifest columns, kept as strings.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub metadata: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Metadata::is_empty")]
+    pub metadata: Metadata,
 }
 
 /// A file that was left out, with the reason.

@@ -18,6 +18,7 @@ use rayon::prelude::*;
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicU32, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
+use std::sync::Arc;
 use std::sync::Mutex;
 
 /// A node and its distance (`1 − cosine`) to the query.
@@ -108,12 +109,35 @@ pub struct GraphParams {
     pub seed: u64,
 }
 
-/// An HNSW graph over a copy of the vectors.
+/// Row-major vectors owned elsewhere that a graph can search without a copy of its own (an
+/// embedding matrix the app holds anyway).
+pub trait SharedRows: Send + Sync {
+    /// The rows, back to back.
+    fn rows_data(&self) -> &[f32];
+}
+
+/// The vectors a graph searches: its own copy, or rows shared with their owner.
+enum Vectors {
+    Owned(Vec<f32>),
+    Shared(Arc<dyn SharedRows>),
+}
+
+impl Vectors {
+    #[inline]
+    fn as_slice(&self) -> &[f32] {
+        match self {
+            Vectors::Owned(v) => v,
+            Vectors::Shared(rows) => rows.rows_data(),
+        }
+    }
+}
+
+/// An HNSW graph over a copy of the vectors (or over shared rows, see [`SharedRows`]).
 pub struct Graph {
     dim: usize,
     m: usize,
     ef_construction: usize,
-    vectors: Vec<f32>,
+    vectors: Vectors,
     levels: Vec<u8>,
     /// Layer 0: per node `1 + 2M` slots, the count then the links.
     layer0: Vec<AtomicU32>,
@@ -124,6 +148,56 @@ pub struct Graph {
     max_level: usize,
     scratch: Mutex<Vec<Scratch>>,
     dot: DotFn,
+}
+
+/// Rows compared when a graph starts sharing vectors (evenly spread, first and last included).
+const CHECKED_ROWS: usize = 64;
+
+/// The indices of the rows compared among `n`.
+fn sampled_rows(n: usize) -> impl Iterator<Item = usize> {
+    let step = (n / CHECKED_ROWS).max(1);
+    (0..n).step_by(step).chain(n.checked_sub(1))
+}
+
+fn check_same_rows(own: &[f32], shared: &[f32], dim: usize) -> Result<(), String> {
+    if own.len() != shared.len() {
+        return Err(format!(
+            "the shared vectors hold {} values, the graph {}",
+            shared.len(),
+            own.len()
+        ));
+    }
+    let n = own.len() / dim.max(1);
+    for row in sampled_rows(n) {
+        let range = row * dim..(row + 1) * dim;
+        if own[range.clone()] != shared[range] {
+            return Err(format!(
+                "row {row} differs from the vectors the graph was built from"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_same_stored_rows(stored: &[u8], shared: &[f32], dim: usize) -> Result<(), String> {
+    if stored.len() != shared.len() * 4 {
+        return Err(format!(
+            "the embeddings hold {} values, the graph file {}",
+            shared.len(),
+            stored.len() / 4
+        ));
+    }
+    let n = shared.len() / dim.max(1);
+    for row in sampled_rows(n) {
+        for (k, &value) in shared[row * dim..(row + 1) * dim].iter().enumerate() {
+            let at = (row * dim + k) * 4;
+            let b = &stored[at..at + 4];
+            if f32::from_le_bytes([b[0], b[1], b[2], b[3]]).to_bits() != value.to_bits() {
+                return Err(format!("row {row} differs from the embeddings"));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Highest level a node may get (a 2⁶⁴-node graph would not reach it with M ≥ 2).
@@ -159,7 +233,7 @@ impl Graph {
             dim: vectors.dim,
             m,
             ef_construction: params.ef_construction.max(1),
-            vectors: vectors.data.clone(),
+            vectors: Vectors::Owned(vectors.data.clone()),
             layer0: (0..n * (1 + 2 * m)).map(|_| AtomicU32::new(0)).collect(),
             upper,
             levels,
@@ -217,7 +291,16 @@ impl Graph {
     #[inline]
     fn vector(&self, id: u32) -> &[f32] {
         let start = id as usize * self.dim;
-        &self.vectors[start..start + self.dim]
+        &self.vectors.as_slice()[start..start + self.dim]
+    }
+
+    /// Searches `rows` from now on instead of the graph's own copy of the vectors (which is
+    /// dropped). They must be the vectors the graph was built from: same length, and the rows
+    /// checked (a sample of them) are equal.
+    pub fn share_rows(&mut self, rows: Arc<dyn SharedRows>) -> Result<(), String> {
+        check_same_rows(self.vectors.as_slice(), rows.rows_data(), self.dim)?;
+        self.vectors = Vectors::Shared(rows);
+        Ok(())
     }
 
     #[inline]
@@ -488,7 +571,8 @@ impl Graph {
     /// The graph as bytes (see [`from_bytes`](Self::from_bytes)).
     pub fn to_bytes(&self) -> Vec<u8> {
         let words = self.layer0.len() + self.upper.iter().map(|u| u.len()).sum::<usize>();
-        let mut out = Vec::with_capacity(64 + self.len() + 4 * (self.vectors.len() + words));
+        let vectors = self.vectors.as_slice();
+        let mut out = Vec::with_capacity(64 + self.len() + 4 * (vectors.len() + words));
         out.extend_from_slice(MAGIC);
         for v in [
             self.len(),
@@ -501,7 +585,7 @@ impl Graph {
             out.extend_from_slice(&(v as u64).to_le_bytes());
         }
         out.extend_from_slice(&self.levels);
-        for v in &self.vectors {
+        for v in vectors {
             out.extend_from_slice(&v.to_le_bytes());
         }
         for slot in self
@@ -516,6 +600,16 @@ impl Graph {
 
     /// Reads a graph written by [`to_bytes`](Self::to_bytes), checking every count and link.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+        Self::read(bytes, None)
+    }
+
+    /// [`from_bytes`](Self::from_bytes) over `rows` (the vectors it was built from, owned
+    /// elsewhere): the file's copy of the vectors is compared on a sample of rows, not loaded.
+    pub fn from_bytes_sharing(bytes: &[u8], rows: Arc<dyn SharedRows>) -> Result<Self, String> {
+        Self::read(bytes, Some(rows))
+    }
+
+    fn read(bytes: &[u8], shared: Option<Arc<dyn SharedRows>>) -> Result<Self, String> {
         let mut reader = Reader { bytes, at: 0 };
         if reader.take(MAGIC.len())? != MAGIC {
             return Err("not a natview HNSW graph (bad magic)".into());
@@ -532,20 +626,11 @@ impl Graph {
         if levels.iter().any(|&l| l as usize > max_level) {
             return Err("a node's level exceeds the graph's".into());
         }
-        let vectors: Vec<f32> = reader
-            .take(
-                n.checked_mul(dim)
-                    .and_then(|x| x.checked_mul(4))
-                    .ok_or("too large")?,
-            )?
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
-        let matrix = Matrix {
-            rows: n,
-            dim,
-            data: vectors,
-        };
+        let stored = reader.take(
+            n.checked_mul(dim)
+                .and_then(|x| x.checked_mul(4))
+                .ok_or("too large")?,
+        )?;
         let mut graph = Self::empty(
             &Matrix {
                 rows: 0,
@@ -558,7 +643,18 @@ impl Graph {
                 seed: 0,
             },
         );
-        graph.vectors = matrix.data;
+        graph.vectors = match shared {
+            Some(rows) => {
+                check_same_stored_rows(stored, rows.rows_data(), dim)?;
+                Vectors::Shared(rows)
+            }
+            None => Vectors::Owned(
+                stored
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect(),
+            ),
+        };
         graph.levels = levels;
         graph.entry = entry as u32;
         graph.max_level = max_level;

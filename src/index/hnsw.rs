@@ -2,12 +2,13 @@
 //! built in parallel, saved next to its parameters and the fingerprint of the embeddings it was
 //! built from.
 
-use super::graph::{Graph, GraphParams};
+use super::graph::{Graph, GraphParams, SharedRows};
 use super::{IndexError, Neighbour};
 use crate::linalg::Matrix;
 use crate::workspace::{write_atomic, write_json_atomic};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// HNSW construction and search parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -205,6 +206,34 @@ impl NeighbourIndex {
         expected_fingerprint: &str,
         params: HnswParams,
     ) -> Result<Self, IndexError> {
+        Self::load_over(dir, basename, expected_fingerprint, params, None)
+    }
+
+    /// [`load`](Self::load) searching `rows` (the embeddings it was built from, held by the
+    /// caller anyway) instead of a second copy read from the file.
+    pub fn load_sharing(
+        dir: &Path,
+        basename: &str,
+        expected_fingerprint: &str,
+        params: HnswParams,
+        rows: Arc<dyn SharedRows>,
+    ) -> Result<Self, IndexError> {
+        Self::load_over(dir, basename, expected_fingerprint, params, Some(rows))
+    }
+
+    /// Searches `rows` from now on instead of the index's own copy of the vectors: they must be
+    /// the vectors it was built from.
+    pub fn share_rows(&mut self, rows: Arc<dyn SharedRows>) -> Result<(), IndexError> {
+        self.graph.share_rows(rows).map_err(IndexError::Mismatch)
+    }
+
+    fn load_over(
+        dir: &Path,
+        basename: &str,
+        expected_fingerprint: &str,
+        params: HnswParams,
+        shared: Option<Arc<dyn SharedRows>>,
+    ) -> Result<Self, IndexError> {
         let manifest_path = manifest_path(dir, basename);
         let text = std::fs::read_to_string(&manifest_path).map_err(|e| IndexError::Io {
             path: manifest_path.clone(),
@@ -238,11 +267,20 @@ impl NeighbourIndex {
             ));
         }
         let graph_path = graph_path(dir, basename);
-        let bytes = std::fs::read(&graph_path).map_err(|e| IndexError::Io {
+        let io = |e: std::io::Error| IndexError::Io {
             path: graph_path.clone(),
             message: e.to_string(),
-        })?;
-        let graph = Graph::from_bytes(&bytes).map_err(|message| IndexError::Io {
+        };
+        let file = std::fs::File::open(&graph_path).map_err(io)?;
+        // Mapped, not read: only the links are copied out (and, without shared rows, the
+        // vectors); nothing of the file stays resident afterwards.
+        // SAFETY: index files are replaced by renames, never rewritten in place.
+        let bytes = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
+        let graph = match shared {
+            Some(rows) => Graph::from_bytes_sharing(&bytes, rows),
+            None => Graph::from_bytes(&bytes),
+        }
+        .map_err(|message| IndexError::Io {
             path: graph_path.clone(),
             message: format!("cannot load index: {message}"),
         })?;

@@ -6,6 +6,7 @@ mod graph;
 mod hnsw;
 
 pub use exact::{exact_neighbours, exact_neighbours_all, exact_search};
+pub use graph::SharedRows;
 pub use hnsw::{HnswParams, NeighbourIndex, BUILD_CHUNK};
 
 use serde::{Deserialize, Serialize};
@@ -53,6 +54,9 @@ pub enum IndexError {
     /// The build was cancelled.
     #[error("cancelled")]
     Cancelled,
+    /// Vectors handed to an index are not the ones it was built from.
+    #[error("the index does not match these embeddings: {0}")]
+    Mismatch(String),
     /// A tensor operation failed during exact search.
     #[error("exact search failed: {0}")]
     Candle(#[from] candle_core::Error),

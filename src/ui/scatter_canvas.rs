@@ -263,9 +263,7 @@ pub(super) fn canvas_ui(
             RasterMode::Discs => "points",
             RasterMode::Density => "density",
         };
-        painter.text(
-            rect.left_bottom() + egui::vec2(6.0, -6.0),
-            egui::Align2::LEFT_BOTTOM,
+        let status = painter.layout_no_wrap(
             format!(
                 "{} in view · {mode} · drawn in {:.0} ms",
                 shown.in_view, shown.millis
@@ -273,6 +271,13 @@ pub(super) fn canvas_ui(
             egui::FontId::proportional(11.0),
             theme::MUTED,
         );
+        let at = rect.left_bottom() + egui::vec2(6.0, -6.0 - status.size().y);
+        painter.rect_filled(
+            egui::Rect::from_min_size(at, status.size()).expand(3.0),
+            3.0,
+            egui::Color32::from_black_alpha(190),
+        );
+        painter.galley(at, status, theme::MUTED);
     }
     highlight_selection(&painter, session, points, transform);
     let outline = if canvas.drag.len() >= 2 {

@@ -228,7 +228,7 @@ mod tests {
             path: "a/b.png".into(),
             listing: "a".into(),
             label: Some("x".into()),
-            metadata: [("k".to_string(), "v".to_string())].into(),
+            metadata: [("k".to_string(), "v".to_string())].into_iter().collect(),
         }];
         let fp = ws.write_items(&items).expect("write");
         let (back, fp2) = ws.read_items().expect("read");
