@@ -408,6 +408,10 @@ impl Bench {
 }
 
 impl eframe::App for Bench {
+    fn clear_color(&self, visuals: &egui::Visuals) -> [f32; 4] {
+        eframe::App::clear_color(&self.app, visuals)
+    }
+
     fn raw_input_hook(&mut self, _ctx: &egui::Context, raw_input: &mut egui::RawInput) {
         // A click is timed from when the window receives it.
         if let Phase::Clicking {

@@ -395,7 +395,15 @@ impl NatviewApp {
             .filter(|f| f.dataset == session.dataset.source);
         let waiting =
             !session.is_embedded() && !matches!(self.state.view, View::Gallery | View::Labels);
-        egui::CentralPanel::default().show(ui, |ui| match self.state.view {
+        // The projection covers its panel with one opaque raster: the panel's own fill (one
+        // more full-size layer for a software renderer) is left out; the window is cleared to
+        // the same colour.
+        let mut central = egui::CentralPanel::default();
+        if self.state.view == View::Scatter && !waiting {
+            central = central
+                .frame(egui::Frame::central_panel(ui.style()).fill(egui::Color32::TRANSPARENT));
+        }
+        central.show(ui, |ui| match self.state.view {
             _ if waiting => ui::waiting_for_embeddings_ui(ui, self.state.view.title(), &statuses),
             View::Gallery => ui::gallery_ui(
                 ui,
@@ -460,6 +468,10 @@ impl eframe::App for NatviewApp {
     fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
         self.frame_stats.record_frame_cpu(frame.info().cpu_usage);
         self.show(ui);
+    }
+
+    fn clear_color(&self, visuals: &egui::Visuals) -> [f32; 4] {
+        visuals.panel_fill.to_normalized_gamma_f32()
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {

@@ -50,6 +50,11 @@ pub struct ScatterStyle {
     pub thumbnail_cell_px: f32,
     /// Thumbnails are picked when at most this many points are in view (0: never).
     pub thumbnails_below: usize,
+    /// A border of this many pixels drawn around what is on screen (so that small pans need no
+    /// new raster); points there do not count as in view.
+    pub inset_px: usize,
+    /// The opaque background (RGB): the raster covers the canvas in one layer.
+    pub background: [u8; 3],
 }
 
 impl Default for ScatterStyle {
@@ -59,6 +64,8 @@ impl Default for ScatterStyle {
             discs_below: 60_000,
             thumbnail_cell_px: 56.0,
             thumbnails_below: 40_000,
+            inset_px: 0,
+            background: [0, 0, 0],
         }
     }
 }
@@ -135,9 +142,11 @@ pub fn rasterise(layer: &ScatterLayer, view: ScatterView, style: ScatterStyle) -
             }
         },
     );
+    let inset = style.inset_px.min(w / 2).min(h / 2) as f32;
+    let (right, bottom) = (w as f32 - inset, h as f32 - inset);
     let in_view = visible
         .iter()
-        .filter(|&&(_, x, y)| x >= 0.0 && y >= 0.0 && (x as usize) < w && (y as usize) < h)
+        .filter(|&&(_, x, y)| x >= inset && y >= inset && x < right && y < bottom)
         .count();
     let colour = |id: u32| {
         let slot = layer.colours.get(id as usize).copied().unwrap_or(0) as usize;
@@ -146,12 +155,12 @@ pub fn rasterise(layer: &ScatterLayer, view: ScatterView, style: ScatterStyle) -
     let (rgba, mode) = if in_view <= style.discs_below {
         // Drawn in id order: the same point is on top whatever the view.
         visible.sort_unstable_by_key(|v| v.0);
-        (
-            draw_discs(&visible, w, h, style.point_radius_px, colour),
-            RasterMode::Discs,
-        )
+        let radius = style.point_radius_px;
+        let rgba = draw_discs(&visible, w, h, radius, style.background, colour);
+        (rgba, RasterMode::Discs)
     } else {
-        (draw_density(&visible, w, h, colour), RasterMode::Density)
+        let rgba = draw_density(&visible, w, h, style.background, colour);
+        (rgba, RasterMode::Density)
     };
     let thumbnails = if in_view <= style.thumbnails_below {
         pick_thumbnails(&visible, w, h, style.thumbnail_cell_px)
@@ -169,14 +178,21 @@ pub fn rasterise(layer: &ScatterLayer, view: ScatterView, style: ScatterStyle) -
     }
 }
 
+/// An opaque image of the background colour.
+fn filled(w: usize, h: usize, background: [u8; 3]) -> Vec<u8> {
+    let [r, g, b] = background;
+    [r, g, b, 255].repeat(w * h)
+}
+
 fn draw_discs(
     visible: &[(u32, f32, f32)],
     w: usize,
     h: usize,
     radius: f32,
+    background: [u8; 3],
     colour: impl Fn(u32) -> [u8; 3],
 ) -> Vec<u8> {
-    let mut rgba = vec![0u8; w * h * 4];
+    let mut rgba = filled(w, h, background);
     let reach = radius.ceil() as i64 + 1;
     for &(id, x, y) in visible {
         let [r, g, b] = colour(id);
@@ -205,6 +221,7 @@ fn draw_density(
     visible: &[(u32, f32, f32)],
     w: usize,
     h: usize,
+    background: [u8; 3],
     colour: impl Fn(u32) -> [u8; 3],
 ) -> Vec<u8> {
     // Per pixel: count and colour sums.
@@ -226,17 +243,17 @@ fn draw_density(
     }
     let max = acc.iter().map(|a| a[0]).max().unwrap_or(0).max(1);
     let log_max = (1.0 + max as f32).ln();
-    let mut rgba = vec![0u8; w * h * 4];
+    let mut rgba = filled(w, h, background);
+    let bg = background.map(f32::from);
     for (a, out) in acc.iter().zip(rgba.chunks_exact_mut(4)) {
         if a[0] == 0 {
             continue;
         }
         let n = a[0] as f32;
         let alpha = 0.35 + 0.65 * ((1.0 + n).ln() / log_max);
-        out[0] = (a[1] as f32 / n * alpha).round() as u8;
-        out[1] = (a[2] as f32 / n * alpha).round() as u8;
-        out[2] = (a[3] as f32 / n * alpha).round() as u8;
-        out[3] = (255.0 * alpha).round() as u8;
+        for k in 0..3 {
+            out[k] = (a[k + 1] as f32 / n * alpha + bg[k] * (1.0 - alpha)) as u8;
+        }
     }
     rgba
 }
@@ -296,7 +313,11 @@ mod tests {
         // (2, 8) → pixel (20, 20): red; (7.5, 2.5) → (75, 75): blue; elsewhere transparent.
         assert_eq!(pixel(&r, 20, 20), [255, 0, 0, 255]);
         assert_eq!(pixel(&r, 75, 75), [0, 0, 255, 255]);
-        assert_eq!(pixel(&r, 50, 50)[3], 0);
+        assert_eq!(
+            pixel(&r, 50, 50),
+            [0, 0, 0, 255],
+            "the background elsewhere"
+        );
         let mut picked = r.thumbnails.clone();
         picked.sort_unstable();
         assert_eq!(picked, vec![0, 1]);
@@ -318,8 +339,9 @@ mod tests {
         let dense = pixel(&r, 10, 10);
         let sparse = pixel(&r, 50, 49);
         assert_eq!(dense, [0, 0, 255, 255]);
-        assert!(sparse[3] > 0 && sparse[3] < dense[3], "{sparse:?}");
+        assert!(sparse[2] > 0 && sparse[2] < dense[2], "{sparse:?}");
         assert_eq!(sparse[0], 0);
+        assert_eq!(pixel(&r, 80, 80), [0, 0, 0, 255]);
         assert!(r.thumbnails.is_empty());
     }
 

@@ -15,6 +15,9 @@ use std::sync::Arc;
 const THUMB_ON_POINT: f32 = 40.0;
 /// Hover and click reach, in screen points.
 const PICK_RADIUS: f32 = 8.0;
+/// Rasters cover this share of the canvas's width and height beyond each edge, so that a pan
+/// shows what is already drawn and only every few frames needs (and uploads) a new raster.
+const MARGIN: f32 = 0.25;
 
 /// Where the canvas looks: the plot point at its centre and the plot units per screen point.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -100,15 +103,28 @@ impl Transform {
         ]
     }
 
-    fn view(self, pixels_per_point: f32) -> ScatterView {
-        let top_left = self.to_plot(self.rect.left_top());
-        let bottom_right = self.to_plot(self.rect.right_bottom());
+    /// The view of `area` (screen points) at `pixels_per_point`.
+    fn view_of(self, area: egui::Rect, pixels_per_point: f32) -> ScatterView {
+        let top_left = self.to_plot(area.left_top());
+        let bottom_right = self.to_plot(area.right_bottom());
         ScatterView {
             min: [top_left[0], bottom_right[1]],
             max: [bottom_right[0], top_left[1]],
-            width: (self.rect.width() * pixels_per_point).round().max(1.0) as usize,
-            height: (self.rect.height() * pixels_per_point).round().max(1.0) as usize,
+            width: (area.width() * pixels_per_point).round().max(1.0) as usize,
+            height: (area.height() * pixels_per_point).round().max(1.0) as usize,
         }
+    }
+
+    /// Whether `view` shows all of the canvas at this transform's scale.
+    fn is_covered_by(self, view: &ScatterView, pixels_per_point: f32) -> bool {
+        let shown = self.view_of(self.rect, pixels_per_point);
+        let scale = |v: &ScatterView| (v.max[0] - v.min[0]) / v.width as f64;
+        let same_scale = (scale(view) / scale(&shown) - 1.0).abs() < 1e-3;
+        same_scale
+            && view.min[0] <= shown.min[0]
+            && view.min[1] <= shown.min[1]
+            && view.max[0] >= shown.max[0]
+            && view.max[1] >= shown.max[1]
     }
 }
 
@@ -203,12 +219,15 @@ pub(super) fn canvas_ui(
             [raster.view.width, raster.view.height],
             &raster.rgba,
         );
+        // Nearest: the raster is shown pixel for pixel (apart from the frames of a zoom), and
+        // software renderers sample one texel instead of four.
+        let options = egui::TextureOptions::NEAREST;
         let texture = match canvas.shown.take() {
             Some(mut shown) => {
-                shown.texture.set(image, egui::TextureOptions::LINEAR);
+                shown.texture.set(image, options);
                 shown.texture
             }
-            None => ctx.load_texture("scatter", image, egui::TextureOptions::LINEAR),
+            None => ctx.load_texture("scatter", image, options),
         };
         canvas.shown = Some(Shown {
             layer: done_layer,
@@ -220,30 +239,45 @@ pub(super) fn canvas_ui(
             millis: raster.millis,
         });
     }
-    let view = transform.view(pixels_per_point);
+    let background = ui.visuals().extreme_bg_color;
     let style = ScatterStyle {
         point_radius_px: 2.5 * pixels_per_point,
         thumbnail_cell_px: (THUMB_ON_POINT + 16.0) * pixels_per_point,
         thumbnails_below: if state.show_thumbnails { 40_000 } else { 0 },
+        inset_px: (MARGIN * rect.width().min(rect.height()) * pixels_per_point) as usize,
+        background: [background.r(), background.g(), background.b()],
         ..ScatterStyle::default()
     };
-    let wanted = (view, Arc::as_ptr(&layer) as usize, style);
-    if canvas.requested != Some(wanted) {
+    // A new raster only when the last one asked for no longer covers the canvas at this scale
+    // (or the colours or the style changed): most frames of a pan reuse the one on screen.
+    let layer_key = Arc::as_ptr(&layer) as usize;
+    let still_good = canvas.requested.as_ref().is_some_and(|(view, key, asked)| {
+        *key == layer_key && *asked == style && transform.is_covered_by(view, pixels_per_point)
+    });
+    if !still_good {
+        let margin = MARGIN * rect.width().min(rect.height());
+        let view = transform.view_of(rect.expand(margin), pixels_per_point);
         rasteriser.request(layer.clone(), view, style);
-        canvas.requested = Some(wanted);
+        canvas.requested = Some((view, layer_key, style));
     }
 
     let painter = ui.painter_at(rect);
-    painter.rect_filled(rect, 0.0, ui.visuals().extreme_bg_color);
     let mut drawn_thumbs: Vec<(egui::Rect, usize)> = Vec::new();
-    if let Some(shown) = &canvas.shown {
-        let placed = egui::Rect::from_two_pos(
+    let placed = canvas.shown.as_ref().map(|shown| {
+        egui::Rect::from_two_pos(
             transform.to_screen([shown.view.min[0], shown.view.max[1]]),
             transform.to_screen([shown.view.max[0], shown.view.min[1]]),
-        );
+        )
+    });
+    // The raster is opaque: the background is painted only where it does not reach.
+    for strip in uncovered(rect, placed) {
+        painter.rect_filled(strip, 0.0, background);
+    }
+    if let (Some(shown), Some(placed)) = (&canvas.shown, placed) {
         let full = egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0));
         painter.image(shown.texture.id(), placed, full, egui::Color32::WHITE);
         if state.show_thumbnails && Arc::ptr_eq(&shown.layer, &layer) {
+            let mut on_screen: Vec<(AtlasThumb, egui::Rect, usize)> = Vec::new();
             for &id in &shown.thumbnails {
                 let id = id as usize;
                 let p = points[id];
@@ -251,13 +285,24 @@ pub(super) fn canvas_ui(
                 if !rect.contains(at) {
                     continue;
                 }
-                let Some(thumb) = thumbnails.get(&ctx, session, id) else {
-                    continue;
-                };
-                let square = egui::Rect::from_center_size(at, egui::Vec2::splat(THUMB_ON_POINT));
-                paint_thumbnail(&painter, thumb, square, point_colour(&layer, id));
-                drawn_thumbs.push((square, id));
+                if let Some(thumb) = thumbnails.get(&ctx, session, id) {
+                    let square =
+                        egui::Rect::from_center_size(at, egui::Vec2::splat(THUMB_ON_POINT));
+                    on_screen.push((thumb, square, id));
+                }
             }
+            // All frames first (plain squares in the point's colour, under the images), then
+            // the images page by page: a software renderer pays per draw call and every change
+            // of texture starts one, and plain squares tessellate to four vertices where a
+            // rounded stroke takes dozens.
+            for (_, square, id) in &on_screen {
+                painter.rect_filled(square.expand(2.0), 0.0, point_colour(&layer, *id));
+            }
+            on_screen.sort_by_key(|(thumb, _, _)| thumb.texture_order());
+            for (thumb, square, _) in &on_screen {
+                thumb.paint(&painter, *square);
+            }
+            drawn_thumbs.extend(on_screen.iter().map(|&(_, square, id)| (square, id)));
         }
         let mode = match shown.mode {
             RasterMode::Discs => "points",
@@ -335,25 +380,33 @@ pub(super) fn canvas_ui(
     });
 }
 
+/// The parts of `rect` outside `covered` (at most four strips).
+fn uncovered(rect: egui::Rect, covered: Option<egui::Rect>) -> Vec<egui::Rect> {
+    let Some(c) = covered
+        .map(|c| c.intersect(rect))
+        .filter(|c| c.is_positive())
+    else {
+        return vec![rect];
+    };
+    let strips = [
+        egui::Rect::from_min_max(rect.min, egui::pos2(rect.max.x, c.min.y)),
+        egui::Rect::from_min_max(egui::pos2(rect.min.x, c.max.y), rect.max),
+        egui::Rect::from_min_max(
+            egui::pos2(rect.min.x, c.min.y),
+            egui::pos2(c.min.x, c.max.y),
+        ),
+        egui::Rect::from_min_max(
+            egui::pos2(c.max.x, c.min.y),
+            egui::pos2(rect.max.x, c.max.y),
+        ),
+    ];
+    strips.into_iter().filter(|s| s.is_positive()).collect()
+}
+
 fn point_colour(layer: &ScatterLayer, id: usize) -> egui::Color32 {
     let slot = layer.colours.get(id).copied().unwrap_or(0) as usize;
     let [r, g, b] = layer.palette.get(slot).copied().unwrap_or([128, 128, 128]);
     egui::Color32::from_rgb(r, g, b)
-}
-
-fn paint_thumbnail(
-    painter: &egui::Painter,
-    thumb: AtlasThumb,
-    square: egui::Rect,
-    colour: egui::Color32,
-) {
-    thumb.paint(painter, square);
-    painter.rect_stroke(
-        square,
-        1.0,
-        egui::Stroke::new(2.0, colour),
-        egui::StrokeKind::Outside,
-    );
 }
 
 /// Rings around the selected item and its neighbours.

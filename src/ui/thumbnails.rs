@@ -34,6 +34,14 @@ impl AtlasThumb {
             .fit_to_exact_size(size)
     }
 
+    /// A key grouping thumbnails by atlas page (to draw a page's thumbnails together).
+    pub fn texture_order(&self) -> u64 {
+        match self.texture {
+            egui::TextureId::Managed(id) => id,
+            egui::TextureId::User(id) => id,
+        }
+    }
+
     /// Paints the thumbnail into `rect`.
     pub fn paint(&self, painter: &egui::Painter, rect: egui::Rect) {
         painter.image(self.texture, rect, self.uv, egui::Color32::WHITE);
