@@ -530,3 +530,54 @@ fn opening_hands_over_a_preview_with_every_item_and_thumbnails_from_the_files() 
         .as_ref()
         .is_some_and(|s| s.neighbours.is_empty()));
 }
+
+#[test]
+fn the_projection_draws_every_point_with_thumbnails_on_them_and_a_click_on_one_queries_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = common::demo_slice(dir.path(), 12);
+    let mut harness = opened_app(&root);
+    harness.get_by_label("Projection").click();
+    harness.run();
+    // The raster and the thumbnails arrive from workers: step until both are on screen.
+    step_until(
+        &mut harness,
+        "the projection's raster and thumbnails",
+        |app| {
+            app.scatter_canvas().in_view() == Some(60)
+                && !app.scatter_canvas().drawn_thumbnails().is_empty()
+                && !app.is_loading_thumbnails()
+        },
+    );
+    let drawn = harness.state().scatter_canvas().drawn_thumbnails().to_vec();
+    assert!(
+        drawn.len() >= 10,
+        "one thumbnail per screen cell with points: {}",
+        drawn.len()
+    );
+    let ids: std::collections::HashSet<usize> = drawn.iter().map(|(_, id)| *id).collect();
+    assert_eq!(ids.len(), drawn.len(), "each item at most once");
+    assert!(
+        harness.state().thumbnails_in_atlas() >= drawn.len(),
+        "their images are in the atlas"
+    );
+
+    let (rect, id) = drawn[drawn.len() / 2];
+    harness.hover_at(rect.center());
+    harness.run();
+    harness.get_by_label("projection of 60 points");
+    // Press and release on the same spot: a click.
+    harness.drag_at(rect.center());
+    harness.step();
+    harness.drop_at(rect.center());
+    harness.run();
+    let selected = harness
+        .state()
+        .session()
+        .and_then(|s| s.selection.as_ref())
+        .and_then(|s| s.item());
+    assert_eq!(
+        selected,
+        Some(id),
+        "the thumbnail under the click is queried"
+    );
+}

@@ -82,6 +82,12 @@ pub struct GuiBenchReport {
     pub thumbnails_on_points: usize,
     /// Click on a point → its neighbours drawn, per click (ms).
     pub click_to_neighbours_ms: Vec<f64>,
+    /// A lasso drawn over the zoomed-out projection: frame times while drawing it.
+    pub lasso: FrameTimes,
+    /// Items the lasso selected, and the time to find them (ms).
+    pub lasso_selected: usize,
+    /// Time to find the lasso's items (ms).
+    pub lasso_ms: f64,
     /// Resident memory at the end (MB), and the peak.
     pub rss_mb: f64,
     /// Peak resident memory (MB).
@@ -104,6 +110,9 @@ enum Phase {
     },
     Projection,
     PanAll {
+        frame: usize,
+    },
+    Lasso {
         frame: usize,
     },
     Zooming {
@@ -347,7 +356,12 @@ impl Bench {
                         self.phase = Phase::Done;
                     }
                 }
-                None if clicks >= 5 && self.painted_after.is_none() => self.phase = Phase::Done,
+                None if clicks >= 5 && self.painted_after.is_none() => {
+                    // Back to every point, then a lasso.
+                    self.app.scatter_state().reset_view();
+                    self.app.scatter_state().set_tool(crate::ui::Tool::Lasso);
+                    self.phase = Phase::Lasso { frame: 0 };
+                }
                 None if self.painted_after.is_some() => {}
                 None => {
                     let thumbs = self.app.scatter_canvas().drawn_thumbnails();
@@ -383,6 +397,43 @@ impl Bench {
                     }
                 }
             },
+            Phase::Lasso { frame } => {
+                // A few frames for the full view to be drawn, then a star-shaped lasso.
+                let start = 8;
+                let frames = 90;
+                if frame >= start {
+                    let k = frame - start;
+                    let centre = Self::canvas_centre(ctx);
+                    let angle = k as f32 / (frames - 1) as f32 * std::f32::consts::TAU;
+                    let radius = if k % 2 == 0 { 220.0 } else { 120.0 };
+                    let at = centre + egui::vec2(angle.cos(), angle.sin()) * radius;
+                    let button = |pressed| egui::Event::PointerButton {
+                        pos: at,
+                        button: egui::PointerButton::Primary,
+                        pressed,
+                        modifiers: egui::Modifiers::NONE,
+                    };
+                    self.inject.push(egui::Event::PointerMoved(at));
+                    if k == 0 {
+                        self.inject.push(button(true));
+                    } else if k + 1 == frames {
+                        self.inject.push(button(false));
+                    }
+                }
+                if frame == start + frames + 3 {
+                    self.report.lasso = frame_times(&self.cpu, &self.intervals);
+                    self.cpu.clear();
+                    self.intervals.clear();
+                    if let Some((n, ms)) = self.app.scatter_state().last_selection() {
+                        self.report.lasso_selected = n;
+                        self.report.lasso_ms = ms;
+                    }
+                    self.app.scatter_state().set_tool(crate::ui::Tool::Pan);
+                    self.phase = Phase::Done;
+                } else {
+                    self.phase = Phase::Lasso { frame: frame + 1 };
+                }
+            }
             Phase::Done => {}
         }
         if self.phase == Phase::Done {

@@ -261,14 +261,22 @@ impl NatviewApp {
                 self.views.scatter = ui::ScatterState::default();
                 // PCA and the quadrant chart are quick: have them ready when their views open.
                 self.start_projection(ctx);
+                // The quadrant chart needs listings with several views; a flat folder (one
+                // image per listing) has none, and its view says so when opened.
                 let params = self.state.quadrant.clone();
-                self.start_quadrant(
-                    ctx,
-                    QuadrantParams {
-                        picked: Vec::new(),
-                        ..params
-                    },
-                );
+                let multi_view = self
+                    .session
+                    .as_ref()
+                    .is_some_and(|s| s.listings.iter().any(|(_, ids)| ids.len() >= 2));
+                if multi_view {
+                    self.start_quadrant(
+                        ctx,
+                        QuadrantParams {
+                            picked: Vec::new(),
+                            ..params
+                        },
+                    );
+                }
             }
             Some(Err(e)) => self.error = Some(e),
             None => {}

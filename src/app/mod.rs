@@ -218,6 +218,11 @@ impl NatviewApp {
         self.views.scatter.canvas()
     }
 
+    /// The projection's state (tool, last selection, canvas).
+    pub fn scatter_state(&mut self) -> &mut ui::ScatterState {
+        &mut self.views.scatter
+    }
+
     /// Sets the gallery's text filter (as typing it would).
     pub fn set_gallery_filter(&mut self, text: &str) {
         self.views.gallery.filter = text.to_string();

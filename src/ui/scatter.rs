@@ -134,6 +134,21 @@ impl ScatterState {
         self.layer_for = Some(key);
     }
 
+    /// Shows every point again at the next frame (as a double-click does).
+    pub fn reset_view(&mut self) {
+        self.canvas.reset_view();
+    }
+
+    /// What a drag on the canvas does.
+    pub fn set_tool(&mut self, tool: Tool) {
+        self.tool = tool;
+    }
+
+    /// The last box/lasso selection: how many items, and how long finding them took (ms).
+    pub fn last_selection(&self) -> Option<(usize, f64)> {
+        self.selected
+    }
+
     /// The canvas (what it shows now).
     pub fn canvas(&self) -> &Canvas {
         &self.canvas

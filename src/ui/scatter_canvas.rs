@@ -56,6 +56,11 @@ pub struct Canvas {
 }
 
 impl Canvas {
+    /// Shows every point again at the next frame (as a double-click does).
+    pub fn reset_view(&mut self) {
+        self.camera = None;
+    }
+
     /// Forgets the outline of the last selection.
     pub fn clear_outline(&mut self) {
         self.outline.clear();
