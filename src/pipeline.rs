@@ -113,6 +113,11 @@ pub fn embed_dataset(
     cancel: &CancelFlag,
 ) -> Result<(EmbeddingSet, EmbedReport), PipelineError> {
     let started = Instant::now();
+    progress.report(Progress {
+        phase: "checking embeddings".into(),
+        done: 0,
+        total: 1,
+    });
     workspace.create()?;
     let device = choose_device(request.force_cpu);
     let encoder = Encoder::new(&request.spec, &device)?;
@@ -375,6 +380,11 @@ fn ensure_index_over(
 ) -> Result<(NeighbourIndex, IndexReport), PipelineError> {
     let started = Instant::now();
     let basename = workspace.index_basename(&set.meta.encoder.workspace_key());
+    progress.report(Progress {
+        phase: "loading index".into(),
+        done: 0,
+        total: 1,
+    });
     let loaded = match &shared {
         Some(rows) => NeighbourIndex::load_sharing(
             workspace.dir(),

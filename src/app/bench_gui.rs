@@ -64,6 +64,8 @@ pub struct GuiBenchReport {
     pub ready_ms: Option<f64>,
     /// Images per second embedded by the app's open job (when it embedded).
     pub app_embedding_images_per_s: Option<f64>,
+    /// When the open job entered each of its phases (ms from start).
+    pub open_phases: Vec<(String, f64)>,
     /// Listings left by the gallery filter, and its time.
     pub filter_listings: usize,
     /// Gallery filtering time (ms).
@@ -245,6 +247,10 @@ impl Bench {
                     }
                 }
                 if let Some(p) = self.app.job_progress(JobKind::Open) {
+                    if self.report.open_phases.last().map(|(phase, _)| phase) != Some(&p.phase) {
+                        let at = self.ms();
+                        self.report.open_phases.push((p.phase.clone(), at));
+                    }
                     if p.phase == "embedding" && p.done > 0 {
                         let (t0, d0) = *self.embed_started.get_or_insert((now, p.done));
                         let secs = now.duration_since(t0).as_secs_f64();

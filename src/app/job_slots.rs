@@ -213,8 +213,8 @@ impl NatviewApp {
         self.jobs.finetune_live = live;
     }
 
-    /// Shows the preview of a dataset being opened, unless that dataset is open already (then
-    /// it is only being embedded with another encoder, and its session stays until done).
+    /// Shows the preview of a dataset being opened (the open job only makes one when another
+    /// dataset, or none, is open).
     fn take_open_preview(&mut self) {
         let preview = self
             .jobs
@@ -225,19 +225,8 @@ impl NatviewApp {
         let Some(preview) = preview else {
             return;
         };
-        if self
-            .session
-            .as_ref()
-            .is_some_and(|s| s.dataset.source == preview.dataset.source)
-        {
-            return;
-        }
         self.jobs.cancel_analyses();
-        self.session = Some(Session::preview(
-            preview.dataset,
-            preview.workspace,
-            preview.spec,
-        ));
+        self.session = Some(preview);
         self.results = Results::default();
         self.metrics_requested = false;
         self.views.gallery.set_subset(None);

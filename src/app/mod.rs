@@ -16,7 +16,7 @@ pub use bench_gui::{run_gui_bench, GuiBenchOptions, GuiBenchReport};
 pub use command::Command;
 pub use finetune_job::{FinetuneOutcome, FinetuneSettings, LiveTraining};
 pub use jobs::{Job, JobKind, JobPoll, JobStatus};
-pub use open_job::{open_dataset, thumbnail_of, OpenPreview, PreviewSlot, THUMBNAIL_PX};
+pub use open_job::{open_dataset, thumbnail_of, PreviewSlot, THUMBNAIL_PX};
 pub use session::{Query, Selection, Session, NEIGHBOURS_K};
 pub use work::{ImageQuery, MetricsResult, ProjectionResult, QuadrantResult};
 
@@ -182,8 +182,15 @@ impl NatviewApp {
         let title = format!("opening {}", path.display());
         let preview = open_job::PreviewSlot::default();
         self.jobs.open_preview = preview.clone();
+        // Re-embedding the open dataset (another encoder) keeps its session until done; another
+        // dataset shows a preview as soon as it is scanned.
+        let reopening = self
+            .session
+            .as_ref()
+            .is_some_and(|s| s.dataset.source == path);
         self.jobs.open = Some(Job::spawn("open", title, ctx, move |progress, cancel| {
-            open_dataset(&path, spec, &preview, progress, cancel)
+            let preview = (!reopening).then_some(&preview);
+            open_dataset(&path, spec, preview, progress, cancel)
         }));
     }
 

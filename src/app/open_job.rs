@@ -4,7 +4,7 @@
 //! preview, so the gallery shows while the rest runs.
 
 use super::session::Session;
-use crate::dataset::{decode_rgb, load_dataset, Dataset};
+use crate::dataset::{decode_rgb, load_dataset};
 use crate::encoder::{square_resize, EncoderSpec};
 use crate::index::HnswParams;
 use crate::jobs::{CancelFlag, ProgressSink};
@@ -18,43 +18,33 @@ use std::sync::{Arc, Mutex};
 /// Side of the gallery thumbnails in pixels.
 pub const THUMBNAIL_PX: u32 = crate::thumbs::THUMBNAIL_PX;
 
-/// What an open job knows once the dataset is scanned: enough for a preview session.
-#[derive(Debug, Clone)]
-pub struct OpenPreview {
-    /// The dataset as loaded.
-    pub dataset: Arc<Dataset>,
-    /// Its workspace.
-    pub workspace: Workspace,
-    /// The encoder it is being embedded with.
-    pub spec: EncoderSpec,
-}
-
-/// Where an open job leaves its preview for the window to take.
-pub type PreviewSlot = Arc<Mutex<Option<OpenPreview>>>;
+/// Where an open job leaves its preview session for the window to take (built on the worker:
+/// at a million items that is a second of work the window must not do in a frame).
+pub type PreviewSlot = Arc<Mutex<Option<Session>>>;
 
 /// Opens `path` with the encoder `spec` (`None`: the default for the dataset, see
 /// [`default_encoder_for`](crate::catalogue::default_encoder_for)): the work of a
-/// [`JobKind::Open`](super::JobKind) job. The preview goes into `preview` once scanned.
+/// [`JobKind::Open`](super::JobKind) job. A preview session goes into `preview` (if given)
+/// once the dataset is scanned.
 pub fn open_dataset(
     path: &std::path::Path,
     spec: Option<EncoderSpec>,
-    preview: &PreviewSlot,
+    preview: Option<&PreviewSlot>,
     progress: &dyn ProgressSink,
     cancel: &CancelFlag,
 ) -> Result<Session, String> {
+    progress.report(crate::jobs::Progress {
+        phase: "scanning".into(),
+        done: 0,
+        total: 1,
+    });
     let dataset = Arc::new(load_dataset(path).map_err(|e| e.to_string())?);
     let spec = spec.unwrap_or_else(|| crate::catalogue::default_encoder_for(&dataset));
     let workspace = Workspace::for_dataset(&dataset, None);
-    *preview.lock().unwrap_or_else(|e| e.into_inner()) = Some(OpenPreview {
-        dataset: dataset.clone(),
-        workspace: workspace.clone(),
-        spec: spec.clone(),
-    });
-    progress.report(crate::jobs::Progress {
-        phase: "embedding".into(),
-        done: 0,
-        total: dataset.items.len(),
-    });
+    if let Some(slot) = preview {
+        let session = Session::preview(dataset.clone(), workspace.clone(), spec.clone());
+        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(session);
+    }
     let request = EmbedRequest {
         spec,
         batch_size: None,
