@@ -247,6 +247,10 @@ fn a_box_over_the_whole_projection_selects_everything_into_the_gallery() {
     }
     harness.drop_at(to);
     harness.run();
+    // The selection is found on a worker.
+    step_until(&mut harness, "the box selection", |app| {
+        app.gallery_subset().is_some()
+    });
     let subset = harness
         .state()
         .gallery_subset()

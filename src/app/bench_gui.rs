@@ -102,6 +102,8 @@ pub struct GuiBenchReport {
     pub embeddings_mb: f64,
     /// Thumbnails held in the window's atlas at the end.
     pub atlas_thumbnails: usize,
+    /// The error the window showed at the end, if any.
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -144,6 +146,11 @@ struct Bench {
     embed_started: Option<(Instant, usize)>,
     /// A click whose neighbours were drawn in the last frame (timed when it is painted).
     painted_after: Option<Instant>,
+    /// The item the pointer was moved onto for the next click, and in which frame.
+    pointed_at: Option<usize>,
+    pointed_frame: usize,
+    /// The frame the clicking phase began (it gives up after 900 frames).
+    clicking_since: usize,
     result: std::sync::Arc<std::sync::Mutex<Option<GuiBenchReport>>>,
 }
 
@@ -222,8 +229,10 @@ impl Bench {
             .last_frame_start
             .map(|t| now.duration_since(t).as_secs_f64() * 1000.0);
         self.last_frame_start = Some(now);
-        let measuring =
-            matches!(self.phase, Phase::PanAll { frame } | Phase::PanZoomed { frame } if frame > 2);
+        let measuring = matches!(
+            self.phase,
+            Phase::PanAll { frame } | Phase::PanZoomed { frame } | Phase::Lasso { frame } if frame > 2
+        );
         if measuring {
             if let Some(cpu) = frame_cpu_ms {
                 self.cpu.push(cpu);
@@ -331,10 +340,13 @@ impl Bench {
                 self.drag_step(ctx, frame, frames);
                 if frame + 1 >= frames {
                     self.report.pan_zoomed = frame_times(&self.cpu, &self.intervals);
+                    self.cpu.clear();
+                    self.intervals.clear();
                     self.report.pan_zoomed_in_view =
                         self.app.scatter_canvas().in_view().unwrap_or(0);
                     self.report.thumbnails_on_points =
                         self.app.scatter_canvas().drawn_thumbnails().len();
+                    self.clicking_since = self.frame;
                     self.phase = Phase::Clicking {
                         clicks: 0,
                         waiting: None,
@@ -359,10 +371,17 @@ impl Bench {
                             waiting: None,
                         };
                     } else if clicked.elapsed().as_secs() > 5 {
-                        self.phase = Phase::Done;
+                        // The click missed (e.g. the thumbnail moved): pick another one.
+                        self.pointed_at = None;
+                        self.phase = Phase::Clicking {
+                            clicks,
+                            waiting: None,
+                        };
                     }
                 }
-                None if clicks >= 5 && self.painted_after.is_none() => {
+                None if (clicks >= 5 || self.frame > self.clicking_since + 900)
+                    && self.painted_after.is_none() =>
+                {
                     // Back to every point, then a lasso.
                     self.app.scatter_state().reset_view();
                     self.app.scatter_state().set_tool(crate::ui::Tool::Lasso);
@@ -383,9 +402,17 @@ impl Bench {
                         .or_else(|| thumbs.iter().find(|(_, id)| Some(*id) != current))
                         .copied();
                     match target {
+                        // The pointer goes there first; the click follows two frames later
+                        // (as a hand would: a click in the frame the pointer jumps could land
+                        // on the tooltip still drawn where the pointer was).
+                        Some((rect, id)) if self.pointed_at != Some(id) => {
+                            self.inject.push(egui::Event::PointerMoved(rect.center()));
+                            self.pointed_at = Some(id);
+                            self.pointed_frame = self.frame;
+                        }
+                        Some(_) if self.frame < self.pointed_frame + 2 => {}
                         Some((rect, id)) => {
                             let pos = rect.center();
-                            self.inject.push(egui::Event::PointerMoved(pos));
                             for pressed in [true, false] {
                                 self.inject.push(egui::Event::PointerButton {
                                     pos,
@@ -399,7 +426,8 @@ impl Bench {
                                 waiting: Some((id, Instant::now())),
                             };
                         }
-                        None => self.phase = Phase::Done,
+                        // No thumbnail drawn right now (being read): try again next frame.
+                        None => {}
                     }
                 }
             },
@@ -426,7 +454,9 @@ impl Bench {
                         self.inject.push(button(false));
                     }
                 }
-                if frame == start + frames + 3 {
+                // Done once the selection (found on a worker) has arrived.
+                let selected = self.app.scatter_state().last_selection().is_some();
+                if frame >= start + frames + 3 && (selected || frame > start + frames + 300) {
                     self.report.lasso = frame_times(&self.cpu, &self.intervals);
                     self.cpu.clear();
                     self.intervals.clear();
@@ -459,6 +489,7 @@ impl Bench {
         self.report.rss_mb = rss;
         self.report.peak_rss_mb = peak;
         self.report.atlas_thumbnails = self.app.thumbnails_in_atlas();
+        self.report.error = self.app.error().map(str::to_string);
         *self.result.lock().unwrap_or_else(|e| e.into_inner()) = Some(self.report.clone());
         ctx.send_viewport_cmd(egui::ViewportCommand::Close);
     }
@@ -547,6 +578,9 @@ pub fn run_gui_bench(options: GuiBenchOptions) -> Result<GuiBenchReport, String>
                 },
                 embed_started: None,
                 painted_after: None,
+                pointed_at: None,
+                pointed_frame: 0,
+                clicking_since: 0,
                 result: worker_result,
             }))
         }),

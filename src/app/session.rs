@@ -142,17 +142,30 @@ impl Session {
             .iter()
             .map(|i| i.path.to_string_lossy().into_owned())
             .collect();
-        let distinct_labels: std::collections::BTreeSet<String> =
-            set.items.iter().filter_map(|i| i.label.clone()).collect();
+        let distinct_labels: std::collections::BTreeSet<&str> = set
+            .items
+            .iter()
+            .filter_map(|i| i.label.as_deref())
+            .collect();
+        let distinct_labels: Vec<String> =
+            distinct_labels.into_iter().map(str::to_string).collect();
         let metadata_columns: std::collections::BTreeSet<String> = set
             .items
             .iter()
-            .flat_map(|i| i.metadata.keys().cloned())
+            .fold(
+                std::collections::BTreeSet::<&str>::new(),
+                |mut seen, item| {
+                    seen.extend(item.metadata.keys().map(String::as_str));
+                    seen
+                },
+            )
+            .into_iter()
+            .map(str::to_string)
             .collect();
         let encoders = crate::catalogue::available_encoders(&workspace);
         Self {
             encoders,
-            distinct_labels: distinct_labels.into_iter().collect(),
+            distinct_labels,
             metadata_columns: metadata_columns.into_iter().collect(),
             dataset,
             workspace,

@@ -76,17 +76,57 @@ fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>, DatasetError> {
 
 /// Checks one candidate image file; `Err` holds the reason it is skipped.
 fn check_image_file(path: &Path) -> Result<(), String> {
-    if !is_supported_extension(path) {
-        return Err(match path.extension().and_then(|e| e.to_str()) {
-            Some(ext) => format!("unsupported file type .{ext}"),
-            None => "unsupported file type (no extension)".into(),
-        });
-    }
     match std::fs::metadata(path) {
-        Err(e) => Err(format!("cannot read file: {e}")),
-        Ok(m) if m.len() == 0 => Err("empty file (0 bytes)".into()),
-        Ok(_) => Ok(()),
+        Err(e) if is_supported_extension(path) => Err(format!("cannot read file: {e}")),
+        Err(_) => check_extension(path),
+        Ok(m) => check_image_metadata(path, &m),
     }
+}
+
+fn check_extension(path: &Path) -> Result<(), String> {
+    if is_supported_extension(path) {
+        return Ok(());
+    }
+    Err(match path.extension().and_then(|e| e.to_str()) {
+        Some(ext) => format!("unsupported file type .{ext}"),
+        None => "unsupported file type (no extension)".into(),
+    })
+}
+
+/// Whether a file whose metadata was read can be an image: a supported extension, not empty.
+fn check_image_metadata(path: &Path, metadata: &std::fs::Metadata) -> Result<(), String> {
+    check_extension(path)?;
+    if metadata.len() == 0 {
+        return Err("empty file (0 bytes)".into());
+    }
+    Ok(())
+}
+
+/// `path` with `.` components dropped and `..` taken back where possible (no file system
+/// access).
+fn lexically_normal(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+/// What the file system said about one manifest row's file.
+struct FileCheck {
+    full: PathBuf,
+    metadata: std::io::Result<std::fs::Metadata>,
+    /// The path with `.` and `..` resolved (duplicates are found by it).
+    key: PathBuf,
 }
 
 fn load_folder(root: &Path) -> Result<Dataset, DatasetError> {
@@ -127,6 +167,7 @@ fn load_folder(root: &Path) -> Result<Dataset, DatasetError> {
         },
         items,
         skipped,
+        file_stamps: Vec::new(),
     })
 }
 
@@ -295,8 +336,35 @@ fn rows_to_dataset(
     }
     let root = manifest_root(manifest);
     let mut items = Vec::new();
+    let mut file_stamps = Vec::new();
     let mut first_row_of_path: HashMap<PathBuf, usize> = HashMap::new();
-    for mut row in rows {
+    // The file system is asked about every row in parallel (a million `stat`s and path
+    // resolutions take many seconds one after another); the rows are then taken in order.
+    let checks: Vec<Option<FileCheck>> = {
+        use rayon::prelude::*;
+        rows.par_iter()
+            .map(|row| {
+                let raw = row.columns.get("path").filter(|p| !p.is_empty())?;
+                let rel = Path::new(raw);
+                let full = if rel.is_absolute() {
+                    rel.to_path_buf()
+                } else {
+                    root.join(rel)
+                };
+                let metadata = std::fs::metadata(&full);
+                // Duplicates are found by the path with `.` and `..` resolved; resolving
+                // symbolic links too (`canonicalize`, a look at every path component) cost
+                // seconds at a million rows and only ever mattered for links.
+                let key = lexically_normal(&full);
+                Some(FileCheck {
+                    full,
+                    metadata,
+                    key,
+                })
+            })
+            .collect()
+    };
+    for (mut row, check) in rows.into_iter().zip(checks) {
         let row_ref = PathBuf::from(format!("{}:{}", manifest.display(), row.number));
         let raw_path = row.columns.remove("path").unwrap_or_default();
         if raw_path.is_empty() {
@@ -307,19 +375,21 @@ fn rows_to_dataset(
             continue;
         }
         let rel = PathBuf::from(&raw_path);
-        let full = if rel.is_absolute() {
-            rel.clone()
-        } else {
-            root.join(&rel)
+        let Some(FileCheck {
+            full,
+            metadata,
+            key,
+        }) = check
+        else {
+            continue;
         };
-        if !full.exists() {
+        let Ok(metadata) = metadata else {
             skipped.push(Skipped {
                 path: full,
                 reason: format!("file not found (manifest row {})", row.number),
             });
             continue;
-        }
-        let key = std::fs::canonicalize(&full).unwrap_or_else(|_| full.clone());
+        };
         if let Some(first) = first_row_of_path.get(&key) {
             skipped.push(Skipped {
                 path: full,
@@ -330,11 +400,12 @@ fn rows_to_dataset(
             });
             continue;
         }
-        if let Err(reason) = check_image_file(&full) {
+        if let Err(reason) = check_image_metadata(&full, &metadata) {
             skipped.push(Skipped { path: full, reason });
             continue;
         }
         first_row_of_path.insert(key, row.number);
+        file_stamps.push(super::file_stamp(&metadata));
         let listing = row
             .columns
             .remove("listing")
@@ -359,6 +430,7 @@ fn rows_to_dataset(
         kind,
         items,
         skipped,
+        file_stamps,
     })
 }
 

@@ -98,6 +98,22 @@ pub struct Dataset {
     pub items: Vec<Item>,
     /// Files that were left out while listing the dataset.
     pub skipped: Vec<Skipped>,
+    /// Each item's file size and modification time as seen while loading (empty: not
+    /// recorded); saves [`fingerprint`](Self::fingerprint) a second look at every file.
+    pub file_stamps: Vec<FileStamp>,
+}
+
+/// A file's size and modification time (nanoseconds since the epoch), where readable.
+pub type FileStamp = (Option<u64>, Option<u128>);
+
+/// The stamp of a file whose metadata was read.
+pub fn file_stamp(metadata: &std::fs::Metadata) -> FileStamp {
+    let modified = metadata
+        .modified()
+        .ok()
+        .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|since| since.as_nanos());
+    (Some(metadata.len()), modified)
 }
 
 impl Dataset {
@@ -133,25 +149,42 @@ impl Dataset {
             })
             .collect();
         self.items = items;
+        self.file_stamps.clear();
     }
 
     /// A fingerprint of the dataset's content: item paths, listings, labels and each file's
     /// size and modification time. Changes whenever an artefact made from it would.
     pub fn fingerprint(&self) -> String {
+        use rayon::prelude::*;
+        // The files are looked at in parallel (a million `stat`s take seconds on one core),
+        // or not at all when the loader recorded them; the hash is fed in item order, so the
+        // value is the same as a sequential pass.
+        let looked_up: Vec<FileStamp>;
+        let stamps: &[FileStamp] = if self.file_stamps.len() == self.items.len() {
+            &self.file_stamps
+        } else {
+            looked_up = self
+                .items
+                .par_iter()
+                .map(|item| match std::fs::metadata(self.item_path(item)) {
+                    Ok(meta) => file_stamp(&meta),
+                    Err(_) => (None, None),
+                })
+                .collect();
+            &looked_up
+        };
         let mut hasher = xxhash_rust::xxh3::Xxh3::new();
-        for item in &self.items {
+        for (item, &(len, modified)) in self.items.iter().zip(stamps) {
             hasher.update(item.path.to_string_lossy().as_bytes());
             hasher.update(&[0]);
             hasher.update(item.listing.as_bytes());
             hasher.update(&[0]);
             hasher.update(item.label.as_deref().unwrap_or("").as_bytes());
             hasher.update(&[0]);
-            if let Ok(meta) = std::fs::metadata(self.item_path(item)) {
-                hasher.update(&meta.len().to_le_bytes());
-                if let Ok(modified) = meta.modified() {
-                    if let Ok(since) = modified.duration_since(std::time::UNIX_EPOCH) {
-                        hasher.update(&since.as_nanos().to_le_bytes());
-                    }
+            if let Some(len) = len {
+                hasher.update(&len.to_le_bytes());
+                if let Some(nanos) = modified {
+                    hasher.update(&nanos.to_le_bytes());
                 }
             }
         }

@@ -158,16 +158,15 @@ impl PointGrid {
     pub fn in_box(&self, points: &[[f32; 2]], a: [f64; 2], b: [f64; 2]) -> Vec<usize> {
         let (x0, x1) = (a[0].min(b[0]), a[0].max(b[0]));
         let (y0, y1) = (a[1].min(b[1]), a[1].max(b[1]));
-        let mut ids = Vec::new();
+        let mut inside = vec![false; points.len()];
         self.visit_cells_in(x0, y0, x1, y1, |id| {
             let p = points[id as usize];
             let (x, y) = (f64::from(p[0]), f64::from(p[1]));
             if x >= x0 && x <= x1 && y >= y0 && y <= y1 {
-                ids.push(id as usize);
+                inside[id as usize] = true;
             }
         });
-        ids.sort_unstable();
-        ids
+        ascending(&inside)
     }
 
     /// Ids of the points inside the polygon (even-odd rule, as
@@ -208,7 +207,7 @@ impl PointGrid {
                 }
             }
         }
-        let mut ids = Vec::new();
+        let mut inside = vec![false; points.len()];
         let mut crossings = Vec::new();
         for r in r0..=r1 {
             let yc = f64::from(self.min[1]) + (r as f64 + 0.5) * cell;
@@ -229,10 +228,13 @@ impl PointGrid {
                     continue;
                 }
                 if boundary[(r - r0) * cw + (c - c0)] {
-                    ids.extend(here.iter().map(|&id| id as usize).filter(|&id| {
-                        let p = points[id];
-                        crate::analysis::point_in_polygon(polygon, f64::from(p[0]), f64::from(p[1]))
-                    }));
+                    for &id in here {
+                        let p = points[id as usize];
+                        let (x, y) = (f64::from(p[0]), f64::from(p[1]));
+                        if crate::analysis::point_in_polygon(polygon, x, y) {
+                            inside[id as usize] = true;
+                        }
+                    }
                     continue;
                 }
                 let xc = f64::from(self.min[0]) + (c as f64 + 0.5) * cell;
@@ -240,13 +242,24 @@ impl PointGrid {
                     left += 1;
                 }
                 if left % 2 == 1 {
-                    ids.extend(here.iter().map(|&id| id as usize));
+                    for &id in here {
+                        inside[id as usize] = true;
+                    }
                 }
             }
         }
-        ids.sort_unstable();
-        ids
+        ascending(&inside)
     }
+}
+
+/// The indices whose flag is set, ascending (one pass: no sort of a large selection).
+fn ascending(flags: &[bool]) -> Vec<usize> {
+    flags
+        .iter()
+        .enumerate()
+        .filter(|(_, &f)| f)
+        .map(|(i, _)| i)
+        .collect()
 }
 
 #[cfg(test)]

@@ -53,6 +53,8 @@ pub struct Canvas {
     outline: Vec<[f64; 2]>,
     /// The thumbnails drawn on points in the last frame: where, and which item.
     drawn_thumbs: Vec<(egui::Rect, usize)>,
+    /// A box or lasso selection being found on a worker: its items and time (ms).
+    selecting: Option<std::sync::mpsc::Receiver<(Vec<usize>, f64)>>,
 }
 
 impl Canvas {
@@ -76,9 +78,9 @@ impl Canvas {
         &self.drawn_thumbs
     }
 
-    /// Whether a raster is being drawn for the current view.
+    /// Whether a raster is being drawn for the current view, or a selection found.
     pub fn is_drawing(&self) -> bool {
-        self.rasteriser.as_ref().is_some_and(|r| r.is_busy())
+        self.selecting.is_some() || self.rasteriser.as_ref().is_some_and(|r| r.is_busy())
     }
 }
 
@@ -198,18 +200,38 @@ pub(super) fn canvas_ui(
     let transform = Transform { rect, camera };
 
     if let Some(polygon) = selection_input(&ctx, rect, transform, state.tool, &mut canvas.drag) {
-        let started = std::time::Instant::now();
-        let ids = match state.tool {
-            Tool::Box => layer
-                .grid
-                .in_box(points, polygon[0], polygon[polygon.len() - 1]),
-            _ => layer.grid.in_polygon(points, &polygon),
-        };
+        // Found on a worker: a lasso around most of a million points takes tens of ms.
         canvas.outline = outline_of(state.tool, &polygon);
-        let millis = started.elapsed().as_secs_f64() * 1000.0;
-        let count = ids.len();
-        commands.push(Command::SetGallerySubset(Some(ids)));
-        state.selection_made(count, millis);
+        let (send, receive) = std::sync::mpsc::channel();
+        let (tool, worker_layer, worker_ctx) = (state.tool, layer.clone(), ctx.clone());
+        let spawned = std::thread::Builder::new()
+            .name("natview-selection".into())
+            .spawn(move || {
+                let started = std::time::Instant::now();
+                let points = &worker_layer.points;
+                let ids = match tool {
+                    Tool::Box => {
+                        let (a, b) = (polygon[0], polygon[polygon.len() - 1]);
+                        worker_layer.grid.in_box(points, a, b)
+                    }
+                    _ => worker_layer.grid.in_polygon(points, &polygon),
+                };
+                let _ = send.send((ids, started.elapsed().as_secs_f64() * 1000.0));
+                worker_ctx.request_repaint();
+            });
+        canvas.selecting = spawned.ok().map(|_| receive);
+    }
+    if let Some(receive) = &canvas.selecting {
+        match receive.try_recv() {
+            Ok((ids, millis)) => {
+                let count = ids.len();
+                commands.push(Command::SetGallerySubset(Some(ids)));
+                canvas.selecting = None;
+                state.selection_made(count, millis);
+            }
+            Err(std::sync::mpsc::TryRecvError::Empty) => {}
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => canvas.selecting = None,
+        }
     }
     let canvas = &mut state.canvas;
 
