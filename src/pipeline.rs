@@ -123,23 +123,24 @@ pub fn embed_dataset(
     let encoder = Encoder::new(&request.spec, &device)?;
     let dataset_fingerprint = dataset.fingerprint();
     let path = workspace.embeddings_path(&request.spec.workspace_key());
-    let stale_reason = match fresh_embeddings(workspace, &path, &encoder, &dataset_fingerprint) {
-        Ok(set) => {
-            let mut skipped = workspace.read_skipped();
-            if skipped.is_empty() {
-                skipped = dataset.skipped.clone();
+    let stale_reason =
+        match fresh_embeddings(dataset, workspace, &path, &encoder, &dataset_fingerprint) {
+            Ok(set) => {
+                let mut skipped = workspace.read_skipped();
+                if skipped.is_empty() {
+                    skipped = dataset.skipped.clone();
+                }
+                let report = EmbedReport {
+                    reused: true,
+                    stale_reason: None,
+                    skipped,
+                    duration_secs: started.elapsed().as_secs_f64(),
+                    device: device_name(&device),
+                };
+                return Ok((set, report));
             }
-            let report = EmbedReport {
-                reused: true,
-                stale_reason: None,
-                skipped,
-                duration_secs: started.elapsed().as_secs_f64(),
-                device: device_name(&device),
-            };
-            return Ok((set, report));
-        }
-        Err(reason) => reason,
-    };
+            Err(reason) => reason,
+        };
 
     let batch_size = request
         .batch_size
@@ -249,6 +250,7 @@ pub fn embed_dataset(
 /// Loads the workspace's embeddings for `encoder` if they are fresh; else says why not
 /// (`None` when there are none).
 fn fresh_embeddings(
+    dataset: &Dataset,
     workspace: &Workspace,
     path: &Path,
     encoder: &Encoder,
@@ -268,7 +270,17 @@ fn fresh_embeddings(
     if meta.dataset_fingerprint != dataset_fingerprint {
         return Err(Some("the dataset changed".into()));
     }
-    let (items, items_fingerprint) = workspace.read_items().map_err(|e| Some(e.to_string()))?;
+    // When nothing was left out, the rows are the dataset's own items: recognised by their
+    // fingerprint (a third of the time of parsing `items.jsonl` back at a million items).
+    let own_items = dataset.items.len() == matrix.rows
+        && workspace
+            .items_fingerprint(&dataset.items)
+            .is_ok_and(|fp| fp == meta.items_fingerprint);
+    let (items, items_fingerprint) = if own_items {
+        (dataset.items.clone(), meta.items_fingerprint.clone())
+    } else {
+        workspace.read_items().map_err(|e| Some(e.to_string()))?
+    };
     if items_fingerprint != meta.items_fingerprint || items.len() != matrix.rows {
         return Err(Some("items.jsonl does not match".into()));
     }

@@ -470,7 +470,7 @@ fn legend_ui(painter: &egui::Painter, rect: egui::Rect, legend: &[super::scatter
         rect.right_top() + egui::vec2(-width - 8.0, 8.0),
         egui::vec2(width, row * legend.len() as f32 + 8.0),
     );
-    painter.rect_filled(area, 4.0, egui::Color32::from_black_alpha(160));
+    painter.rect_filled(area, 4.0, egui::Color32::from_black_alpha(225));
     for (i, entry) in legend.iter().enumerate() {
         let y = area.top() + 4.0 + row * i as f32 + row / 2.0;
         painter.circle_filled(egui::pos2(area.left() + 10.0, y), 4.0, entry.colour);

@@ -87,11 +87,9 @@ impl EmbeddingStore {
             }
         };
         let data: Vec<f32> = match view.dtype() {
-            Dtype::F32 => view
-                .data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
+            Dtype::F32 => {
+                read_f32s(&file, &bytes, view.data()).map_err(|e| WorkspaceError::io(path, e))?
+            }
             Dtype::F64 => view
                 .data()
                 .chunks_exact(8)
@@ -115,6 +113,34 @@ impl EmbeddingStore {
             .and_then(|json| serde_json::from_str(&json).ok());
         Ok((Matrix { rows, dim, data }, meta))
     }
+}
+
+/// The little-endian f32 values of `data` (a slice of the mapped `file`): read straight into
+/// the vector with `pread`, in 32 MiB pieces on every core, on little-endian machines. What it
+/// costs is the page faults of the new gigabyte (about 10 µs per 4 KiB page on this VM), so
+/// they are taken on every core: 2.8 s → see BENCHMARKS.md.
+fn read_f32s(file: &std::fs::File, mapped: &[u8], data: &[u8]) -> std::io::Result<Vec<f32>> {
+    let count = data.len() / 4;
+    if cfg!(target_endian = "little") {
+        use std::os::unix::fs::FileExt;
+        let offset = data.as_ptr() as usize - mapped.as_ptr() as usize;
+        let mut values = vec![0f32; count];
+        // SAFETY: the vector's buffer is `count` initialised f32s, viewed as their 4 × count
+        // bytes; every bit pattern is a valid f32, and the view ends before the vector is used.
+        let bytes =
+            unsafe { std::slice::from_raw_parts_mut(values.as_mut_ptr().cast::<u8>(), count * 4) };
+        use rayon::prelude::*;
+        const PIECE: usize = 32 << 20;
+        bytes
+            .par_chunks_mut(PIECE)
+            .enumerate()
+            .try_for_each(|(i, piece)| file.read_exact_at(piece, (offset + i * PIECE) as u64))?;
+        return Ok(values);
+    }
+    Ok(data
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect())
 }
 
 #[cfg(test)]

@@ -165,6 +165,23 @@ impl Workspace {
         Ok(items_fingerprint_of(&text))
     }
 
+    /// The fingerprint `write_items` would give `items`, without writing them (lines made in
+    /// parallel, hashed in order: the same value).
+    pub fn items_fingerprint(&self, items: &[Item]) -> Result<String, WorkspaceError> {
+        use rayon::prelude::*;
+        let lines = items
+            .par_iter()
+            .map(serde_json::to_string)
+            .collect::<Result<Vec<String>, _>>()
+            .map_err(|e| WorkspaceError::io(&self.items_path(), e))?;
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        for line in &lines {
+            hasher.update(line.as_bytes());
+            hasher.update(b"\n");
+        }
+        Ok(format!("{:016x}", hasher.digest()))
+    }
+
     /// Reads the items and the fingerprint of the file.
     pub fn read_items(&self) -> Result<(Vec<Item>, String), WorkspaceError> {
         let path = self.items_path();
@@ -239,5 +256,6 @@ mod tests {
         let (back, fp2) = ws.read_items().expect("read");
         assert_eq!(back, items);
         assert_eq!(fp, fp2);
+        assert_eq!(ws.items_fingerprint(&items).expect("fingerprint"), fp);
     }
 }
