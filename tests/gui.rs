@@ -18,6 +18,9 @@ fn test_spec() -> EncoderSpec {
 fn opened_app(root: &std::path::Path) -> Harness<'static, NatviewApp> {
     let mut harness = Harness::builder()
         .with_size(egui::vec2(1280.0, 800.0))
+        // Workers (thumbnails, the projection's raster, selections) wake the window a few
+        // times after anything they were asked for: let `run` settle through those.
+        .with_max_steps(64)
         .build_ui_state(
             |ui, app: &mut NatviewApp| app.show(ui),
             NatviewApp::empty(test_spec()),
@@ -221,7 +224,7 @@ fn a_box_over_the_whole_projection_selects_everything_into_the_gallery() {
     let root = common::demo_slice(dir.path(), 12);
     let mut harness = opened_app(&root);
     harness.get_by_label("Projection").click();
-    harness.run();
+    harness.run_steps(2);
     let projection = harness
         .state()
         .results()
@@ -233,7 +236,7 @@ fn a_box_over_the_whole_projection_selects_everything_into_the_gallery() {
     let plot = harness.get_by_label("projection of 60 points").rect();
 
     harness.get_by_label("box select").click();
-    harness.run();
+    harness.run_steps(2);
     let (from, to) = (
         plot.min + egui::vec2(2.0, 2.0),
         plot.max - egui::vec2(2.0, 2.0),
@@ -246,7 +249,8 @@ fn a_box_over_the_whole_projection_selects_everything_into_the_gallery() {
         harness.step();
     }
     harness.drop_at(to);
-    harness.run();
+    // Workers (the raster, the selection) wake the window: step rather than run to a rest.
+    harness.run_steps(2);
     // The selection is found on a worker.
     step_until(&mut harness, "the box selection", |app| {
         app.gallery_subset().is_some()
@@ -539,7 +543,7 @@ fn the_projection_draws_every_point_with_thumbnails_on_them_and_a_click_on_one_q
     let root = common::demo_slice(dir.path(), 12);
     let mut harness = opened_app(&root);
     harness.get_by_label("Projection").click();
-    harness.run();
+    harness.run_steps(2);
     // The raster and the thumbnails arrive from workers: step until both are on screen.
     step_until(
         &mut harness,
@@ -565,13 +569,13 @@ fn the_projection_draws_every_point_with_thumbnails_on_them_and_a_click_on_one_q
 
     let (rect, id) = drawn[drawn.len() / 2];
     harness.hover_at(rect.center());
-    harness.run();
+    harness.run_steps(2);
     harness.get_by_label("projection of 60 points");
     // Press and release on the same spot: a click.
     harness.drag_at(rect.center());
     harness.step();
     harness.drop_at(rect.center());
-    harness.run();
+    harness.run_steps(3);
     let selected = harness
         .state()
         .session()

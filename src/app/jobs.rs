@@ -71,6 +71,9 @@ pub enum JobPoll<T> {
 struct ChannelProgress<T> {
     sender: Sender<JobEvent<T>>,
     ctx: egui::Context,
+    /// The phase of the last report: a new phase (e.g. a preview handed over before it) is
+    /// drawn at once.
+    phase: std::sync::Mutex<String>,
 }
 
 /// Progress is drawn at most this often: a repaint per batch would make the window (software
@@ -79,8 +82,20 @@ const PROGRESS_REPAINT: std::time::Duration = std::time::Duration::from_millis(2
 
 impl<T: Send> ProgressSink for ChannelProgress<T> {
     fn report(&self, progress: Progress) {
+        let new_phase = {
+            let mut phase = self.phase.lock().unwrap_or_else(|e| e.into_inner());
+            let new = *phase != progress.phase;
+            if new {
+                phase.clone_from(&progress.phase);
+            }
+            new
+        };
         let _ = self.sender.send(JobEvent::Progress(progress));
-        self.ctx.request_repaint_after(PROGRESS_REPAINT);
+        if new_phase {
+            self.ctx.request_repaint();
+        } else {
+            self.ctx.request_repaint_after(PROGRESS_REPAINT);
+        }
     }
 }
 
@@ -103,6 +118,7 @@ impl<T: Send + 'static> Job<T> {
                 let progress = ChannelProgress {
                     sender: worker_sender.clone(),
                     ctx: worker_ctx.clone(),
+                    phase: std::sync::Mutex::new(String::new()),
                 };
                 let event = match work(&progress, &worker_cancel) {
                     Ok(result) => JobEvent::Done(result),
