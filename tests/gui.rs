@@ -528,6 +528,21 @@ fn opening_hands_over_a_preview_with_every_item_and_thumbnails_from_the_files() 
     assert_eq!(paths.len(), 25);
     let thumbnail = preview.thumbnails.load(7).expect("decodes");
     assert_eq!(thumbnail.dimensions(), (64, 64));
+    // Reopened, the preview reads the thumbnail file written the first time.
+    let again = natview::app::PreviewSlot::default();
+    natview::app::open_dataset(
+        &root,
+        Some(test_spec()),
+        Some(&again),
+        &natview::jobs::NoProgress,
+        &natview::jobs::CancelFlag::new(),
+    )
+    .expect("reopens");
+    let reopened = again.lock().expect("slot").take().expect("a preview");
+    assert!(
+        matches!(&reopened.thumbnails, natview::thumbs::ThumbnailSource::Store(s) if s.len() == 25),
+        "the reopened preview uses the thumbnail file"
+    );
     // Selecting in a preview works (no neighbours until the embeddings exist).
     let mut preview = preview;
     preview.select(3).expect("selects");

@@ -82,7 +82,8 @@ pub const NEIGHBOURS_K: usize = 12;
 
 impl Session {
     /// A preview of a dataset being embedded with `spec`: its items (ids = dataset order),
-    /// thumbnails decoded from the files, no embeddings or index yet.
+    /// thumbnails from the workspace's file when one was made from this dataset (a reopen),
+    /// else decoded from the image files; no embeddings or index yet.
     pub fn preview(
         dataset: Arc<Dataset>,
         workspace: Workspace,
@@ -92,7 +93,27 @@ impl Session {
         for (id, item) in items.iter_mut().enumerate() {
             item.id = id;
         }
-        let paths = items.iter().map(|i| dataset.item_path(i)).collect();
+        // A thumbnail file made from this very dataset (a reopen) already holds every item in
+        // this order; else the image files are decoded.
+        let path = workspace.thumbnails_path();
+        let stored = if path.exists() {
+            crate::thumbs::ThumbnailStore::open_for_dataset(
+                &path,
+                &dataset.fingerprint(),
+                items.len(),
+            )
+        } else {
+            Err(crate::workspace::WorkspaceError::io(
+                &path,
+                "no thumbnail file yet",
+            ))
+        };
+        let thumbnails = match stored {
+            Ok(store) => ThumbnailSource::Store(Arc::new(store)),
+            Err(_) => ThumbnailSource::Files(Arc::new(
+                items.iter().map(|i| dataset.item_path(i)).collect(),
+            )),
+        };
         let set = EmbeddingSet {
             items,
             matrix: crate::linalg::Matrix {
@@ -115,7 +136,7 @@ impl Session {
             workspace,
             Arc::new(set),
             None,
-            ThumbnailSource::Files(Arc::new(paths)),
+            thumbnails,
             skipped,
             labels,
         )

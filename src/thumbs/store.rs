@@ -178,6 +178,32 @@ impl ThumbnailStore {
         dataset_fingerprint: &str,
         items_fingerprint: &str,
     ) -> Result<Self, WorkspaceError> {
+        Self::open_checked(path, dataset_fingerprint, Some(items_fingerprint))
+    }
+
+    /// Opens `path` if it was made from this dataset, whatever its items, holding `count` of
+    /// them: a dataset where nothing was skipped has its items in dataset order, so a preview
+    /// can show them before the embeddings (and their items) are loaded.
+    pub fn open_for_dataset(
+        path: &Path,
+        dataset_fingerprint: &str,
+        count: usize,
+    ) -> Result<Self, WorkspaceError> {
+        let store = Self::open_checked(path, dataset_fingerprint, None)?;
+        if store.count != count {
+            return Err(WorkspaceError::Stale {
+                path: path.to_path_buf(),
+                reason: format!("holds {} items, the dataset {count}", store.count),
+            });
+        }
+        Ok(store)
+    }
+
+    fn open_checked(
+        path: &Path,
+        dataset_fingerprint: &str,
+        items_fingerprint: Option<&str>,
+    ) -> Result<Self, WorkspaceError> {
         let file = std::fs::File::open(path).map_err(|e| WorkspaceError::io(path, e))?;
         // SAFETY: the file is only ever replaced by a rename (never written in place), so the
         // mapped pages do not change under us.
@@ -203,7 +229,7 @@ impl ThumbnailStore {
         if u64_at(&map, 32) != key_of(dataset_fingerprint) {
             return Err(stale("the dataset changed"));
         }
-        if u64_at(&map, 40) != key_of(items_fingerprint) {
+        if items_fingerprint.is_some_and(|items| u64_at(&map, 40) != key_of(items)) {
             return Err(stale("made for other items"));
         }
         Ok(Self {
