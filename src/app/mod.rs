@@ -2,6 +2,7 @@
 //! where the commands sent by the views are applied. Views live in `crate::ui`.
 
 mod bench_gui;
+mod bench_report;
 mod command;
 mod finetune_job;
 mod frame_stats;
@@ -12,7 +13,8 @@ mod open_job;
 mod session;
 mod work;
 
-pub use bench_gui::{run_gui_bench, GuiBenchOptions, GuiBenchReport};
+pub use bench_gui::{run_gui_bench, GuiBenchOptions};
+pub use bench_report::{FrameTimes, GuiBenchReport};
 pub use command::Command;
 pub use finetune_job::{FinetuneOutcome, FinetuneSettings, LiveTraining};
 pub use jobs::{Job, JobKind, JobPoll, JobStatus};

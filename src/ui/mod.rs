@@ -10,6 +10,7 @@ mod neighbours;
 mod quadrant;
 mod scatter;
 mod scatter_canvas;
+mod scatter_overlay;
 mod status_bar;
 pub mod theme;
 mod thumbnails;

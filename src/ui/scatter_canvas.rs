@@ -5,6 +5,9 @@
 //! projection's grid.
 
 use super::scatter::{ScatterState, Tool};
+use super::scatter_overlay::{
+    highlight_selection, legend_ui, outline_of, selection_input, uncovered,
+};
 use super::theme;
 use super::thumbnails::{AtlasThumb, ThumbnailCache};
 use crate::app::{Command, ProjectionResult, Session};
@@ -86,13 +89,13 @@ impl Canvas {
 
 /// Maps between screen points and plot units for one frame.
 #[derive(Debug, Clone, Copy)]
-struct Transform {
+pub(super) struct Transform {
     rect: egui::Rect,
     camera: Camera,
 }
 
 impl Transform {
-    fn to_screen(self, p: [f64; 2]) -> egui::Pos2 {
+    pub(super) fn to_screen(self, p: [f64; 2]) -> egui::Pos2 {
         let c = self.rect.center();
         let s = 1.0 / self.camera.units_per_point;
         egui::pos2(
@@ -101,7 +104,7 @@ impl Transform {
         )
     }
 
-    fn to_plot(self, pos: egui::Pos2) -> [f64; 2] {
+    pub(super) fn to_plot(self, pos: egui::Pos2) -> [f64; 2] {
         let c = self.rect.center();
         let u = self.camera.units_per_point;
         [
@@ -407,136 +410,8 @@ pub(super) fn canvas_ui(
     });
 }
 
-/// The parts of `rect` outside `covered` (at most four strips).
-fn uncovered(rect: egui::Rect, covered: Option<egui::Rect>) -> Vec<egui::Rect> {
-    let Some(c) = covered
-        .map(|c| c.intersect(rect))
-        .filter(|c| c.is_positive())
-    else {
-        return vec![rect];
-    };
-    let strips = [
-        egui::Rect::from_min_max(rect.min, egui::pos2(rect.max.x, c.min.y)),
-        egui::Rect::from_min_max(egui::pos2(rect.min.x, c.max.y), rect.max),
-        egui::Rect::from_min_max(
-            egui::pos2(rect.min.x, c.min.y),
-            egui::pos2(c.min.x, c.max.y),
-        ),
-        egui::Rect::from_min_max(
-            egui::pos2(c.max.x, c.min.y),
-            egui::pos2(rect.max.x, c.max.y),
-        ),
-    ];
-    strips.into_iter().filter(|s| s.is_positive()).collect()
-}
-
 fn point_colour(layer: &ScatterLayer, id: usize) -> egui::Color32 {
     let slot = layer.colours.get(id).copied().unwrap_or(0) as usize;
     let [r, g, b] = layer.palette.get(slot).copied().unwrap_or([128, 128, 128]);
     egui::Color32::from_rgb(r, g, b)
-}
-
-/// Rings around the selected item and its neighbours.
-fn highlight_selection(
-    painter: &egui::Painter,
-    session: &Session,
-    points: &[[f32; 2]],
-    transform: Transform,
-) {
-    let Some(selection) = &session.selection else {
-        return;
-    };
-    for id in selection
-        .item()
-        .into_iter()
-        .chain(selection.neighbours.iter().map(|n| n.id))
-    {
-        if let Some(p) = points.get(id) {
-            let at = transform.to_screen([f64::from(p[0]), f64::from(p[1])]);
-            painter.circle_stroke(at, 6.0, egui::Stroke::new(2.0, theme::SELECTED));
-        }
-    }
-}
-
-/// The colour groups in the top-right corner.
-fn legend_ui(painter: &egui::Painter, rect: egui::Rect, legend: &[super::scatter::LegendEntry]) {
-    if legend.is_empty() {
-        return;
-    }
-    let font = egui::FontId::proportional(12.0);
-    let row = 16.0;
-    let width = 230.0;
-    let area = egui::Rect::from_min_size(
-        rect.right_top() + egui::vec2(-width - 8.0, 8.0),
-        egui::vec2(width, row * legend.len() as f32 + 8.0),
-    );
-    painter.rect_filled(area, 4.0, egui::Color32::from_black_alpha(225));
-    for (i, entry) in legend.iter().enumerate() {
-        let y = area.top() + 4.0 + row * i as f32 + row / 2.0;
-        painter.circle_filled(egui::pos2(area.left() + 10.0, y), 4.0, entry.colour);
-        painter.text(
-            egui::pos2(area.left() + 20.0, y),
-            egui::Align2::LEFT_CENTER,
-            &entry.name,
-            font.clone(),
-            egui::Color32::from_gray(230),
-        );
-    }
-}
-
-/// Follows a box or lasso drag (read from the pointer directly: the shape starts where the
-/// button went down and ends where it came up); returns the finished shape.
-fn selection_input(
-    ctx: &egui::Context,
-    rect: egui::Rect,
-    transform: Transform,
-    tool: Tool,
-    drag: &mut Vec<[f64; 2]>,
-) -> Option<Vec<[f64; 2]>> {
-    if tool == Tool::Pan {
-        drag.clear();
-        return None;
-    }
-    let (pressed, down, released, origin, position) = ctx.input(|i| {
-        (
-            i.pointer.primary_pressed(),
-            i.pointer.primary_down(),
-            i.pointer.primary_released(),
-            i.pointer.press_origin(),
-            i.pointer.latest_pos(),
-        )
-    });
-    if pressed {
-        drag.clear();
-        if let Some(origin) = origin.filter(|o| rect.contains(*o)) {
-            drag.push(transform.to_plot(origin));
-        }
-    }
-    if (down || released) && !drag.is_empty() {
-        if let Some(pos) = position {
-            let p = transform.to_plot(pos);
-            match tool {
-                Tool::Box => {
-                    drag.truncate(1);
-                    drag.push(p);
-                }
-                _ => drag.push(p),
-            }
-        }
-    }
-    if released && drag.len() >= 2 {
-        return Some(std::mem::take(drag));
-    }
-    if released {
-        drag.clear();
-    }
-    None
-}
-
-/// The polygon drawn for a drag: the box's four corners, or the lasso path itself.
-fn outline_of(tool: Tool, drag: &[[f64; 2]]) -> Vec<[f64; 2]> {
-    match (tool, drag.first(), drag.last()) {
-        (Tool::Box, Some(&a), Some(&b)) => vec![a, [b[0], a[1]], b, [a[0], b[1]]],
-        _ => drag.to_vec(),
-    }
 }
