@@ -10,7 +10,7 @@ mod stats;
 pub use pca::{pca_2d, Projection};
 pub use quadrant::{quadrant_chart, QuadrantChart, QuadrantParams};
 pub use retrieval::{listing_retrieval, listing_retrieval_of, RetrievalMetrics};
-pub use selection::{point_in_polygon, points_in_box, points_in_polygon};
+pub use selection::{point_in_polygon, points_in_box, points_in_polygon, polygon_bounds};
 pub use stats::{dataset_pair_stats, pair_stats, roc_auc, PairStats};
 
 /// Errors of the analysis module.

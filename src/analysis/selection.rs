@@ -19,16 +19,9 @@ pub fn points_in_box(points: &[[f32; 2]], a: [f64; 2], b: [f64; 2]) -> Vec<usize
 /// Indices of the points inside the polygon (even-odd rule; the polygon closes itself).
 /// Fewer than three vertices enclose nothing.
 pub fn points_in_polygon(points: &[[f32; 2]], polygon: &[[f64; 2]]) -> Vec<usize> {
-    if polygon.len() < 3 {
+    let Some([x0, y0, x1, y1]) = polygon_bounds(polygon) else {
         return Vec::new();
-    }
-    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-    for v in polygon {
-        x0 = x0.min(v[0]);
-        x1 = x1.max(v[0]);
-        y0 = y0.min(v[1]);
-        y1 = y1.max(v[1]);
-    }
+    };
     points
         .iter()
         .enumerate()
@@ -38,6 +31,24 @@ pub fn points_in_polygon(points: &[[f32; 2]], polygon: &[[f64; 2]]) -> Vec<usize
         })
         .map(|(i, _)| i)
         .collect()
+}
+
+/// The bounding box `[min_x, min_y, max_x, max_y]` of a polygon that can enclose anything
+/// (three vertices or more; `None` otherwise).
+pub fn polygon_bounds(polygon: &[[f64; 2]]) -> Option<[f64; 4]> {
+    if polygon.len() < 3 {
+        return None;
+    }
+    let mut b = [f64::MAX, f64::MAX, f64::MIN, f64::MIN];
+    for v in polygon {
+        b = [
+            b[0].min(v[0]),
+            b[1].min(v[1]),
+            b[2].max(v[0]),
+            b[3].max(v[1]),
+        ];
+    }
+    Some(b)
 }
 
 /// Whether `(x, y)` is inside the polygon (even-odd rule; the polygon closes itself).

@@ -75,6 +75,16 @@ struct Bench {
     result: std::sync::Arc<std::sync::Mutex<Option<GuiBenchReport>>>,
 }
 
+/// The primary button going down or up at `pos`.
+fn primary(pos: egui::Pos2, pressed: bool) -> egui::Event {
+    egui::Event::PointerButton {
+        pos,
+        button: egui::PointerButton::Primary,
+        pressed,
+        modifiers: egui::Modifiers::NONE,
+    }
+}
+
 impl Bench {
     fn ms(&self) -> f64 {
         self.started.elapsed().as_secs_f64() * 1000.0
@@ -92,19 +102,9 @@ impl Bench {
         let at = centre + egui::vec2(angle.cos(), angle.sin()) * 80.0;
         if frame == 0 {
             self.inject.push(egui::Event::PointerMoved(centre));
-            self.inject.push(egui::Event::PointerButton {
-                pos: centre,
-                button: egui::PointerButton::Primary,
-                pressed: true,
-                modifiers: egui::Modifiers::NONE,
-            });
+            self.inject.push(primary(centre, true));
         } else if frame + 1 >= frames {
-            self.inject.push(egui::Event::PointerButton {
-                pos: at,
-                button: egui::PointerButton::Primary,
-                pressed: false,
-                modifiers: egui::Modifiers::NONE,
-            });
+            self.inject.push(primary(at, false));
         } else {
             self.inject.push(egui::Event::PointerMoved(at));
         }
@@ -305,12 +305,7 @@ impl Bench {
                         Some((rect, id)) => {
                             let pos = rect.center();
                             for pressed in [true, false] {
-                                self.inject.push(egui::Event::PointerButton {
-                                    pos,
-                                    button: egui::PointerButton::Primary,
-                                    pressed,
-                                    modifiers: egui::Modifiers::NONE,
-                                });
+                                self.inject.push(primary(pos, pressed));
                             }
                             self.phase = Phase::Clicking {
                                 clicks,
@@ -332,12 +327,7 @@ impl Bench {
                     let angle = k as f32 / (frames - 1) as f32 * std::f32::consts::TAU;
                     let radius = if k % 2 == 0 { 220.0 } else { 120.0 };
                     let at = centre + egui::vec2(angle.cos(), angle.sin()) * radius;
-                    let button = |pressed| egui::Event::PointerButton {
-                        pos: at,
-                        button: egui::PointerButton::Primary,
-                        pressed,
-                        modifiers: egui::Modifiers::NONE,
-                    };
+                    let button = |pressed| primary(at, pressed);
                     self.inject.push(egui::Event::PointerMoved(at));
                     if k == 0 {
                         self.inject.push(button(true));

@@ -1,5 +1,6 @@
 //! What `natview bench gui` reports: frame-time summaries, the report itself, resident memory.
 
+use super::frame_stats::percentile;
 use serde::Serialize;
 
 /// Frame times of one phase, in milliseconds.
@@ -83,15 +84,6 @@ pub struct GuiBenchReport {
     pub atlas_thumbnails: usize,
     /// The error the window showed at the end, if any.
     pub error: Option<String>,
-}
-
-fn percentile(values: &[f64], q: f64) -> f64 {
-    if values.is_empty() {
-        return 0.0;
-    }
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    v[((v.len() - 1) as f64 * q).round() as usize]
 }
 
 pub(super) fn frame_times(cpu: &[f64], intervals: &[f64]) -> FrameTimes {

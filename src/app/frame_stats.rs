@@ -33,14 +33,22 @@ impl Default for FrameStats {
     }
 }
 
+/// The `q` quantile (0–1) of `values`, nearest rank (0 when there are none).
+pub(super) fn percentile(values: &[f64], q: f64) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[((v.len() - 1) as f64 * q).round() as usize]
+}
+
 fn summary(values: &mut [f64]) -> String {
-    values.sort_by(f64::total_cmp);
-    let at = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize];
     format!(
         "median {:.2} ms, p95 {:.2} ms, max {:.2} ms",
-        at(0.5),
-        at(0.95),
-        values[values.len() - 1]
+        percentile(values, 0.5),
+        percentile(values, 0.95),
+        percentile(values, 1.0)
     )
 }
 

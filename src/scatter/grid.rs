@@ -174,16 +174,9 @@ impl PointGrid {
     /// passes near are tested point by point; every other cell is wholly in or out, which one
     /// crossing count along its row decides.
     pub fn in_polygon(&self, points: &[[f32; 2]], polygon: &[[f64; 2]]) -> Vec<usize> {
-        if polygon.len() < 3 {
+        let Some([x0, y0, x1, y1]) = crate::analysis::polygon_bounds(polygon) else {
             return Vec::new();
-        }
-        let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-        for v in polygon {
-            x0 = x0.min(v[0]);
-            x1 = x1.max(v[0]);
-            y0 = y0.min(v[1]);
-            y1 = y1.max(v[1]);
-        }
+        };
         let (c0, r0, c1, r1) = self.cell_range(x0, y0, x1, y1);
         let (cw, ch) = (c1 - c0 + 1, r1 - r0 + 1);
         // Cells an edge passes through or next to (the edge sampled at a quarter cell, each

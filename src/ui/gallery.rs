@@ -200,7 +200,6 @@ pub fn gallery_ui(
     let row_height = theme::THUMB_PX + 26.0;
     let rows = state.visible.len().div_ceil(per_row);
     let selected = session.selection.as_ref().and_then(|s| s.item());
-    let ctx = ui.ctx().clone();
     let mut scroll = egui::ScrollArea::vertical();
     if std::mem::take(&mut state.scroll_to_top) {
         scroll = scroll.vertical_scroll_offset(0.0);
@@ -222,7 +221,7 @@ pub fn gallery_ui(
                                 ui.horizontal(|ui| {
                                     ui.spacing_mut().item_spacing.x = theme::GAP_PX;
                                     for &id in ids.iter().filter(|&&id| state.shows(id)).take(8) {
-                                        let texture = thumbnails.get(&ctx, session, id);
+                                        let texture = thumbnails.get(id);
                                         let response = thumbnail_button(
                                             ui,
                                             texture,

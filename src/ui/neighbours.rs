@@ -31,7 +31,7 @@ pub fn neighbours_ui(
         Query::Item(id) => {
             let query = &items[*id];
             ui.horizontal(|ui| {
-                let texture = thumbnails.get(&ctx, session, *id);
+                let texture = thumbnails.get(*id);
                 thumbnail_button(
                     ui,
                     texture,
@@ -115,7 +115,7 @@ pub fn neighbours_ui(
                             .monospace()
                             .color(theme::MUTED),
                     );
-                    let texture = thumbnails.get(&ctx, session, neighbour.id);
+                    let texture = thumbnails.get(neighbour.id);
                     let name = format!(
                         "neighbour {}: item {} ({:.3})",
                         rank + 1,

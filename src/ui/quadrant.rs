@@ -448,9 +448,8 @@ fn chart_ui(
     }
     let similarity = chart.at(row, col);
     let same = row / chart.views == col / chart.views;
-    let ctx = ui.ctx().clone();
-    let texture_a = thumbnails.get(&ctx, session, a);
-    let texture_b = thumbnails.get(&ctx, session, b);
+    let texture_a = thumbnails.get(a);
+    let texture_b = thumbnails.get(b);
     response.on_hover_ui_at_pointer(|ui| {
         ui.horizontal(|ui| {
             for (id, texture) in [(a, texture_a), (b, texture_b)] {

@@ -315,7 +315,7 @@ pub(super) fn canvas_ui(
                 if !rect.contains(at) {
                     continue;
                 }
-                if let Some(thumb) = thumbnails.get(&ctx, session, id) {
+                if let Some(thumb) = thumbnails.get(id) {
                     let square =
                         egui::Rect::from_center_size(at, egui::Vec2::splat(THUMB_ON_POINT));
                     on_screen.push((thumb, square, id));
@@ -392,7 +392,7 @@ pub(super) fn canvas_ui(
     if state.tool == Tool::Pan && response.clicked() {
         commands.push(Command::Select(id));
     }
-    let texture = thumbnails.get(&ctx, session, id);
+    let texture = thumbnails.get(id);
     let item = &session.set.items[id];
     response.on_hover_ui_at_pointer(|ui| {
         if let Some(texture) = texture {

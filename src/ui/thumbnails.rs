@@ -52,8 +52,8 @@ impl AtlasThumb {
 #[derive(Default)]
 pub struct ThumbnailCache {
     loader: Option<ThumbnailLoader>,
-    /// The session the atlas holds thumbnails of (its items fingerprint and workspace).
-    source_for: Option<String>,
+    /// The session the atlas holds thumbnails of (its workspace and items fingerprint).
+    source_for: Option<(PathBuf, String)>,
     pages: Vec<egui::TextureHandle>,
     slot_of: HashMap<usize, usize>,
     owner: Vec<Option<usize>>,
@@ -79,19 +79,19 @@ impl ThumbnailCache {
         let Some(session) = session else {
             return;
         };
-        let key = format!(
-            "{}|{}",
-            session.workspace.dir().display(),
-            session.set.meta.items_fingerprint
-        );
-        if self.source_for.as_deref() != Some(key.as_str()) {
+        let (dir, items) = (session.workspace.dir(), &session.set.meta.items_fingerprint);
+        let same = self
+            .source_for
+            .as_ref()
+            .is_some_and(|(d, i)| d == dir && i == items);
+        if !same {
             self.forget_all();
             let loader = self.loader.get_or_insert_with(|| {
                 let ctx = ctx.clone();
                 ThumbnailLoader::new(move || ctx.request_repaint())
             });
             loader.set_source(session.thumbnails.clone());
-            self.source_for = Some(key);
+            self.source_for = Some((dir.to_path_buf(), items.clone()));
         }
         let Some(loader) = &self.loader else {
             return;
@@ -193,12 +193,7 @@ impl ThumbnailCache {
 
     /// The thumbnail of item `id` if it is in the atlas; else asks for it (drawn once read:
     /// the window is woken) and returns `None`.
-    pub fn get(
-        &mut self,
-        _ctx: &egui::Context,
-        _session: &Session,
-        id: usize,
-    ) -> Option<AtlasThumb> {
+    pub fn get(&mut self, id: usize) -> Option<AtlasThumb> {
         if let Some(&slot) = self.slot_of.get(&id) {
             self.last_drawn[slot] = self.frame;
             return Some(self.thumb_at(slot));

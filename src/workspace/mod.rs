@@ -154,9 +154,7 @@ impl Workspace {
     /// Writes the items (one JSON object per line) and returns the fingerprint of the text.
     pub fn write_items(&self, items: &[Item]) -> Result<String, WorkspaceError> {
         let mut text = String::new();
-        for item in items {
-            let line = serde_json::to_string(item)
-                .map_err(|e| WorkspaceError::io(&self.items_path(), e))?;
+        for line in self.item_lines(items)? {
             text.push_str(&line);
             text.push('\n');
         }
@@ -165,15 +163,20 @@ impl Workspace {
         Ok(items_fingerprint_of(&text))
     }
 
-    /// The fingerprint `write_items` would give `items`, without writing them (lines made in
-    /// parallel, hashed in order: the same value).
-    pub fn items_fingerprint(&self, items: &[Item]) -> Result<String, WorkspaceError> {
+    /// The lines of `items.jsonl` (one JSON object per item, no newline), made in parallel.
+    fn item_lines(&self, items: &[Item]) -> Result<Vec<String>, WorkspaceError> {
         use rayon::prelude::*;
-        let lines = items
+        items
             .par_iter()
             .map(serde_json::to_string)
             .collect::<Result<Vec<String>, _>>()
-            .map_err(|e| WorkspaceError::io(&self.items_path(), e))?;
+            .map_err(|e| WorkspaceError::io(&self.items_path(), e))
+    }
+
+    /// The fingerprint `write_items` would give `items`, without writing them (lines made in
+    /// parallel, hashed in order: the same value).
+    pub fn items_fingerprint(&self, items: &[Item]) -> Result<String, WorkspaceError> {
+        let lines = self.item_lines(items)?;
         let mut hasher = xxhash_rust::xxh3::Xxh3::new();
         for line in &lines {
             hasher.update(line.as_bytes());
