@@ -1,4 +1,9 @@
-//! Background-job plumbing shared by the CLI and the GUI: progress reports and cancellation.
+//! Background-job plumbing shared by the CLI and the GUI: progress reports, cancellation, and
+//! long-lived worker threads ([`Worker`]).
+
+mod worker;
+
+pub use worker::{Mailbox, Worker};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -4,11 +4,12 @@
 //! and hands them back, waking the window.
 
 use super::{ThumbnailStore, THUMBNAIL_PX};
+use crate::jobs::{Mailbox, Worker};
 use image::RgbImage;
 use rayon::prelude::*;
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
 
 /// Where thumbnails come from.
 #[derive(Debug, Clone)]
@@ -61,58 +62,40 @@ struct State {
     in_flight: HashSet<usize>,
     ready: Vec<LoadedThumbnail>,
     ready_ids: HashSet<usize>,
-    stop: bool,
-}
-
-struct Shared {
-    state: Mutex<State>,
-    work: Condvar,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
 }
 
 /// The worker and what it shares with the window.
 pub struct ThumbnailLoader {
-    shared: Arc<Shared>,
+    worker: Worker<State>,
 }
 
 impl ThumbnailLoader {
     /// Starts the worker; `wake` is called whenever thumbnails are ready (e.g. to repaint).
+    /// Without a worker thread every request stays pending and the window shows placeholders.
     pub fn new(wake: impl Fn() + Send + 'static) -> Self {
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State::default()),
-            work: Condvar::new(),
+        let worker = Worker::spawn("natview-thumbnails", State::default(), move |mailbox| {
+            run(mailbox, &wake)
         });
-        let worker = shared.clone();
-        let spawned = std::thread::Builder::new()
-            .name("natview-thumbnails".into())
-            .spawn(move || run(&worker, &wake));
-        if spawned.is_err() {
-            // No worker: every request stays pending and the window shows placeholders.
-            shared.lock().stop = true;
-        }
-        Self { shared }
+        Self { worker }
     }
 
     /// Reads from `source` from now on (forgetting what was wanted from the previous one).
     pub fn set_source(&self, source: ThumbnailSource) {
-        let mut state = self.shared.lock();
+        let mailbox = self.worker.mailbox();
+        let mut state = mailbox.lock();
         state.source = Some(source);
         state.generation += 1;
         state.wanted.clear();
         state.ready.clear();
         state.ready_ids.clear();
-        self.shared.work.notify_all();
+        mailbox.notify();
     }
 
     /// The items wanted now, most important first (replaces the previous request). Items being
     /// read or read and not yet taken are left out.
     pub fn want(&self, ids: &[usize]) {
-        let mut state = self.shared.lock();
+        let mailbox = self.worker.mailbox();
+        let mut state = mailbox.lock();
         let State {
             wanted,
             in_flight,
@@ -126,67 +109,43 @@ impl ThumbnailLoader {
                 .filter(|id| !in_flight.contains(id) && !ready_ids.contains(id)),
         );
         if !wanted.is_empty() {
-            self.shared.work.notify_all();
+            mailbox.notify();
         }
     }
 
     /// Takes what was read since the last call.
     pub fn take_ready(&self) -> Vec<LoadedThumbnail> {
-        let mut state = self.shared.lock();
+        let mut state = self.worker.mailbox().lock();
         state.ready_ids.clear();
         std::mem::take(&mut state.ready)
     }
 
     /// Whether anything is wanted or being read.
     pub fn is_busy(&self) -> bool {
-        let state = self.shared.lock();
+        let state = self.worker.mailbox().lock();
         !state.wanted.is_empty() || !state.in_flight.is_empty()
     }
 }
 
-impl Drop for ThumbnailLoader {
-    fn drop(&mut self) {
-        self.shared.lock().stop = true;
-        self.shared.work.notify_all();
-    }
-}
-
-fn run(shared: &Shared, wake: &dyn Fn()) {
-    loop {
-        let (source, generation, batch) = {
-            let mut state = shared.lock();
-            while !state.stop && (state.wanted.is_empty() || state.source.is_none()) {
-                state = shared.work.wait(state).unwrap_or_else(|e| e.into_inner());
-            }
-            if state.stop {
-                return;
-            }
-            let Some(source) = state.source.clone() else {
-                continue;
-            };
-            let take = source.batch().min(state.wanted.len());
-            let batch: Vec<usize> = state.wanted.drain(..take).collect();
-            state.in_flight.extend(batch.iter().copied());
-            (source, state.generation, batch)
+fn run(mailbox: &Mailbox<State>, wake: &dyn Fn()) {
+    let take = |state: &mut State| {
+        let source = state.source.clone().filter(|_| !state.wanted.is_empty())?;
+        let count = source.batch().min(state.wanted.len());
+        let batch: Vec<usize> = state.wanted.drain(..count).collect();
+        state.in_flight.extend(batch.iter().copied());
+        Some((source, state.generation, batch))
+    };
+    while let Some((source, generation, batch)) = mailbox.next(take) {
+        let load = |&id: &usize| LoadedThumbnail {
+            id,
+            image: source.load(id),
         };
         let loaded: Vec<LoadedThumbnail> = match &source {
-            ThumbnailSource::Store(_) => batch
-                .iter()
-                .map(|&id| LoadedThumbnail {
-                    id,
-                    image: source.load(id),
-                })
-                .collect(),
-            ThumbnailSource::Files(_) => batch
-                .par_iter()
-                .map(|&id| LoadedThumbnail {
-                    id,
-                    image: source.load(id),
-                })
-                .collect(),
+            ThumbnailSource::Store(_) => batch.iter().map(load).collect(),
+            ThumbnailSource::Files(_) => batch.par_iter().map(load).collect(),
         };
         {
-            let mut state = shared.lock();
+            let mut state = mailbox.lock();
             for id in &batch {
                 state.in_flight.remove(id);
             }
