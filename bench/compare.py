@@ -441,6 +441,112 @@ def case_pca(nv, data, threads, rounds, scratch):
     ]
 
 
+# ---------------------------------------------------------------- 2-D layouts (umap-learn, openTSNE)
+
+
+def peer_layout(method, x, threads):
+    if method == "umap":
+        import umap
+
+        # No random_state: umap-learn then runs single-threaded.
+        return umap.UMAP(n_neighbors=15, min_dist=0.1, n_jobs=threads).fit_transform(x)
+    import openTSNE
+
+    return np.asarray(
+        openTSNE.TSNE(
+            perplexity=30, n_jobs=threads, negative_gradient_method="fft", initialization="pca", random_state=0
+        ).fit(x)
+    )
+
+
+def case_layout(nv, data, threads, rounds, scratch):
+    """UMAP and t-SNE of the 105,882 × 256 embeddings: natview from the embeddings (its PCA to
+    50 dimensions included in its time) against umap-learn and openTSNE given natview's PCA-50
+    input (so they get the same neighbours), timed after a warm-up (numba JIT); quality of both
+    layouts measured by the same natview code against the 256-d embeddings."""
+    import importlib.metadata as md
+
+    base = data / "base.npy"
+    pca50 = scratch / "layout-input.npy"
+    nv.run("layout", "--input", base, "--save-input", pca50)
+    x = np.load(pca50)
+    log(f"layouts: warming up umap-learn and openTSNE on 3,000 rows")
+    for method in ("umap", "tsne"):
+        peer_layout(method, x[:3000], threads)
+    rows = []
+    for method, peer in (("umap", f"umap-learn {md.version('umap-learn')}"), ("tsne", f"openTSNE {md.version('openTSNE')}")):
+        ours, theirs = [], []
+        mine, theirs_out = scratch / f"natview-{method}.npy", scratch / f"peer-{method}.npy"
+        for r in range(rounds):
+            log(f"{method} {x.shape[0]:,} points: round {r + 1}/{rounds}")
+            ours.append(nv.run("layout", "--input", base, "--method", method, "--out", mine)["seconds"])
+            t = time.perf_counter()
+            layout = peer_layout(method, x, threads)
+            theirs.append(time.perf_counter() - t)
+            np.save(theirs_out, np.asarray(layout, dtype=np.float32))
+        q_ours = nv.run("layout-quality", "--input", base, "--layout", mine)
+        q_peer = nv.run("layout-quality", "--input", base, "--layout", theirs_out)
+        a, b = statistics.median(ours), statistics.median(theirs)
+        label = {"umap": "UMAP", "tsne": "t-SNE"}[method]
+        rows.append(
+            {
+                "case": f"{label} {x.shape[0]:,} × 256 → 2-D",
+                "unit": "seconds (lower is better)",
+                "natview": a,
+                "peers": {peer: b},
+                "ratio": a / b,
+                "goal": "≤ 1.0× and < 60 s",
+                "met": a <= b and a < 60,
+                "note": "natview's time includes its PCA to 50-d and kNN graph",
+            }
+        )
+        for key, name in (("knn_preservation", "kNN preservation@10"), ("trustworthiness", "trustworthiness@10")):
+            rows.append(
+                {
+                    "case": f"{label} {name} ({q_ours['sampled']:,} sampled points)",
+                    "unit": "higher is better",
+                    "natview": q_ours[key],
+                    "peers": {peer: q_peer[key]},
+                    "ratio": q_ours[key] / q_peer[key],
+                    "goal": "≥ peer − 0.02",
+                    "met": q_ours[key] >= q_peer[key] - 0.02,
+                    "note": "",
+                }
+            )
+    return rows
+
+
+def case_layout_1m(nv, data, threads, scratch, count=1_000_000):
+    """natview's UMAP of a 1M-point input made from the 105,882 embeddings (each row repeated
+    with seeded noise, renormalised): time and peak memory. umap-learn is not run at 1M here."""
+    import resource
+
+    big = scratch / "base-1m.npy"
+    if not big.exists():
+        base = np.load(data / "base.npy")
+        rng = np.random.default_rng(0)
+        rows = base[np.arange(count) % base.shape[0]] + rng.normal(0, 0.02, (count, base.shape[1])).astype(np.float32)
+        rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+        np.save(big, rows.astype(np.float32))
+        del base, rows
+    log(f"umap {count:,} points (natview only)")
+    result = nv.run("layout", "--input", big, "--method", "umap")
+    peak_gib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
+    phases = ", ".join(f"{k} {v:.0f} s" for k, v in result["phases"].items())
+    return [
+        {
+            "case": f"UMAP {count:,} × 256 → 2-D (natview only)",
+            "unit": "seconds",
+            "natview": result["seconds"],
+            "peers": {},
+            "ratio": None,
+            "goal": "minutes, bounded memory",
+            "met": result["seconds"] < 900,
+            "note": f"peak resident {peak_gib:.1f} GiB incl. the 0.95 GiB input; {phases}",
+        }
+    ]
+
+
 # ---------------------------------------------------------------- report
 
 
@@ -464,7 +570,7 @@ def machine_lines(args, natview_version):
     import importlib.metadata as md
 
     versions = []
-    for pkg in ["torch", "torchvision", "faiss-cpu", "hnswlib", "scikit-learn", "numpy"]:
+    for pkg in ["torch", "torchvision", "faiss-cpu", "hnswlib", "scikit-learn", "umap-learn", "openTSNE", "numpy"]:
         try:
             versions.append(f"{pkg} {md.version(pkg)}")
         except md.PackageNotFoundError:
@@ -488,7 +594,7 @@ def main():
     parser.add_argument("--data", required=True, type=Path)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--cases", default="embedding,hnsw,exact,pca")
+    parser.add_argument("--cases", default="embedding,hnsw,exact,pca,layout,layout1m")
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args()
     nv = Natview(args.natview, args.threads)
@@ -506,6 +612,10 @@ def main():
             rows += case_exact(nv, args.data, args.threads, args.rounds)
         elif case == "pca":
             rows += case_pca(nv, args.data, args.threads, args.rounds, scratch)
+        elif case == "layout":
+            rows += case_layout(nv, args.data, args.threads, args.rounds, scratch)
+        elif case == "layout1m":
+            rows += case_layout_1m(nv, args.data, args.threads, scratch)
         else:
             raise SystemExit(f"unknown case {case}")
     version = subprocess.run(

@@ -3,11 +3,11 @@
 #
 #   bench/run.sh                  # everything; prints the table, saves it in bench/results/
 #   bench/run.sh --rounds 5       # more alternating rounds (default 3)
-#   bench/run.sh --cases hnsw,pca # some cases only (embedding, hnsw, exact, pca)
+#   bench/run.sh --cases hnsw,pca # some cases only (embedding, hnsw, exact, pca, layout, layout1m)
 #
 # Idempotent steps, each skipped when already done:
 #   1. a Python venv in bench/.venv with the peers from PyPI (torch CPU use, torchvision,
-#      faiss-cpu, hnswlib, scikit-learn, safetensors, efficientnet-lite-pytorch); NATVIEW_BENCH_PYTHON=/path/to/python
+#      faiss-cpu, hnswlib, scikit-learn, safetensors, efficientnet-lite-pytorch, umap-learn, openTSNE); NATVIEW_BENCH_PYTHON=/path/to/python
 #      uses another interpreter that has them;
 #   2. the release build of the headless CLI (`--no-default-features`, into target/bench: no
 #      window, about a third fewer crates to compile, 5.5 instead of 8 min on 2 cores);
@@ -24,14 +24,14 @@ started=$(date +%s)
 venv=bench/.venv
 python=${NATVIEW_BENCH_PYTHON:-$venv/bin/python}
 setup_pid=
-if ! "$python" -c 'import torch, torchvision, faiss, hnswlib, sklearn, safetensors, efficientnet_lite_pytorch' 2>/dev/null; then
+if ! "$python" -c 'import torch, torchvision, faiss, hnswlib, sklearn, safetensors, efficientnet_lite_pytorch, umap, openTSNE' 2>/dev/null; then
   # Mostly downloading (about 2 min, 5.7 GB: PyPI's torch brings its CUDA libraries, used here
   # on the CPU), so it runs beside the Rust build.
   echo "== setting up $venv (PyPI: torch, torchvision, faiss-cpu, hnswlib, scikit-learn), log in $venv.log" >&2
   python=$venv/bin/python
   (python3 -m venv "$venv" &&
     "$python" -m pip install --quiet --upgrade pip &&
-    "$python" -m pip install --quiet torch torchvision faiss-cpu hnswlib scikit-learn safetensors numpy efficientnet-lite-pytorch) \
+    "$python" -m pip install --quiet torch torchvision faiss-cpu hnswlib scikit-learn safetensors numpy efficientnet-lite-pytorch umap-learn openTSNE) \
     >"$venv.log" 2>&1 &
   setup_pid=$!
 fi

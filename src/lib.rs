@@ -14,6 +14,7 @@ pub mod encoder;
 pub mod index;
 pub mod jobs;
 pub mod labels;
+pub mod layouts;
 pub mod linalg;
 pub mod npy;
 pub mod pipeline;

@@ -232,7 +232,7 @@ fn a_box_over_the_whole_projection_selects_everything_into_the_gallery() {
         .as_ref()
         .expect("PCA computed on opening");
     assert_eq!(projection.projection.points.len(), 60);
-    assert!(projection.csv_path.is_file());
+    assert!(projection.csv_path.as_ref().is_some_and(|p| p.is_file()));
     let plot = harness.get_by_label("projection of 60 points").rect();
 
     harness.get_by_label("box select").click();
@@ -494,10 +494,15 @@ fn a_finished_fine_tune_switches_encoders_shows_before_after_and_flips_back() {
     wait_idle(&mut harness);
     assert_eq!(*harness.state().encoder(), test_spec());
     let projection = harness.state().results().projection.as_ref().expect("PCA");
-    assert!(projection.csv_path.to_string_lossy().ends_with(&format!(
-        "projection-pca.{}.csv",
-        test_spec().workspace_key()
-    )));
+    assert!(projection
+        .csv_path
+        .as_ref()
+        .expect("saved")
+        .to_string_lossy()
+        .ends_with(&format!(
+            "projection-pca.{}.csv",
+            test_spec().workspace_key()
+        )));
 }
 
 #[test]

@@ -1,13 +1,19 @@
 //! Analyses of an embedding matrix: intra/inter-listing similarity (the quadrant chart),
 //! listing retrieval metrics, and 2D projections.
 
+pub mod knn;
+pub mod layout;
 mod pca;
+pub mod projection;
 mod quadrant;
+pub mod quality;
 mod retrieval;
 mod selection;
 mod stats;
+pub mod tsne;
+pub mod umap;
 
-pub use pca::{pca_2d, Projection};
+pub use pca::{pca_2d, pca_basis, PcaBasis, Projection};
 pub use quadrant::{quadrant_chart, QuadrantChart, QuadrantParams};
 pub use retrieval::{listing_retrieval, listing_retrieval_of, RetrievalMetrics};
 pub use selection::{point_in_polygon, points_in_box, points_in_polygon, polygon_bounds};
@@ -22,6 +28,12 @@ pub enum AnalysisError {
     /// A tensor operation failed.
     #[error("computation failed: {0}")]
     Candle(#[from] candle_core::Error),
+    /// The observer stopped the computation.
+    #[error("cancelled")]
+    Cancelled,
+    /// The input cannot be used (names the row or value at fault).
+    #[error("{0}")]
+    BadInput(String),
 }
 
 /// Dense listing numbers (`0..L`) for each item, in item order.

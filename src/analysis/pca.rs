@@ -16,18 +16,73 @@ pub struct Projection {
     pub method: String,
     /// One `[x, y]` per row.
     pub points: Vec<[f32; 2]>,
-    /// Share of the total variance along each axis.
+    /// Share of the total variance along each axis (PCA; zeros for the other methods).
     pub explained_variance_ratio: [f64; 2],
+    /// UMAP and t-SNE: the share of the variance kept by the principal components their
+    /// neighbour graph was computed in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_variance_kept: Option<f64>,
 }
 
-/// Projects the rows of `matrix` on their first two principal components.
-pub fn pca_2d(matrix: &Matrix) -> Result<Projection, AnalysisError> {
+/// The leading principal axes of a matrix's rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PcaBasis {
+    /// Column means.
+    pub mean: Vec<f32>,
+    /// Unit principal axes, largest variance first (each of the matrix's dimension).
+    pub axes: Vec<Vec<f32>>,
+    /// The variance along each axis.
+    pub variances: Vec<f64>,
+    /// The total variance of the rows.
+    pub total_variance: f64,
+}
+
+impl PcaBasis {
+    /// Share of the total variance along each axis.
+    pub fn explained_variance_ratio(&self) -> Vec<f64> {
+        self.variances
+            .iter()
+            .map(|&v| {
+                if self.total_variance > 0.0 {
+                    v / self.total_variance
+                } else {
+                    0.0
+                }
+            })
+            .collect()
+    }
+
+    /// The centred rows of `matrix` in this basis: an `n × axes` matrix.
+    pub fn project(&self, matrix: &Matrix) -> Matrix {
+        let d = matrix.dim;
+        let k = self.axes.len();
+        let dot = dot_kernel();
+        let offsets: Vec<f32> = self.axes.iter().map(|a| dot(&self.mean, a)).collect();
+        let mut data = vec![0f32; matrix.rows * k];
+        data.par_chunks_mut(k)
+            .zip(matrix.data.par_chunks(d))
+            .for_each(|(out, row)| {
+                for ((o, axis), offset) in out.iter_mut().zip(&self.axes).zip(&offsets) {
+                    *o = dot(row, axis) - offset;
+                }
+            });
+        Matrix {
+            rows: matrix.rows,
+            dim: k,
+            data,
+        }
+    }
+}
+
+/// The first `k` principal axes of the rows of `matrix` (`k` is capped at its dimension).
+pub fn pca_basis(matrix: &Matrix, k: usize) -> Result<PcaBasis, AnalysisError> {
     let (n, d) = (matrix.rows, matrix.dim);
     if n < 3 || d < 2 {
         return Err(AnalysisError::NotEnoughData(format!(
             "PCA needs at least 3 rows of dimension ≥ 2, got {n} × {d}"
         )));
     }
+    let k = k.clamp(1, d);
     // Column means, row blocks in parallel with f64 sums.
     let block_rows = 4096;
     let mean: Vec<f64> = matrix
@@ -62,27 +117,32 @@ pub fn pca_2d(matrix: &Matrix) -> Result<Projection, AnalysisError> {
     }
     let total_variance: f64 = (0..d).map(|i| cov_values[i * d + i] as f64).sum();
     let cov = Tensor::from_vec(cov_values, (d, d), &Device::Cpu)?;
-    let (values, vectors) = top_eigenpairs(&cov, d, 2)?;
-    let [c0, c1]: [Vec<f32>; 2] = [0, 1].map(|c| vectors[c].iter().map(|&v| v as f32).collect());
-    let dot = dot_kernel();
-    let mean32: Vec<f32> = mean.iter().map(|&m| m as f32).collect();
-    let offset = [dot(&mean32, &c0), dot(&mean32, &c1)];
-    let points: Vec<[f32; 2]> = matrix
-        .data
-        .par_chunks(d)
-        .map(|row| [dot(row, &c0) - offset[0], dot(row, &c1) - offset[1]])
-        .collect();
-    let ratio = |v: f64| {
-        if total_variance > 0.0 {
-            v / total_variance
-        } else {
-            0.0
-        }
-    };
+    let (variances, vectors) = top_eigenpairs(&cov, d, k)?;
+    Ok(PcaBasis {
+        mean: mean.iter().map(|&m| m as f32).collect(),
+        axes: vectors
+            .iter()
+            .map(|v| v.iter().map(|&x| x as f32).collect())
+            .collect(),
+        variances,
+        total_variance,
+    })
+}
+
+/// Projects the rows of `matrix` on their first two principal components.
+pub fn pca_2d(matrix: &Matrix) -> Result<Projection, AnalysisError> {
+    let basis = pca_basis(matrix, 2)?;
+    let projected = basis.project(matrix);
+    let ratio = basis.explained_variance_ratio();
     Ok(Projection {
         method: "pca".into(),
-        points,
-        explained_variance_ratio: [ratio(values[0]), ratio(values[1])],
+        points: projected
+            .data
+            .chunks_exact(2)
+            .map(|p| [p[0], p[1]])
+            .collect(),
+        explained_variance_ratio: [ratio[0], ratio.get(1).copied().unwrap_or(0.0)],
+        input_variance_kept: None,
     })
 }
 
@@ -113,6 +173,7 @@ fn top_eigenpairs(
     k: usize,
 ) -> Result<(Vec<f64>, Vec<Vec<f64>>), AnalysisError> {
     let m = (k + 6).min(d);
+    let k = k.min(m);
     let mut rng = SplitMix64::new(0x5eed);
     let mut q: Vec<Vec<f64>> = (0..m)
         .map(|_| (0..d).map(|_| rng.next_normal()).collect())

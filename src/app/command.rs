@@ -31,8 +31,8 @@ pub enum Command {
     ComputeQuadrant(QuadrantParams),
     /// Export the current quadrant chart as PNG (`None`: into the workspace).
     ExportQuadrant(Option<PathBuf>),
-    /// Compute the PCA projection.
-    ComputeProjection,
+    /// Compute (or reopen) the 2-D layout made as the spec says.
+    ComputeProjection(crate::analysis::projection::ProjectionSpec),
     /// Evaluate the model and the pixel baseline.
     ComputeMetrics,
     /// Add or remove a tag on an item.
@@ -129,7 +129,7 @@ impl NatviewApp {
             Command::DismissNotice => self.notice = None,
             Command::ComputeQuadrant(params) => self.start_quadrant(ctx, params),
             Command::ExportQuadrant(out) => self.start_export(ctx, out),
-            Command::ComputeProjection => self.start_projection(ctx),
+            Command::ComputeProjection(spec) => self.start_projection(ctx, spec),
             Command::ComputeMetrics => self.start_metrics(ctx),
             Command::ToggleTag { item, tag } => self.with_labels(|store, session| {
                 store

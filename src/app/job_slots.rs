@@ -19,6 +19,8 @@ pub(super) struct Jobs {
     quadrant: Option<Job<QuadrantResult>>,
     export: Option<Job<PathBuf>>,
     projection: Option<Job<ProjectionResult>>,
+    /// Where the running projection job leaves its layout so far (replaced when one starts).
+    projection_frames: super::LayoutFrames,
     pub(super) metrics: Option<Job<MetricsResult>>,
     query: Option<Job<ImageQuery>>,
     finetune: Option<Job<FinetuneOutcome>>,
@@ -118,13 +120,31 @@ impl NatviewApp {
         }));
     }
 
-    pub(super) fn start_projection(&mut self, ctx: &egui::Context) {
+    pub(super) fn start_projection(
+        &mut self,
+        ctx: &egui::Context,
+        spec: crate::analysis::projection::ProjectionSpec,
+    ) {
         let Some(inputs) = self.job_inputs() else {
             return;
         };
-        self.jobs.projection = Some(Job::spawn("projection", "PCA", ctx, move |progress, _| {
-            work::compute_projection(&inputs.set, &inputs.workspace, progress)
-        }));
+        let frames = super::LayoutFrames::default();
+        self.jobs.projection_frames = frames.clone();
+        self.jobs.projection = Some(Job::spawn(
+            "projection",
+            spec.method.label(),
+            ctx,
+            move |progress, cancel| {
+                super::projection_job::compute_projection(
+                    &inputs.set,
+                    &inputs.workspace,
+                    spec,
+                    frames,
+                    progress,
+                    cancel,
+                )
+            },
+        ));
     }
 
     pub(super) fn start_metrics(&mut self, ctx: &egui::Context) {
@@ -247,9 +267,12 @@ impl NatviewApp {
                 self.results = Results::default();
                 self.metrics_requested = false;
                 self.views.gallery.set_subset(None);
+                let spec = self.views.scatter.spec;
                 self.views.scatter = ui::ScatterState::default();
-                // PCA and the quadrant chart are quick: have them ready when their views open.
-                self.start_projection(ctx);
+                self.views.scatter.spec = spec;
+                // The layout (PCA is quick; a saved UMAP / t-SNE reopens at once, a new one
+                // streams in) and the quadrant chart: ready when their views open.
+                self.start_projection(ctx, spec);
                 // The quadrant chart needs listings with several views; a flat folder (one
                 // image per listing) has none, and its view says so when opened.
                 let params = self.state.quadrant.clone();
@@ -280,8 +303,33 @@ impl NatviewApp {
             Some(Err(e)) => self.error = Some(e),
             None => {}
         }
+        let frame = self
+            .jobs
+            .projection_frames
+            .lock()
+            .ok()
+            .and_then(|mut f| f.take());
+        if let Some(frame) = frame {
+            if self.jobs.projection.is_some() {
+                self.results.projection = Some(frame);
+            }
+        }
         match poll_slot(&mut self.jobs.projection) {
             Some(Ok(result)) => self.results.projection = Some(result),
+            Some(Err(e)) if e == "cancelled" => {
+                if let Some(p) = self
+                    .results
+                    .projection
+                    .as_ref()
+                    .filter(|p| p.partial.is_some())
+                {
+                    self.notice = Some(format!(
+                        "{} stopped: showing the layout it had after {:.1} s",
+                        p.spec.method.label(),
+                        p.duration_secs
+                    ));
+                }
+            }
             Some(Err(e)) => self.error = Some(format!("projection: {e}")),
             None => {}
         }

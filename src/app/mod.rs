@@ -10,6 +10,7 @@ mod input;
 mod job_slots;
 mod jobs;
 mod open_job;
+mod projection_job;
 mod session;
 mod work;
 
@@ -19,8 +20,9 @@ pub use command::Command;
 pub use finetune_job::{FinetuneOutcome, FinetuneSettings, LiveTraining};
 pub use jobs::{Job, JobKind, JobPoll, JobStatus};
 pub use open_job::{open_dataset, thumbnail_of, PreviewSlot, THUMBNAIL_PX};
+pub use projection_job::{LayoutFrames, ProjectionResult};
 pub use session::{Query, Selection, Session, NEIGHBOURS_K};
-pub use work::{ImageQuery, MetricsResult, ProjectionResult, QuadrantResult};
+pub use work::{ImageQuery, MetricsResult, QuadrantResult};
 
 use crate::analysis::QuadrantParams;
 use crate::encoder::EncoderSpec;
@@ -440,6 +442,7 @@ impl NatviewApp {
                 session,
                 self.results.projection.as_ref(),
                 &mut self.views.scatter,
+                busy(JobKind::Projection),
                 &mut self.thumbnails,
                 &mut self.commands,
             ),

@@ -2,22 +2,20 @@
 //! to the views: quadrant charts (and their PNG export), projections, metrics, and queries by an
 //! external image. Each function runs on a worker thread.
 
-use crate::analysis::{pca_2d, quadrant_chart, Projection, QuadrantChart, QuadrantParams};
+use crate::analysis::{quadrant_chart, QuadrantChart, QuadrantParams};
 use crate::dataset::Dataset;
 use crate::encoder::{EncoderSpec, ModelKind};
 use crate::jobs::{CancelFlag, Progress, ProgressSink};
 use crate::pipeline::EvalReport;
 use crate::pipeline::{embed_dataset, embed_query_image, evaluate, EmbedRequest, EmbeddingSet};
-use crate::report::{
-    colour_range, diverging_colour, save_projection_csv, save_quadrant_png, HeatmapOptions,
-};
+use crate::report::{colour_range, diverging_colour, save_quadrant_png, HeatmapOptions};
 use crate::workspace::Workspace;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
 /// A number no other result of this run carries (views key their textures and caches on it).
-fn next_result_id() -> u64 {
+pub(super) fn next_result_id() -> u64 {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
@@ -86,49 +84,6 @@ pub fn export_quadrant(
     let options = HeatmapOptions::for_chart(chart, model, Some(range));
     save_quadrant_png(chart, &options, out).map_err(|e| e.to_string())?;
     Ok(out.to_path_buf())
-}
-
-/// A computed 2D projection.
-pub struct ProjectionResult {
-    /// Unique per result.
-    pub id: u64,
-    /// The points (one per item, in item order) and explained variance.
-    pub projection: Projection,
-    /// The points again, shared with the scatter's drawing worker.
-    pub points: std::sync::Arc<Vec<[f32; 2]>>,
-    /// A grid over the points for picking and selection.
-    pub grid: std::sync::Arc<crate::scatter::PointGrid>,
-    /// Where its CSV was written.
-    pub csv_path: PathBuf,
-    /// Computing time in seconds.
-    pub duration_secs: f64,
-}
-
-/// Projects the embeddings to 2D with PCA and writes `projection-pca.<model>.csv`.
-pub fn compute_projection(
-    set: &EmbeddingSet,
-    workspace: &Workspace,
-    progress: &dyn ProgressSink,
-) -> Result<ProjectionResult, String> {
-    progress.report(Progress {
-        phase: "PCA".into(),
-        done: 0,
-        total: 1,
-    });
-    let started = Instant::now();
-    let projection = pca_2d(&set.matrix).map_err(|e| e.to_string())?;
-    let duration_secs = started.elapsed().as_secs_f64();
-    let csv_path = workspace.projection_path("pca", &set.meta.encoder.workspace_key());
-    save_projection_csv(&projection, &csv_path).map_err(|e| e.to_string())?;
-    let grid = std::sync::Arc::new(crate::scatter::PointGrid::build(&projection.points));
-    Ok(ProjectionResult {
-        id: next_result_id(),
-        points: std::sync::Arc::new(projection.points.clone()),
-        grid,
-        projection,
-        csv_path,
-        duration_secs,
-    })
 }
 
 /// Retrieval metrics of every encoder available for the dataset, the current one first.

@@ -94,6 +94,10 @@ enum BenchKind {
     Exact(super::bench_files::ExactArgs),
     /// PCA to 2-D of a `.npy` matrix.
     Pca(super::bench_files::PcaArgs),
+    /// UMAP or t-SNE of a `.npy` matrix, timed by phase (and its quality with --quality).
+    Layout(super::bench_layout::LayoutArgs),
+    /// kNN preservation and trustworthiness of a layout (`.npy`, n × 2) of a `.npy` matrix.
+    LayoutQuality(super::bench_layout::QualityArgs),
     /// Encoder forward pass on preprocessed `.npy` images: images/s, and the embeddings.
     Forward(super::bench_files::ForwardArgs),
     /// Seconds per fine-tuning step (two views of --batch random images, forward, loss,
@@ -156,6 +160,8 @@ pub fn run(args: &BenchArgs, common: &CommonArgs) -> anyhow::Result<()> {
         BenchKind::Ann(a) => super::bench_files::ann(a),
         BenchKind::Exact(a) => super::bench_files::exact(a),
         BenchKind::Pca(a) => super::bench_files::pca(a),
+        BenchKind::Layout(a) => super::bench_layout::layout(a),
+        BenchKind::LayoutQuality(a) => super::bench_layout::quality(a),
         BenchKind::Forward(a) => super::bench_files::forward(a, common),
     }
 }

@@ -2,11 +2,9 @@
 //! and prints where its outputs went.
 
 use super::output::{print_eval_table, print_skipped, Bar};
-use super::{
-    CommonArgs, EvalArgs, HeatmapArgs, IndexArgs, LabelsExportArgs, NeighboursArgs, ProjectArgs,
-};
+use super::{CommonArgs, EvalArgs, HeatmapArgs, IndexArgs, LabelsExportArgs, NeighboursArgs};
 use anyhow::{bail, Context};
-use natview::analysis::{pca_2d, quadrant_chart, QuadrantParams};
+use natview::analysis::{quadrant_chart, QuadrantParams};
 use natview::dataset::{demo_dataset_path, load_dataset, Dataset, ViewFilter};
 use natview::encoder::{EncoderSpec, ModelKind};
 use natview::index::{exact_neighbours, Neighbour, NeighbourIndex};
@@ -16,7 +14,7 @@ use natview::pipeline::evaluate_rows_where;
 use natview::pipeline::{
     embed_dataset, embed_query_image, ensure_index, EmbedRequest, EmbeddingSet, EvalReport,
 };
-use natview::report::{save_projection_csv, save_quadrant_png, HeatmapOptions};
+use natview::report::{save_quadrant_png, HeatmapOptions};
 use natview::workspace::Workspace;
 use std::collections::HashSet;
 use std::io::Write;
@@ -316,33 +314,6 @@ pub fn heatmap(args: &HeatmapArgs, common: &CommonArgs) -> anyhow::Result<()> {
         picked: args.pick.clone(),
     };
     write_heatmap(&embedded.set, &params, range, &args.out)
-}
-
-/// `natview project`.
-pub fn project(args: &ProjectArgs, common: &CommonArgs) -> anyhow::Result<()> {
-    if args.method != "pca" {
-        bail!("--method {}: only `pca` is available so far", args.method);
-    }
-    let embedded = embed(&args.data.dataset, common)?;
-    let started = std::time::Instant::now();
-    let projection = pca_2d(&embedded.set.matrix)?;
-    let secs = started.elapsed().as_secs_f64();
-    let out = args.out.clone().unwrap_or_else(|| {
-        embedded
-            .workspace
-            .projection_path(&args.method, &embedded.set.meta.encoder.workspace_key())
-    });
-    save_projection_csv(&projection, &out)?;
-    println!(
-        "PCA of {} × {} in {:.2} s: explained variance {:.1}% + {:.1}% → {}",
-        embedded.set.matrix.rows,
-        embedded.set.matrix.dim,
-        secs,
-        100.0 * projection.explained_variance_ratio[0],
-        100.0 * projection.explained_variance_ratio[1],
-        out.display()
-    );
-    Ok(())
 }
 
 fn eval_reports(

@@ -4,9 +4,11 @@ mod bench;
 mod bench_data;
 mod bench_expand;
 mod bench_files;
+mod bench_layout;
 mod commands;
 mod finetune;
 mod output;
+mod project;
 
 use clap::{Args, Parser, Subcommand};
 use natview::encoder::{EncoderSpec, ModelKind};
@@ -59,8 +61,8 @@ enum Command {
     Neighbours(NeighboursArgs),
     /// Render the quadrant chart (intra/inter-listing similarity heatmap) as a PNG.
     Heatmap(HeatmapArgs),
-    /// 2D projection of the embeddings as a CSV (`id,x,y`).
-    Project(ProjectArgs),
+    /// 2-D layout of the embeddings (PCA, UMAP or t-SNE): CSV `id,x,y`, quality, PNG.
+    Project(project::ProjectArgs),
     /// Listing-retrieval metrics and intra/inter statistics.
     Eval(EvalArgs),
     /// Self-supervised fine-tuning (SimSiam or InfoNCE) on natural views, with a held-out report.
@@ -286,18 +288,6 @@ struct HeatmapArgs {
 }
 
 #[derive(Debug, Args)]
-struct ProjectArgs {
-    #[command(flatten)]
-    data: DatasetArgs,
-    /// Projection method (pca).
-    #[arg(long, default_value = "pca")]
-    method: String,
-    /// Output CSV (default: projection-<method>.<model>.csv in the workspace).
-    #[arg(long, short)]
-    out: Option<PathBuf>,
-}
-
-#[derive(Debug, Args)]
 struct EvalArgs {
     #[command(flatten)]
     data: DatasetArgs,
@@ -331,7 +321,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Index(a)) => commands::index(&a, &common),
         Some(Command::Neighbours(a)) => commands::neighbours(&a, &common),
         Some(Command::Heatmap(a)) => commands::heatmap(&a, &common),
-        Some(Command::Project(a)) => commands::project(&a, &common),
+        Some(Command::Project(a)) => project::run(&a, &common),
         Some(Command::Eval(a)) => commands::eval(&a, &common),
         Some(Command::Bench(a)) => bench::run(&a, &common),
         Some(Command::Finetune(a)) => finetune::run(&a, &common),

@@ -40,6 +40,15 @@ impl ProgressSink for Bar {
     }
 }
 
+impl natview::analysis::layout::LayoutObserver for Bar {
+    fn progress(&mut self, phase: &str, done: usize, total: usize) -> bool {
+        self.bar.set_length(total as u64);
+        self.bar.set_position(done as u64);
+        self.bar.set_message(phase.to_string());
+        true
+    }
+}
+
 /// Prints the skipped files: a summary line and the first few with reasons.
 pub fn print_skipped(skipped: &[Skipped], details_in: &std::path::Path) {
     if skipped.is_empty() {

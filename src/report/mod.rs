@@ -1,12 +1,14 @@
 //! Rendered reports: the quadrant chart as a PNG, and the text painter it uses.
 
 mod heatmap;
+mod scatter_png;
 mod text;
 
 pub use heatmap::{
     colour_range, diverging_colour, render_quadrant_chart, HeatmapLayout, HeatmapOptions, GREEN,
     RED, YELLOW,
 };
+pub use scatter_png::render_scatter;
 pub use text::{TextPainter, BUNDLED_FONT};
 
 use crate::analysis::{Projection, QuadrantChart};
@@ -29,11 +31,15 @@ pub fn save_quadrant_png(
     options: &HeatmapOptions,
     out: &Path,
 ) -> Result<(u32, u32), ReportError> {
+    write_png(&render_quadrant_chart(chart, options).0, out)
+}
+
+/// Writes `image` to `out` as PNG (temp file + rename); returns its size in pixels.
+fn write_png(image: &image::RgbImage, out: &Path) -> Result<(u32, u32), ReportError> {
     let error = |message: String| ReportError {
         path: out.to_path_buf(),
         message,
     };
-    let (image, _) = render_quadrant_chart(chart, options);
     let mut png = Vec::new();
     image
         .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
@@ -47,12 +53,20 @@ pub fn save_quadrant_png(
 
 /// Writes a projection as CSV `id,x,y` (temp file + rename).
 pub fn save_projection_csv(projection: &Projection, out: &Path) -> Result<(), ReportError> {
-    let mut csv = String::from("id,x,y\n");
-    for (id, p) in projection.points.iter().enumerate() {
-        csv.push_str(&format!("{id},{},{}\n", p[0], p[1]));
-    }
-    crate::workspace::write_atomic(out, csv.as_bytes()).map_err(|e| ReportError {
+    crate::workspace::write_projection_csv(out, projection).map_err(|e| ReportError {
         path: out.to_path_buf(),
         message: e.to_string(),
     })
+}
+
+/// Renders a projection coloured by `categories` (see [`render_scatter`]) and writes it to `out`
+/// as PNG (temp file + rename); returns its size in pixels.
+pub fn save_scatter_png(
+    points: &[[f32; 2]],
+    categories: &crate::scatter::Categories,
+    title: &str,
+    note: &str,
+    out: &Path,
+) -> Result<(u32, u32), ReportError> {
+    write_png(&render_scatter(points, categories, title, note), out)
 }

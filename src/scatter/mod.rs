@@ -3,10 +3,12 @@
 //! that get thumbnails ([`rasterise`]), and a worker that draws off the window's thread
 //! ([`ScatterRasteriser`]).
 
+mod colours;
 mod grid;
 mod raster;
 mod worker;
 
+pub use colours::{categorical, full_palette, Categories, OTHER, PALETTE};
 pub use grid::{bounds_of, PointGrid};
 pub use raster::{rasterise, Raster, RasterMode, ScatterLayer, ScatterStyle, ScatterView};
 pub use worker::ScatterRasteriser;

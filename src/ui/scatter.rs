@@ -1,4 +1,5 @@
-//! Projection scatter: the 2D projection (PCA) of every embedding, coloured by listing, label or
+//! Projection scatter: the 2-D layout (PCA, UMAP or t-SNE, chosen here; UMAP and t-SNE stream
+//! in while they run) of every embedding, coloured by listing, label or
 //! a metadata column, at any number of points (drawn by a worker into one texture, see
 //! [`super::scatter_canvas`]); thumbnails on the points when zoomed in; hover shows the image;
 //! click selects it; box and lasso selections limit the gallery to what they enclose; scroll to
@@ -6,9 +7,9 @@
 
 use super::scatter_canvas::{canvas_ui, Canvas};
 use super::thumbnails::ThumbnailCache;
-use crate::app::{Command, ProjectionResult, Session};
-use crate::scatter::ScatterLayer;
-use std::collections::HashMap;
+use crate::analysis::projection::{ProjectionMethod, ProjectionSpec};
+use crate::app::{Command, JobKind, ProjectionResult, Session};
+use crate::scatter::{full_palette, ScatterLayer, PALETTE};
 use std::sync::Arc;
 
 /// What the points are coloured by.
@@ -43,6 +44,10 @@ pub(super) struct LegendEntry {
 
 /// The scatter's own state.
 pub struct ScatterState {
+    /// The layout asked for (method and parameters).
+    pub spec: ProjectionSpec,
+    /// Draw lines joining the views of each listing in view.
+    pub(super) join_listings: bool,
     colour_by: ColourBy,
     pub(super) tool: Tool,
     /// Whether thumbnails are drawn on the points when few enough are in view.
@@ -59,6 +64,8 @@ pub struct ScatterState {
 impl Default for ScatterState {
     fn default() -> Self {
         Self {
+            spec: ProjectionSpec::new(ProjectionMethod::Pca),
+            join_listings: false,
             colour_by: ColourBy::default(),
             tool: Tool::default(),
             show_thumbnails: true,
@@ -70,31 +77,6 @@ impl Default for ScatterState {
         }
     }
 }
-
-/// Categorical colours (Tableau 20, dark and light interleaved for neighbours to differ).
-const PALETTE: [egui::Color32; 20] = [
-    egui::Color32::from_rgb(31, 119, 180),
-    egui::Color32::from_rgb(255, 127, 14),
-    egui::Color32::from_rgb(44, 160, 44),
-    egui::Color32::from_rgb(214, 39, 40),
-    egui::Color32::from_rgb(148, 103, 189),
-    egui::Color32::from_rgb(140, 86, 75),
-    egui::Color32::from_rgb(227, 119, 194),
-    egui::Color32::from_rgb(188, 189, 34),
-    egui::Color32::from_rgb(23, 190, 207),
-    egui::Color32::from_rgb(174, 199, 232),
-    egui::Color32::from_rgb(255, 187, 120),
-    egui::Color32::from_rgb(152, 223, 138),
-    egui::Color32::from_rgb(255, 152, 150),
-    egui::Color32::from_rgb(197, 176, 213),
-    egui::Color32::from_rgb(196, 156, 148),
-    egui::Color32::from_rgb(247, 182, 210),
-    egui::Color32::from_rgb(219, 219, 141),
-    egui::Color32::from_rgb(158, 218, 229),
-    egui::Color32::from_rgb(127, 127, 127),
-    egui::Color32::from_rgb(199, 199, 199),
-];
-const OTHER: egui::Color32 = egui::Color32::from_gray(110);
 
 impl ScatterState {
     /// Rebuilds the coloured layer when the projection or the colouring changed.
@@ -122,8 +104,7 @@ impl ScatterState {
                     .map(String::as_str)
             }),
         };
-        let mut palette: Vec<[u8; 3]> = PALETTE.iter().map(|c| [c.r(), c.g(), c.b()]).collect();
-        palette.push([OTHER.r(), OTHER.g(), OTHER.b()]);
+        let palette = full_palette();
         self.layer = Some(Arc::new(ScatterLayer {
             points: result.points.clone(),
             grid: result.grid.clone(),
@@ -165,55 +146,22 @@ impl ScatterState {
     }
 }
 
-/// Colours points by a category: the most frequent categories get palette colours, the rest
-/// (and items without a value) the grey at index `PALETTE.len()`.
+/// Colours points by a category (see [`crate::scatter::categorical`]), with the legend in
+/// egui colours.
 fn categorical<'a>(
     count: usize,
     category: impl Fn(usize) -> Option<&'a str>,
 ) -> (Vec<u8>, Vec<LegendEntry>) {
-    let mut frequency: HashMap<&str, usize> = HashMap::new();
-    for id in 0..count {
-        if let Some(v) = category(id) {
-            *frequency.entry(v).or_default() += 1;
-        }
-    }
-    let mut ranked: Vec<(&str, usize)> = frequency.into_iter().collect();
-    ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-    let coloured = if ranked.len() > PALETTE.len() {
-        PALETTE.len() - 1
-    } else {
-        ranked.len()
-    };
-    let slot: HashMap<&str, u8> = ranked
-        .iter()
-        .take(coloured)
-        .enumerate()
-        .map(|(i, (name, _))| (*name, i as u8))
-        .collect();
-    let colours: Vec<u8> = (0..count)
-        .map(|id| {
-            category(id)
-                .and_then(|v| slot.get(v).copied())
-                .unwrap_or(PALETTE.len() as u8)
+    let c = crate::scatter::categorical(count, category);
+    let legend = c
+        .legend
+        .into_iter()
+        .map(|(name, [r, g, b])| LegendEntry {
+            name,
+            colour: egui::Color32::from_rgb(r, g, b),
         })
         .collect();
-    let mut legend: Vec<LegendEntry> = ranked
-        .iter()
-        .take(coloured)
-        .enumerate()
-        .map(|(i, (name, n))| LegendEntry {
-            name: format!("{name} ({n})"),
-            colour: PALETTE[i],
-        })
-        .collect();
-    let others = count - ranked.iter().take(coloured).map(|(_, n)| n).sum::<usize>();
-    if others > 0 {
-        legend.push(LegendEntry {
-            name: format!("other / none ({others})"),
-            colour: OTHER,
-        });
-    }
-    (colours, legend)
+    (c.colours, legend)
 }
 
 /// Draws the scatter view.
@@ -222,16 +170,16 @@ pub fn scatter_ui(
     session: &Session,
     result: Option<&ProjectionResult>,
     state: &mut ScatterState,
+    running: bool,
     thumbnails: &mut ThumbnailCache,
     commands: &mut Vec<Command>,
 ) {
+    method_ui(ui, result, state, running, commands);
     let Some(result) = result else {
-        ui.horizontal(|ui| {
-            ui.label("Computing the PCA projection…");
-            if ui.button("Compute again").clicked() {
-                commands.push(Command::ComputeProjection);
-            }
-        });
+        ui.label(format!(
+            "Computing the {} layout…",
+            state.spec.method.label()
+        ));
         return;
     };
     state.refresh(session, result);
@@ -248,15 +196,11 @@ fn controls_ui(
     commands: &mut Vec<Command>,
 ) {
     ui.horizontal_wrapped(|ui| {
-        let p = &result.projection;
-        ui.label(format!(
-            "PCA · {} points · explained variance {:.1}% + {:.1}% · {:.2} s",
-            p.points.len(),
-            100.0 * p.explained_variance_ratio[0],
-            100.0 * p.explained_variance_ratio[1],
-            result.duration_secs
-        ))
-        .on_hover_text(format!("saved as {}", result.csv_path.display()));
+        ui.label(describe_result(result))
+            .on_hover_text(match &result.csv_path {
+                Some(path) => format!("saved as {}", path.display()),
+                None => "still running: the layout so far".to_string(),
+            });
         ui.separator();
         let text = match &state.colour_by {
             ColourBy::Listing => "listing".to_string(),
@@ -287,6 +231,10 @@ fn controls_ui(
         ui.separator();
         ui.checkbox(&mut state.show_thumbnails, "images")
             .on_hover_text("draw thumbnails on the points once few enough are in view");
+        ui.checkbox(&mut state.join_listings, "join listings")
+            .on_hover_text(
+                "lines between the views of each listing in view (up to 3,000 listings)",
+            );
         if let Some((n, millis)) = state.selected {
             ui.separator();
             ui.label(format!("{n} selected"))
@@ -298,6 +246,106 @@ fn controls_ui(
                 state.selected = None;
                 state.canvas.clear_outline();
                 commands.push(Command::SetGallerySubset(None));
+            }
+        }
+    });
+}
+
+/// One line about a layout: method, points, time, and what the method reports.
+fn describe_result(result: &ProjectionResult) -> String {
+    let p = &result.projection;
+    let mut text = format!("{} · {} points", result.spec.method.label(), p.points.len());
+    if let Some((phase, done, total)) = &result.partial {
+        text.push_str(&format!(" · so far: {phase} {done}/{total}"));
+    }
+    if result.spec.method == ProjectionMethod::Pca {
+        text.push_str(&format!(
+            " · explained variance {:.1}% + {:.1}%",
+            100.0 * p.explained_variance_ratio[0],
+            100.0 * p.explained_variance_ratio[1]
+        ));
+    }
+    if let Some(q) = result.quality {
+        text.push_str(&format!(
+            " · kNN kept {:.3}, trustworthiness {:.3}",
+            q.knn_preservation, q.trustworthiness
+        ));
+    }
+    let when = if result.reused { "saved, made in" } else { "" };
+    text.push_str(&format!(" · {when} {:.2} s", result.duration_secs));
+    text
+}
+
+/// The method, its parameters, and Compute / Stop.
+fn method_ui(
+    ui: &mut egui::Ui,
+    result: Option<&ProjectionResult>,
+    state: &mut ScatterState,
+    running: bool,
+    commands: &mut Vec<Command>,
+) {
+    ui.horizontal_wrapped(|ui| {
+        let spec = &mut state.spec;
+        egui::ComboBox::from_label("layout")
+            .selected_text(spec.method.label())
+            .show_ui(ui, |ui| {
+                for method in ProjectionMethod::ALL {
+                    ui.selectable_value(&mut spec.method, method, method.label());
+                }
+            });
+        match spec.method {
+            ProjectionMethod::Pca => {}
+            ProjectionMethod::Umap => {
+                ui.add(
+                    egui::DragValue::new(&mut spec.neighbours)
+                        .range(2..=200)
+                        .prefix("neighbours "),
+                );
+                ui.add(
+                    egui::DragValue::new(&mut spec.min_dist)
+                        .range(0.0..=0.99)
+                        .speed(0.01)
+                        .prefix("min_dist "),
+                );
+            }
+            ProjectionMethod::Tsne => {
+                ui.add(
+                    egui::DragValue::new(&mut spec.perplexity)
+                        .range(2.0..=200.0)
+                        .prefix("perplexity "),
+                );
+            }
+        }
+        if spec.method != ProjectionMethod::Pca {
+            let mut auto = spec.epochs.is_none();
+            if ui.checkbox(&mut auto, "default epochs").changed() {
+                spec.epochs = if auto { None } else { Some(200) };
+            }
+            if let Some(epochs) = &mut spec.epochs {
+                ui.add(
+                    egui::DragValue::new(epochs)
+                        .range(1..=5000)
+                        .prefix("epochs "),
+                );
+            }
+            ui.add(egui::DragValue::new(&mut spec.seed).prefix("seed "));
+        }
+        let shown = result.map(|r| (r.spec, r.partial.is_some()));
+        if running {
+            if ui
+                .button("Stop")
+                .on_hover_text("keep the layout so far")
+                .clicked()
+            {
+                commands.push(Command::CancelJob(JobKind::Projection));
+            }
+        } else if shown != Some((*spec, false)) {
+            if ui
+                .button("Compute")
+                .on_hover_text("a saved layout with these parameters reopens at once")
+                .clicked()
+            {
+                commands.push(Command::ComputeProjection(*spec));
             }
         }
     });

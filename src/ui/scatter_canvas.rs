@@ -6,7 +6,7 @@
 
 use super::scatter::{ScatterState, Tool};
 use super::scatter_overlay::{
-    highlight_selection, legend_ui, outline_of, selection_input, uncovered,
+    highlight_selection, join_listings, legend_ui, outline_of, selection_input, uncovered,
 };
 use super::theme;
 use super::thumbnails::{AtlasThumb, ThumbnailCache};
@@ -353,6 +353,9 @@ pub(super) fn canvas_ui(
             egui::Color32::from_black_alpha(190),
         );
         painter.galley(at, status, theme::MUTED);
+    }
+    if state.join_listings {
+        join_listings(&painter, session, points, transform, rect);
     }
     highlight_selection(&painter, session, points, transform);
     let outline = if canvas.drag.len() >= 2 {

@@ -52,6 +52,52 @@ pub(super) fn highlight_selection(
     }
 }
 
+/// Most listings joined by lines in one frame.
+const MAX_JOINED_LISTINGS: usize = 3_000;
+
+/// Lines from each listing's first view to its other views, for the listings with a view on
+/// screen (at most [`MAX_JOINED_LISTINGS`], the selected item's listing always).
+pub(super) fn join_listings(
+    painter: &egui::Painter,
+    session: &Session,
+    points: &[[f32; 2]],
+    transform: Transform,
+    rect: egui::Rect,
+) {
+    let selected_listing = session
+        .selection
+        .as_ref()
+        .and_then(|s| s.item())
+        .and_then(|id| session.set.items.get(id))
+        .map(|item| item.listing.as_str());
+    let stroke = egui::Stroke::new(
+        1.0,
+        egui::Color32::from_rgba_unmultiplied(230, 230, 230, 90),
+    );
+    let strong = egui::Stroke::new(2.0, theme::SELECTED);
+    let mut joined = 0;
+    for (name, ids) in &session.listings {
+        if ids.len() < 2 {
+            continue;
+        }
+        let screen: Vec<egui::Pos2> = ids
+            .iter()
+            .filter_map(|&id| points.get(id))
+            .map(|p| transform.to_screen([f64::from(p[0]), f64::from(p[1])]))
+            .collect();
+        let is_selected = selected_listing == Some(name.as_str());
+        if !is_selected
+            && (joined >= MAX_JOINED_LISTINGS || !screen.iter().any(|p| rect.contains(*p)))
+        {
+            continue;
+        }
+        joined += 1;
+        for &to in &screen[1..] {
+            painter.line_segment([screen[0], to], if is_selected { strong } else { stroke });
+        }
+    }
+}
+
 /// The colour groups in the top-right corner.
 pub(super) fn legend_ui(
     painter: &egui::Painter,

@@ -3,8 +3,10 @@
 //! a temporary name and renamed into place, so a half-written file never replaces a good one.
 
 mod embeddings;
+mod projections;
 
 pub use embeddings::{EmbeddingStore, EmbeddingsMeta};
+pub use projections::{read_projection_csv, write_projection_csv, ProjectionMeta, SavedProjection};
 
 use crate::dataset::{Dataset, DatasetKind, Item, Skipped};
 use serde::Serialize;
