@@ -587,7 +587,17 @@ fn the_projection_draws_every_point_with_thumbnails_on_them_and_a_click_on_one_q
         "their images are in the atlas"
     );
 
-    let (rect, id) = drawn[drawn.len() / 2];
+    // A thumbnail whose centre no later-drawn (upper) thumbnail covers: the click goes to the
+    // image on top.
+    let (rect, id) = (0..drawn.len())
+        .map(|i| (i, drawn[i]))
+        .find(|&(i, (rect, _))| {
+            drawn[i + 1..]
+                .iter()
+                .all(|(above, _)| !above.expand(2.0).contains(rect.center()))
+        })
+        .map(|(_, d)| d)
+        .expect("an uncovered thumbnail");
     harness.hover_at(rect.center());
     harness.run_steps(2);
     harness.get_by_label("projection of 60 points");

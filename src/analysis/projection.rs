@@ -269,3 +269,77 @@ pub fn layout_input(matrix: &Matrix) -> Result<LayoutInput, AnalysisError> {
         variance_kept,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::layout::Unobserved;
+    use crate::rng::SplitMix64;
+
+    /// `clusters` well-separated unit-norm clusters of `per` points in 32-D.
+    fn clusters(clusters: usize, per: usize) -> Matrix {
+        let mut rng = SplitMix64::new(9);
+        let mut rows = Vec::new();
+        for c in 0..clusters {
+            for _ in 0..per {
+                let mut row: Vec<f32> = (0..32).map(|_| 0.05 * rng.next_normal() as f32).collect();
+                row[c] += 1.0;
+                l2_normalise(&mut row);
+                rows.push(row);
+            }
+        }
+        Matrix::from_rows(&rows).expect("rows")
+    }
+
+    #[test]
+    fn bad_inputs_get_clear_messages() {
+        let few = clusters(2, 5);
+        let umap_spec = ProjectionSpec::new(ProjectionMethod::Umap);
+        let message = project(&few, &umap_spec, &mut Unobserved)
+            .expect_err("10 < 15")
+            .to_string();
+        assert!(message.contains("needs more than 15 points"), "{message}");
+        let tsne_spec = ProjectionSpec::new(ProjectionMethod::Tsne);
+        let message = project(&few, &tsne_spec, &mut Unobserved)
+            .expect_err("tsne")
+            .to_string();
+        assert!(message.contains("perplexity 30"), "{message}");
+        let mut nan = clusters(4, 10);
+        nan.data[5 * 32 + 3] = f32::NAN;
+        let message = project(&nan, &umap_spec, &mut Unobserved)
+            .expect_err("NaN")
+            .to_string();
+        assert!(
+            message.contains("row 5") && message.contains("column 3"),
+            "{message}"
+        );
+        let zero_epochs = ProjectionSpec {
+            epochs: Some(0),
+            ..umap_spec
+        };
+        assert!(project(&clusters(4, 10), &zero_epochs, &mut Unobserved).is_err());
+    }
+
+    #[test]
+    fn duplicate_points_lay_out_finite_and_clusters_stay_apart() {
+        // Every point twice: zero distances in the kNN graph.
+        let base = clusters(4, 40);
+        let ids: Vec<usize> = (0..base.rows).flat_map(|i| [i, i]).collect();
+        let doubled = base.select_rows(&ids);
+        for method in [ProjectionMethod::Umap, ProjectionMethod::Tsne] {
+            let spec = ProjectionSpec {
+                perplexity: 10.0,
+                epochs: Some(150),
+                ..ProjectionSpec::new(method)
+            };
+            let layout = project(&doubled, &spec, &mut Unobserved).expect("layout");
+            assert!(
+                layout.points.iter().flatten().all(|v| v.is_finite()),
+                "{method:?}"
+            );
+            let q = crate::analysis::quality::layout_quality(&doubled, &layout.points, 10, 200, 0)
+                .expect("quality");
+            assert!(q.trustworthiness > 0.9, "{method:?}: {q:?}");
+        }
+    }
+}

@@ -35,12 +35,17 @@ pub(super) struct FftRepulsion {
     inverse: Option<Arc<dyn Fft<Real>>>,
     /// The kernel's spectrum (scaled by the inverse FFT's `1 / size²`).
     kernel: Vec<Cplx>,
-    /// Charges 1 (real) and x (imaginary), then their potentials.
+    /// Charges 1 (real) and x (imaginary), then their potentials (`m` rows of `size`).
     charges_a: Vec<Cplx>,
     /// Charges y (real) and x² + y² (imaginary), then their potentials.
     charges_b: Vec<Cplx>,
-    /// Transposed work grid.
+    /// What the kernel spectrum is for: grid nodes a side and their spacing's bits.
+    kernel_for: Option<(usize, u64)>,
+    /// Transposed work grid (for the kernel's spectrum).
     work: Vec<Cplx>,
+    /// The convolved charges, column by column (`size` columns of `m` rows).
+    columns_a: Vec<Cplx>,
+    columns_b: Vec<Cplx>,
     /// Point numbers sorted by box row, and where each box row starts.
     order: Vec<u32>,
     row_start: Vec<usize>,
@@ -84,7 +89,10 @@ impl FftRepulsion {
             kernel: Vec::new(),
             charges_a: Vec::new(),
             charges_b: Vec::new(),
+            kernel_for: None,
             work: Vec::new(),
+            columns_a: Vec::new(),
+            columns_b: Vec::new(),
             order: Vec::new(),
             row_start: Vec::new(),
         }
@@ -100,20 +108,36 @@ impl FftRepulsion {
             hi = hi.max(x.max(y));
         }
         let mut extent = hi - lo;
-        if !(extent > 1e-12) {
+        // Also catches NaN.
+        if extent.is_nan() || extent < 1e-12 {
             extent = 1e-12;
         }
-        let boxes = smooth_at_least((extent / UNITS_PER_BOX) as usize).clamp(MIN_BOXES, MAX_BOXES);
+        // openTSNE's box count (at least 50, else one per layout unit, rounded up to a fast
+        // FFT size). Where openTSNE then stretches the boxes over the extent, here boxes of
+        // exactly one unit are centred on the layout, so the kernel's spectrum only changes
+        // when the box count does (openTSNE's boxes are at most that wide).
+        let wanted = (extent / UNITS_PER_BOX).ceil() as usize;
+        let (boxes, width) = if wanted <= MIN_BOXES {
+            (MIN_BOXES, extent / MIN_BOXES as f64)
+        } else {
+            let boxes = smooth_at_least(wanted).min(MAX_BOXES);
+            (boxes, UNITS_PER_BOX.max(extent / boxes as f64))
+        };
+        let centre = lo + 0.5 * extent;
         let geo = Geometry {
-            lo,
-            width: extent / boxes as f64,
+            lo: centre - 0.5 * width * boxes as f64,
+            width,
             boxes,
-            centre: lo + 0.5 * extent,
+            centre,
         };
         let m = NODES * boxes;
-        self.prepare(2 * m);
+        self.prepare(m);
         let size = self.size;
-        self.fill_kernel(m, geo.width / NODES as f64);
+        let spacing = geo.width / NODES as f64;
+        if self.kernel_for != Some((m, spacing.to_bits())) {
+            self.fill_kernel(m, spacing);
+            self.kernel_for = Some((m, spacing.to_bits()));
+        }
 
         // Points grouped by box row (a stable counting sort), so that each box row spreads
         // onto its own three grid rows: disjoint writes, the same order on any thread count.
@@ -136,9 +160,9 @@ impl FftRepulsion {
         }
         let (order, row_start) = (&self.order, &self.row_start);
         let band = NODES * size;
-        self.charges_a[..m * size]
+        self.charges_a
             .par_chunks_mut(band)
-            .zip(self.charges_b[..m * size].par_chunks_mut(band))
+            .zip(self.charges_b.par_chunks_mut(band))
             .enumerate()
             .for_each(|(r, (ga, gb))| {
                 ga.fill(Cplx::default());
@@ -160,12 +184,7 @@ impl FftRepulsion {
                 }
             });
 
-        let mut a = std::mem::take(&mut self.charges_a);
-        let mut b = std::mem::take(&mut self.charges_b);
-        self.convolve(&mut a, m);
-        self.convolve(&mut b, m);
-        self.charges_a = a;
-        self.charges_b = b;
+        self.convolve(m);
 
         let (ga, gb) = (&self.charges_a, &self.charges_b);
         let partial: Vec<f64> = out
@@ -200,22 +219,27 @@ impl FftRepulsion {
         partial.iter().sum::<f64>() - n as f64
     }
 
-    /// Plans and allocates for a padded grid side of `size`.
-    fn prepare(&mut self, size: usize) {
+    /// Plans and allocates for `m` nodes a side (a padded grid side of `2m`).
+    fn prepare(&mut self, m: usize) {
+        let size = 2 * m;
         if self.size == size {
             return;
         }
         self.size = size;
+        self.kernel_for = None;
         self.forward = Some(self.planner.plan_fft_forward(size));
         self.inverse = Some(self.planner.plan_fft_inverse(size));
-        for grid in [
-            &mut self.kernel,
-            &mut self.charges_a,
-            &mut self.charges_b,
-            &mut self.work,
+        for (grid, len) in [
+            (&mut self.kernel, size * size),
+            (&mut self.work, size * size),
+            (&mut self.charges_a, m * size),
+            (&mut self.charges_b, m * size),
+            (&mut self.columns_a, m * size),
+            (&mut self.columns_b, m * size),
         ] {
             grid.clear();
-            grid.resize(size * size, Cplx::default());
+            grid.shrink_to_fit();
+            grid.resize(len, Cplx::default());
         }
     }
 
@@ -266,27 +290,63 @@ impl FftRepulsion {
         self.kernel.par_iter_mut().for_each(|v| *v *= scale);
     }
 
-    /// Convolves the charges in the top-left `m × m` of `grid` with the kernel, in place
-    /// (the result in the same `m × m`; the rows below `m` stay zero).
-    fn convolve(&mut self, grid: &mut [Cplx], m: usize) {
+    /// Convolves both charge grids (`m × m` in the top left of `m` rows of `size`) with
+    /// the kernel, in place. Rows by FFT in place; then columns in tiles of [`TILE`], each
+    /// gathered, transformed, multiplied by the kernel's spectrum and transformed back while
+    /// it is in cache; then rows back.
+    fn convolve(&mut self, m: usize) {
         let size = self.size;
         let (Some(fwd), Some(inv)) = (self.forward.clone(), self.inverse.clone()) else {
             return;
         };
-        rows_fft(fwd.as_ref(), &mut grid[..m * size], size);
-        transpose_rows(&grid[..m * size], m, size, &mut self.work);
-        rows_fft(fwd.as_ref(), &mut self.work, size);
-        self.work
-            .par_chunks_mut(size)
-            .zip(self.kernel.par_chunks(size))
-            .for_each(|(w, k)| {
-                for (a, b) in w.iter_mut().zip(k) {
-                    *a *= *b;
-                }
-            });
-        rows_fft(inv.as_ref(), &mut self.work, size);
-        untranspose_rows(&self.work, m, size, &mut grid[..m * size]);
-        rows_fft(inv.as_ref(), &mut grid[..m * size], size);
+        rows_fft(fwd.as_ref(), &mut self.charges_a, size);
+        rows_fft(fwd.as_ref(), &mut self.charges_b, size);
+        let (ga, gb, kernel) = (&self.charges_a, &self.charges_b, &self.kernel);
+        let scratch_len = fwd
+            .get_inplace_scratch_len()
+            .max(inv.get_inplace_scratch_len());
+        self.columns_a
+            .par_chunks_mut(TILE * m)
+            .zip(self.columns_b.par_chunks_mut(TILE * m))
+            .enumerate()
+            .for_each_init(
+                || {
+                    (
+                        vec![Cplx::default(); TILE * size],
+                        vec![Cplx::default(); scratch_len],
+                    )
+                },
+                |(tile, scratch), (t, (ca, cb))| {
+                    let c0 = t * TILE;
+                    let width = ca.len() / m;
+                    let tile = &mut tile[..width * size];
+                    for (grid, cols) in [(ga, ca), (gb, cb)] {
+                        for r in 0..m {
+                            let from = &grid[r * size + c0..r * size + c0 + width];
+                            for (dc, &v) in from.iter().enumerate() {
+                                tile[dc * size + r] = v;
+                            }
+                        }
+                        for dc in 0..width {
+                            tile[dc * size + m..(dc + 1) * size].fill(Cplx::default());
+                        }
+                        fwd.process_with_scratch(tile, scratch);
+                        let spectrum = &kernel[c0 * size..(c0 + width) * size];
+                        for (v, k) in tile.iter_mut().zip(spectrum) {
+                            *v *= *k;
+                        }
+                        inv.process_with_scratch(tile, scratch);
+                        for dc in 0..width {
+                            cols[dc * m..(dc + 1) * m]
+                                .copy_from_slice(&tile[dc * size..dc * size + m]);
+                        }
+                    }
+                },
+            );
+        untranspose_rows(&self.columns_a, m, size, &mut self.charges_a);
+        untranspose_rows(&self.columns_b, m, size, &mut self.charges_b);
+        rows_fft(inv.as_ref(), &mut self.charges_a, size);
+        rows_fft(inv.as_ref(), &mut self.charges_b, size);
     }
 }
 
@@ -296,7 +356,7 @@ fn smooth_at_least(x: usize) -> usize {
     loop {
         let mut r = v;
         for p in [2, 3, 5, 7] {
-            while r % p == 0 {
+            while r.is_multiple_of(p) {
                 r /= p;
             }
         }
@@ -340,16 +400,16 @@ fn transpose_rows(src: &[Cplx], rows: usize, size: usize, out: &mut [Cplx]) {
         });
 }
 
-/// `out[r][c] = src[c][r]` for the first `rows` rows of `out` (each `size` long).
+/// `out[r][c] = src[c][r]`: `src` holds `size` columns of `rows` entries, `out` `rows` rows
+/// of `size`.
 fn untranspose_rows(src: &[Cplx], rows: usize, size: usize, out: &mut [Cplx]) {
-    debug_assert_eq!(out.len(), rows * size);
     out.par_chunks_mut(TILE * size)
         .enumerate()
         .for_each(|(t, block)| {
             let r0 = t * TILE;
             let height = block.len() / size;
             for c in 0..size {
-                let from = &src[c * size + r0..c * size + r0 + height];
+                let from = &src[c * rows + r0..c * rows + r0 + height];
                 for (dr, &v) in from.iter().enumerate() {
                     block[dr * size + c] = v;
                 }

@@ -241,7 +241,7 @@ fn initial_layout(init: &[[f32; 2]], seed: u64) -> Vec<[f64; 2]> {
         var.sqrt()
     };
     let mut std = std_of(0);
-    if !(std > 0.0) {
+    if std.is_nan() || std <= 0.0 {
         std = std_of(1);
     }
     let scale = if std > 0.0 { INIT_STD / std } else { 1.0 };
