@@ -45,7 +45,7 @@ pub fn layout_quality(
     if k == 0 || 3 * k + 1 >= 2 * n {
         return Err(AnalysisError::NotEnoughData(format!(
             "layout quality at k = {k} needs more than {} points, got {n}",
-            (3 * k + 1) / 2
+            (3 * k).div_ceil(2)
         )));
     }
     if let Some(row) = layout

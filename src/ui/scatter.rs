@@ -339,14 +339,13 @@ fn method_ui(
             {
                 commands.push(Command::CancelJob(JobKind::Projection));
             }
-        } else if shown != Some((*spec, false)) {
-            if ui
+        } else if shown != Some((*spec, false))
+            && ui
                 .button("Compute")
                 .on_hover_text("a saved layout with these parameters reopens at once")
                 .clicked()
-            {
-                commands.push(Command::ComputeProjection(*spec));
-            }
+        {
+            commands.push(Command::ComputeProjection(*spec));
         }
     });
 }
