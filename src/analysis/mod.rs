@@ -10,6 +10,8 @@ pub mod quality;
 mod retrieval;
 mod selection;
 mod stats;
+#[cfg(test)]
+mod test_support;
 pub mod tsne;
 pub mod umap;
 

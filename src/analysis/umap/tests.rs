@@ -1,61 +1,7 @@
 use super::*;
 use crate::analysis::layout::Unobserved;
 
-/// `clusters × per` points in `dim` dimensions around well-separated random centres, each
-/// cluster a 2-D Gaussian on a random plane (plus a little noise), so that a 2-D layout can
-/// keep its neighbourhoods.
-fn gaussian_clusters(clusters: usize, per: usize, dim: usize, seed: u64) -> (Vec<f32>, Vec<usize>) {
-    let mut rng = SplitMix64::new(seed);
-    let mut rows = Vec::with_capacity(clusters * per * dim);
-    let mut labels = Vec::with_capacity(clusters * per);
-    for c in 0..clusters {
-        let centre: Vec<f64> = (0..dim).map(|_| 10.0 * rng.next_normal()).collect();
-        let plane: Vec<f64> = (0..2 * dim).map(|_| rng.next_normal()).collect();
-        for _ in 0..per {
-            let (u, v) = (rng.next_normal(), rng.next_normal());
-            for d in 0..dim {
-                let x = centre[d] + u * plane[d] + v * plane[dim + d] + 0.05 * rng.next_normal();
-                rows.push(x as f32);
-            }
-            labels.push(c);
-        }
-    }
-    (rows, labels)
-}
-
-/// Exact kNN graph of `rows` (brute force).
-fn brute_knn(rows: &[f32], dim: usize, k: usize) -> KnnGraph {
-    let n = rows.len() / dim;
-    let mut indices = Vec::with_capacity(n * k);
-    let mut distances = Vec::with_capacity(n * k);
-    for i in 0..n {
-        let a = &rows[i * dim..(i + 1) * dim];
-        let mut d: Vec<(f32, u32)> = (0..n)
-            .filter(|&j| j != i)
-            .map(|j| {
-                let b = &rows[j * dim..(j + 1) * dim];
-                let s: f32 = a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum();
-                (s.sqrt(), j as u32)
-            })
-            .collect();
-        d.sort_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)));
-        for &(dist, j) in &d[..k] {
-            indices.push(j);
-            distances.push(dist);
-        }
-    }
-    KnnGraph {
-        n,
-        k,
-        indices,
-        distances,
-    }
-}
-
-/// First two coordinates of every row (a stand-in for the caller's PCA).
-fn first_two(rows: &[f32], dim: usize) -> Vec<[f32; 2]> {
-    rows.chunks(dim).map(|r| [r[0], r[1]]).collect()
-}
+use crate::analysis::test_support::{brute_knn, first_two, gaussian_clusters};
 
 /// Every point's `k` nearest others in the layout (brute force).
 fn layout_knn(points: &[[f32; 2]], k: usize) -> Vec<Vec<usize>> {
