@@ -321,7 +321,12 @@ fn labels_made_in_the_store_export_as_csv_and_jsonl() {
     };
     store.add_tag(a, "blurry").expect("tag");
     store
-        .set_verdict(a, b, Some(natview::labels::Verdict::NearDuplicate))
+        .set_verdict(
+            a,
+            b,
+            Some(natview::labels::Verdict::NearDuplicate),
+            Some(0.9),
+        )
         .expect("verdict");
     drop(store);
 
@@ -331,7 +336,7 @@ fn labels_made_in_the_store_export_as_csv_and_jsonl() {
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(
         lines[0],
-        "kind,path,listing,other_path,other_listing,value,who,at"
+        "kind,path,listing,other_path,other_listing,value,who,at,model,similarity"
     );
     assert!(lines[1].starts_with("tag,a/noto.png,a,,,blurry,"), "{csv}");
     assert!(
@@ -359,4 +364,62 @@ fn labels_made_in_the_store_export_as_csv_and_jsonl() {
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("unknown label export format `xml`"));
+
+    // The export imports into a copy of the dataset on "another machine" (its own workspace),
+    // matched by path; importing twice adds nothing.
+    let other = dir.path().join("elsewhere");
+    copy_tree(&root, &other);
+    std::fs::remove_dir_all(other.join(".natview")).expect("fresh workspace");
+    let export = root.join(".natview/labels.csv");
+    let other_str = other.to_str().expect("utf-8");
+    let import = |extra: &[&str]| {
+        let mut args = vec![
+            "labels",
+            "import",
+            export.to_str().expect("utf-8"),
+            other_str,
+        ];
+        args.extend_from_slice(extra);
+        natview(&args, dir.path())
+    };
+    let out = import(&["--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_str(&text(&out.stdout)).expect("json");
+    assert_eq!(
+        (report["records"].as_u64(), report["added"].as_u64()),
+        (Some(2), Some(2))
+    );
+    let out = import(&["--json"]);
+    let report: serde_json::Value = serde_json::from_str(&text(&out.stdout)).expect("json");
+    assert_eq!(report["unchanged"].as_u64(), Some(2));
+    let store =
+        natview::labels::LabelStore::open(&other.join(".natview/labels.sqlite")).expect("store");
+    assert!(store.has_tag("a/noto.png", "blurry"));
+    assert_eq!(
+        store.verdict_of("b/noto.png", "a/noto.png"),
+        Some(natview::labels::Verdict::NearDuplicate)
+    );
+    // A file that is not an export is refused, naming it.
+    std::fs::write(dir.path().join("bad.csv"), "x,y\n1,2\n").expect("write");
+    let out = natview(&["labels", "import", "bad.csv", other_str], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("bad.csv"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// Copies a folder tree (files and folders only).
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
 }

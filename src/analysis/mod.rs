@@ -8,6 +8,7 @@ pub mod projection;
 mod quadrant;
 pub mod quality;
 mod retrieval;
+pub mod review;
 mod selection;
 mod stats;
 #[cfg(test)]

@@ -58,6 +58,17 @@ pub enum Command {
         /// The verdict, or `None` to clear it.
         verdict: Option<Verdict>,
     },
+    /// Add (or remove) a tag on many items at once (a selection, a filter result, a cluster).
+    TagMany {
+        /// The items.
+        items: Vec<usize>,
+        /// The tag.
+        tag: String,
+        /// Add (else remove).
+        add: bool,
+    },
+    /// Undo the last label change of this session.
+    UndoLabel,
     /// Rename the tag bound to a key (1–9).
     RenameTagKey {
         /// The key.
@@ -86,9 +97,13 @@ impl NatviewApp {
         }
     }
 
+    /// Runs a change on the label store; a change it returns goes on the undo stack.
     fn with_labels(
         &mut self,
-        change: impl FnOnce(&mut crate::labels::LabelStore, &Session) -> Result<(), String>,
+        change: impl FnOnce(
+            &mut crate::labels::LabelStore,
+            &Session,
+        ) -> Result<Option<crate::labels::LabelChange>, String>,
     ) {
         let Some(session) = &mut self.session else {
             return;
@@ -97,8 +112,10 @@ impl NatviewApp {
             self.error = Some("the label store is not open".into());
             return;
         };
-        if let Err(e) = change(&mut store, session) {
-            self.error = Some(e);
+        match change(&mut store, session) {
+            Ok(Some(done)) => session.label_undo.push(done),
+            Ok(None) => {}
+            Err(e) => self.error = Some(e),
         }
         session.labels = Some(store);
     }
@@ -134,12 +151,36 @@ impl NatviewApp {
             Command::ToggleTag { item, tag } => self.with_labels(|store, session| {
                 store
                     .toggle_tag(session.item_ref(item), &tag)
-                    .map(|_| ())
+                    .map(Some)
                     .map_err(|e| e.to_string())
             }),
+            Command::TagMany { items, tag, add } => {
+                self.with_labels(|store, session| {
+                    let refs: Vec<_> = items.iter().map(|&i| session.item_ref(i)).collect();
+                    store
+                        .set_tag_on(&refs, &tag, add)
+                        .map(Some)
+                        .map_err(|e| e.to_string())
+                });
+                if let Some(done) = self.session.as_ref().and_then(|s| s.label_undo.last()) {
+                    self.notice = Some(format!("{} (Ctrl+Z undoes)", done.describe()));
+                }
+            }
+            Command::UndoLabel => {
+                let Some(change) = self.session.as_mut().and_then(|s| s.label_undo.pop()) else {
+                    self.notice = Some("nothing to undo".into());
+                    return;
+                };
+                let described = change.describe();
+                self.with_labels(|store, _| {
+                    store.undo(&change).map(|_| None).map_err(|e| e.to_string())
+                });
+                self.notice = Some(format!("undone: {described}"));
+            }
             Command::SetNote { item, note } => self.with_labels(|store, session| {
                 store
                     .set_note(session.item_ref(item), &note)
+                    .map(|()| None)
                     .map_err(|e| e.to_string())
             }),
             Command::SetVerdict {
@@ -152,11 +193,16 @@ impl NatviewApp {
                         session.item_ref(query),
                         session.item_ref(neighbour),
                         verdict,
+                        session.similarity(query, neighbour),
                     )
+                    .map(Some)
                     .map_err(|e| e.to_string())
             }),
             Command::RenameTagKey { key, name } => self.with_labels(|store, _| {
-                store.rename_tag_key(key, &name).map_err(|e| e.to_string())
+                store
+                    .rename_tag_key(key, &name)
+                    .map(|()| None)
+                    .map_err(|e| e.to_string())
             }),
             Command::ExportLabels(format) => {
                 let Some(session) = &self.session else { return };

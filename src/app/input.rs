@@ -25,17 +25,21 @@ impl NatviewApp {
         }
     }
 
-    /// Keys 1–9 toggle the tags of the label set on the selected item (when no text field has
-    /// the keyboard).
+    /// Keys 1–9 toggle the tags of the label set on the selected item, Ctrl+Z undoes the last
+    /// label change (when no text field has the keyboard). The tags go to the item the
+    /// Neighbours panel shows as the query, and to nothing when it shows none.
     pub(super) fn take_tag_keys(&mut self, ctx: &egui::Context) {
         let Some(session) = &self.session else { return };
+        if ctx.text_edit_focused() {
+            return;
+        }
+        if ctx.input(|i| i.modifiers.command && i.key_pressed(egui::Key::Z)) {
+            self.commands.push(Command::UndoLabel);
+        }
         let Some(item) = session.selection.as_ref().and_then(Selection::item) else {
             return;
         };
         let Some(store) = &session.labels else { return };
-        if ctx.text_edit_focused() {
-            return;
-        }
         const KEYS: [egui::Key; TAG_KEYS] = [
             egui::Key::Num1,
             egui::Key::Num2,
@@ -52,6 +56,24 @@ impl NatviewApp {
                 let tag = store.tag_set()[slot].clone();
                 self.commands.push(Command::ToggleTag { item, tag });
             }
+        }
+    }
+
+    /// Picks up label changes another window or process made (at most twice a second).
+    pub(super) fn refresh_labels(&mut self) {
+        let now = std::time::Instant::now();
+        if self
+            .labels_checked
+            .is_some_and(|t| now.duration_since(t) < std::time::Duration::from_millis(500))
+        {
+            return;
+        }
+        self.labels_checked = Some(now);
+        let Some(store) = self.session.as_mut().and_then(|s| s.labels.as_mut()) else {
+            return;
+        };
+        if let Err(e) = store.refresh() {
+            self.error = Some(e.to_string());
         }
     }
 }

@@ -129,6 +129,8 @@ pub struct NatviewApp {
     frame_stats: frame_stats::FrameStats,
     /// Start of the frame in which an image was clicked (for the click → neighbours timing).
     click_frame_started: Option<std::time::Instant>,
+    /// When the label store was last checked for other windows' changes.
+    labels_checked: Option<std::time::Instant>,
 }
 
 impl NatviewApp {
@@ -152,6 +154,7 @@ impl NatviewApp {
             fonts_installed: false,
             frame_stats: frame_stats::FrameStats::default(),
             click_frame_started: None,
+            labels_checked: None,
         }
     }
 
@@ -316,6 +319,7 @@ impl NatviewApp {
         }
         self.take_dropped_files(&ctx);
         self.take_tag_keys(&ctx);
+        self.refresh_labels();
         let commands = std::mem::take(&mut self.commands);
         if commands.iter().any(|c| matches!(c, Command::Select(_))) {
             self.frame_stats

@@ -38,6 +38,8 @@ pub struct Session {
     pub labels: Option<LabelStore>,
     /// The current query and its neighbours.
     pub selection: Option<Selection>,
+    /// Label changes made in this session, the last one undone first.
+    pub label_undo: Vec<crate::labels::LabelChange>,
     /// The encoders on offer for this dataset (the model picker), found while opening.
     pub encoders: Vec<crate::catalogue::AvailableEncoder>,
 }
@@ -155,8 +157,13 @@ impl Session {
         index: Option<NeighbourIndex>,
         thumbnails: ThumbnailSource,
         skipped: Vec<Skipped>,
-        labels: Option<LabelStore>,
+        mut labels: Option<LabelStore>,
     ) -> Self {
+        if let Some(store) = labels.as_mut() {
+            // Labels record the encoder in use (none yet in a preview).
+            let embedded = set.matrix.rows > 0;
+            store.set_model(embedded.then(|| set.meta.encoder.describe()));
+        }
         let listings = crate::dataset::group_by_listing(&set.items);
         let item_keys = set
             .items
@@ -198,6 +205,7 @@ impl Session {
             item_keys,
             labels,
             selection: None,
+            label_undo: Vec::new(),
         }
     }
 
@@ -251,6 +259,13 @@ impl Session {
             path: &self.item_keys[id],
             listing: &item.listing,
         }
+    }
+
+    /// The cosine similarity of items `a` and `b` under the session's encoder (`None` in a
+    /// preview).
+    pub fn similarity(&self, a: usize, b: usize) -> Option<f32> {
+        let m = &self.set.matrix;
+        (a < m.rows && b < m.rows).then(|| crate::linalg::dot(m.row(a), m.row(b)))
     }
 
     /// The label store's key of item `id` (its dataset-relative path).

@@ -2,14 +2,13 @@
 //! and prints where its outputs went.
 
 use super::output::{print_eval_table, print_skipped, Bar};
-use super::{CommonArgs, EvalArgs, HeatmapArgs, IndexArgs, LabelsExportArgs, NeighboursArgs};
+use super::{CommonArgs, EvalArgs, HeatmapArgs, IndexArgs, NeighboursArgs};
 use anyhow::{bail, Context};
 use natview::analysis::{quadrant_chart, QuadrantParams};
 use natview::dataset::{demo_dataset_path, load_dataset, Dataset, ViewFilter};
 use natview::encoder::{EncoderSpec, ModelKind};
 use natview::index::{exact_neighbours, Neighbour, NeighbourIndex};
 use natview::jobs::CancelFlag;
-use natview::labels::{render_records, ExportFormat, LabelStore};
 use natview::pipeline::evaluate_rows_where;
 use natview::pipeline::{
     embed_dataset, embed_query_image, ensure_index, EmbedRequest, EmbeddingSet, EvalReport,
@@ -17,7 +16,6 @@ use natview::pipeline::{
 use natview::report::{save_quadrant_png, HeatmapOptions};
 use natview::workspace::Workspace;
 use std::collections::HashSet;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Loads a dataset and prints a one-line summary.
@@ -95,7 +93,7 @@ pub fn embed(path: &Path, common: &CommonArgs) -> anyhow::Result<Embedded> {
     })
 }
 
-fn index_for(
+pub(super) fn index_for(
     embedded: &Embedded,
     hnsw: super::HnswArgs,
     common: &CommonArgs,
@@ -457,41 +455,5 @@ pub fn main_job(dataset: Option<PathBuf>, common: &CommonArgs) -> anyhow::Result
         "workspace: {} (items.jsonl, embeddings.*.safetensors, index.*, skipped.json)",
         embedded.workspace.dir().display()
     );
-    Ok(())
-}
-
-/// `natview labels export`.
-pub fn export_labels(args: &LabelsExportArgs, common: &CommonArgs) -> anyhow::Result<()> {
-    let format: ExportFormat = args
-        .format
-        .parse()
-        .map_err(|e: String| anyhow::anyhow!(e))?;
-    let path = args.dataset.clone().unwrap_or_else(demo_dataset_path);
-    let dataset = load(&path)?;
-    let workspace = Workspace::for_dataset(&dataset, common.workspace.as_deref());
-    let store_path = workspace.labels_path();
-    if !store_path.is_file() {
-        bail!(
-            "{}: no labels yet (tag images or give pair verdicts in the app first)",
-            store_path.display()
-        );
-    }
-    let store = LabelStore::open(&store_path)?;
-    match &args.out {
-        Some(out) if out.as_os_str() == "-" => {
-            let bytes =
-                render_records(&store.records()?, format).map_err(|e| anyhow::anyhow!(e))?;
-            std::io::stdout().write_all(&bytes)?;
-        }
-        out => {
-            let out = out.clone().unwrap_or_else(|| {
-                workspace
-                    .dir()
-                    .join(format!("labels.{}", format.extension()))
-            });
-            let n = natview::labels::export_labels(&store, format, &out)?;
-            println!("{n} label record(s) → {}", out.display());
-        }
-    }
     Ok(())
 }

@@ -7,8 +7,10 @@ mod bench_files;
 mod bench_layout;
 mod commands;
 mod finetune;
+mod labels;
 mod output;
 mod project;
+mod review;
 
 use clap::{Args, Parser, Subcommand};
 use natview::encoder::{EncoderSpec, ModelKind};
@@ -63,6 +65,9 @@ enum Command {
     Heatmap(HeatmapArgs),
     /// 2-D layout of the embeddings (PCA, UMAP or t-SNE): CSV `id,x,y`, quality, PNG.
     Project(project::ProjectArgs),
+    /// A review queue: near-duplicates across listings, listing outliers, confusable listings
+    /// or the unjudged pairs the model is least sure about.
+    Review(review::ReviewArgs),
     /// Listing-retrieval metrics and intra/inter statistics.
     Eval(EvalArgs),
     /// Self-supervised fine-tuning (SimSiam or InfoNCE) on natural views, with a held-out report.
@@ -86,6 +91,20 @@ enum Command {
 enum LabelsAction {
     /// Write every tag, note and pair verdict as CSV or JSONL.
     Export(LabelsExportArgs),
+    /// Add the labels of an export (CSV or JSONL, from this or another machine or dataset) to
+    /// a dataset's store; items are matched by their path relative to the dataset root.
+    Import(LabelsImportArgs),
+}
+
+#[derive(Debug, Args)]
+struct LabelsImportArgs {
+    /// The export to read (`natview labels export` writes it).
+    file: PathBuf,
+    /// Dataset (default: the built-in emoji demo).
+    dataset: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -316,12 +335,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Report { dataset }) => commands::main_job(dataset, &common),
         Some(Command::Labels {
             action: LabelsAction::Export(a),
-        }) => commands::export_labels(&a, &common),
+        }) => labels::export(&a, &common),
+        Some(Command::Labels {
+            action: LabelsAction::Import(a),
+        }) => labels::import(&a, &common),
         Some(Command::Embed(a)) => commands::embed(&a.dataset, &common).map(|_| ()),
         Some(Command::Index(a)) => commands::index(&a, &common),
         Some(Command::Neighbours(a)) => commands::neighbours(&a, &common),
         Some(Command::Heatmap(a)) => commands::heatmap(&a, &common),
         Some(Command::Project(a)) => project::run(&a, &common),
+        Some(Command::Review(a)) => review::run(&a, &common),
         Some(Command::Eval(a)) => commands::eval(&a, &common),
         Some(Command::Bench(a)) => bench::run(&a, &common),
         Some(Command::Finetune(a)) => finetune::run(&a, &common),

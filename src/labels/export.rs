@@ -1,7 +1,7 @@
 //! Exports of the label store: one record per tag, note and pair verdict, as CSV or JSONL.
 
 use super::{LabelError, LabelStore};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// Export file formats.
@@ -39,8 +39,9 @@ impl ExportFormat {
 
 /// One exported fact. `kind` is `tag`, `note` or `pair`; for pairs `other_path` and
 /// `other_listing` name the second item and `value` is the verdict (`same`, `different`,
-/// `near-duplicate`); for tags `value` is the tag, for notes the text.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// `near-duplicate`); for tags `value` is the tag, for notes the text. `model` is the encoder
+/// in use when the label was made and, for pairs, `similarity` the pair's cosine under it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LabelRecord {
     /// `tag`, `note` or `pair`.
     pub kind: String,
@@ -60,15 +61,38 @@ pub struct LabelRecord {
     pub who: String,
     /// When (ISO 8601, UTC).
     pub at: String,
+    /// The encoder in use when it was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// A pair's cosine similarity under `model` when the verdict was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub similarity: Option<f64>,
 }
 
 /// The queries behind [`LabelStore::records`]: each selects `kind, path, listing, other_path,
-/// other_listing, value, who, at` (the `other_` columns NULL except for pairs).
+/// other_listing, value, who, at, model, similarity` (the `other_` columns and `similarity`
+/// NULL except for pairs).
 const RECORD_QUERIES: [&str; 3] = [
-    "SELECT 'tag', path, listing, NULL, NULL, tag, who, at FROM item_tags ORDER BY path, tag",
-    "SELECT 'note', path, listing, NULL, NULL, note, who, at FROM item_notes ORDER BY path",
-    "SELECT 'pair', path_a, listing_a, path_b, listing_b, verdict, who, at
+    "SELECT 'tag', path, listing, NULL, NULL, tag, who, at, model, NULL
+     FROM item_tags ORDER BY path, tag",
+    "SELECT 'note', path, listing, NULL, NULL, note, who, at, NULL, NULL
+     FROM item_notes ORDER BY path",
+    "SELECT 'pair', path_a, listing_a, path_b, listing_b, verdict, who, at, model, similarity
      FROM pair_verdicts ORDER BY path_a, path_b",
+];
+
+/// The CSV header of an export (the field names of [`LabelRecord`]).
+pub(super) const CSV_HEADER: [&str; 10] = [
+    "kind",
+    "path",
+    "listing",
+    "other_path",
+    "other_listing",
+    "value",
+    "who",
+    "at",
+    "model",
+    "similarity",
 ];
 
 impl LabelStore {
@@ -92,6 +116,8 @@ impl LabelStore {
                         value: r.get(5)?,
                         who: r.get(6)?,
                         at: r.get(7)?,
+                        model: r.get(8)?,
+                        similarity: r.get(9)?,
                     })
                 })
                 .map_err(db)?;
@@ -115,19 +141,9 @@ pub fn render_records(records: &[LabelRecord], format: ExportFormat) -> Result<V
         }
         ExportFormat::Csv => {
             let mut writer = csv::Writer::from_writer(&mut bytes);
-            writer
-                .write_record([
-                    "kind",
-                    "path",
-                    "listing",
-                    "other_path",
-                    "other_listing",
-                    "value",
-                    "who",
-                    "at",
-                ])
-                .map_err(|e| e.to_string())?;
+            writer.write_record(CSV_HEADER).map_err(|e| e.to_string())?;
             for r in records {
+                let similarity = r.similarity.map(|s| format!("{s:.6}")).unwrap_or_default();
                 writer
                     .write_record([
                         r.kind.as_str(),
@@ -138,6 +154,8 @@ pub fn render_records(records: &[LabelRecord], format: ExportFormat) -> Result<V
                         &r.value,
                         &r.who,
                         &r.at,
+                        r.model.as_deref().unwrap_or(""),
+                        &similarity,
                     ])
                     .map_err(|e| e.to_string())?;
             }
@@ -187,7 +205,7 @@ mod tests {
         store.add_tag(a, "blurry").expect("tag");
         store.set_note(b, "line one, \"quoted\"").expect("note");
         store
-            .set_verdict(a, b, Some(Verdict::Different))
+            .set_verdict(a, b, Some(Verdict::Different), Some(0.25))
             .expect("verdict");
 
         let csv_path = dir.path().join("out/labels.csv");
@@ -204,6 +222,7 @@ mod tests {
         assert_eq!(&rows[2][0], "pair");
         assert_eq!(&rows[2][4], "b, with a comma");
         assert_eq!(&rows[2][5], "different");
+        assert_eq!(&rows[2][9], "0.250000");
 
         let jsonl_path = dir.path().join("labels.jsonl");
         export_labels(&store, ExportFormat::Jsonl, &jsonl_path).expect("jsonl");

@@ -6,12 +6,16 @@
 //! Items are identified by their path relative to the dataset root, so labels survive
 //! re-embedding with another model and a changed item order.
 
+mod changes;
 mod export;
+mod import;
 mod store;
 mod timestamp;
 
+pub use changes::LabelChange;
 pub use export::{export_labels, render_records, ExportFormat, LabelRecord};
-pub use store::{ItemRef, LabelStore, DEFAULT_TAG_SET, TAG_KEYS};
+pub use import::{import_labels, parse_records, ImportReport};
+pub use store::{ItemRef, LabelStore, BUSY_TIMEOUT, DEFAULT_TAG_SET, TAG_KEYS};
 pub use timestamp::utc_timestamp;
 
 use serde::{Deserialize, Serialize};
@@ -26,6 +30,23 @@ pub enum LabelError {
         /// The store file.
         path: PathBuf,
         /// What SQLite said.
+        message: String,
+    },
+    /// Another window or process kept the store locked longer than [`BUSY_TIMEOUT`].
+    #[error(
+        "{path}: the label store is locked by another natview window or process (waited 5 s); \
+         this change was not saved — try again"
+    )]
+    Locked {
+        /// The store file.
+        path: PathBuf,
+    },
+    /// A label file to import could not be read.
+    #[error("{path}: {message}")]
+    Import {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it (with the line, where there is one).
         message: String,
     },
     /// A tag name that cannot be used.

@@ -1,10 +1,16 @@
 //! The SQLite label store with an in-memory mirror: reads come from memory (the GUI asks every
 //! frame), every change is written through to SQLite at once (WAL, one small transaction).
+//! Several windows or processes may hold one store: each waits up to [`BUSY_TIMEOUT`] for
+//! another's write, reloads its mirror when another connection has committed (SQLite's
+//! `data_version`), and says clearly when the store stays locked.
 
-use super::{clean_tag, utc_timestamp, LabelError, Verdict};
-use rusqlite::{params, Connection, OptionalExtension};
+use super::{clean_tag, LabelError, Verdict};
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+
+/// How long a write waits for another connection's write to finish before giving up.
+pub const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Number of tags bound to the keys 1–9.
 pub const TAG_KEYS: usize = 9;
@@ -54,6 +60,14 @@ CREATE TABLE IF NOT EXISTS pair_verdicts (
 );
 ";
 
+/// Columns added after the first schema (old stores gain them when opened): the encoder in use
+/// when a label was made, and the pair's cosine similarity under it at the time of a verdict.
+const ADDED_COLUMNS: [(&str, &str, &str); 3] = [
+    ("item_tags", "model", "TEXT"),
+    ("pair_verdicts", "model", "TEXT"),
+    ("pair_verdicts", "similarity", "REAL"),
+];
+
 /// An item as the store knows it: its dataset-relative path and its listing.
 #[derive(Debug, Clone, Copy)]
 pub struct ItemRef<'a> {
@@ -72,17 +86,20 @@ pub struct LabelStore {
     tags: HashMap<String, BTreeSet<String>>,
     notes: HashMap<String, String>,
     verdicts: HashMap<(String, String), Verdict>,
+    /// The encoder recorded with new labels.
+    pub(super) model: Option<String>,
+    /// SQLite's `data_version` when the mirror was last loaded.
+    data_version: i64,
 }
 
 impl LabelStore {
     /// Opens (creating if needed) the store at `path`, loading everything into memory.
     pub fn open(path: &Path) -> Result<Self, LabelError> {
-        let db = |e: rusqlite::Error| LabelError::Database {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        };
+        let db = |e: rusqlite::Error| database_error(path, e);
         let connection = Connection::open(path).map_err(db)?;
-        // WAL + NORMAL: each change is one quick commit that survives the app being killed.
+        connection.busy_timeout(BUSY_TIMEOUT).map_err(db)?;
+        // WAL + NORMAL: each change is one quick commit that survives the app being killed,
+        // and readers never block the one writer.
         connection
             .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))
             .map_err(db)?;
@@ -90,6 +107,7 @@ impl LabelStore {
             .pragma_update(None, "synchronous", "NORMAL")
             .map_err(db)?;
         connection.execute_batch(SCHEMA).map_err(db)?;
+        add_missing_columns(&connection).map_err(db)?;
         let mut store = Self {
             connection,
             path: path.to_path_buf(),
@@ -98,12 +116,44 @@ impl LabelStore {
             tags: HashMap::new(),
             notes: HashMap::new(),
             verdicts: HashMap::new(),
+            model: None,
+            data_version: 0,
         };
         store.load().map_err(db)?;
         Ok(store)
     }
 
+    /// Sets the encoder recorded with the labels made from now on (e.g. `compact @64px`).
+    pub fn set_model(&mut self, model: Option<String>) {
+        self.model = model;
+    }
+
+    /// Reloads the mirror if another connection (a second window, `natview labels import`)
+    /// has written since it was loaded; returns whether it did. Cheap: one pragma read.
+    pub fn refresh(&mut self) -> Result<bool, LabelError> {
+        let version = self.current_data_version().map_err(|e| self.db_error(e))?;
+        if version == self.data_version {
+            return Ok(false);
+        }
+        self.load().map_err(|e| self.db_error(e))?;
+        Ok(true)
+    }
+
+    /// Reloads the mirror from the file (after this connection wrote around it).
+    pub(super) fn refresh_now(&mut self) -> Result<(), LabelError> {
+        self.load().map_err(|e| self.db_error(e))
+    }
+
+    fn current_data_version(&self) -> rusqlite::Result<i64> {
+        self.connection
+            .query_row("PRAGMA data_version", [], |r| r.get(0))
+    }
+
     fn load(&mut self) -> rusqlite::Result<()> {
+        self.data_version = self.current_data_version()?;
+        self.tags.clear();
+        self.notes.clear();
+        self.verdicts.clear();
         let mut tag_set: Vec<String> = DEFAULT_TAG_SET.iter().map(|s| s.to_string()).collect();
         let mut statement = self.connection.prepare("SELECT key, name FROM tag_set")?;
         for row in statement.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))? {
@@ -147,11 +197,41 @@ impl LabelStore {
         Ok(())
     }
 
-    fn db_error(&self, e: rusqlite::Error) -> LabelError {
-        LabelError::Database {
-            path: self.path.clone(),
-            message: e.to_string(),
-        }
+    pub(super) fn db_error(&self, e: rusqlite::Error) -> LabelError {
+        database_error(&self.path, e)
+    }
+
+    /// The verdicts as (path, path, verdict), the paths of each pair in sorted order.
+    pub fn verdicts(&self) -> impl Iterator<Item = (&str, &str, Verdict)> {
+        self.verdicts
+            .iter()
+            .map(|((a, b), &v)| (a.as_str(), b.as_str(), v))
+    }
+
+    /// The verdicts keyed by sorted path pair.
+    pub(super) fn verdict_map(&self) -> &HashMap<(String, String), Verdict> {
+        &self.verdicts
+    }
+
+    /// Every tagged item's path with its tags.
+    pub fn tagged_items(&self) -> impl Iterator<Item = (&str, &BTreeSet<String>)> {
+        self.tags.iter().map(|(p, t)| (p.as_str(), t))
+    }
+
+    /// The mirror's tags, notes and verdicts, for the change functions.
+    pub(super) fn mirror(
+        &mut self,
+    ) -> (
+        &mut HashMap<String, BTreeSet<String>>,
+        &mut HashMap<String, String>,
+        &mut HashMap<(String, String), Verdict>,
+    ) {
+        (&mut self.tags, &mut self.notes, &mut self.verdicts)
+    }
+
+    /// The connection, for the change functions.
+    pub(super) fn connection_mut(&mut self) -> &mut Connection {
+        &mut self.connection
     }
 
     /// The store file.
@@ -175,6 +255,7 @@ impl LabelStore {
         if !(1..=TAG_KEYS).contains(&key) {
             return Err(LabelError::InvalidTag(format!("key {key}")));
         }
+        self.refresh()?;
         self.connection
             .execute(
                 "INSERT INTO tag_set (key, name) VALUES (?1, ?2)
@@ -196,120 +277,9 @@ impl LabelStore {
         self.tags.get(path).is_some_and(|t| t.contains(tag))
     }
 
-    /// Adds `tag` to the item, or removes it if it is there; returns whether it is there now.
-    pub fn toggle_tag(&mut self, item: ItemRef<'_>, tag: &str) -> Result<bool, LabelError> {
-        let tag = clean_tag(tag)?;
-        if self.has_tag(item.path, &tag) {
-            self.connection
-                .execute(
-                    "DELETE FROM item_tags WHERE path = ?1 AND tag = ?2",
-                    params![item.path, tag],
-                )
-                .map_err(|e| self.db_error(e))?;
-            if let Some(tags) = self.tags.get_mut(item.path) {
-                tags.remove(&tag);
-                if tags.is_empty() {
-                    self.tags.remove(item.path);
-                }
-            }
-            Ok(false)
-        } else {
-            self.add_tag(item, &tag)?;
-            Ok(true)
-        }
-    }
-
-    /// Adds `tag` to the item (no change if it has it).
-    pub fn add_tag(&mut self, item: ItemRef<'_>, tag: &str) -> Result<(), LabelError> {
-        let tag = clean_tag(tag)?;
-        self.connection
-            .execute(
-                "INSERT OR REPLACE INTO item_tags (path, listing, tag, who, at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![item.path, item.listing, tag, self.who, utc_timestamp()],
-            )
-            .map_err(|e| self.db_error(e))?;
-        self.tags
-            .entry(item.path.to_string())
-            .or_default()
-            .insert(tag);
-        Ok(())
-    }
-
     /// The note on an item.
     pub fn note_of(&self, path: &str) -> Option<&str> {
         self.notes.get(path).map(String::as_str)
-    }
-
-    /// Sets the note on an item (an empty or blank note removes it).
-    pub fn set_note(&mut self, item: ItemRef<'_>, note: &str) -> Result<(), LabelError> {
-        let note = note.trim();
-        if note.is_empty() {
-            self.connection
-                .execute("DELETE FROM item_notes WHERE path = ?1", params![item.path])
-                .map_err(|e| self.db_error(e))?;
-            self.notes.remove(item.path);
-            return Ok(());
-        }
-        if self.note_of(item.path) == Some(note) {
-            return Ok(());
-        }
-        self.connection
-            .execute(
-                "INSERT OR REPLACE INTO item_notes (path, listing, note, who, at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![item.path, item.listing, note, self.who, utc_timestamp()],
-            )
-            .map_err(|e| self.db_error(e))?;
-        self.notes.insert(item.path.to_string(), note.to_string());
-        Ok(())
-    }
-
-    /// The verdict on a pair (in either order).
-    pub fn verdict_of(&self, a: &str, b: &str) -> Option<Verdict> {
-        self.verdicts.get(&pair_key(a, b)).copied()
-    }
-
-    /// Records a verdict on a pair, or clears it with `None`.
-    pub fn set_verdict(
-        &mut self,
-        a: ItemRef<'_>,
-        b: ItemRef<'_>,
-        verdict: Option<Verdict>,
-    ) -> Result<(), LabelError> {
-        let (first, second) = if a.path <= b.path { (a, b) } else { (b, a) };
-        let key = (first.path.to_string(), second.path.to_string());
-        match verdict {
-            None => {
-                self.connection
-                    .execute(
-                        "DELETE FROM pair_verdicts WHERE path_a = ?1 AND path_b = ?2",
-                        params![first.path, second.path],
-                    )
-                    .map_err(|e| self.db_error(e))?;
-                self.verdicts.remove(&key);
-            }
-            Some(verdict) => {
-                self.connection
-                    .execute(
-                        "INSERT OR REPLACE INTO pair_verdicts
-                         (path_a, path_b, listing_a, listing_b, verdict, who, at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                        params![
-                            first.path,
-                            second.path,
-                            first.listing,
-                            second.listing,
-                            verdict.as_str(),
-                            self.who,
-                            utc_timestamp()
-                        ],
-                    )
-                    .map_err(|e| self.db_error(e))?;
-                self.verdicts.insert(key, verdict);
-            }
-        }
-        Ok(())
     }
 
     /// How many items carry each tag, most used first.
@@ -356,7 +326,40 @@ impl LabelStore {
     }
 }
 
-fn pair_key(a: &str, b: &str) -> (String, String) {
+/// A store error naming the file; a store another connection keeps locked past
+/// [`BUSY_TIMEOUT`] gets [`LabelError::Locked`].
+pub(super) fn database_error(path: &Path, e: rusqlite::Error) -> LabelError {
+    if let rusqlite::Error::SqliteFailure(code, _) = &e {
+        if matches!(
+            code.code,
+            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked
+        ) {
+            return LabelError::Locked {
+                path: path.to_path_buf(),
+            };
+        }
+    }
+    LabelError::Database {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+/// Adds the [`ADDED_COLUMNS`] a store made by an older natview lacks.
+fn add_missing_columns(connection: &Connection) -> rusqlite::Result<()> {
+    for (table, column, kind) in ADDED_COLUMNS {
+        let mut statement = connection.prepare(&format!("PRAGMA table_info({table})"))?;
+        let names: Vec<String> = statement
+            .query_map([], |r| r.get::<_, String>(1))?
+            .collect::<rusqlite::Result<_>>()?;
+        if !names.iter().any(|n| n == column) {
+            connection.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))?;
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn pair_key(a: &str, b: &str) -> (String, String) {
     if a <= b {
         (a.to_string(), b.to_string())
     } else {
@@ -373,78 +376,5 @@ fn analyst_name() -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn item<'a>(path: &'a str, listing: &'a str) -> ItemRef<'a> {
-        ItemRef { path, listing }
-    }
-
-    #[test]
-    fn changes_are_on_disk_as_soon_as_they_are_made() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("labels.sqlite");
-        let mut store = LabelStore::open(&path).expect("open");
-        assert_eq!(store.tag_set()[0], DEFAULT_TAG_SET[0]);
-        assert!(store
-            .toggle_tag(item("a/1.png", "a"), "blurry")
-            .expect("tag"));
-        store
-            .add_tag(item("a/2.png", "a"), "my own tag")
-            .expect("tag");
-        store
-            .set_note(item("a/1.png", "a"), "  logo in the corner ")
-            .expect("note");
-        store
-            .set_verdict(
-                item("b/1.png", "b"),
-                item("a/1.png", "a"),
-                Some(Verdict::NearDuplicate),
-            )
-            .expect("verdict");
-        store.rename_tag_key(9, "reshoot").expect("rename");
-        assert!(store
-            .tagged_at("a/1.png", "blurry")
-            .expect("read")
-            .is_some_and(|at| at.ends_with('Z')));
-
-        // A second connection (another process, or the app after a crash) sees everything.
-        let reopened = LabelStore::open(&path).expect("reopen");
-        assert!(reopened.has_tag("a/1.png", "blurry"));
-        assert!(reopened.has_tag("a/2.png", "my own tag"));
-        assert_eq!(reopened.note_of("a/1.png"), Some("logo in the corner"));
-        assert_eq!(
-            reopened.verdict_of("a/1.png", "b/1.png"),
-            Some(Verdict::NearDuplicate)
-        );
-        assert_eq!(reopened.tag_set()[8], "reshoot");
-        drop(reopened);
-
-        // Toggling again removes; clearing a verdict and a note removes them.
-        assert!(!store
-            .toggle_tag(item("a/1.png", "a"), "blurry")
-            .expect("untag"));
-        store
-            .set_verdict(item("a/1.png", "a"), item("b/1.png", "b"), None)
-            .expect("clear");
-        store.set_note(item("a/1.png", "a"), " ").expect("clear");
-        let reopened = LabelStore::open(&path).expect("reopen");
-        assert!(!reopened.has_tag("a/1.png", "blurry"));
-        assert_eq!(reopened.verdict_of("b/1.png", "a/1.png"), None);
-        assert_eq!(reopened.note_of("a/1.png"), None);
-        assert_eq!(reopened.tag_counts(), vec![("my own tag".to_string(), 1)]);
-    }
-
-    #[test]
-    fn a_file_that_is_not_sqlite_is_refused_naming_it() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("labels.sqlite");
-        std::fs::write(
-            &path,
-            "this is not a database, just some text\n".repeat(100),
-        )
-        .expect("write");
-        let error = LabelStore::open(&path).err().expect("refused").to_string();
-        assert!(error.contains("labels.sqlite"), "{error}");
-    }
-}
+#[path = "store_tests.rs"]
+mod tests;
