@@ -35,6 +35,8 @@ pub enum Command {
     ComputeProjection(crate::analysis::projection::ProjectionSpec),
     /// Evaluate the model and the pixel baseline.
     ComputeMetrics,
+    /// Build a review queue.
+    ComputeReview(super::review_job::ReviewRequest),
     /// Add or remove a tag on an item.
     ToggleTag {
         /// The item.
@@ -148,6 +150,7 @@ impl NatviewApp {
             Command::ExportQuadrant(out) => self.start_export(ctx, out),
             Command::ComputeProjection(spec) => self.start_projection(ctx, spec),
             Command::ComputeMetrics => self.start_metrics(ctx),
+            Command::ComputeReview(request) => self.start_review(ctx, request),
             Command::ToggleTag { item, tag } => self.with_labels(|store, session| {
                 store
                     .toggle_tag(session.item_ref(item), &tag)

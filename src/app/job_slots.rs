@@ -24,6 +24,7 @@ pub(super) struct Jobs {
     pub(super) metrics: Option<Job<MetricsResult>>,
     query: Option<Job<ImageQuery>>,
     finetune: Option<Job<FinetuneOutcome>>,
+    review: Option<Job<super::review_job::ReviewResult>>,
     /// What the running fine-tune has done so far (replaced when one starts).
     finetune_live: SharedLiveTraining,
 }
@@ -38,7 +39,13 @@ impl Jobs {
             JobKind::Metrics => self.metrics.as_ref().map(|j| j.status(kind)),
             JobKind::Query => self.query.as_ref().map(|j| j.status(kind)),
             JobKind::Finetune => self.finetune.as_ref().map(|j| j.status(kind)),
+            JobKind::Review => self.review.as_ref().map(|j| j.status(kind)),
         }
+    }
+
+    /// The status of the running job of `kind`, if one runs.
+    pub(super) fn status_of(&self, kind: JobKind) -> Option<JobStatus> {
+        self.status(kind)
     }
 
     /// The running jobs, as the status bar lists them.
@@ -59,6 +66,7 @@ impl Jobs {
             JobKind::Projection => self.projection = None,
             JobKind::Metrics => self.metrics = None,
             JobKind::Query => self.query = None,
+            JobKind::Review => self.review = None,
             JobKind::Finetune => {
                 if let Some(job) = &self.finetune {
                     job.cancel();
@@ -143,6 +151,55 @@ impl NatviewApp {
                     progress,
                     cancel,
                 )
+            },
+        ));
+    }
+
+    pub(super) fn start_review(
+        &mut self,
+        ctx: &egui::Context,
+        request: super::review_job::ReviewRequest,
+    ) {
+        let Some(session) = self.session.as_ref().filter(|s| s.is_embedded()) else {
+            return;
+        };
+        let Some(index) = session.index.clone() else {
+            return;
+        };
+        // Candidates found before for these embeddings and neighbours per item are reused
+        // (moving the threshold only regroups them).
+        let candidates = self
+            .results
+            .review
+            .as_ref()
+            .filter(|r| {
+                r.embeddings_fingerprint == session.set.meta.embeddings_fingerprint
+                    && r.request.options.neighbours == request.options.neighbours
+            })
+            .and_then(|r| r.candidates.clone());
+        let judged = session
+            .labels
+            .as_ref()
+            .map(|store| {
+                store
+                    .verdicts()
+                    .map(|(a, b, _)| (a.to_string(), b.to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let inputs = super::review_job::ReviewInputs {
+            set: session.set.clone(),
+            index,
+            item_keys: session.item_keys.clone(),
+            judged,
+            candidates,
+        };
+        self.jobs.review = Some(Job::spawn(
+            "review",
+            request.kind.label(),
+            ctx,
+            move |progress, cancel| {
+                super::review_job::compute_review(inputs, request, progress, cancel)
             },
         ));
     }
@@ -249,6 +306,7 @@ impl NatviewApp {
         self.session = Some(preview);
         self.results = Results::default();
         self.metrics_requested = false;
+        self.review_requested = false;
         self.views.gallery.set_subset(None);
         self.views.scatter = ui::ScatterState::default();
     }
@@ -266,6 +324,7 @@ impl NatviewApp {
                 self.session = Some(session);
                 self.results = Results::default();
                 self.metrics_requested = false;
+        self.review_requested = false;
                 self.views.gallery.set_subset(None);
                 let spec = self.views.scatter.spec;
                 self.views.scatter = ui::ScatterState::default();
@@ -331,6 +390,15 @@ impl NatviewApp {
                 }
             }
             Some(Err(e)) => self.error = Some(format!("projection: {e}")),
+            None => {}
+        }
+        match poll_slot(&mut self.jobs.review) {
+            Some(Ok(result)) => {
+                self.views.review.queue_arrived(&result);
+                self.results.review = Some(result);
+            }
+            Some(Err(e)) if e == "cancelled" => {}
+            Some(Err(e)) => self.error = Some(format!("review: {e}")),
             None => {}
         }
         match poll_slot(&mut self.jobs.metrics) {

@@ -22,11 +22,13 @@ pub enum JobKind {
     Query,
     /// Fine-tune an encoder on the open dataset.
     Finetune,
+    /// Build a review queue.
+    Review,
 }
 
 impl JobKind {
     /// Every kind, in the order the status bar lists them.
-    pub const ALL: [JobKind; 7] = [
+    pub const ALL: [JobKind; 8] = [
         JobKind::Open,
         JobKind::Quadrant,
         JobKind::Export,
@@ -34,6 +36,7 @@ impl JobKind {
         JobKind::Metrics,
         JobKind::Query,
         JobKind::Finetune,
+        JobKind::Review,
     ];
 
     /// Whether the job works on the open session's results (and is stopped when another

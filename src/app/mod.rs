@@ -11,6 +11,7 @@ mod job_slots;
 mod jobs;
 mod open_job;
 mod projection_job;
+mod review_job;
 mod session;
 mod work;
 
@@ -21,6 +22,7 @@ pub use finetune_job::{FinetuneOutcome, FinetuneSettings, LiveTraining};
 pub use jobs::{Job, JobKind, JobPoll, JobStatus};
 pub use open_job::{open_dataset, thumbnail_of, PreviewSlot, THUMBNAIL_PX};
 pub use projection_job::{LayoutFrames, ProjectionResult};
+pub use review_job::{ReviewRequest, ReviewResult};
 pub use session::{Query, Selection, Session, NEIGHBOURS_K};
 pub use work::{ImageQuery, MetricsResult, QuadrantResult};
 
@@ -40,6 +42,8 @@ pub enum View {
     Quadrant,
     /// The 2D projection scatter.
     Scatter,
+    /// Review queues: pairs to judge (near-duplicates, outliers, confusable, hard pairs).
+    Review,
     /// Retrieval metrics beside the pixel baseline.
     Metrics,
     /// The label set, label counts and exports.
@@ -50,10 +54,11 @@ pub enum View {
 
 impl View {
     /// Every view, in tab order.
-    pub const ALL: [View; 6] = [
+    pub const ALL: [View; 7] = [
         View::Gallery,
         View::Quadrant,
         View::Scatter,
+        View::Review,
         View::Metrics,
         View::Labels,
         View::Finetune,
@@ -65,6 +70,7 @@ impl View {
             View::Gallery => "Gallery",
             View::Quadrant => "Quadrant chart",
             View::Scatter => "Projection",
+            View::Review => "Review",
             View::Metrics => "Metrics",
             View::Labels => "Labels",
             View::Finetune => "Fine-tune",
@@ -93,6 +99,8 @@ pub struct Results {
     pub projection: Option<ProjectionResult>,
     /// Metrics of the model and the pixel baseline.
     pub metrics: Option<MetricsResult>,
+    /// The last review queue.
+    pub review: Option<review_job::ReviewResult>,
 }
 
 /// The per-view state of the views.
@@ -103,6 +111,7 @@ struct ViewStates {
     scatter: ui::ScatterState,
     labelling: ui::LabellingState,
     finetune: ui::FinetuneViewState,
+    review: ui::ReviewViewState,
 }
 
 /// The natview desktop application.
@@ -120,6 +129,8 @@ pub struct NatviewApp {
     finetune_result: Option<FinetuneOutcome>,
     results: Results,
     metrics_requested: bool,
+    /// Whether the Review view's first queue was asked for (for this session).
+    review_requested: bool,
     error: Option<String>,
     notice: Option<String>,
     views: ViewStates,
@@ -146,6 +157,7 @@ impl NatviewApp {
             finetune_result: None,
             results: Results::default(),
             metrics_requested: false,
+            review_requested: false,
             error: None,
             notice: None,
             views: ViewStates::default(),
@@ -365,6 +377,17 @@ impl NatviewApp {
         {
             self.start_metrics(&ctx);
         }
+        // The Review view's queue is built when the view first opens on a dataset.
+        if self.state.view == View::Review
+            && self.session.as_ref().is_some_and(|s| s.is_embedded())
+            && self.results.review.is_none()
+            && self.jobs.status_of(JobKind::Review).is_none()
+            && !self.review_requested
+        {
+            self.review_requested = true;
+            let request = self.views.review.request;
+            self.start_review(&ctx, request);
+        }
 
         egui::Panel::top("menu").show(ui, |ui| {
             ui::menu_bar_ui(
@@ -450,6 +473,17 @@ impl NatviewApp {
                 &mut self.thumbnails,
                 &mut self.commands,
             ),
+            View::Review => scrolled(ui, |ui| {
+                ui::review_ui(
+                    ui,
+                    session,
+                    self.results.review.as_ref(),
+                    busy(JobKind::Review),
+                    &mut self.views.review,
+                    &mut self.thumbnails,
+                    &mut self.commands,
+                )
+            }),
             View::Metrics => scrolled(ui, |ui| {
                 ui::metrics_ui(
                     ui,

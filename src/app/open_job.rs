@@ -69,7 +69,7 @@ pub fn open_dataset(
         dataset,
         workspace,
         set,
-        Some(index),
+        Some(Arc::new(index)),
         thumbnails,
         report.skipped,
         Some(labels),

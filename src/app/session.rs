@@ -21,7 +21,7 @@ pub struct Session {
     /// Embedded items and their vectors (shared with background jobs).
     pub set: Arc<EmbeddingSet>,
     /// The HNSW index of `set` (`None` in a preview, before the embeddings exist).
-    pub index: Option<NeighbourIndex>,
+    pub index: Option<Arc<NeighbourIndex>>,
     /// Where the items' thumbnails are read from (on demand, by the window's loader).
     pub thumbnails: ThumbnailSource,
     /// Files left out when the dataset was embedded.
@@ -33,7 +33,7 @@ pub struct Session {
     /// Metadata columns present on any item, sorted.
     pub metadata_columns: Vec<String>,
     /// Each item's key in the label store: its dataset-relative path.
-    pub item_keys: Vec<String>,
+    pub item_keys: Arc<Vec<String>>,
     /// The analysts' labels (`None` if the store could not be opened; the error was shown).
     pub labels: Option<LabelStore>,
     /// The current query and its neighbours.
@@ -154,7 +154,7 @@ impl Session {
         dataset: Arc<Dataset>,
         workspace: Workspace,
         set: Arc<EmbeddingSet>,
-        index: Option<NeighbourIndex>,
+        index: Option<Arc<NeighbourIndex>>,
         thumbnails: ThumbnailSource,
         skipped: Vec<Skipped>,
         mut labels: Option<LabelStore>,
@@ -165,11 +165,12 @@ impl Session {
             store.set_model(embedded.then(|| set.meta.encoder.describe()));
         }
         let listings = crate::dataset::group_by_listing(&set.items);
-        let item_keys = set
-            .items
-            .iter()
-            .map(|i| i.path.to_string_lossy().into_owned())
-            .collect();
+        let item_keys = Arc::new(
+            set.items
+                .iter()
+                .map(|i| i.path.to_string_lossy().into_owned())
+                .collect(),
+        );
         let distinct_labels: std::collections::BTreeSet<&str> = set
             .items
             .iter()

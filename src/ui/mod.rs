@@ -8,6 +8,8 @@ mod menu;
 mod metrics;
 mod neighbours;
 mod quadrant;
+mod review;
+mod review_images;
 mod scatter;
 mod scatter_canvas;
 mod scatter_overlay;
@@ -22,6 +24,7 @@ pub use menu::{menu_bar_ui, view_tabs_ui, waiting_for_embeddings_ui, welcome_ui}
 pub use metrics::metrics_ui;
 pub use neighbours::neighbours_ui;
 pub use quadrant::{quadrant_ui, ListingChoice, QuadrantViewState};
+pub use review::{bulk_confirm_ui, review_ui, ReviewViewState};
 pub use scatter::{scatter_ui, ColourBy, ScatterState, Tool};
 pub use scatter_canvas::Canvas;
 pub use status_bar::status_bar_ui;
