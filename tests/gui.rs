@@ -1,59 +1,14 @@
 //! The desktop app under egui_kittest, on a small real dataset opened by the real worker job.
 
 mod common;
+mod gui_support;
+
+use gui_support::{opened_app, step_until, test_spec, wait_idle};
 
 use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
 use natview::app::{Command, NatviewApp, Query, NEIGHBOURS_K};
-use natview::encoder::{EncoderSpec, ModelKind};
 use natview::labels::LabelStore;
-
-/// The shipped compact model: the views under test need embeddings, not the 224-px default
-/// (which `effnet_reference` and the CLI tests cover), and CI has two cores.
-fn test_spec() -> EncoderSpec {
-    EncoderSpec::pretrained(ModelKind::Compact)
-}
-
-/// An app harness with `root` opened and the opening job finished.
-fn opened_app(root: &std::path::Path) -> Harness<'static, NatviewApp> {
-    let mut harness = Harness::builder()
-        .with_size(egui::vec2(1280.0, 800.0))
-        // Workers (thumbnails, the projection's raster, selections) wake the window a few
-        // times after anything they were asked for: let `run` settle through those.
-        .with_max_steps(64)
-        .build_ui_state(
-            |ui, app: &mut NatviewApp| app.show(ui),
-            NatviewApp::empty(test_spec()),
-        );
-    let ctx = harness.ctx.clone();
-    harness.state_mut().open(&ctx, root.to_path_buf());
-    wait_idle(&mut harness);
-    assert!(
-        harness.state().session().is_some(),
-        "dataset did not open: {:?}",
-        harness.state().error()
-    );
-    harness.run();
-    harness
-}
-
-/// Steps the app until no job runs (at most a minute).
-fn wait_idle(harness: &mut Harness<'static, NatviewApp>) {
-    // A click is turned into a command while a frame is drawn and applied at the next one.
-    harness.step();
-    for _ in 0..2400 {
-        harness.step();
-        if !harness.state().is_busy() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(25));
-    }
-    assert!(
-        !harness.state().is_busy(),
-        "jobs still running after a minute"
-    );
-    harness.run();
-}
 
 #[test]
 fn clicking_an_image_lists_its_neighbours_with_the_right_ids() {
@@ -389,22 +344,6 @@ fn an_external_image_is_embedded_and_queried() {
     assert_eq!(selection.neighbours, expected);
     harness.get_by_label("query image");
     harness.get_by_label("Image from outside the dataset");
-}
-
-/// Steps the app until `done` holds (at most two minutes).
-fn step_until(
-    harness: &mut Harness<'static, NatviewApp>,
-    what: &str,
-    done: impl Fn(&NatviewApp) -> bool,
-) {
-    for _ in 0..4800 {
-        harness.step();
-        if done(harness.state()) {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(25));
-    }
-    panic!("{what}: not reached after two minutes");
 }
 
 #[test]

@@ -92,6 +92,22 @@ impl Jobs {
     }
 }
 
+/// An item selected in the session being replaced (the preview while the embeddings were
+/// made, or the same dataset under another encoder) stays selected in the new one, with its
+/// neighbours — so what the Neighbours panel shows, and where the tag keys go, stay the same.
+fn carry_selection(old: Option<&Session>, new: &mut Session) {
+    let Some(old) = old.filter(|o| o.dataset.source == new.dataset.source) else {
+        return;
+    };
+    let Some(item) = old.selection.as_ref().and_then(|s| s.item()) else {
+        return;
+    };
+    // Only when the id still names the same image.
+    if new.item_keys.get(item).map(String::as_str) == old.item_keys.get(item).map(String::as_str) {
+        let _ = new.select(item);
+    }
+}
+
 /// Takes a finished job's outcome out of its slot.
 fn poll_slot<T: Send + 'static>(slot: &mut Option<Job<T>>) -> Option<Result<T, String>> {
     let outcome = match slot.as_mut()?.poll() {
@@ -317,14 +333,15 @@ impl NatviewApp {
             self.take_open_preview();
         }
         match poll_slot(&mut self.jobs.open) {
-            Some(Ok(session)) => {
+            Some(Ok(mut session)) => {
                 self.jobs.cancel_analyses();
                 // The encoder the dataset opened with (its default, unless one was chosen).
                 self.spec = session.set.meta.encoder.clone();
+                carry_selection(self.session.as_ref(), &mut session);
                 self.session = Some(session);
                 self.results = Results::default();
                 self.metrics_requested = false;
-        self.review_requested = false;
+                self.review_requested = false;
                 self.views.gallery.set_subset(None);
                 let spec = self.views.scatter.spec;
                 self.views.scatter = ui::ScatterState::default();

@@ -28,6 +28,10 @@ pub struct GalleryState {
     scroll_to_top: bool,
     /// How long the last filtering took, in milliseconds.
     filter_ms: f64,
+    /// The tag "Tag the shown images" gives.
+    bulk_tag: String,
+    /// A bulk tag waiting for confirmation: (items, tag).
+    confirm: Option<(Vec<usize>, String)>,
 }
 
 /// Whether `haystack` contains `needle_lower` (already lower-case), ignoring case; ASCII
@@ -130,10 +134,52 @@ impl GalleryState {
         self.filter_ms
     }
 
+    /// The items shown now: every view of the listings that pass the filters, within the
+    /// projection's selection when there is one.
+    pub fn shown_items(&self, session: &Session) -> Vec<usize> {
+        self.visible
+            .iter()
+            .flat_map(|&l| session.listings[l].1.iter().copied())
+            .filter(|&id| self.shows(id))
+            .collect()
+    }
+
+    /// Whether the gallery shows less than everything (a filter, a label or a selection).
+    fn is_narrowed(&self) -> bool {
+        !self.filter.is_empty() || self.label.is_some() || self.subset.is_some()
+    }
+
     /// Number of listings that pass the filters (after the last frame).
     pub fn visible_listings(&self) -> usize {
         self.visible.len()
     }
+}
+
+/// "Tag the N shown images as …": a bulk tag of what the filter or the projection's selection
+/// shows, confirmed with the count, undone with Ctrl+Z.
+fn bulk_tag_ui(
+    ui: &mut egui::Ui,
+    session: &Session,
+    state: &mut GalleryState,
+    commands: &mut Vec<Command>,
+) {
+    let Some(store) = &session.labels else { return };
+    if state.bulk_tag.is_empty() {
+        state.bulk_tag = store.tag_set()[0].clone();
+    }
+    ui.horizontal(|ui| {
+        egui::ComboBox::from_label("tag")
+            .selected_text(&state.bulk_tag)
+            .show_ui(ui, |ui| {
+                for tag in store.tag_set() {
+                    ui.selectable_value(&mut state.bulk_tag, tag.clone(), tag);
+                }
+            });
+        if ui.button("Tag the shown images…").clicked() {
+            state.confirm = Some((state.shown_items(session), state.bulk_tag.clone()));
+        }
+    });
+    super::bulk_confirm_ui(ui, &mut state.confirm, commands);
 }
 
 /// Draws the gallery.
@@ -184,6 +230,9 @@ pub fn gallery_ui(
                 commands.push(Command::SetGallerySubset(None));
             }
         });
+    }
+    if state.is_narrowed() {
+        bulk_tag_ui(ui, session, state, commands);
     }
     ui.separator();
     state.refresh(session);

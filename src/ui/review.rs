@@ -102,15 +102,21 @@ pub fn review_ui(
             "End of the queue: {judged} of {} pairs judged. ← goes back.",
             pairs.len()
         ));
-        if keys(&ctx).back {
+        let pressed = keys(&ctx);
+        if pressed.undo {
+            if let Some(at) = state.judged_at.pop() {
+                state.cursor = at;
+            }
+        } else if pressed.back {
             state.cursor -= 1;
         }
         return;
     }
     let pair = &pairs[state.cursor];
-    let current = session.labels.as_ref().and_then(|store| {
-        store.verdict_of(session.item_key(pair.a), session.item_key(pair.b))
-    });
+    let current = session
+        .labels
+        .as_ref()
+        .and_then(|store| store.verdict_of(session.item_key(pair.a), session.item_key(pair.b)));
     ui.horizontal(|ui| {
         ui.strong(format!("Pair {} of {}", state.cursor + 1, pairs.len()));
         ui.label(format!("cosine {:.3}", pair.similarity));
@@ -202,7 +208,7 @@ fn controls_ui(
     ui.horizontal_wrapped(|ui| {
         ui.heading("Review");
         let before = state.request.kind;
-        egui::ComboBox::from_id_salt("review-kind")
+        egui::ComboBox::from_label("queue")
             .selected_text(state.request.kind.label())
             .show_ui(ui, |ui| {
                 for kind in ReviewKind::ALL {
@@ -210,26 +216,32 @@ fn controls_ui(
                 }
             });
         if state.request.kind == ReviewKind::NearDuplicates {
-            ui.label("cosine ≥");
-            let slider = ui.add(
-                egui::DragValue::new(&mut state.request.options.threshold)
-                    .range(0.0..=1.0)
-                    .speed(0.002)
-                    .max_decimals(3),
-            );
+            let label = ui.label("cosine ≥");
+            let slider = ui
+                .add(
+                    egui::DragValue::new(&mut state.request.options.threshold)
+                        .range(0.0..=1.0)
+                        .speed(0.002)
+                        .max_decimals(3),
+                )
+                .labelled_by(label.id);
             if slider.drag_stopped() || slider.lost_focus() {
                 commands.push(Command::ComputeReview(state.request));
             }
         }
-        ui.label("at most");
+        let label = ui.label("at most");
         ui.add(
             egui::DragValue::new(&mut state.request.options.limit)
                 .range(10..=100_000)
                 .suffix(" pairs"),
-        );
+        )
+        .labelled_by(label.id);
         let stale = result.is_none_or(|r| r.request != state.request);
         if ui
-            .add_enabled(!busy, egui::Button::new(if stale { "Find" } else { "Find again" }))
+            .add_enabled(
+                !busy,
+                egui::Button::new(if stale { "Find" } else { "Find again" }),
+            )
             .clicked()
             || (before != state.request.kind && !busy)
         {
@@ -265,7 +277,11 @@ fn image_card_ui(
             )
         }
         None => match thumbnails.get(id) {
-            Some(thumb) => ui.add(thumb.image(egui::vec2(side, side)).sense(egui::Sense::click())),
+            Some(thumb) => ui.add(
+                thumb
+                    .image(egui::vec2(side, side))
+                    .sense(egui::Sense::click()),
+            ),
             None => {
                 let (rect, response) =
                     ui.allocate_exact_size(egui::vec2(side, side), egui::Sense::click());
@@ -287,7 +303,11 @@ fn image_card_ui(
             .small()
             .color(theme::MUTED),
     );
-    if let Some(tags) = session.labels.as_ref().and_then(|s| s.tags_of(session.item_key(id))) {
+    if let Some(tags) = session
+        .labels
+        .as_ref()
+        .and_then(|s| s.tags_of(session.item_key(id)))
+    {
         let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
         ui.label(egui::RichText::new(tags.join(", ")).small());
     }
@@ -308,7 +328,7 @@ fn cluster_ui(
     ui.separator();
     ui.horizontal_wrapped(|ui| {
         ui.label(format!("This pair's cluster has {} images.", cluster.len()));
-        egui::ComboBox::from_id_salt("cluster-tag")
+        egui::ComboBox::from_label("tag")
             .selected_text(&state.cluster_tag)
             .show_ui(ui, |ui| {
                 for tag in store.tag_set() {
@@ -397,14 +417,14 @@ fn keys(ctx: &egui::Context) -> ReviewKeys {
 /// returns a new threshold when the user clicks on it.
 fn histogram_ui(ui: &mut egui::Ui, histogram: &SimilarityHistogram, threshold: f32) -> Option<f32> {
     let width = ui.available_width().min(720.0);
-    let (rect, response) =
-        ui.allocate_exact_size(egui::vec2(width, 64.0), egui::Sense::click());
+    let (rect, response) = ui.allocate_exact_size(egui::vec2(width, 64.0), egui::Sense::click());
     let painter = ui.painter_at(rect);
     painter.rect_filled(rect, 2.0, egui::Color32::from_gray(30));
     let bins = histogram.counts.len().max(1);
     let peak = histogram.counts.iter().copied().max().unwrap_or(1).max(1) as f32;
     let bar = rect.width() / bins as f32;
-    let x_of = |v: f32| rect.left() + (v - histogram.lo) / (histogram.hi - histogram.lo) * rect.width();
+    let x_of =
+        |v: f32| rect.left() + (v - histogram.lo) / (histogram.hi - histogram.lo) * rect.width();
     for (i, &count) in histogram.counts.iter().enumerate() {
         if count == 0 {
             continue;
@@ -429,13 +449,23 @@ fn histogram_ui(ui: &mut egui::Ui, histogram: &SimilarityHistogram, threshold: f
     }
     let x = x_of(threshold);
     painter.line_segment(
-        [egui::pos2(x, rect.top()), egui::pos2(x, rect.bottom() - 12.0)],
+        [
+            egui::pos2(x, rect.top()),
+            egui::pos2(x, rect.bottom() - 12.0),
+        ],
         egui::Stroke::new(1.5, theme::SELECTED),
     );
     let font = egui::FontId::proportional(10.0);
-    for v in [histogram.lo, 0.5 * (histogram.lo + histogram.hi), histogram.hi] {
+    for v in [
+        histogram.lo,
+        0.5 * (histogram.lo + histogram.hi),
+        histogram.hi,
+    ] {
         painter.text(
-            egui::pos2(x_of(v).clamp(rect.left() + 12.0, rect.right() - 12.0), rect.bottom()),
+            egui::pos2(
+                x_of(v).clamp(rect.left() + 12.0, rect.right() - 12.0),
+                rect.bottom(),
+            ),
             egui::Align2::CENTER_BOTTOM,
             format!("{v:.2}"),
             font.clone(),

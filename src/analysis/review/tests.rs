@@ -146,7 +146,12 @@ fn hard_pairs_sit_at_the_boundary_and_leave_out_judged_pairs() {
     .expect("hard");
     assert!(queue.pairs.windows(2).all(|w| w[0].score <= w[1].score));
     // The outlier's same-listing pairs are hard (low similarity within its listing).
-    let total: usize = queue.summary.split(' ').next().and_then(|n| n.parse().ok()).expect("count");
+    let total: usize = queue
+        .summary
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("count");
     let first = &queue.pairs[0];
     let judged = move |a: usize, b: usize| (a, b) == (first.a, first.b);
     let again = review_queue(
@@ -157,7 +162,11 @@ fn hard_pairs_sit_at_the_boundary_and_leave_out_judged_pairs() {
         &mut Unobserved,
     )
     .expect("hard");
-    assert!(again.summary.contains(&format!("{} unjudged", total - 1)), "{}", again.summary);
+    assert!(
+        again.summary.contains(&format!("{} unjudged", total - 1)),
+        "{}",
+        again.summary
+    );
     assert_ne!((again.pairs[0].a, again.pairs[0].b), (first.a, first.b));
 }
 
