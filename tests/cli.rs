@@ -4,21 +4,8 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn natview(args: &[&str], workdir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_natview"))
-        .args(args)
-        .arg("--quiet")
-        .arg("--cpu")
-        .current_dir(workdir)
-        .output()
-        .expect("natview runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use common::{natview, text};
 
 /// A manifest over a demo slice, with a missing file and a duplicate row.
 fn manifest_dataset(dir: &Path) -> std::path::PathBuf {

@@ -32,6 +32,7 @@ fn config(steps: usize, heldout: f64, start: StartFrom) -> TrainConfig {
         start,
         freeze: 0,
         holdout_view: None,
+        judgements: None,
     }
 }
 
@@ -332,5 +333,93 @@ fn eval_heldout_repeats_the_training_report() {
         (auc - report.before.auc).abs() < 1e-9,
         "{auc} vs {}",
         report.before.auc
+    );
+}
+
+#[test]
+fn judged_pairs_move_the_way_their_verdicts_say_compared_with_a_run_without_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = common::demo_slice(dir.path(), 12);
+    let dataset = load_dataset(&root).expect("dataset");
+    let listings = natview::dataset::group_by_listing(&dataset.items);
+    let key = |id: usize| dataset.items[id].path.to_string_lossy().into_owned();
+    // "Different": first views of neighbouring listings. "Same": second views of listings
+    // six apart (other listings, judged to show one item).
+    let different: Vec<(String, String)> = (0..10)
+        .map(|i| (key(listings[i].1[0]), key(listings[i + 1].1[0])))
+        .collect();
+    let same: Vec<(String, String)> = (0..6)
+        .map(|i| (key(listings[i].1[1]), key(listings[i + 6].1[1])))
+        .collect();
+    let judgements = natview::train::Judgements {
+        same: same.clone(),
+        different: different.clone(),
+        margin: 0.3,
+        ..Default::default()
+    };
+    let start = StartFrom::Weights(ModelKind::Compact.shipped_weights().expect("shipped"));
+    let run = |judged: Option<natview::train::Judgements>, name: &str| {
+        let mut config = config(30, 0.0, start.clone());
+        config.method = Method::SimSiam;
+        config.learning_rate = 0.05;
+        config.judgements = judged;
+        let out = dir.path().join(format!("{name}.safetensors"));
+        let request = TrainRequest {
+            config,
+            dataset: &dataset,
+            checkpoint: dir.path().join(format!("{name}.ckpt")),
+            out: out.clone(),
+            resume: false,
+            force_cpu: true,
+        };
+        let report = finetune(&request, &Recorder::new(None), &CancelFlag::new()).expect("trains");
+        (report, out)
+    };
+    let (labelled, labelled_out) = run(Some(judgements), "labelled");
+    let (_, plain_out) = run(None, "plain");
+
+    // The report measures every judged pair before and after, trained on or kept out.
+    assert!(!labelled.judged.is_empty());
+    assert_eq!(labelled.judged_missing, 0);
+    let pairs: usize = labelled.judged.iter().map(|r| r.pairs).sum();
+    assert_eq!(pairs, 16);
+    assert!(labelled.judged.iter().all(|r| r.after.is_some()));
+
+    // Against the same run without labels, measured the same way: different pairs end
+    // further apart and same pairs closer.
+    let mean_cosine = |weights: &Path, list: &[(String, String)]| {
+        let spec = EncoderSpec {
+            model: ModelKind::Compact,
+            input_size_px: SIZE_PX,
+            weights: Some(weights.to_path_buf()),
+            seed: 0,
+        };
+        let (items, rows) = embed_all(&root, &spec);
+        let row = |p: &str| {
+            items
+                .iter()
+                .position(|i| i.path.to_string_lossy() == p)
+                .expect("item")
+        };
+        list.iter()
+            .map(|(a, b)| natview::linalg::dot(rows.row(row(a)), rows.row(row(b))) as f64)
+            .sum::<f64>()
+            / list.len() as f64
+    };
+    let (d_labelled, d_plain) = (
+        mean_cosine(&labelled_out, &different),
+        mean_cosine(&plain_out, &different),
+    );
+    let (s_labelled, s_plain) = (
+        mean_cosine(&labelled_out, &same),
+        mean_cosine(&plain_out, &same),
+    );
+    assert!(
+        d_labelled < d_plain - 0.02,
+        "different pairs: {d_labelled:.3} with labels, {d_plain:.3} without"
+    );
+    assert!(
+        s_labelled > s_plain + 0.02,
+        "same pairs: {s_labelled:.3} with labels, {s_plain:.3} without"
     );
 }

@@ -83,21 +83,7 @@ fn a_label_only_goes_to_the_image_shown_as_selected() {
 fn near_duplicates_are_judged_by_key_undone_and_tagged_as_a_cluster() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = common::demo_slice(dir.path(), 8);
-    // Plant a re-upload: one listing's first image copied into another listing.
-    let mut listings: Vec<_> = std::fs::read_dir(&root)
-        .expect("root")
-        .map(|e| e.expect("entry").path())
-        .collect();
-    listings.sort();
-    let mut originals: Vec<_> = std::fs::read_dir(&listings[0])
-        .expect("listing")
-        .map(|e| e.expect("entry").path())
-        .collect();
-    originals.sort();
-    let original = &originals[0];
-    let extension = original.extension().and_then(|e| e.to_str()).expect("ext");
-    std::fs::copy(original, listings[1].join(format!("reupload.{extension}"))).expect("copy");
-
+    let reupload = common::plant_reupload(&root);
     let mut harness = opened_app(&root);
     let store_path = harness
         .state()
@@ -124,12 +110,7 @@ fn near_duplicates_are_judged_by_key_undone_and_tagged_as_a_cluster() {
     );
     let mut names = [a.clone(), b.clone()];
     names.sort();
-    assert!(
-        names
-            .iter()
-            .any(|n| n.ends_with(&format!("reupload.{extension}"))),
-        "{names:?}"
-    );
+    assert!(names.contains(&reupload), "{names:?}");
     assert!(pair.similarity > 0.999);
     assert!(harness.query_by_label_contains("0 of 1 judged").is_some());
 

@@ -34,6 +34,8 @@ pub struct FinetuneSettings {
     pub heldout_fraction: f64,
     /// A kind of view never trained on, e.g. `design=twemoji`.
     pub holdout_view: Option<ViewFilter>,
+    /// The analysts' verdicts and exclusions to train with.
+    pub judgements: Option<crate::train::Judgements>,
     /// Continue the checkpoint of a run with these same settings.
     pub resume: bool,
 }
@@ -61,6 +63,7 @@ impl FinetuneSettings {
             freeze,
             heldout_fraction: 0.2,
             holdout_view: None,
+            judgements: None,
             resume: false,
         }
     }
@@ -87,6 +90,7 @@ impl FinetuneSettings {
                 .map_or(StartFrom::Scratch, StartFrom::Weights),
             freeze: self.freeze,
             holdout_view: self.holdout_view.clone(),
+            judgements: self.judgements.clone(),
         }
     }
 
@@ -111,6 +115,15 @@ impl FinetuneSettings {
                     .replace(|c: char| !c.is_ascii_alphanumeric(), "-")
             )
         });
+        // Runs with labels are told apart by what they were given (a short hash of it).
+        let labels = self.judgements.as_ref().map_or(String::new(), |j| {
+            let text = serde_json::to_string(j).unwrap_or_default();
+            format!(
+                "-labels-{:08x}",
+                xxhash_rust::xxh3::xxh3_64(text.as_bytes()) as u32
+            )
+        });
+        let view = format!("{view}{labels}");
         format!(
             "{}.{method}.from-{start}.{}x{}.{}px.freeze{}{view}",
             self.from.model.name(),

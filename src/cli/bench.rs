@@ -192,6 +192,7 @@ fn bench_train(method: &str, steps: usize, common: &CommonArgs) -> anyhow::Resul
         start: StartFrom::Scratch,
         freeze: 0,
         holdout_view: None,
+        judgements: None,
     };
     let model = SslModel::new(
         &architecture,

@@ -11,8 +11,8 @@ use natview::dataset::group_by_listing;
 use natview::encoder::ModelKind;
 use natview::jobs::CancelFlag;
 use natview::train::{
-    finetune, split_listings, EvalSummary, Method, Outcome, StartFrom, StepReport, TrainConfig,
-    TrainObserver, TrainReport, TrainRequest,
+    finetune, split_listings, DuplicatePolicy, EvalSummary, Judgements, Method, Outcome, StartFrom,
+    StepReport, TrainConfig, TrainObserver, TrainReport, TrainRequest,
 };
 use natview::workspace::Workspace;
 use std::path::{Path, PathBuf};
@@ -60,6 +60,21 @@ pub struct FinetuneArgs {
     /// memorisation).
     #[arg(long, value_name = "COLUMN=VALUE")]
     holdout_view: Option<natview::dataset::ViewFilter>,
+    /// Train with the analysts' verdicts in the dataset's label store: `same` pairs as extra
+    /// positives, `different` pairs as hard negatives (a margin term with SimSiam),
+    /// near-duplicates as --duplicates says. A fifth of the judged pairs is kept out to show
+    /// whether the change carries over.
+    #[arg(long)]
+    labels: bool,
+    /// With --labels: leave out images carrying this tag (repeatable), e.g. `off-topic`.
+    #[arg(long, value_name = "TAG", requires = "labels")]
+    exclude_tag: Vec<String>,
+    /// With --labels: `merge` the listings of near-duplicate pairs, or `drop` the second image.
+    #[arg(long, default_value = "merge", requires = "labels")]
+    duplicates: String,
+    /// With --labels and SimSiam: push `different` pairs' cosine below this.
+    #[arg(long, default_value_t = natview::train::DEFAULT_MARGIN, requires = "labels")]
+    margin: f64,
     /// Continue the run saved in the checkpoint (same options).
     #[arg(long)]
     resume: bool,
@@ -134,6 +149,37 @@ pub fn run(args: &FinetuneArgs, common: &CommonArgs) -> anyhow::Result<()> {
         }
         None => args.steps,
     };
+    let judgements = if args.labels {
+        let store_path = workspace.labels_path();
+        if !store_path.is_file() {
+            anyhow::bail!(
+                "{}: no labels yet (judge pairs in the app's Review view first)",
+                store_path.display()
+            );
+        }
+        let store = natview::labels::LabelStore::open(&store_path)?;
+        let policy: DuplicatePolicy = args
+            .duplicates
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!(e))?;
+        for tag in &args.exclude_tag {
+            if !store.tag_counts().iter().any(|(t, _)| t == tag) {
+                eprintln!("labels: no image carries the tag `{tag}`");
+            }
+        }
+        let mut judged = Judgements::from_store(&store, &args.exclude_tag, policy);
+        judged.margin = args.margin;
+        if judged.is_empty() {
+            anyhow::bail!(
+                "{}: no verdicts and no excluded images to train with",
+                store_path.display()
+            );
+        }
+        eprintln!("labels: {}", judged.describe());
+        Some(judged)
+    } else {
+        None
+    };
     let config = TrainConfig {
         method,
         model,
@@ -150,6 +196,7 @@ pub fn run(args: &FinetuneArgs, common: &CommonArgs) -> anyhow::Result<()> {
         start,
         freeze: args.freeze,
         holdout_view: args.holdout_view.clone(),
+        judgements,
     };
     let method_name = match method {
         Method::SimSiam => "simsiam",
@@ -157,14 +204,17 @@ pub fn run(args: &FinetuneArgs, common: &CommonArgs) -> anyhow::Result<()> {
     };
     let checkpoint = args.checkpoint.clone().unwrap_or_else(|| {
         workspace.dir().join(format!(
-            "finetune.{method_name}.{}.ckpt.safetensors",
-            model.name()
+            "finetune.{method_name}.{}{}.ckpt.safetensors",
+            model.name(),
+            if args.labels { ".labels" } else { "" }
         ))
     });
     let out = args.out.clone().unwrap_or_else(|| {
-        workspace
-            .dir()
-            .join(format!("finetuned.{}.safetensors", model.name()))
+        workspace.dir().join(format!(
+            "finetuned.{}{}.safetensors",
+            model.name(),
+            if args.labels { ".labels" } else { "" }
+        ))
     });
     let cancel = CancelFlag::new();
     let handler_flag = cancel.clone();
@@ -260,5 +310,44 @@ fn print_report(report: &TrainReport) {
     if let Some(view) = &report.holdout_view {
         println!("  queries in the held-out kind of view ({view}), never trained on:");
         row("recall@1", |s| s.view_recall_at_1.unwrap_or(f64::NAN));
+    }
+    print_judged(report);
+}
+
+/// The judged pairs' mean cosine before and after, by verdict and by whether the run trained
+/// on them (same and near-duplicate pairs should rise, different pairs fall).
+fn print_judged(report: &TrainReport) {
+    if report.judged.is_empty() {
+        return;
+    }
+    println!("judged pairs, mean cosine:");
+    println!(
+        "  {:<15} {:<24} {:>6} {:>8} {:>8}  moved",
+        "verdict", "", "pairs", "before", "after"
+    );
+    for row in &report.judged {
+        let after = row.after.map_or("-".to_string(), |a| format!("{a:.3}"));
+        let moved = match row.moved_right() {
+            Some(true) => "the right way",
+            Some(false) => "THE WRONG WAY",
+            None => "-",
+        };
+        println!(
+            "  {:<15} {:<24} {:>6} {:>8.3} {after:>8}  {moved}",
+            row.verdict.as_str(),
+            if row.trained {
+                "trained on"
+            } else {
+                "not trained on"
+            },
+            row.pairs,
+            row.before
+        );
+    }
+    if report.judged_missing > 0 {
+        println!(
+            "  ({} judged pair(s) name images this run does not have)",
+            report.judged_missing
+        );
     }
 }

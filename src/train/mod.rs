@@ -6,11 +6,14 @@
 
 mod augment;
 pub mod checkpoint;
+mod data;
+mod judged;
 mod loss;
 mod model;
 mod optim;
 
 pub use augment::{augment, AugmentParams};
+pub use judged::{DuplicatePolicy, JudgedBatch, JudgedRow, Judgements, DEFAULT_MARGIN};
 pub use loss::{info_nce, l2_normalise_rows, simsiam};
 pub use model::{SslModel, HEAD_PREFIX};
 pub use optim::{learning_rate, Sgd};
@@ -127,6 +130,9 @@ pub struct TrainConfig {
     /// gives retrieval for queries of that kind.
     #[serde(default)]
     pub holdout_view: Option<ViewFilter>,
+    /// The analysts' verdicts and exclusions to train with (`None`: self-supervised only).
+    #[serde(default)]
+    pub judgements: Option<Judgements>,
 }
 
 /// The state stored in a checkpoint besides the tensors.
@@ -146,6 +152,9 @@ pub struct CheckpointMeta {
     pub loss_curve: Vec<f32>,
     /// Training time so far, in seconds.
     pub train_secs: f64,
+    /// The judged pairs' mean cosines under the starting weights.
+    #[serde(default)]
+    pub judged_before: Vec<JudgedRow>,
 }
 
 /// What exported weights say about themselves.
@@ -279,6 +288,10 @@ pub struct TrainReport {
     pub device: &'static str,
     /// The kind of view never trained on, if one was held out.
     pub holdout_view: Option<ViewFilter>,
+    /// How the judged pairs' cosines moved (empty without judgements).
+    pub judged: Vec<JudgedRow>,
+    /// Judged pairs whose images were not found (skipped, or not in this dataset).
+    pub judged_missing: usize,
 }
 
 /// Splits listing names into (training, held-out): a seeded shuffle, the first
@@ -297,4 +310,4 @@ pub fn split_listings(names: &[String], fraction: f64, seed: u64) -> (Vec<String
 }
 
 mod run;
-pub use run::{evaluate_encoder_rows, finetune, train_step};
+pub use run::{evaluate_encoder_rows, finetune, train_step, train_step_judged};

@@ -181,14 +181,20 @@ impl SslModel {
     /// Projection `z` and prediction `p` (`p = z` without a predictor) of a batch, in training
     /// mode.
     pub fn forward_train(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
-        let z = self
-            .projector
-            .forward_t(&self.trunk.forward_train(x, self.frozen)?, true)?;
+        let (_, z, p) = self.forward_train_features(x)?;
+        Ok((z, p))
+    }
+
+    /// The trunk's features `h` (the embedding retrieval uses) with `z` and `p`, in training
+    /// mode.
+    pub fn forward_train_features(&self, x: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
+        let h = self.trunk.forward_train(x, self.frozen)?;
+        let z = self.projector.forward_t(&h, true)?;
         let p = match &self.predictor {
             Some(predictor) => predictor.forward_t(&z, true)?,
             None => z.clone(),
         };
-        Ok((z, p))
+        Ok((h, z, p))
     }
 
     /// The trunk's tensors only (what the encoder loads), by name.

@@ -1,75 +1,9 @@
 //! The training loop: data, steps, checkpoints, evaluation before and after.
 
 use super::checkpoint::{self, OPTIM_PREFIX};
+use super::data::{heldout_set, load_images, step_listings, views};
+use super::judged::{judged_rows, JudgedBatch, JudgedPlan};
 use super::*;
-
-/// Images kept in memory for training: the shorter side at most this many times the input size.
-const KEEP_SCALE: u32 = 2;
-
-/// Decoded training data: the images of each listing.
-struct Images {
-    /// Listing name → its items' images (in dataset order), undecodable items left out.
-    by_listing: HashMap<String, Vec<(Item, RgbImage)>>,
-}
-
-impl Images {
-    /// Splits into the training images (listings not in `heldout`, without the views that
-    /// `holdout_view` picks) and the evaluation images (every view of the `heldout` listings).
-    fn split(
-        self,
-        heldout: &std::collections::HashSet<&String>,
-        holdout_view: Option<&ViewFilter>,
-    ) -> (Images, Images) {
-        let (mut train, mut eval) = (HashMap::new(), HashMap::new());
-        for (name, list) in self.by_listing {
-            if heldout.contains(&name) {
-                eval.insert(name, list);
-                continue;
-            }
-            let kept: Vec<_> = list
-                .into_iter()
-                .filter(|(item, _)| holdout_view.is_none_or(|f| !f.matches(item)))
-                .collect();
-            if !kept.is_empty() {
-                train.insert(name, kept);
-            }
-        }
-        (Images { by_listing: train }, Images { by_listing: eval })
-    }
-}
-
-fn load_images(dataset: &Dataset, size_px: u32) -> Images {
-    let keep = size_px * KEEP_SCALE;
-    let decoded: Vec<Option<(Item, RgbImage)>> = dataset
-        .items
-        .par_iter()
-        .map(|item| {
-            let image = decode_rgb(&dataset.item_path(item), keep).ok()?;
-            let (w, h) = image.dimensions();
-            let short = w.min(h);
-            let image = if short > keep {
-                let scale = f64::from(keep) / f64::from(short);
-                image::imageops::resize(
-                    &image,
-                    ((f64::from(w) * scale).round() as u32).max(1),
-                    ((f64::from(h) * scale).round() as u32).max(1),
-                    image::imageops::FilterType::Triangle,
-                )
-            } else {
-                image
-            };
-            Some((item.clone(), image))
-        })
-        .collect();
-    let mut by_listing: HashMap<String, Vec<(Item, RgbImage)>> = HashMap::new();
-    for (item, image) in decoded.into_iter().flatten() {
-        by_listing
-            .entry(item.listing.clone())
-            .or_default()
-            .push((item, image));
-    }
-    Images { by_listing }
-}
 
 /// Unit-norm trunk features (eval mode) of images, in batches.
 fn embed(
@@ -104,23 +38,6 @@ pub fn evaluate_encoder_rows(
     Ok(EvalSummary::from(&report))
 }
 
-/// The held-out items and images, in a stable order.
-fn heldout_set<'a>(images: &'a Images, heldout: &[String]) -> (Vec<Item>, Vec<&'a RgbImage>) {
-    let mut items = Vec::new();
-    let mut refs = Vec::new();
-    for name in heldout {
-        if let Some(list) = images.by_listing.get(name) {
-            for (item, image) in list {
-                let mut item = item.clone();
-                item.id = items.len();
-                items.push(item);
-                refs.push(image);
-            }
-        }
-    }
-    (items, refs)
-}
-
 fn initial_tensors(
     request: &TrainRequest<'_>,
     device: &Device,
@@ -142,59 +59,6 @@ fn initial_tensors(
                 .collect())
         }
     }
-}
-
-/// Two views of each listing in `batch`: two different natural views when there are, else two
-/// augmentations of the one image.
-fn views(
-    images: &Images,
-    batch: &[&String],
-    size_px: u32,
-    seed: u64,
-    step: usize,
-) -> (Vec<RgbImage>, Vec<RgbImage>) {
-    let pairs: Vec<(RgbImage, RgbImage)> = batch
-        .par_iter()
-        .enumerate()
-        .map(|(i, name)| {
-            let mut rng = SplitMix64::new(
-                seed ^ (step as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (i as u64) << 40,
-            );
-            let list = &images.by_listing[*name];
-            if list.len() >= 2 {
-                let a = rng.below(list.len());
-                let mut b = rng.below(list.len() - 1);
-                if b >= a {
-                    b += 1;
-                }
-                let params = AugmentParams::natural_views();
-                (
-                    augment(&list[a].1, size_px, &params, &mut rng),
-                    augment(&list[b].1, size_px, &params, &mut rng),
-                )
-            } else {
-                let params = AugmentParams::single_view();
-                (
-                    augment(&list[0].1, size_px, &params, &mut rng),
-                    augment(&list[0].1, size_px, &params, &mut rng),
-                )
-            }
-        })
-        .collect();
-    pairs.into_iter().unzip()
-}
-
-/// The listings of step `step`: consecutive slices of a per-epoch seeded permutation.
-fn step_listings(train: &[String], batch: usize, seed: u64, step: usize) -> Vec<&String> {
-    let per_epoch = (train.len() / batch).max(1);
-    let epoch = step / per_epoch;
-    let slot = step % per_epoch;
-    let mut order: Vec<usize> = (0..train.len()).collect();
-    SplitMix64::new(seed ^ (epoch as u64).wrapping_mul(0xd1b5_4a32_d192_ed03)).shuffle(&mut order);
-    order[slot * batch..((slot + 1) * batch).min(order.len())]
-        .iter()
-        .map(|&i| &train[i])
-        .collect()
 }
 
 fn save_checkpoint(
@@ -226,16 +90,93 @@ pub fn train_step(
     config: &TrainConfig,
     lr: f64,
 ) -> Result<f32, TrainError> {
-    let (z1, p1) = model.forward_train(x1)?;
-    let (z2, p2) = model.forward_train(x2)?;
-    let loss = match config.method {
+    train_step_judged(model, sgd, x1, x2, config, lr, &JudgedBatch::default())
+}
+
+/// [`train_step`] with judged pairs among the rows. InfoNCE takes them as they are: a `same`
+/// pair is a row's two views, a `different` pair two rows of one batch (so each is the other's
+/// negative). SimSiam, which has no negatives, gets two terms on the trunk's features (the
+/// embedding retrieval uses): `different` pairs' cosine pushed below the margin, `same` pairs'
+/// cosine pulled towards 1.
+pub fn train_step_judged(
+    model: &SslModel,
+    sgd: &mut Sgd,
+    x1: &Tensor,
+    x2: &Tensor,
+    config: &TrainConfig,
+    lr: f64,
+    judged: &JudgedBatch,
+) -> Result<f32, TrainError> {
+    let (h1, z1, p1) = model.forward_train_features(x1)?;
+    let (h2, z2, p2) = model.forward_train_features(x2)?;
+    let mut loss = match config.method {
         Method::SimSiam => simsiam(&p1, &z1, &p2, &z2)?,
         Method::InfoNce => info_nce(&z1, &z2, config.temperature)?,
     };
+    if config.method == Method::SimSiam {
+        let weight = super::judged::MARGIN_WEIGHT;
+        if !judged.negatives.is_empty() {
+            let margin = config
+                .judgements
+                .as_ref()
+                .map_or(DEFAULT_MARGIN, |j| j.margin);
+            let term = margin_term(&h1, &judged.negatives, margin)?;
+            loss = (loss + (term * weight)?)?;
+        }
+        if !judged.positives.is_empty() {
+            let term = attraction_term(&h1, &h2, &judged.positives)?;
+            loss = (loss + (term * weight)?)?;
+        }
+    }
     let value = loss.to_scalar::<f32>()?;
     let grads = loss.backward()?;
     sgd.step(model.vars(), &grads, lr)?;
     Ok(value)
+}
+
+/// Each judged pair's cosine under the model's current weights (in `plan` order).
+fn pair_cosines(
+    model: &SslModel,
+    plan: &JudgedPlan,
+    config: &TrainConfig,
+    device: &Device,
+) -> Result<Vec<f32>, TrainError> {
+    let images: Vec<&RgbImage> = plan.pairs.iter().flat_map(|p| [&p.a, &p.b]).collect();
+    let rows = embed(
+        model,
+        &images,
+        config.input_size_px,
+        config.model.normalisation(),
+        device,
+    )?;
+    Ok((0..plan.pairs.len())
+        .map(|i| crate::linalg::dot(rows.row(2 * i), rows.row(2 * i + 1)))
+        .collect())
+}
+
+/// `mean(1 − cos(a_r, b_r))` over the `rows`.
+fn attraction_term(a: &Tensor, b: &Tensor, rows: &[usize]) -> candle_core::Result<Tensor> {
+    let ids = Tensor::new(
+        rows.iter().map(|&r| r as u32).collect::<Vec<_>>(),
+        a.device(),
+    )?;
+    let a = l2_normalise_rows(a)?.index_select(&ids, 0)?;
+    let b = l2_normalise_rows(b)?.index_select(&ids, 0)?;
+    (1.0 - (a * b)?.sum(candle_core::D::Minus1)?)?.mean_all()
+}
+
+/// `mean(max(0, cos(z_a, z_b) − margin))` over the `pairs` of rows of `z`.
+fn margin_term(z: &Tensor, pairs: &[(usize, usize)], margin: f64) -> candle_core::Result<Tensor> {
+    let unit = l2_normalise_rows(z)?;
+    let rows = |pick: fn(&(usize, usize)) -> usize| {
+        let ids: Vec<u32> = pairs.iter().map(|p| pick(p) as u32).collect();
+        Tensor::new(ids, z.device())
+    };
+    let a = unit.index_select(&rows(|p| p.0)?, 0)?;
+    let b = unit.index_select(&rows(|p| p.1)?, 0)?;
+    ((a * b)?.sum(candle_core::D::Minus1)? - margin)?
+        .relu()?
+        .mean_all()
 }
 
 /// Runs (or resumes) a fine-tuning run.
@@ -285,8 +226,12 @@ pub fn finetune(
     let held: std::collections::HashSet<&String> = heldout.iter().collect();
 
     observer.phase("decoding images");
-    let (images, eval_images) = load_images(request.dataset, config.input_size_px)
+    let (mut images, eval_images) = load_images(request.dataset, config.input_size_px)
         .split(&held, config.holdout_view.as_ref());
+    let plan = config
+        .judgements
+        .as_ref()
+        .map(|j| super::judged::prepare(j, &mut images, &eval_images, config.seed));
     let mut train: Vec<String> = names
         .iter()
         .filter(|n| images.by_listing.contains_key(*n))
@@ -303,6 +248,7 @@ pub fn finetune(
     let batch = config.batch_size.min(train.len()).max(2);
     let (heldout_items, heldout_images) = heldout_set(&eval_images, &heldout);
 
+    let stored_judged = resumed.as_ref().map(|(_, meta)| meta.judged_before.clone());
     let (tensors, optimiser_state, start_step, mut loss_curve, mut train_secs, stored_before) =
         match resumed {
             Some((tensors, meta)) => {
@@ -382,7 +328,16 @@ pub fn finetune(
         None => EvalSummary::default(),
     };
 
+    let judged_before = match (stored_judged, &plan) {
+        (Some(rows), _) if !rows.is_empty() => rows,
+        (_, Some(plan)) if !plan.pairs.is_empty() => {
+            observer.phase("measuring the judged pairs");
+            judged_rows(plan, &pair_cosines(&model, plan, config, &device)?)
+        }
+        _ => Vec::new(),
+    };
     let mut meta = CheckpointMeta {
+        judged_before: judged_before.clone(),
         step: start_step,
         config: config.clone(),
         heldout: heldout.clone(),
@@ -401,7 +356,16 @@ pub fn finetune(
             break;
         }
         let listings = step_listings(&train, batch, config.seed, step);
-        let (first, second) = views(&images, &listings, config.input_size_px, config.seed, step);
+        let (mut first, mut second) =
+            views(&images, &listings, config.input_size_px, config.seed, step);
+        let mut judged_rows_of_step = JudgedBatch::default();
+        if let Some(plan) = plan.as_ref().filter(|p| p.trains()) {
+            let (a, b, rows) =
+                plan.step_rows(batch, config.input_size_px, config.seed, step, first.len());
+            first.extend(a);
+            second.extend(b);
+            judged_rows_of_step = rows;
+        }
         let norm = config.model.normalisation();
         let x1 = images_tensor(&first, config.input_size_px, norm, &device)?;
         let x2 = images_tensor(&second, config.input_size_px, norm, &device)?;
@@ -411,7 +375,8 @@ pub fn finetune(
             config.warmup_steps,
             config.steps,
         );
-        let loss_value = train_step(&model, &mut sgd, &x1, &x2, config, lr)?;
+        let loss_value =
+            train_step_judged(&model, &mut sgd, &x1, &x2, config, lr, &judged_rows_of_step)?;
         if !loss_value.is_finite() {
             return Err(TrainError::NotEnoughData(format!(
                 "the loss diverged at step {} ({loss_value}); lower --lr",
@@ -478,7 +443,22 @@ pub fn finetune(
     } else {
         None
     };
+    let mut judged = judged_before;
+    if let (Outcome::Finished, Some(plan)) = (outcome, plan.as_ref()) {
+        if !plan.pairs.is_empty() {
+            observer.phase("measuring the judged pairs");
+            let now = judged_rows(plan, &pair_cosines(&model, plan, config, &device)?);
+            for row in &mut judged {
+                row.after = now
+                    .iter()
+                    .find(|n| (n.verdict, n.trained) == (row.verdict, row.trained))
+                    .map(|n| n.before);
+            }
+        }
+    }
     Ok(TrainReport {
+        judged,
+        judged_missing: plan.as_ref().map_or(0, |p| p.missing),
         outcome,
         steps_done: step,
         steps_per_sec: (step - start_step) as f64 / elapsed.max(1e-9),

@@ -14,12 +14,19 @@ pub struct FinetuneViewState {
     settings: Option<FinetuneSettings>,
     /// The "never train on" field as typed (`COLUMN=VALUE`, or blank).
     holdout_view_text: String,
+    /// Whether and how the run uses the analysts' labels.
+    labels: super::finetune_labels::LabelsChoice,
 }
 
 impl FinetuneViewState {
     /// The settings the form shows (for tests and the start button).
     pub fn settings(&self) -> Option<&FinetuneSettings> {
         self.settings.as_ref()
+    }
+
+    /// Whether the run trains with the analysts' labels (as the checkbox would set it).
+    pub fn use_labels(&mut self, on: bool) {
+        self.labels.use_labels = on;
     }
 }
 
@@ -65,6 +72,7 @@ pub fn finetune_ui(
             &trainable,
             settings,
             &mut state.holdout_view_text,
+            &mut state.labels,
         );
     });
     let view_filter = parse_view_filter(&state.holdout_view_text);
@@ -79,6 +87,7 @@ pub fn finetune_ui(
             if let (Some(settings), Ok(filter)) = (&state.settings, &view_filter) {
                 let mut settings = settings.clone();
                 settings.holdout_view = filter.clone();
+                settings.judgements = state.labels.judgements(session);
                 commands.push(Command::StartFinetune(settings));
             }
         }
@@ -116,6 +125,7 @@ fn settings_form(
     trainable: &[&EncoderSpec],
     settings: &mut FinetuneSettings,
     holdout_view_text: &mut String,
+    labels: &mut super::finetune_labels::LabelsChoice,
 ) {
     egui::Grid::new("finetune-settings")
         .num_columns(2)
@@ -207,6 +217,7 @@ fn settings_form(
                     })
                     .desired_width(220.0),
             );
+            super::finetune_labels::labels_form_ui(ui, session, labels);
             ui.label("Resume");
             let checkpoint = settings.checkpoint_path(&session.workspace);
             let can_resume = checkpoint.is_file();
@@ -335,6 +346,7 @@ pub fn finetune_report_ui(
                 row(format!("recall@1, {view} queries"), &|s| s.view_recall_at_1);
             }
         });
+    super::finetune_labels::judged_report_ui(ui, &report.judged, report.judged_missing);
     match &outcome.trained {
         Some(trained) => {
             ui.horizontal(|ui| {

@@ -2,6 +2,7 @@
 //! background jobs and push [`Command`](crate::app::Command)s; they never compute in the frame.
 
 mod finetune;
+mod finetune_labels;
 mod gallery;
 mod labelling;
 mod menu;

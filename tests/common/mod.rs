@@ -3,6 +3,50 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Runs the natview binary in `workdir` (quiet, on the CPU).
+pub fn natview(args: &[&str], workdir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_natview"))
+        .args(args)
+        .arg("--quiet")
+        .arg("--cpu")
+        .current_dir(workdir)
+        .output()
+        .expect("natview runs")
+}
+
+/// Output bytes as text.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Copies the first view of the first listing of `root` into the second listing as
+/// `reupload.<ext>` (a duplicate across listings); returns the copy's dataset-relative path.
+pub fn plant_reupload(root: &Path) -> String {
+    let mut listings: Vec<PathBuf> = std::fs::read_dir(root)
+        .expect("root")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.is_dir() && !p.ends_with(".natview"))
+        .collect();
+    listings.sort();
+    let mut originals: Vec<PathBuf> = std::fs::read_dir(&listings[0])
+        .expect("listing")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    originals.sort();
+    let extension = originals[0]
+        .extension()
+        .and_then(|e| e.to_str())
+        .expect("extension")
+        .to_string();
+    let name = format!("reupload.{extension}");
+    std::fs::copy(&originals[0], listings[1].join(&name)).expect("copy");
+    format!(
+        "{}/{name}",
+        listings[1].file_name().expect("name").to_string_lossy()
+    )
+}
 
 /// The committed demo dataset's image folder.
 pub fn demo_images() -> PathBuf {
