@@ -188,3 +188,42 @@ fn the_gallery_tags_what_its_filter_shows_after_naming_the_count() {
         assert_eq!(store.has_tag(key, &tag), ids.contains(&id), "item {id}");
     }
 }
+
+#[test]
+fn metrics_show_low_shot_probes_with_the_analysts_tags_as_classes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = common::demo_slice(dir.path(), 12);
+    let mut harness = opened_app(&root);
+    // A folder dataset has no label column: the probes take the tags. Two classes, by listing.
+    let session = harness.state().session().expect("open");
+    let tags = session.labels.as_ref().expect("store").tag_set()[..2].to_vec();
+    let halves: Vec<Vec<usize>> = [0..6, 6..12]
+        .into_iter()
+        .map(|range| {
+            session.listings[range]
+                .iter()
+                .flat_map(|(_, ids)| ids.iter().copied())
+                .collect()
+        })
+        .collect();
+    for (items, tag) in halves.into_iter().zip(&tags) {
+        harness.state_mut().send(Command::TagMany {
+            items,
+            tag: tag.clone(),
+            add: true,
+        });
+        harness.run();
+    }
+    harness.get_by_label("Metrics").click();
+    wait_idle(&mut harness);
+    let result = harness.state().results().metrics.as_ref().expect("metrics");
+    let probes = result.probes.as_ref().expect("probes");
+    let report = &probes[0].1;
+    assert_eq!(report.classes, tags);
+    assert_eq!(report.rows.len(), 3);
+    assert!(report.rows.iter().all(|r| (0.0..=1.0).contains(&r.knn)));
+    harness.get_by_label("Low-shot probes");
+    assert!(harness.query_by_label_contains("analysts' tags").is_some());
+    assert!(harness.query_by_label("kNN 100%").is_some());
+    assert!(harness.query_by_label("linear 1%").is_some());
+}

@@ -4,6 +4,7 @@
 pub mod knn;
 pub mod layout;
 mod pca;
+pub mod probe;
 pub mod projection;
 mod quadrant;
 pub mod quality;

@@ -2,6 +2,9 @@
 //! to the views: quadrant charts (and their PNG export), projections, metrics, and queries by an
 //! external image. Each function runs on a worker thread.
 
+use crate::analysis::probe::{
+    low_shot_probes, probe_classes, ClassSource, ProbeOptions, ProbeReport,
+};
 use crate::analysis::{quadrant_chart, QuadrantChart, QuadrantParams};
 use crate::dataset::Dataset;
 use crate::encoder::{EncoderSpec, ModelKind};
@@ -93,6 +96,10 @@ pub struct MetricsResult {
     pub models: Vec<(String, EvalReport)>,
     /// Computing time in seconds (including embedding the pixels the first time).
     pub duration_secs: f64,
+    /// Low-shot probes per encoder (same order as `models`), or why there are none.
+    pub probes: Result<Vec<(String, ProbeReport)>, String>,
+    /// Where the probes' classes came from.
+    pub probe_classes: ClassSource,
 }
 
 impl MetricsResult {
@@ -126,6 +133,26 @@ pub fn compute_metrics(
         done: 0,
         total,
     });
+    // The probes' classes: the label column when it has two classes or more, else the
+    // analysts' tags (read through a second connection to the store).
+    let store = crate::labels::LabelStore::open(&workspace.labels_path()).ok();
+    let labels = set.items.iter().filter_map(|i| i.label.as_deref());
+    let distinct: std::collections::HashSet<&str> = labels.collect();
+    let probe_classes = if distinct.len() >= 2 {
+        ClassSource::Label
+    } else {
+        ClassSource::Tags
+    };
+    let mut probes: Result<Vec<(String, ProbeReport)>, String> = Ok(Vec::new());
+    let mut add_probes = |name: &str, set: &EmbeddingSet| {
+        if let Ok(list) = &mut probes {
+            match probe(set, probe_classes, store.as_ref()) {
+                Ok(report) => list.push((name.to_string(), report)),
+                Err(e) => probes = Err(e),
+            }
+        }
+    };
+    add_probes(&current, set);
     let mut models = vec![(current, evaluate(set).map_err(|e| e.to_string())?)];
     for (i, other) in others.into_iter().enumerate() {
         if cancel.is_cancelled() {
@@ -143,11 +170,44 @@ pub fn compute_metrics(
             done: 1 + i,
             total,
         });
+        add_probes(&other.name, &other_set);
         models.push((other.name, evaluate(&other_set).map_err(|e| e.to_string())?));
     }
     Ok(MetricsResult {
         models,
         duration_secs: started.elapsed().as_secs_f64(),
+        probes,
+        probe_classes,
+    })
+}
+
+/// The low-shot probes of one encoder's embeddings.
+fn probe(
+    set: &EmbeddingSet,
+    source: ClassSource,
+    store: Option<&crate::labels::LabelStore>,
+) -> Result<ProbeReport, String> {
+    let tags_of = |i: usize| {
+        let key = set.items[i].path.to_string_lossy();
+        store
+            .and_then(|s| s.tags_of(&key))
+            .map(|t| t.iter().cloned().collect())
+            .unwrap_or_default()
+    };
+    let (class, names) = probe_classes(&set.items, source, &tags_of);
+    low_shot_probes(
+        &set.matrix,
+        &class,
+        &names,
+        &crate::analysis::listing_numbers(&set.items),
+        &ProbeOptions::default(),
+    )
+    .map_err(|e| match source {
+        ClassSource::Label => e.to_string(),
+        ClassSource::Tags => format!(
+            "{e} (the dataset has no label column with 2+ classes, so the probes use the tags: \
+             give images one tag each, e.g. with 1–9)"
+        ),
     })
 }
 

@@ -314,7 +314,7 @@ pub fn heatmap(args: &HeatmapArgs, common: &CommonArgs) -> anyhow::Result<()> {
     write_heatmap(&embedded.set, &params, range, &args.out)
 }
 
-fn eval_reports(
+pub(super) fn eval_reports(
     embedded: &Embedded,
     baseline: bool,
     only: Option<&HashSet<String>>,
@@ -423,10 +423,18 @@ pub fn eval(args: &EvalArgs, common: &CommonArgs) -> anyhow::Result<()> {
         args.queries_where.as_ref(),
         common,
     )?;
-    if args.json {
+    let probes = match &args.probe {
+        Some(source) => super::probe::probes(&embedded, source, args.baseline, common)?,
+        None => Vec::new(),
+    };
+    if args.json && args.probe.is_some() {
+        let out = serde_json::json!({ "reports": reports, "probes": probes });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else if args.json {
         println!("{}", serde_json::to_string_pretty(&reports)?);
     } else {
         print_eval_table(&reports);
+        super::probe::print_probes(&probes);
     }
     Ok(())
 }

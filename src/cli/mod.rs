@@ -9,6 +9,7 @@ mod commands;
 mod finetune;
 mod labels;
 mod output;
+mod probe;
 mod project;
 mod review;
 
@@ -322,6 +323,11 @@ struct EvalArgs {
     /// (a held-out design; neighbours still come from every image).
     #[arg(long, value_name = "COLUMN=VALUE")]
     queries_where: Option<natview::dataset::ViewFilter>,
+    /// Also run the low-shot probes: kNN and linear-probe accuracy trained on 1 %, 10 % and
+    /// 100 % of the labelled images (seeded splits by listing), with the dataset's `label`
+    /// column (default) or the analysts' `tags` as classes.
+    #[arg(long, value_name = "label|tags", num_args = 0..=1, default_missing_value = "label")]
+    probe: Option<String>,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,

@@ -79,7 +79,7 @@ const METRICS: [Metric; 8] = [
 
 /// A column title short enough for the table (the full name is in its tooltip): fine-tuned
 /// encoders are named by their workspace key, which spells out every training option.
-fn column_title(name: &str) -> String {
+pub(super) fn column_title(name: &str) -> String {
     const MAX: usize = 28;
     match name.split_once('@') {
         Some((model, _)) if name.chars().count() > MAX => format!("{model} fine-tuned…"),
@@ -193,6 +193,7 @@ pub fn metrics_ui(
         .small()
         .color(theme::MUTED),
     );
+    super::probes::probes_ui(ui, result);
 }
 
 /// A horizontal bar filled to `fraction` (clamped to 0–1).

@@ -8,6 +8,7 @@ mod labelling;
 mod menu;
 mod metrics;
 mod neighbours;
+mod probes;
 mod quadrant;
 mod review;
 mod review_images;
