@@ -112,7 +112,7 @@ pub fn low_shot_probes(
     let mut listings: Vec<usize> = labelled.iter().map(|&i| listing[i]).collect();
     listings.sort_unstable();
     listings.dedup();
-    let mut rng = SplitMix64::new(options.seed ^ 0x9b0b_e5);
+    let mut rng = SplitMix64::new(options.seed ^ 0x009b_0be5);
     rng.shuffle(&mut listings);
     let test_count = ((listings.len() as f64 * options.test_fraction).round() as usize)
         .clamp(1, listings.len().saturating_sub(1).max(1));

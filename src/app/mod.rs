@@ -469,7 +469,7 @@ impl NatviewApp {
                 session,
                 self.results.projection.as_ref(),
                 &mut self.views.scatter,
-                busy(JobKind::Projection),
+                (busy(JobKind::Projection), self.views.gallery.subset()),
                 &mut self.thumbnails,
                 &mut self.commands,
             ),

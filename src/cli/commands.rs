@@ -322,16 +322,29 @@ pub(super) fn eval_reports(
     common: &CommonArgs,
 ) -> anyhow::Result<Vec<EvalReport>> {
     let mut reports = vec![evaluate_subset(&embedded.set, only, queries)?];
-    if baseline && embedded.set.meta.encoder.model != ModelKind::Pixels {
-        let pixels = embed_with(
-            &embedded.dataset,
-            &embedded.workspace,
-            EncoderSpec::untrained(ModelKind::Pixels),
-            common,
-        )?;
+    if let Some(pixels) = pixel_baseline(embedded, baseline, common)? {
         reports.push(evaluate_subset(&pixels, only, queries)?);
     }
     Ok(reports)
+}
+
+/// The raw-pixel embeddings of the dataset when `baseline` asks for them (and the model is
+/// not the pixel baseline itself).
+pub(super) fn pixel_baseline(
+    embedded: &Embedded,
+    baseline: bool,
+    common: &CommonArgs,
+) -> anyhow::Result<Option<EmbeddingSet>> {
+    if !baseline || embedded.set.meta.encoder.model == ModelKind::Pixels {
+        return Ok(None);
+    }
+    embed_with(
+        &embedded.dataset,
+        &embedded.workspace,
+        EncoderSpec::untrained(ModelKind::Pixels),
+        common,
+    )
+    .map(Some)
 }
 
 /// Evaluates the whole set, or only the items of the listings in `only`.

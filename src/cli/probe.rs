@@ -1,13 +1,12 @@
 //! `natview eval --probe`: the low-shot probes of the model (and of raw pixels with
 //! `--baseline`), as a table or in the JSON output.
 
-use super::commands::{embed_with, Embedded};
+use super::commands::{pixel_baseline, Embedded};
 use super::CommonArgs;
 use natview::analysis::listing_numbers;
 use natview::analysis::probe::{
     low_shot_probes, probe_classes, ClassSource, ProbeOptions, ProbeReport,
 };
-use natview::encoder::{EncoderSpec, ModelKind};
 use natview::labels::LabelStore;
 use natview::pipeline::EmbeddingSet;
 
@@ -71,13 +70,7 @@ pub fn probes(
         })
     };
     let mut out = vec![run(&embedded.set)?];
-    if baseline && embedded.set.meta.encoder.model != ModelKind::Pixels {
-        let pixels = embed_with(
-            &embedded.dataset,
-            &embedded.workspace,
-            EncoderSpec::untrained(ModelKind::Pixels),
-            common,
-        )?;
+    if let Some(pixels) = pixel_baseline(embedded, baseline, common)? {
         out.push(run(&pixels)?);
     }
     Ok(out)

@@ -68,6 +68,11 @@ const ADDED_COLUMNS: [(&str, &str, &str); 3] = [
     ("pair_verdicts", "similarity", "REAL"),
 ];
 
+/// Each item's tags, by path.
+pub(super) type TagMap = HashMap<String, BTreeSet<String>>;
+/// The verdicts, by sorted path pair.
+pub(super) type VerdictMap = HashMap<(String, String), Verdict>;
+
 /// An item as the store knows it: its dataset-relative path and its listing.
 #[derive(Debug, Clone, Copy)]
 pub struct ItemRef<'a> {
@@ -83,9 +88,9 @@ pub struct LabelStore {
     path: PathBuf,
     who: String,
     tag_set: Vec<String>,
-    tags: HashMap<String, BTreeSet<String>>,
+    tags: TagMap,
     notes: HashMap<String, String>,
-    verdicts: HashMap<(String, String), Verdict>,
+    verdicts: VerdictMap,
     /// The encoder recorded with new labels.
     pub(super) model: Option<String>,
     /// SQLite's `data_version` when the mirror was last loaded.
@@ -221,11 +226,7 @@ impl LabelStore {
     /// The mirror's tags, notes and verdicts, for the change functions.
     pub(super) fn mirror(
         &mut self,
-    ) -> (
-        &mut HashMap<String, BTreeSet<String>>,
-        &mut HashMap<String, String>,
-        &mut HashMap<(String, String), Verdict>,
-    ) {
+    ) -> (&mut TagMap, &mut HashMap<String, String>, &mut VerdictMap) {
         (&mut self.tags, &mut self.notes, &mut self.verdicts)
     }
 

@@ -59,6 +59,10 @@ pub struct ScatterState {
     pub(super) layer: Option<Arc<ScatterLayer>>,
     pub(super) legend: Vec<LegendEntry>,
     pub(super) canvas: Canvas,
+    /// The tag "Tag N selected" gives.
+    bulk_tag: String,
+    /// A bulk tag of the selection waiting for confirmation: (items, tag).
+    confirm: Option<(Vec<usize>, String)>,
 }
 
 impl Default for ScatterState {
@@ -74,6 +78,8 @@ impl Default for ScatterState {
             layer: None,
             legend: Vec::new(),
             canvas: Canvas::default(),
+            bulk_tag: String::new(),
+            confirm: None,
         }
     }
 }
@@ -170,7 +176,7 @@ pub fn scatter_ui(
     session: &Session,
     result: Option<&ProjectionResult>,
     state: &mut ScatterState,
-    running: bool,
+    (running, selection): (bool, Option<&[usize]>),
     thumbnails: &mut ThumbnailCache,
     commands: &mut Vec<Command>,
 ) {
@@ -183,7 +189,16 @@ pub fn scatter_ui(
         return;
     };
     state.refresh(session, result);
-    controls_ui(ui, session, result, state, commands);
+    ui.label(
+        egui::RichText::new(describe_result(result))
+            .small()
+            .color(super::theme::MUTED),
+    )
+    .on_hover_text(match &result.csv_path {
+        Some(path) => format!("saved as {}", path.display()),
+        None => "still running: the layout so far".to_string(),
+    });
+    controls_ui(ui, session, state, selection, commands);
     ui.separator();
     canvas_ui(ui, session, result, state, thumbnails, commands);
 }
@@ -191,17 +206,11 @@ pub fn scatter_ui(
 fn controls_ui(
     ui: &mut egui::Ui,
     session: &Session,
-    result: &ProjectionResult,
     state: &mut ScatterState,
+    selection: Option<&[usize]>,
     commands: &mut Vec<Command>,
 ) {
     ui.horizontal_wrapped(|ui| {
-        ui.label(describe_result(result))
-            .on_hover_text(match &result.csv_path {
-                Some(path) => format!("saved as {}", path.display()),
-                None => "still running: the layout so far".to_string(),
-            });
-        ui.separator();
         let text = match &state.colour_by {
             ColourBy::Listing => "listing".to_string(),
             ColourBy::Label => "label".to_string(),
@@ -247,8 +256,27 @@ fn controls_ui(
                 state.canvas.clear_outline();
                 commands.push(Command::SetGallerySubset(None));
             }
+            if let (Some(ids), Some(store)) = (selection, &session.labels) {
+                if state.bulk_tag.is_empty() {
+                    state.bulk_tag = store.tag_set()[0].clone();
+                }
+                egui::ComboBox::from_label("tag")
+                    .selected_text(&state.bulk_tag)
+                    .show_ui(ui, |ui| {
+                        for tag in store.tag_set() {
+                            ui.selectable_value(&mut state.bulk_tag, tag.clone(), tag);
+                        }
+                    });
+                if ui
+                    .small_button(format!("Tag {} selected…", ids.len()))
+                    .clicked()
+                {
+                    state.confirm = Some((ids.to_vec(), state.bulk_tag.clone()));
+                }
+            }
         }
     });
+    super::bulk_confirm_ui(ui, &mut state.confirm, commands);
 }
 
 /// One line about a layout: method, points, time, and what the method reports.

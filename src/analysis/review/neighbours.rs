@@ -47,6 +47,9 @@ pub struct CrossNeighbours {
     pub nearest: Vec<f32>,
 }
 
+/// An item's nearest other-listing cosine and its pairs.
+type NearestAndPairs = (f32, Vec<(u32, u32, f32)>);
+
 /// Asks for this many more neighbours than wanted, at most, to see past an item's own listing.
 const MAX_EXTRA: usize = 190;
 
@@ -70,7 +73,7 @@ pub fn cross_listing_neighbours(
             return Err(AnalysisError::Cancelled);
         }
         let end = (start + chunk).min(n);
-        let found: Vec<(f32, Vec<(u32, u32, f32)>)> = (start..end)
+        let found: Vec<NearestAndPairs> = (start..end)
             .into_par_iter()
             .map(|i| {
                 let own = input.listing[i];
