@@ -72,7 +72,8 @@ pub struct FinetuneArgs {
     /// With --labels: `merge` the listings of near-duplicate pairs, or `drop` the second image.
     #[arg(long, default_value = "merge", requires = "labels")]
     duplicates: String,
-    /// With --labels and SimSiam: push `different` pairs' cosine below this.
+    /// With --labels: `different` pairs are pushed until each image's cosine to the other is
+    /// this far below its cosine to its own second view.
     #[arg(long, default_value_t = natview::train::DEFAULT_MARGIN, requires = "labels")]
     margin: f64,
     /// Continue the run saved in the checkpoint (same options).
@@ -178,7 +179,21 @@ pub fn run(args: &FinetuneArgs, common: &CommonArgs) -> anyhow::Result<()> {
         eprintln!("labels: {}", judged.describe());
         Some(judged)
     } else {
-        None
+        // Without --labels, verdicts in the store are still measured: the report then shows
+        // how this run moved the pairs the analysts judged.
+        let store_path = workspace.labels_path();
+        let measured = store_path
+            .is_file()
+            .then(|| natview::labels::LabelStore::open(&store_path).ok())
+            .flatten()
+            .map(|store| {
+                Judgements::from_store(&store, &[], DuplicatePolicy::Merge).measured_only()
+            })
+            .filter(|j| !j.same.is_empty() || !j.different.is_empty() || !j.duplicates.is_empty());
+        if let Some(j) = &measured {
+            eprintln!("labels: {}", j.describe());
+        }
+        measured
     };
     let config = TrainConfig {
         method,

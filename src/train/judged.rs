@@ -1,6 +1,6 @@
 //! The analysts' judgements in a fine-tuning run: `same` pairs are extra positive pairs,
-//! `different` pairs hard negatives (both images in the batch, so InfoNCE pushes them apart,
-//! and a margin term on their cosine for SimSiam), `near-duplicate` pairs merge their two
+//! `different` pairs hard negatives (both images in the batch, so InfoNCE pushes them apart),
+//! with a pull / triplet-margin term on both (`judged_loss`), `near-duplicate` pairs merge their two
 //! listings into one (or the second image is dropped), and images with an excluding tag are
 //! left out. A seeded fifth of the judged pairs is never trained on, so the report can show
 //! whether the change carries over to pairs the run did not see; pairs touching held-out
@@ -40,7 +40,7 @@ impl std::str::FromStr for DuplicatePolicy {
 }
 
 /// The judgements a run trains with (dataset-relative paths), stored in its configuration.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Judgements {
     /// Pairs judged to show the same item.
     pub same: Vec<(String, String)>,
@@ -54,8 +54,31 @@ pub struct Judgements {
     pub excluded: Vec<String>,
     /// The tags that exclude images.
     pub exclude_tags: Vec<String>,
-    /// Margin of the SimSiam term on `different` pairs: their cosine is pushed below it.
+    /// Margin of the `different` pairs' triplet term (see [`DEFAULT_MARGIN`]).
     pub margin: f64,
+    /// Whether the run trains with them; `false` only measures how it moves the judged pairs
+    /// (a run without `--labels` on a dataset that has verdicts).
+    #[serde(default = "trains_by_default")]
+    pub train: bool,
+}
+
+fn trains_by_default() -> bool {
+    true
+}
+
+impl Default for Judgements {
+    fn default() -> Self {
+        Self {
+            same: Vec::new(),
+            different: Vec::new(),
+            duplicates: Vec::new(),
+            duplicate_policy: DuplicatePolicy::default(),
+            excluded: Vec::new(),
+            exclude_tags: Vec::new(),
+            margin: DEFAULT_MARGIN,
+            train: true,
+        }
+    }
 }
 
 impl Judgements {
@@ -68,7 +91,6 @@ impl Judgements {
         let mut judged = Judgements {
             duplicate_policy,
             exclude_tags: exclude_tags.to_vec(),
-            margin: DEFAULT_MARGIN,
             ..Judgements::default()
         };
         for (a, b, verdict) in store.verdicts() {
@@ -103,8 +125,24 @@ impl Judgements {
             && self.excluded.is_empty()
     }
 
+    /// The same verdicts, only measured (not trained on, nothing left out or merged).
+    pub fn measured_only(mut self) -> Self {
+        self.train = false;
+        self.excluded.clear();
+        self.duplicate_policy = DuplicatePolicy::Merge;
+        self
+    }
+
     /// One line for logs: how many of each.
     pub fn describe(&self) -> String {
+        if !self.train {
+            return format!(
+                "{} same, {} different, {} near-duplicate pair(s), measured only (not trained on)",
+                self.same.len(),
+                self.different.len(),
+                self.duplicates.len()
+            );
+        }
         format!(
             "{} same, {} different, {} near-duplicate pair(s) ({}), {} image(s) excluded by tag",
             self.same.len(),
@@ -119,11 +157,9 @@ impl Judgements {
     }
 }
 
-/// Margin of the SimSiam term on `different` pairs.
-pub const DEFAULT_MARGIN: f64 = 0.3;
-
-/// Weight of the margin term beside the self-supervised loss.
-pub const MARGIN_WEIGHT: f64 = 1.0;
+/// Margin of the `different` pairs' triplet term: each image's cosine to the other stays this
+/// far below its cosine to its own second view.
+pub const DEFAULT_MARGIN: f64 = 0.1;
 
 /// Share of the judged pairs kept out of training to check that the change carries over.
 const UNTRAINED_SHARE: f64 = 0.2;
@@ -188,7 +224,7 @@ impl JudgedPlan {
                     plan.missing += 1;
                     continue;
                 };
-                let trained = train_a && train_b && !untrained_by_draw(a, b, seed);
+                let trained = judged.train && train_a && train_b && !untrained_by_draw(a, b, seed);
                 let index = plan.pairs.len();
                 if trained {
                     match verdict {
@@ -408,12 +444,16 @@ pub(super) fn prepare(
     seed: u64,
 ) -> JudgedPlan {
     let key = |item: &crate::dataset::Item| item.path.to_string_lossy().into_owned();
-    let out = left_out(judged);
+    let out = if judged.train {
+        left_out(judged)
+    } else {
+        HashSet::new()
+    };
     for list in images.by_listing.values_mut() {
         list.retain(|(item, _)| !out.contains(&key(item)));
     }
     images.by_listing.retain(|_, list| !list.is_empty());
-    if judged.duplicate_policy == DuplicatePolicy::Merge {
+    if judged.train && judged.duplicate_policy == DuplicatePolicy::Merge {
         let mut listing_of: HashMap<String, (String, bool)> = HashMap::new();
         for (trained, set) in [(true, &*images), (false, eval)] {
             for (name, list) in &set.by_listing {

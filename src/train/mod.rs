@@ -8,6 +8,7 @@ mod augment;
 pub mod checkpoint;
 mod data;
 mod judged;
+mod judged_loss;
 mod loss;
 mod model;
 mod optim;

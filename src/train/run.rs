@@ -93,11 +93,9 @@ pub fn train_step(
     train_step_judged(model, sgd, x1, x2, config, lr, &JudgedBatch::default())
 }
 
-/// [`train_step`] with judged pairs among the rows. InfoNCE takes them as they are: a `same`
-/// pair is a row's two views, a `different` pair two rows of one batch (so each is the other's
-/// negative). SimSiam, which has no negatives, gets two terms on the trunk's features (the
-/// embedding retrieval uses): `different` pairs' cosine pushed below the margin, `same` pairs'
-/// cosine pulled towards 1.
+/// [`train_step`] with judged pairs among the rows: a `same` pair is a row's two views, a
+/// `different` pair two rows of one batch (for InfoNCE each is the other's negative); both
+/// objectives also get the judged terms of [`super::judged_loss`] on the trunk's features.
 pub fn train_step_judged(
     model: &SslModel,
     sgd: &mut Sgd,
@@ -113,20 +111,12 @@ pub fn train_step_judged(
         Method::SimSiam => simsiam(&p1, &z1, &p2, &z2)?,
         Method::InfoNce => info_nce(&z1, &z2, config.temperature)?,
     };
-    if config.method == Method::SimSiam {
-        let weight = super::judged::MARGIN_WEIGHT;
-        if !judged.negatives.is_empty() {
-            let margin = config
-                .judgements
-                .as_ref()
-                .map_or(DEFAULT_MARGIN, |j| j.margin);
-            let term = margin_term(&h1, &judged.negatives, margin)?;
-            loss = (loss + (term * weight)?)?;
-        }
-        if !judged.positives.is_empty() {
-            let term = attraction_term(&h1, &h2, &judged.positives)?;
-            loss = (loss + (term * weight)?)?;
-        }
+    let margin = config
+        .judgements
+        .as_ref()
+        .map_or(DEFAULT_MARGIN, |j| j.margin);
+    if let Some(term) = super::judged_loss::judged_terms(&h1, &h2, judged, margin)? {
+        loss = (loss + term)?;
     }
     let value = loss.to_scalar::<f32>()?;
     let grads = loss.backward()?;
@@ -152,31 +142,6 @@ fn pair_cosines(
     Ok((0..plan.pairs.len())
         .map(|i| crate::linalg::dot(rows.row(2 * i), rows.row(2 * i + 1)))
         .collect())
-}
-
-/// `mean(1 − cos(a_r, b_r))` over the `rows`.
-fn attraction_term(a: &Tensor, b: &Tensor, rows: &[usize]) -> candle_core::Result<Tensor> {
-    let ids = Tensor::new(
-        rows.iter().map(|&r| r as u32).collect::<Vec<_>>(),
-        a.device(),
-    )?;
-    let a = l2_normalise_rows(a)?.index_select(&ids, 0)?;
-    let b = l2_normalise_rows(b)?.index_select(&ids, 0)?;
-    (1.0 - (a * b)?.sum(candle_core::D::Minus1)?)?.mean_all()
-}
-
-/// `mean(max(0, cos(z_a, z_b) − margin))` over the `pairs` of rows of `z`.
-fn margin_term(z: &Tensor, pairs: &[(usize, usize)], margin: f64) -> candle_core::Result<Tensor> {
-    let unit = l2_normalise_rows(z)?;
-    let rows = |pick: fn(&(usize, usize)) -> usize| {
-        let ids: Vec<u32> = pairs.iter().map(|p| pick(p) as u32).collect();
-        Tensor::new(ids, z.device())
-    };
-    let a = unit.index_select(&rows(|p| p.0)?, 0)?;
-    let b = unit.index_select(&rows(|p| p.1)?, 0)?;
-    ((a * b)?.sum(candle_core::D::Minus1)? - margin)?
-        .relu()?
-        .mean_all()
 }
 
 /// Runs (or resumes) a fine-tuning run.

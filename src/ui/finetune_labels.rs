@@ -20,12 +20,19 @@ pub struct LabelsChoice {
 }
 
 impl LabelsChoice {
-    /// The judgements a run gets (`None` when labels are not used or there are none).
+    /// The judgements a run gets (`None` when there are none).
+    /// Without "train with the verdicts" the verdicts are only measured: the report still
+    /// shows how the run moved the judged pairs.
     pub fn judgements(&self, session: &Session) -> Option<Judgements> {
-        if !self.use_labels {
-            return None;
-        }
         let store = session.labels.as_ref()?;
+        if !self.use_labels {
+            let measured =
+                Judgements::from_store(store, &[], DuplicatePolicy::Merge).measured_only();
+            let any = !measured.same.is_empty()
+                || !measured.different.is_empty()
+                || !measured.duplicates.is_empty();
+            return any.then_some(measured);
+        }
         let exclude: Vec<String> = self.exclude.iter().cloned().collect();
         Some(Judgements::from_store(store, &exclude, self.duplicates)).filter(|j| !j.is_empty())
     }
