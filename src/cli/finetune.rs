@@ -342,11 +342,7 @@ fn print_judged(report: &TrainReport) {
     );
     for row in &report.judged {
         let after = row.after.map_or("-".to_string(), |a| format!("{a:.3}"));
-        let moved = match row.moved_right() {
-            Some(true) => "the right way",
-            Some(false) => "THE WRONG WAY",
-            None => "-",
-        };
+        let moved = row.movement().map_or("-", |m| m.describe());
         println!(
             "  {:<15} {:<24} {:>6} {:>8.3} {after:>8}  {moved}",
             row.verdict.as_str(),

@@ -345,13 +345,45 @@ pub struct JudgedRow {
 
 impl JudgedRow {
     /// Whether the pairs moved the way the verdict asks (same and near-duplicate pairs
-    /// closer, different pairs apart); `None` until the run finishes.
-    pub fn moved_right(&self) -> Option<bool> {
-        let after = self.after?;
-        Some(match self.verdict {
-            Verdict::Different => after < self.before,
-            Verdict::Same | Verdict::NearDuplicate => after > self.before,
+    /// closer, different pairs apart) by more than [`UNCHANGED_BELOW`]; `None` until the run
+    /// finishes.
+    pub fn movement(&self) -> Option<Movement> {
+        let change = self.after? - self.before;
+        if change.abs() < UNCHANGED_BELOW {
+            return Some(Movement::Unchanged);
+        }
+        let closer = change > 0.0;
+        let wanted_closer = self.verdict != Verdict::Different;
+        Some(if closer == wanted_closer {
+            Movement::Right
+        } else {
+            Movement::Wrong
         })
+    }
+}
+
+/// A change of mean cosine smaller than this counts as none.
+pub const UNCHANGED_BELOW: f64 = 0.001;
+
+/// How a group of judged pairs moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Movement {
+    /// The way the verdict asks.
+    Right,
+    /// Against it.
+    Wrong,
+    /// By less than [`UNCHANGED_BELOW`].
+    Unchanged,
+}
+
+impl Movement {
+    /// In words, for reports.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Movement::Right => "the right way",
+            Movement::Wrong => "THE WRONG WAY",
+            Movement::Unchanged => "unchanged",
+        }
     }
 }
 

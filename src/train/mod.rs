@@ -14,7 +14,9 @@ mod model;
 mod optim;
 
 pub use augment::{augment, AugmentParams};
-pub use judged::{DuplicatePolicy, JudgedBatch, JudgedRow, Judgements, DEFAULT_MARGIN};
+pub use judged::{
+    DuplicatePolicy, JudgedBatch, JudgedRow, Judgements, Movement, DEFAULT_MARGIN, UNCHANGED_BELOW,
+};
 pub use loss::{info_nce, l2_normalise_rows, simsiam};
 pub use model::{SslModel, HEAD_PREFIX};
 pub use optim::{learning_rate, Sgd};

@@ -5,7 +5,7 @@
 use super::theme;
 use crate::app::Session;
 use crate::labels::Verdict;
-use crate::train::{DuplicatePolicy, JudgedRow, Judgements};
+use crate::train::{DuplicatePolicy, JudgedRow, Judgements, Movement};
 use std::collections::BTreeSet;
 
 /// The labels part of the fine-tune settings.
@@ -125,9 +125,9 @@ pub fn judged_report_ui(ui: &mut egui::Ui, rows: &[JudgedRow], missing: usize) {
                 });
                 ui.monospace(format!("{:.3}", row.before));
                 ui.monospace(row.after.map_or("-".to_string(), |a| format!("{a:.3}")));
-                match row.moved_right() {
-                    Some(true) => ui.label("the right way"),
-                    Some(false) => ui.colored_label(theme::ERROR, "the wrong way"),
+                match row.movement() {
+                    Some(Movement::Wrong) => ui.colored_label(theme::ERROR, "the wrong way"),
+                    Some(m) => ui.label(m.describe()),
                     None => ui.label("-"),
                 };
                 ui.end_row();
