@@ -61,9 +61,10 @@ pub struct FinetuneArgs {
     #[arg(long, value_name = "COLUMN=VALUE")]
     holdout_view: Option<natview::dataset::ViewFilter>,
     /// Train with the analysts' verdicts in the dataset's label store: `same` pairs as extra
-    /// positives, `different` pairs as hard negatives (a margin term with SimSiam),
-    /// near-duplicates as --duplicates says. A fifth of the judged pairs is kept out to show
-    /// whether the change carries over.
+    /// positives, `different` pairs as hard negatives (in one batch, plus a margin term on the
+    /// trunk's features), near-duplicates as --duplicates says. A fifth of the judged pairs is
+    /// kept out to show whether the change carries over. Without --labels, verdicts in the
+    /// store are only measured.
     #[arg(long)]
     labels: bool,
     /// With --labels: leave out images carrying this tag (repeatable), e.g. `off-topic`.
