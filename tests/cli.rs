@@ -357,6 +357,50 @@ fn labels_made_in_the_store_export_as_csv_and_jsonl() {
     let other = dir.path().join("elsewhere");
     copy_tree(&root, &other);
     std::fs::remove_dir_all(other.join(".natview")).expect("fresh workspace");
+    // Labels on two real images of the dataset (the ones above name made-up paths), exported by
+    // the CLI from the first copy.
+    let mut listings: Vec<_> = std::fs::read_dir(&root)
+        .expect("root")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.is_dir() && !p.ends_with(".natview"))
+        .collect();
+    listings.sort();
+    let first_view = |listing: &Path| {
+        let mut views: Vec<_> = std::fs::read_dir(listing)
+            .expect("listing")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        views.sort();
+        let name = listing
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        (format!("{name}/{}", views[0]), name)
+    };
+    let ((pa, la), (pb, lb)) = (first_view(&listings[0]), first_view(&listings[1]));
+    let mut store =
+        natview::labels::LabelStore::open(&root.join(".natview/labels.sqlite")).expect("store");
+    let real_a = natview::labels::ItemRef {
+        path: &pa,
+        listing: &la,
+    };
+    let real_b = natview::labels::ItemRef {
+        path: &pb,
+        listing: &lb,
+    };
+    store.add_tag(real_a, "blurry").expect("tag");
+    store
+        .set_verdict(
+            real_a,
+            real_b,
+            Some(natview::labels::Verdict::NearDuplicate),
+            None,
+        )
+        .expect("verdict");
+    drop(store);
+    let out = natview(&["labels", "export", dataset], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let export = root.join(".natview/labels.csv");
     let other_str = other.to_str().expect("utf-8");
     let import = |extra: &[&str]| {
@@ -372,18 +416,23 @@ fn labels_made_in_the_store_export_as_csv_and_jsonl() {
     let out = import(&["--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let report: serde_json::Value = serde_json::from_str(&text(&out.stdout)).expect("json");
+    // The two records on made-up paths are counted and left out.
     assert_eq!(
-        (report["records"].as_u64(), report["added"].as_u64()),
-        (Some(2), Some(2))
+        (
+            report["records"].as_u64(),
+            report["added"].as_u64(),
+            report["not_in_dataset"].as_u64()
+        ),
+        (Some(4), Some(2), Some(2))
     );
     let out = import(&["--json"]);
     let report: serde_json::Value = serde_json::from_str(&text(&out.stdout)).expect("json");
     assert_eq!(report["unchanged"].as_u64(), Some(2));
     let store =
         natview::labels::LabelStore::open(&other.join(".natview/labels.sqlite")).expect("store");
-    assert!(store.has_tag("a/noto.png", "blurry"));
+    assert!(store.has_tag(&pa, "blurry"));
     assert_eq!(
-        store.verdict_of("b/noto.png", "a/noto.png"),
+        store.verdict_of(&pb, &pa),
         Some(natview::labels::Verdict::NearDuplicate)
     );
     // A file that is not an export is refused, naming it.
