@@ -11,6 +11,7 @@ mod judged;
 mod judged_loss;
 mod loss;
 mod model;
+mod momentum;
 mod optim;
 
 pub use augment::{augment, AugmentParams};
@@ -19,6 +20,7 @@ pub use judged::{
 };
 pub use loss::{info_nce, l2_normalise_rows, simsiam};
 pub use model::{SslModel, HEAD_PREFIX};
+pub use momentum::{byol, ema, moby, momentum_at, sinkhorn, swav};
 pub use optim::{learning_rate, Sgd};
 
 use crate::dataset::{decode_rgb, group_by_listing, Dataset, Item, ViewFilter};
