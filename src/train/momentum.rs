@@ -63,7 +63,7 @@ pub fn swav(
     let log_p2 = candle_nn::ops::log_softmax(&(scores2 / tau)?, D::Minus1)?;
     let a = (q1 * log_p2)?.sum(D::Minus1)?.mean_all()?;
     let b = (q2 * log_p1)?.sum(D::Minus1)?.mean_all()?;
-    ((a + b)? * -0.5)
+    (a + b)? * -0.5
 }
 
 /// The target encoder's momentum at `step` of `total`: from `base` up to 1 along a cosine,
