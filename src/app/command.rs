@@ -175,10 +175,20 @@ impl NatviewApp {
                     return;
                 };
                 let described = change.describe();
+                let before = self.error.clone();
+                self.error = None;
                 self.with_labels(|store, _| {
                     store.undo(&change).map(|_| None).map_err(|e| e.to_string())
                 });
-                self.notice = Some(format!("undone: {described}"));
+                if self.error.is_some() {
+                    // Not undone (e.g. the store was locked): keep it to try again.
+                    if let Some(session) = self.session.as_mut() {
+                        session.label_undo.push(change);
+                    }
+                } else {
+                    self.error = before;
+                    self.notice = Some(format!("undone: {described}"));
+                }
             }
             Command::SetNote { item, note } => self.with_labels(|store, session| {
                 store

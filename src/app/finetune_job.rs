@@ -116,7 +116,8 @@ impl FinetuneSettings {
             )
         });
         // Runs with labels are told apart by what they were given (a short hash of it).
-        let labels = self.judgements.as_ref().map_or(String::new(), |j| {
+        let trained_with = self.judgements.as_ref().filter(|j| j.train);
+        let labels = trained_with.map_or(String::new(), |j| {
             let text = serde_json::to_string(j).unwrap_or_default();
             format!(
                 "-labels-{:08x}",

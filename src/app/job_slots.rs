@@ -411,7 +411,7 @@ impl NatviewApp {
         }
         match poll_slot(&mut self.jobs.review) {
             Some(Ok(result)) => {
-                self.views.review.queue_arrived(&result);
+                self.views.review.queue_arrived();
                 self.results.review = Some(result);
             }
             Some(Err(e)) if e == "cancelled" => {}

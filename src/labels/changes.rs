@@ -71,16 +71,28 @@ impl LabelStore {
         add: bool,
     ) -> Result<LabelChange, LabelError> {
         let tag = clean_tag(tag)?;
-        self.refresh()?;
-        let changing: Vec<(String, String)> = items
-            .iter()
-            .filter(|item| self.has_tag(item.path, &tag) != add)
-            .map(|item| (item.path.to_string(), item.listing.to_string()))
-            .collect();
         let (who, at, model) = (self.who().to_string(), utc_timestamp(), self.model.clone());
         let store_path = self.path().to_path_buf();
         let db = |e: rusqlite::Error| database_error(&store_path, e);
-        let transaction = self.connection_mut().transaction().map_err(db)?;
+        // IMMEDIATE: the write lock is taken (waiting out another window's write) before what
+        // is on disk is read, so nothing can change between deciding and writing.
+        let transaction = self
+            .connection_mut()
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(db)?;
+        let changing: Vec<(String, String)> = {
+            let mut has = transaction
+                .prepare("SELECT 1 FROM item_tags WHERE path = ?1 AND tag = ?2")
+                .map_err(db)?;
+            let mut changing = Vec::new();
+            for item in items {
+                let there = has.exists(params![item.path, tag]).map_err(db)?;
+                if there != add {
+                    changing.push((item.path.to_string(), item.listing.to_string()));
+                }
+            }
+            changing
+        };
         {
             let mut insert = transaction
                 .prepare(
@@ -101,6 +113,8 @@ impl LabelStore {
             }
         }
         transaction.commit().map_err(db)?;
+        // Other windows' writes, then this one's.
+        self.refresh()?;
         let (tags, _, _) = self.mirror();
         for (path, _) in &changing {
             if add {

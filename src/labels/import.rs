@@ -119,9 +119,23 @@ pub fn import_labels(
     };
     let store_path = store.path().to_path_buf();
     let db = |e: rusqlite::Error| database_error(&store_path, e);
-    let transaction = store.connection_mut().transaction().map_err(db)?;
+    // IMMEDIATE: take the write lock first (a deferred transaction that reads first could
+    // not be upgraded once another window has written).
+    let transaction = store
+        .connection_mut()
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(db)?;
     for (i, record) in records.iter().enumerate() {
         let line = i + 1;
+        if !super::timestamp::is_utc_timestamp(&record.at) {
+            return Err(bad(
+                line,
+                format!(
+                    "`at` is `{}`, not a UTC time as natview writes them (YYYY-MM-DDTHH:MM:SSZ)",
+                    record.at
+                ),
+            ));
+        }
         let Some(listing) = listing_of(&record.path) else {
             report.note_missing(&record.path);
             continue;
@@ -369,6 +383,17 @@ mod tests {
             error.contains("bad.jsonl") && error.contains("line 1"),
             "{error}"
         );
+        // A time that would not sort as a time is refused rather than winning every conflict.
+        let late = dir.path().join("late.jsonl");
+        std::fs::write(
+            &late,
+            "{\"kind\":\"tag\",\"path\":\"a.jpg\",\"listing\":\"l\",\"value\":\"x\",\"who\":\"me\",\"at\":\"yesterday\"}\n",
+        )
+        .expect("write");
+        let error = import_labels(&mut store, &late, &|_| Some("l".into()))
+            .expect_err("refused")
+            .to_string();
+        assert!(error.contains("`at` is `yesterday`"), "{error}");
         assert_eq!(store.records().expect("records").len(), 0);
     }
 }

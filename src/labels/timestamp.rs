@@ -10,6 +10,20 @@ pub fn utc_timestamp() -> String {
     format_unix_secs(secs)
 }
 
+/// Whether `text` is a timestamp as [`utc_timestamp`] writes them (`YYYY-MM-DDTHH:MM:SSZ`),
+/// the form in which string order is time order.
+pub fn is_utc_timestamp(text: &str) -> bool {
+    let b = text.as_bytes();
+    b.len() == 20
+        && b.iter().enumerate().all(|(i, &c)| match i {
+            4 | 7 => c == b'-',
+            10 => c == b'T',
+            13 | 16 => c == b':',
+            19 => c == b'Z',
+            _ => c.is_ascii_digit(),
+        })
+}
+
 /// Formats seconds since the Unix epoch as ISO 8601 UTC.
 pub(crate) fn format_unix_secs(secs: u64) -> String {
     let days = (secs / 86_400) as i64;

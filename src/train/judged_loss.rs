@@ -45,8 +45,8 @@ pub(super) fn judged_terms(
     };
     if !batch.positives.is_empty() {
         // A same pair's row holds a's view in the first batch and b's in the second; a's own
-        // second view is not in the batch, so its first view's cosine to b is compared with
-        // the mean two-view cosine of the step's other rows.
+        // second view is not in the batch, so its cosine to b is compared with the mean
+        // two-view cosine of all the step's rows (its natural-view pairs being most of them).
         let ids = rows(batch.positives.clone())?;
         let (a, b) = (u1.index_select(&ids, 0)?, u2.index_select(&ids, 0)?);
         let own = cos(&u1, &u2)?.mean_all()?.detach();

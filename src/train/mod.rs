@@ -140,6 +140,19 @@ pub struct TrainConfig {
     pub judgements: Option<Judgements>,
 }
 
+impl TrainConfig {
+    /// The configuration that decides what a run trains: judgements that are only measured
+    /// (verdicts a run without labels reports on) are left out, so new verdicts do not stop
+    /// a plain run from resuming.
+    pub fn identity(&self) -> TrainConfig {
+        let mut config = self.clone();
+        if config.judgements.as_ref().is_some_and(|j| !j.train) {
+            config.judgements = None;
+        }
+        config
+    }
+}
+
 /// The state stored in a checkpoint besides the tensors.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CheckpointMeta {

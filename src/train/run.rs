@@ -167,7 +167,7 @@ pub fn finetune(
     let resumed: Option<(HashMap<String, Tensor>, CheckpointMeta)> = if request.resume {
         let (tensors, meta): (HashMap<String, Tensor>, CheckpointMeta) =
             checkpoint::load(&request.checkpoint, &device)?;
-        if meta.config != *config {
+        if meta.config.identity() != config.identity() {
             return Err(TrainError::Mismatch {
                 path: request.checkpoint.clone(),
                 message: "the checkpoint was made with other options; resume with the same ones"

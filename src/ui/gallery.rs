@@ -30,8 +30,8 @@ pub struct GalleryState {
     filter_ms: f64,
     /// The tag "Tag the shown images" gives.
     bulk_tag: String,
-    /// A bulk tag waiting for confirmation: (items, tag).
-    confirm: Option<(Vec<usize>, String)>,
+    /// A bulk tag waiting for confirmation (dropped when the filter changes).
+    confirm: Option<super::review::PendingTag>,
 }
 
 /// Whether `haystack` contains `needle_lower` (already lower-case), ignoring case; ASCII
@@ -102,6 +102,8 @@ impl GalleryState {
             .collect();
         self.filter_ms = started.elapsed().as_secs_f64() * 1000.0;
         self.cached_for = Some(key);
+        // What a pending bulk tag would tag is no longer what is shown.
+        self.confirm = None;
         self.scroll_to_top = true;
     }
 
@@ -176,10 +178,15 @@ fn bulk_tag_ui(
                 }
             });
         if ui.button("Tag the shown images…").clicked() {
-            state.confirm = Some((state.shown_items(session), state.bulk_tag.clone()));
+            let items = state.shown_items(session);
+            state.confirm = Some(super::review::PendingTag::new(
+                session,
+                items,
+                &state.bulk_tag,
+            ));
         }
     });
-    super::bulk_confirm_ui(ui, &mut state.confirm, commands);
+    super::bulk_confirm_ui(ui, session, &mut state.confirm, commands);
 }
 
 /// Draws the gallery.

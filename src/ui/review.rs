@@ -18,20 +18,21 @@ pub struct ReviewViewState {
     pub request: ReviewRequest,
     /// The pair shown (index into the queue).
     cursor: usize,
-    /// Cursors at which verdicts were given, for going back on undo.
-    judged_at: Vec<usize>,
+    /// Where verdicts were given (queue index, the verdict), for going back on undo.
+    judged_at: Vec<(usize, Option<Verdict>)>,
     /// Large images of the pairs.
     images: LargeImages,
     /// The tag a cluster gets from "Tag cluster".
     cluster_tag: String,
-    /// A bulk tag waiting for confirmation: (items, tag).
-    confirm: Option<(Vec<usize>, String)>,
+    /// A bulk tag waiting for confirmation.
+    confirm: Option<PendingTag>,
 }
 
 impl ReviewViewState {
     /// A new queue arrived: start at its first pair.
-    pub fn queue_arrived(&mut self, result: &ReviewResult) {
-        self.request = result.request;
+    ///
+    /// The request stays as the user left it (it may have changed while the job ran).
+    pub fn queue_arrived(&mut self) {
         self.cursor = 0;
         self.judged_at.clear();
         self.confirm = None;
@@ -54,7 +55,7 @@ pub fn review_ui(
     commands: &mut Vec<Command>,
 ) {
     let ctx = ui.ctx().clone();
-    state.images.follow(&session.dataset.source);
+    state.images.follow(&session.set.meta.items_fingerprint);
     state.images.receive(&ctx);
     controls_ui(ui, result, busy, state, commands);
     let Some(result) = result.filter(|r| r.request.kind == state.request.kind) else {
@@ -104,9 +105,7 @@ pub fn review_ui(
         ));
         let pressed = keys(&ctx);
         if pressed.undo {
-            if let Some(at) = state.judged_at.pop() {
-                state.cursor = at;
-            }
+            back_to_undone_verdict(session, pairs, state);
         } else if pressed.back {
             state.cursor -= 1;
         }
@@ -180,7 +179,7 @@ pub fn review_ui(
             neighbour: pair.b,
             verdict,
         });
-        state.judged_at.push(state.cursor);
+        state.judged_at.push((state.cursor, verdict));
         state.cursor += 1;
     } else if pressed.skip {
         state.cursor += 1;
@@ -188,12 +187,31 @@ pub fn review_ui(
         state.cursor -= 1;
     }
     if pressed.undo {
-        if let Some(at) = state.judged_at.pop() {
-            state.cursor = at;
-        }
+        back_to_undone_verdict(session, pairs, state);
     }
     if let Some(cluster) = pair.cluster.and_then(|c| result.queue.clusters.get(c)) {
         cluster_ui(ui, session, cluster, state, commands);
+    }
+}
+
+/// After Ctrl+Z (already applied this frame): when it took back the last verdict given here,
+/// the view returns to that pair; when it undid something else (a tag), it stays.
+fn back_to_undone_verdict(
+    session: &Session,
+    pairs: &[crate::analysis::review::ReviewPair],
+    state: &mut ReviewViewState,
+) {
+    let Some(&(at, given)) = state.judged_at.last() else {
+        return;
+    };
+    let Some(pair) = pairs.get(at) else { return };
+    let now = session
+        .labels
+        .as_ref()
+        .and_then(|store| store.verdict_of(session.item_key(pair.a), session.item_key(pair.b)));
+    if now != given {
+        state.judged_at.pop();
+        state.cursor = at;
     }
 }
 
@@ -339,19 +357,50 @@ fn cluster_ui(
             .button(format!("Tag all {} images…", cluster.len()))
             .clicked()
         {
-            state.confirm = Some((cluster.to_vec(), state.cluster_tag.clone()));
+            state.confirm = Some(PendingTag::new(
+                session,
+                cluster.to_vec(),
+                &state.cluster_tag,
+            ));
         }
     });
-    bulk_confirm_ui(ui, &mut state.confirm, commands);
+    bulk_confirm_ui(ui, session, &mut state.confirm, commands);
 }
 
-/// The confirmation of a bulk tag, naming the count; Yes sends [`Command::TagMany`].
+/// A bulk tag waiting for its confirmation: the items (row ids of the session it was asked in,
+/// recognised by its items fingerprint) and the tag.
+pub struct PendingTag {
+    items: Vec<usize>,
+    tag: String,
+    for_items: String,
+}
+
+impl PendingTag {
+    /// Tag `items` of `session` with `tag`, once confirmed.
+    pub fn new(session: &Session, items: Vec<usize>, tag: &str) -> Self {
+        Self {
+            items,
+            tag: tag.to_string(),
+            for_items: session.set.meta.items_fingerprint.clone(),
+        }
+    }
+}
+
+/// The confirmation of a bulk tag, naming the count; Yes sends [`Command::TagMany`]. A pending
+/// tag asked for in another session (other items, other row ids) is dropped unasked.
 pub fn bulk_confirm_ui(
     ui: &mut egui::Ui,
-    confirm: &mut Option<(Vec<usize>, String)>,
+    session: &Session,
+    confirm: &mut Option<PendingTag>,
     commands: &mut Vec<Command>,
 ) {
-    let Some((items, tag)) = confirm.as_ref() else {
+    if confirm
+        .as_ref()
+        .is_some_and(|p| p.for_items != session.set.meta.items_fingerprint)
+    {
+        *confirm = None;
+    }
+    let Some(PendingTag { items, tag, .. }) = confirm.as_ref() else {
         return;
     };
     let mut done = false;

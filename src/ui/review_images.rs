@@ -21,8 +21,9 @@ pub struct LargeImages {
     sender: Sender<(usize, Option<egui::ColorImage>)>,
     receiver: Receiver<(usize, Option<egui::ColorImage>)>,
     clock: u64,
-    /// Whose items these are (a new dataset starts afresh).
-    for_dataset: Option<PathBuf>,
+    /// Whose items these are (other items — another dataset, or the same one rescanned —
+    /// start afresh: the textures are keyed by row id).
+    for_items: Option<String>,
 }
 
 impl Default for LargeImages {
@@ -35,17 +36,17 @@ impl Default for LargeImages {
             sender,
             receiver,
             clock: 0,
-            for_dataset: None,
+            for_items: None,
         }
     }
 }
 
 impl LargeImages {
-    /// Forgets everything when the dataset changes.
-    pub fn follow(&mut self, dataset: &std::path::Path) {
-        if self.for_dataset.as_deref() != Some(dataset) {
+    /// Forgets everything when the items change (`items_fingerprint` of the session).
+    pub fn follow(&mut self, items_fingerprint: &str) {
+        if self.for_items.as_deref() != Some(items_fingerprint) {
             *self = Self {
-                for_dataset: Some(dataset.to_path_buf()),
+                for_items: Some(items_fingerprint.to_string()),
                 ..Self::default()
             };
         }

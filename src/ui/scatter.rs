@@ -61,8 +61,8 @@ pub struct ScatterState {
     pub(super) canvas: Canvas,
     /// The tag "Tag N selected" gives.
     bulk_tag: String,
-    /// A bulk tag of the selection waiting for confirmation: (items, tag).
-    confirm: Option<(Vec<usize>, String)>,
+    /// A bulk tag of the selection waiting for confirmation.
+    confirm: Option<super::review::PendingTag>,
 }
 
 impl Default for ScatterState {
@@ -271,12 +271,16 @@ fn controls_ui(
                     .small_button(format!("Tag {} selected…", ids.len()))
                     .clicked()
                 {
-                    state.confirm = Some((ids.to_vec(), state.bulk_tag.clone()));
+                    state.confirm = Some(super::review::PendingTag::new(
+                        session,
+                        ids.to_vec(),
+                        &state.bulk_tag,
+                    ));
                 }
             }
         }
     });
-    super::bulk_confirm_ui(ui, &mut state.confirm, commands);
+    super::bulk_confirm_ui(ui, session, &mut state.confirm, commands);
 }
 
 /// One line about a layout: method, points, time, and what the method reports.

@@ -188,6 +188,9 @@ pub fn review_queue(
         ReviewKind::ConfusableListings => confusable_listings(input, observer)?,
         ReviewKind::HardPairs => hard_pairs(input, candidates)?,
     };
-    queue.pairs.truncate(options.limit);
+    if queue.pairs.len() > options.limit {
+        queue.summary = format!("{}; the first {} listed", queue.summary, options.limit);
+        queue.pairs.truncate(options.limit);
+    }
     Ok(queue)
 }
