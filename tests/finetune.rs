@@ -33,6 +33,7 @@ fn config(steps: usize, heldout: f64, start: StartFrom) -> TrainConfig {
         freeze: 0,
         holdout_view: None,
         judgements: None,
+        base_momentum: natview::train::DEFAULT_BASE_MOMENTUM,
     }
 }
 
@@ -448,4 +449,80 @@ fn judged_pairs_move_the_way_their_verdicts_say_compared_with_a_run_without_them
         s_labelled > s_plain + 0.02,
         "same pairs: {s_labelled:.3} with labels, {s_plain:.3} without"
     );
+}
+
+#[test]
+fn byol_learns_against_its_momentum_target_and_resumes_to_the_same_weights() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = common::demo_slice(dir.path(), 12);
+    let dataset = load_dataset(&root).expect("dataset");
+    let request = |name: &str, steps: usize, resume: bool| {
+        let mut config = config(steps, 0.0, StartFrom::Scratch);
+        config.method = Method::Byol;
+        TrainRequest {
+            config,
+            dataset: &dataset,
+            checkpoint: dir.path().join(format!("{name}.ckpt")),
+            out: dir.path().join(format!("{name}.safetensors")),
+            resume,
+            force_cpu: true,
+        }
+    };
+    // Straight through: the BYOL loss (2 − 2·cos, both directions; about 2 for an untrained
+    // network) falls block after block.
+    let straight = finetune(
+        &request("straight", 30, false),
+        &Recorder::new(None),
+        &CancelFlag::new(),
+    )
+    .expect("trains");
+    let curve = &straight.loss_curve;
+    assert!(
+        curve.windows(2).all(|w| w[1] < w[0]) && curve[2] < curve[0] - 0.03,
+        "the loss should fall: {curve:?}"
+    );
+    // Interrupted after 12 steps and resumed: the target network comes back from the
+    // checkpoint, so the run ends on the same weights as the one that was not interrupted.
+    let cancel = CancelFlag::new();
+    let stopped = finetune(
+        &request("resumed", 30, false),
+        &Recorder::new(Some((12, cancel.clone()))),
+        &cancel,
+    )
+    .expect("runs");
+    assert_eq!(stopped.outcome, Outcome::Interrupted);
+    let names: Vec<String> = checkpoint::load::<CheckpointMeta>(
+        &dir.path().join("resumed.ckpt"),
+        &candle_core::Device::Cpu,
+    )
+    .expect("checkpoint")
+    .0
+    .into_keys()
+    .collect();
+    assert!(names.iter().any(|n| n.starts_with("target.")), "{names:?}");
+    finetune(
+        &request("resumed", 30, true),
+        &Recorder::new(None),
+        &CancelFlag::new(),
+    )
+    .expect("resumes");
+    let weights = |name: &str| {
+        let (tensors, _) = natview::encoder::load_weights(
+            &dir.path().join(format!("{name}.safetensors")),
+            &candle_core::Device::Cpu,
+        )
+        .expect("weights");
+        let mut flat: Vec<(String, Vec<f32>)> = tensors
+            .into_iter()
+            .map(|(n, t)| {
+                (
+                    n,
+                    t.flatten_all().and_then(|t| t.to_vec1()).expect("values"),
+                )
+            })
+            .collect();
+        flat.sort_by(|a, b| a.0.cmp(&b.0));
+        flat
+    };
+    assert_eq!(weights("straight"), weights("resumed"));
 }

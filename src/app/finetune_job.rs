@@ -91,6 +91,7 @@ impl FinetuneSettings {
             freeze: self.freeze,
             holdout_view: self.holdout_view.clone(),
             judgements: self.judgements.clone(),
+            base_momentum: crate::train::DEFAULT_BASE_MOMENTUM,
         }
     }
 
@@ -99,6 +100,7 @@ impl FinetuneSettings {
         let method = match self.method {
             Method::SimSiam => "simsiam",
             Method::InfoNce => "infonce",
+            Method::Byol => "byol",
         };
         let start = self
             .from

@@ -193,6 +193,7 @@ fn bench_train(method: &str, steps: usize, common: &CommonArgs) -> anyhow::Resul
         freeze: 0,
         holdout_view: None,
         judgements: None,
+        base_momentum: natview::train::DEFAULT_BASE_MOMENTUM,
     };
     let model = SslModel::new(
         &architecture,

@@ -22,7 +22,8 @@ use std::path::{Path, PathBuf};
 pub struct FinetuneArgs {
     /// Dataset: a folder of listings, a flat folder, or a .csv/.jsonl manifest.
     dataset: PathBuf,
-    /// simsiam (stop-gradient, predictor) or infonce (temperature, in-batch negatives).
+    /// simsiam (stop-gradient, predictor), infonce (temperature, in-batch negatives) or byol
+    /// (predictor, momentum target network, no negatives).
     #[arg(long, default_value = "simsiam")]
     method: String,
     /// Optimiser steps (each takes --batch listings, two views each).
@@ -213,10 +214,12 @@ pub fn run(args: &FinetuneArgs, common: &CommonArgs) -> anyhow::Result<()> {
         freeze: args.freeze,
         holdout_view: args.holdout_view.clone(),
         judgements,
+        base_momentum: natview::train::DEFAULT_BASE_MOMENTUM,
     };
     let method_name = match method {
         Method::SimSiam => "simsiam",
         Method::InfoNce => "infonce",
+        Method::Byol => "byol",
     };
     let checkpoint = args.checkpoint.clone().unwrap_or_else(|| {
         workspace.dir().join(format!(

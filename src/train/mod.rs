@@ -13,6 +13,7 @@ mod loss;
 mod model;
 mod momentum;
 mod optim;
+mod target;
 
 pub use augment::{augment, AugmentParams};
 pub use judged::{
@@ -75,6 +76,41 @@ pub enum Method {
     SimSiam,
     /// InfoNCE (SimCLR/MoBY-style): temperature, in-batch negatives.
     InfoNce,
+    /// BYOL: predictor on the online side, a momentum (EMA) target network, no negatives.
+    Byol,
+}
+
+impl Method {
+    /// Every method, in the order the app lists them.
+    pub const ALL: [Method; 3] = [Method::InfoNce, Method::SimSiam, Method::Byol];
+
+    /// The command-line and file name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::SimSiam => "simsiam",
+            Method::InfoNce => "infonce",
+            Method::Byol => "byol",
+        }
+    }
+
+    /// The name shown in the app.
+    pub fn label(self) -> &'static str {
+        match self {
+            Method::SimSiam => "SimSiam",
+            Method::InfoNce => "InfoNCE",
+            Method::Byol => "BYOL",
+        }
+    }
+
+    /// Whether the online network has a predictor head.
+    pub fn has_predictor(self) -> bool {
+        matches!(self, Method::SimSiam | Method::Byol)
+    }
+
+    /// Whether the method trains against a momentum target network.
+    pub fn uses_target(self) -> bool {
+        matches!(self, Method::Byol)
+    }
 }
 
 impl std::str::FromStr for Method {
@@ -84,7 +120,10 @@ impl std::str::FromStr for Method {
         match text.to_ascii_lowercase().as_str() {
             "simsiam" => Ok(Method::SimSiam),
             "infonce" | "simclr" | "nce" => Ok(Method::InfoNce),
-            other => Err(format!("unknown method `{other}` (simsiam or infonce)")),
+            "byol" => Ok(Method::Byol),
+            other => Err(format!(
+                "unknown method `{other}` (simsiam, infonce or byol)"
+            )),
         }
     }
 }
@@ -138,6 +177,16 @@ pub struct TrainConfig {
     /// The analysts' verdicts and exclusions to train with (`None`: self-supervised only).
     #[serde(default)]
     pub judgements: Option<Judgements>,
+    /// BYOL: the target network's momentum at the start (it rises to 1 along a cosine).
+    #[serde(default = "default_base_momentum")]
+    pub base_momentum: f64,
+}
+
+/// BYOL's base momentum.
+pub const DEFAULT_BASE_MOMENTUM: f64 = 0.99;
+
+fn default_base_momentum() -> f64 {
+    DEFAULT_BASE_MOMENTUM
 }
 
 impl TrainConfig {

@@ -132,12 +132,13 @@ impl SslModel {
             &[features, 2 * PROJECTION_DIM, PROJECTION_DIM],
             head.pp("projector"),
         )?;
-        let predictor = match method {
-            Method::SimSiam => Some(Mlp::new(
+        let predictor = if method.has_predictor() {
+            Some(Mlp::new(
                 &[PROJECTION_DIM, PROJECTION_DIM / 2, PROJECTION_DIM],
                 head.pp("predictor"),
-            )?),
-            Method::InfoNce => None,
+            )?)
+        } else {
+            None
         };
         let vars = vars
             .lock()

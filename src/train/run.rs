@@ -3,6 +3,8 @@
 use super::checkpoint::{self, OPTIM_PREFIX};
 use super::data::{heldout_set, load_images, step_listings, views};
 use super::judged::{judged_rows, JudgedBatch, JudgedPlan};
+use super::momentum::byol;
+use super::target::{Target, TARGET_PREFIX};
 use super::*;
 
 /// Unit-norm trunk features (eval mode) of images, in batches.
@@ -63,7 +65,7 @@ fn initial_tensors(
 
 fn save_checkpoint(
     path: &Path,
-    model: &SslModel,
+    (model, target): (&SslModel, Option<&Target>),
     sgd: &Sgd,
     meta: &CheckpointMeta,
 ) -> Result<(), TrainError> {
@@ -77,6 +79,9 @@ fn save_checkpoint(
             .iter()
             .map(|(name, t)| (format!("{OPTIM_PREFIX}{name}"), t.clone())),
     );
+    if let Some(target) = target {
+        tensors.extend(target.checkpoint_tensors());
+    }
     checkpoint::save(path, &tensors, meta)
 }
 
@@ -90,7 +95,15 @@ pub fn train_step(
     config: &TrainConfig,
     lr: f64,
 ) -> Result<f32, TrainError> {
-    train_step_judged(model, sgd, x1, x2, config, lr, &JudgedBatch::default())
+    train_step_judged(
+        model,
+        sgd,
+        (x1, x2),
+        config,
+        lr,
+        &JudgedBatch::default(),
+        None,
+    )
 }
 
 /// [`train_step`] with judged pairs among the rows: a `same` pair is a row's two views, a
@@ -99,17 +112,26 @@ pub fn train_step(
 pub fn train_step_judged(
     model: &SslModel,
     sgd: &mut Sgd,
-    x1: &Tensor,
-    x2: &Tensor,
+    (x1, x2): (&Tensor, &Tensor),
     config: &TrainConfig,
     lr: f64,
     judged: &JudgedBatch,
+    target: Option<&Target>,
 ) -> Result<f32, TrainError> {
     let (h1, z1, p1) = model.forward_train_features(x1)?;
     let (h2, z2, p2) = model.forward_train_features(x2)?;
-    let mut loss = match config.method {
-        Method::SimSiam => simsiam(&p1, &z1, &p2, &z2)?,
-        Method::InfoNce => info_nce(&z1, &z2, config.temperature)?,
+    let mut loss = match (config.method, target) {
+        (Method::SimSiam, _) => simsiam(&p1, &z1, &p2, &z2)?,
+        (Method::InfoNce, _) => info_nce(&z1, &z2, config.temperature)?,
+        (Method::Byol, Some(target)) => {
+            let (t1, t2) = (target.project(x1)?, target.project(x2)?);
+            ((byol(&p1, &t2)? + byol(&p2, &t1)?)? * 0.5)?
+        }
+        (Method::Byol, None) => {
+            return Err(TrainError::NotEnoughData(
+                "BYOL needs its target network".into(),
+            ))
+        }
     };
     let margin = config
         .judgements
@@ -214,9 +236,19 @@ pub fn finetune(
     let (heldout_items, heldout_images) = heldout_set(&eval_images, &heldout);
 
     let stored_judged = resumed.as_ref().map(|(_, meta)| meta.judged_before.clone());
+    let mut stored_target: Option<HashMap<String, Tensor>> = None;
     let (tensors, optimiser_state, start_step, mut loss_curve, mut train_secs, stored_before) =
         match resumed {
             Some((tensors, meta)) => {
+                let (kept_target, tensors): (HashMap<_, _>, HashMap<_, _>) = tensors
+                    .into_iter()
+                    .partition(|(name, _)| name.starts_with(TARGET_PREFIX));
+                stored_target = (!kept_target.is_empty()).then(|| {
+                    kept_target
+                        .into_iter()
+                        .map(|(name, t)| (name[TARGET_PREFIX.len()..].to_string(), t))
+                        .collect()
+                });
                 let (optim, model): (HashMap<_, _>, HashMap<_, _>) = tensors
                     .into_iter()
                     .partition(|(name, _)| name.starts_with(OPTIM_PREFIX));
@@ -258,6 +290,17 @@ pub fn finetune(
         )));
     }
     model.set_frozen(config.freeze);
+    let target = if config.method.uses_target() {
+        Some(Target::new(
+            &architecture,
+            &model,
+            stored_target,
+            config.seed,
+            &device,
+        )?)
+    } else {
+        None
+    };
     let mut sgd = Sgd::new(config.momentum, config.weight_decay).with_state(optimiser_state);
 
     observer.phase("evaluating on held-out listings");
@@ -340,8 +383,18 @@ pub fn finetune(
             config.warmup_steps,
             config.steps,
         );
-        let loss_value =
-            train_step_judged(&model, &mut sgd, &x1, &x2, config, lr, &judged_rows_of_step)?;
+        let loss_value = train_step_judged(
+            &model,
+            &mut sgd,
+            (&x1, &x2),
+            config,
+            lr,
+            &judged_rows_of_step,
+            target.as_ref(),
+        )?;
+        if let Some(target) = &target {
+            target.follow(&model, step + 1, config.steps, config.base_momentum)?;
+        }
         if !loss_value.is_finite() {
             return Err(TrainError::NotEnoughData(format!(
                 "the loss diverged at step {} ({loss_value}); lower --lr",
@@ -366,7 +419,7 @@ pub fn finetune(
             meta.step = step;
             meta.loss_curve = loss_curve.clone();
             meta.train_secs = train_secs + elapsed;
-            save_checkpoint(&request.checkpoint, &model, &sgd, &meta)?;
+            save_checkpoint(&request.checkpoint, (&model, target.as_ref()), &sgd, &meta)?;
         }
     }
     let elapsed = started.elapsed().as_secs_f64();
@@ -374,7 +427,7 @@ pub fn finetune(
     meta.step = step;
     meta.loss_curve = loss_curve.clone();
     meta.train_secs = train_secs;
-    save_checkpoint(&request.checkpoint, &model, &sgd, &meta)?;
+    save_checkpoint(&request.checkpoint, (&model, target.as_ref()), &sgd, &meta)?;
 
     let after = if outcome == Outcome::Finished {
         let mut trunk: Vec<(String, Tensor)> = model.trunk_tensors().into_iter().collect();

@@ -159,6 +159,8 @@ fn settings_form(
                     .on_hover_text("SimCLR/MoBY-style: in-batch negatives, temperature 0.2");
                 ui.radio_value(&mut settings.method, Method::SimSiam, "SimSiam")
                     .on_hover_text("predictor + stop-gradient, no negatives");
+                ui.radio_value(&mut settings.method, Method::Byol, "BYOL")
+                    .on_hover_text("predictor + a momentum (EMA) target network, no negatives");
             });
             ui.end_row();
 
