@@ -92,16 +92,13 @@ impl FinetuneSettings {
             holdout_view: self.holdout_view.clone(),
             judgements: self.judgements.clone(),
             base_momentum: crate::train::DEFAULT_BASE_MOMENTUM,
+            queue: crate::train::DEFAULT_QUEUE,
         }
     }
 
     /// A file-name stem that tells runs with different settings apart.
     fn stem(&self) -> String {
-        let method = match self.method {
-            Method::SimSiam => "simsiam",
-            Method::InfoNce => "infonce",
-            Method::Byol => "byol",
-        };
+        let method = self.method.name();
         let start = self
             .from
             .weights

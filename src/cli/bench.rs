@@ -194,6 +194,7 @@ fn bench_train(method: &str, steps: usize, common: &CommonArgs) -> anyhow::Resul
         holdout_view: None,
         judgements: None,
         base_momentum: natview::train::DEFAULT_BASE_MOMENTUM,
+        queue: natview::train::DEFAULT_QUEUE,
     };
     let model = SslModel::new(
         &architecture,

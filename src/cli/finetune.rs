@@ -22,8 +22,9 @@ use std::path::{Path, PathBuf};
 pub struct FinetuneArgs {
     /// Dataset: a folder of listings, a flat folder, or a .csv/.jsonl manifest.
     dataset: PathBuf,
-    /// simsiam (stop-gradient, predictor), infonce (temperature, in-batch negatives) or byol
-    /// (predictor, momentum target network, no negatives).
+    /// simsiam (stop-gradient, predictor), infonce (temperature, in-batch negatives), byol
+    /// (predictor, momentum target network, no negatives) or moby (momentum target, contrastive
+    /// against a queue of its keys).
     #[arg(long, default_value = "simsiam")]
     method: String,
     /// Optimiser steps (each takes --batch listings, two views each).
@@ -41,7 +42,10 @@ pub struct FinetuneArgs {
     /// Weight decay.
     #[arg(long, default_value_t = 1e-4)]
     weight_decay: f64,
-    /// InfoNCE temperature.
+    /// MoBY: earlier target keys kept as negatives.
+    #[arg(long, default_value_t = natview::train::DEFAULT_QUEUE)]
+    queue: usize,
+    /// InfoNCE (and MoBY) temperature.
     #[arg(long, default_value_t = 0.2)]
     temperature: f64,
     /// Fraction of listings held out for evaluation (never trained on).
@@ -215,12 +219,9 @@ pub fn run(args: &FinetuneArgs, common: &CommonArgs) -> anyhow::Result<()> {
         holdout_view: args.holdout_view.clone(),
         judgements,
         base_momentum: natview::train::DEFAULT_BASE_MOMENTUM,
+        queue: args.queue,
     };
-    let method_name = match method {
-        Method::SimSiam => "simsiam",
-        Method::InfoNce => "infonce",
-        Method::Byol => "byol",
-    };
+    let method_name = method.name();
     let checkpoint = args.checkpoint.clone().unwrap_or_else(|| {
         workspace.dir().join(format!(
             "finetune.{method_name}.{}{}.ckpt.safetensors",

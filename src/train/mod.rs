@@ -78,11 +78,14 @@ pub enum Method {
     InfoNce,
     /// BYOL: predictor on the online side, a momentum (EMA) target network, no negatives.
     Byol,
+    /// MoBY: BYOL's online and momentum networks with a contrastive loss whose negatives are
+    /// a queue of earlier target keys.
+    Moby,
 }
 
 impl Method {
     /// Every method, in the order the app lists them.
-    pub const ALL: [Method; 3] = [Method::InfoNce, Method::SimSiam, Method::Byol];
+    pub const ALL: [Method; 4] = [Method::InfoNce, Method::SimSiam, Method::Byol, Method::Moby];
 
     /// The command-line and file name.
     pub fn name(self) -> &'static str {
@@ -90,6 +93,7 @@ impl Method {
             Method::SimSiam => "simsiam",
             Method::InfoNce => "infonce",
             Method::Byol => "byol",
+            Method::Moby => "moby",
         }
     }
 
@@ -99,17 +103,18 @@ impl Method {
             Method::SimSiam => "SimSiam",
             Method::InfoNce => "InfoNCE",
             Method::Byol => "BYOL",
+            Method::Moby => "MoBY",
         }
     }
 
     /// Whether the online network has a predictor head.
     pub fn has_predictor(self) -> bool {
-        matches!(self, Method::SimSiam | Method::Byol)
+        matches!(self, Method::SimSiam | Method::Byol | Method::Moby)
     }
 
     /// Whether the method trains against a momentum target network.
     pub fn uses_target(self) -> bool {
-        matches!(self, Method::Byol)
+        matches!(self, Method::Byol | Method::Moby)
     }
 }
 
@@ -121,8 +126,9 @@ impl std::str::FromStr for Method {
             "simsiam" => Ok(Method::SimSiam),
             "infonce" | "simclr" | "nce" => Ok(Method::InfoNce),
             "byol" => Ok(Method::Byol),
+            "moby" => Ok(Method::Moby),
             other => Err(format!(
-                "unknown method `{other}` (simsiam, infonce or byol)"
+                "unknown method `{other}` (simsiam, infonce, byol or moby)"
             )),
         }
     }
@@ -180,6 +186,16 @@ pub struct TrainConfig {
     /// BYOL: the target network's momentum at the start (it rises to 1 along a cosine).
     #[serde(default = "default_base_momentum")]
     pub base_momentum: f64,
+    /// MoBY: target keys kept as negatives.
+    #[serde(default = "default_queue")]
+    pub queue: usize,
+}
+
+/// MoBY's queue length.
+pub const DEFAULT_QUEUE: usize = 4096;
+
+fn default_queue() -> usize {
+    DEFAULT_QUEUE
 }
 
 /// BYOL's base momentum.

@@ -3,7 +3,7 @@
 use super::checkpoint::{self, OPTIM_PREFIX};
 use super::data::{heldout_set, load_images, step_listings, views};
 use super::judged::{judged_rows, JudgedBatch, JudgedPlan};
-use super::momentum::byol;
+use super::momentum::{byol, moby};
 use super::target::{Target, TARGET_PREFIX};
 use super::*;
 
@@ -116,7 +116,7 @@ pub fn train_step_judged(
     config: &TrainConfig,
     lr: f64,
     judged: &JudgedBatch,
-    target: Option<&Target>,
+    target: Option<&mut Target>,
 ) -> Result<f32, TrainError> {
     let (h1, z1, p1) = model.forward_train_features(x1)?;
     let (h2, z2, p2) = model.forward_train_features(x2)?;
@@ -127,10 +127,23 @@ pub fn train_step_judged(
             let (t1, t2) = (target.project(x1)?, target.project(x2)?);
             ((byol(&p1, &t2)? + byol(&p2, &t1)?)? * 0.5)?
         }
-        (Method::Byol, None) => {
-            return Err(TrainError::NotEnoughData(
-                "BYOL needs its target network".into(),
-            ))
+        (Method::Moby, Some(target)) => {
+            let (t1, t2) = (target.project(x1)?, target.project(x2)?);
+            let loss = match target.queue() {
+                Some(queue) => {
+                    let tau = config.temperature;
+                    ((moby(&p1, &t2, queue, tau)? + moby(&p2, &t1, queue, tau)?)? * 0.5)?
+                }
+                None => return Err(TrainError::NotEnoughData("MoBY needs its queue".into())),
+            };
+            target.enqueue(&Tensor::cat(&[&t1, &t2], 0)?)?;
+            loss
+        }
+        (Method::Byol | Method::Moby, None) => {
+            return Err(TrainError::NotEnoughData(format!(
+                "{} needs its target network",
+                config.method.label()
+            )))
         }
     };
     let margin = config
@@ -290,12 +303,13 @@ pub fn finetune(
         )));
     }
     model.set_frozen(config.freeze);
-    let target = if config.method.uses_target() {
+    let mut target = if config.method.uses_target() {
+        let queue = (config.method == Method::Moby).then_some(config.queue.max(1));
         Some(Target::new(
             &architecture,
             &model,
             stored_target,
-            config.seed,
+            (config.seed, queue),
             &device,
         )?)
     } else {
@@ -390,7 +404,7 @@ pub fn finetune(
             config,
             lr,
             &judged_rows_of_step,
-            target.as_ref(),
+            target.as_mut(),
         )?;
         if let Some(target) = &target {
             target.follow(&model, step + 1, config.steps, config.base_momentum)?;

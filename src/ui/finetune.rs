@@ -161,6 +161,10 @@ fn settings_form(
                     .on_hover_text("predictor + stop-gradient, no negatives");
                 ui.radio_value(&mut settings.method, Method::Byol, "BYOL")
                     .on_hover_text("predictor + a momentum (EMA) target network, no negatives");
+                ui.radio_value(&mut settings.method, Method::Moby, "MoBY")
+                    .on_hover_text(
+                        "momentum target + contrastive loss against a queue of its keys",
+                    );
             });
             ui.end_row();
 
