@@ -453,8 +453,8 @@ fn judged_pairs_move_the_way_their_verdicts_say_compared_with_a_run_without_them
 }
 
 #[test]
-fn byol_and_moby_learn_against_their_momentum_target_and_resume_to_the_same_weights() {
-    for method in [Method::Byol, Method::Moby] {
+fn byol_moby_and_swav_learn_and_resume_to_the_same_weights() {
+    for method in [Method::Byol, Method::Moby, Method::Swav] {
         momentum_run_learns_and_resumes_exactly(method);
     }
 }
@@ -467,7 +467,7 @@ fn momentum_run_learns_and_resumes_exactly(method: Method) {
         // MoBY from the shipped weights: from scratch its keys are all alike and 30 steps
         // stay near the chance level ln(queue + 1).
         let start = match method {
-            Method::Moby => {
+            Method::Moby | Method::Swav => {
                 StartFrom::Weights(ModelKind::Compact.shipped_weights().expect("shipped"))
             }
             _ => StartFrom::Scratch,
@@ -515,7 +515,16 @@ fn momentum_run_learns_and_resumes_exactly(method: Method) {
     .0
     .into_keys()
     .collect();
-    assert!(names.iter().any(|n| n.starts_with("target.")), "{names:?}");
+    assert_eq!(
+        names.iter().any(|n| n.starts_with("target.")),
+        method.uses_target(),
+        "{names:?}"
+    );
+    assert_eq!(
+        names.iter().any(|n| n == "head.prototypes"),
+        method == Method::Swav,
+        "{names:?}"
+    );
     assert_eq!(
         names.iter().any(|n| n == "target.queue"),
         method == Method::Moby,

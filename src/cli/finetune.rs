@@ -23,8 +23,8 @@ pub struct FinetuneArgs {
     /// Dataset: a folder of listings, a flat folder, or a .csv/.jsonl manifest.
     dataset: PathBuf,
     /// simsiam (stop-gradient, predictor), infonce (temperature, in-batch negatives), byol
-    /// (predictor, momentum target network, no negatives) or moby (momentum target, contrastive
-    /// against a queue of its keys).
+    /// (predictor, momentum target network, no negatives), moby (momentum target, contrastive
+    /// against a queue of its keys) or swav (online clustering, swapped prediction).
     #[arg(long, default_value = "simsiam")]
     method: String,
     /// Optimiser steps (each takes --batch listings, two views each).

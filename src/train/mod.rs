@@ -81,11 +81,20 @@ pub enum Method {
     /// MoBY: BYOL's online and momentum networks with a contrastive loss whose negatives are
     /// a queue of earlier target keys.
     Moby,
+    /// SwAV: online clustering — each view's Sinkhorn–Knopp assignment to learned prototypes
+    /// is the target of the other view's prediction.
+    Swav,
 }
 
 impl Method {
     /// Every method, in the order the app lists them.
-    pub const ALL: [Method; 4] = [Method::InfoNce, Method::SimSiam, Method::Byol, Method::Moby];
+    pub const ALL: [Method; 5] = [
+        Method::InfoNce,
+        Method::SimSiam,
+        Method::Byol,
+        Method::Moby,
+        Method::Swav,
+    ];
 
     /// The command-line and file name.
     pub fn name(self) -> &'static str {
@@ -94,6 +103,7 @@ impl Method {
             Method::InfoNce => "infonce",
             Method::Byol => "byol",
             Method::Moby => "moby",
+            Method::Swav => "swav",
         }
     }
 
@@ -104,6 +114,7 @@ impl Method {
             Method::InfoNce => "InfoNCE",
             Method::Byol => "BYOL",
             Method::Moby => "MoBY",
+            Method::Swav => "SwAV",
         }
     }
 
@@ -127,8 +138,9 @@ impl std::str::FromStr for Method {
             "infonce" | "simclr" | "nce" => Ok(Method::InfoNce),
             "byol" => Ok(Method::Byol),
             "moby" => Ok(Method::Moby),
+            "swav" => Ok(Method::Swav),
             other => Err(format!(
-                "unknown method `{other}` (simsiam, infonce, byol or moby)"
+                "unknown method `{other}` (simsiam, infonce, byol, moby or swav)"
             )),
         }
     }

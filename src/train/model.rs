@@ -109,6 +109,12 @@ pub struct SslModel {
 /// Projector output size.
 pub const PROJECTION_DIM: usize = 256;
 
+/// SwAV's number of prototypes.
+pub const SWAV_PROTOTYPES: usize = 128;
+
+/// The name of SwAV's prototypes variable.
+pub const PROTOTYPES: &str = "head.prototypes";
+
 impl SslModel {
     /// Builds the model; `tensors` (by name) override the seeded init where they exist.
     pub fn new(
@@ -132,6 +138,17 @@ impl SslModel {
             &[features, 2 * PROJECTION_DIM, PROJECTION_DIM],
             head.pp("projector"),
         )?;
+        if method == Method::Swav {
+            // SwAV's prototypes: a head variable, kept at unit rows (see `normalise_prototypes`).
+            head.get_with_hints(
+                (SWAV_PROTOTYPES, PROJECTION_DIM),
+                "prototypes",
+                candle_nn::Init::Randn {
+                    mean: 0.0,
+                    stdev: 1.0,
+                },
+            )?;
+        }
         let predictor = if method.has_predictor() {
             Some(Mlp::new(
                 &[PROJECTION_DIM, PROJECTION_DIM / 2, PROJECTION_DIM],
@@ -167,6 +184,19 @@ impl SslModel {
     /// The trunk.
     pub fn trunk(&self) -> &Trunk {
         &self.trunk
+    }
+
+    /// SwAV's prototypes (`SWAV_PROTOTYPES × PROJECTION_DIM`), if the model has them.
+    pub fn prototypes(&self) -> Option<&Var> {
+        self.vars.get(PROTOTYPES)
+    }
+
+    /// Scales SwAV's prototypes back to unit rows (after every step, as SwAV does).
+    pub fn normalise_prototypes(&self) -> Result<()> {
+        if let Some(var) = self.prototypes() {
+            var.set(&super::loss::l2_normalise_rows(var.as_tensor())?)?;
+        }
+        Ok(())
     }
 
     /// Every variable by name (trunk names as torchvision's; heads under `head.`).

@@ -3,7 +3,14 @@
 use super::checkpoint::{self, OPTIM_PREFIX};
 use super::data::{heldout_set, load_images, step_listings, views};
 use super::judged::{judged_rows, JudgedBatch, JudgedPlan};
-use super::momentum::{byol, moby};
+use super::momentum::{byol, moby, swav};
+
+/// SwAV's softmax temperature.
+const SWAV_TEMPERATURE: f64 = 0.1;
+/// SwAV's Sinkhorn–Knopp epsilon.
+const SWAV_EPSILON: f64 = 0.05;
+/// SwAV's Sinkhorn–Knopp iterations.
+const SWAV_ITERATIONS: usize = 3;
 use super::target::{Target, TARGET_PREFIX};
 use super::*;
 
@@ -138,6 +145,20 @@ pub fn train_step_judged(
             };
             target.enqueue(&Tensor::cat(&[&t1, &t2], 0)?)?;
             loss
+        }
+        (Method::Swav, _) => {
+            let prototypes = model
+                .prototypes()
+                .ok_or_else(|| TrainError::NotEnoughData("SwAV needs its prototypes".into()))?;
+            let c = l2_normalise_rows(prototypes.as_tensor())?;
+            let scores = |z: &Tensor| l2_normalise_rows(z)?.matmul(&c.t()?);
+            swav(
+                &scores(&z1)?,
+                &scores(&z2)?,
+                SWAV_TEMPERATURE,
+                SWAV_EPSILON,
+                SWAV_ITERATIONS,
+            )?
         }
         (Method::Byol | Method::Moby, None) => {
             return Err(TrainError::NotEnoughData(format!(
@@ -409,6 +430,7 @@ pub fn finetune(
         if let Some(target) = &target {
             target.follow(&model, step + 1, config.steps, config.base_momentum)?;
         }
+        model.normalise_prototypes()?;
         if !loss_value.is_finite() {
             return Err(TrainError::NotEnoughData(format!(
                 "the loss diverged at step {} ({loss_value}); lower --lr",

@@ -165,6 +165,8 @@ fn settings_form(
                     .on_hover_text(
                         "momentum target + contrastive loss against a queue of its keys",
                     );
+                ui.radio_value(&mut settings.method, Method::Swav, "SwAV")
+                    .on_hover_text("online clustering: swapped prediction of Sinkhorn assignments");
             });
             ui.end_row();
 
