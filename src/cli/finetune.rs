@@ -93,8 +93,54 @@ pub struct FinetuneArgs {
     out: Option<PathBuf>,
 }
 
-struct BarObserver {
-    bar: ProgressBar,
+/// The model and starting weights `--from` names (a model name: its shipped weights; `shipped`:
+/// the --model's; `scratch`; or a weights file), else the --model with its shipped weights.
+pub(super) fn model_and_start(
+    from: Option<&str>,
+    common: &CommonArgs,
+) -> anyhow::Result<(ModelKind, StartFrom)> {
+    let from_model = from
+        .filter(|f| !Path::new(f).is_file())
+        .and_then(|f| f.parse::<ModelKind>().ok());
+    let model: ModelKind = match from_model {
+        Some(m) => m,
+        None => common.model_kind()?,
+    };
+    let shipped = || {
+        model.shipped_weights().ok_or_else(|| {
+            anyhow::anyhow!("no weights for `{}` are shipped in models/", model.name())
+        })
+    };
+    let start = match from {
+        Some("scratch") => StartFrom::Scratch,
+        Some("shipped") => StartFrom::Weights(shipped()?),
+        Some(_) if from_model.is_some() => StartFrom::Weights(shipped()?),
+        Some(file) => StartFrom::Weights(PathBuf::from(file)),
+        None => model
+            .shipped_weights()
+            .map_or(StartFrom::Scratch, StartFrom::Weights),
+    };
+    Ok((model, start))
+}
+
+/// A progress bar for a run: the phase, then loss, learning rate and steps/s.
+pub(super) struct BarObserver {
+    pub(super) bar: ProgressBar,
+}
+
+impl BarObserver {
+    /// A bar of `total` steps (hidden with --quiet).
+    pub(super) fn new(quiet: bool, total: usize) -> Self {
+        let bar = if quiet {
+            ProgressBar::hidden()
+        } else {
+            ProgressBar::new(total as u64)
+        };
+        if let Ok(style) = ProgressStyle::with_template("[{bar:30}] {pos}/{len} {msg} eta {eta}") {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        Self { bar }
+    }
 }
 
 impl TrainObserver for BarObserver {
@@ -118,32 +164,10 @@ pub fn run(args: &FinetuneArgs, common: &CommonArgs) -> anyhow::Result<()> {
         .method
         .parse()
         .map_err(|e: String| anyhow::anyhow!(e))?;
-    let from_model = args
-        .from
-        .as_deref()
-        .filter(|f| !Path::new(f).is_file())
-        .and_then(|f| f.parse::<ModelKind>().ok());
-    let model: ModelKind = match from_model {
-        Some(m) => m,
-        None => common.model_kind()?,
-    };
+    let (model, start) = model_and_start(args.from.as_deref(), common)?;
     let dataset = load(&args.dataset)?;
     let workspace = Workspace::for_dataset(&dataset, common.workspace.as_deref());
     workspace.create()?;
-    let shipped = || {
-        model.shipped_weights().ok_or_else(|| {
-            anyhow::anyhow!("no weights for `{}` are shipped in models/", model.name())
-        })
-    };
-    let start = match args.from.as_deref() {
-        Some("scratch") => StartFrom::Scratch,
-        Some("shipped") => StartFrom::Weights(shipped()?),
-        Some(_) if from_model.is_some() => StartFrom::Weights(shipped()?),
-        Some(file) => StartFrom::Weights(PathBuf::from(file)),
-        None => model
-            .shipped_weights()
-            .map_or(StartFrom::Scratch, StartFrom::Weights),
-    };
     let batch_size = common.batch.unwrap_or(64);
     let steps = match args.epochs {
         Some(epochs) => {
@@ -259,15 +283,8 @@ pub fn run(args: &FinetuneArgs, common: &CommonArgs) -> anyhow::Result<()> {
             StartFrom::Weights(p) => p.display().to_string(),
         }
     );
-    let bar = if common.quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(config.steps as u64)
-    };
-    if let Ok(style) = ProgressStyle::with_template("[{bar:30}] {pos}/{len} {msg} eta {eta}") {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    let observer = BarObserver { bar: bar.clone() };
+    let observer = BarObserver::new(common.quiet, config.steps);
+    let bar = observer.bar.clone();
     let request = TrainRequest {
         config,
         dataset: &dataset,

@@ -6,6 +6,7 @@ mod bench_expand;
 mod bench_files;
 mod bench_layout;
 mod commands;
+mod compare;
 mod finetune;
 mod labels;
 mod output;
@@ -66,6 +67,9 @@ enum Command {
     Heatmap(HeatmapArgs),
     /// 2-D layout of the embeddings (PCA, UMAP or t-SNE): CSV `id,x,y`, quality, PNG.
     Project(project::ProjectArgs),
+    /// Fine-tune with several self-supervised methods from the same start and compare them
+    /// on the same held-out listings.
+    Compare(compare::CompareArgs),
     /// A review queue: near-duplicates across listings, listing outliers, confusable listings
     /// or the unjudged pairs the model is least sure about.
     Review(review::ReviewArgs),
@@ -351,6 +355,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Heatmap(a)) => commands::heatmap(&a, &common),
         Some(Command::Project(a)) => project::run(&a, &common),
         Some(Command::Review(a)) => review::run(&a, &common),
+        Some(Command::Compare(a)) => compare::run(&a, &common),
         Some(Command::Eval(a)) => commands::eval(&a, &common),
         Some(Command::Bench(a)) => bench::run(&a, &common),
         Some(Command::Finetune(a)) => finetune::run(&a, &common),
