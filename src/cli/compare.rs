@@ -35,7 +35,8 @@ pub struct CompareArgs {
     #[arg(long)]
     from: Option<String>,
     /// Where the runs, the table (compare.md) and compare.json go (default: compare/ in the
-    /// workspace).
+    /// workspace, with the trained weights as `finetuned.compare-<method>.<model>.safetensors`
+    /// in the workspace itself, so that the app's Model menu and Metrics view list them).
     #[arg(long)]
     out_dir: Option<PathBuf>,
     /// Print JSON instead of the table.
@@ -101,7 +102,13 @@ pub fn run(args: &CompareArgs, common: &CommonArgs) -> anyhow::Result<()> {
         let name = method.name();
         eprintln!("compare: {} ({} steps)", method.label(), args.steps);
         let observer = BarObserver::new(common.quiet, args.steps);
-        let weights = out_dir.join(format!("{name}.{}.safetensors", model.name()));
+        let weights = match &args.out_dir {
+            Some(dir) => dir.join(format!("{name}.{}.safetensors", model.name())),
+            None => workspace.dir().join(format!(
+                "finetuned.compare-{name}.{}.safetensors",
+                model.name()
+            )),
+        };
         let request = TrainRequest {
             config,
             dataset: &dataset,
