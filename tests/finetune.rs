@@ -35,6 +35,7 @@ fn config(steps: usize, heldout: f64, start: StartFrom) -> TrainConfig {
         judgements: None,
         base_momentum: natview::train::DEFAULT_BASE_MOMENTUM,
         queue: natview::train::DEFAULT_QUEUE,
+        prototypes: natview::train::SWAV_PROTOTYPES,
     }
 }
 

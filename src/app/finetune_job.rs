@@ -93,6 +93,7 @@ impl FinetuneSettings {
             judgements: self.judgements.clone(),
             base_momentum: crate::train::DEFAULT_BASE_MOMENTUM,
             queue: crate::train::DEFAULT_QUEUE,
+            prototypes: crate::train::SWAV_PROTOTYPES,
         }
     }
 

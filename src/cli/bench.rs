@@ -195,6 +195,7 @@ fn bench_train(method: &str, steps: usize, common: &CommonArgs) -> anyhow::Resul
         judgements: None,
         base_momentum: natview::train::DEFAULT_BASE_MOMENTUM,
         queue: natview::train::DEFAULT_QUEUE,
+        prototypes: natview::train::SWAV_PROTOTYPES,
     };
     let model = SslModel::new(
         &architecture,

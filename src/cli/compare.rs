@@ -98,6 +98,7 @@ pub fn run(args: &CompareArgs, common: &CommonArgs) -> anyhow::Result<()> {
             judgements: None,
             base_momentum: DEFAULT_BASE_MOMENTUM,
             queue: DEFAULT_QUEUE,
+            prototypes: natview::train::SWAV_PROTOTYPES,
         };
         let name = method.name();
         eprintln!("compare: {} ({} steps)", method.label(), args.steps);

@@ -45,6 +45,12 @@ pub struct FinetuneArgs {
     /// MoBY: earlier target keys kept as negatives.
     #[arg(long, default_value_t = natview::train::DEFAULT_QUEUE)]
     queue: usize,
+    /// SwAV: number of prototypes (clusters).
+    #[arg(long, default_value_t = natview::train::SWAV_PROTOTYPES)]
+    prototypes: usize,
+    /// BYOL and MoBY: the target network's momentum at the start (it rises to 1).
+    #[arg(long, default_value_t = natview::train::DEFAULT_BASE_MOMENTUM)]
+    target_momentum: f64,
     /// InfoNCE (and MoBY) temperature.
     #[arg(long, default_value_t = 0.2)]
     temperature: f64,
@@ -164,6 +170,15 @@ pub fn run(args: &FinetuneArgs, common: &CommonArgs) -> anyhow::Result<()> {
         .method
         .parse()
         .map_err(|e: String| anyhow::anyhow!(e))?;
+    if !(0.0..1.0).contains(&args.target_momentum) {
+        anyhow::bail!(
+            "--target-momentum {} must be at least 0 and below 1",
+            args.target_momentum
+        );
+    }
+    if args.prototypes < 2 {
+        anyhow::bail!("--prototypes {} must be at least 2", args.prototypes);
+    }
     let (model, start) = model_and_start(args.from.as_deref(), common)?;
     let dataset = load(&args.dataset)?;
     let workspace = Workspace::for_dataset(&dataset, common.workspace.as_deref());
@@ -242,8 +257,9 @@ pub fn run(args: &FinetuneArgs, common: &CommonArgs) -> anyhow::Result<()> {
         freeze: args.freeze,
         holdout_view: args.holdout_view.clone(),
         judgements,
-        base_momentum: natview::train::DEFAULT_BASE_MOMENTUM,
+        base_momentum: args.target_momentum,
         queue: args.queue,
+        prototypes: args.prototypes,
     };
     let method_name = method.name();
     let checkpoint = args.checkpoint.clone().unwrap_or_else(|| {

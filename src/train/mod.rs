@@ -20,7 +20,7 @@ pub use judged::{
     DuplicatePolicy, JudgedBatch, JudgedRow, Judgements, Movement, DEFAULT_MARGIN, UNCHANGED_BELOW,
 };
 pub use loss::{info_nce, l2_normalise_rows, simsiam};
-pub use model::{SslModel, HEAD_PREFIX};
+pub use model::{SslModel, HEAD_PREFIX, SWAV_PROTOTYPES};
 pub use momentum::{byol, ema, moby, momentum_at, sinkhorn, swav};
 pub use optim::{learning_rate, Sgd};
 
@@ -201,6 +201,13 @@ pub struct TrainConfig {
     /// MoBY: target keys kept as negatives.
     #[serde(default = "default_queue")]
     pub queue: usize,
+    /// SwAV: number of prototypes.
+    #[serde(default = "default_prototypes")]
+    pub prototypes: usize,
+}
+
+fn default_prototypes() -> usize {
+    model::SWAV_PROTOTYPES
 }
 
 /// MoBY's queue length.

@@ -109,7 +109,7 @@ pub struct SslModel {
 /// Projector output size.
 pub const PROJECTION_DIM: usize = 256;
 
-/// SwAV's number of prototypes.
+/// SwAV's default number of prototypes.
 pub const SWAV_PROTOTYPES: usize = 128;
 
 /// The name of SwAV's prototypes variable.
@@ -122,6 +122,17 @@ impl SslModel {
         method: Method,
         tensors: HashMap<String, Tensor>,
         seed: u64,
+        device: &Device,
+    ) -> Result<Self> {
+        Self::with_prototypes(config, method, tensors, (seed, SWAV_PROTOTYPES), device)
+    }
+
+    /// [`new`](Self::new) with SwAV's number of prototypes.
+    pub fn with_prototypes(
+        config: &Architecture,
+        method: Method,
+        tensors: HashMap<String, Tensor>,
+        (seed, prototypes): (u64, usize),
         device: &Device,
     ) -> Result<Self> {
         let vars = Arc::new(Mutex::new(VarSet::new()));
@@ -141,7 +152,7 @@ impl SslModel {
         if method == Method::Swav {
             // SwAV's prototypes: a head variable, kept at unit rows (see `normalise_prototypes`).
             head.get_with_hints(
-                (SWAV_PROTOTYPES, PROJECTION_DIM),
+                (prototypes.max(2), PROJECTION_DIM),
                 "prototypes",
                 candle_nn::Init::Randn {
                     mean: 0.0,

@@ -308,14 +308,20 @@ pub fn finetune(
                 None,
             ),
         };
-    let mut model = SslModel::new(&architecture, config.method, tensors, config.seed, &device)
-        .map_err(|e| match (&config.start, start_step) {
-            (StartFrom::Weights(path), 0) => TrainError::File {
-                path: path.clone(),
-                message: format!("weights do not fit model `{}`: {e}", config.model.name()),
-            },
-            _ => TrainError::Candle(e),
-        })?;
+    let mut model = SslModel::with_prototypes(
+        &architecture,
+        config.method,
+        tensors,
+        (config.seed, config.prototypes),
+        &device,
+    )
+    .map_err(|e| match (&config.start, start_step) {
+        (StartFrom::Weights(path), 0) => TrainError::File {
+            path: path.clone(),
+            message: format!("weights do not fit model `{}`: {e}", config.model.name()),
+        },
+        _ => TrainError::Candle(e),
+    })?;
     if config.freeze >= model.stages() {
         return Err(TrainError::NotEnoughData(format!(
             "--freeze {} would fix every one of the model's {} stages",
