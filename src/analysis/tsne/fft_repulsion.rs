@@ -6,7 +6,6 @@
 //! the potentials are interpolated back to the points. One kernel gives both the
 //! repulsion and the normalisation `Z`, because `q = (1 + d²) q²`.
 
-use super::CHUNK;
 use rayon::prelude::*;
 use rustfft::num_complex::Complex;
 use rustfft::{Fft, FftPlanner};
@@ -187,36 +186,27 @@ impl FftRepulsion {
         self.convolve(m);
 
         let (ga, gb) = (&self.charges_a, &self.charges_b);
-        let partial: Vec<f64> = out
-            .par_chunks_mut(CHUNK)
-            .enumerate()
-            .map(|(c, chunk)| {
-                let mut z = 0.0;
-                for (r, o) in chunk.iter_mut().enumerate() {
-                    let [x, y] = pos[c * CHUNK + r];
-                    let (bx, wx) = geo.locate(x);
-                    let (by, wy) = geo.locate(y);
-                    let mut phi = [0.0f64; 4];
-                    for (a, &wa) in wy.iter().enumerate() {
-                        let row = (NODES * by + a) * size + NODES * bx;
-                        for (b, &wb) in wx.iter().enumerate() {
-                            let w = wa * wb;
-                            let (va, vb) = (ga[row + b], gb[row + b]);
-                            phi[0] += w * f64::from(va.re);
-                            phi[1] += w * f64::from(va.im);
-                            phi[2] += w * f64::from(vb.re);
-                            phi[3] += w * f64::from(vb.im);
-                        }
-                    }
-                    let (cx, cy) = (x - geo.centre, y - geo.centre);
-                    z += (1.0 + cx * cx + cy * cy) * phi[0] - 2.0 * (cx * phi[1] + cy * phi[2])
-                        + phi[3];
-                    *o = [cx * phi[0] - phi[1], cy * phi[0] - phi[2]];
+        let total = super::chunked_sum(out, |i, o, z| {
+            let [x, y] = pos[i];
+            let (bx, wx) = geo.locate(x);
+            let (by, wy) = geo.locate(y);
+            let mut phi = [0.0f64; 4];
+            for (a, &wa) in wy.iter().enumerate() {
+                let row = (NODES * by + a) * size + NODES * bx;
+                for (b, &wb) in wx.iter().enumerate() {
+                    let w = wa * wb;
+                    let (va, vb) = (ga[row + b], gb[row + b]);
+                    phi[0] += w * f64::from(va.re);
+                    phi[1] += w * f64::from(va.im);
+                    phi[2] += w * f64::from(vb.re);
+                    phi[3] += w * f64::from(vb.im);
                 }
-                z
-            })
-            .collect();
-        partial.iter().sum::<f64>() - n as f64
+            }
+            let (cx, cy) = (x - geo.centre, y - geo.centre);
+            *z += (1.0 + cx * cx + cy * cy) * phi[0] - 2.0 * (cx * phi[1] + cy * phi[2]) + phi[3];
+            *o = [cx * phi[0] - phi[1], cy * phi[0] - phi[2]];
+        });
+        total - n as f64
     }
 
     /// Plans and allocates for `m` nodes a side (a padded grid side of `2m`).

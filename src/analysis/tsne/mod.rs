@@ -25,6 +25,27 @@ use rayon::prelude::*;
 /// Points per chunk of every parallel loop over points (fixed, so that sums are added in
 /// the same order whatever the number of threads).
 const CHUNK: usize = 1024;
+
+/// Writes `per_point(i, &mut out[i], &mut z)` for every point, in fixed chunks of [`CHUNK`]
+/// points run in parallel, and returns the sum of the `z` each chunk accumulated, the chunks'
+/// partial sums added in order — so the result is the same on any number of threads.
+pub(super) fn chunked_sum(
+    out: &mut [[f64; 2]],
+    per_point: impl Fn(usize, &mut [f64; 2], &mut f64) + Sync,
+) -> f64 {
+    let partial: Vec<f64> = out
+        .par_chunks_mut(CHUNK)
+        .enumerate()
+        .map(|(c, chunk)| {
+            let mut z = 0.0;
+            for (r, o) in chunk.iter_mut().enumerate() {
+                per_point(c * CHUNK + r, o, &mut z);
+            }
+            z
+        })
+        .collect();
+    partial.iter().sum()
+}
 /// Below this many points [`TsneRepulsion::Auto`] computes the repulsion exactly; from
 /// here on by FFT interpolation, whose cost per iteration is about that of the exact sums
 /// over 3,000 points.
