@@ -5,7 +5,7 @@ use super::bench_data::read_matrix;
 use anyhow::{bail, Context};
 use clap::Args;
 use natview::analysis::layout::LayoutObserver;
-use natview::analysis::projection::{layout_input, project, ProjectionMethod, ProjectionSpec};
+use natview::analysis::projection::{layout_input, project};
 use natview::analysis::quality::{layout_quality, DEFAULT_QUALITY_SAMPLE};
 use natview::layouts::QUALITY_K;
 use natview::npy;
@@ -22,15 +22,8 @@ pub struct LayoutArgs {
     /// umap or tsne (or pca).
     #[arg(long, default_value = "umap")]
     method: String,
-    /// UMAP: neighbours per point.
-    #[arg(long, default_value_t = 15)]
-    neighbours: usize,
-    /// t-SNE: perplexity.
-    #[arg(long, default_value_t = 30.0)]
-    perplexity: f32,
-    /// UMAP epochs / t-SNE iterations after early exaggeration (default: the method's).
-    #[arg(long)]
-    epochs: Option<usize>,
+    #[command(flatten)]
+    params: super::project::LayoutParams,
     /// Layout seed.
     #[arg(long, default_value_t = 0)]
     layout_seed: u64,
@@ -78,14 +71,7 @@ pub fn layout(args: &LayoutArgs) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let spec = ProjectionSpec {
-        method: ProjectionMethod::parse(&args.method)?,
-        neighbours: args.neighbours,
-        perplexity: args.perplexity,
-        epochs: args.epochs,
-        seed: args.layout_seed,
-        ..ProjectionSpec::new(ProjectionMethod::Umap)
-    };
+    let spec = args.params.spec(&args.method, args.layout_seed)?;
     let mut clock = PhaseClock {
         started: Instant::now(),
         phases: Vec::new(),

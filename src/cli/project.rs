@@ -22,19 +22,8 @@ pub struct ProjectArgs {
     /// Projection method: pca, umap or tsne.
     #[arg(long, default_value = "pca")]
     method: String,
-    /// UMAP: neighbours per point.
-    #[arg(long, default_value_t = 15)]
-    neighbours: usize,
-    /// UMAP: minimum distance between laid-out points.
-    #[arg(long, default_value_t = 0.1)]
-    min_dist: f32,
-    /// t-SNE: perplexity (3 × perplexity neighbours per point).
-    #[arg(long, default_value_t = 30.0)]
-    perplexity: f32,
-    /// UMAP: optimisation epochs (default 500 up to 10k points, else 200); t-SNE: iterations
-    /// after early exaggeration (default 500).
-    #[arg(long)]
-    epochs: Option<usize>,
+    #[command(flatten)]
+    params: LayoutParams,
     /// Also copy the layout (CSV `id,x,y`) here; it is always saved in the workspace as
     /// projection-<method>-<parameters>.<model>.csv.
     #[arg(long, short)]
@@ -56,16 +45,41 @@ pub struct ProjectArgs {
     recompute: bool,
 }
 
+/// The layout parameters `natview project` and `natview bench layout` share.
+#[derive(Debug, Args)]
+pub struct LayoutParams {
+    /// UMAP: neighbours per point.
+    #[arg(long, default_value_t = 15)]
+    neighbours: usize,
+    /// UMAP: minimum distance between laid-out points.
+    #[arg(long, default_value_t = 0.1)]
+    min_dist: f32,
+    /// t-SNE: perplexity (3 × perplexity neighbours per point).
+    #[arg(long, default_value_t = 30.0)]
+    perplexity: f32,
+    /// UMAP: optimisation epochs (default 500 up to 10k points, else 200); t-SNE: iterations
+    /// after early exaggeration (default 500).
+    #[arg(long)]
+    epochs: Option<usize>,
+}
+
+impl LayoutParams {
+    /// The layout of `method` (pca, umap or tsne) with these parameters and `seed`.
+    pub fn spec(&self, method: &str, seed: u64) -> anyhow::Result<ProjectionSpec> {
+        Ok(ProjectionSpec {
+            method: ProjectionMethod::parse(method)?,
+            neighbours: self.neighbours,
+            min_dist: self.min_dist,
+            perplexity: self.perplexity,
+            epochs: self.epochs,
+            seed,
+        })
+    }
+}
+
 /// `natview project`. The global `--seed` seeds the layout too.
 pub fn run(args: &ProjectArgs, common: &CommonArgs) -> anyhow::Result<()> {
-    let spec = ProjectionSpec {
-        method: ProjectionMethod::parse(&args.method)?,
-        neighbours: args.neighbours,
-        min_dist: args.min_dist,
-        perplexity: args.perplexity,
-        epochs: args.epochs,
-        seed: common.seed,
-    };
+    let spec = args.params.spec(&args.method, common.seed)?;
     spec.check()?;
     let embedded = embed(&args.dataset, common)?;
     let set = &embedded.set;
