@@ -132,16 +132,16 @@ struct CommonArgs {
     #[arg(long, global = true)]
     workspace: Option<PathBuf>,
     /// Encoder: effnet-lite0 (ImageNet-pretrained, the default), effnet-lite1, effnet-lite2,
-    /// compact, resnet18, resnet50 or pixels (raw-pixel baseline). Default: the model the
+    /// compact, resnet18, resnet50, regnety-400mf or pixels (raw-pixel baseline). Default: the model the
     /// --weights were trained as (natview finetune records it), else effnet-lite0.
     #[arg(long, global = true)]
     model: Option<String>,
     /// Weights (safetensors; the PyTorch port's names for EfficientNet, torchvision's for
-    /// ResNets). Default: the model's weights shipped in models/ (effnet-lite0.safetensors,
+    /// ResNets and RegNetY). Default: the model's weights shipped in models/ (effnet-lite0.safetensors,
     /// compact-emoji.safetensors), else an untrained encoder.
     #[arg(long, global = true)]
     weights: Option<PathBuf>,
-    /// Input size in pixels (default: 224 for effnet-lite0 and ResNets, 240/260 for
+    /// Input size in pixels (default: 224 for effnet-lite0, ResNets and RegNetY, 240/260 for
     /// effnet-lite1/2, 64 for compact, 32 for pixels; fine-tuned --weights: the size they
     /// were trained at).
     #[arg(long, global = true)]

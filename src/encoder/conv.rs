@@ -10,12 +10,13 @@ use super::conv_cpu::{self, ConvGeometry};
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Module, Result, Shape, Tensor};
 use candle_nn::VarBuilder;
 
-/// A bias-free 2D convolution with square kernel, stride and zero padding.
+/// A bias-free 2D convolution with square kernel, stride, zero padding and channel groups.
 #[derive(Debug, Clone)]
 pub struct Conv2d {
     weight: Tensor,
     stride: usize,
     padding: usize,
+    groups: usize,
 }
 
 impl Conv2d {
@@ -28,8 +29,26 @@ impl Conv2d {
         padding: usize,
         vb: VarBuilder,
     ) -> Result<Self> {
+        Self::grouped(c_in, c_out, kernel, stride, padding, 1, vb)
+    }
+
+    /// [`new`](Self::new) in `groups` channel groups: `weight` is `[c_out, c_in / groups, k, k]`.
+    pub fn grouped(
+        c_in: usize,
+        c_out: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        groups: usize,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        if groups == 0 || c_in % groups != 0 || c_out % groups != 0 {
+            candle_core::bail!(
+                "conv2d: {c_in} → {c_out} channels do not split into {groups} groups"
+            );
+        }
         let weight = vb.get_with_hints(
-            (c_out, c_in, kernel, kernel),
+            (c_out, c_in / groups, kernel, kernel),
             "weight",
             candle_nn::init::DEFAULT_KAIMING_NORMAL,
         )?;
@@ -37,6 +56,7 @@ impl Conv2d {
             weight,
             stride,
             padding,
+            groups,
         })
     }
 
@@ -57,9 +77,9 @@ impl Conv2d {
     /// kernel with a batch norm folded in.
     pub fn forward_with_weight(&self, x: &Tensor, weight: &Tensor) -> Result<Tensor> {
         if x.device().is_cpu() && x.dtype() == DType::F32 && own_cpu_kernels() {
-            conv2d_cpu(x, weight, self.stride, self.padding)
+            grouped_conv2d_cpu(x, weight, self.stride, self.padding, self.groups)
         } else {
-            x.conv2d(weight, self.padding, self.stride, 1, 1)
+            x.conv2d(weight, self.padding, self.stride, 1, self.groups)
         }
     }
 }
@@ -70,10 +90,23 @@ impl Module for Conv2d {
     }
 }
 
-/// 2D convolution through our CPU kernels, with gradients for both the input and the kernel.
-pub fn conv2d_cpu(x: &Tensor, weight: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
-    x.contiguous()?
-        .apply_op2(&weight.contiguous()?, Forward { stride, padding })
+/// 2D convolution in `groups` channel groups (`weight` `[c_out, c_in / groups, k, k]`) through
+/// our CPU kernels, with gradients for both the input and the kernel.
+pub fn grouped_conv2d_cpu(
+    x: &Tensor,
+    weight: &Tensor,
+    stride: usize,
+    padding: usize,
+    groups: usize,
+) -> Result<Tensor> {
+    x.contiguous()?.apply_op2(
+        &weight.contiguous()?,
+        Forward {
+            stride,
+            padding,
+            groups,
+        },
+    )
 }
 
 /// The f32 values of a contiguous CPU tensor.
@@ -92,8 +125,9 @@ fn geometry(
     kernel: &[usize],
     stride: usize,
     padding: usize,
+    groups: usize,
 ) -> Result<ConvGeometry> {
-    ConvGeometry::new(input, kernel, stride, padding).map_err(candle_core::Error::msg)
+    ConvGeometry::grouped(input, kernel, stride, padding, groups).map_err(candle_core::Error::msg)
 }
 
 /// Checks that an output gradient has the forward output's shape.
@@ -111,6 +145,7 @@ fn check_output_gradient(g: &ConvGeometry, grad_layout: &Layout) -> Result<()> {
 struct Forward {
     stride: usize,
     padding: usize,
+    groups: usize,
 }
 
 impl CustomOp2 for Forward {
@@ -130,6 +165,7 @@ impl CustomOp2 for Forward {
             kernel_layout.dims(),
             self.stride,
             self.padding,
+            self.groups,
         )?;
         let out = conv_cpu::forward(
             &g,
@@ -155,6 +191,7 @@ impl CustomOp2 for Forward {
             &GradInput {
                 stride: self.stride,
                 padding: self.padding,
+                groups: self.groups,
                 input_dims: input.dims().to_vec(),
             },
         )?;
@@ -163,6 +200,7 @@ impl CustomOp2 for Forward {
             &GradKernel {
                 stride: self.stride,
                 padding: self.padding,
+                groups: self.groups,
                 kernel_dims: kernel.dims().to_vec(),
             },
         )?;
@@ -174,6 +212,7 @@ impl CustomOp2 for Forward {
 struct GradInput {
     stride: usize,
     padding: usize,
+    groups: usize,
     input_dims: Vec<usize>,
 }
 
@@ -194,6 +233,7 @@ impl CustomOp2 for GradInput {
             kernel_layout.dims(),
             self.stride,
             self.padding,
+            self.groups,
         )?;
         check_output_gradient(&g, grad_layout)?;
         let out = conv_cpu::grad_input(
@@ -209,6 +249,7 @@ impl CustomOp2 for GradInput {
 struct GradKernel {
     stride: usize,
     padding: usize,
+    groups: usize,
     kernel_dims: Vec<usize>,
 }
 
@@ -229,6 +270,7 @@ impl CustomOp2 for GradKernel {
             &self.kernel_dims,
             self.stride,
             self.padding,
+            self.groups,
         )?;
         check_output_gradient(&g, grad_layout)?;
         let out = conv_cpu::grad_kernel(
@@ -249,24 +291,27 @@ mod tests {
     #[test]
     fn matches_candle_forward_and_gradients() {
         let device = Device::Cpu;
-        for (n, c_in, h, w, c_out, k, stride, pad) in [
-            (2, 3, 12, 10, 4, 3, 1, 1),
-            (3, 4, 9, 9, 6, 3, 2, 1),
-            (2, 8, 6, 6, 5, 1, 1, 0),
-            (2, 8, 7, 7, 5, 1, 2, 0),
-            (1, 3, 16, 16, 4, 7, 2, 3),
+        for (n, c_in, h, w, c_out, k, stride, pad, groups) in [
+            (2, 3, 12, 10, 4, 3, 1, 1, 1),
+            (3, 4, 9, 9, 6, 3, 2, 1, 1),
+            (2, 8, 6, 6, 5, 1, 1, 0, 1),
+            (2, 8, 7, 7, 5, 1, 2, 0, 1),
+            (1, 3, 16, 16, 4, 7, 2, 3, 1),
+            (2, 16, 9, 9, 16, 3, 2, 1, 2),
+            (2, 12, 8, 8, 6, 3, 1, 1, 3),
         ] {
             let x =
                 Var::from_tensor(&Tensor::randn(0f32, 1.0, (n, c_in, h, w), &device).expect("x"))
                     .expect("var");
             let kernel = Var::from_tensor(
-                &Tensor::randn(0f32, 1.0, (c_out, c_in, k, k), &device).expect("w"),
+                &Tensor::randn(0f32, 1.0, (c_out, c_in / groups, k, k), &device).expect("w"),
             )
             .expect("var");
-            let ours = conv2d_cpu(x.as_tensor(), kernel.as_tensor(), stride, pad).expect("ours");
+            let ours = grouped_conv2d_cpu(x.as_tensor(), kernel.as_tensor(), stride, pad, groups)
+                .expect("ours");
             let theirs = x
                 .as_tensor()
-                .conv2d(kernel.as_tensor(), pad, stride, 1, 1)
+                .conv2d(kernel.as_tensor(), pad, stride, 1, groups)
                 .expect("candle");
             assert_eq!(ours.dims(), theirs.dims());
             let max_diff = |a: &Tensor, b: &Tensor| -> f32 {

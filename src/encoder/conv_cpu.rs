@@ -1,12 +1,14 @@
 //! CPU kernels of the 2D convolution: a single-pass im2col (and its adjoint, col2im) feeding
 //! gemm, for the forward pass and both gradients. Images of a batch run in parallel (rayon), each
-//! gemm on one thread, so that small images keep both cores busy.
+//! gemm on one thread, so that small images keep both cores busy. Grouped convolutions (RegNet's
+//! 3×3 layers) share the one im2col matrix: group `g`'s rows of it are contiguous, so each group
+//! is one gemm on a slice of the kernel, the column matrix and the output.
 
 use crate::linalg::{matmul, Operand, Output};
 use rayon::prelude::*;
 
-/// Shapes of one convolution: input `[n, c_in, h, w]`, kernel `[c_out, c_in, k, k]`, output
-/// `[n, c_out, h_out, w_out]`.
+/// Shapes of one convolution: input `[n, c_in, h, w]`, kernel `[c_out, c_in / groups, k, k]`,
+/// output `[n, c_out, h_out, w_out]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConvGeometry {
     /// Batch size.
@@ -29,24 +31,34 @@ pub struct ConvGeometry {
     pub h_out: usize,
     /// Output width.
     pub w_out: usize,
+    /// Channel groups: output channels of group `g` see only its `c_in / groups` input channels.
+    pub groups: usize,
 }
 
 impl ConvGeometry {
-    /// Checks the shapes and derives the output size.
-    pub fn new(
+    /// Checks the shapes (a convolution in `groups` channel groups; 1 for a plain one) and
+    /// derives the output size.
+    pub fn grouped(
         input: &[usize],
         kernel: &[usize],
         stride: usize,
         pad: usize,
+        groups: usize,
     ) -> Result<Self, String> {
         let (&[n, c_in, h, w], &[c_out, kc, k, k2]) = (input, kernel) else {
             return Err(format!(
                 "conv2d wants a 4-d input and kernel, got {input:?} and {kernel:?}"
             ));
         };
-        if kc != c_in || k != k2 || k == 0 || stride == 0 {
+        if groups == 0
+            || kc * groups != c_in
+            || c_out % groups != 0
+            || k != k2
+            || k == 0
+            || stride == 0
+        {
             return Err(format!(
-                "conv2d: kernel {kernel:?} does not fit input {input:?} (stride {stride})"
+                "conv2d: kernel {kernel:?} does not fit input {input:?} (stride {stride}, {groups} groups)"
             ));
         }
         if h + 2 * pad < k || w + 2 * pad < k {
@@ -65,12 +77,23 @@ impl ConvGeometry {
             pad,
             h_out: (h + 2 * pad - k) / stride + 1,
             w_out: (w + 2 * pad - k) / stride + 1,
+            groups,
         })
     }
 
     /// Rows of the column matrix: `c_in · k · k`.
     fn patch_len(&self) -> usize {
         self.c_in * self.k * self.k
+    }
+
+    /// Rows of one group's block of the column matrix (the kernel's row length).
+    fn group_patch_len(&self) -> usize {
+        self.patch_len() / self.groups
+    }
+
+    /// Output channels of one group.
+    fn group_c_out(&self) -> usize {
+        self.c_out / self.groups
     }
 
     /// Columns of the column matrix: `h_out · w_out`.
@@ -218,21 +241,23 @@ fn col2im_add(g: &ConvGeometry, cols: &[f32], image: &mut [f32]) {
 /// The forward pass: `[n, c_out, h_out, w_out]` from the input and the kernel (both row-major).
 pub fn forward(g: &ConvGeometry, input: &[f32], kernel: &[f32]) -> Vec<f32> {
     let mut out = vec![0f32; g.n * g.out_plane()];
-    let (patch, pixels) = (g.patch_len(), g.out_pixels());
+    let (patch, pixels, c_out) = (g.group_patch_len(), g.out_pixels(), g.group_c_out());
     out.par_chunks_mut(g.out_plane().max(1))
         .zip(input.par_chunks(g.in_plane().max(1)))
         .for_each(|(out, image)| {
             with_scratch(g.cols_len(), |cols| {
                 let cols = patches(g, image, cols);
-                matmul(
-                    g.c_out,
-                    pixels,
-                    patch,
-                    Output::rows(out, pixels),
-                    Operand::rows(kernel, patch),
-                    Operand::rows(cols, pixels),
-                    false,
-                );
+                for group in 0..g.groups {
+                    matmul(
+                        c_out,
+                        pixels,
+                        patch,
+                        Output::rows(&mut out[group * c_out * pixels..], pixels),
+                        Operand::rows(&kernel[group * c_out * patch..], patch),
+                        Operand::rows(&cols[group * patch * pixels..], pixels),
+                        false,
+                    );
+                }
             })
         });
     out
@@ -241,20 +266,31 @@ pub fn forward(g: &ConvGeometry, input: &[f32], kernel: &[f32]) -> Vec<f32> {
 /// The gradient with respect to the input: `[n, c_in, h, w]` from the output gradient.
 pub fn grad_input(g: &ConvGeometry, grad_out: &[f32], kernel: &[f32]) -> Vec<f32> {
     let mut grad_in = vec![0f32; g.n * g.in_plane()];
-    let (patch, pixels) = (g.patch_len(), g.out_pixels());
+    let (patch, pixels, c_out) = (g.group_patch_len(), g.out_pixels(), g.group_c_out());
+    // Group `group`'s rows of the column gradient: its kernel block transposed times its
+    // output channels' gradient.
+    let column_gradient = |columns: &mut [f32], grad: &[f32]| {
+        for group in 0..g.groups {
+            matmul(
+                patch,
+                pixels,
+                c_out,
+                Output::rows(&mut columns[group * patch * pixels..], pixels),
+                Operand::transposed(&kernel[group * c_out * patch..], patch),
+                Operand::rows(&grad[group * c_out * pixels..], pixels),
+                false,
+            );
+        }
+    };
     grad_in
         .par_chunks_mut(g.in_plane().max(1))
         .zip(grad_out.par_chunks(g.out_plane().max(1)))
         .for_each(|(grad_image, grad)| {
-            let kernel_t = Operand::transposed(kernel, patch);
-            let grad = Operand::rows(grad, pixels);
             if g.is_pointwise() {
-                let grad_image = Output::rows(grad_image, pixels);
-                matmul(patch, pixels, g.c_out, grad_image, kernel_t, grad, false);
+                column_gradient(grad_image, grad);
             } else {
                 with_scratch(g.cols_len(), |cols| {
-                    let cols_out = Output::rows(&mut *cols, pixels);
-                    matmul(patch, pixels, g.c_out, cols_out, kernel_t, grad, false);
+                    column_gradient(cols, grad);
                     col2im_add(g, cols, grad_image);
                 });
             }
@@ -264,7 +300,7 @@ pub fn grad_input(g: &ConvGeometry, grad_out: &[f32], kernel: &[f32]) -> Vec<f32
 
 /// The gradient with respect to the kernel: `[c_out, c_in, k, k]`, summed over the batch.
 pub fn grad_kernel(g: &ConvGeometry, input: &[f32], grad_out: &[f32]) -> Vec<f32> {
-    let (patch, pixels) = (g.patch_len(), g.out_pixels());
+    let (patch, pixels, c_out) = (g.group_patch_len(), g.out_pixels(), g.group_c_out());
     let size = g.c_out * patch;
     let threads = rayon::current_num_threads().max(1);
     let per_task = g.n.div_ceil(threads).max(1);
@@ -278,15 +314,17 @@ pub fn grad_kernel(g: &ConvGeometry, input: &[f32], grad_out: &[f32]) -> Vec<f32
                     let image = &input[i * g.in_plane()..(i + 1) * g.in_plane()];
                     let grad = &grad_out[i * g.out_plane()..(i + 1) * g.out_plane()];
                     let cols = patches(g, image, cols);
-                    matmul(
-                        g.c_out,
-                        patch,
-                        pixels,
-                        Output::rows(&mut partial, patch),
-                        Operand::rows(grad, pixels),
-                        Operand::transposed(cols, pixels),
-                        true,
-                    );
+                    for group in 0..g.groups {
+                        matmul(
+                            c_out,
+                            patch,
+                            pixels,
+                            Output::rows(&mut partial[group * c_out * patch..], patch),
+                            Operand::rows(&grad[group * c_out * pixels..], pixels),
+                            Operand::transposed(&cols[group * patch * pixels..], pixels),
+                            true,
+                        );
+                    }
                 }
             });
             partial
@@ -307,12 +345,14 @@ mod tests {
     /// Direct convolution, the definition itself.
     fn naive_forward(g: &ConvGeometry, x: &[f32], kernel: &[f32]) -> Vec<f32> {
         let mut out = vec![0f32; g.n * g.out_plane()];
+        let c_in_group = g.c_in / g.groups;
         for n in 0..g.n {
             for o in 0..g.c_out {
+                let first_channel = o / g.group_c_out() * c_in_group;
                 for oy in 0..g.h_out {
                     for ox in 0..g.w_out {
                         let mut sum = 0f32;
-                        for c in 0..g.c_in {
+                        for c in 0..c_in_group {
                             for ky in 0..g.k {
                                 for kx in 0..g.k {
                                     let iy = (oy * g.stride + ky) as isize - g.pad as isize;
@@ -321,9 +361,10 @@ mod tests {
                                     {
                                         continue;
                                     }
-                                    sum += x[((n * g.c_in + c) * g.h + iy as usize) * g.w
+                                    let channel = first_channel + c;
+                                    sum += x[((n * g.c_in + channel) * g.h + iy as usize) * g.w
                                         + ix as usize]
-                                        * kernel[((o * g.c_in + c) * g.k + ky) * g.k + kx];
+                                        * kernel[((o * c_in_group + c) * g.k + ky) * g.k + kx];
                                 }
                             }
                         }
@@ -349,26 +390,54 @@ mod tests {
             .sum()
     }
 
-    /// n, c_in, h, w, c_out, k, stride, pad.
-    type Case = (usize, usize, usize, usize, usize, usize, usize, usize);
+    /// n, c_in, h, w, c_out, k, stride, pad, groups.
+    type Case = (
+        usize,
+        usize,
+        usize,
+        usize,
+        usize,
+        usize,
+        usize,
+        usize,
+        usize,
+    );
 
-    const CASES: [Case; 7] = [
-        (2, 3, 9, 7, 4, 3, 1, 1),
-        (3, 2, 8, 8, 5, 3, 2, 1),
-        (2, 4, 6, 5, 3, 1, 1, 0),
-        (2, 4, 7, 7, 3, 1, 2, 0),
-        (1, 3, 11, 10, 2, 7, 2, 3),
-        (2, 2, 5, 5, 2, 3, 1, 0),
-        (2, 1, 4, 4, 2, 3, 3, 2),
+    const CASES: [Case; 10] = [
+        (2, 3, 9, 7, 4, 3, 1, 1, 1),
+        (3, 2, 8, 8, 5, 3, 2, 1, 1),
+        (2, 4, 6, 5, 3, 1, 1, 0, 1),
+        (2, 4, 7, 7, 3, 1, 2, 0, 1),
+        (1, 3, 11, 10, 2, 7, 2, 3, 1),
+        (2, 2, 5, 5, 2, 3, 1, 0, 1),
+        (2, 1, 4, 4, 2, 3, 3, 2, 1),
+        (2, 6, 7, 6, 6, 3, 1, 1, 3),
+        (2, 8, 9, 9, 4, 3, 2, 1, 2),
+        (2, 6, 5, 5, 9, 1, 1, 0, 3),
     ];
+
+    fn geometry(case: Case) -> ConvGeometry {
+        let (n, c_in, h, w, c_out, k, stride, pad, groups) = case;
+        ConvGeometry::grouped(
+            &[n, c_in, h, w],
+            &[c_out, c_in / groups, k, k],
+            stride,
+            pad,
+            groups,
+        )
+        .expect("geometry")
+    }
+
+    fn kernel_len(g: &ConvGeometry) -> usize {
+        g.c_out * g.group_patch_len()
+    }
 
     #[test]
     fn forward_matches_the_definition() {
-        for (n, c_in, h, w, c_out, k, stride, pad) in CASES {
-            let g = ConvGeometry::new(&[n, c_in, h, w], &[c_out, c_in, k, k], stride, pad)
-                .expect("geometry");
-            let x = values(n * c_in * h * w, 1);
-            let kernel = values(c_out * c_in * k * k, 2);
+        for case in CASES {
+            let g = geometry(case);
+            let x = values(g.n * g.in_plane(), 1);
+            let kernel = values(kernel_len(&g), 2);
             let fast = forward(&g, &x, &kernel);
             let slow = naive_forward(&g, &x, &kernel);
             for (a, b) in fast.iter().zip(&slow) {
@@ -381,12 +450,11 @@ mod tests {
     /// `⟨r, conv(x, W)⟩ = ⟨grad_input(r), x⟩ = ⟨grad_kernel(r), W⟩`.
     #[test]
     fn gradients_are_the_adjoints_of_the_forward_pass() {
-        for (n, c_in, h, w, c_out, k, stride, pad) in CASES {
-            let g = ConvGeometry::new(&[n, c_in, h, w], &[c_out, c_in, k, k], stride, pad)
-                .expect("geometry");
-            let x = values(n * c_in * h * w, 3);
-            let kernel = values(c_out * c_in * k * k, 4);
-            let r = values(n * g.out_plane(), 5);
+        for case in CASES {
+            let g = geometry(case);
+            let x = values(g.n * g.in_plane(), 3);
+            let kernel = values(kernel_len(&g), 4);
+            let r = values(g.n * g.out_plane(), 5);
             let y = naive_forward(&g, &x, &kernel);
             let lhs = dot(&r, &y);
             let via_input = dot(&grad_input(&g, &r, &kernel), &x);
@@ -401,8 +469,11 @@ mod tests {
 
     #[test]
     fn mismatched_shapes_are_refused() {
-        assert!(ConvGeometry::new(&[1, 3, 8, 8], &[4, 2, 3, 3], 1, 1).is_err());
-        assert!(ConvGeometry::new(&[1, 3, 2, 2], &[4, 3, 5, 5], 1, 0).is_err());
-        assert!(ConvGeometry::new(&[3, 8, 8], &[4, 3, 3, 3], 1, 1).is_err());
+        assert!(ConvGeometry::grouped(&[1, 3, 8, 8], &[4, 2, 3, 3], 1, 1, 1).is_err());
+        assert!(ConvGeometry::grouped(&[1, 3, 2, 2], &[4, 3, 5, 5], 1, 0, 1).is_err());
+        assert!(ConvGeometry::grouped(&[3, 8, 8], &[4, 3, 3, 3], 1, 1, 1).is_err());
+        assert!(ConvGeometry::grouped(&[1, 6, 8, 8], &[4, 3, 3, 3], 1, 1, 3).is_err());
+        assert!(ConvGeometry::grouped(&[1, 6, 8, 8], &[6, 3, 3, 3], 1, 1, 3).is_err());
+        assert!(ConvGeometry::grouped(&[1, 6, 8, 8], &[6, 2, 3, 3], 1, 1, 3).is_ok());
     }
 }

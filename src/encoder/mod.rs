@@ -1,5 +1,5 @@
 //! Image encoders: EfficientNet-Lite0–2 (ImageNet-pretrained Lite0 shipped; tensor names of the
-//! PyTorch port), ResNet-18/50 (torchvision tensor names), a compact ResNet for 64–128 px
+//! PyTorch port), ResNet-18/50 and RegNetY-400MF (torchvision tensor names), a compact ResNet for 64–128 px
 //! images, and a raw-pixel baseline. Weights come from a safetensors file or, for an untrained
 //! encoder, from a fixed seed. Outputs are L2-normalised.
 
@@ -11,6 +11,7 @@ mod effnet;
 mod effnet_cpu;
 mod init;
 mod preprocess;
+mod regnet;
 mod resnet;
 mod trunk;
 
@@ -23,6 +24,7 @@ pub use preprocess::{
     images_tensor, normalise_chw, pixel_vector, square_resize, Normalisation, IMAGENET_MEAN,
     IMAGENET_STD,
 };
+pub use regnet::{RegNet, RegNetConfig};
 pub use resnet::{ResNet, ResNetConfig};
 pub use trunk::{Architecture, Trunk};
 
@@ -56,7 +58,7 @@ pub enum EncoderError {
     },
     /// An unknown model name.
     #[error(
-        "unknown model `{0}` (choose effnet-lite0, effnet-lite1, effnet-lite2, compact, resnet18, resnet50 or pixels)"
+        "unknown model `{0}` (choose effnet-lite0, effnet-lite1, effnet-lite2, compact, resnet18, resnet50, regnety-400mf or pixels)"
     )]
     UnknownModel(String),
     /// The pixel baseline takes no weights.
@@ -89,6 +91,9 @@ pub enum ModelKind {
     Resnet18,
     /// torchvision ResNet-50 trunk (2048-d output).
     Resnet50,
+    /// torchvision RegNetY-400MF trunk (440-d output), the SEER line's architecture family.
+    #[serde(rename = "regnety-400mf")]
+    RegnetY400mf,
     /// Raw pixels, mean-centred (a reference point for every metric).
     Pixels,
 }
@@ -103,6 +108,7 @@ impl ModelKind {
             ModelKind::Compact => "compact",
             ModelKind::Resnet18 => "resnet18",
             ModelKind::Resnet50 => "resnet50",
+            ModelKind::RegnetY400mf => "regnety-400mf",
             ModelKind::Pixels => "pixels",
         }
     }
@@ -114,7 +120,7 @@ impl ModelKind {
                 .architecture()
                 .map_or(224, |a| a.default_input_size_px()),
             ModelKind::Compact => 64,
-            ModelKind::Resnet18 | ModelKind::Resnet50 => 224,
+            ModelKind::Resnet18 | ModelKind::Resnet50 | ModelKind::RegnetY400mf => 224,
             ModelKind::Pixels => 32,
         }
     }
@@ -128,6 +134,7 @@ impl ModelKind {
             ModelKind::Compact => Some(Architecture::ResNet(ResNetConfig::compact())),
             ModelKind::Resnet18 => Some(Architecture::ResNet(ResNetConfig::resnet18())),
             ModelKind::Resnet50 => Some(Architecture::ResNet(ResNetConfig::resnet50())),
+            ModelKind::RegnetY400mf => Some(Architecture::RegNet(RegNetConfig::y_400mf())),
             ModelKind::Pixels => None,
         }
     }
@@ -155,13 +162,14 @@ impl ModelKind {
     }
 
     /// Every model natview knows, in the order offered to users.
-    pub const ALL: [ModelKind; 7] = [
+    pub const ALL: [ModelKind; 8] = [
         ModelKind::EffnetLite0,
         ModelKind::EffnetLite1,
         ModelKind::EffnetLite2,
         ModelKind::Compact,
         ModelKind::Resnet18,
         ModelKind::Resnet50,
+        ModelKind::RegnetY400mf,
         ModelKind::Pixels,
     ];
 }
@@ -176,6 +184,7 @@ impl std::str::FromStr for ModelKind {
             "compact" => Ok(ModelKind::Compact),
             "resnet18" => Ok(ModelKind::Resnet18),
             "resnet50" => Ok(ModelKind::Resnet50),
+            "regnety400mf" | "regnety" => Ok(ModelKind::RegnetY400mf),
             "pixels" | "pixel" => Ok(ModelKind::Pixels),
             _ => Err(EncoderError::UnknownModel(s.to_string())),
         }
@@ -548,6 +557,13 @@ mod tests {
             "ResNet-18".parse::<ModelKind>().ok(),
             Some(ModelKind::Resnet18)
         );
+        assert_eq!(
+            "regnety-400mf".parse::<ModelKind>().ok(),
+            Some(ModelKind::RegnetY400mf)
+        );
         assert!("vit".parse::<ModelKind>().is_err());
+        for model in ModelKind::ALL {
+            assert_eq!(model.name().parse::<ModelKind>().ok(), Some(model));
+        }
     }
 }

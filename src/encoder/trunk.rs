@@ -1,9 +1,11 @@
-//! One type for every CNN trunk natview embeds with and trains (ResNets, EfficientNet-Lite), so
+//! One type for every CNN trunk natview embeds with and trains (ResNets, RegNetY,
+//! EfficientNet-Lite), so
 //! the encoder, the training loop and the benchmarks need not know which one they hold.
 
 use super::conv::own_cpu_kernels;
 use super::effnet::{EffNetConfig, EfficientNet};
 use super::effnet_cpu::FusedEffNet;
+use super::regnet::{RegNet, RegNetConfig};
 use super::resnet::{ResNet, ResNetConfig};
 use candle_core::{DType, Result, Tensor};
 use candle_nn::VarBuilder;
@@ -13,6 +15,8 @@ use candle_nn::VarBuilder;
 pub enum Architecture {
     /// A ResNet (torchvision names).
     ResNet(ResNetConfig),
+    /// A RegNetY (torchvision names).
+    RegNet(RegNetConfig),
     /// An EfficientNet-Lite (names of the PyTorch port).
     EffNet(EffNetConfig),
 }
@@ -22,6 +26,7 @@ impl Architecture {
     pub fn feature_dim(&self) -> usize {
         match self {
             Architecture::ResNet(c) => c.feature_dim(),
+            Architecture::RegNet(c) => c.feature_dim(),
             Architecture::EffNet(c) => c.feature_dim(),
         }
     }
@@ -30,7 +35,7 @@ impl Architecture {
     pub fn default_input_size_px(&self) -> u32 {
         match self {
             Architecture::ResNet(c) if !c.imagenet_stem => 64,
-            Architecture::ResNet(_) => 224,
+            Architecture::ResNet(_) | Architecture::RegNet(_) => 224,
             Architecture::EffNet(c) => c.input_size_px(),
         }
     }
@@ -39,6 +44,7 @@ impl Architecture {
     pub fn build(&self, vb: VarBuilder) -> Result<Trunk> {
         Ok(match self {
             Architecture::ResNet(c) => Trunk::ResNet(ResNet::new(c, vb)?),
+            Architecture::RegNet(c) => Trunk::RegNet(RegNet::new(c, vb)?),
             Architecture::EffNet(c) => Trunk::EffNet {
                 net: EfficientNet::new(c, vb)?,
                 fused: None,
@@ -52,6 +58,8 @@ impl Architecture {
 pub enum Trunk {
     /// A ResNet.
     ResNet(ResNet),
+    /// A RegNetY.
+    RegNet(RegNet),
     /// An EfficientNet-Lite, with its fused CPU inference form once prepared.
     EffNet {
         /// The autograd-capable network.
@@ -66,6 +74,7 @@ impl Trunk {
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         match self {
             Trunk::ResNet(net) => net.forward_t(x, train),
+            Trunk::RegNet(net) => net.forward_t(x, train),
             Trunk::EffNet { net, .. } => net.forward_t(x, train),
         }
     }
@@ -74,6 +83,7 @@ impl Trunk {
     pub fn forward_train(&self, x: &Tensor, frozen: usize) -> Result<Tensor> {
         match self {
             Trunk::ResNet(net) => net.forward_frozen(x, true, frozen),
+            Trunk::RegNet(net) => net.forward_frozen(x, true, frozen),
             Trunk::EffNet { net, .. } => net.forward_frozen(x, true, frozen),
         }
     }
@@ -81,7 +91,7 @@ impl Trunk {
     /// Number of stages, the stem included (the most `--freeze` can fix).
     pub fn stages(&self) -> usize {
         match self {
-            Trunk::ResNet(_) => 5,
+            Trunk::ResNet(_) | Trunk::RegNet(_) => 5,
             Trunk::EffNet { net, .. } => 1 + net.config().blocks.last().map_or(0, |b| b.stage),
         }
     }
@@ -116,7 +126,7 @@ impl Trunk {
     pub fn classify(&self, features: &Tensor) -> Result<Option<Tensor>> {
         match self {
             Trunk::EffNet { net, .. } => net.classify(features),
-            Trunk::ResNet(_) => Ok(None),
+            Trunk::ResNet(_) | Trunk::RegNet(_) => Ok(None),
         }
     }
 
@@ -124,6 +134,7 @@ impl Trunk {
     pub fn feature_dim(&self) -> usize {
         match self {
             Trunk::ResNet(net) => net.config().feature_dim(),
+            Trunk::RegNet(net) => net.config().feature_dim(),
             Trunk::EffNet { net, .. } => net.config().feature_dim(),
         }
     }
