@@ -42,7 +42,7 @@ impl Conv2d {
         groups: usize,
         vb: VarBuilder,
     ) -> Result<Self> {
-        if groups == 0 || c_in % groups != 0 || c_out % groups != 0 {
+        if groups == 0 || !c_in.is_multiple_of(groups) || !c_out.is_multiple_of(groups) {
             candle_core::bail!(
                 "conv2d: {c_in} → {c_out} channels do not split into {groups} groups"
             );

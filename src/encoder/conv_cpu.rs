@@ -52,7 +52,7 @@ impl ConvGeometry {
         };
         if groups == 0
             || kc * groups != c_in
-            || c_out % groups != 0
+            || !c_out.is_multiple_of(groups)
             || k != k2
             || k == 0
             || stride == 0
