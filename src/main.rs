@@ -50,12 +50,29 @@ fn tune_candle_threads() {
     }
 }
 
+/// Runs all compute on `threads` threads: rayon's global pool (our kernels, the index, the
+/// layouts) and candle's pools and gemm calls, which read `RAYON_NUM_THREADS` when first used —
+/// so this runs before any of them is.
+fn limit_threads(threads: usize) {
+    std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    std::env::set_var("CANDLE_NUM_THREADS", threads.to_string());
+    if let Err(error) = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+    {
+        eprintln!("warning: --threads {threads}: {error}");
+    }
+}
+
 use clap::Parser;
 
 fn main() {
     tune_candle_threads();
     let args = cli::Cli::parse();
     tune_allocator(args.opens_window());
+    if let Some(threads) = args.threads() {
+        limit_threads(threads);
+    }
     if let Err(error) = cli::run(args) {
         eprintln!("error: {error:#}");
         std::process::exit(1);

@@ -17,25 +17,14 @@ const SIZE_PX: u32 = 32;
 
 fn config(steps: usize, heldout: f64, start: StartFrom) -> TrainConfig {
     TrainConfig {
-        method: Method::InfoNce,
-        model: ModelKind::Compact,
         input_size_px: SIZE_PX,
         steps,
         batch_size: 8,
         learning_rate: 0.1,
         warmup_steps: 2,
-        momentum: 0.9,
-        weight_decay: 1e-4,
-        temperature: 0.2,
         seed: 3,
         heldout_fraction: heldout,
-        start,
-        freeze: 0,
-        holdout_view: None,
-        judgements: None,
-        base_momentum: natview::train::DEFAULT_BASE_MOMENTUM,
-        queue: natview::train::DEFAULT_QUEUE,
-        prototypes: natview::train::SWAV_PROTOTYPES,
+        ..TrainConfig::new(Method::InfoNce, ModelKind::Compact, start)
     }
 }
 

@@ -73,30 +73,22 @@ impl FinetuneSettings {
 
     /// The run these settings define.
     pub fn config(&self) -> TrainConfig {
+        let start = self
+            .from
+            .weights
+            .clone()
+            .map_or(StartFrom::Scratch, StartFrom::Weights);
         TrainConfig {
-            method: self.method,
-            model: self.from.model,
             input_size_px: self.input_size_px,
             steps: self.steps,
             batch_size: self.batch_size,
             learning_rate: self.learning_rate,
             warmup_steps: (self.steps / 10).clamp(1, 50),
-            momentum: 0.9,
-            weight_decay: 1e-4,
-            temperature: 0.2,
-            seed: 0,
             heldout_fraction: self.heldout_fraction,
-            start: self
-                .from
-                .weights
-                .clone()
-                .map_or(StartFrom::Scratch, StartFrom::Weights),
             freeze: self.freeze,
             holdout_view: self.holdout_view.clone(),
             judgements: self.judgements.clone(),
-            base_momentum: crate::train::DEFAULT_BASE_MOMENTUM,
-            queue: crate::train::DEFAULT_QUEUE,
-            prototypes: crate::train::SWAV_PROTOTYPES,
+            ..TrainConfig::new(self.method, self.from.model, start)
         }
     }
 

@@ -103,12 +103,15 @@ enum BenchKind {
     /// Seconds per fine-tuning step (two views of --batch random images, forward, loss,
     /// backward, SGD) — the same step `natview finetune` runs, without data loading.
     Train {
-        /// simsiam or infonce.
+        /// simsiam, infonce, byol, moby or swav.
         #[arg(long, default_value = "infonce")]
         method: String,
         /// Timed steps (after one warm-up step); the median is reported.
         #[arg(long, default_value_t = 8)]
         steps: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -139,7 +142,11 @@ pub fn run(args: &BenchArgs, common: &CommonArgs) -> anyhow::Result<()> {
             *queries,
             common,
         ),
-        BenchKind::Train { method, steps } => bench_train(method, *steps, common),
+        BenchKind::Train {
+            method,
+            steps,
+            json,
+        } => bench_train(method, *steps, *json, common),
         BenchKind::Expand(a) => super::bench_expand::run(a, common),
         #[cfg(feature = "gui")]
         BenchKind::Gui {
@@ -166,8 +173,10 @@ pub fn run(args: &BenchArgs, common: &CommonArgs) -> anyhow::Result<()> {
     }
 }
 
-fn bench_train(method: &str, steps: usize, common: &CommonArgs) -> anyhow::Result<()> {
-    use natview::train::{train_step, Method, Sgd, SslModel, StartFrom, TrainConfig};
+fn bench_train(method: &str, steps: usize, json: bool, common: &CommonArgs) -> anyhow::Result<()> {
+    use natview::train::{
+        train_step_judged, JudgedBatch, Method, Sgd, SslModel, StartFrom, Target, TrainConfig,
+    };
     let method: Method = method.parse().map_err(|e: String| anyhow::anyhow!(e))?;
     let spec = common.spec()?;
     let Some(architecture) = spec.model.architecture() else {
@@ -177,25 +186,13 @@ fn bench_train(method: &str, steps: usize, common: &CommonArgs) -> anyhow::Resul
     let batch = common.batch.unwrap_or(64);
     let size = spec.input_size_px as usize;
     let config = TrainConfig {
-        method,
-        model: spec.model,
         input_size_px: spec.input_size_px,
         steps: steps + 1,
         batch_size: batch,
-        learning_rate: 0.05,
         warmup_steps: 0,
-        momentum: 0.9,
-        weight_decay: 1e-4,
-        temperature: 0.2,
         seed: common.seed,
         heldout_fraction: 0.0,
-        start: StartFrom::Scratch,
-        freeze: 0,
-        holdout_view: None,
-        judgements: None,
-        base_momentum: natview::train::DEFAULT_BASE_MOMENTUM,
-        queue: natview::train::DEFAULT_QUEUE,
-        prototypes: natview::train::SWAV_PROTOTYPES,
+        ..TrainConfig::new(method, spec.model, StartFrom::Scratch)
     };
     let model = SslModel::new(
         &architecture,
@@ -204,27 +201,64 @@ fn bench_train(method: &str, steps: usize, common: &CommonArgs) -> anyhow::Resul
         common.seed,
         &device,
     )?;
+    // BYOL and MoBY time the whole step: the target's projections, the queue, the EMA.
+    let mut target = if method.uses_target() {
+        let queue = (method == Method::Moby).then_some(config.queue);
+        Some(Target::new(
+            &architecture,
+            &model,
+            None,
+            (common.seed, queue),
+            &device,
+        )?)
+    } else {
+        None
+    };
     let mut sgd = Sgd::new(0.9, 1e-4);
     let x1 = candle_core::Tensor::randn(0f32, 1.0, (batch, 3, size, size), &device)?;
     let x2 = candle_core::Tensor::randn(0f32, 1.0, (batch, 3, size, size), &device)?;
+    let no_judgements = JudgedBatch::default();
     let mut times = Vec::new();
     for step in 0..=steps {
         let started = Instant::now();
-        train_step(&model, &mut sgd, &x1, &x2, &config, 0.05)?;
+        train_step_judged(
+            &model,
+            &mut sgd,
+            (&x1, &x2),
+            &config,
+            0.05,
+            &no_judgements,
+            target.as_mut(),
+        )?;
+        if let Some(target) = &target {
+            target.follow(&model, step + 1, config.steps, config.base_momentum)?;
+        }
+        model.normalise_prototypes()?;
         if step > 0 {
             times.push(started.elapsed().as_secs_f64());
         }
     }
     let secs = median(&mut times);
-    println!(
-        "train: {} {:?} @{}px on {} ({} threads), batch {batch} × 2 views: median {secs:.3} s/step ({:.3} steps/s) over {steps} steps; conv: {}",
-        spec.model.name(),
-        method,
-        size,
-        device_name(&device),
-        rayon::current_num_threads(),
-        1.0 / secs,
-        if natview::encoder::own_cpu_kernels() { "natview im2col/gemm" } else { "candle" }
+    let conv = if natview::encoder::own_cpu_kernels() {
+        "natview im2col/gemm"
+    } else {
+        "candle"
+    };
+    super::bench_files::emit(
+        json,
+        serde_json::json!({
+            "model": spec.model.name(), "method": method.name(), "size": size, "batch": batch,
+            "s_per_step": secs, "steps": steps, "threads": rayon::current_num_threads(),
+            "device": device_name(&device), "conv": conv,
+        }),
+        format!(
+            "train: {} {} @{size}px on {} ({} threads), batch {batch} × 2 views: median {secs:.3} s/step ({:.3} steps/s) over {steps} steps; conv: {conv}",
+            spec.model.name(),
+            method.label(),
+            device_name(&device),
+            rayon::current_num_threads(),
+            1.0 / secs,
+        ),
     );
     Ok(())
 }

@@ -22,7 +22,8 @@ fn median(values: &mut [f64]) -> f64 {
     values[values.len() / 2]
 }
 
-fn emit(json: bool, value: serde_json::Value, text: String) {
+/// Prints `value` as one JSON line, or `text`.
+pub(super) fn emit(json: bool, value: serde_json::Value, text: String) {
     if json {
         println!("{value}");
     } else {

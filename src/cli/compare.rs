@@ -9,7 +9,6 @@ use clap::Args;
 use natview::jobs::CancelFlag;
 use natview::train::{
     finetune, EvalSummary, Method, Outcome, TrainConfig, TrainReport, TrainRequest,
-    DEFAULT_BASE_MOMENTUM, DEFAULT_QUEUE,
 };
 use natview::workspace::Workspace;
 use std::path::PathBuf;
@@ -80,25 +79,14 @@ pub fn run(args: &CompareArgs, common: &CommonArgs) -> anyhow::Result<()> {
     let mut pixels = None;
     for &method in &methods {
         let config = TrainConfig {
-            method,
-            model,
             input_size_px: common.size.unwrap_or(model.default_input_size_px()),
             steps: args.steps,
             batch_size: common.batch.unwrap_or(64),
             learning_rate: args.lr,
             warmup_steps: (args.steps / 10).clamp(1, 20),
-            momentum: 0.9,
-            weight_decay: 1e-4,
-            temperature: 0.2,
             seed: common.seed,
             heldout_fraction: args.heldout,
-            start: start.clone(),
-            freeze: 0,
-            holdout_view: None,
-            judgements: None,
-            base_momentum: DEFAULT_BASE_MOMENTUM,
-            queue: DEFAULT_QUEUE,
-            prototypes: natview::train::SWAV_PROTOTYPES,
+            ..TrainConfig::new(method, model, start.clone())
         };
         let name = method.name();
         eprintln!("compare: {} ({} steps)", method.label(), args.steps);

@@ -51,9 +51,13 @@ pub struct FinetuneArgs {
     /// BYOL and MoBY: the target network's momentum at the start (it rises to 1).
     #[arg(long, default_value_t = natview::train::DEFAULT_BASE_MOMENTUM)]
     target_momentum: f64,
-    /// InfoNCE (and MoBY) temperature.
-    #[arg(long, default_value_t = 0.2)]
-    temperature: f64,
+    /// Softmax temperature of InfoNCE, MoBY and SwAV (default: 0.2; SwAV 0.1).
+    #[arg(long)]
+    temperature: Option<f64>,
+    /// SwAV: Sinkhorn–Knopp's epsilon, the entropy weight of the cluster assignment (smaller:
+    /// harder assignments); 0.025 to 1 (below, exp(score/epsilon) underflows in f32).
+    #[arg(long, default_value_t = natview::train::DEFAULT_SINKHORN_EPSILON)]
+    epsilon: f64,
     /// Fraction of listings held out for evaluation (never trained on).
     #[arg(long, default_value_t = 0.2)]
     heldout: f64,
@@ -176,6 +180,12 @@ pub fn run(args: &FinetuneArgs, common: &CommonArgs) -> anyhow::Result<()> {
             args.target_momentum
         );
     }
+    if let Some(t) = args.temperature.filter(|t| !(*t > 0.0 && t.is_finite())) {
+        anyhow::bail!("--temperature {t} must be a positive number");
+    }
+    if !(0.025..=1.0).contains(&args.epsilon) {
+        anyhow::bail!("--epsilon {} must be between 0.025 and 1", args.epsilon);
+    }
     if args.prototypes < 2 {
         anyhow::bail!("--prototypes {} must be at least 2", args.prototypes);
     }
@@ -250,7 +260,7 @@ pub fn run(args: &FinetuneArgs, common: &CommonArgs) -> anyhow::Result<()> {
         warmup_steps: args.warmup.min(steps / 2),
         momentum: 0.9,
         weight_decay: args.weight_decay,
-        temperature: args.temperature,
+        temperature: args.temperature.unwrap_or(method.default_temperature()),
         seed: common.seed,
         heldout_fraction: args.heldout,
         start,
@@ -260,6 +270,7 @@ pub fn run(args: &FinetuneArgs, common: &CommonArgs) -> anyhow::Result<()> {
         base_momentum: args.target_momentum,
         queue: args.queue,
         prototypes: args.prototypes,
+        sinkhorn_epsilon: args.epsilon,
     };
     let method_name = method.name();
     let checkpoint = args.checkpoint.clone().unwrap_or_else(|| {

@@ -46,6 +46,11 @@ impl Cli {
             Some(_) => false,
         }
     }
+
+    /// The `--threads` asked for, if any.
+    pub fn threads(&self) -> Option<usize> {
+        self.common.threads.map(usize::from)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -161,6 +166,10 @@ struct CommonArgs {
     /// No progress bars.
     #[arg(long, short, global = true)]
     quiet: bool,
+    /// Worker threads for all compute (convolutions, matrix products, indexing, layouts);
+    /// default: one per physical core (or RAYON_NUM_THREADS).
+    #[arg(long, global = true, value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
 }
 
 impl CommonArgs {

@@ -23,6 +23,7 @@ pub use loss::{info_nce, l2_normalise_rows, simsiam};
 pub use model::{SslModel, HEAD_PREFIX, SWAV_PROTOTYPES};
 pub use momentum::{byol, ema, moby, momentum_at, sinkhorn, swav};
 pub use optim::{learning_rate, Sgd};
+pub use target::Target;
 
 use crate::dataset::{decode_rgb, group_by_listing, Dataset, Item, ViewFilter};
 use crate::encoder::{images_tensor, pixel_vector, ModelKind, Normalisation};
@@ -127,6 +128,16 @@ impl Method {
     pub fn uses_target(self) -> bool {
         matches!(self, Method::Byol | Method::Moby)
     }
+
+    /// The softmax temperature a run of this method uses unless told otherwise: 0.1 for
+    /// SwAV's prototype scores (its paper's), 0.2 for InfoNCE and MoBY (SimCLR's, MoBY's).
+    /// SimSiam and BYOL have none.
+    pub fn default_temperature(self) -> f64 {
+        match self {
+            Method::Swav => 0.1,
+            _ => 0.2,
+        }
+    }
 }
 
 impl std::str::FromStr for Method {
@@ -177,7 +188,7 @@ pub struct TrainConfig {
     pub momentum: f64,
     /// Weight decay.
     pub weight_decay: f64,
-    /// InfoNCE temperature.
+    /// Softmax temperature of InfoNCE, MoBY and SwAV ([`Method::default_temperature`]).
     pub temperature: f64,
     /// Seed of the split, the sampling, the augmentations and a fresh init.
     pub seed: u64,
@@ -204,6 +215,16 @@ pub struct TrainConfig {
     /// SwAV: number of prototypes.
     #[serde(default = "default_prototypes")]
     pub prototypes: usize,
+    /// SwAV: Sinkhorn–Knopp's epsilon (smaller: harder assignments).
+    #[serde(default = "default_sinkhorn_epsilon")]
+    pub sinkhorn_epsilon: f64,
+}
+
+/// SwAV's Sinkhorn–Knopp epsilon (its paper's 0.05).
+pub const DEFAULT_SINKHORN_EPSILON: f64 = 0.05;
+
+fn default_sinkhorn_epsilon() -> f64 {
+    DEFAULT_SINKHORN_EPSILON
 }
 
 fn default_prototypes() -> usize {
@@ -225,6 +246,35 @@ fn default_base_momentum() -> f64 {
 }
 
 impl TrainConfig {
+    /// A run of `method` on `model` from `start` with the defaults of `natview finetune`:
+    /// the model's input size, 300 steps of 64 listings, peak learning rate 0.05 after 20
+    /// warm-up steps, SGD momentum 0.9, weight decay 1e-4, the method's temperature, seed 0,
+    /// a fifth of the listings held out, nothing frozen, no labels; set fields to change them.
+    pub fn new(method: Method, model: ModelKind, start: StartFrom) -> Self {
+        Self {
+            method,
+            model,
+            input_size_px: model.default_input_size_px(),
+            steps: 300,
+            batch_size: 64,
+            learning_rate: 0.05,
+            warmup_steps: 20,
+            momentum: 0.9,
+            weight_decay: 1e-4,
+            temperature: method.default_temperature(),
+            seed: 0,
+            heldout_fraction: 0.2,
+            start,
+            freeze: 0,
+            holdout_view: None,
+            judgements: None,
+            base_momentum: DEFAULT_BASE_MOMENTUM,
+            queue: DEFAULT_QUEUE,
+            prototypes: model::SWAV_PROTOTYPES,
+            sinkhorn_epsilon: DEFAULT_SINKHORN_EPSILON,
+        }
+    }
+
     /// The configuration that decides what a run trains: judgements that are only measured
     /// (verdicts a run without labels reports on) are left out, so new verdicts do not stop
     /// a plain run from resuming.

@@ -147,6 +147,23 @@ mod tests {
     }
 
     #[test]
+    fn a_smaller_epsilon_gives_harder_assignments() {
+        // Same scores: the largest share of each row grows as epsilon shrinks, and at the
+        // smallest epsilon the CLI allows (0.025) over the widest cosine range nothing is NaN.
+        let scores = t(&[&[0.9, 0.1, -1.0], &[0.2, 0.8, 1.0], &[0.5, 0.4, -0.9]]);
+        let peak = |epsilon: f64| -> f32 {
+            let q: Vec<Vec<f32>> = sinkhorn(&scores, epsilon, 3)
+                .expect("q")
+                .to_vec2()
+                .expect("vec");
+            assert!(q.iter().flatten().all(|v| v.is_finite()), "{q:?}");
+            q.iter().map(|row| row.iter().cloned().fold(0.0, f32::max)).sum()
+        };
+        let (soft, default, hard) = (peak(0.5), peak(0.05), peak(0.025));
+        assert!(soft < default && default <= hard + 1e-4, "{soft} {default} {hard}");
+    }
+
+    #[test]
     fn swav_rewards_views_that_agree_on_their_prototype() {
         let agree = t(&[&[1.0, 0.0], &[0.0, 1.0]]);
         let swapped = t(&[&[0.0, 1.0], &[1.0, 0.0]]);

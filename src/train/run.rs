@@ -5,11 +5,7 @@ use super::data::{heldout_set, load_images, step_listings, views};
 use super::judged::{judged_rows, JudgedBatch, JudgedPlan};
 use super::momentum::{byol, moby, swav};
 
-/// SwAV's softmax temperature.
-const SWAV_TEMPERATURE: f64 = 0.1;
-/// SwAV's Sinkhorn–Knopp epsilon.
-const SWAV_EPSILON: f64 = 0.05;
-/// SwAV's Sinkhorn–Knopp iterations.
+/// SwAV's Sinkhorn–Knopp iterations (its paper's).
 const SWAV_ITERATIONS: usize = 3;
 use super::target::{Target, TARGET_PREFIX};
 use super::*;
@@ -155,8 +151,8 @@ pub fn train_step_judged(
             swav(
                 &scores(&z1)?,
                 &scores(&z2)?,
-                SWAV_TEMPERATURE,
-                SWAV_EPSILON,
+                config.temperature,
+                config.sinkhorn_epsilon,
                 SWAV_ITERATIONS,
             )?
         }
