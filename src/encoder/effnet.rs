@@ -8,11 +8,12 @@
 //! This is the autograd-capable definition (training, and devices other than the CPU); embedding
 //! on the CPU runs the same network through [`super::effnet_cpu`], with batch norm folded.
 
+use super::batch_norm::{batch_norm_train, Activation};
 use super::conv::Conv2d;
 use super::depthwise::depthwise_conv_same;
 use super::depthwise_cpu::same_padding;
-use super::resnet::{bn_affine, conv_bn};
-use candle_core::{Module, ModuleT, Result, Tensor, D};
+use super::resnet::{bn_affine, conv_bn, conv_bn_act};
+use candle_core::{Module, Result, Tensor, D};
 use candle_nn::{batch_norm, BatchNorm, Linear, VarBuilder};
 
 /// Batch-norm epsilon of the TensorFlow originals.
@@ -215,22 +216,23 @@ impl MbBlock {
 
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let mut h = match &self.expand {
-            Some((conv, bn)) => relu6(&conv_bn(conv, bn, x, train)?)?,
+            Some((conv, bn)) => conv_bn_act(conv, bn, x, train, Activation::Relu6)?,
             None => x.clone(),
         };
         h = if train {
             let y = depthwise_conv_same(&h, &self.depthwise, self.spec.stride)?;
-            self.depthwise_bn.forward_t(&y, true)?
+            batch_norm_train(&self.depthwise_bn, &y, Activation::Relu6)?
         } else {
             let (scale, shift) = bn_affine(&self.depthwise_bn)?;
             let c = scale.dim(0)?;
             let kernel = self
                 .depthwise
                 .broadcast_mul(&scale.reshape((c, 1, 1, 1))?)?;
-            depthwise_conv_same(&h, &kernel, self.spec.stride)?
-                .broadcast_add(&shift.reshape((1, c, 1, 1))?)?
+            relu6(
+                &depthwise_conv_same(&h, &kernel, self.spec.stride)?
+                    .broadcast_add(&shift.reshape((1, c, 1, 1))?)?,
+            )?
         };
-        h = relu6(&h)?;
         h = conv_bn(&self.project.0, &self.project.1, &h, train)?;
         if self.spec.residual() {
             h = (h + x)?;
@@ -333,13 +335,14 @@ impl EfficientNet {
                 h
             }
         };
-        let stem = conv_bn(
+        let stem = conv_bn_act(
             &self.stem.0,
             &self.stem.1,
             &pad_same(x, 3, 2)?,
             train && frozen == 0,
+            Activation::Relu6,
         )?;
-        let mut h = stage_output(relu6(&stem)?, 0);
+        let mut h = stage_output(stem, 0);
         for (i, block) in self.blocks.iter().enumerate() {
             let stage = block.spec.stage;
             h = block.forward_t(&h, train && stage >= frozen)?;
@@ -349,12 +352,13 @@ impl EfficientNet {
             }
         }
         let last_stage = self.blocks.last().map_or(0, |b| b.spec.stage);
-        h = relu6(&conv_bn(
+        h = conv_bn_act(
             &self.head.0,
             &self.head.1,
             &h,
             train && last_stage >= frozen,
-        )?)?;
+            Activation::Relu6,
+        )?;
         h.mean(D::Minus1)?.mean(D::Minus1)
     }
 

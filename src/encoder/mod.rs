@@ -3,6 +3,8 @@
 //! images, and a raw-pixel baseline. Weights come from a safetensors file or, for an untrained
 //! encoder, from a fixed seed. Outputs are L2-normalised.
 
+mod batch_norm;
+mod batch_norm_cpu;
 mod conv;
 mod conv_cpu;
 mod depthwise;
@@ -15,6 +17,7 @@ mod regnet;
 mod resnet;
 mod trunk;
 
+pub use batch_norm::{batch_norm_train, Activation};
 pub use conv::{own_cpu_kernels, Conv2d};
 pub use depthwise::depthwise_conv_same;
 pub use effnet::{BlockSpec, EffNetConfig, EfficientNet};

@@ -5,8 +5,9 @@
 //! shortcut where the width or stride changes. Batch norm runs on batch statistics when asked
 //! (`forward_t`), so the same network trains.
 
+use super::batch_norm::Activation;
 use super::conv::Conv2d;
-use super::resnet::conv_bn;
+use super::resnet::{conv_bn, conv_bn_act};
 use candle_core::{Result, Tensor, D};
 use candle_nn::{batch_norm, BatchNorm, VarBuilder};
 
@@ -138,8 +139,8 @@ impl Block {
     }
 
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let h = conv_bn(&self.a.0, &self.a.1, x, train)?.relu()?;
-        let h = conv_bn(&self.b.0, &self.b.1, &h, train)?.relu()?;
+        let h = conv_bn_act(&self.a.0, &self.a.1, x, train, Activation::Relu)?;
+        let h = conv_bn_act(&self.b.0, &self.b.1, &h, train, Activation::Relu)?;
         let h = self.se.forward(&h)?;
         let h = conv_bn(&self.c.0, &self.c.1, &h, train)?;
         let shortcut = match &self.proj {
@@ -197,7 +198,13 @@ impl RegNet {
     /// [`forward_t`](Self::forward_t) with the first `frozen` stages (stem = stage 0, then
     /// `block1`…`block4`) fixed: run in evaluation mode and cut from the gradient.
     pub fn forward_frozen(&self, x: &Tensor, train: bool, frozen: usize) -> Result<Tensor> {
-        let mut h = conv_bn(&self.stem.0, &self.stem.1, x, train && frozen == 0)?.relu()?;
+        let mut h = conv_bn_act(
+            &self.stem.0,
+            &self.stem.1,
+            x,
+            train && frozen == 0,
+            Activation::Relu,
+        )?;
         if frozen == 1 {
             h = h.detach();
         }

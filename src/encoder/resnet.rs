@@ -3,8 +3,9 @@
 //! The classifier (`fc`) is dropped: the encoder returns the globally pooled features.
 //! Batch norm runs in training mode when asked (`forward_t`), so the same model can be trained.
 
+use super::batch_norm::{batch_norm_train, Activation};
 use super::conv::Conv2d;
-use candle_core::{Module, ModuleT, Result, Tensor, D};
+use candle_core::{Module, Result, Tensor, D};
 use candle_nn::{batch_norm, BatchNorm, VarBuilder};
 
 /// The shape of a ResNet: block type, blocks per stage, stage widths and stem.
@@ -100,9 +101,31 @@ pub(super) fn bn_affine(norm: &BatchNorm) -> Result<(Tensor, Tensor)> {
 /// candle's four (subtract, divide, multiply, add, each allocating a new tensor). Built from
 /// tensor ops, so gradients still reach the kernel and the batch-norm weights.
 pub(super) fn conv_bn(conv: &Conv2d, norm: &BatchNorm, x: &Tensor, train: bool) -> Result<Tensor> {
+    conv_bn_act(conv, norm, x, train, Activation::Identity)
+}
+
+/// `activation(norm(conv(x)))`: in training the batch norm and the activation are one fused op
+/// ([`batch_norm_train`]); in evaluation the norm is folded as in [`conv_bn`].
+pub(super) fn conv_bn_act(
+    conv: &Conv2d,
+    norm: &BatchNorm,
+    x: &Tensor,
+    train: bool,
+    activation: Activation,
+) -> Result<Tensor> {
     if train {
-        return norm.forward_t(&conv.forward(x)?, true);
+        return batch_norm_train(norm, &conv.forward(x)?, activation);
     }
+    let y = conv_bn_eval(conv, norm, x)?;
+    match activation {
+        Activation::Identity => Ok(y),
+        Activation::Relu => y.relu(),
+        Activation::Relu6 => y.clamp(0f32, 6f32),
+    }
+}
+
+/// [`conv_bn`] in evaluation: the norm folded into the kernel and one bias add.
+fn conv_bn_eval(conv: &Conv2d, norm: &BatchNorm, x: &Tensor) -> Result<Tensor> {
     let (scale, shift) = bn_affine(norm)?;
     let channels = scale.dim(0)?;
     let kernel = conv
@@ -172,10 +195,12 @@ impl Block {
         let mut h = x.clone();
         let last = self.convs.len() - 1;
         for (i, (c, b)) in self.convs.iter().enumerate() {
-            h = conv_bn(c, b, &h, train)?;
-            if i != last {
-                h = h.relu()?;
-            }
+            let activation = if i != last {
+                Activation::Relu
+            } else {
+                Activation::Identity
+            };
+            h = conv_bn_act(c, b, &h, train, activation)?;
         }
         let shortcut = match &self.downsample {
             Some((c, b)) => conv_bn(c, b, x, train)?,
@@ -249,7 +274,13 @@ impl ResNet {
     /// [`forward_t`](Self::forward_t) with the first `frozen` stages (stem = stage 0, then
     /// `layer1`…`layer4`) fixed: run in evaluation mode and cut from the gradient.
     pub fn forward_frozen(&self, x: &Tensor, train: bool, frozen: usize) -> Result<Tensor> {
-        let mut h = conv_bn(&self.stem.0, &self.stem.1, x, train && frozen == 0)?.relu()?;
+        let mut h = conv_bn_act(
+            &self.stem.0,
+            &self.stem.1,
+            x,
+            train && frozen == 0,
+            Activation::Relu,
+        )?;
         if self.config.imagenet_stem {
             h = max_pool_3x3_stride2_pad1(&h)?;
         }
@@ -280,7 +311,7 @@ fn max_pool_3x3_stride2_pad1(x: &Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{DType, Device};
+    use candle_core::{DType, Device, ModuleT};
 
     #[test]
     fn compact_and_resnet18_give_features_of_the_documented_size() {

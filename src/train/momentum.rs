@@ -157,10 +157,15 @@ mod tests {
                 .to_vec2()
                 .expect("vec");
             assert!(q.iter().flatten().all(|v| v.is_finite()), "{q:?}");
-            q.iter().map(|row| row.iter().cloned().fold(0.0, f32::max)).sum()
+            q.iter()
+                .map(|row| row.iter().cloned().fold(0.0, f32::max))
+                .sum()
         };
         let (soft, default, hard) = (peak(0.5), peak(0.05), peak(0.025));
-        assert!(soft < default && default <= hard + 1e-4, "{soft} {default} {hard}");
+        assert!(
+            soft < default && default <= hard + 1e-4,
+            "{soft} {default} {hard}"
+        );
     }
 
     #[test]
