@@ -1,14 +1,18 @@
 //! `natview compare DATASET --methods simsiam,infonce,byol,moby,swav`: each method fine-tuned
 //! from the same starting weights, seed, steps and batch, on the same training listings, and
-//! evaluated on the same held-out listings; one table (terminal and Markdown) and JSON.
+//! evaluated on the same held-out listings (retrieval, intra/inter gap and AUC, the low-shot
+//! probes where the images have labels, and a quadrant chart per method on the same listings);
+//! one table (terminal and Markdown) and JSON.
 
 use super::commands::load;
+use super::compare_eval::{quadrant_charts, ChartFile, HeldOut, ProbeReport};
 use super::finetune::{model_and_start, BarObserver};
 use super::CommonArgs;
 use clap::Args;
+use natview::encoder::{EncoderSpec, ModelKind};
 use natview::jobs::CancelFlag;
 use natview::train::{
-    finetune, EvalSummary, Method, Outcome, TrainConfig, TrainReport, TrainRequest,
+    finetune, EvalSummary, Method, Outcome, StartFrom, TrainConfig, TrainReport, TrainRequest,
 };
 use natview::workspace::Workspace;
 use std::path::PathBuf;
@@ -53,6 +57,18 @@ struct MethodResult {
     before: EvalSummary,
     after: Option<EvalSummary>,
     weights: PathBuf,
+    /// The low-shot probes on the held-out images (where they have labels).
+    probe: Option<ProbeReport>,
+    /// Its quadrant chart of the held-out listings.
+    chart: Option<ChartFile>,
+}
+
+/// The probe and chart of an encoder that was not trained here (the start, raw pixels).
+#[derive(serde::Serialize)]
+struct Reference {
+    summary: Option<EvalSummary>,
+    probe: Option<ProbeReport>,
+    chart: Option<ChartFile>,
 }
 
 /// Runs `natview compare`.
@@ -120,9 +136,65 @@ pub fn run(args: &CompareArgs, common: &CommonArgs) -> anyhow::Result<()> {
             before: report.before,
             after: report.after,
             weights,
+            probe: None,
+            chart: None,
         });
     }
-    let table = markdown_table(&results, pixels.as_ref());
+    // The same held-out images through every encoder: probes and quadrant charts.
+    let size = common.size.unwrap_or(model.default_input_size_px());
+    let held = HeldOut::new(&dataset, args.heldout, common.seed, size)?;
+    let spec = |weights: Option<PathBuf>, model: ModelKind, size: u32| EncoderSpec {
+        model,
+        input_size_px: size,
+        weights,
+        seed: common.seed,
+    };
+    let start_weights = match &start {
+        StartFrom::Weights(path) => Some(path.clone()),
+        StartFrom::Scratch => None,
+    };
+    let mut encoders = vec![(
+        "start".to_string(),
+        format!("{} (start)", model.name()),
+        held.embed(&spec(start_weights, model, size), common.cpu)?,
+    )];
+    for r in &results {
+        encoders.push((
+            r.method.to_string(),
+            format!("{} after {} {} steps", model.name(), r.method, r.steps),
+            held.embed(&spec(Some(r.weights.clone()), model, size), common.cpu)?,
+        ));
+    }
+    encoders.push((
+        "pixels".to_string(),
+        "raw pixels".to_string(),
+        held.embed(&spec(None, ModelKind::Pixels, 32), common.cpu)?,
+    ));
+    let views: Vec<(String, String, &natview::linalg::Matrix)> = encoders
+        .iter()
+        .map(|(name, title, m)| (name.clone(), title.clone(), m))
+        .collect();
+    let mut charts = quadrant_charts(&held, &views, common.seed, &out_dir)?.into_iter();
+    let mut probes = encoders
+        .iter()
+        .map(|(_, _, m)| held.probe(m, common.seed))
+        .collect::<Vec<_>>()
+        .into_iter();
+    let start_ref = Reference {
+        summary: results.first().map(|r| r.before),
+        probe: probes.next().flatten(),
+        chart: charts.next(),
+    };
+    for r in &mut results {
+        r.probe = probes.next().flatten();
+        r.chart = charts.next();
+    }
+    let pixels_ref = Reference {
+        summary: pixels,
+        probe: probes.next().flatten(),
+        chart: charts.next(),
+    };
+    let table = markdown_table(&results, &start_ref, &pixels_ref);
     std::fs::write(out_dir.join("compare.md"), &table)?;
     let json = serde_json::json!({
         "dataset": dataset.source,
@@ -130,7 +202,9 @@ pub fn run(args: &CompareArgs, common: &CommonArgs) -> anyhow::Result<()> {
         "steps": args.steps,
         "heldout": args.heldout,
         "seed": common.seed,
-        "pixels": pixels,
+        "heldout_images": held.len(),
+        "start": start_ref,
+        "pixels": pixels_ref,
         "methods": results,
     });
     std::fs::write(
@@ -141,39 +215,71 @@ pub fn run(args: &CompareArgs, common: &CommonArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
         print!("{table}");
-        println!("→ {}", out_dir.join("compare.md").display());
+        println!(
+            "→ {} (quadrant charts: quadrant-<method>.png beside it)",
+            out_dir.join("compare.md").display()
+        );
     }
     Ok(())
 }
 
-/// The comparison as a Markdown table: held-out figures after training (before in the first
-/// row, the same for every method), raw pixels last.
-fn markdown_table(results: &[MethodResult], pixels: Option<&EvalSummary>) -> String {
-    let mut out = String::from(
-        "| method | recall@1 | recall@5 | recall@10 | gap | ROC AUC | train s | steps/s |\n|---|---|---|---|---|---|---|---|\n",
-    );
-    let row = |name: &str, s: &EvalSummary, secs: String, rate: String| {
-        format!(
-            "| {name} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {secs} | {rate} |\n",
-            s.recall_at_1, s.recall_at_5, s.recall_at_10, s.gap, s.auc
-        )
+/// The comparison as a Markdown table: held-out figures after training, the start first and
+/// raw pixels last; the probe columns where the held-out images have labels.
+fn markdown_table(results: &[MethodResult], start: &Reference, pixels: &Reference) -> String {
+    let probed = start.probe.is_some();
+    let mut out =
+        String::from("| method | recall@1 | recall@5 | recall@10 | mAP@10 | gap | ROC AUC |");
+    if probed {
+        out.push_str(" kNN 10 % | linear 10 % | linear 100 % |");
+    }
+    out.push_str(" train s | steps/s |\n|---|---|---|---|---|---|---|");
+    if probed {
+        out.push_str("---|---|---|");
+    }
+    out.push_str("---|---|\n");
+    let row = |name: &str, s: &EvalSummary, probe: Option<&ProbeReport>, timing: String| {
+        let mut line = format!(
+            "| {name} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |",
+            s.recall_at_1, s.recall_at_5, s.recall_at_10, s.map_at_10, s.gap, s.auc
+        );
+        if probed {
+            line.push_str(&probe_cells(probe));
+        }
+        line.push_str(&timing);
+        line.push('\n');
+        line
     };
-    if let Some(first) = results.first() {
-        out.push_str(&row("(start)", &first.before, "-".into(), "-".into()));
+    let none = " - | - |".to_string();
+    if let Some(s) = &start.summary {
+        out.push_str(&row("(start)", s, start.probe.as_ref(), none.clone()));
     }
     for r in results {
         match &r.after {
             Some(after) => out.push_str(&row(
                 r.method,
                 after,
-                format!("{:.0}", r.train_secs),
-                format!("{:.2}", r.steps_per_sec),
+                r.probe.as_ref(),
+                format!(" {:.0} | {:.2} |", r.train_secs, r.steps_per_sec),
             )),
             None => out.push_str(&format!("| {} | (no held-out listings) |\n", r.method)),
         }
     }
-    if let Some(p) = pixels {
-        out.push_str(&row("raw pixels", p, "-".into(), "-".into()));
+    if let Some(s) = &pixels.summary {
+        out.push_str(&row("raw pixels", s, pixels.probe.as_ref(), none));
     }
     out
+}
+
+/// The probe cells: kNN and linear accuracy at 10 % of the pool, linear at 100 %.
+fn probe_cells(probe: Option<&ProbeReport>) -> String {
+    let at = |fraction: f64| {
+        probe.and_then(|p| p.rows.iter().find(|r| (r.fraction - fraction).abs() < 1e-9))
+    };
+    let cell = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
+    format!(
+        " {} | {} | {} |",
+        cell(at(0.1).map(|r| r.knn)),
+        cell(at(0.1).map(|r| r.linear)),
+        cell(at(1.0).map(|r| r.linear))
+    )
 }

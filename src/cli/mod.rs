@@ -7,6 +7,7 @@ mod bench_files;
 mod bench_layout;
 mod commands;
 mod compare;
+mod compare_eval;
 mod finetune;
 mod labels;
 mod output;

@@ -337,6 +337,9 @@ pub struct EvalSummary {
     pub recall_at_5: f64,
     /// recall@10.
     pub recall_at_10: f64,
+    /// Mean average precision of the first 10 neighbours (other views of the listing count).
+    #[serde(default)]
+    pub map_at_10: f64,
     /// Intra − inter mean cosine.
     pub gap: f64,
     /// ROC AUC of intra vs inter pairs.
@@ -352,6 +355,7 @@ impl From<&EvalReport> for EvalSummary {
             recall_at_1: r.retrieval.recall_at_1,
             recall_at_5: r.retrieval.recall_at_5,
             recall_at_10: r.retrieval.recall_at_10,
+            map_at_10: r.retrieval.map_at_10,
             gap: r.pairs.gap,
             auc: r.pairs.auc,
             view_recall_at_1: r.view_retrieval.as_ref().map(|v| v.retrieval.recall_at_1),
