@@ -190,6 +190,44 @@ def case_embedding(nv, data, threads, rounds, weights_dir):
     return rows
 
 
+# ---------------------------------------------------------------- training step (PyTorch)
+
+
+def case_train(nv, threads, rounds, methods=("simsiam", "infonce", "byol", "moby", "swav")):
+    """One fine-tuning step of each method (compact @64 px, batch 64 x 2 views, random input),
+    natview's `bench train` and bench/torch_train_step.py alternately; steps/s medians."""
+    script = Path(__file__).resolve().parent / "torch_train_step.py"
+    rows = []
+    for method in methods:
+        ours, theirs = [], []
+        for r in range(rounds):
+            log(f"train {method}: round {r + 1}/{rounds}")
+            res = nv.run("train", "--method", method, "--steps", 5, "--model", "compact",
+                         "--untrained", "--size", 64, "--batch", 64, "--cpu")
+            ours.append(1 / res["s_per_step"])
+            out = subprocess.run(
+                [sys.executable, str(script), "--method", method, "--steps", "5", "--batch", "64",
+                 "--size", "64", "--threads", str(threads), "--json"],
+                capture_output=True, text=True, check=True,
+            )
+            torch_res = json.loads(out.stdout.strip().splitlines()[-1])
+            theirs.append(1 / torch_res["s_per_step"])
+        a, b = statistics.median(ours), statistics.median(theirs)
+        rows.append(
+            {
+                "case": f"fine-tuning step {method}, compact @64px, batch 64 x 2 views",
+                "unit": "steps/s (higher is better)",
+                "natview": a,
+                "peers": {f"PyTorch {torch_res['torch']}": b},
+                "ratio": a / b,
+                "goal": "step time ≤ 1.2× PyTorch (ratio ≥ 0.83)",
+                "met": a / b >= 1 / 1.2,
+                "note": "",
+            }
+        )
+    return rows
+
+
 # ---------------------------------------------------------------- HNSW
 
 
@@ -594,7 +632,7 @@ def main():
     parser.add_argument("--data", required=True, type=Path)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--cases", default="embedding,hnsw,exact,pca,layout,layout1m")
+    parser.add_argument("--cases", default="embedding,train,hnsw,exact,pca,layout,layout1m")
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args()
     nv = Natview(args.natview, args.threads)
@@ -605,6 +643,8 @@ def main():
     for case in args.cases.split(","):
         if case == "embedding":
             rows += case_embedding(nv, args.data, args.threads, args.rounds, scratch)
+        elif case == "train":
+            rows += case_train(nv, args.threads, args.rounds)
         elif case == "hnsw":
             hnsw_rows, extra["hnsw_sweeps"] = case_hnsw(nv, args.data, args.threads, args.rounds)
             rows += hnsw_rows

@@ -3,7 +3,7 @@
 #
 #   bench/run.sh                  # everything; prints the table, saves it in bench/results/
 #   bench/run.sh --rounds 5       # more alternating rounds (default 3)
-#   bench/run.sh --cases hnsw,pca # some cases only (embedding, hnsw, exact, pca, layout, layout1m)
+#   bench/run.sh --cases hnsw,pca # some cases only (embedding, train, hnsw, exact, pca, layout, layout1m)
 #
 # Idempotent steps, each skipped when already done:
 #   1. a Python venv in bench/.venv with the peers from PyPI (torch CPU use, torchvision,

@@ -71,6 +71,8 @@ pub struct EmbeddingSet {
     pub matrix: Matrix,
     /// Provenance.
     pub meta: EmbeddingsMeta,
+    /// Each row's SwAV cluster, when the encoder's weights carry SwAV's head.
+    pub clusters: Option<Vec<u32>>,
 }
 
 /// How an embedding job went.
@@ -166,6 +168,7 @@ pub fn embed_dataset(
         )?)
     };
     let with_thumbnails = thumbnails.is_some();
+    let mut clusters: Vec<u32> = Vec::new();
     for (b, batch) in dataset.items.chunks(batch_size).enumerate() {
         if cancel.is_cancelled() {
             return Err(PipelineError::Cancelled);
@@ -201,10 +204,12 @@ pub fn embed_dataset(
             }
         }
         if !images.is_empty() {
-            for row in encoder.embed(&images)? {
+            let (rows, batch_clusters) = encoder.embed_clustered(&images)?;
+            for row in rows {
                 data.extend_from_slice(&row);
                 row_count += 1;
             }
+            clusters.extend(batch_clusters.unwrap_or_default());
         }
         progress.report(Progress {
             phase: "embedding".into(),
@@ -234,6 +239,12 @@ pub fn embed_dataset(
         items_fingerprint,
         embeddings_fingerprint: EmbeddingStore::fingerprint(&matrix),
     };
+    let clusters = encoder.clusters().map(|_| clusters);
+    if let Some(clusters) = &clusters {
+        let path = workspace.clusters_path(&request.spec.workspace_key());
+        crate::workspace::write_json_atomic(&path, clusters)
+            .map_err(|e| crate::workspace::WorkspaceError::io(&path, e))?;
+    }
     EmbeddingStore::save(&path, &matrix, &meta)?;
     workspace.write_skipped(&skipped)?;
     let report = EmbedReport {
@@ -248,6 +259,7 @@ pub fn embed_dataset(
             items,
             matrix,
             meta,
+            clusters,
         },
         report,
     ))
@@ -290,10 +302,29 @@ fn fresh_embeddings(
     if items_fingerprint != meta.items_fingerprint || items.len() != matrix.rows {
         return Err(Some("items.jsonl does not match".into()));
     }
+    let clusters = match encoder.clusters() {
+        None => None,
+        Some(_) => {
+            let path = workspace.clusters_path(&encoder.spec().workspace_key());
+            let stored: Option<Vec<u32>> = std::fs::read(&path)
+                .ok()
+                .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+            match stored {
+                Some(c) if c.len() == matrix.rows => Some(c),
+                _ => {
+                    return Err(Some(format!(
+                        "{}: no SwAV clusters for these embeddings",
+                        path.display()
+                    )))
+                }
+            }
+        }
+    };
     Ok(EmbeddingSet {
         items,
         matrix,
         meta,
+        clusters,
     })
 }
 

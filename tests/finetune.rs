@@ -545,4 +545,51 @@ fn momentum_run_learns_and_resumes_exactly(method: Method) {
         flat
     };
     assert_eq!(weights("straight"), weights("resumed"), "{method:?}");
+    swav_weights_assign_clusters(method, &dir.path().join("straight.safetensors"), &root);
+}
+
+/// SwAV's exported weights carry its projector and prototypes: the encoder built from them
+/// assigns every image to one of the prototypes (the rows unchanged), and the pipeline keeps
+/// those clusters beside the embeddings; other methods' weights have none.
+fn swav_weights_assign_clusters(method: Method, weights: &Path, root: &Path) {
+    let spec = EncoderSpec {
+        model: ModelKind::Compact,
+        input_size_px: SIZE_PX,
+        weights: Some(weights.to_path_buf()),
+        seed: 0,
+    };
+    let encoder = Encoder::new(&spec, &candle_core::Device::Cpu).expect("encoder");
+    if method != Method::Swav {
+        assert_eq!(encoder.clusters(), None, "{method:?}");
+        return;
+    }
+    assert_eq!(encoder.clusters(), Some(natview::train::SWAV_PROTOTYPES));
+    let dataset = load_dataset(root).expect("dataset");
+    let images: Vec<_> = dataset
+        .items
+        .iter()
+        .map(|i| natview::dataset::decode_rgb(&dataset.item_path(i), 64).expect("decode"))
+        .collect();
+    let (rows, clusters) = encoder.embed_clustered(&images).expect("embed");
+    assert_eq!(rows, encoder.embed(&images).expect("embed"));
+    let clusters = clusters.expect("clusters");
+    assert_eq!(clusters.len(), images.len());
+    assert!(clusters
+        .iter()
+        .all(|&k| (k as usize) < natview::train::SWAV_PROTOTYPES));
+    let workspace = natview::workspace::Workspace::for_dataset(&dataset, None);
+    let request = natview::pipeline::EmbedRequest {
+        spec,
+        batch_size: Some(8),
+        force_cpu: true,
+    };
+    let (set, _) = natview::pipeline::embed_dataset(
+        &dataset,
+        &workspace,
+        &request,
+        &natview::jobs::NoProgress,
+        &CancelFlag::new(),
+    )
+    .expect("embedded");
+    assert_eq!(set.clusters.as_deref(), Some(&clusters[..]));
 }

@@ -130,6 +130,7 @@ impl Session {
                 items_fingerprint: format!("preview of {}", dataset.source.display()),
                 embeddings_fingerprint: String::new(),
             },
+            clusters: None,
         };
         let skipped = dataset.skipped.clone();
         let labels = LabelStore::open(&workspace.labels_path()).ok();

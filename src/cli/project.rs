@@ -8,8 +8,8 @@ use anyhow::Context;
 use clap::Args;
 use natview::analysis::projection::{ProjectionMethod, ProjectionSpec};
 use natview::analysis::quality::DEFAULT_QUALITY_SAMPLE;
-use natview::dataset::Item;
 use natview::layouts::{dataset_layout, LayoutOptions};
+use natview::pipeline::EmbeddingSet;
 use natview::report::{save_projection_csv, save_scatter_png};
 use natview::scatter::{categorical, Categories};
 use std::path::PathBuf;
@@ -31,7 +31,8 @@ pub struct ProjectArgs {
     /// Draw the scatter into this PNG, coloured by --colour-by.
     #[arg(long)]
     png: Option<PathBuf>,
-    /// What colours the PNG's points: label, listing, or a metadata column.
+    /// What colours the PNG's points: label, listing, swav (the SwAV cluster of each image,
+    /// with weights a SwAV run exported), or a metadata column.
     #[arg(long, default_value = "label")]
     colour_by: String,
     /// Measure kNN preservation and trustworthiness at k = 10.
@@ -128,7 +129,7 @@ pub fn run(args: &ProjectArgs, common: &CommonArgs) -> anyhow::Result<()> {
         println!("layout → {}", out.display());
     }
     if let Some(png) = &args.png {
-        let categories = colour_by(&set.items, &args.colour_by);
+        let categories = colour_by(set, &args.colour_by)?;
         let title = format!(
             "{} of {} ({} images)",
             spec.method.label(),
@@ -147,13 +148,25 @@ pub fn run(args: &ProjectArgs, common: &CommonArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Categories of the items by `what`: "label", "listing", or a metadata column.
-fn colour_by(items: &[Item], what: &str) -> Categories {
-    match what {
+/// Categories of the items by `what`: "label", "listing", "swav" (the SwAV cluster, for
+/// weights a SwAV run exported), or a metadata column.
+fn colour_by(set: &EmbeddingSet, what: &str) -> anyhow::Result<Categories> {
+    let items = &set.items;
+    Ok(match what {
         "label" => categorical(items.len(), |i| items[i].label.as_deref()),
         "listing" => categorical(items.len(), |i| Some(items[i].listing.as_str())),
+        "swav" | "cluster" => {
+            let Some(clusters) = &set.clusters else {
+                anyhow::bail!(
+                    "--colour-by swav: the encoder ({}) has no SwAV clusters; use weights from `natview finetune --method swav`",
+                    set.meta.encoder.describe()
+                );
+            };
+            let names: Vec<String> = clusters.iter().map(|k| format!("cluster {k}")).collect();
+            categorical(items.len(), |i| names.get(i).map(String::as_str))
+        }
         column => categorical(items.len(), |i| {
             items[i].metadata.get(column).map(String::as_str)
         }),
-    }
+    })
 }

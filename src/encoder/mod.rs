@@ -5,6 +5,7 @@
 
 mod batch_norm;
 mod batch_norm_cpu;
+mod cluster_head;
 mod conv;
 mod conv_cpu;
 mod depthwise;
@@ -18,6 +19,7 @@ mod resnet;
 mod trunk;
 
 pub use batch_norm::{batch_norm_train, Activation};
+pub use cluster_head::{ClusterHead, PROTOTYPES_NAME};
 pub use conv::{own_cpu_kernels, Conv2d};
 pub use depthwise::depthwise_conv_same;
 pub use effnet::{BlockSpec, EffNetConfig, EfficientNet};
@@ -334,12 +336,17 @@ enum Network {
     Cnn(Box<Trunk>),
 }
 
+/// Unit-length embedding rows, and each row's SwAV cluster when the encoder has the head.
+pub type ClusteredRows = (Vec<Vec<f32>>, Option<Vec<u32>>);
+
 /// A ready-to-run encoder.
 pub struct Encoder {
     spec: EncoderSpec,
     network: Network,
     device: Device,
     weights_fingerprint: String,
+    /// SwAV's projector and prototypes, when the weights carry them.
+    cluster_head: Option<ClusterHead>,
 }
 
 impl Encoder {
@@ -354,11 +361,20 @@ impl Encoder {
                 network: Network::Pixels,
                 device: device.clone(),
                 weights_fingerprint: "none".into(),
+                cluster_head: None,
             });
         };
+        let mut cluster_head = None;
         let (vb, weights_fingerprint) = match &spec.weights {
             Some(path) => {
                 let (tensors, fingerprint) = load_weights(path, device)?;
+                cluster_head = ClusterHead::from_tensors(&tensors).map_err(|e| {
+                    EncoderError::WeightsMismatch {
+                        path: path.clone(),
+                        model: spec.model.name().into(),
+                        message: first_line(&e.to_string()),
+                    }
+                })?;
                 (
                     VarBuilder::from_tensors(tensors, DType::F32, device),
                     fingerprint,
@@ -387,7 +403,28 @@ impl Encoder {
             network: Network::Cnn(Box::new(net)),
             device: device.clone(),
             weights_fingerprint,
+            cluster_head,
         })
+    }
+
+    /// Number of SwAV clusters, when the weights carry SwAV's head.
+    pub fn clusters(&self) -> Option<usize> {
+        self.cluster_head.as_ref().map(ClusterHead::clusters)
+    }
+
+    /// [`embed`](Self::embed), and each image's SwAV cluster when the weights carry the head.
+    pub fn embed_clustered(
+        &self,
+        images: &[RgbImage],
+    ) -> Result<ClusteredRows, EncoderError> {
+        let Some(head) = &self.cluster_head else {
+            return Ok((self.embed(images)?, None));
+        };
+        let features = self.features(&self.input_tensor(images)?)?;
+        let clusters = head.assign(&features)?;
+        let mut rows = features.to_vec2::<f32>()?;
+        rows.iter_mut().for_each(|r| l2_normalise(r));
+        Ok((rows, Some(clusters)))
     }
 
     /// The spec this encoder was built from.

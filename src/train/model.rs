@@ -113,7 +113,7 @@ pub const PROJECTION_DIM: usize = 256;
 pub const SWAV_PROTOTYPES: usize = 128;
 
 /// The name of SwAV's prototypes variable.
-pub const PROTOTYPES: &str = "head.prototypes";
+pub const PROTOTYPES: &str = crate::encoder::PROTOTYPES_NAME;
 
 impl SslModel {
     /// Builds the model; `tensors` (by name) override the seeded init where they exist.
@@ -246,5 +246,23 @@ impl SslModel {
             .filter(|(name, _)| !name.starts_with(HEAD_PREFIX))
             .map(|(name, var)| (name.clone(), var.as_tensor().clone()))
             .collect()
+    }
+
+    /// The trunk's tensors, and for SwAV also the projector and the prototypes, which assign
+    /// images to clusters ([`crate::encoder::ClusterHead`]): what a finished run exports.
+    pub fn export_tensors(&self) -> HashMap<String, Tensor> {
+        let mut tensors = self.trunk_tensors();
+        if self.prototypes().is_some() {
+            tensors.extend(
+                self.vars
+                    .iter()
+                    .filter(|(name, _)| {
+                        name.starts_with(&format!("{HEAD_PREFIX}.projector."))
+                            || *name == PROTOTYPES
+                    })
+                    .map(|(name, var)| (name.clone(), var.as_tensor().clone())),
+            );
+        }
+        tensors
     }
 }

@@ -468,7 +468,7 @@ pub fn finetune(
     save_checkpoint(&request.checkpoint, (&model, target.as_ref()), &sgd, &meta)?;
 
     let after = if outcome == Outcome::Finished {
-        let mut trunk: Vec<(String, Tensor)> = model.trunk_tensors().into_iter().collect();
+        let mut trunk: Vec<(String, Tensor)> = model.export_tensors().into_iter().collect();
         trunk.sort_by(|a, b| a.0.cmp(&b.0));
         let weights_meta = WeightsMeta {
             model: config.model,

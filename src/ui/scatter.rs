@@ -22,6 +22,9 @@ pub enum ColourBy {
     Label,
     /// A metadata column.
     Metadata(String),
+    /// The SwAV cluster (prototype) of each image, when the encoder's weights carry SwAV's
+    /// head.
+    SwavCluster,
 }
 
 /// What a drag on the plot does.
@@ -109,6 +112,15 @@ impl ScatterState {
                     .get(column)
                     .map(String::as_str)
             }),
+            ColourBy::SwavCluster => {
+                let names: Vec<String> = session
+                    .set
+                    .clusters
+                    .as_ref()
+                    .map(|c| c.iter().map(|k| format!("cluster {k}")).collect())
+                    .unwrap_or_default();
+                categorical(count, |id| names.get(id).map(String::as_str))
+            }
         };
         let palette = full_palette();
         self.layer = Some(Arc::new(ScatterLayer {
@@ -215,6 +227,7 @@ fn controls_ui(
             ColourBy::Listing => "listing".to_string(),
             ColourBy::Label => "label".to_string(),
             ColourBy::Metadata(c) => c.clone(),
+            ColourBy::SwavCluster => "SwAV cluster".to_string(),
         };
         egui::ComboBox::from_label("colour by")
             .selected_text(text)
@@ -229,6 +242,14 @@ fn controls_ui(
                         ColourBy::Metadata(column.clone()),
                         column,
                     );
+                }
+                if session.set.clusters.is_some() {
+                    ui.selectable_value(
+                        &mut state.colour_by,
+                        ColourBy::SwavCluster,
+                        "SwAV cluster",
+                    )
+                    .on_hover_text("the prototype each image's projection is nearest to");
                 }
             });
         ui.separator();

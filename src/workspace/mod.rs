@@ -126,6 +126,12 @@ impl Workspace {
         self.dir.join(format!("embeddings.{model}.safetensors"))
     }
 
+    /// Each embedded image's SwAV cluster (JSON array in row order) beside the embeddings of
+    /// `model`, for weights that carry SwAV's head.
+    pub fn clusters_path(&self, model: &str) -> PathBuf {
+        self.dir.join(format!("clusters.{model}.json"))
+    }
+
     /// Base name of the HNSW files of one model (`index.<model>.*`).
     pub fn index_basename(&self, model: &str) -> String {
         format!("index.{model}")
