@@ -413,10 +413,7 @@ impl Encoder {
     }
 
     /// [`embed`](Self::embed), and each image's SwAV cluster when the weights carry the head.
-    pub fn embed_clustered(
-        &self,
-        images: &[RgbImage],
-    ) -> Result<ClusteredRows, EncoderError> {
+    pub fn embed_clustered(&self, images: &[RgbImage]) -> Result<ClusteredRows, EncoderError> {
         let Some(head) = &self.cluster_head else {
             return Ok((self.embed(images)?, None));
         };
