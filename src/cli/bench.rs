@@ -1,6 +1,7 @@
 //! `natview bench`: embedding throughput, and HNSW build time and recall against exact search.
 //! Prints figures; nothing here asserts a speed.
 
+use super::bench_files::median;
 use super::commands::{embed, load};
 use super::CommonArgs;
 use anyhow::bail;
@@ -115,11 +116,6 @@ enum BenchKind {
     },
 }
 
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 /// Runs a benchmark.
 pub fn run(args: &BenchArgs, common: &CommonArgs) -> anyhow::Result<()> {
     match &args.kind {
@@ -175,7 +171,8 @@ pub fn run(args: &BenchArgs, common: &CommonArgs) -> anyhow::Result<()> {
 
 fn bench_train(method: &str, steps: usize, json: bool, common: &CommonArgs) -> anyhow::Result<()> {
     use natview::train::{
-        train_step_judged, JudgedBatch, Method, Sgd, SslModel, StartFrom, Target, TrainConfig,
+        finish_step, train_step_judged, JudgedBatch, Method, Sgd, SslModel, StartFrom, Target,
+        TrainConfig,
     };
     let method: Method = method.parse().map_err(|e: String| anyhow::anyhow!(e))?;
     let spec = common.spec()?;
@@ -202,18 +199,7 @@ fn bench_train(method: &str, steps: usize, json: bool, common: &CommonArgs) -> a
         &device,
     )?;
     // BYOL and MoBY time the whole step: the target's projections, the queue, the EMA.
-    let mut target = if method.uses_target() {
-        let queue = (method == Method::Moby).then_some(config.queue);
-        Some(Target::new(
-            &architecture,
-            &model,
-            None,
-            (common.seed, queue),
-            &device,
-        )?)
-    } else {
-        None
-    };
+    let mut target = Target::for_config(&architecture, &model, None, &config, &device)?;
     let mut sgd = Sgd::new(0.9, 1e-4);
     let x1 = candle_core::Tensor::randn(0f32, 1.0, (batch, 3, size, size), &device)?;
     let x2 = candle_core::Tensor::randn(0f32, 1.0, (batch, 3, size, size), &device)?;
@@ -230,10 +216,7 @@ fn bench_train(method: &str, steps: usize, json: bool, common: &CommonArgs) -> a
             &no_judgements,
             target.as_mut(),
         )?;
-        if let Some(target) = &target {
-            target.follow(&model, step + 1, config.steps, config.base_momentum)?;
-        }
-        model.normalise_prototypes()?;
+        finish_step(&model, target.as_ref(), step + 1, &config)?;
         if step > 0 {
             times.push(started.elapsed().as_secs_f64());
         }

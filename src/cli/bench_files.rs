@@ -17,7 +17,8 @@ use serde_json::json;
 use std::path::PathBuf;
 use std::time::Instant;
 
-fn median(values: &mut [f64]) -> f64 {
+/// The middle value (the upper one of an even count); sorts `values`.
+pub(super) fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
 }

@@ -90,12 +90,13 @@ pub fn run(args: &CompareArgs, common: &CommonArgs) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| workspace.dir().join("compare"));
     std::fs::create_dir_all(&out_dir)?;
+    let size = common.size.unwrap_or(model.default_input_size_px());
     let cancel = CancelFlag::new();
     let mut results = Vec::new();
     let mut pixels = None;
     for &method in &methods {
         let config = TrainConfig {
-            input_size_px: common.size.unwrap_or(model.default_input_size_px()),
+            input_size_px: size,
             steps: args.steps,
             batch_size: common.batch.unwrap_or(64),
             learning_rate: args.lr,
@@ -141,7 +142,6 @@ pub fn run(args: &CompareArgs, common: &CommonArgs) -> anyhow::Result<()> {
         });
     }
     // The same held-out images through every encoder: probes and quadrant charts.
-    let size = common.size.unwrap_or(model.default_input_size_px());
     let held = HeldOut::new(&dataset, args.heldout, common.seed, size)?;
     let spec = |weights: Option<PathBuf>, model: ModelKind, size: u32| EncoderSpec {
         model,
@@ -170,11 +170,7 @@ pub fn run(args: &CompareArgs, common: &CommonArgs) -> anyhow::Result<()> {
         "raw pixels".to_string(),
         held.embed(&spec(None, ModelKind::Pixels, 32), common.cpu)?,
     ));
-    let views: Vec<(String, String, &natview::linalg::Matrix)> = encoders
-        .iter()
-        .map(|(name, title, m)| (name.clone(), title.clone(), m))
-        .collect();
-    let mut charts = quadrant_charts(&held, &views, common.seed, &out_dir)?.into_iter();
+    let mut charts = quadrant_charts(&held, &encoders, common.seed, &out_dir)?.into_iter();
     let mut probes = encoders
         .iter()
         .map(|(_, _, m)| held.probe(m, common.seed))

@@ -11,7 +11,7 @@ use natview::analysis::{
 };
 use natview::dataset::{decode_rgb, group_by_listing, Dataset, Item};
 use natview::encoder::{choose_device, Encoder, EncoderSpec};
-use natview::linalg::{l2_normalise, Matrix};
+use natview::linalg::Matrix;
 use natview::report::{save_quadrant_png, HeatmapOptions};
 use std::path::{Path, PathBuf};
 
@@ -63,10 +63,8 @@ impl HeldOut {
         let encoder = Encoder::new(spec, &choose_device(force_cpu))?;
         let mut rows = Vec::with_capacity(self.images.len());
         for chunk in self.images.chunks(32) {
-            for mut row in encoder.embed(chunk)? {
-                l2_normalise(&mut row);
-                rows.push(row);
-            }
+            // Already unit length (`Encoder::embed` normalises).
+            rows.extend(encoder.embed(chunk)?);
         }
         Matrix::from_rows(&rows).ok_or_else(|| anyhow::anyhow!("embeddings of unequal length"))
     }
@@ -103,7 +101,7 @@ pub struct ChartFile {
 /// range, as `quadrant-<name>.png` in `out_dir`.
 pub fn quadrant_charts(
     held: &HeldOut,
-    encoders: &[(String, String, &Matrix)],
+    encoders: &[(String, String, Matrix)],
     seed: u64,
     out_dir: &Path,
 ) -> anyhow::Result<Vec<ChartFile>> {

@@ -11,9 +11,21 @@
 
 pub use super::batch_norm_cpu::Activation;
 use super::batch_norm_cpu::{self, Dims, Saved};
+use super::conv::f32_values;
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use candle_nn::{BatchNorm, ModuleT};
 use std::sync::{Arc, Mutex};
+
+impl Activation {
+    /// The activation as tensor ops (candle's relu and clamp, with their gradients).
+    pub fn apply(self, y: &Tensor) -> Result<Tensor> {
+        match self {
+            Activation::Identity => Ok(y.clone()),
+            Activation::Relu => y.relu(),
+            Activation::Relu6 => y.clamp(0f32, 6f32),
+        }
+    }
+}
 
 /// `activation(norm(x))` with batch statistics (training mode), updating `norm`'s running
 /// mean and variance.
@@ -24,12 +36,7 @@ pub fn batch_norm_train(norm: &BatchNorm, x: &Tensor, activation: Activation) ->
         && super::own_cpu_kernels()
         && norm.weight_and_bias().is_some();
     if !fused {
-        let y = norm.forward_t(x, true)?;
-        return match activation {
-            Activation::Identity => Ok(y),
-            Activation::Relu => y.relu(),
-            Activation::Relu6 => y.clamp(0f32, 6f32),
-        };
+        return activation.apply(&norm.forward_t(x, true)?);
     }
     let Some((gamma, beta)) = norm.weight_and_bias() else {
         candle_core::bail!("batch norm without an affine map");
@@ -97,16 +104,8 @@ struct Forward {
     saved: Arc<Mutex<Option<Statistics>>>,
 }
 
-/// The f32 values of a contiguous CPU tensor.
-fn values<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(values) = storage else {
-        candle_core::bail!("natview batch norm: {what} must be f32");
-    };
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(&values[start..end]),
-        None => candle_core::bail!("natview batch norm: {what} must be contiguous"),
-    }
-}
+/// The op name in [`f32_values`]'s messages.
+const OP: &str = "batch norm";
 
 impl Forward {
     /// What the backward pass needs: the batch statistics the forward pass left, and γ.
@@ -135,9 +134,9 @@ impl CustomOp3 for Forward {
         beta: &CpuStorage,
         beta_layout: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let x = values(x, x_layout, "input")?;
-        let gamma = values(gamma, gamma_layout, "γ")?;
-        let beta = values(beta, beta_layout, "β")?;
+        let x = f32_values(x, x_layout, OP, "input")?;
+        let gamma = f32_values(gamma, gamma_layout, OP, "γ")?;
+        let beta = f32_values(beta, beta_layout, OP, "β")?;
         let (mean, var) = batch_norm_cpu::statistics(self.dims, x);
         let s = self.saved(mean, &var, gamma.to_vec());
         let scale: Vec<f32> = (0..self.dims.c).map(|c| gamma[c] * s.inv_std[c]).collect();
@@ -215,9 +214,9 @@ impl CustomOp3 for Backward {
         grad: &CpuStorage,
         grad_layout: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let x = values(x, x_layout, "input")?;
-        let y = values(y, y_layout, "output")?;
-        let grad = values(grad, grad_layout, "output gradient")?;
+        let x = f32_values(x, x_layout, OP, "input")?;
+        let y = f32_values(y, y_layout, OP, "output")?;
+        let grad = f32_values(grad, grad_layout, OP, "output gradient")?;
         if x.len() != y.len() || x.len() != grad.len() {
             candle_core::bail!("natview batch norm: gradient of another shape");
         }
@@ -285,11 +284,7 @@ mod tests {
             let ours = batch_norm_train(&ours_bn, x.as_tensor(), activation).expect("ours");
             let theirs = {
                 let y = theirs_bn.forward_t(x.as_tensor(), true).expect("theirs");
-                match activation {
-                    Activation::Identity => y,
-                    Activation::Relu => y.relu().expect("relu"),
-                    Activation::Relu6 => y.clamp(0f32, 6f32).expect("clamp"),
-                }
+                activation.apply(&y).expect("activation")
             };
             assert!(max_diff(&ours, &theirs) < 1e-4, "forward {shape:?}");
             assert!(max_diff(ours_bn.running_mean(), theirs_bn.running_mean()) < 1e-5);

@@ -109,16 +109,25 @@ pub fn grouped_conv2d_cpu(
     )
 }
 
-/// The f32 values of a contiguous CPU tensor.
-fn f32_values<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
+/// The f32 values of a contiguous CPU tensor given to our custom op `op` (its `what`), for
+/// every custom op of the encoders (convolution, depthwise convolution, batch norm).
+pub(super) fn f32_values<'a>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    op: &str,
+    what: &str,
+) -> Result<&'a [f32]> {
     let CpuStorage::F32(values) = storage else {
-        candle_core::bail!("natview conv2d: {what} must be f32");
+        candle_core::bail!("natview {op}: {what} must be f32");
     };
     match layout.contiguous_offsets() {
         Some((start, end)) => Ok(&values[start..end]),
-        None => candle_core::bail!("natview conv2d: {what} must be contiguous"),
+        None => candle_core::bail!("natview {op}: {what} must be contiguous"),
     }
 }
+
+/// The op name in [`f32_values`]'s messages.
+const OP: &str = "conv2d";
 
 fn geometry(
     input: &[usize],
@@ -169,8 +178,8 @@ impl CustomOp2 for Forward {
         )?;
         let out = conv_cpu::forward(
             &g,
-            f32_values(input, input_layout, "input")?,
-            f32_values(kernel, kernel_layout, "kernel")?,
+            f32_values(input, input_layout, OP, "input")?,
+            f32_values(kernel, kernel_layout, OP, "kernel")?,
         );
         Ok((
             CpuStorage::F32(out),
@@ -238,8 +247,8 @@ impl CustomOp2 for GradInput {
         check_output_gradient(&g, grad_layout)?;
         let out = conv_cpu::grad_input(
             &g,
-            f32_values(grad, grad_layout, "output gradient")?,
-            f32_values(kernel, kernel_layout, "kernel")?,
+            f32_values(grad, grad_layout, OP, "output gradient")?,
+            f32_values(kernel, kernel_layout, OP, "kernel")?,
         );
         Ok((CpuStorage::F32(out), Shape::from(self.input_dims.clone())))
     }
@@ -275,8 +284,8 @@ impl CustomOp2 for GradKernel {
         check_output_gradient(&g, grad_layout)?;
         let out = conv_cpu::grad_kernel(
             &g,
-            f32_values(input, input_layout, "input")?,
-            f32_values(grad, grad_layout, "output gradient")?,
+            f32_values(input, input_layout, OP, "input")?,
+            f32_values(grad, grad_layout, OP, "output gradient")?,
         );
         Ok((CpuStorage::F32(out), Shape::from(self.kernel_dims.clone())))
     }

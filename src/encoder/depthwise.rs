@@ -3,7 +3,7 @@
 //! explicitly padded input elsewhere (CUDA, other dtypes, `NATVIEW_CONV=candle`). candle 0.11
 //! runs a grouped convolution on the CPU as one convolution per channel.
 
-use super::conv::own_cpu_kernels;
+use super::conv::{f32_values, own_cpu_kernels};
 use super::depthwise_cpu::{self, same_padding, DepthwiseGeometry, Epilogue};
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 
@@ -24,15 +24,8 @@ pub fn depthwise_conv_same(x: &Tensor, kernel: &Tensor, stride: usize) -> Result
         .conv2d(kernel, 0, stride, 1, c)
 }
 
-fn f32_values<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(values) = storage else {
-        candle_core::bail!("natview depthwise conv: {what} must be f32");
-    };
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(&values[start..end]),
-        None => candle_core::bail!("natview depthwise conv: {what} must be contiguous"),
-    }
-}
+/// The op name in [`f32_values`]'s messages.
+const OP: &str = "depthwise conv";
 
 fn geometry(input: &[usize], kernel: &[usize], stride: usize) -> Result<DepthwiseGeometry> {
     DepthwiseGeometry::same(input, kernel, stride).map_err(candle_core::Error::msg)
@@ -68,8 +61,8 @@ impl CustomOp2 for Forward {
         let g = geometry(input_layout.dims(), kernel_layout.dims(), self.stride)?;
         let out = depthwise_cpu::forward(
             &g,
-            f32_values(input, input_layout, "input")?,
-            f32_values(kernel, kernel_layout, "kernel")?,
+            f32_values(input, input_layout, OP, "input")?,
+            f32_values(kernel, kernel_layout, OP, "kernel")?,
             Epilogue::NONE,
         );
         Ok((
@@ -126,8 +119,8 @@ impl CustomOp2 for GradInput {
         check_output_gradient(&g, grad_layout)?;
         let out = depthwise_cpu::grad_input(
             &g,
-            f32_values(grad, grad_layout, "output gradient")?,
-            f32_values(kernel, kernel_layout, "kernel")?,
+            f32_values(grad, grad_layout, OP, "output gradient")?,
+            f32_values(kernel, kernel_layout, OP, "kernel")?,
         );
         Ok((CpuStorage::F32(out), Shape::from(self.input_dims.clone())))
     }
@@ -155,8 +148,8 @@ impl CustomOp2 for GradKernel {
         check_output_gradient(&g, grad_layout)?;
         let out = depthwise_cpu::grad_kernel(
             &g,
-            f32_values(input, input_layout, "input")?,
-            f32_values(grad, grad_layout, "output gradient")?,
+            f32_values(input, input_layout, OP, "input")?,
+            f32_values(grad, grad_layout, OP, "output gradient")?,
         );
         Ok((CpuStorage::F32(out), Shape::from(self.kernel_dims.clone())))
     }

@@ -336,6 +336,13 @@ enum Network {
     Cnn(Box<Trunk>),
 }
 
+/// The rows of a `[batch, dim]` feature tensor, each L2-normalised.
+fn unit_rows(features: &Tensor) -> Result<Vec<Vec<f32>>, EncoderError> {
+    let mut rows = features.to_vec2::<f32>()?;
+    rows.iter_mut().for_each(|r| l2_normalise(r));
+    Ok(rows)
+}
+
 /// Unit-length embedding rows, and each row's SwAV cluster when the encoder has the head.
 pub type ClusteredRows = (Vec<Vec<f32>>, Option<Vec<u32>>);
 
@@ -418,10 +425,7 @@ impl Encoder {
             return Ok((self.embed(images)?, None));
         };
         let features = self.features(&self.input_tensor(images)?)?;
-        let clusters = head.assign(&features)?;
-        let mut rows = features.to_vec2::<f32>()?;
-        rows.iter_mut().for_each(|r| l2_normalise(r));
-        Ok((rows, Some(clusters)))
+        Ok((unit_rows(&features)?, Some(head.assign(&features)?)))
     }
 
     /// The spec this encoder was built from.
@@ -462,9 +466,7 @@ impl Encoder {
     /// [`input_tensor`](Self::input_tensor)); each output row is L2-normalised. The pixel
     /// baseline has no network and refuses.
     pub fn embed_input(&self, input: &Tensor) -> Result<Vec<Vec<f32>>, EncoderError> {
-        let mut rows = self.features(input)?.to_vec2::<f32>()?;
-        rows.iter_mut().for_each(|r| l2_normalise(r));
-        Ok(rows)
+        unit_rows(&self.features(input)?)
     }
 
     /// The pooled features `[batch, dim]` (not normalised) of a preprocessed input.

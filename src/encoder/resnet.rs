@@ -116,12 +116,7 @@ pub(super) fn conv_bn_act(
     if train {
         return batch_norm_train(norm, &conv.forward(x)?, activation);
     }
-    let y = conv_bn_eval(conv, norm, x)?;
-    match activation {
-        Activation::Identity => Ok(y),
-        Activation::Relu => y.relu(),
-        Activation::Relu6 => y.clamp(0f32, 6f32),
-    }
+    activation.apply(&conv_bn_eval(conv, norm, x)?)
 }
 
 /// [`conv_bn`] in evaluation: the norm folded into the kernel and one bias add.

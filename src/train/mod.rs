@@ -466,4 +466,4 @@ pub fn split_listings(names: &[String], fraction: f64, seed: u64) -> (Vec<String
 }
 
 mod run;
-pub use run::{evaluate_encoder_rows, finetune, train_step, train_step_judged};
+pub use run::{evaluate_encoder_rows, finetune, finish_step, train_step, train_step_judged};

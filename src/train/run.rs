@@ -176,6 +176,22 @@ pub fn train_step_judged(
     Ok(value)
 }
 
+/// What every optimiser step ends with, after [`train_step_judged`]: the target network (if
+/// any) follows the online weights after `done` of `config.steps` steps, and SwAV's prototypes
+/// go back to unit rows.
+pub fn finish_step(
+    model: &SslModel,
+    target: Option<&Target>,
+    done: usize,
+    config: &TrainConfig,
+) -> Result<(), TrainError> {
+    if let Some(target) = target {
+        target.follow(model, done, config.steps, config.base_momentum)?;
+    }
+    model.normalise_prototypes()?;
+    Ok(())
+}
+
 /// Each judged pair's cosine under the model's current weights (in `plan` order).
 fn pair_cosines(
     model: &SslModel,
@@ -326,18 +342,7 @@ pub fn finetune(
         )));
     }
     model.set_frozen(config.freeze);
-    let mut target = if config.method.uses_target() {
-        let queue = (config.method == Method::Moby).then_some(config.queue.max(1));
-        Some(Target::new(
-            &architecture,
-            &model,
-            stored_target,
-            (config.seed, queue),
-            &device,
-        )?)
-    } else {
-        None
-    };
+    let mut target = Target::for_config(&architecture, &model, stored_target, config, &device)?;
     let mut sgd = Sgd::new(config.momentum, config.weight_decay).with_state(optimiser_state);
 
     observer.phase("evaluating on held-out listings");
@@ -429,10 +434,7 @@ pub fn finetune(
             &judged_rows_of_step,
             target.as_mut(),
         )?;
-        if let Some(target) = &target {
-            target.follow(&model, step + 1, config.steps, config.base_momentum)?;
-        }
-        model.normalise_prototypes()?;
+        finish_step(&model, target.as_ref(), step + 1, config)?;
         if !loss_value.is_finite() {
             return Err(TrainError::NotEnoughData(format!(
                 "the loss diverged at step {} ({loss_value}); lower --lr",

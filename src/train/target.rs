@@ -6,7 +6,7 @@
 
 use super::model::{SslModel, HEAD_PREFIX, PROJECTION_DIM};
 use super::momentum::{ema, momentum_at};
-use super::Method;
+use super::{Method, TrainConfig};
 use crate::encoder::Architecture;
 use candle_core::{Device, Result, Tensor};
 use std::collections::HashMap;
@@ -61,6 +61,23 @@ impl Target {
         // No predictor: the target only projects (InfoNCE's heads are trunk + projector).
         let model = SslModel::new(architecture, Method::InfoNce, tensors, seed, device)?;
         Ok(Self { model, queue })
+    }
+
+    /// The target `config`'s method trains against (`None` for methods without one): MoBY's
+    /// with a queue of `config.queue` keys, BYOL's without; from the online network, or from
+    /// `stored` (a checkpoint's tensors, names without the prefix).
+    pub fn for_config(
+        architecture: &Architecture,
+        online: &SslModel,
+        stored: Option<HashMap<String, Tensor>>,
+        config: &TrainConfig,
+        device: &Device,
+    ) -> Result<Option<Self>> {
+        if !config.method.uses_target() {
+            return Ok(None);
+        }
+        let queue = (config.method == Method::Moby).then_some(config.queue.max(1));
+        Self::new(architecture, online, stored, (config.seed, queue), device).map(Some)
     }
 
     /// MoBY's queue of earlier keys, if this target keeps one.
