@@ -15,6 +15,7 @@ mod effnet_cpu;
 mod init;
 mod preprocess;
 mod regnet;
+mod residual;
 mod resnet;
 mod trunk;
 

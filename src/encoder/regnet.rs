@@ -147,7 +147,7 @@ impl Block {
             Some((conv, norm)) => conv_bn(conv, norm, x, train)?,
             None => x.clone(),
         };
-        (h + shortcut)?.relu()
+        super::residual::add_relu(&h, &shortcut)
     }
 }
 

@@ -201,7 +201,7 @@ impl Block {
             Some((c, b)) => conv_bn(c, b, x, train)?,
             None => x.clone(),
         };
-        (h + shortcut)?.relu()
+        super::residual::add_relu(&h, &shortcut)
     }
 }
 
