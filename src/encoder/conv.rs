@@ -195,25 +195,31 @@ impl CustomOp2 for Forward {
         grad_output: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let grad_output = grad_output.contiguous()?;
-        let grad_input = grad_output.apply_op2_no_bwd(
-            kernel,
-            &GradInput {
-                stride: self.stride,
-                padding: self.padding,
-                groups: self.groups,
-                input_dims: input.dims().to_vec(),
-            },
-        )?;
-        let grad_kernel = input.apply_op2_no_bwd(
-            &grad_output,
-            &GradKernel {
-                stride: self.stride,
-                padding: self.padding,
-                groups: self.groups,
-                kernel_dims: kernel.dims().to_vec(),
-            },
-        )?;
-        Ok((Some(grad_input), Some(grad_kernel)))
+        // Only what autograd will use: no input gradient for the images themselves (the stem)
+        // or a frozen stage's input, no kernel gradient for a frozen kernel.
+        let grad_input = input.track_op().then(|| {
+            grad_output.apply_op2_no_bwd(
+                kernel,
+                &GradInput {
+                    stride: self.stride,
+                    padding: self.padding,
+                    groups: self.groups,
+                    input_dims: input.dims().to_vec(),
+                },
+            )
+        });
+        let grad_kernel = kernel.track_op().then(|| {
+            input.apply_op2_no_bwd(
+                &grad_output,
+                &GradKernel {
+                    stride: self.stride,
+                    padding: self.padding,
+                    groups: self.groups,
+                    kernel_dims: kernel.dims().to_vec(),
+                },
+            )
+        });
+        Ok((grad_input.transpose()?, grad_kernel.transpose()?))
     }
 }
 
@@ -308,6 +314,8 @@ mod tests {
             (1, 3, 16, 16, 4, 7, 2, 3, 1),
             (2, 16, 9, 9, 16, 3, 2, 1, 2),
             (2, 12, 8, 8, 6, 3, 1, 1, 3),
+            // Wide and deep enough for the shifted-window kernels (`conv_wide`).
+            (2, 16, 18, 17, 8, 3, 1, 1, 1),
         ] {
             let x =
                 Var::from_tensor(&Tensor::randn(0f32, 1.0, (n, c_in, h, w), &device).expect("x"))
@@ -363,5 +371,25 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Images (no gradient wanted) still give the kernel its gradient, and no input gradient
+    /// is made for them.
+    #[test]
+    fn an_input_without_gradient_gets_none() -> Result<()> {
+        let device = Device::Cpu;
+        let x = Tensor::randn(0f32, 1.0, (2, 3, 8, 8), &device)?;
+        let kernel = Var::from_tensor(&Tensor::randn(0f32, 1.0, (4, 3, 3, 3), &device)?)?;
+        let ours = grouped_conv2d_cpu(&x, kernel.as_tensor(), 1, 1, 1)?.sum_all()?;
+        let theirs = x.conv2d(kernel.as_tensor(), 1, 1, 1, 1)?.sum_all()?;
+        let (ours, theirs) = (ours.backward()?, theirs.backward()?);
+        assert!(ours.get(&x).is_none());
+        let (Some(a), Some(b)) = (ours.get(kernel.as_tensor()), theirs.get(kernel.as_tensor()))
+        else {
+            panic!("no kernel gradient");
+        };
+        let difference = (a - b)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        assert!(difference < 1e-3, "kernel gradients differ by {difference}");
+        Ok(())
     }
 }

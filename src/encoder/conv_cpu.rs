@@ -4,6 +4,7 @@
 //! 3×3 layers) share the one im2col matrix: group `g`'s rows of it are contiguous, so each group
 //! is one gemm on a slice of the kernel, the column matrix and the output.
 
+use super::conv_wide;
 use crate::linalg::{matmul, Operand, Output};
 use rayon::prelude::*;
 
@@ -149,7 +150,7 @@ std::thread_local! {
 /// Runs `f` on this thread's scratch buffer of `len` values, whose contents are unspecified
 /// (callers overwrite all of it). Grows the buffer when needed and never shrinks it; a nested
 /// call on the same thread gets a fresh buffer.
-fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+pub(super) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     SCRATCH.with(|cell| match cell.try_borrow_mut() {
         Ok(mut buffer) => {
             if buffer.len() < len {
@@ -240,6 +241,33 @@ fn col2im_add(g: &ConvGeometry, cols: &[f32], image: &mut [f32]) {
 
 /// The forward pass: `[n, c_out, h_out, w_out]` from the input and the kernel (both row-major).
 pub fn forward(g: &ConvGeometry, input: &[f32], kernel: &[f32]) -> Vec<f32> {
+    if conv_wide::worthwhile(g) {
+        conv_wide::forward(g, input, kernel)
+    } else {
+        im2col_forward(g, input, kernel)
+    }
+}
+
+/// The gradient with respect to the input: `[n, c_in, h, w]` from the output gradient.
+pub fn grad_input(g: &ConvGeometry, grad_out: &[f32], kernel: &[f32]) -> Vec<f32> {
+    if conv_wide::worthwhile(g) {
+        conv_wide::grad_input(g, grad_out, kernel)
+    } else {
+        im2col_grad_input(g, grad_out, kernel)
+    }
+}
+
+/// The gradient with respect to the kernel: `[c_out, c_in, k, k]`, summed over the batch.
+pub fn grad_kernel(g: &ConvGeometry, input: &[f32], grad_out: &[f32]) -> Vec<f32> {
+    if conv_wide::worthwhile(g) {
+        conv_wide::grad_kernel(g, input, grad_out)
+    } else {
+        im2col_grad_kernel(g, input, grad_out)
+    }
+}
+
+/// [`forward`] through im2col.
+pub(super) fn im2col_forward(g: &ConvGeometry, input: &[f32], kernel: &[f32]) -> Vec<f32> {
     let mut out = vec![0f32; g.n * g.out_plane()];
     let (patch, pixels, c_out) = (g.group_patch_len(), g.out_pixels(), g.group_c_out());
     out.par_chunks_mut(g.out_plane().max(1))
@@ -263,8 +291,8 @@ pub fn forward(g: &ConvGeometry, input: &[f32], kernel: &[f32]) -> Vec<f32> {
     out
 }
 
-/// The gradient with respect to the input: `[n, c_in, h, w]` from the output gradient.
-pub fn grad_input(g: &ConvGeometry, grad_out: &[f32], kernel: &[f32]) -> Vec<f32> {
+/// [`grad_input`] through col2im.
+pub(super) fn im2col_grad_input(g: &ConvGeometry, grad_out: &[f32], kernel: &[f32]) -> Vec<f32> {
     let mut grad_in = vec![0f32; g.n * g.in_plane()];
     let (patch, pixels, c_out) = (g.group_patch_len(), g.out_pixels(), g.group_c_out());
     // Group `group`'s rows of the column gradient: its kernel block transposed times its
@@ -298,8 +326,8 @@ pub fn grad_input(g: &ConvGeometry, grad_out: &[f32], kernel: &[f32]) -> Vec<f32
     grad_in
 }
 
-/// The gradient with respect to the kernel: `[c_out, c_in, k, k]`, summed over the batch.
-pub fn grad_kernel(g: &ConvGeometry, input: &[f32], grad_out: &[f32]) -> Vec<f32> {
+/// [`grad_kernel`] through im2col.
+pub(super) fn im2col_grad_kernel(g: &ConvGeometry, input: &[f32], grad_out: &[f32]) -> Vec<f32> {
     let (patch, pixels, c_out) = (g.group_patch_len(), g.out_pixels(), g.group_c_out());
     let size = g.c_out * patch;
     let threads = rayon::current_num_threads().max(1);

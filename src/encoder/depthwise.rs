@@ -79,21 +79,27 @@ impl CustomOp2 for Forward {
         grad_output: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let grad_output = grad_output.contiguous()?;
-        let grad_input = grad_output.apply_op2_no_bwd(
-            kernel,
-            &GradInput {
-                stride: self.stride,
-                input_dims: input.dims().to_vec(),
-            },
-        )?;
-        let grad_kernel = input.apply_op2_no_bwd(
-            &grad_output,
-            &GradKernel {
-                stride: self.stride,
-                kernel_dims: kernel.dims().to_vec(),
-            },
-        )?;
-        Ok((Some(grad_input), Some(grad_kernel)))
+        // Only what autograd will use: no input gradient for the images themselves (the stem)
+        // or a frozen stage's input, no kernel gradient for a frozen kernel.
+        let grad_input = input.track_op().then(|| {
+            grad_output.apply_op2_no_bwd(
+                kernel,
+                &GradInput {
+                    stride: self.stride,
+                    input_dims: input.dims().to_vec(),
+                },
+            )
+        });
+        let grad_kernel = kernel.track_op().then(|| {
+            input.apply_op2_no_bwd(
+                &grad_output,
+                &GradKernel {
+                    stride: self.stride,
+                    kernel_dims: kernel.dims().to_vec(),
+                },
+            )
+        });
+        Ok((grad_input.transpose()?, grad_kernel.transpose()?))
     }
 }
 

@@ -8,6 +8,7 @@ mod batch_norm_cpu;
 mod cluster_head;
 mod conv;
 mod conv_cpu;
+mod conv_wide;
 mod depthwise;
 mod depthwise_cpu;
 mod effnet;
