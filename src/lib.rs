@@ -12,6 +12,7 @@ pub mod catalogue;
 pub mod dataset;
 pub mod encoder;
 pub mod index;
+pub mod interop;
 pub mod jobs;
 pub mod labels;
 pub mod layouts;

@@ -100,7 +100,7 @@ pub fn read(path: &Path) -> Result<Array, NpyError> {
     })
 }
 
-/// Decodes `.npy` bytes holding a `float32` array.
+/// Decodes `.npy` bytes holding a float16, float32 or float64 array (as f32 values).
 pub fn decode(bytes: &[u8]) -> Result<Array, String> {
     if bytes.len() < 10 || &bytes[..6] != MAGIC {
         return Err("missing the NUMPY magic".into());
@@ -118,11 +118,17 @@ pub fn decode(bytes: &[u8]) -> Result<Array, String> {
         .ok_or("truncated header")?;
     let header = std::str::from_utf8(header).map_err(|_| "header is not text")?;
     let descr = dict_value(header, "descr").ok_or("header has no 'descr'")?;
-    if !matches!(descr.trim_matches(|c| c == '\'' || c == '"'), "<f4" | "=f4") {
-        return Err(format!(
-            "element type {descr}; natview reads float32 (<f4) arrays only"
-        ));
-    }
+    let width = match descr.trim_matches(|c| c == '\'' || c == '"') {
+        "<f4" | "=f4" => 4,
+        "<f2" | "=f2" => 2,
+        "<f8" | "=f8" => 8,
+        _ => {
+            return Err(format!(
+                "element type {descr}; natview reads little-endian float16, float32 or float64 \
+                 (<f2, <f4, <f8) arrays"
+            ))
+        }
+    };
     if dict_value(header, "fortran_order").map(str::trim) != Some("False") {
         return Err("Fortran-ordered arrays are not supported (save with C order)".into());
     }
@@ -139,17 +145,31 @@ pub fn decode(bytes: &[u8]) -> Result<Array, String> {
         .collect::<Result<_, _>>()?;
     let count: usize = shape.iter().product();
     let payload = &bytes[header_start + header_len..];
-    if payload.len() != count * 4 {
+    if payload.len() != count * width {
         return Err(format!(
             "shape {shape:?} needs {} bytes of data, the file has {}",
-            count * 4,
+            count * width,
             payload.len()
         ));
     }
-    let data = payload
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
+    let data = match width {
+        2 => payload
+            .chunks_exact(2)
+            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        8 => payload
+            .chunks_exact(8)
+            .map(|b| {
+                let mut bytes = [0u8; 8];
+                bytes.copy_from_slice(b);
+                f64::from_le_bytes(bytes) as f32
+            })
+            .collect(),
+        _ => payload
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+    };
     Ok(Array { shape, data })
 }
 
@@ -201,18 +221,51 @@ mod tests {
         assert_eq!(m.row(1), &[3.0, 4.0, 5.0]);
     }
 
+    /// `np.save` of `[[1, -2], [0.5, 3]]` as float16 and float64: the same values back.
+    #[test]
+    fn float16_and_float64_arrays_are_read_as_f32() {
+        let values = [1.0f32, -2.0, 0.5, 3.0];
+        for (descr, payload) in [
+            (
+                "<f2",
+                values
+                    .iter()
+                    .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+                    .collect::<Vec<u8>>(),
+            ),
+            (
+                "<f8",
+                values
+                    .iter()
+                    .flat_map(|v| f64::from(*v).to_le_bytes())
+                    .collect::<Vec<u8>>(),
+            ),
+        ] {
+            let header =
+                format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': (2, 2), }}");
+            let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+            bytes.extend_from_slice(&(header.len() as u16 + 1).to_le_bytes());
+            bytes.extend_from_slice(header.as_bytes());
+            bytes.push(b'\n');
+            bytes.extend_from_slice(&payload);
+            let array = decode(&bytes).expect(descr);
+            assert_eq!(array.shape, vec![2, 2]);
+            assert_eq!(array.data, values, "{descr}");
+        }
+    }
+
     #[test]
     fn other_element_types_and_truncation_are_refused() {
         let mut bytes = encode(&[2, 2], &[1.0, 2.0, 3.0, 4.0]);
         bytes.truncate(bytes.len() - 1);
         assert!(decode(&bytes).unwrap_err().contains("needs 16 bytes"));
-        let mut f64_bytes = encode(&[1], &[0.0]);
-        let at = f64_bytes
+        let mut int_bytes = encode(&[1], &[0.0]);
+        let at = int_bytes
             .windows(3)
             .position(|w| w == b"<f4")
             .expect("descr");
-        f64_bytes[at + 2] = b'8';
-        assert!(decode(&f64_bytes).unwrap_err().contains("<f8"));
+        int_bytes[at + 1] = b'i';
+        assert!(decode(&int_bytes).unwrap_err().contains("<i4"));
         assert!(decode(b"PK\x03\x04").is_err());
     }
 }

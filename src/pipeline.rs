@@ -46,6 +46,14 @@ pub enum PipelineError {
         /// Why it could not be used.
         reason: String,
     },
+    /// Imported embeddings are missing or no longer match the dataset.
+    #[error("{path}: {reason}; import them again (natview import DATASET --embeddings FILE)")]
+    Imported {
+        /// The workspace file.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// The user cancelled the job.
     #[error("cancelled")]
     Cancelled,
@@ -120,6 +128,17 @@ pub fn embed_dataset(
         done: 0,
         total: 1,
     });
+    if request.spec.model == crate::encoder::ModelKind::Imported {
+        let set = load_imported(dataset, workspace, &request.spec)?;
+        let report = EmbedReport {
+            reused: true,
+            stale_reason: None,
+            skipped: dataset.skipped.clone(),
+            duration_secs: started.elapsed().as_secs_f64(),
+            device: "imported",
+        };
+        return Ok((set, report));
+    }
     workspace.create()?;
     let device = choose_device(request.force_cpu);
     let encoder = Encoder::new(&request.spec, &device)?;
@@ -263,6 +282,45 @@ pub fn embed_dataset(
         },
         report,
     ))
+}
+
+/// The embeddings imported under `spec`'s name, checked against the dataset as it is now.
+fn load_imported(
+    dataset: &Dataset,
+    workspace: &Workspace,
+    spec: &EncoderSpec,
+) -> Result<EmbeddingSet, PipelineError> {
+    let path = workspace.embeddings_path(&spec.workspace_key());
+    let fail = |reason: String| PipelineError::Imported {
+        path: path.clone(),
+        reason,
+    };
+    if !path.is_file() {
+        return Err(fail(format!(
+            "no embeddings imported as `{}`",
+            spec.imported_name()
+        )));
+    }
+    let (matrix, meta) = EmbeddingStore::load(&path)?;
+    let meta = meta.ok_or_else(|| fail("no natview metadata".into()))?;
+    if meta.dataset_fingerprint != dataset.fingerprint() {
+        return Err(fail("the dataset changed since the import".into()));
+    }
+    let items = dataset.items.clone();
+    if matrix.rows != items.len() || workspace.items_fingerprint(&items)? != meta.items_fingerprint
+    {
+        return Err(fail("the rows no longer match the dataset's images".into()));
+    }
+    if workspace.read_items().map(|(_, fp)| fp).ok().as_deref() != Some(&meta.items_fingerprint) {
+        // Another encoder that left images out rewrote items.jsonl: these rows are all of them.
+        workspace.write_items(&items)?;
+    }
+    Ok(EmbeddingSet {
+        items,
+        matrix,
+        meta,
+        clusters: None,
+    })
 }
 
 /// Loads the workspace's embeddings for `encoder` if they are fresh; else says why not

@@ -54,7 +54,9 @@ impl FinetuneSettings {
             // No RegNet weights ship: a random trunk trains whole.
             ModelKind::RegnetY400mf if from.weights.is_none() => (96, 0, 0.05),
             ModelKind::RegnetY400mf => (96, 2, 0.02),
-            ModelKind::Compact | ModelKind::Pixels => (from.model.default_input_size_px(), 0, 0.05),
+            ModelKind::Compact | ModelKind::Pixels | ModelKind::Imported => {
+                (from.model.default_input_size_px(), 0, 0.05)
+            }
         };
         Self {
             method: Method::InfoNce,

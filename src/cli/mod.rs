@@ -9,6 +9,7 @@ mod commands;
 mod compare;
 mod compare_eval;
 mod finetune;
+mod interop;
 mod labels;
 mod output;
 mod probe;
@@ -62,8 +63,17 @@ enum Command {
         /// Dataset (default: the built-in emoji demo).
         dataset: Option<PathBuf>,
     },
-    /// Embed every image of a dataset into the workspace.
-    Embed(DatasetArgs),
+    /// Embed every image of a dataset into the workspace (or, with --shard I/N, a 1/N share
+    /// of them, for `natview merge`).
+    Embed(interop::EmbedArgs),
+    /// Bring in embeddings computed elsewhere (.npy, .safetensors, Parquet) as the dataset's
+    /// `imported:NAME` model.
+    Import(interop::ImportArgs),
+    /// Write a model's embeddings with their items: TensorBoard projector, .npy, Parquet or
+    /// JSON lines.
+    Export(interop::ExportArgs),
+    /// Join the shards of a `natview embed --shard I/N` job into the dataset's workspace.
+    Merge(DatasetArgs),
     /// Build (or reload) the HNSW index of the embeddings.
     Index(IndexArgs),
     /// Nearest neighbours of an item or of an image file.
@@ -138,7 +148,8 @@ struct CommonArgs {
     #[arg(long, global = true)]
     workspace: Option<PathBuf>,
     /// Encoder: effnet-lite0 (ImageNet-pretrained, the default), effnet-lite1, effnet-lite2,
-    /// compact, resnet18, resnet50, regnety-400mf or pixels (raw-pixel baseline). Default: the model the
+    /// compact, resnet18, resnet50, regnety-400mf or pixels (raw-pixel baseline), or
+    /// imported:NAME for vectors brought in by `natview import`. Default: the model the
     /// --weights were trained as (natview finetune records it), else effnet-lite0.
     #[arg(long, global = true)]
     model: Option<String>,
@@ -207,6 +218,13 @@ impl CommonArgs {
     }
 
     fn spec(&self) -> anyhow::Result<EncoderSpec> {
+        if let Some(name) = self
+            .model
+            .as_deref()
+            .and_then(|m| m.strip_prefix("imported:"))
+        {
+            return Ok(EncoderSpec::imported(name));
+        }
         let model = self.model_kind()?;
         // Fine-tuned weights embed at the size they were trained (and evaluated) at.
         let recorded_size = self
@@ -359,7 +377,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Labels {
             action: LabelsAction::Import(a),
         }) => labels::import(&a, &common),
-        Some(Command::Embed(a)) => commands::embed(&a.dataset, &common).map(|_| ()),
+        Some(Command::Embed(a)) => interop::embed(&a, &common),
+        Some(Command::Import(a)) => interop::import(&a, &common),
+        Some(Command::Export(a)) => interop::export(&a, &common),
+        Some(Command::Merge(a)) => interop::merge(&a.dataset, &common),
         Some(Command::Index(a)) => commands::index(&a, &common),
         Some(Command::Neighbours(a)) => commands::neighbours(&a, &common),
         Some(Command::Heatmap(a)) => commands::heatmap(&a, &common),

@@ -2,6 +2,7 @@
 //! image its own listing) or a CSV/JSONL manifest (`path`, `listing`, optional `label`, other
 //! columns kept as metadata). Problems with single files are reported, never fatal.
 
+use super::csv_manifest::load_csv_manifest;
 use super::{is_supported_extension, relative_to, Dataset, DatasetError, Item, Metadata, Skipped};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -33,7 +34,7 @@ pub fn load_dataset(path: &Path) -> Result<Dataset, DatasetError> {
         .map(str::to_ascii_lowercase);
     let mut dataset = if path.is_file() {
         match extension.as_deref() {
-            Some("csv") => load_csv_manifest(path)?,
+            Some("csv") | Some("tsv") => load_csv_manifest(path)?,
             Some("jsonl") | Some("ndjson") => load_jsonl_manifest(path)?,
             _ => {
                 return Err(DatasetError::Manifest {
@@ -42,6 +43,10 @@ pub fn load_dataset(path: &Path) -> Result<Dataset, DatasetError> {
                 })
             }
         }
+    } else if let Some(manifest) = folder_manifest(path) {
+        // A folder that carries its own manifest is that manifest (its listings, labels and
+        // metadata), not a flat folder of images.
+        return load_dataset(&manifest);
     } else {
         load_folder(path)?
     };
@@ -55,6 +60,20 @@ pub fn load_dataset(path: &Path) -> Result<Dataset, DatasetError> {
         item.id = id;
     }
     Ok(dataset)
+}
+
+/// The manifest at a folder's root that describes it: `manifest.csv`, `manifest.tsv`,
+/// `manifest.jsonl` or `manifest.ndjson`, the first that exists.
+pub fn folder_manifest(dir: &Path) -> Option<PathBuf> {
+    [
+        "manifest.csv",
+        "manifest.tsv",
+        "manifest.jsonl",
+        "manifest.ndjson",
+    ]
+    .iter()
+    .map(|name| dir.join(name))
+    .find(|candidate| candidate.is_file())
 }
 
 fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>, DatasetError> {
@@ -122,7 +141,7 @@ fn lexically_normal(path: &Path) -> PathBuf {
 }
 
 /// A manifest row with its file looked at and its columns sorted out.
-struct PreparedRow {
+pub(super) struct PreparedRow {
     number: usize,
     /// The `path` column (`None`: empty).
     rel: Option<PathBuf>,
@@ -144,7 +163,7 @@ fn prepare_row(root: &Path, mut row: ManifestRow) -> PreparedRow {
 
 /// A row from its parts: the file looked at (one `stat`), the listing defaulting to the file
 /// name, an empty label dropped.
-fn prepare_parts(
+pub(super) fn prepare_parts(
     root: &Path,
     number: usize,
     raw: String,
@@ -283,85 +302,14 @@ struct ManifestRow {
     columns: BTreeMap<String, String>,
 }
 
-fn manifest_root(path: &Path) -> PathBuf {
+pub(super) fn manifest_root(path: &Path) -> PathBuf {
     path.parent()
         .filter(|p| !p.as_os_str().is_empty())
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-fn load_csv_manifest(path: &Path) -> Result<Dataset, DatasetError> {
-    let manifest_error = |message: String| DatasetError::Manifest {
-        path: path.to_path_buf(),
-        message,
-    };
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_path(path)
-        .map_err(|e| manifest_error(e.to_string()))?;
-    let headers: Vec<String> = reader
-        .headers()
-        .map_err(|e| manifest_error(e.to_string()))?
-        .iter()
-        .map(|h| h.trim().to_string())
-        .collect();
-    let mut records = Vec::new();
-    let mut skipped = Vec::new();
-    for (index, record) in reader.records().enumerate() {
-        let number = index + 2; // header is line 1
-        match record {
-            Ok(record) => records.push((number, record)),
-            Err(e) => skipped.push(Skipped {
-                path: PathBuf::from(format!("{}:{number}", path.display())),
-                reason: format!("unreadable row: {e}"),
-            }),
-        }
-    }
-    if !headers.iter().any(|h| h == "path") {
-        return Err(no_path_column(path, &headers));
-    }
-    let root = manifest_root(path);
-    // Each record is prepared in parallel straight from its fields (no map of strings per
-    // row: at a million rows that alone took seconds).
-    let prepared: Vec<PreparedRow> = {
-        use rayon::prelude::*;
-        records
-            .into_par_iter()
-            .map(|(number, record)| prepare_record(&root, &headers, number, &record))
-            .collect()
-    };
-    Ok(prepared_to_dataset(
-        path,
-        DatasetKind::CsvManifest,
-        root,
-        prepared,
-        skipped,
-    ))
-}
-
-/// A CSV record as a prepared row: `path`, `listing` and `label` by column name, every other
-/// column kept as metadata.
-fn prepare_record(
-    root: &Path,
-    headers: &[String],
-    number: usize,
-    record: &csv::StringRecord,
-) -> PreparedRow {
-    let (mut raw, mut listing, mut label) = (String::new(), None, None);
-    let mut columns = Metadata::default();
-    for (header, value) in headers.iter().zip(record.iter()) {
-        let value = value.trim();
-        match header.as_str() {
-            "path" => raw = value.to_string(),
-            "listing" => listing = Some(value.to_string()),
-            "label" => label = Some(value.to_string()),
-            _ => columns.insert(header.clone(), value.to_string()),
-        }
-    }
-    prepare_parts(root, number, raw, listing, label, columns)
-}
-
-fn no_path_column(manifest: &Path, headers: &[String]) -> DatasetError {
+pub(super) fn no_path_column(manifest: &Path, headers: &[String]) -> DatasetError {
     DatasetError::Manifest {
         path: manifest.to_path_buf(),
         message: format!(
@@ -440,7 +388,7 @@ fn rows_to_dataset(
 }
 
 /// Takes prepared rows in order, reporting empty, missing, duplicate and unreadable ones.
-fn prepared_to_dataset(
+pub(super) fn prepared_to_dataset(
     manifest: &Path,
     kind: DatasetKind,
     root: PathBuf,

@@ -1,6 +1,7 @@
 //! Datasets: items (images) grouped into listings, loaded from a folder tree, a flat folder or a
 //! CSV/JSONL manifest, with a report of every file that was skipped and why.
 
+mod csv_manifest;
 mod decode;
 mod loader;
 mod metadata;
@@ -10,7 +11,7 @@ pub use decode::{
     decode_rgb, flatten_on_white, is_supported_extension, rasterise_svg, DecodeError,
     SUPPORTED_EXTENSIONS,
 };
-pub use loader::{load_dataset, DatasetKind};
+pub use loader::{folder_manifest, load_dataset, DatasetKind};
 pub use metadata::Metadata;
 pub use view_filter::ViewFilter;
 

@@ -68,6 +68,9 @@ pub enum EncoderError {
         "unknown model `{0}` (choose effnet-lite0, effnet-lite1, effnet-lite2, compact, resnet18, resnet50, regnety-400mf or pixels)"
     )]
     UnknownModel(String),
+    /// Imported vectors have no network to embed new images with.
+    #[error("imported embeddings `{0}` have no encoder in natview: query them by item (--id)")]
+    ImportedHasNoEncoder(String),
     /// The pixel baseline takes no weights.
     #[error("the `pixels` baseline takes no weights file")]
     PixelsTakeNoWeights,
@@ -103,6 +106,9 @@ pub enum ModelKind {
     RegnetY400mf,
     /// Raw pixels, mean-centred (a reference point for every metric).
     Pixels,
+    /// Vectors computed elsewhere and brought in by `natview import` (no network here: the set
+    /// is selected with `--model imported:<name>`, its name kept as the spec's `weights`).
+    Imported,
 }
 
 impl ModelKind {
@@ -117,6 +123,7 @@ impl ModelKind {
             ModelKind::Resnet50 => "resnet50",
             ModelKind::RegnetY400mf => "regnety-400mf",
             ModelKind::Pixels => "pixels",
+            ModelKind::Imported => "imported",
         }
     }
 
@@ -129,6 +136,7 @@ impl ModelKind {
             ModelKind::Compact => 64,
             ModelKind::Resnet18 | ModelKind::Resnet50 | ModelKind::RegnetY400mf => 224,
             ModelKind::Pixels => 32,
+            ModelKind::Imported => 0,
         }
     }
 
@@ -142,7 +150,7 @@ impl ModelKind {
             ModelKind::Resnet18 => Some(Architecture::ResNet(ResNetConfig::resnet18())),
             ModelKind::Resnet50 => Some(Architecture::ResNet(ResNetConfig::resnet50())),
             ModelKind::RegnetY400mf => Some(Architecture::RegNet(RegNetConfig::y_400mf())),
-            ModelKind::Pixels => None,
+            ModelKind::Pixels | ModelKind::Imported => None,
         }
     }
 
@@ -232,6 +240,24 @@ impl EncoderSpec {
         }
     }
 
+    /// The embedding set imported under `name` (`natview import`).
+    pub fn imported(name: &str) -> Self {
+        Self {
+            model: ModelKind::Imported,
+            input_size_px: 0,
+            weights: Some(PathBuf::from(name)),
+            seed: 0,
+        }
+    }
+
+    /// The name of an imported set (empty for natview's own encoders).
+    pub fn imported_name(&self) -> String {
+        match (&self.weights, self.model) {
+            (Some(name), ModelKind::Imported) => name.to_string_lossy().into_owned(),
+            _ => String::new(),
+        }
+    }
+
     /// natview's default encoder: the ImageNet-pretrained EfficientNet-Lite0 shipped in
     /// `models/` (the untrained one if its weights are missing).
     pub fn default_model() -> Self {
@@ -252,6 +278,9 @@ impl EncoderSpec {
     /// weights, `<model>@<weights file stem>` for other weights, plus `-<px>px` at a
     /// non-default input size.
     pub fn workspace_key(&self) -> String {
+        if self.model == ModelKind::Imported {
+            return format!("imported-{}", self.imported_name());
+        }
         let mut key = self.model.name().to_string();
         match &self.weights {
             _ if self.model == ModelKind::Pixels => {}
@@ -284,11 +313,14 @@ impl EncoderSpec {
 
     /// Whether this is a CNN with random weights (every output must say so).
     pub fn is_untrained(&self) -> bool {
-        self.model != ModelKind::Pixels && self.weights.is_none()
+        !matches!(self.model, ModelKind::Pixels | ModelKind::Imported) && self.weights.is_none()
     }
 
     /// A short human description, e.g. "compact @64px, untrained encoder (seed 0)".
     pub fn describe(&self) -> String {
+        if self.model == ModelKind::Imported {
+            return format!("imported embeddings `{}`", self.imported_name());
+        }
         let weights = match (&self.weights, self.model) {
             (_, ModelKind::Pixels) => "raw-pixel baseline".to_string(),
             (Some(p), _) => format!(
@@ -361,6 +393,9 @@ pub struct Encoder {
 impl Encoder {
     /// Builds the encoder described by `spec` on `device`, loading its weights if any.
     pub fn new(spec: &EncoderSpec, device: &Device) -> Result<Self, EncoderError> {
+        if spec.model == ModelKind::Imported {
+            return Err(EncoderError::ImportedHasNoEncoder(spec.imported_name()));
+        }
         let Some(architecture) = spec.model.architecture() else {
             if spec.weights.is_some() {
                 return Err(EncoderError::PixelsTakeNoWeights);
