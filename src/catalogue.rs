@@ -1,6 +1,6 @@
 //! The encoders available for a dataset: every model shipped in `models/`, the encoders
 //! fine-tuned into the dataset's workspace (`finetuned*.safetensors` written by `natview
-//! finetune`), and the raw-pixel baseline. The app's model picker and the Metrics comparison
+//! finetune`), the sets brought in by `natview import`, and the raw-pixel baseline. The app's model picker and the Metrics comparison
 //! list them; the CLI takes any of them with `--model`/`--weights`.
 
 use crate::dataset::Dataset;
@@ -119,15 +119,53 @@ pub fn available_encoders(workspace: &Workspace) -> Vec<AvailableEncoder> {
             .collect();
     tuned.sort_by_key(|entry| std::cmp::Reverse(entry.0));
     list.extend(tuned.into_iter().map(|(_, e)| e));
+    list.extend(imported_sets(workspace));
     list.push(AvailableEncoder::new(EncoderSpec::untrained(
         ModelKind::Pixels,
     )));
     list
 }
 
+/// The sets `natview import` wrote into the workspace (`embeddings.imported-<name>.safetensors`),
+/// by name.
+fn imported_sets(workspace: &Workspace) -> Vec<AvailableEncoder> {
+    let mut names: Vec<String> = std::fs::read_dir(workspace.dir())
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.ok()?.file_name().into_string().ok()?;
+            let set = name
+                .strip_prefix("embeddings.imported-")?
+                .strip_suffix(".safetensors")?;
+            Some(set.to_string())
+        })
+        .collect();
+    names.sort();
+    names
+        .iter()
+        .map(|name| AvailableEncoder::new(EncoderSpec::imported(name)))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn imported_sets_are_on_offer_before_the_pixels() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("embeddings.imported-clip.safetensors"),
+            b"x",
+        )
+        .expect("write");
+        let list = available_encoders(&Workspace::at(dir.path()));
+        let names: Vec<&str> = list.iter().map(|e| e.name.as_str()).collect();
+        let clip = names.iter().position(|n| *n == "imported-clip");
+        assert!(clip.is_some(), "{names:?}");
+        assert_eq!(names.last(), Some(&"pixels"));
+        assert_eq!(list[clip.unwrap_or(0)].spec, EncoderSpec::imported("clip"));
+    }
 
     #[test]
     fn shipped_models_then_pixels_and_nothing_unreadable() {

@@ -140,8 +140,7 @@ pub fn import(args: &ImportArgs, common: &CommonArgs) -> anyhow::Result<()> {
         report.path.display()
     );
     println!(
-        "use them with --model {}:{} (e.g. natview eval {} --model imported:{})",
-        "imported",
+        "use them with --model imported:{} (e.g. natview eval {} --model imported:{})",
         report.spec.imported_name(),
         args.dataset.display(),
         report.spec.imported_name()

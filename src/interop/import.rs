@@ -94,7 +94,7 @@ fn read_safetensors(path: &Path, tensor: Option<&str>) -> Result<Vectors, Intero
         let bytes = std::fs::read(path).map_err(|e| InteropError::io(path, e))?;
         let tensors = safetensors::SafeTensors::deserialize(&bytes)
             .map_err(|e| InteropError::invalid(path, format!("not a safetensors file: {e}")))?;
-        if !tensors.names().iter().any(|n| *n == name) {
+        if !tensors.names().contains(&name) {
             let mut names: Vec<&str> = tensors.names();
             names.sort_unstable();
             return Err(InteropError::invalid(
