@@ -144,6 +144,9 @@ pub fn index(args: &IndexArgs, common: &CommonArgs) -> anyhow::Result<()> {
 
 /// `natview neighbours`.
 pub fn neighbours(args: &NeighboursArgs, common: &CommonArgs) -> anyhow::Result<()> {
+    if let Some(backend) = &args.backend {
+        return super::interop::neighbours_from_backend(args, backend, common);
+    }
     let embedded = embed(&args.data.dataset, common)?;
     let set = &embedded.set;
     let (query, exclude, label): (Vec<f32>, Option<usize>, String) =

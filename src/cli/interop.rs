@@ -55,8 +55,25 @@ pub struct ExportArgs {
     dataset: PathBuf,
     /// tb-projector (TensorBoard's Embedding Projector folder), npy (embeddings.npy +
     /// items.jsonl), parquet or jsonl.
+    #[arg(long, required_unless_present = "milvus")]
+    format: Option<ExportFormat>,
+    /// Write into a Milvus server instead (milvus://HOST:PORT): batched idempotent upserts by
+    /// item id into --collection, with an HNSW index; an interrupted export resumes.
+    #[arg(
+        long,
+        value_name = "milvus://HOST:PORT",
+        requires = "collection",
+        conflicts_with = "format"
+    )]
+    milvus: Option<String>,
+    /// With --milvus: the collection (created when missing).
     #[arg(long)]
-    format: ExportFormat,
+    collection: Option<String>,
+    /// With --milvus: send every row again instead of resuming.
+    #[arg(long, requires = "milvus")]
+    restart: bool,
+    #[command(flatten)]
+    hnsw: super::HnswArgs,
     /// Output file (parquet, jsonl) or folder (tb-projector, npy); default: under
     /// `<workspace>/export/`.
     #[arg(long)]
@@ -154,7 +171,10 @@ pub fn export(args: &ExportArgs, common: &CommonArgs) -> anyhow::Result<()> {
     let workspace = Workspace::for_dataset(&dataset, common.workspace.as_deref());
     let spec = common.spec_for(&dataset)?;
     let set = embed_with(&dataset, &workspace, spec, common)?;
-    let thumbnails = if args.format == ExportFormat::TbProjector {
+    let Some(format) = args.format else {
+        return export_to_milvus(args, &set, &workspace, common);
+    };
+    let thumbnails = if format == ExportFormat::TbProjector {
         let bar = Bar::new(common.quiet);
         let store = ensure_thumbnails(&dataset, &workspace, &set, &bar, &CancelFlag::new())
             .context("thumbnails for the projector's sprite")?;
@@ -164,15 +184,14 @@ pub fn export(args: &ExportArgs, common: &CommonArgs) -> anyhow::Result<()> {
         None
     };
     let out = args.out.clone().unwrap_or_else(|| {
-        args.format
-            .default_output(workspace.dir(), &set.meta.encoder.workspace_key())
+        format.default_output(workspace.dir(), &set.meta.encoder.workspace_key())
     });
-    let report = export_set(&set, args.format, &out, thumbnails.as_ref())?;
+    let report = export_set(&set, format, &out, thumbnails.as_ref())?;
     println!(
         "exported {} rows × {} ({}){} → {}",
         report.rows,
         set.matrix.dim,
-        args.format.name(),
+        format.name(),
         if report.sprite {
             " with a sprite of thumbnails"
         } else {
@@ -181,4 +200,180 @@ pub fn export(args: &ExportArgs, common: &CommonArgs) -> anyhow::Result<()> {
         report.path.display()
     );
     Ok(())
+}
+
+/// How long a connection to Milvus may take before natview says no server answers.
+#[cfg(feature = "milvus")]
+const MILVUS_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `natview export --milvus URI --collection NAME`.
+#[cfg(feature = "milvus")]
+fn export_to_milvus(
+    args: &ExportArgs,
+    set: &natview::pipeline::EmbeddingSet,
+    workspace: &Workspace,
+    common: &CommonArgs,
+) -> anyhow::Result<()> {
+    use natview::interop::milvus::{Milvus, MilvusTarget};
+    let (Some(uri), Some(collection)) = (&args.milvus, &args.collection) else {
+        anyhow::bail!("give --format, or --milvus URI with --collection NAME");
+    };
+    let target = MilvusTarget::new(uri, collection).map_err(anyhow::Error::msg)?;
+    let milvus = Milvus::connect(&target, MILVUS_CONNECT_TIMEOUT)?;
+    let bar = Bar::new(common.quiet);
+    let report = milvus.export(
+        set,
+        workspace,
+        args.hnsw.params(),
+        args.restart,
+        &bar,
+        &CancelFlag::new(),
+    )?;
+    bar.finish();
+    if report.sent == 0 {
+        println!(
+            "{} already holds these embeddings ({} rows); --restart sends them again",
+            target.display(),
+            report.count
+        );
+        return Ok(());
+    }
+    println!(
+        "exported {} rows to {} in {:.1} s ({:.0} rows/s){}; the collection holds {} rows",
+        report.sent,
+        target.display(),
+        report.seconds,
+        report.sent as f64 / report.seconds.max(1e-9),
+        if report.resumed_from > 0 {
+            format!(", resuming after row {}", report.resumed_from)
+        } else {
+            String::new()
+        },
+        report.count
+    );
+    Ok(())
+}
+
+#[cfg(not(feature = "milvus"))]
+fn export_to_milvus(
+    _args: &ExportArgs,
+    _set: &natview::pipeline::EmbeddingSet,
+    _workspace: &Workspace,
+    _common: &CommonArgs,
+) -> anyhow::Result<()> {
+    anyhow::bail!("this natview was built without Milvus support (cargo feature `milvus`)")
+}
+
+/// `natview neighbours … --backend milvus://HOST:PORT/COLLECTION [--filter EXPR]`: the query
+/// vector is the item's own, read from the collection (or an image embedded here), and the
+/// neighbours come from Milvus with the fields stored beside them.
+#[cfg(feature = "milvus")]
+pub fn neighbours_from_backend(
+    args: &super::NeighboursArgs,
+    backend: &str,
+    common: &CommonArgs,
+) -> anyhow::Result<()> {
+    use natview::interop::milvus::{Milvus, MilvusTarget};
+    let target = MilvusTarget::parse(backend).map_err(anyhow::Error::msg)?;
+    let dataset = load(&args.data.dataset)?;
+    let milvus = Milvus::connect(&target, MILVUS_CONNECT_TIMEOUT)?;
+    let item_id = match (&args.id, &args.path) {
+        (Some(id), _) => Some(*id),
+        (_, Some(path)) => Some(
+            dataset
+                .items
+                .iter()
+                .find(|i| i.path == *path || dataset.item_path(i) == *path)
+                .map(|i| i.id)
+                .with_context(|| format!("{}: not an image of this dataset", path.display()))?,
+        ),
+        _ => None,
+    };
+    let (query, what) = match (item_id, &args.image) {
+        (Some(id), _) => (
+            milvus
+                .vector(id)?
+                .with_context(|| format!("item {id} is not in {}", target.display()))?,
+            format!("item {id}"),
+        ),
+        (None, Some(image)) => {
+            let spec = common.spec_for(&dataset)?;
+            (
+                natview::pipeline::embed_query_image(image, &spec, common.cpu)?,
+                format!("image {}", image.display()),
+            )
+        }
+        _ => anyhow::bail!("give a query: --id N, --path PATH or --image FILE"),
+    };
+    let started = std::time::Instant::now();
+    // One more than asked when querying by item: the item itself comes back first.
+    let extra = usize::from(item_id.is_some());
+    let mut hits = milvus.search(
+        &query,
+        args.k + extra,
+        args.hnsw.ef_search,
+        args.filter.as_deref(),
+    )?;
+    let seconds = started.elapsed().as_secs_f64();
+    if let Some(id) = item_id {
+        hits.retain(|h| h.id != id);
+    }
+    hits.truncate(args.k);
+    let query_listing = item_id
+        .and_then(|id| dataset.items.get(id))
+        .map(|i| i.listing.clone());
+    if args.json {
+        let out = serde_json::json!({
+            "query": what,
+            "backend": target.display(),
+            "filter": args.filter,
+            "seconds": seconds,
+            "neighbours": hits.iter().enumerate().map(|(rank, h)| serde_json::json!({
+                "rank": rank + 1,
+                "id": h.id,
+                "similarity": h.similarity,
+                "listing": h.listing,
+                "same_listing": query_listing.as_deref() == Some(h.listing.as_str()),
+                "label": h.label,
+                "path": h.path,
+            })).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    println!(
+        "neighbours of {what} — {}{} ({:.1} ms)",
+        target.display(),
+        args.filter
+            .as_deref()
+            .map(|f| format!(", filter {f}"))
+            .unwrap_or_default(),
+        seconds * 1e3
+    );
+    println!(
+        "{:>4} {:>6} {:>10}  {:<5} {:<22}  path",
+        "rank", "id", "similarity", "same", "listing"
+    );
+    for (rank, h) in hits.iter().enumerate() {
+        let same = query_listing.as_deref() == Some(h.listing.as_str());
+        println!(
+            "{:>4} {:>6} {:>10.4}  {:<5} {:<22}  {}",
+            rank + 1,
+            h.id,
+            h.similarity,
+            if same { "yes" } else { "" },
+            h.listing,
+            h.path
+        );
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "milvus"))]
+pub fn neighbours_from_backend(
+    _args: &super::NeighboursArgs,
+    _backend: &str,
+    _common: &CommonArgs,
+) -> anyhow::Result<()> {
+    anyhow::bail!("this natview was built without Milvus support (cargo feature `milvus`)")
 }

@@ -305,6 +305,18 @@ struct NeighboursArgs {
     /// Exact (brute-force) search instead of HNSW.
     #[arg(long)]
     exact: bool,
+    /// Ask a Milvus collection instead of the workspace's index: milvus://HOST:PORT/COLLECTION
+    /// (filled by `natview export --milvus`; needs the `milvus` feature).
+    #[arg(
+        long,
+        value_name = "milvus://HOST:PORT/COLLECTION",
+        conflicts_with = "exact"
+    )]
+    backend: Option<String>,
+    /// With --backend: only neighbours matching this Milvus filter, e.g. 'label == "animal"'
+    /// (fields: id, path, listing, label, metadata["column"]).
+    #[arg(long, requires = "backend")]
+    filter: Option<String>,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,

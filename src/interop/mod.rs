@@ -4,6 +4,8 @@
 
 mod export;
 mod import;
+#[cfg(feature = "milvus")]
+pub mod milvus;
 #[cfg(feature = "parquet")]
 mod parquet_io;
 mod projector;
