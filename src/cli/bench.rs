@@ -101,6 +101,10 @@ enum BenchKind {
     LayoutQuality(super::bench_layout::QualityArgs),
     /// Encoder forward pass on preprocessed `.npy` images: images/s, and the embeddings.
     Forward(super::bench_files::ForwardArgs),
+    /// The same embeddings and queries through a Milvus server and natview's in-process HNSW:
+    /// export rows/s, per-query latency, recall against exact search.
+    #[cfg(feature = "milvus")]
+    Milvus(super::bench_milvus::MilvusArgs),
     /// Seconds per fine-tuning step (two views of --batch random images, forward, loss,
     /// backward, SGD) — the same step `natview finetune` runs, without data loading.
     Train {
@@ -166,6 +170,8 @@ pub fn run(args: &BenchArgs, common: &CommonArgs) -> anyhow::Result<()> {
         BenchKind::Layout(a) => super::bench_layout::layout(a),
         BenchKind::LayoutQuality(a) => super::bench_layout::quality(a),
         BenchKind::Forward(a) => super::bench_files::forward(a, common),
+        #[cfg(feature = "milvus")]
+        BenchKind::Milvus(a) => super::bench_milvus::run(a, common),
     }
 }
 

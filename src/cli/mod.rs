@@ -5,6 +5,8 @@ mod bench_data;
 mod bench_expand;
 mod bench_files;
 mod bench_layout;
+#[cfg(feature = "milvus")]
+mod bench_milvus;
 mod commands;
 mod compare;
 mod compare_eval;
