@@ -28,6 +28,9 @@ const LISTING: &str = "listing";
 const LABEL: &str = "label";
 const METADATA: &str = "metadata";
 
+/// The longest one request may take (a flush after millions of rows takes minutes).
+const RPC_TIMEOUT: Duration = Duration::from_secs(900);
+
 /// Rows sent per upsert.
 pub const BATCH_ROWS: usize = 1000;
 
@@ -147,12 +150,9 @@ impl Milvus {
         let config = ConnectConfig::new()
             .uri(target.uri.clone())
             .connect_timeout(timeout)
-            .rpc_timeout(Duration::from_secs(60))
-            .retry(
-                RetryConfig::new()
-                    .max_attempts(2)
-                    .max_retry_timeout(timeout),
-            );
+            // A flush of millions of rows takes minutes; a dead server fails the connect above.
+            .rpc_timeout(RPC_TIMEOUT)
+            .retry(RetryConfig::new().max_attempts(3).max_retry_timeout(RPC_TIMEOUT));
         let client = runtime
             .block_on(async {
                 tokio::time::timeout(timeout + Duration::from_secs(1), ClientV2::new(&config)).await
