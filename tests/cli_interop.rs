@@ -5,7 +5,9 @@
 mod common;
 
 use common::{natview, text};
+#[cfg(feature = "parquet")]
 use natview::linalg::Matrix;
+#[cfg(feature = "parquet")]
 use natview::workspace::EmbeddingStore;
 use std::path::{Path, PathBuf};
 
@@ -27,6 +29,7 @@ fn s(path: &Path) -> &str {
     path.to_str().expect("utf-8 path")
 }
 
+#[cfg(feature = "parquet")]
 fn load(path: &Path) -> Matrix {
     EmbeddingStore::load(path).expect("embeddings load").0
 }
@@ -38,6 +41,8 @@ fn dataset(dir: &Path) -> (PathBuf, PathBuf) {
     (root, workspace)
 }
 
+/// (Parquet is one of the formats: built with the default `parquet` feature.)
+#[cfg(feature = "parquet")]
 #[test]
 fn every_export_format_reads_back_and_imports_to_the_same_vectors() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -152,7 +152,11 @@ impl Milvus {
             .connect_timeout(timeout)
             // A flush of millions of rows takes minutes; a dead server fails the connect above.
             .rpc_timeout(RPC_TIMEOUT)
-            .retry(RetryConfig::new().max_attempts(3).max_retry_timeout(RPC_TIMEOUT));
+            .retry(
+                RetryConfig::new()
+                    .max_attempts(3)
+                    .max_retry_timeout(RPC_TIMEOUT),
+            );
         let client = runtime
             .block_on(async {
                 tokio::time::timeout(timeout + Duration::from_secs(1), ClientV2::new(&config)).await
