@@ -5,6 +5,8 @@
 #![cfg(feature = "milvus")]
 
 mod common;
+#[cfg(feature = "gui")]
+mod gui_support;
 
 use common::{natview, text};
 use natview::index::exact_neighbours;
@@ -205,4 +207,75 @@ fn no_server_is_a_clear_error_within_seconds() {
         "{err}"
     );
     assert!(seconds < 10.0, "took {seconds:.1} s");
+}
+
+/// The app's Neighbours panel switched to the collection: the selected item's neighbours come
+/// from Milvus through a worker, filtered on a stored field, and the panel says so.
+#[cfg(feature = "gui")]
+#[test]
+fn the_apps_neighbour_panel_asks_milvus_with_a_filter() {
+    use egui_kittest::kittest::Queryable;
+    use natview::app::{Command, NeighbourBackend};
+    let Some(uri) = server() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = common::demo_slice(dir.path(), 12);
+    let name = collection("app");
+    // The app's test encoder (the shipped compact model), so that the app reuses these rows.
+    let out = natview(
+        &[
+            "export",
+            s(&root),
+            "--milvus",
+            &uri,
+            "--collection",
+            &name,
+            "--model",
+            "compact",
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let mut harness = gui_support::opened_app(&root);
+    harness.get_by_label("item 7").click();
+    harness.run();
+    let listing = harness.state().session().expect("open").set.items[7]
+        .listing
+        .clone();
+    let target = format!("{}/{name}", uri.replace("http://", "milvus://"));
+    harness
+        .state_mut()
+        .send(Command::SetNeighbourBackend(Some(NeighbourBackend {
+            target: target.clone(),
+            filter: format!("listing == \"{listing}\""),
+        })));
+    gui_support::step_until(&mut harness, "the backend answered", |app| {
+        app.session()
+            .and_then(|s| s.selection.as_ref())
+            .is_some_and(|sel| sel.source.starts_with(&target))
+    });
+    harness.run();
+    let session = harness.state().session().expect("open");
+    let selection = session.selection.clone().expect("selected");
+    assert_eq!(selection.item(), Some(7));
+    assert!(!selection.neighbours.is_empty());
+    assert!(
+        selection.neighbours.len() <= 4,
+        "{:?}",
+        selection.neighbours
+    );
+    for n in &selection.neighbours {
+        assert_ne!(n.id, 7);
+        assert_eq!(session.set.items[n.id].listing, listing, "{n:?}");
+    }
+    harness.get_by_label(&format!("Backend: {target}"));
+    // Back to this machine's index: the HNSW answer again.
+    harness.state_mut().send(Command::SetNeighbourBackend(None));
+    harness.run();
+    let selection = harness
+        .state()
+        .session()
+        .and_then(|s| s.selection.clone())
+        .expect("selected");
+    assert_eq!(selection.source, "HNSW");
+    connect(&uri, &name).drop_collection().expect("drop");
 }

@@ -17,6 +17,9 @@ pub enum Command {
     QueryImage(PathBuf),
     /// Select an item and show its neighbours.
     Select(usize),
+    /// Ask this neighbour backend (a Milvus collection) from now on; `None`: the in-process
+    /// index.
+    SetNeighbourBackend(Option<super::backend_job::NeighbourBackend>),
     /// Show only these items in the gallery (`None`: all of them).
     SetGallerySubset(Option<Vec<usize>>),
     /// Stop a running job.
@@ -140,7 +143,9 @@ impl NatviewApp {
                         self.error = Some(e);
                     }
                 }
+                self.start_backend_query(ctx, item);
             }
+            Command::SetNeighbourBackend(backend) => self.set_neighbour_backend(ctx, backend),
             Command::SetGallerySubset(subset) => self.views.gallery.set_subset(subset),
             Command::CancelJob(kind) => self.jobs.cancel(kind),
             Command::ShowView(view) => self.state.view = view,

@@ -25,6 +25,8 @@ pub(super) struct Jobs {
     query: Option<Job<ImageQuery>>,
     finetune: Option<Job<FinetuneOutcome>>,
     review: Option<Job<super::review_job::ReviewResult>>,
+    /// The neighbour backend's answer for the selected item.
+    pub(super) backend: Option<Job<super::backend_job::BackendAnswer>>,
     /// What the running fine-tune has done so far (replaced when one starts).
     finetune_live: SharedLiveTraining,
 }
@@ -40,6 +42,7 @@ impl Jobs {
             JobKind::Query => self.query.as_ref().map(|j| j.status(kind)),
             JobKind::Finetune => self.finetune.as_ref().map(|j| j.status(kind)),
             JobKind::Review => self.review.as_ref().map(|j| j.status(kind)),
+            JobKind::Backend => self.backend.as_ref().map(|j| j.status(kind)),
         }
     }
 
@@ -67,6 +70,7 @@ impl Jobs {
             JobKind::Metrics => self.metrics = None,
             JobKind::Query => self.query = None,
             JobKind::Review => self.review = None,
+            JobKind::Backend => self.backend = None,
             JobKind::Finetune => {
                 if let Some(job) = &self.finetune {
                     job.cancel();
@@ -433,6 +437,15 @@ impl NatviewApp {
                 }
             }
             Some(Err(e)) => self.error = Some(e),
+            None => {}
+        }
+        match poll_slot(&mut self.jobs.backend) {
+            Some(Ok(answer)) => {
+                if let Some(session) = &mut self.session {
+                    session.show_backend_answer(answer);
+                }
+            }
+            Some(Err(e)) => self.error = Some(format!("neighbour backend: {e}")),
             None => {}
         }
         match poll_slot(&mut self.jobs.finetune) {

@@ -24,11 +24,13 @@ pub enum JobKind {
     Finetune,
     /// Build a review queue.
     Review,
+    /// Ask the neighbour backend (a Milvus collection) about the selected item.
+    Backend,
 }
 
 impl JobKind {
     /// Every kind, in the order the status bar lists them.
-    pub const ALL: [JobKind; 8] = [
+    pub const ALL: [JobKind; 9] = [
         JobKind::Open,
         JobKind::Quadrant,
         JobKind::Export,
@@ -37,6 +39,7 @@ impl JobKind {
         JobKind::Query,
         JobKind::Finetune,
         JobKind::Review,
+        JobKind::Backend,
     ];
 
     /// Whether the job works on the open session's results (and is stopped when another

@@ -1,6 +1,7 @@
 //! The eframe application: persisted state, the open dataset, background jobs, and the one place
 //! where the commands sent by the views are applied. Views live in `crate::ui`.
 
+mod backend_job;
 mod bench_gui;
 mod bench_report;
 mod command;
@@ -15,6 +16,7 @@ mod review_job;
 mod session;
 mod work;
 
+pub use backend_job::{ask_backend, BackendAnswer, BackendEditor, NeighbourBackend};
 pub use bench_gui::{run_gui_bench, GuiBenchOptions};
 pub use bench_report::{FrameTimes, GuiBenchReport};
 pub use command::Command;
@@ -112,6 +114,7 @@ struct ViewStates {
     labelling: ui::LabellingState,
     finetune: ui::FinetuneViewState,
     review: ui::ReviewViewState,
+    backend: backend_job::BackendEditor,
 }
 
 /// The natview desktop application.
@@ -426,6 +429,7 @@ impl NatviewApp {
                     ui,
                     session,
                     &mut self.views.labelling,
+                    &mut self.views.backend,
                     &mut self.thumbnails,
                     &mut self.commands,
                 );

@@ -67,6 +67,8 @@ pub struct Selection {
     pub neighbours: Vec<Neighbour>,
     /// Search time in milliseconds.
     pub search_ms: f64,
+    /// What answered: `HNSW` (in process), or the neighbour backend.
+    pub source: String,
 }
 
 impl Selection {
@@ -227,8 +229,28 @@ impl Session {
             query: Query::Item(item),
             neighbours,
             search_ms: started.elapsed().as_secs_f64() * 1000.0,
+            source: "HNSW".into(),
         });
         Ok(())
+    }
+
+    /// Shows what the neighbour backend answered, when its item is still the one selected
+    /// (neighbours the dataset does not have are left out).
+    pub fn show_backend_answer(&mut self, answer: super::backend_job::BackendAnswer) {
+        let count = self.set.items.len();
+        let Some(selection) = &mut self.selection else {
+            return;
+        };
+        if selection.item() != Some(answer.item) {
+            return;
+        }
+        selection.neighbours = answer
+            .neighbours
+            .into_iter()
+            .filter(|n| n.id < count)
+            .collect();
+        selection.search_ms = answer.search_ms;
+        selection.source = answer.source;
     }
 
     /// Makes an external image (already embedded) the query.
@@ -250,6 +272,7 @@ impl Session {
             query: Query::Image { path, thumbnail },
             neighbours,
             search_ms: started.elapsed().as_secs_f64() * 1000.0,
+            source: "HNSW".into(),
         });
         Ok(())
     }

@@ -5,17 +5,19 @@
 use super::labelling::{item_labels_ui, verdict_ui, LabellingState};
 use super::theme;
 use super::thumbnails::{item_hover_text, thumbnail_button, ThumbnailCache};
-use crate::app::{Command, Query, Session};
+use crate::app::{BackendEditor, Command, NeighbourBackend, Query, Session};
 
 /// Draws the neighbours panel.
 pub fn neighbours_ui(
     ui: &mut egui::Ui,
     session: &Session,
     labelling: &mut LabellingState,
+    backend: &mut BackendEditor,
     thumbnails: &mut ThumbnailCache,
     commands: &mut Vec<Command>,
 ) {
     ui.heading("Neighbours");
+    backend_ui(ui, backend, commands);
     let Some(selection) = &session.selection else {
         ui.label(
             egui::RichText::new(
@@ -93,8 +95,9 @@ pub fn neighbours_ui(
         .filter(|n| Some(items[n.id].listing.as_str()) == query_listing)
         .count();
     let mut summary = format!(
-        "{} nearest (HNSW, {:.2} ms)",
+        "{} nearest ({}, {:.2} ms)",
         selection.neighbours.len(),
+        selection.source,
         selection.search_ms
     );
     if query_listing.is_some() {
@@ -150,5 +153,56 @@ pub fn neighbours_ui(
                     });
                 });
             }
+        });
+}
+
+/// Where the neighbours come from: the in-process index, or a Milvus collection (with a filter
+/// on its stored fields) that `natview export --milvus` filled.
+fn backend_ui(ui: &mut egui::Ui, backend: &mut BackendEditor, commands: &mut Vec<Command>) {
+    let title = match &backend.active {
+        Some(active) => format!("Backend: {}", active.target),
+        None => "Backend: this machine's index".to_string(),
+    };
+    egui::CollapsingHeader::new(title)
+        .id_salt("neighbour backend")
+        .show(ui, |ui| {
+            ui.horizontal(|ui| {
+                ui.label("Milvus");
+                ui.add(
+                    egui::TextEdit::singleline(&mut backend.target)
+                        .hint_text("milvus://127.0.0.1:19530/collection")
+                        .desired_width(f32::INFINITY),
+                );
+            });
+            ui.horizontal(|ui| {
+                ui.label("Filter");
+                ui.add(
+                    egui::TextEdit::singleline(&mut backend.filter)
+                        .hint_text("label == \"Animals & Nature\"")
+                        .desired_width(f32::INFINITY),
+                );
+            });
+            ui.horizontal(|ui| {
+                let wanted = NeighbourBackend {
+                    target: backend.target.trim().to_string(),
+                    filter: backend.filter.trim().to_string(),
+                };
+                let ask = ui.add_enabled(
+                    !wanted.target.is_empty() && backend.active.as_ref() != Some(&wanted),
+                    egui::Button::new("Ask Milvus"),
+                );
+                if ask.clicked() {
+                    commands.push(Command::SetNeighbourBackend(Some(wanted)));
+                }
+                if ui
+                    .add_enabled(
+                        backend.active.is_some(),
+                        egui::Button::new("Use this machine"),
+                    )
+                    .clicked()
+                {
+                    commands.push(Command::SetNeighbourBackend(None));
+                }
+            });
         });
 }

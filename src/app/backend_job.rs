@@ -1,0 +1,139 @@
+//! The Neighbours panel asking a neighbour backend — a Milvus collection that `natview export
+//! --milvus` filled — instead of the in-process index. Selecting an item shows the local HNSW
+//! answer at once; the backend's answer (a network round trip, with an optional filter on the
+//! stored fields) comes from a worker and replaces it when it arrives, if the item is still
+//! the one selected.
+
+use super::{Job, NatviewApp};
+use crate::index::Neighbour;
+
+/// A neighbour backend: where to ask, and what to keep.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NeighbourBackend {
+    /// `milvus://HOST:PORT/COLLECTION`.
+    pub target: String,
+    /// A Milvus filter on the stored fields (`label == "animal"`); empty: none.
+    pub filter: String,
+}
+
+/// What the backend answered for one item.
+#[derive(Debug, Clone)]
+pub struct BackendAnswer {
+    /// The queried item.
+    pub item: usize,
+    /// Its neighbours, best first (itself left out).
+    pub neighbours: Vec<Neighbour>,
+    /// Round-trip time in milliseconds.
+    pub search_ms: f64,
+    /// Where they came from, for the panel.
+    pub source: String,
+}
+
+/// The Neighbours panel's backend settings: what is being typed, and what is in use.
+#[derive(Debug, Clone, Default)]
+pub struct BackendEditor {
+    /// The target being typed.
+    pub target: String,
+    /// The filter being typed.
+    pub filter: String,
+    /// The backend in use (`None`: the in-process index). Changed only by
+    /// `Command::SetNeighbourBackend`.
+    pub active: Option<NeighbourBackend>,
+}
+
+/// Asks `backend` for the `k` nearest items to item `item` (whose vector is `vector`).
+#[cfg(feature = "milvus")]
+pub fn ask_backend(
+    backend: &NeighbourBackend,
+    item: usize,
+    vector: &[f32],
+    k: usize,
+) -> Result<BackendAnswer, String> {
+    use crate::interop::milvus::{Milvus, MilvusTarget};
+    let target = MilvusTarget::parse(backend.target.trim())?;
+    let milvus =
+        Milvus::connect(&target, std::time::Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    let filter = Some(backend.filter.trim()).filter(|f| !f.is_empty());
+    let started = std::time::Instant::now();
+    let hits = milvus
+        .search(vector, k + 1, 64, filter)
+        .map_err(|e| e.to_string())?;
+    let search_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let neighbours = hits
+        .into_iter()
+        .filter(|h| h.id != item)
+        .take(k)
+        .map(|h| Neighbour {
+            id: h.id,
+            similarity: h.similarity,
+        })
+        .collect();
+    Ok(BackendAnswer {
+        item,
+        neighbours,
+        search_ms,
+        source: match filter {
+            Some(f) => format!("{}, {f}", target.display()),
+            None => target.display(),
+        },
+    })
+}
+
+/// Without the `milvus` feature there is no backend to ask.
+#[cfg(not(feature = "milvus"))]
+pub fn ask_backend(
+    backend: &NeighbourBackend,
+    _item: usize,
+    _vector: &[f32],
+    _k: usize,
+) -> Result<BackendAnswer, String> {
+    Err(format!(
+        "{}: this natview was built without Milvus support (cargo feature `milvus`)",
+        backend.target
+    ))
+}
+
+impl NatviewApp {
+    /// Uses `backend` for the Neighbours panel from now on (`None`: the in-process index) and
+    /// asks it about the current selection.
+    pub(super) fn set_neighbour_backend(
+        &mut self,
+        ctx: &egui::Context,
+        backend: Option<NeighbourBackend>,
+    ) {
+        self.views.backend.active = backend;
+        let item = self
+            .session
+            .as_ref()
+            .and_then(|s| s.selection.as_ref()?.item());
+        match item {
+            Some(item) if self.views.backend.active.is_some() => {
+                self.start_backend_query(ctx, item)
+            }
+            Some(item) => {
+                if let Some(session) = &mut self.session {
+                    if let Err(e) = session.select(item) {
+                        self.error = Some(e);
+                    }
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// Asks the backend in use (if any) about `item` on a worker.
+    pub(super) fn start_backend_query(&mut self, ctx: &egui::Context, item: usize) {
+        let (Some(backend), Some(session)) = (&self.views.backend.active, &self.session) else {
+            return;
+        };
+        if item >= session.set.items.len() {
+            return;
+        }
+        let backend = backend.clone();
+        let vector = session.set.matrix.row(item).to_vec();
+        let title = format!("asking {} about item {item}", backend.target);
+        self.jobs.backend = Some(Job::spawn("neighbour backend", title, ctx, move |_, _| {
+            ask_backend(&backend, item, &vector, super::NEIGHBOURS_K)
+        }));
+    }
+}
