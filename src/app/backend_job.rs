@@ -49,20 +49,17 @@ pub fn ask_backend(
     vector: &[f32],
     k: usize,
 ) -> Result<BackendAnswer, String> {
-    use crate::interop::milvus::{Milvus, MilvusTarget};
+    use crate::interop::milvus::{Milvus, MilvusTarget, CONNECT_TIMEOUT};
     let target = MilvusTarget::parse(backend.target.trim())?;
-    let milvus =
-        Milvus::connect(&target, std::time::Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    let milvus = Milvus::connect(&target, CONNECT_TIMEOUT).map_err(|e| e.to_string())?;
     let filter = Some(backend.filter.trim()).filter(|f| !f.is_empty());
     let started = std::time::Instant::now();
     let hits = milvus
-        .search(vector, k + 1, 64, filter)
+        .neighbours(vector, Some(item), k, 64, filter)
         .map_err(|e| e.to_string())?;
     let search_ms = started.elapsed().as_secs_f64() * 1000.0;
     let neighbours = hits
         .into_iter()
-        .filter(|h| h.id != item)
-        .take(k)
         .map(|h| Neighbour {
             id: h.id,
             similarity: h.similarity,

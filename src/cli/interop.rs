@@ -202,10 +202,6 @@ pub fn export(args: &ExportArgs, common: &CommonArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// How long a connection to Milvus may take before natview says no server answers.
-#[cfg(feature = "milvus")]
-const MILVUS_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
-
 /// `natview export --milvus URI --collection NAME`.
 #[cfg(feature = "milvus")]
 fn export_to_milvus(
@@ -214,12 +210,12 @@ fn export_to_milvus(
     workspace: &Workspace,
     common: &CommonArgs,
 ) -> anyhow::Result<()> {
-    use natview::interop::milvus::{Milvus, MilvusTarget};
+    use natview::interop::milvus::{Milvus, MilvusTarget, CONNECT_TIMEOUT};
     let (Some(uri), Some(collection)) = (&args.milvus, &args.collection) else {
         anyhow::bail!("give --format, or --milvus URI with --collection NAME");
     };
     let target = MilvusTarget::new(uri, collection).map_err(anyhow::Error::msg)?;
-    let milvus = Milvus::connect(&target, MILVUS_CONNECT_TIMEOUT)?;
+    let milvus = Milvus::connect(&target, CONNECT_TIMEOUT)?;
     let bar = Bar::new(common.quiet);
     let report = milvus.export(
         set,
@@ -273,10 +269,10 @@ pub fn neighbours_from_backend(
     backend: &str,
     common: &CommonArgs,
 ) -> anyhow::Result<()> {
-    use natview::interop::milvus::{Milvus, MilvusTarget};
+    use natview::interop::milvus::{Milvus, MilvusTarget, CONNECT_TIMEOUT};
     let target = MilvusTarget::parse(backend).map_err(anyhow::Error::msg)?;
     let dataset = load(&args.data.dataset)?;
-    let milvus = Milvus::connect(&target, MILVUS_CONNECT_TIMEOUT)?;
+    let milvus = Milvus::connect(&target, CONNECT_TIMEOUT)?;
     let item_id = match (&args.id, &args.path) {
         (Some(id), _) => Some(*id),
         (_, Some(path)) => Some(
@@ -306,19 +302,14 @@ pub fn neighbours_from_backend(
         _ => anyhow::bail!("give a query: --id N, --path PATH or --image FILE"),
     };
     let started = std::time::Instant::now();
-    // One more than asked when querying by item: the item itself comes back first.
-    let extra = usize::from(item_id.is_some());
-    let mut hits = milvus.search(
+    let hits = milvus.neighbours(
         &query,
-        args.k + extra,
+        item_id,
+        args.k,
         args.hnsw.ef_search,
         args.filter.as_deref(),
     )?;
     let seconds = started.elapsed().as_secs_f64();
-    if let Some(id) = item_id {
-        hits.retain(|h| h.id != id);
-    }
-    hits.truncate(args.k);
     let query_listing = item_id
         .and_then(|id| dataset.items.get(id))
         .map(|i| i.listing.clone());

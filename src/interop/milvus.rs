@@ -12,7 +12,7 @@ use crate::workspace::{write_json_atomic, EmbeddingStore, Workspace};
 use milvus::v2 as sdk;
 use milvus::v2::prelude::{
     ClientV2, ConnectConfig, DeleteRequest, FieldData, FlushRequest, IndexParam, IndexType,
-    InsertRequest, MetricType, QueryRequest, ResultValue, RetryConfig, SearchRequest,
+    InsertRequest, MetricType, QueryRequest, ResultRow, ResultValue, RetryConfig, SearchRequest,
     SearchVectors, UpsertRequest,
 };
 use serde::{Deserialize, Serialize};
@@ -30,6 +30,9 @@ const METADATA: &str = "metadata";
 
 /// The longest one request may take (a flush after millions of rows takes minutes).
 const RPC_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// How long natview waits for a Milvus server to answer a connection before saying none does.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Rows sent per upsert.
 pub const BATCH_ROWS: usize = 1000;
@@ -368,12 +371,18 @@ impl Milvus {
         Ok(())
     }
 
-    /// The stored vector of item `id` (`None` when the collection has no such item).
-    pub fn vector(&self, id: usize) -> Result<Option<Vec<f32>>, InteropError> {
+    /// Reads the first row of item `id` with `fields` (`None` when the collection has no such
+    /// item), strongly consistent.
+    fn item_row<T>(
+        &self,
+        id: usize,
+        fields: &[&str],
+        read: impl FnOnce(&ResultRow<'_>) -> Result<T, InteropError>,
+    ) -> Result<Option<T>, InteropError> {
         let request = QueryRequest::builder()
             .collection_name(self.target.collection.clone())
             .filter(format!("{ID} == {id}"))
-            .output_fields([VECTOR])
+            .output_fields(fields.iter().copied())
             .consistency_level(sdk::ConsistencyLevel::Strong)
             .build()
             .map_err(|e| self.err("query", e))?;
@@ -385,37 +394,42 @@ impl Milvus {
             .results()
             .rows()
             .map_err(|e| self.err("query", e))?;
-        let Some(row) = rows.next() else {
-            return Ok(None);
-        };
-        match row.get(VECTOR).map_err(|e| self.err("query", e))? {
-            ResultValue::FloatVector(values) => Ok(Some(values.to_vec())),
-            other => Err(self.err("query", format!("unexpected vector value {other:?}"))),
-        }
+        rows.next().map(|row| read(&row)).transpose()
+    }
+
+    /// The stored vector of item `id` (`None` when the collection has no such item).
+    pub fn vector(&self, id: usize) -> Result<Option<Vec<f32>>, InteropError> {
+        self.item_row(id, &[VECTOR], |row| {
+            match row.get(VECTOR).map_err(|e| self.err("query", e))? {
+                ResultValue::FloatVector(values) => Ok(values.to_vec()),
+                other => Err(self.err("query", format!("unexpected vector value {other:?}"))),
+            }
+        })
     }
 
     /// The stored metadata of item `id` (path, listing, label, metadata as JSON).
     pub fn fields(&self, id: usize) -> Result<Option<serde_json::Value>, InteropError> {
-        let request = QueryRequest::builder()
-            .collection_name(self.target.collection.clone())
-            .filter(format!("{ID} == {id}"))
-            .output_fields([PATH, LISTING, LABEL, METADATA])
-            .consistency_level(sdk::ConsistencyLevel::Strong)
-            .build()
-            .map_err(|e| self.err("query", e))?;
-        let response = self
-            .runtime
-            .block_on(self.client.query(request))
-            .map_err(|e| self.err("query", e))?;
-        let mut rows = response
-            .results()
-            .rows()
-            .map_err(|e| self.err("query", e))?;
-        let Some(row) = rows.next() else {
-            return Ok(None);
-        };
-        let entity = row.to_entity_row().map_err(|e| self.err("query", e))?;
-        Ok(Some(serde_json::Value::Object(entity)))
+        self.item_row(id, &[PATH, LISTING, LABEL, METADATA], |row| {
+            let entity = row.to_entity_row().map_err(|e| self.err("query", e))?;
+            Ok(serde_json::Value::Object(entity))
+        })
+    }
+
+    /// The `k` nearest items to `query` other than item `exclude` (when given: the query's own
+    /// item, which comes back first), as [`search`](Self::search) finds them.
+    pub fn neighbours(
+        &self,
+        query: &[f32],
+        exclude: Option<usize>,
+        k: usize,
+        ef: usize,
+        filter: Option<&str>,
+    ) -> Result<Vec<MilvusHit>, InteropError> {
+        let extra = usize::from(exclude.is_some());
+        let mut hits = self.search(query, k + extra, ef, filter)?;
+        hits.retain(|h| Some(h.id) != exclude);
+        hits.truncate(k);
+        Ok(hits)
     }
 
     /// The `k` nearest items to `query` (cosine), optionally only those matching a Milvus
