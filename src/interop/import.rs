@@ -7,7 +7,7 @@ use crate::dataset::Dataset;
 use crate::encoder::EncoderSpec;
 use crate::linalg::Matrix;
 use crate::pipeline::EmbeddingSet;
-use crate::workspace::{EmbeddingStore, EmbeddingsMeta, Workspace};
+use crate::workspace::{EmbeddingStore, Workspace};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -267,33 +267,20 @@ pub fn import_embeddings(
             .unwrap_or_else(|| "embeddings".into())
     }));
     let spec = EncoderSpec::imported(&name);
-    workspace.create()?;
-    let items = dataset.items.clone();
-    let items_fingerprint = workspace.write_items(&items)?;
-    let meta = EmbeddingsMeta {
-        encoder: spec.clone(),
-        weights_fingerprint: format!("imported:{bytes_fingerprint}"),
-        dataset_fingerprint: dataset.fingerprint(),
-        items_fingerprint,
-        embeddings_fingerprint: EmbeddingStore::fingerprint(&matrix),
-    };
-    let path = workspace.embeddings_path(&spec.workspace_key());
-    EmbeddingStore::save(&path, &matrix, &meta)?;
+    let (path, set) = super::store_set(
+        dataset,
+        workspace,
+        &spec,
+        format!("imported:{bytes_fingerprint}"),
+        (dataset.items.clone(), matrix),
+    )?;
     let report = ImportReport {
         path,
         spec,
         matched_by_path,
         unmatched_rows,
     };
-    Ok((
-        EmbeddingSet {
-            items,
-            matrix,
-            meta,
-            clusters: None,
-        },
-        report,
-    ))
+    Ok((set, report))
 }
 
 #[cfg(test)]

@@ -15,7 +15,41 @@ pub use export::{export, ExportFormat, ExportReport};
 pub use import::{import_embeddings, read_vectors, ImportReport, ImportRequest, Vectors};
 pub use shard::{merge_shards, shard_items, MergeReport, Shard};
 
+use crate::dataset::{Dataset, Item};
+use crate::encoder::EncoderSpec;
+use crate::linalg::Matrix;
+use crate::pipeline::EmbeddingSet;
+use crate::workspace::{EmbeddingStore, EmbeddingsMeta, Workspace};
 use std::path::PathBuf;
+
+/// Writes `items` and their `matrix` into `workspace` as `spec`'s embeddings of `dataset`
+/// (made with weights `weights_fingerprint`); returns the embeddings file and the set.
+fn store_set(
+    dataset: &Dataset,
+    workspace: &Workspace,
+    spec: &EncoderSpec,
+    weights_fingerprint: String,
+    (items, matrix): (Vec<Item>, Matrix),
+) -> Result<(PathBuf, EmbeddingSet), InteropError> {
+    workspace.create()?;
+    let items_fingerprint = workspace.write_items(&items)?;
+    let meta = EmbeddingsMeta {
+        encoder: spec.clone(),
+        weights_fingerprint,
+        dataset_fingerprint: dataset.fingerprint(),
+        items_fingerprint,
+        embeddings_fingerprint: EmbeddingStore::fingerprint(&matrix),
+    };
+    let path = workspace.embeddings_path(&spec.workspace_key());
+    EmbeddingStore::save(&path, &matrix, &meta)?;
+    let set = EmbeddingSet {
+        items,
+        matrix,
+        meta,
+        clusters: None,
+    };
+    Ok((path, set))
+}
 
 /// Errors of importing, exporting and merging.
 #[derive(Debug, thiserror::Error)]

@@ -204,32 +204,21 @@ pub fn merge_shards(
         dim,
         data,
     };
-    workspace.create()?;
-    let items_fingerprint = workspace.write_items(&items)?;
-    let meta = EmbeddingsMeta {
-        encoder: first.encoder.clone(),
-        weights_fingerprint: first.weights_fingerprint.clone(),
-        dataset_fingerprint: dataset.fingerprint(),
-        items_fingerprint,
-        embeddings_fingerprint: EmbeddingStore::fingerprint(&matrix),
-    };
-    let path = workspace.embeddings_path(&spec.workspace_key());
-    EmbeddingStore::save(&path, &matrix, &meta)?;
+    let rows = matrix.rows;
+    let (path, set) = super::store_set(
+        dataset,
+        workspace,
+        &first.encoder,
+        first.weights_fingerprint.clone(),
+        (items, matrix),
+    )?;
     let report = MergeReport {
         path,
         shards: count,
-        rows: matrix.rows,
-        left_out: total - matrix.rows,
+        rows,
+        left_out: total - rows,
     };
-    Ok((
-        EmbeddingSet {
-            items,
-            matrix,
-            meta,
-            clusters: None,
-        },
-        report,
-    ))
+    Ok((set, report))
 }
 
 #[cfg(test)]
