@@ -311,7 +311,7 @@ fn load_imported(
     {
         return Err(fail("the rows no longer match the dataset's images".into()));
     }
-    if workspace.read_items().map(|(_, fp)| fp).ok().as_deref() != Some(&meta.items_fingerprint) {
+    if workspace.stored_items_fingerprint().as_deref() != Some(&meta.items_fingerprint) {
         // Another encoder that left images out rewrote items.jsonl: these rows are all of them.
         workspace.write_items(&items)?;
     }

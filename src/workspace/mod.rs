@@ -193,6 +193,13 @@ impl Workspace {
         Ok(format!("{:016x}", hasher.digest()))
     }
 
+    /// The fingerprint of `items.jsonl` as it is on disk (`None` when it cannot be read),
+    /// without parsing it.
+    pub fn stored_items_fingerprint(&self) -> Option<String> {
+        let text = std::fs::read_to_string(self.items_path()).ok()?;
+        Some(items_fingerprint_of(&text))
+    }
+
     /// Reads the items and the fingerprint of the file.
     pub fn read_items(&self) -> Result<(Vec<Item>, String), WorkspaceError> {
         let path = self.items_path();
