@@ -8,7 +8,8 @@ use crate::pipeline::EmbeddingSet;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float16Type, Float32Type, Float64Type};
 use arrow_array::{
-    Array, ArrayRef, FixedSizeListArray, Float32Array, RecordBatch, StringArray, UInt64Array,
+    Array, ArrayRef, FixedSizeListArray, Float32Array, GenericListArray, OffsetSizeTrait,
+    RecordBatch, StringArray, UInt64Array,
 };
 use arrow_schema::{DataType, Field, Schema};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -56,6 +57,17 @@ fn floats(path: &Path, values: &ArrayRef) -> Result<Vec<f32>, InteropError> {
     })
 }
 
+/// A list column's row offsets (from 0) and the values its rows span.
+fn list_parts<O: OffsetSizeTrait>(list: &GenericListArray<O>) -> (Vec<usize>, ArrayRef) {
+    let offsets = list.value_offsets();
+    let base = offsets[0].as_usize();
+    (
+        offsets.iter().map(|o| o.as_usize() - base).collect(),
+        list.values()
+            .slice(base, offsets[list.len()].as_usize() - base),
+    )
+}
+
 /// Appends one batch's vectors to `data`, checking every row has `dim` values.
 fn append_vectors(
     path: &Path,
@@ -72,30 +84,8 @@ fn append_vectors(
         ));
     }
     let (offsets, values): (Vec<usize>, ArrayRef) = match column.data_type() {
-        DataType::List(_) => {
-            let list = column.as_list::<i32>();
-            let base = list.value_offsets()[0] as usize;
-            (
-                list.value_offsets()
-                    .iter()
-                    .map(|o| *o as usize - base)
-                    .collect(),
-                list.values()
-                    .slice(base, list.value_offsets()[list.len()] as usize - base),
-            )
-        }
-        DataType::LargeList(_) => {
-            let list = column.as_list::<i64>();
-            let base = list.value_offsets()[0] as usize;
-            (
-                list.value_offsets()
-                    .iter()
-                    .map(|o| *o as usize - base)
-                    .collect(),
-                list.values()
-                    .slice(base, list.value_offsets()[list.len()] as usize - base),
-            )
-        }
+        DataType::List(_) => list_parts(column.as_list::<i32>()),
+        DataType::LargeList(_) => list_parts(column.as_list::<i64>()),
         DataType::FixedSizeList(_, size) => {
             let list = column.as_fixed_size_list();
             let size = *size as usize;
