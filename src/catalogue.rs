@@ -4,7 +4,8 @@
 //! list them; the CLI takes any of them with `--model`/`--weights`.
 
 use crate::dataset::Dataset;
-use crate::encoder::{EncoderSpec, ModelKind};
+use crate::encoder::{EncoderError, EncoderSpec, ModelKind};
+use crate::locate::{self, Shipped};
 use crate::train::{checkpoint, WeightsMeta};
 use crate::workspace::Workspace;
 
@@ -61,33 +62,48 @@ fn finetuned_spec(path: std::path::PathBuf) -> Option<EncoderSpec> {
 }
 
 /// The default encoder for `dataset`: the fine-tuned descendant of EfficientNet-Lite0 shipped
-/// for its domain where there is one (emoji), else the ImageNet-pretrained EfficientNet-Lite0.
-pub fn default_encoder_for(dataset: &Dataset) -> EncoderSpec {
-    let emoji = crate::encoder::models_dir().join(EMOJI_MODEL_FILE);
-    if emoji.is_file() && is_emoji_dataset(dataset) {
-        if let Some(spec) = finetuned_spec(emoji) {
-            return spec;
+/// for its domain where there is one (emoji), else the ImageNet-pretrained EfficientNet-Lite0;
+/// an error naming where the weights were looked for when they are not installed.
+pub fn default_encoder_for(dataset: &Dataset) -> Result<EncoderSpec, EncoderError> {
+    if is_emoji_dataset(dataset) {
+        if let Some(spec) = locate::find(Shipped::Models, EMOJI_MODEL_FILE)
+            .ok()
+            .and_then(finetuned_spec)
+        {
+            return Ok(spec);
         }
     }
     EncoderSpec::default_model()
 }
 
-/// Fine-tuned encoders shipped in `models/` (not a model's own shipped weights).
+/// Fine-tuned encoders shipped in `models/` (not a model's own shipped weights): every
+/// `.safetensors` file with natview's metadata in the folders natview searches, the first of
+/// each name.
 fn shipped_finetunes() -> Vec<AvailableEncoder> {
-    let own: Vec<std::path::PathBuf> = ModelKind::ALL
+    let own: Vec<&str> = ModelKind::ALL
         .iter()
-        .filter_map(|m| m.shipped_weights())
+        .filter_map(|m| m.shipped_weights_file())
         .collect();
-    let mut paths: Vec<std::path::PathBuf> = std::fs::read_dir(crate::encoder::models_dir())
-        .into_iter()
-        .flatten()
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
-        .filter(|p| !own.iter().any(|o| o.file_name() == p.file_name()))
-        .collect();
-    paths.sort();
-    paths
-        .into_iter()
+    let mut by_name: std::collections::BTreeMap<std::ffi::OsString, std::path::PathBuf> =
+        Default::default();
+    for dir in locate::search_dirs(Shipped::Models) {
+        for path in std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
+        {
+            let Some(name) = path.file_name().map(|n| n.to_os_string()) else {
+                continue;
+            };
+            if own.iter().any(|o| name == *o) {
+                continue;
+            }
+            by_name.entry(name).or_insert(path);
+        }
+    }
+    by_name
+        .into_values()
         .filter_map(finetuned_spec)
         .map(AvailableEncoder::new)
         .collect()
@@ -99,8 +115,8 @@ fn shipped_finetunes() -> Vec<AvailableEncoder> {
 pub fn available_encoders(workspace: &Workspace) -> Vec<AvailableEncoder> {
     let mut list: Vec<AvailableEncoder> = ModelKind::ALL
         .iter()
-        .filter(|m| m.shipped_weights().is_some())
-        .map(|&m| AvailableEncoder::new(EncoderSpec::pretrained(m)))
+        .filter_map(|&m| EncoderSpec::pretrained(m).ok())
+        .map(AvailableEncoder::new)
         .collect();
     list.extend(shipped_finetunes());
     let mut tuned: Vec<(std::time::SystemTime, AvailableEncoder)> =
@@ -178,35 +194,34 @@ mod tests {
         let list = available_encoders(&Workspace::at(dir.path()));
         assert_eq!(list.last().map(|e| e.spec.model), Some(ModelKind::Pixels));
         assert!(list.iter().all(|e| e.name != "finetuned.junk"));
-        if ModelKind::EffnetLite0.shipped_weights().is_some() {
-            assert_eq!(list[0].name, "effnet-lite0");
-            assert_eq!(list[0].spec, EncoderSpec::default_model());
-        }
+        // Tests run from the build folder of the source tree: the shipped models are found.
+        assert_eq!(list[0].name, "effnet-lite0");
+        assert_eq!(list[0].spec, EncoderSpec::default_model().expect("shipped"));
     }
 
     #[test]
     fn emoji_datasets_default_to_the_emoji_model_and_others_to_the_pretrained_one() {
-        let demo = crate::dataset::load_dataset(&crate::dataset::demo_dataset_path())
-            .expect("the committed demo loads");
+        let demo = crate::dataset::load_dataset(
+            &crate::dataset::demo_dataset_path().expect("the demo is found"),
+        )
+        .expect("the committed demo loads");
         assert!(is_emoji_dataset(&demo));
-        let spec = default_encoder_for(&demo);
-        if crate::encoder::models_dir()
-            .join(EMOJI_MODEL_FILE)
-            .is_file()
-        {
-            assert_eq!(spec.model, ModelKind::EffnetLite0);
-            assert!(spec
-                .weights
-                .as_deref()
-                .is_some_and(|w| w.ends_with(EMOJI_MODEL_FILE)));
-            assert_eq!(spec.input_size_px, 96, "embeds at its training size");
-        }
+        let spec = default_encoder_for(&demo).expect("shipped");
+        assert_eq!(spec.model, ModelKind::EffnetLite0);
+        assert!(spec
+            .weights
+            .as_deref()
+            .is_some_and(|w| w.ends_with(EMOJI_MODEL_FILE)));
+        assert_eq!(spec.input_size_px, 96, "embeds at its training size");
         let photos = crate::dataset::load_dataset(
             &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/photos"),
         )
         .expect("the test photos load");
         assert!(!is_emoji_dataset(&photos));
-        assert_eq!(default_encoder_for(&photos), EncoderSpec::default_model());
+        assert_eq!(
+            default_encoder_for(&photos).expect("shipped"),
+            EncoderSpec::default_model().expect("shipped")
+        );
         // The shipped fine-tune is offered once, not as a duplicate of a model's own weights.
         let dir = tempfile::tempdir().expect("tempdir");
         let list = available_encoders(&Workspace::at(dir.path()));

@@ -17,6 +17,7 @@ pub mod jobs;
 pub mod labels;
 pub mod layouts;
 pub mod linalg;
+pub mod locate;
 pub mod npy;
 pub mod pipeline;
 pub mod report;

@@ -28,7 +28,7 @@ fn shipped_effnet_lite0_matches_pytorch_on_real_photos() {
         .expect("reference file");
     let reference: serde_json::Value = serde_json::from_str(&text).expect("json");
     assert_eq!(reference["normalisation"], "(x-127)/128");
-    let spec = EncoderSpec::pretrained(ModelKind::EffnetLite0);
+    let spec = EncoderSpec::pretrained(ModelKind::EffnetLite0).expect("shipped weights");
     assert!(
         spec.weights.is_some(),
         "models/effnet-lite0.safetensors is shipped"

@@ -452,6 +452,7 @@ fn opening_hands_over_a_preview_with_every_item_and_thumbnails_from_the_files() 
     let session = natview::app::open_dataset(
         &root,
         Some(test_spec()),
+        &natview::pipeline::RunSettings::default(),
         Some(&slot),
         &natview::jobs::NoProgress,
         &natview::jobs::CancelFlag::new(),
@@ -477,6 +478,7 @@ fn opening_hands_over_a_preview_with_every_item_and_thumbnails_from_the_files() 
     natview::app::open_dataset(
         &root,
         Some(test_spec()),
+        &natview::pipeline::RunSettings::default(),
         Some(&again),
         &natview::jobs::NoProgress,
         &natview::jobs::CancelFlag::new(),

@@ -20,6 +20,7 @@ fn request(model: ModelKind) -> EmbedRequest {
         spec: EncoderSpec::untrained(model),
         batch_size: Some(16),
         force_cpu: true,
+        checkpoint_images: None,
     }
 }
 

@@ -447,8 +447,7 @@ pub fn run_gui_bench(options: GuiBenchOptions) -> Result<GuiBenchReport, String>
         "natview-bench",
         native,
         Box::new(move |_cc| {
-            let mut app =
-                NatviewApp::empty(spec.clone().unwrap_or_else(EncoderSpec::default_model));
+            let mut app = NatviewApp::empty(spec.clone().unwrap_or_else(super::fallback_spec));
             app.set_encoder_choice(spec.is_some());
             Ok(Box::new(Bench {
                 app,

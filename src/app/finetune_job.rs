@@ -232,6 +232,7 @@ impl TrainObserver for LiveObserver<'_> {
 pub fn run_finetune(
     dataset: &Dataset,
     workspace: &Workspace,
+    run: &crate::pipeline::RunSettings,
     settings: FinetuneSettings,
     live: &Mutex<LiveTraining>,
     progress: &dyn ProgressSink,
@@ -248,7 +249,7 @@ pub fn run_finetune(
         checkpoint: checkpoint.clone(),
         out: settings.weights_path(workspace),
         resume: settings.resume,
-        force_cpu: false,
+        force_cpu: run.force_cpu,
     };
     let observer = LiveObserver { live, progress };
     let report = finetune(&request, &observer, cancel).map_err(|e| e.to_string())?;
@@ -270,7 +271,9 @@ mod tests {
     fn different_settings_write_different_files_and_the_picker_lists_them() {
         let dir = tempfile::tempdir().expect("tempdir");
         let workspace = Workspace::at(dir.path());
-        let a = FinetuneSettings::starting_from(EncoderSpec::pretrained(ModelKind::EffnetLite0));
+        let a = FinetuneSettings::starting_from(
+            EncoderSpec::pretrained(ModelKind::EffnetLite0).expect("shipped weights"),
+        );
         let b = FinetuneSettings {
             holdout_view: "design=twemoji".parse().ok(),
             ..a.clone()

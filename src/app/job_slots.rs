@@ -130,6 +130,7 @@ impl NatviewApp {
             set: s.set.clone(),
             dataset: s.dataset.clone(),
             workspace: s.workspace.clone(),
+            run: self.run.clone(),
         })
     }
 
@@ -238,6 +239,7 @@ impl NatviewApp {
                     &inputs.set,
                     &inputs.dataset,
                     &inputs.workspace,
+                    &inputs.run,
                     progress,
                     cancel,
                 )
@@ -275,9 +277,10 @@ impl NatviewApp {
             return;
         };
         let spec = session.set.meta.encoder.clone();
+        let force_cpu = self.run.force_cpu;
         let title = format!("embedding {}", path.display());
         self.jobs.query = Some(Job::spawn("query", title, ctx, move |_, _| {
-            work::embed_image_query(path, &spec)
+            work::embed_image_query(path, &spec, force_cpu)
         }));
     }
 
@@ -300,6 +303,7 @@ impl NatviewApp {
             run_finetune(
                 &inputs.dataset,
                 &inputs.workspace,
+                &inputs.run,
                 settings,
                 &worker_live,
                 progress,
@@ -342,6 +346,9 @@ impl NatviewApp {
                 // The encoder the dataset opened with (its default, unless one was chosen).
                 self.spec = session.set.meta.encoder.clone();
                 carry_selection(self.session.as_ref(), &mut session);
+                if !session.open_notes.is_empty() {
+                    self.notice = Some(session.open_notes.join("; "));
+                }
                 self.session = Some(session);
                 self.results = Results::default();
                 self.metrics_requested = false;

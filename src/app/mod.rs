@@ -120,6 +120,8 @@ struct ViewStates {
 /// The natview desktop application.
 pub struct NatviewApp {
     state: PersistedState,
+    /// The command line's common settings (workspace, device, batch size) for every job.
+    run: crate::pipeline::RunSettings,
     spec: EncoderSpec,
     /// Whether `spec` was chosen (on the command line or in the Model menu); if not, each
     /// dataset opens with its own default encoder.
@@ -152,6 +154,7 @@ impl NatviewApp {
     pub fn empty(spec: EncoderSpec) -> Self {
         Self {
             state: PersistedState::default(),
+            run: crate::pipeline::RunSettings::default(),
             spec,
             spec_chosen: true,
             previous_spec: None,
@@ -179,20 +182,29 @@ impl NatviewApp {
         cc: &eframe::CreationContext<'_>,
         dataset: Option<PathBuf>,
         spec: Option<EncoderSpec>,
+        run: crate::pipeline::RunSettings,
     ) -> Self {
         let chosen = spec.is_some();
-        let mut app = Self::empty(spec.unwrap_or_else(EncoderSpec::default_model));
+        let mut app = Self::empty(spec.unwrap_or_else(fallback_spec));
         app.spec_chosen = chosen;
+        app.run = run;
         if let Some(storage) = cc.storage {
             if let Some(state) = eframe::get_value::<PersistedState>(storage, eframe::APP_KEY) {
                 app.state = state;
             }
         }
-        let path = dataset
-            .or_else(|| app.state.dataset.clone().filter(|p| p.exists()))
-            .unwrap_or_else(crate::dataset::demo_dataset_path);
-        app.open(&cc.egui_ctx, path);
+        let path = dataset.or_else(|| app.state.dataset.clone().filter(|p| p.exists()));
+        match path.map_or_else(crate::dataset::demo_dataset_path, Ok) {
+            Ok(path) => app.open(&cc.egui_ctx, path),
+            Err(missing) => app.error = Some(missing.to_string()),
+        }
         app
+    }
+
+    /// Runs every job of this window with the command line's common settings (its
+    /// `--workspace`, `--cpu` and `--batch`).
+    pub fn set_run_settings(&mut self, run: crate::pipeline::RunSettings) {
+        self.run = run;
     }
 
     /// Starts opening a dataset on a worker thread (cancelling any running job).
@@ -201,6 +213,7 @@ impl NatviewApp {
         self.error = None;
         self.state.dataset = Some(path.clone());
         let spec = self.spec_chosen.then(|| self.spec.clone());
+        let run = self.run.clone();
         let title = format!("opening {}", path.display());
         let preview = open_job::PreviewSlot::default();
         self.jobs.open_preview = preview.clone();
@@ -212,7 +225,7 @@ impl NatviewApp {
             .is_some_and(|s| s.dataset.source == path);
         self.jobs.open = Some(Job::spawn("open", title, ctx, move |progress, cancel| {
             let preview = (!reopening).then_some(&preview);
-            open_dataset(&path, spec, preview, progress, cancel)
+            open_dataset(&path, spec, &run, preview, progress, cancel)
         }));
     }
 
@@ -543,6 +556,7 @@ impl eframe::App for NatviewApp {
 pub fn run_window(
     dataset: Option<PathBuf>,
     spec: Option<EncoderSpec>,
+    run: crate::pipeline::RunSettings,
 ) -> Result<(), eframe::Error> {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
@@ -554,6 +568,14 @@ pub fn run_window(
     eframe::run_native(
         "natview",
         options,
-        Box::new(move |cc| Ok(Box::new(NatviewApp::new(cc, dataset, spec)))),
+        Box::new(move |cc| Ok(Box::new(NatviewApp::new(cc, dataset, spec, run)))),
     )
+}
+
+/// The encoder the app names before a dataset has chosen its own: the shipped default where it
+/// is installed (each dataset then opens with its own default, or the error saying the weights
+/// are missing); never used to embed unless chosen.
+pub fn fallback_spec() -> EncoderSpec {
+    EncoderSpec::default_model()
+        .unwrap_or_else(|_| EncoderSpec::untrained(crate::encoder::ModelKind::EffnetLite0))
 }

@@ -10,9 +10,8 @@ use crate::index::HnswParams;
 use crate::jobs::{CancelFlag, ProgressSink};
 use crate::labels::LabelStore;
 use crate::pipeline::PipelineError;
-use crate::pipeline::{embed_dataset, ensure_shared_index, ensure_thumbnails, EmbedRequest};
+use crate::pipeline::{embed_dataset, ensure_shared_index, ensure_thumbnails, RunSettings};
 use crate::thumbs::ThumbnailSource;
-use crate::workspace::Workspace;
 use std::sync::{Arc, Mutex};
 
 /// Side of the gallery thumbnails in pixels.
@@ -29,6 +28,7 @@ pub type PreviewSlot = Arc<Mutex<Option<Session>>>;
 pub fn open_dataset(
     path: &std::path::Path,
     spec: Option<EncoderSpec>,
+    run: &RunSettings,
     preview: Option<&PreviewSlot>,
     progress: &dyn ProgressSink,
     cancel: &CancelFlag,
@@ -39,17 +39,16 @@ pub fn open_dataset(
         total: 1,
     });
     let dataset = Arc::new(load_dataset(path).map_err(|e| e.to_string())?);
-    let spec = spec.unwrap_or_else(|| crate::catalogue::default_encoder_for(&dataset));
-    let workspace = Workspace::for_dataset(&dataset, None);
+    let spec = match spec {
+        Some(spec) => spec,
+        None => crate::catalogue::default_encoder_for(&dataset).map_err(|e| e.to_string())?,
+    };
+    let workspace = run.workspace_for(&dataset);
     if let Some(slot) = preview {
         let session = Session::preview(dataset.clone(), workspace.clone(), spec.clone());
         *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(session);
     }
-    let request = EmbedRequest {
-        spec,
-        batch_size: None,
-        force_cpu: false,
-    };
+    let request = run.embed_request(spec);
     let (set, report) = embed_dataset(&dataset, &workspace, &request, progress, cancel)
         .map_err(|e| e.to_string())?;
     let set = Arc::new(set);
@@ -65,7 +64,7 @@ pub fn open_dataset(
         )),
     };
     let labels = LabelStore::open(&workspace.labels_path()).map_err(|e| e.to_string())?;
-    Ok(Session::new(
+    let mut session = Session::new(
         dataset,
         workspace,
         set,
@@ -73,7 +72,15 @@ pub fn open_dataset(
         thumbnails,
         report.skipped,
         Some(labels),
-    ))
+    );
+    if let Some(done) = report.resumed_from {
+        session.open_notes.push(format!(
+            "continued the stopped embedding run from image {done} of {}",
+            session.dataset.items.len()
+        ));
+    }
+    session.open_notes.extend(report.warnings);
+    Ok(session)
 }
 
 /// A square thumbnail of an image file (`None` if it cannot be decoded).

@@ -42,6 +42,8 @@ pub struct Session {
     pub label_undo: Vec<crate::labels::LabelChange>,
     /// The encoders on offer for this dataset (the model picker), found while opening.
     pub encoders: Vec<crate::catalogue::AvailableEncoder>,
+    /// What opening it has to tell the user (a stopped run continued, thumbnails not saved).
+    pub open_notes: Vec<String>,
 }
 
 /// What the neighbours were searched for.
@@ -210,6 +212,7 @@ impl Session {
             labels,
             selection: None,
             label_undo: Vec::new(),
+            open_notes: Vec::new(),
         }
     }
 

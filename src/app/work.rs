@@ -10,7 +10,7 @@ use crate::dataset::Dataset;
 use crate::encoder::{EncoderSpec, ModelKind};
 use crate::jobs::{CancelFlag, Progress, ProgressSink};
 use crate::pipeline::EvalReport;
-use crate::pipeline::{embed_dataset, embed_query_image, evaluate, EmbedRequest, EmbeddingSet};
+use crate::pipeline::{embed_dataset, embed_query_image, evaluate, EmbeddingSet};
 use crate::report::{colour_range, diverging_colour, save_quadrant_png, HeatmapOptions};
 use crate::workspace::Workspace;
 use std::path::{Path, PathBuf};
@@ -115,6 +115,7 @@ pub fn compute_metrics(
     set: &EmbeddingSet,
     dataset: &Dataset,
     workspace: &Workspace,
+    run: &crate::pipeline::RunSettings,
     progress: &dyn ProgressSink,
     cancel: &CancelFlag,
 ) -> Result<MetricsResult, String> {
@@ -158,11 +159,7 @@ pub fn compute_metrics(
         if cancel.is_cancelled() {
             return Err("cancelled".into());
         }
-        let request = EmbedRequest {
-            spec: other.spec.clone(),
-            batch_size: None,
-            force_cpu: false,
-        };
+        let request = run.embed_request(other.spec.clone());
         let (other_set, _) = embed_dataset(dataset, workspace, &request, progress, cancel)
             .map_err(|e| e.to_string())?;
         progress.report(Progress {
@@ -222,8 +219,12 @@ pub struct ImageQuery {
 }
 
 /// Embeds an external image with the session's encoder.
-pub fn embed_image_query(path: PathBuf, spec: &EncoderSpec) -> Result<ImageQuery, String> {
-    let vector = embed_query_image(&path, spec, false).map_err(|e| e.to_string())?;
+pub fn embed_image_query(
+    path: PathBuf,
+    spec: &EncoderSpec,
+    force_cpu: bool,
+) -> Result<ImageQuery, String> {
+    let vector = embed_query_image(&path, spec, force_cpu).map_err(|e| e.to_string())?;
     let thumbnail = super::open_job::thumbnail_of(&path);
     Ok(ImageQuery {
         path,
@@ -241,4 +242,6 @@ pub struct JobInputs {
     pub dataset: Arc<Dataset>,
     /// The workspace.
     pub workspace: Workspace,
+    /// The run's common settings (device, batch size).
+    pub run: crate::pipeline::RunSettings,
 }

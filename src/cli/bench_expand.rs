@@ -65,9 +65,9 @@ pub fn run(args: &ExpandArgs, _common: &CommonArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&images_dir)
         .with_context(|| format!("creating {}", images_dir.display()))?;
     let manifest_path = args.out.join("manifest.csv");
-    let tmp = args.out.join(".manifest.csv.tmp");
     let mut manifest = std::io::BufWriter::new(
-        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?,
+        natview::workspace::AtomicFile::create(&manifest_path)
+            .with_context(|| format!("creating {}", manifest_path.display()))?,
     );
     writeln!(manifest, "path,listing,label,source")?;
     let item_params = AugmentParams::single_view();
@@ -116,9 +116,10 @@ pub fn run(args: &ExpandArgs, _common: &CommonArgs) -> anyhow::Result<()> {
             started.elapsed().as_secs_f64()
         );
     }
-    manifest.flush()?;
-    drop(manifest);
-    std::fs::rename(&tmp, &manifest_path)
+    manifest
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .and_then(|file| file.commit())
         .with_context(|| format!("writing {}", manifest_path.display()))?;
     println!(
         "wrote {written} images of {listings} listings ({} views each) from {} sources → {} in {:.0} s",

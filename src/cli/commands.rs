@@ -11,10 +11,10 @@ use natview::index::{exact_neighbours, Neighbour, NeighbourIndex};
 use natview::jobs::CancelFlag;
 use natview::pipeline::evaluate_rows_where;
 use natview::pipeline::{
-    embed_dataset, embed_query_image, ensure_index, EmbedRequest, EmbeddingSet, EvalReport,
+    embed_dataset, embed_query_image, ensure_index, EmbeddingSet, EvalReport, PipelineError,
 };
 use natview::report::{save_quadrant_png, HeatmapOptions};
-use natview::workspace::Workspace;
+use natview::workspace::{PartialRun, Workspace};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
@@ -45,15 +45,29 @@ pub fn embed_with(
     spec: EncoderSpec,
     common: &CommonArgs,
 ) -> anyhow::Result<EmbeddingSet> {
-    let request = EmbedRequest {
-        spec,
-        batch_size: common.batch,
-        force_cpu: common.cpu,
-    };
+    let request = common.run_settings().embed_request(spec);
     let bar = Bar::new(common.quiet);
-    let (set, report) = embed_dataset(dataset, workspace, &request, &bar, &CancelFlag::new())?;
+    let result = embed_dataset(
+        dataset,
+        workspace,
+        &request,
+        &bar,
+        &super::interrupt_flag()?,
+    );
     bar.finish();
+    let (set, report) = match result {
+        Err(PipelineError::Cancelled) => anyhow::bail!(
+            "stopped; the images embedded so far are saved in {}: run the same command again to continue",
+            PartialRun::new(workspace, &request.spec.workspace_key())
+                .dir()
+                .display()
+        ),
+        other => other?,
+    };
     let description = request.spec.describe();
+    for warning in &report.warnings {
+        eprintln!("warning: {warning}");
+    }
     if report.reused {
         eprintln!(
             "embeddings: reused {} ({description})",
@@ -457,7 +471,10 @@ pub fn eval(args: &EvalArgs, common: &CommonArgs) -> anyhow::Result<()> {
 
 /// The main job: embed → index → eval (with the pixel baseline) → quadrant chart.
 pub fn main_job(dataset: Option<PathBuf>, common: &CommonArgs) -> anyhow::Result<()> {
-    let path = dataset.unwrap_or_else(demo_dataset_path);
+    let path = match dataset {
+        Some(path) => path,
+        None => demo_dataset_path()?,
+    };
     let embedded = embed(&path, common)?;
     let hnsw = super::HnswArgs {
         max_connections: 16,

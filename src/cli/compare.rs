@@ -191,7 +191,7 @@ pub fn run(args: &CompareArgs, common: &CommonArgs) -> anyhow::Result<()> {
         chart: charts.next(),
     };
     let table = markdown_table(&results, &start_ref, &pixels_ref);
-    std::fs::write(out_dir.join("compare.md"), &table)?;
+    natview::workspace::write_atomic(&out_dir.join("compare.md"), table.as_bytes())?;
     let json = serde_json::json!({
         "dataset": dataset.source,
         "model": model.name(),
@@ -203,10 +203,7 @@ pub fn run(args: &CompareArgs, common: &CommonArgs) -> anyhow::Result<()> {
         "pixels": pixels_ref,
         "methods": results,
     });
-    std::fs::write(
-        out_dir.join("compare.json"),
-        serde_json::to_string_pretty(&json)?,
-    )?;
+    natview::workspace::write_json_atomic(&out_dir.join("compare.json"), &json)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&json)?);
     } else {

@@ -4,12 +4,10 @@
 
 use super::commands::load;
 use super::CommonArgs;
-use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use natview::dataset::group_by_listing;
 use natview::encoder::ModelKind;
-use natview::jobs::CancelFlag;
 use natview::train::{
     finetune, split_listings, DuplicatePolicy, EvalSummary, Judgements, Method, Outcome, StartFrom,
     StepReport, TrainConfig, TrainObserver, TrainReport, TrainRequest,
@@ -116,19 +114,16 @@ pub(super) fn model_and_start(
         Some(m) => m,
         None => common.model_kind()?,
     };
-    let shipped = || {
-        model.shipped_weights().ok_or_else(|| {
-            anyhow::anyhow!("no weights for `{}` are shipped in models/", model.name())
-        })
-    };
+    let shipped = || model.require_shipped_weights();
     let start = match from {
         Some("scratch") => StartFrom::Scratch,
         Some("shipped") => StartFrom::Weights(shipped()?),
         Some(_) if from_model.is_some() => StartFrom::Weights(shipped()?),
         Some(file) => StartFrom::Weights(PathBuf::from(file)),
-        None => model
-            .shipped_weights()
-            .map_or(StartFrom::Scratch, StartFrom::Weights),
+        // A model with shipped weights starts from them (missing ones are an error, not a
+        // silent start from scratch); one without starts from scratch.
+        None if model.shipped_weights_file().is_some() => StartFrom::Weights(shipped()?),
+        None => StartFrom::Scratch,
     };
     Ok((model, start))
 }
@@ -287,16 +282,7 @@ pub fn run(args: &FinetuneArgs, common: &CommonArgs) -> anyhow::Result<()> {
             if args.labels { ".labels" } else { "" }
         ))
     });
-    let cancel = CancelFlag::new();
-    let handler_flag = cancel.clone();
-    ctrlc::set_handler(move || {
-        if handler_flag.is_cancelled() {
-            // A second Ctrl-C while the checkpoint is written: leave at once.
-            std::process::exit(130);
-        }
-        handler_flag.cancel();
-    })
-    .context("cannot install the Ctrl-C handler")?;
+    let cancel = super::interrupt_flag()?;
     eprintln!(
         "finetune: {method_name}, {} @{}px, {} steps × {} listings (2 views each), lr {} (warm-up {}), from {}; Ctrl-C stops and keeps the checkpoint",
         model.name(),

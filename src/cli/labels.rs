@@ -15,7 +15,10 @@ pub fn export(args: &LabelsExportArgs, common: &CommonArgs) -> anyhow::Result<()
         .format
         .parse()
         .map_err(|e: String| anyhow::anyhow!(e))?;
-    let path = args.dataset.clone().unwrap_or_else(demo_dataset_path);
+    let path = match args.dataset.clone() {
+        Some(path) => path,
+        None => demo_dataset_path()?,
+    };
     let dataset = load(&path)?;
     let workspace = Workspace::for_dataset(&dataset, common.workspace.as_deref());
     let store_path = workspace.labels_path();
@@ -49,7 +52,10 @@ pub fn export(args: &LabelsExportArgs, common: &CommonArgs) -> anyhow::Result<()
 /// store (the later of two versions of one fact wins; records naming items this dataset does
 /// not have are counted and left out).
 pub fn import(args: &LabelsImportArgs, common: &CommonArgs) -> anyhow::Result<()> {
-    let path = args.dataset.clone().unwrap_or_else(demo_dataset_path);
+    let path = match args.dataset.clone() {
+        Some(path) => path,
+        None => demo_dataset_path()?,
+    };
     let dataset = load(&path)?;
     let workspace = Workspace::for_dataset(&dataset, common.workspace.as_deref());
     std::fs::create_dir_all(workspace.dir())?;

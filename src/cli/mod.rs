@@ -156,8 +156,10 @@ struct CommonArgs {
     #[arg(long, global = true)]
     model: Option<String>,
     /// Weights (safetensors; the PyTorch port's names for EfficientNet, torchvision's for
-    /// ResNets and RegNetY). Default: the model's weights shipped in models/ (effnet-lite0.safetensors,
-    /// compact-emoji.safetensors), else an untrained encoder.
+    /// ResNets and RegNetY). Default: the model's weights shipped in models/
+    /// (effnet-lite0.safetensors, compact-emoji.safetensors), found beside the executable,
+    /// in $NATVIEW_MODELS, in PREFIX/share/natview/models or in ~/.local/share/natview/models;
+    /// missing weights are an error (use --untrained for a random encoder).
     #[arg(long, global = true)]
     weights: Option<PathBuf>,
     /// Input size in pixels (default: 224 for effnet-lite0, ResNets and RegNetY, 240/260 for
@@ -177,6 +179,10 @@ struct CommonArgs {
     /// Run on the CPU even when a GPU is available.
     #[arg(long, global = true)]
     cpu: bool,
+    /// Save an embedding run's rows every N images (default 4096, and at least every two
+    /// minutes): a run stopped by Ctrl-C, a kill or a crash continues from there when run again.
+    #[arg(long, global = true, value_parser = clap::value_parser!(u64).range(1..))]
+    checkpoint_every: Option<u64>,
     /// No progress bars.
     #[arg(long, short, global = true)]
     quiet: bool,
@@ -186,7 +192,39 @@ struct CommonArgs {
     threads: Option<u16>,
 }
 
+/// A cancel flag that Ctrl-C sets (a second Ctrl-C, while the work so far is being saved,
+/// leaves at once); the same flag for every caller of the process.
+pub(crate) fn interrupt_flag() -> anyhow::Result<natview::jobs::CancelFlag> {
+    use natview::jobs::CancelFlag;
+    static FLAG: std::sync::OnceLock<CancelFlag> = std::sync::OnceLock::new();
+    if let Some(flag) = FLAG.get() {
+        return Ok(flag.clone());
+    }
+    let flag = CancelFlag::new();
+    let handler_flag = flag.clone();
+    ctrlc::set_handler(move || {
+        if handler_flag.is_cancelled() {
+            std::process::exit(130);
+        }
+        handler_flag.cancel();
+    })
+    .map_err(|e| anyhow::anyhow!("cannot install the Ctrl-C handler: {e}"))?;
+    Ok(FLAG.get_or_init(|| flag).clone())
+}
+
 impl CommonArgs {
+    /// The settings every job of the run shares (the window's jobs too).
+    fn run_settings(&self) -> natview::pipeline::RunSettings {
+        natview::pipeline::RunSettings {
+            workspace: self.workspace.clone(),
+            force_cpu: self.cpu,
+            batch_size: self.batch,
+            checkpoint_images: self
+                .checkpoint_every
+                .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+        }
+    }
+
     /// What the --weights say about themselves (fine-tuned weights record their model and the
     /// input size they were trained at).
     fn recorded(&self) -> Option<natview::train::WeightsMeta> {
@@ -215,7 +253,7 @@ impl CommonArgs {
         if self.chooses_encoder() {
             self.spec()
         } else {
-            Ok(natview::catalogue::default_encoder_for(dataset))
+            Ok(natview::catalogue::default_encoder_for(dataset)?)
         }
     }
 
@@ -239,7 +277,10 @@ impl CommonArgs {
             .unwrap_or(model.default_input_size_px());
         let weights = match &self.weights {
             Some(path) => Some(path.clone()),
-            None if !self.untrained => model.shipped_weights(),
+            // Raw pixels have no weights; every network needs them unless --untrained.
+            None if !self.untrained && model.architecture().is_some() => {
+                Some(model.require_shipped_weights()?)
+            }
             None => None,
         };
         Ok(EncoderSpec {
@@ -416,7 +457,7 @@ fn open_window(dataset: Option<PathBuf>, common: &CommonArgs) -> anyhow::Result<
     } else {
         None
     };
-    natview::app::run_window(dataset, spec)
+    natview::app::run_window(dataset, spec, common.run_settings())
         .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
 }
 

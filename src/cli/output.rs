@@ -38,6 +38,14 @@ impl ProgressSink for Bar {
         self.bar.set_position(progress.done as u64);
         self.bar.set_message(progress.phase);
     }
+
+    fn notice(&self, message: &str) {
+        if self.bar.is_hidden() {
+            eprintln!("{message}");
+        } else {
+            self.bar.println(message);
+        }
+    }
 }
 
 impl natview::analysis::layout::LayoutObserver for Bar {

@@ -193,15 +193,11 @@ impl Dataset {
     }
 }
 
-/// The built-in demo dataset: `assets/demo/manifest.csv` in the current folder if it is there,
-/// else in the source tree natview was built from.
-pub fn demo_dataset_path() -> PathBuf {
-    let local = PathBuf::from("assets/demo/manifest.csv");
-    if local.exists() {
-        local
-    } else {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo/manifest.csv")
-    }
+/// The built-in demo dataset (`manifest.csv` of the demo folder), found where natview's shipped
+/// files are installed (see [`crate::locate`]); an error naming every place looked when it is
+/// not installed.
+pub fn demo_dataset_path() -> Result<PathBuf, crate::locate::NotFound> {
+    crate::locate::find(crate::locate::Shipped::Demo, "manifest.csv")
 }
 
 /// Groups item ids by listing, listings in order of first appearance.

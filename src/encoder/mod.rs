@@ -36,6 +36,7 @@ pub use resnet::{ResNet, ResNetConfig};
 pub use trunk::{Architecture, Trunk};
 
 use crate::linalg::l2_normalise;
+use crate::locate::Shipped;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use image::RgbImage;
@@ -68,6 +69,15 @@ pub enum EncoderError {
         "unknown model `{0}` (choose effnet-lite0, effnet-lite1, effnet-lite2, compact, resnet18, resnet50, regnety-400mf or pixels)"
     )]
     UnknownModel(String),
+    /// The model's shipped weights are in none of the places natview looks.
+    #[error("{0}")]
+    MissingWeights(Box<crate::locate::NotFound>),
+    /// No weights are shipped for the model, and none were given.
+    #[error(
+        "no weights are shipped for `{0}`: pass --weights FILE (a checkpoint of it), or \
+         --untrained for a randomly initialised encoder"
+    )]
+    NoShippedWeights(String),
     /// Imported vectors have no network to embed new images with.
     #[error("imported embeddings `{0}` have no encoder in natview: query them by item (--id)")]
     ImportedHasNoEncoder(String),
@@ -165,15 +175,33 @@ impl ModelKind {
         }
     }
 
-    /// The weights shipped in `models/` for this architecture, if any.
+    /// The name of the weights file shipped in `models/` for this architecture, if any.
+    pub fn shipped_weights_file(self) -> Option<&'static str> {
+        match self {
+            ModelKind::EffnetLite0 => Some("effnet-lite0.safetensors"),
+            ModelKind::Compact => Some("compact-emoji.safetensors"),
+            _ => None,
+        }
+    }
+
+    /// The weights shipped for this architecture, where they are installed (see
+    /// [`crate::locate`]); `None` when it has none or they cannot be found.
     pub fn shipped_weights(self) -> Option<PathBuf> {
-        let file = match self {
-            ModelKind::EffnetLite0 => "effnet-lite0.safetensors",
-            ModelKind::Compact => "compact-emoji.safetensors",
-            _ => return None,
+        crate::locate::find(Shipped::Models, self.shipped_weights_file()?).ok()
+    }
+
+    /// The weights shipped for this architecture, or an error saying where they were looked
+    /// for (they are missing) or that none are shipped, and how to run anyway.
+    pub fn require_shipped_weights(self) -> Result<PathBuf, EncoderError> {
+        let Some(file) = self.shipped_weights_file() else {
+            return Err(EncoderError::NoShippedWeights(self.name().to_string()));
         };
-        let path = models_dir().join(file);
-        path.is_file().then_some(path)
+        crate::locate::find(Shipped::Models, file).map_err(|mut missing| {
+            missing.hint = ". Or pass --weights FILE, or --untrained for a randomly \
+                            initialised encoder"
+                .into();
+            EncoderError::MissingWeights(Box::new(missing))
+        })
     }
 
     /// Every model natview knows, in the order offered to users.
@@ -204,16 +232,6 @@ impl std::str::FromStr for ModelKind {
             _ => Err(EncoderError::UnknownModel(s.to_string())),
         }
     }
-}
-
-/// The folder of shipped weights (`models/` in the source tree).
-pub fn models_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("models")
-}
-
-/// The shipped compact emoji model's weights (`models/compact-emoji.safetensors`).
-pub fn shipped_weights_path() -> PathBuf {
-    models_dir().join("compact-emoji.safetensors")
 }
 
 /// Everything that determines an encoder's output: recorded with the embeddings.
@@ -259,17 +277,18 @@ impl EncoderSpec {
     }
 
     /// natview's default encoder: the ImageNet-pretrained EfficientNet-Lite0 shipped in
-    /// `models/` (the untrained one if its weights are missing).
-    pub fn default_model() -> Self {
+    /// `models/` (an error naming where they were looked for when its weights are missing).
+    pub fn default_model() -> Result<Self, EncoderError> {
         Self::pretrained(ModelKind::EffnetLite0)
     }
 
-    /// `model` with its shipped weights where there are some (else untrained).
-    pub fn pretrained(model: ModelKind) -> Self {
-        Self {
-            weights: model.shipped_weights(),
+    /// `model` with its shipped weights; an error when none are shipped or they are missing
+    /// (never, silently, a random encoder: that is [`untrained`](Self::untrained)).
+    pub fn pretrained(model: ModelKind) -> Result<Self, EncoderError> {
+        Ok(Self {
+            weights: Some(model.require_shipped_weights()?),
             ..Self::untrained(model)
-        }
+        })
     }
 
     /// The name of this encoder's files in a workspace (`embeddings.<key>.safetensors`,
@@ -285,7 +304,7 @@ impl EncoderSpec {
         match &self.weights {
             _ if self.model == ModelKind::Pixels => {}
             None => key.push_str("-untrained"),
-            Some(path) if self.model.shipped_weights().as_deref() == Some(path.as_path()) => {}
+            Some(path) if is_shipped_weights(self.model, path) => {}
             Some(path) => {
                 let stem = path
                     .file_stem()
@@ -309,6 +328,20 @@ impl EncoderSpec {
             key.push_str(&format!("-{}px", self.input_size_px));
         }
         key
+    }
+
+    /// Whether `other` runs the same network at the same input size: the same model, weights
+    /// from a file in both (their bytes are compared by fingerprint elsewhere, so the file may
+    /// have moved) or the same seed in both.
+    pub fn same_network(&self, other: &EncoderSpec) -> bool {
+        self.model == other.model
+            && self.input_size_px == other.input_size_px
+            && match (&self.weights, &other.weights) {
+                (None, None) => self.seed == other.seed,
+                (Some(a), Some(b)) if self.model == ModelKind::Imported => a == b,
+                (Some(_), Some(_)) => true,
+                _ => false,
+            }
     }
 
     /// Whether this is a CNN with random weights (every output must say so).
@@ -542,6 +575,50 @@ fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or("").to_string()
 }
 
+/// Whether `path` holds the weights shipped for `model`: the shipped file's name and the same
+/// bytes as the installed copy (by content, so that moving or installing the models does not
+/// make workspaces made with them stale).
+pub fn is_shipped_weights(model: ModelKind, path: &Path) -> bool {
+    let Some(file) = model.shipped_weights_file() else {
+        return false;
+    };
+    if path.file_name().and_then(|n| n.to_str()) != Some(file) {
+        return false;
+    }
+    let Some(installed) = model.shipped_weights() else {
+        return false;
+    };
+    installed == path
+        || matches!(
+            (file_fingerprint(path), file_fingerprint(&installed)),
+            (Ok(a), Ok(b)) if a == b
+        )
+}
+
+/// The fingerprint (xxh3 of the bytes) of a weights file, computed once per file version (path,
+/// size and modification time) in this process.
+pub fn file_fingerprint(path: &Path) -> std::io::Result<String> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    type Key = (PathBuf, u64, Option<std::time::SystemTime>);
+    static KNOWN: OnceLock<Mutex<HashMap<Key, String>>> = OnceLock::new();
+    let meta = std::fs::metadata(path)?;
+    let key = (path.to_path_buf(), meta.len(), meta.modified().ok());
+    let known = KNOWN.get_or_init(Default::default);
+    if let Some(fp) = known.lock().ok().and_then(|k| k.get(&key).cloned()) {
+        return Ok(fp);
+    }
+    let fp = fingerprint_bytes(&std::fs::read(path)?);
+    if let Ok(mut k) = known.lock() {
+        k.insert(key, fp.clone());
+    }
+    Ok(fp)
+}
+
+fn fingerprint_bytes(bytes: &[u8]) -> String {
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(bytes))
+}
+
 /// Reads a safetensors weights file into tensors, with a fingerprint of its bytes.
 pub fn load_weights(
     path: &Path,
@@ -552,7 +629,7 @@ pub fn load_weights(
         message,
     };
     let bytes = std::fs::read(path).map_err(|e| file_error(e.to_string()))?;
-    let fingerprint = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes));
+    let fingerprint = fingerprint_bytes(&bytes);
     let tensors = candle_core::safetensors::load_buffer(&bytes, device)
         .map_err(|e| file_error(first_line(&e.to_string())))?;
     Ok((tensors, fingerprint))

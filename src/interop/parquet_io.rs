@@ -235,63 +235,49 @@ pub fn write_set(set: &EmbeddingSet, out: &Path) -> Result<(), InteropError> {
             false,
         ),
     ]));
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| InteropError::io(dir, e))?;
-    }
-    let file_name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "export.parquet".into());
-    let tmp = out.with_file_name(format!(".{file_name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let file = std::fs::File::create(&tmp).map_err(|e| InteropError::io(&tmp, e))?;
-        let mut writer = ArrowWriter::try_new(file, schema.clone(), None)
-            .map_err(|e| InteropError::io(out, e))?;
-        const BATCH: usize = 16_384;
-        for (b, items) in set.items.chunks(BATCH).enumerate() {
-            let first = b * BATCH;
-            let metadata: Vec<String> = items
-                .iter()
-                .map(|item| {
-                    let map: serde_json::Map<String, serde_json::Value> = item
-                        .metadata
-                        .iter()
-                        .map(|(k, v)| (k.clone(), serde_json::Value::from(v.clone())))
-                        .collect();
-                    serde_json::Value::Object(map).to_string()
-                })
-                .collect();
-            let values = Float32Array::from(
-                set.matrix.data[first * dim..(first + items.len()) * dim].to_vec(),
-            );
-            let embedding =
-                FixedSizeListArray::try_new(item_field.clone(), dim as i32, Arc::new(values), None)
-                    .map_err(|e| InteropError::io(out, e))?;
-            let columns: Vec<ArrayRef> = vec![
-                Arc::new(UInt64Array::from_iter_values(
-                    items.iter().map(|i| i.id as u64),
-                )),
-                Arc::new(StringArray::from_iter_values(
-                    items.iter().map(|i| i.path.to_string_lossy().into_owned()),
-                )),
-                Arc::new(StringArray::from_iter_values(
-                    items.iter().map(|i| i.listing.as_str()),
-                )),
-                Arc::new(StringArray::from_iter(
-                    items.iter().map(|i| i.label.as_deref()),
-                )),
-                Arc::new(StringArray::from_iter_values(metadata.iter())),
-                Arc::new(embedding),
-            ];
-            let batch = RecordBatch::try_new(schema.clone(), columns)
+    // The temporary file of one atomic writer: removed if anything below fails.
+    let file = crate::workspace::AtomicFile::create(out).map_err(|e| InteropError::io(out, e))?;
+    let mut writer =
+        ArrowWriter::try_new(file, schema.clone(), None).map_err(|e| InteropError::io(out, e))?;
+    const BATCH: usize = 16_384;
+    for (b, items) in set.items.chunks(BATCH).enumerate() {
+        let first = b * BATCH;
+        let metadata: Vec<String> = items
+            .iter()
+            .map(|item| {
+                let map: serde_json::Map<String, serde_json::Value> = item
+                    .metadata
+                    .iter()
+                    .map(|(k, v)| (k.clone(), serde_json::Value::from(v.clone())))
+                    .collect();
+                serde_json::Value::Object(map).to_string()
+            })
+            .collect();
+        let values =
+            Float32Array::from(set.matrix.data[first * dim..(first + items.len()) * dim].to_vec());
+        let embedding =
+            FixedSizeListArray::try_new(item_field.clone(), dim as i32, Arc::new(values), None)
                 .map_err(|e| InteropError::io(out, e))?;
-            writer.write(&batch).map_err(|e| InteropError::io(out, e))?;
-        }
-        writer.close().map_err(|e| InteropError::io(out, e))?;
-        std::fs::rename(&tmp, out).map_err(|e| InteropError::io(out, e))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(UInt64Array::from_iter_values(
+                items.iter().map(|i| i.id as u64),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                items.iter().map(|i| i.path.to_string_lossy().into_owned()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                items.iter().map(|i| i.listing.as_str()),
+            )),
+            Arc::new(StringArray::from_iter(
+                items.iter().map(|i| i.label.as_deref()),
+            )),
+            Arc::new(StringArray::from_iter_values(metadata.iter())),
+            Arc::new(embedding),
+        ];
+        let batch =
+            RecordBatch::try_new(schema.clone(), columns).map_err(|e| InteropError::io(out, e))?;
+        writer.write(&batch).map_err(|e| InteropError::io(out, e))?;
     }
-    result
+    let file = writer.into_inner().map_err(|e| InteropError::io(out, e))?;
+    file.commit().map_err(|e| InteropError::io(out, e))
 }

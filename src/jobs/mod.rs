@@ -23,6 +23,10 @@ pub struct Progress {
 pub trait ProgressSink: Send + Sync {
     /// Called after each unit of work (batch).
     fn report(&self, progress: Progress);
+
+    /// Something the user should read once (a run waits for a lock, continues a stopped run);
+    /// ignored by default.
+    fn notice(&self, _message: &str) {}
 }
 
 /// A sink that ignores reports.

@@ -13,7 +13,7 @@
 //! It is written to a temporary file and renamed into place when complete; a file whose
 //! fingerprints do not match the open dataset is stale and rebuilt.
 
-use crate::workspace::WorkspaceError;
+use crate::workspace::{AtomicFile, WorkspaceError};
 use image::RgbImage;
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -47,11 +47,11 @@ pub fn thumbnail_bytes(image: &RgbImage) -> Option<Vec<u8>> {
     encode_thumbnail(&crate::encoder::square_resize(image, THUMBNAIL_PX)).ok()
 }
 
-/// Writes a thumbnail file item by item (in row order), then the index.
+/// Writes a thumbnail file item by item (in row order), then the index, through natview's one
+/// atomic writer (a temporary file of its own, removed if the writer is dropped unfinished).
 pub struct ThumbnailWriter {
-    path: PathBuf,
+    file: BufWriter<AtomicFile>,
     tmp: PathBuf,
-    file: BufWriter<std::fs::File>,
     dataset_key: u64,
     written: u64,
     index: Vec<(u64, u32)>,
@@ -60,22 +60,14 @@ pub struct ThumbnailWriter {
 impl ThumbnailWriter {
     /// Starts the file that will replace `path` when [`finish`](Self::finish)ed.
     pub fn create(path: &Path, dataset_fingerprint: &str) -> Result<Self, WorkspaceError> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| WorkspaceError::io(dir, e))?;
-        }
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "thumbnails".into());
-        let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-        let file = std::fs::File::create(&tmp).map_err(|e| WorkspaceError::io(&tmp, e))?;
+        let file = AtomicFile::create(path).map_err(|e| WorkspaceError::io(path, e))?;
+        let tmp = file.temporary_path().to_path_buf();
         let mut file = BufWriter::with_capacity(1 << 20, file);
         file.write_all(&[0u8; HEADER_BYTES])
             .map_err(|e| WorkspaceError::io(&tmp, e))?;
         Ok(Self {
-            path: path.to_path_buf(),
-            tmp,
             file,
+            tmp,
             dataset_key: key_of(dataset_fingerprint),
             written: HEADER_BYTES as u64,
             index: Vec::new(),
@@ -124,20 +116,11 @@ impl ThumbnailWriter {
         header.extend_from_slice(&self.dataset_key.to_le_bytes());
         header.extend_from_slice(&key_of(items_fingerprint).to_le_bytes());
         header.resize(HEADER_BYTES, 0);
-        self.file.flush().map_err(io)?;
-        let file = self.file.get_mut();
+        let mut file = self.file.into_inner().map_err(|e| io(e.into_error()))?;
         file.seek(SeekFrom::Start(0)).map_err(io)?;
         file.write_all(&header).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        // Once renamed, the temporary name is gone and dropping the writer removes nothing.
-        std::fs::rename(&tmp, &self.path).map_err(|e| WorkspaceError::io(&self.path, e))
-    }
-}
-
-impl Drop for ThumbnailWriter {
-    /// An unfinished file (cancelled, failed) leaves nothing behind.
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.tmp);
+        let target = file.target().to_path_buf();
+        file.commit().map_err(|e| WorkspaceError::io(&target, e))
     }
 }
 

@@ -51,7 +51,7 @@ pub fn finetune_ui(
         let from = if current.model.architecture().is_some() {
             current.clone()
         } else {
-            EncoderSpec::default_model()
+            crate::app::fallback_spec()
         };
         FinetuneSettings::starting_from(from)
     });

@@ -1,12 +1,12 @@
 //! `embeddings.<model>.safetensors`: the `embeddings` tensor `[N, D]` (f32, L2-normalised) with
 //! metadata saying exactly what it was computed from.
 
-use super::{write_atomic, WorkspaceError};
+use super::{AtomicFile, WorkspaceError};
 use crate::encoder::EncoderSpec;
 use crate::linalg::Matrix;
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use safetensors::tensor::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::io::{BufWriter, Write};
 use std::path::Path;
 
 /// What an embeddings file was computed from.
@@ -39,16 +39,48 @@ impl EmbeddingStore {
         format!("{:016x}", hasher.digest())
     }
 
-    /// Writes the matrix and its metadata atomically.
+    /// Writes the matrix and its metadata atomically, as a safetensors file streamed from the
+    /// matrix (no second copy of it in memory: a million rows of 1,280 are 5 GB).
     pub fn save(path: &Path, matrix: &Matrix, meta: &EmbeddingsMeta) -> Result<(), WorkspaceError> {
-        let bytes: Vec<u8> = matrix.data.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let view = TensorView::new(Dtype::F32, vec![matrix.rows, matrix.dim], &bytes)
-            .map_err(|e| WorkspaceError::io(path, e))?;
+        let io = |e: std::io::Error| WorkspaceError::io(path, e);
+        let expected = matrix.rows.checked_mul(matrix.dim);
+        if expected != Some(matrix.data.len()) {
+            return Err(WorkspaceError::io(
+                path,
+                format!(
+                    "matrix of {} × {} holds {} values",
+                    matrix.rows,
+                    matrix.dim,
+                    matrix.data.len()
+                ),
+            ));
+        }
         let meta_json = serde_json::to_string(meta).map_err(|e| WorkspaceError::io(path, e))?;
-        let info = HashMap::from([("natview".to_string(), meta_json)]);
-        let out = safetensors::serialize([("embeddings", view)], Some(info))
-            .map_err(|e| WorkspaceError::io(path, e))?;
-        write_atomic(path, &out).map_err(|e| WorkspaceError::io(path, e))
+        let data_bytes = matrix.data.len() * 4;
+        let mut header = serde_json::json!({
+            "__metadata__": { "natview": meta_json },
+            "embeddings": {
+                "dtype": "F32",
+                "shape": [matrix.rows, matrix.dim],
+                "data_offsets": [0, data_bytes],
+            },
+        })
+        .to_string()
+        .into_bytes();
+        // The data starts 8-byte aligned, as the safetensors library writes it.
+        header.resize(header.len().next_multiple_of(8), b' ');
+        let mut file = BufWriter::with_capacity(1 << 22, AtomicFile::create(path).map_err(io)?);
+        file.write_all(&(header.len() as u64).to_le_bytes())
+            .map_err(io)?;
+        file.write_all(&header).map_err(io)?;
+        let mut piece = Vec::with_capacity(1 << 20);
+        for values in matrix.data.chunks(1 << 18) {
+            piece.clear();
+            piece.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+            file.write_all(&piece).map_err(io)?;
+        }
+        let file = file.into_inner().map_err(|e| io(e.into_error()))?;
+        file.commit().map_err(io)
     }
 
     /// Reads a matrix and its metadata (`None` metadata for files made by other tools).

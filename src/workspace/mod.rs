@@ -2,15 +2,20 @@
 //! projections and reports. Every artefact records what it was made from; files are written to
 //! a temporary name and renamed into place, so a half-written file never replaces a good one.
 
+mod atomic;
 mod embeddings;
+mod lock;
+mod partial;
 mod projections;
 
+pub use atomic::{sweep_orphans, write_atomic, AtomicFile};
 pub use embeddings::{EmbeddingStore, EmbeddingsMeta};
+pub use lock::{LockHolder, WorkspaceLock};
+pub use partial::{read_chunk, Chunk, ChunkHeader, PartialRun, RunState};
 pub use projections::{read_projection_csv, write_projection_csv, ProjectionMeta, SavedProjection};
 
 use crate::dataset::{Dataset, DatasetKind, Item, Skipped};
 use serde::Serialize;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Errors of the workspace module.
@@ -43,29 +48,6 @@ impl WorkspaceError {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
-    if let Some(dir) = dir {
-        std::fs::create_dir_all(dir)?;
-    }
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "out".into());
-    let tmp = path.with_file_name(format!(".{file_name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
 /// Serialises `value` as pretty JSON and writes it atomically.
 pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
     let text = serde_json::to_string_pretty(value).map_err(std::io::Error::other)?;
@@ -80,21 +62,35 @@ pub struct Workspace {
 
 impl Workspace {
     /// The workspace for `dataset`: `override_dir` if given, else `<folder>/.natview` for a
-    /// folder dataset or `<manifest dir>/.natview-<manifest stem>` for a manifest.
+    /// folder dataset or `<manifest dir>/.natview-<manifest stem>` for a manifest — unless that
+    /// folder cannot be written (a dataset on a read-only disk, the demo of a system-wide
+    /// install): then `<user data folder>/workspaces/<dataset name>-<hash of its path>`.
     pub fn for_dataset(dataset: &Dataset, override_dir: Option<&Path>) -> Self {
-        let dir = match override_dir {
-            Some(dir) => dir.to_path_buf(),
-            None => match dataset.kind {
-                DatasetKind::FolderTree | DatasetKind::FlatFolder => dataset.root.join(".natview"),
-                DatasetKind::CsvManifest | DatasetKind::JsonlManifest => {
-                    let stem = dataset
-                        .source
-                        .file_stem()
-                        .map(|s| s.to_string_lossy().into_owned())
-                        .unwrap_or_else(|| "manifest".into());
-                    dataset.root.join(format!(".natview-{stem}"))
-                }
-            },
+        if let Some(dir) = override_dir {
+            return Self::at(dir);
+        }
+        let beside = Self::beside(dataset);
+        if is_writable_place(&beside.dir) {
+            return beside;
+        }
+        match crate::locate::user_data_dir() {
+            Some(data) => Self::at(&data.join("workspaces").join(user_workspace_name(dataset))),
+            None => beside,
+        }
+    }
+
+    /// The default workspace beside the dataset (whether or not it can be written).
+    fn beside(dataset: &Dataset) -> Self {
+        let dir = match dataset.kind {
+            DatasetKind::FolderTree | DatasetKind::FlatFolder => dataset.root.join(".natview"),
+            DatasetKind::CsvManifest | DatasetKind::JsonlManifest => {
+                let stem = dataset
+                    .source
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "manifest".into());
+                dataset.root.join(format!(".natview-{stem}"))
+            }
         };
         Self { dir }
     }
@@ -236,6 +232,61 @@ impl Workspace {
     }
 }
 
+/// Whether natview can write in `dir`: an existing folder where a file can be created, or a
+/// folder that can be created (its nearest existing ancestor is writable).
+fn is_writable_place(dir: &Path) -> bool {
+    let mut existing = dir;
+    while !existing.exists() {
+        match existing.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => existing = parent,
+            _ => return true,
+        }
+    }
+    if !existing.is_dir() {
+        return false;
+    }
+    let probe = existing.join(format!(
+        ".natview-write-probe-{}-{}",
+        std::process::id(),
+        PROBE_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    match std::fs::File::create(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+static PROBE_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The name of a read-only dataset's workspace in the user's data folder: the dataset's name
+/// and a hash of its absolute path (two datasets of one name stay apart).
+fn user_workspace_name(dataset: &Dataset) -> String {
+    let source = dataset
+        .source
+        .canonicalize()
+        .unwrap_or_else(|_| dataset.source.clone());
+    let name: String = source
+        .file_stem()
+        .filter(|s| *s != "manifest")
+        .or_else(|| dataset.root.file_name())
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "dataset".into())
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let hash = xxhash_rust::xxh3::xxh3_64(source.as_os_str().as_encoded_bytes());
+    format!("{name}-{hash:016x}")
+}
+
 fn items_fingerprint_of(text: &str) -> String {
     format!("{:016x}", xxhash_rust::xxh3::xxh3_64(text.as_bytes()))
 }
@@ -245,18 +296,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn atomic_write_replaces_whole_files_and_leaves_no_temp_file() {
+    fn a_folder_that_cannot_be_written_is_told_apart() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("sub/a.txt");
-        write_atomic(&path, b"first").expect("write");
-        write_atomic(&path, b"second").expect("write");
-        assert_eq!(std::fs::read(&path).expect("read"), b"second");
-        let names: Vec<_> = std::fs::read_dir(dir.path().join("sub"))
-            .expect("list")
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name())
-            .collect();
-        assert_eq!(names.len(), 1);
+        assert!(is_writable_place(&dir.path().join("a/b/.natview")));
+        // Not even root can create files in /proc.
+        assert!(!is_writable_place(Path::new("/proc/self/.natview")));
+        assert!(!is_writable_place(Path::new("/proc/.natview-x")));
     }
 
     #[test]

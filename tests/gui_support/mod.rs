@@ -10,7 +10,7 @@ use natview::encoder::{EncoderSpec, ModelKind};
 /// The shipped compact model: the views under test need embeddings, not the 224-px default
 /// (which `effnet_reference` and the CLI tests cover), and CI has two cores.
 pub fn test_spec() -> EncoderSpec {
-    EncoderSpec::pretrained(ModelKind::Compact)
+    EncoderSpec::pretrained(ModelKind::Compact).expect("the shipped compact model")
 }
 
 /// An app harness with `root` opened and the opening job finished.

@@ -4,16 +4,21 @@
 use crate::analysis::{dataset_pair_stats, listing_numbers, listing_retrieval_of, AnalysisError};
 use crate::analysis::{PairStats, RetrievalMetrics};
 use crate::dataset::{decode_rgb, Dataset, Item, Skipped, ViewFilter};
-use crate::encoder::{choose_device, device_name, Encoder, EncoderError, EncoderSpec};
+use crate::encoder::{choose_device, Encoder, EncoderError, EncoderSpec};
 use crate::index::{exact_neighbours_all, HnswParams, IndexError, NeighbourIndex};
 use crate::jobs::{CancelFlag, Progress, ProgressSink};
 use crate::linalg::Matrix;
 use crate::thumbs::{thumbnail_bytes, ThumbnailStore, ThumbnailWriter};
-use crate::workspace::{EmbeddingStore, EmbeddingsMeta, Workspace, WorkspaceError};
+use crate::workspace::{EmbeddingsMeta, Workspace, WorkspaceError};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::path::Path;
 use std::time::Instant;
+
+mod embed;
+
+use embed::svg_size_px;
+pub use embed::{default_batch_size, embed_dataset, DEFAULT_CHECKPOINT_IMAGES};
 
 /// Errors of a pipeline job.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +64,38 @@ pub enum PipelineError {
     Cancelled,
 }
 
+/// The options every job of a run shares — the CLI's common flags, which the app takes from its
+/// command line too.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunSettings {
+    /// The workspace folder (`None`: beside the dataset, see [`Workspace::for_dataset`]).
+    pub workspace: Option<std::path::PathBuf>,
+    /// Run on the CPU even when a GPU is available.
+    pub force_cpu: bool,
+    /// Images per batch (`None`: [`default_batch_size`] for the device).
+    pub batch_size: Option<usize>,
+    /// Images between two saved chunks of an embedding run (`None`:
+    /// [`DEFAULT_CHECKPOINT_IMAGES`]).
+    pub checkpoint_images: Option<usize>,
+}
+
+impl RunSettings {
+    /// The workspace of `dataset` under these settings.
+    pub fn workspace_for(&self, dataset: &Dataset) -> Workspace {
+        Workspace::for_dataset(dataset, self.workspace.as_deref())
+    }
+
+    /// A request to embed with `spec` under these settings.
+    pub fn embed_request(&self, spec: EncoderSpec) -> EmbedRequest {
+        EmbedRequest {
+            spec,
+            batch_size: self.batch_size,
+            force_cpu: self.force_cpu,
+            checkpoint_images: self.checkpoint_images,
+        }
+    }
+}
+
 /// What to embed with.
 #[derive(Debug, Clone)]
 pub struct EmbedRequest {
@@ -68,6 +105,9 @@ pub struct EmbedRequest {
     pub batch_size: Option<usize>,
     /// Run on the CPU even when a GPU is available.
     pub force_cpu: bool,
+    /// Images between two saved chunks of the run (`None`:
+    /// [`DEFAULT_CHECKPOINT_IMAGES`]).
+    pub checkpoint_images: Option<usize>,
 }
 
 /// Embedded items, their matrix (row `i` = `items[i]`) and what they were made from.
@@ -84,7 +124,7 @@ pub struct EmbeddingSet {
 }
 
 /// How an embedding job went.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct EmbedReport {
     /// Fresh embeddings were found in the workspace and reused.
     pub reused: bool,
@@ -96,294 +136,10 @@ pub struct EmbedReport {
     pub duration_secs: f64,
     /// Where it ran ("CPU" or "CUDA GPU").
     pub device: &'static str,
-}
-
-/// Batch size used when none is asked for: 16 on the CPU (measured fastest there for the
-/// compact encoder: 115 images/s against 95 at 64, see BENCHMARKS.md), 64 on a GPU.
-pub fn default_batch_size(device: &candle_core::Device) -> usize {
-    if device.is_cuda() {
-        64
-    } else {
-        16
-    }
-}
-
-/// Size at which SVGs are rasterised for an encoder of input size `input_px`.
-fn svg_size_px(input_px: u32) -> u32 {
-    input_px.max(64)
-}
-
-/// Embeds every image of `dataset` into the workspace, or reuses the embeddings there when
-/// they were made from the same dataset, encoder and weights.
-pub fn embed_dataset(
-    dataset: &Dataset,
-    workspace: &Workspace,
-    request: &EmbedRequest,
-    progress: &dyn ProgressSink,
-    cancel: &CancelFlag,
-) -> Result<(EmbeddingSet, EmbedReport), PipelineError> {
-    let started = Instant::now();
-    progress.report(Progress {
-        phase: "checking embeddings".into(),
-        done: 0,
-        total: 1,
-    });
-    if request.spec.model == crate::encoder::ModelKind::Imported {
-        let set = load_imported(dataset, workspace, &request.spec)?;
-        let report = EmbedReport {
-            reused: true,
-            stale_reason: None,
-            skipped: dataset.skipped.clone(),
-            duration_secs: started.elapsed().as_secs_f64(),
-            device: "imported",
-        };
-        return Ok((set, report));
-    }
-    workspace.create()?;
-    let device = choose_device(request.force_cpu);
-    let encoder = Encoder::new(&request.spec, &device)?;
-    let dataset_fingerprint = dataset.fingerprint();
-    let path = workspace.embeddings_path(&request.spec.workspace_key());
-    let stale_reason =
-        match fresh_embeddings(dataset, workspace, &path, &encoder, &dataset_fingerprint) {
-            Ok(set) => {
-                let mut skipped = workspace.read_skipped();
-                if skipped.is_empty() {
-                    skipped = dataset.skipped.clone();
-                }
-                let report = EmbedReport {
-                    reused: true,
-                    stale_reason: None,
-                    skipped,
-                    duration_secs: started.elapsed().as_secs_f64(),
-                    device: device_name(&device),
-                };
-                return Ok((set, report));
-            }
-            Err(reason) => reason,
-        };
-
-    let batch_size = request
-        .batch_size
-        .unwrap_or_else(|| default_batch_size(&device))
-        .max(1);
-    let total = dataset.items.len();
-    // Rows go straight into one buffer (kept as a vector each and concatenated, they were two
-    // copies of the matrix at the end: 6 GB resident embedding 1M images).
-    let mut data: Vec<f32> = Vec::with_capacity(total * encoder.dim());
-    let mut row_count = 0usize;
-    let mut items: Vec<Item> = Vec::with_capacity(total);
-    let mut skipped = dataset.skipped.clone();
-    let svg_px = svg_size_px(request.spec.input_size_px);
-    // The images are decoded here anyway: keep a thumbnail of each for the app, unless a
-    // thumbnail file of this dataset exists already (embedded before with another encoder).
-    let thumbnails_path = workspace.thumbnails_path();
-    let mut thumbnails = if ThumbnailStore::is_made_from(&thumbnails_path, &dataset_fingerprint) {
-        None
-    } else {
-        Some(ThumbnailWriter::create(
-            &thumbnails_path,
-            &dataset_fingerprint,
-        )?)
-    };
-    let with_thumbnails = thumbnails.is_some();
-    let mut clusters: Vec<u32> = Vec::new();
-    for (b, batch) in dataset.items.chunks(batch_size).enumerate() {
-        if cancel.is_cancelled() {
-            return Err(PipelineError::Cancelled);
-        }
-        let decoded: Vec<_> = batch
-            .par_iter()
-            .map(|item| {
-                let path = dataset.item_path(item);
-                decode_rgb(&path, svg_px)
-                    .map(|image| {
-                        let thumbnail = with_thumbnails.then(|| thumbnail_bytes(&image)).flatten();
-                        (image, thumbnail)
-                    })
-                    .map_err(|e| Skipped {
-                        path,
-                        reason: e.to_string(),
-                    })
-            })
-            .collect();
-        let mut images = Vec::with_capacity(batch.len());
-        for (item, result) in batch.iter().zip(decoded) {
-            match result {
-                Ok((image, thumbnail)) => {
-                    if let Some(writer) = &mut thumbnails {
-                        writer.push(thumbnail.as_deref())?;
-                    }
-                    images.push(image);
-                    let mut item = item.clone();
-                    item.id = items.len();
-                    items.push(item);
-                }
-                Err(s) => skipped.push(s),
-            }
-        }
-        if !images.is_empty() {
-            let (rows, batch_clusters) = encoder.embed_clustered(&images)?;
-            for row in rows {
-                data.extend_from_slice(&row);
-                row_count += 1;
-            }
-            clusters.extend(batch_clusters.unwrap_or_default());
-        }
-        progress.report(Progress {
-            phase: "embedding".into(),
-            done: ((b + 1) * batch_size).min(total),
-            total,
-        });
-    }
-    if items.is_empty() {
-        return Err(PipelineError::NothingEmbedded {
-            path: dataset.source.clone(),
-            skipped: skipped.len(),
-        });
-    }
-    let matrix = Matrix {
-        rows: row_count,
-        dim: encoder.dim(),
-        data,
-    };
-    let items_fingerprint = workspace.write_items(&items)?;
-    if let Some(writer) = thumbnails {
-        writer.finish(&items_fingerprint)?;
-    }
-    let meta = EmbeddingsMeta {
-        encoder: request.spec.clone(),
-        weights_fingerprint: encoder.weights_fingerprint().to_string(),
-        dataset_fingerprint,
-        items_fingerprint,
-        embeddings_fingerprint: EmbeddingStore::fingerprint(&matrix),
-    };
-    let clusters = encoder.clusters().map(|_| clusters);
-    if let Some(clusters) = &clusters {
-        let path = workspace.clusters_path(&request.spec.workspace_key());
-        crate::workspace::write_json_atomic(&path, clusters)
-            .map_err(|e| crate::workspace::WorkspaceError::io(&path, e))?;
-    }
-    EmbeddingStore::save(&path, &matrix, &meta)?;
-    workspace.write_skipped(&skipped)?;
-    let report = EmbedReport {
-        reused: false,
-        stale_reason,
-        skipped,
-        duration_secs: started.elapsed().as_secs_f64(),
-        device: device_name(&device),
-    };
-    Ok((
-        EmbeddingSet {
-            items,
-            matrix,
-            meta,
-            clusters,
-        },
-        report,
-    ))
-}
-
-/// The embeddings imported under `spec`'s name, checked against the dataset as it is now.
-fn load_imported(
-    dataset: &Dataset,
-    workspace: &Workspace,
-    spec: &EncoderSpec,
-) -> Result<EmbeddingSet, PipelineError> {
-    let path = workspace.embeddings_path(&spec.workspace_key());
-    let fail = |reason: String| PipelineError::Imported {
-        path: path.clone(),
-        reason,
-    };
-    if !path.is_file() {
-        return Err(fail(format!(
-            "no embeddings imported as `{}`",
-            spec.imported_name()
-        )));
-    }
-    let (matrix, meta) = EmbeddingStore::load(&path)?;
-    let meta = meta.ok_or_else(|| fail("no natview metadata".into()))?;
-    if meta.dataset_fingerprint != dataset.fingerprint() {
-        return Err(fail("the dataset changed since the import".into()));
-    }
-    let items = dataset.items.clone();
-    if matrix.rows != items.len() || workspace.items_fingerprint(&items)? != meta.items_fingerprint
-    {
-        return Err(fail("the rows no longer match the dataset's images".into()));
-    }
-    if workspace.stored_items_fingerprint().as_deref() != Some(&meta.items_fingerprint) {
-        // Another encoder that left images out rewrote items.jsonl: these rows are all of them.
-        workspace.write_items(&items)?;
-    }
-    Ok(EmbeddingSet {
-        items,
-        matrix,
-        meta,
-        clusters: None,
-    })
-}
-
-/// Loads the workspace's embeddings for `encoder` if they are fresh; else says why not
-/// (`None` when there are none).
-fn fresh_embeddings(
-    dataset: &Dataset,
-    workspace: &Workspace,
-    path: &Path,
-    encoder: &Encoder,
-    dataset_fingerprint: &str,
-) -> Result<EmbeddingSet, Option<String>> {
-    if !path.exists() {
-        return Err(None);
-    }
-    let (matrix, meta) = EmbeddingStore::load(path).map_err(|e| Some(e.to_string()))?;
-    let meta = meta.ok_or_else(|| Some("no natview metadata".to_string()))?;
-    if meta.encoder != *encoder.spec() {
-        return Err(Some(format!("made with {}", meta.encoder.describe())));
-    }
-    if meta.weights_fingerprint != encoder.weights_fingerprint() {
-        return Err(Some("the weights file changed".into()));
-    }
-    if meta.dataset_fingerprint != dataset_fingerprint {
-        return Err(Some("the dataset changed".into()));
-    }
-    // When nothing was left out, the rows are the dataset's own items: recognised by their
-    // fingerprint (a third of the time of parsing `items.jsonl` back at a million items).
-    let own_items = dataset.items.len() == matrix.rows
-        && workspace
-            .items_fingerprint(&dataset.items)
-            .is_ok_and(|fp| fp == meta.items_fingerprint);
-    let (items, items_fingerprint) = if own_items {
-        (dataset.items.clone(), meta.items_fingerprint.clone())
-    } else {
-        workspace.read_items().map_err(|e| Some(e.to_string()))?
-    };
-    if items_fingerprint != meta.items_fingerprint || items.len() != matrix.rows {
-        return Err(Some("items.jsonl does not match".into()));
-    }
-    let clusters = match encoder.clusters() {
-        None => None,
-        Some(_) => {
-            let path = workspace.clusters_path(&encoder.spec().workspace_key());
-            let stored: Option<Vec<u32>> = std::fs::read(&path)
-                .ok()
-                .and_then(|bytes| serde_json::from_slice(&bytes).ok());
-            match stored {
-                Some(c) if c.len() == matrix.rows => Some(c),
-                _ => {
-                    return Err(Some(format!(
-                        "{}: no SwAV clusters for these embeddings",
-                        path.display()
-                    )))
-                }
-            }
-        }
-    };
-    Ok(EmbeddingSet {
-        items,
-        matrix,
-        meta,
-        clusters,
-    })
+    /// The images a stopped run had embedded already, when this run continued it.
+    pub resumed_from: Option<usize>,
+    /// What went wrong without stopping the run (thumbnails not saved, damaged chunks).
+    pub warnings: Vec<String>,
 }
 
 /// Thumbnails decoded (in parallel) between two progress reports of [`ensure_thumbnails`].
