@@ -3,21 +3,29 @@
 //! batches — an idempotent upsert keyed by item id, with an HNSW index, resumable after a
 //! failure — and asks it for neighbours, with metadata filters. Milvus shards and replicates;
 //! natview stays the explorer.
+//!
+//! Each collection records which embeddings it holds ([`CollectionRecord`], in its
+//! description); questions asked for other embeddings are refused, and every answer's stored
+//! paths are checked against the dataset's. Credentials come from the environment only
+//! ([`Credentials`]); `https://` servers are reached over TLS.
+
+mod collection;
+mod credentials;
+mod export;
+mod record;
+mod search;
+
+pub use credentials::{Credentials, CA_CERT_VAR, PASSWORD_VAR, TOKEN_VAR, USER_VAR};
+pub use export::MilvusExportReport;
+pub use record::{check_paths, CollectionRecord, Recorded};
 
 use super::InteropError;
-use crate::index::HnswParams;
-use crate::jobs::{CancelFlag, Progress, ProgressSink};
-use crate::pipeline::EmbeddingSet;
-use crate::workspace::{write_json_atomic, EmbeddingStore, Workspace};
 use milvus::v2 as sdk;
 use milvus::v2::prelude::{
-    ClientV2, ConnectConfig, DeleteRequest, FieldData, FlushRequest, IndexParam, IndexType,
-    InsertRequest, MetricType, QueryRequest, ResultRow, ResultValue, RetryConfig, SearchRequest,
-    SearchVectors, UpsertRequest,
+    ClientV2, ConnectConfig, DeleteRequest, QueryRequest, ResultRow, ResultValue, RetryConfig,
 };
-use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use serde::Serialize;
+use std::path::Path;
 use std::time::Duration;
 
 /// Fields of natview's collections.
@@ -27,6 +35,8 @@ const PATH: &str = "path";
 const LISTING: &str = "listing";
 const LABEL: &str = "label";
 const METADATA: &str = "metadata";
+/// All of them, in schema order.
+const FIELDS: [&str; 6] = [ID, VECTOR, PATH, LISTING, LABEL, METADATA];
 
 /// The longest one request may take (a flush after millions of rows takes minutes).
 const RPC_TIMEOUT: Duration = Duration::from_secs(900);
@@ -37,26 +47,37 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Rows sent per upsert.
 pub const BATCH_ROWS: usize = 1000;
 
-/// Where a collection lives: `milvus://host:port/collection` (or `http://…`).
+/// Where a collection lives: `milvus://host:port/collection` (or `http://…`; `https://…` for a
+/// server reached over TLS).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MilvusTarget {
-    /// The server's gRPC endpoint, `http://host:port`.
+    /// The server's gRPC endpoint, `http://host:port` or `https://host:port`.
     pub uri: String,
     /// The collection.
     pub collection: String,
 }
 
+/// `(https, host:port)` of `milvus://…`, `http://…`, `https://…` or a bare `host:port`.
+fn split_scheme(uri: &str) -> (bool, &str) {
+    match uri.strip_prefix("https://") {
+        Some(rest) => (true, rest),
+        None => (
+            false,
+            uri.strip_prefix("milvus://")
+                .or_else(|| uri.strip_prefix("http://"))
+                .unwrap_or(uri),
+        ),
+    }
+}
+
 impl MilvusTarget {
-    /// From a server URI (`milvus://host:port`, `http://host:port` or `host:port`) and a
-    /// collection name.
+    /// From a server URI (`milvus://host:port`, `http://host:port`, `https://host:port` or
+    /// `host:port`) and a collection name.
     pub fn new(uri: &str, collection: &str) -> Result<Self, String> {
-        let rest = uri
-            .strip_prefix("milvus://")
-            .or_else(|| uri.strip_prefix("http://"))
-            .unwrap_or(uri)
-            .trim_end_matches('/');
-        if rest.is_empty() || rest.contains('/') {
-            return Err(format!("`{uri}`: expected milvus://HOST:PORT"));
+        let (tls, rest) = split_scheme(uri);
+        let rest = rest.trim_end_matches('/');
+        if rest.is_empty() || rest.contains('/') || rest.contains('@') {
+            return Err(format!("`{uri}`: expected milvus://HOST:PORT or https://HOST:PORT (credentials go in {TOKEN_VAR})"));
         }
         let valid = !collection.is_empty()
             && collection
@@ -68,30 +89,35 @@ impl MilvusTarget {
                 "`{collection}`: a Milvus collection name is letters, digits and `_`, not starting with a digit"
             ));
         }
+        let scheme = if tls { "https" } else { "http" };
         Ok(Self {
-            uri: format!("http://{rest}"),
+            uri: format!("{scheme}://{rest}"),
             collection: collection.to_string(),
         })
     }
 
-    /// From `milvus://host:port/collection`.
+    /// From `milvus://host:port/collection` (or `http://…`, `https://…`).
     pub fn parse(backend: &str) -> Result<Self, String> {
-        let rest = backend
-            .strip_prefix("milvus://")
-            .ok_or_else(|| format!("`{backend}`: expected milvus://HOST:PORT/COLLECTION"))?;
-        let (host, collection) = rest
-            .split_once('/')
-            .ok_or_else(|| format!("`{backend}`: expected milvus://HOST:PORT/COLLECTION"))?;
-        Self::new(host, collection.trim_end_matches('/'))
+        let usage = || format!("`{backend}`: expected milvus://HOST:PORT/COLLECTION");
+        let (tls, rest) = split_scheme(backend);
+        if rest.len() == backend.len() {
+            return Err(usage());
+        }
+        let (host, collection) = rest.split_once('/').ok_or_else(usage)?;
+        let scheme = if tls { "https://" } else { "milvus://" };
+        Self::new(&format!("{scheme}{host}"), collection.trim_end_matches('/'))
     }
 
-    /// `milvus://host:port/collection`, for messages.
+    /// `milvus://host:port/collection` (`https://…` over TLS), for messages.
     pub fn display(&self) -> String {
-        format!(
-            "milvus://{}/{}",
-            self.uri.trim_start_matches("http://"),
-            self.collection
-        )
+        match self.uri.strip_prefix("https://") {
+            Some(rest) => format!("https://{rest}/{}", self.collection),
+            None => format!(
+                "milvus://{}/{}",
+                self.uri.trim_start_matches("http://"),
+                self.collection
+            ),
+        }
     }
 }
 
@@ -110,28 +136,6 @@ pub struct MilvusHit {
     pub label: String,
 }
 
-/// What an export to Milvus did.
-#[derive(Debug, Clone)]
-pub struct MilvusExportReport {
-    /// Rows sent in this run.
-    pub sent: usize,
-    /// Rows a previous, interrupted run had sent already (skipped).
-    pub resumed_from: usize,
-    /// Rows the collection holds afterwards.
-    pub count: u64,
-    /// Seconds spent sending.
-    pub seconds: f64,
-}
-
-/// How far an export got, kept in the workspace so that a failed one resumes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct ExportState {
-    uri: String,
-    collection: String,
-    embeddings_fingerprint: String,
-    rows_done: usize,
-}
-
 /// A connection to one Milvus server, with the runtime its async client runs on.
 pub struct Milvus {
     runtime: tokio::runtime::Runtime,
@@ -139,13 +143,42 @@ pub struct Milvus {
     target: MilvusTarget,
 }
 
+/// Whether a server's error says that the credentials were missing or wrong.
+fn refused_login(error: &str) -> bool {
+    let error = error.to_ascii_lowercase();
+    error.contains("unauthenticated")
+        || error.contains("auth check fail")
+        || error.contains("authorization")
+        || error.contains("incorrect username or password")
+}
+
+/// The server's own words in a gRPC error (`… message: "…", details: …`), else all of it.
+fn grpc_message(error: &str) -> &str {
+    error
+        .split_once("message: \"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map_or(error, |(message, _)| message)
+}
+
 fn failure(target: &MilvusTarget, what: &str, error: impl std::fmt::Display) -> InteropError {
     InteropError::io(Path::new(&target.display()), format!("{what}: {error}"))
 }
 
 impl Milvus {
-    /// Connects (failing within `timeout` when no server answers).
+    /// Connects with the [`Credentials`] of the environment (failing within `timeout` when
+    /// no server answers).
     pub fn connect(target: &MilvusTarget, timeout: Duration) -> Result<Self, InteropError> {
+        let credentials = Credentials::from_env().map_err(|e| failure(target, "credentials", e))?;
+        Self::connect_with(target, timeout, &credentials)
+    }
+
+    /// Connects with `credentials` (failing within `timeout` when no server answers; a
+    /// refused login says which credentials were sent, never their secret).
+    pub fn connect_with(
+        target: &MilvusTarget,
+        timeout: Duration,
+        credentials: &Credentials,
+    ) -> Result<Self, InteropError> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -160,6 +193,7 @@ impl Milvus {
                     .max_attempts(3)
                     .max_retry_timeout(RPC_TIMEOUT),
             );
+        let config = credentials.apply(config);
         let client = runtime
             .block_on(async {
                 tokio::time::timeout(timeout + Duration::from_secs(1), ClientV2::new(&config)).await
@@ -171,7 +205,17 @@ impl Milvus {
                     format!("timed out after {:.0} s", timeout.as_secs_f64()),
                 )
             })?
-            .map_err(|e| failure(target, "cannot connect to Milvus", e))?;
+            .map_err(|e| {
+                let text = e.to_string();
+                match refused_login(&text) {
+                    true => failure(
+                        target,
+                        "the Milvus server refused the login",
+                        format!("sent {}: {}", credentials.source(), grpc_message(&text)),
+                    ),
+                    false => failure(target, "cannot connect to Milvus", text),
+                }
+            })?;
         Ok(Self {
             runtime,
             client,
@@ -181,158 +225,6 @@ impl Milvus {
 
     fn err(&self, what: &str, error: impl std::fmt::Display) -> InteropError {
         failure(&self.target, what, error)
-    }
-
-    /// Whether the collection exists.
-    pub fn has_collection(&self) -> Result<bool, InteropError> {
-        let request = sdk::request::collection::HasCollectionRequest::builder()
-            .collection_name(self.target.collection.clone())
-            .build()
-            .map_err(|e| self.err("has_collection", e))?;
-        let response = self
-            .runtime
-            .block_on(self.client.has_collection(request))
-            .map_err(|e| self.err("has_collection", e))?;
-        Ok(response.exists())
-    }
-
-    /// Drops the collection (if it exists).
-    pub fn drop_collection(&self) -> Result<(), InteropError> {
-        if !self.has_collection()? {
-            return Ok(());
-        }
-        let request = sdk::request::collection::DropCollectionRequest::builder()
-            .collection_name(self.target.collection.clone())
-            .build()
-            .map_err(|e| self.err("drop_collection", e))?;
-        self.runtime
-            .block_on(self.client.drop_collection(request))
-            .map_err(|e| self.err("drop_collection", e))?;
-        Ok(())
-    }
-
-    /// Creates the collection for `dim`-d vectors with an HNSW index (cosine), and loads it.
-    fn create_collection(&self, dim: usize, params: HnswParams) -> Result<(), InteropError> {
-        let schema = sdk::CollectionSchema::new()
-            .add_field(
-                sdk::FieldSchema::new()
-                    .name(ID)
-                    .data_type(sdk::DataType::Int64)
-                    .primary_key(true),
-            )
-            .add_field(
-                sdk::FieldSchema::new()
-                    .name(VECTOR)
-                    .data_type(sdk::DataType::FloatVector)
-                    .dimension(dim as u32),
-            )
-            .add_field(
-                sdk::FieldSchema::new()
-                    .name(PATH)
-                    .data_type(sdk::DataType::VarChar)
-                    .max_length(4096),
-            )
-            .add_field(
-                sdk::FieldSchema::new()
-                    .name(LISTING)
-                    .data_type(sdk::DataType::VarChar)
-                    .max_length(1024),
-            )
-            .add_field(
-                sdk::FieldSchema::new()
-                    .name(LABEL)
-                    .data_type(sdk::DataType::VarChar)
-                    .max_length(1024),
-            )
-            .add_field(
-                sdk::FieldSchema::new()
-                    .name(METADATA)
-                    .data_type(sdk::DataType::Json),
-            );
-        let index = IndexParam::new()
-            .field_name(VECTOR)
-            .index_type(IndexType::Hnsw)
-            .metric_type(MetricType::Cosine)
-            .extra_params(HashMap::from([
-                ("M".into(), params.max_connections.to_string()),
-                ("efConstruction".into(), params.ef_construction.to_string()),
-            ]));
-        let request = sdk::request::collection::CreateCollectionRequest::builder()
-            .collection_name(self.target.collection.clone())
-            .description("natview embeddings")
-            .schema(schema)
-            .index_params(vec![index])
-            .consistency_level(sdk::ConsistencyLevel::Strong)
-            .build()
-            .map_err(|e| self.err("create_collection", e))?;
-        self.runtime
-            .block_on(self.client.create_collection(request))
-            .map_err(|e| self.err("create_collection", e))?;
-        self.load()
-    }
-
-    /// Loads the collection for search.
-    fn load(&self) -> Result<(), InteropError> {
-        let request = sdk::request::collection::LoadCollectionRequest::builder()
-            .collection_name(self.target.collection.clone())
-            .build()
-            .map_err(|e| self.err("load_collection", e))?;
-        self.runtime
-            .block_on(self.client.load_collection(request))
-            .map_err(|e| self.err("load_collection", e))?;
-        Ok(())
-    }
-
-    /// Upserts items `rows` of `set`.
-    fn upsert(&self, set: &EmbeddingSet, rows: std::ops::Range<usize>) -> Result<(), InteropError> {
-        let items = &set.items[rows.clone()];
-        let metadata = items
-            .iter()
-            .map(|item| {
-                serde_json::Value::Object(
-                    item.metadata
-                        .iter()
-                        .map(|(k, v)| (k.clone(), serde_json::Value::from(v.clone())))
-                        .collect(),
-                )
-            })
-            .collect();
-        let columns = vec![
-            FieldData::int64(ID, items.iter().map(|i| i.id as i64).collect()),
-            FieldData::float_vector(
-                VECTOR,
-                rows.clone().map(|r| set.matrix.row(r).to_vec()).collect(),
-            ),
-            FieldData::varchar(
-                PATH,
-                items
-                    .iter()
-                    .map(|i| i.path.to_string_lossy().into_owned())
-                    .collect(),
-            ),
-            FieldData::varchar(LISTING, items.iter().map(|i| i.listing.clone()).collect()),
-            FieldData::varchar(
-                LABEL,
-                items
-                    .iter()
-                    .map(|i| i.label.clone().unwrap_or_default())
-                    .collect(),
-            ),
-            FieldData::json(METADATA, metadata),
-        ];
-        let insert = InsertRequest::builder()
-            .collection_name(self.target.collection.clone())
-            .columns(columns)
-            .build()
-            .map_err(|e| self.err("upsert", e))?;
-        let request = UpsertRequest::builder()
-            .insert(insert)
-            .build()
-            .map_err(|e| self.err("upsert", e))?;
-        self.runtime
-            .block_on(self.client.upsert(request))
-            .map_err(|e| self.err("upsert", e))?;
-        Ok(())
     }
 
     /// Rows in the collection (strong consistency: every acknowledged write counted).
@@ -414,146 +306,6 @@ impl Milvus {
             Ok(serde_json::Value::Object(entity))
         })
     }
-
-    /// The `k` nearest items to `query` other than item `exclude` (when given: the query's own
-    /// item, which comes back first), as [`search`](Self::search) finds them.
-    pub fn neighbours(
-        &self,
-        query: &[f32],
-        exclude: Option<usize>,
-        k: usize,
-        ef: usize,
-        filter: Option<&str>,
-    ) -> Result<Vec<MilvusHit>, InteropError> {
-        let extra = usize::from(exclude.is_some());
-        let mut hits = self.search(query, k + extra, ef, filter)?;
-        hits.retain(|h| Some(h.id) != exclude);
-        hits.truncate(k);
-        Ok(hits)
-    }
-
-    /// The `k` nearest items to `query` (cosine), optionally only those matching a Milvus
-    /// boolean `filter` (e.g. `label == "animal"`), searching with HNSW's `ef`.
-    pub fn search(
-        &self,
-        query: &[f32],
-        k: usize,
-        ef: usize,
-        filter: Option<&str>,
-    ) -> Result<Vec<MilvusHit>, InteropError> {
-        let mut builder = SearchRequest::builder()
-            .collection_name(self.target.collection.clone())
-            .vector_field(VECTOR)
-            .vectors(SearchVectors::Float(vec![query.to_vec()]))
-            .output_fields([PATH, LISTING, LABEL])
-            .limit(k as i64)
-            .extra_params(HashMap::from([("ef".into(), ef.max(k).to_string())]))
-            .consistency_level(sdk::ConsistencyLevel::Strong);
-        if let Some(filter) = filter {
-            builder = builder.filter(filter);
-        }
-        let request = builder.build().map_err(|e| self.err("search", e))?;
-        let response = self
-            .runtime
-            .block_on(self.client.search(request))
-            .map_err(|e| self.err("search", e))?;
-        let mut hits = Vec::new();
-        for result in response.results() {
-            for row in result.rows().map_err(|e| self.err("search", e))? {
-                let id = row.get_i64(ID).map_err(|e| self.err("search", e))?;
-                let similarity = row.get_f32("score").map_err(|e| self.err("search", e))?;
-                let text = |name: &str| row.get_str(name).map(str::to_string).unwrap_or_default();
-                hits.push(MilvusHit {
-                    id: id.max(0) as usize,
-                    similarity,
-                    path: text(PATH),
-                    listing: text(LISTING),
-                    label: text(LABEL),
-                });
-            }
-        }
-        Ok(hits)
-    }
-
-    /// Writes `set` into the collection in batches of [`BATCH_ROWS`] (creating it with an HNSW
-    /// index when missing), resuming after the rows an interrupted run of the same embeddings
-    /// recorded in `workspace`; `restart` sends everything again.
-    pub fn export(
-        &self,
-        set: &EmbeddingSet,
-        workspace: &Workspace,
-        params: HnswParams,
-        restart: bool,
-        progress: &dyn ProgressSink,
-        cancel: &CancelFlag,
-    ) -> Result<MilvusExportReport, InteropError> {
-        let started = std::time::Instant::now();
-        let state_path = state_path(workspace, &self.target);
-        let fingerprint = EmbeddingStore::fingerprint(&set.matrix);
-        let exists = self.has_collection()?;
-        if !exists {
-            self.create_collection(set.matrix.dim, params)?;
-        } else {
-            self.load()?;
-        }
-        let previous: Option<ExportState> = std::fs::read(&state_path)
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
-        let resumed_from = match previous {
-            Some(state)
-                if exists
-                    && !restart
-                    && state.uri == self.target.uri
-                    && state.collection == self.target.collection
-                    && state.embeddings_fingerprint == fingerprint =>
-            {
-                state.rows_done.min(set.items.len())
-            }
-            _ => 0,
-        };
-        let total = set.items.len();
-        let mut done = resumed_from;
-        while done < total {
-            if cancel.is_cancelled() {
-                return Err(self.err("export", "cancelled (run it again to resume)"));
-            }
-            let end = (done + BATCH_ROWS).min(total);
-            self.upsert(set, done..end)?;
-            done = end;
-            let state = ExportState {
-                uri: self.target.uri.clone(),
-                collection: self.target.collection.clone(),
-                embeddings_fingerprint: fingerprint.clone(),
-                rows_done: done,
-            };
-            write_json_atomic(&state_path, &state).map_err(|e| InteropError::io(&state_path, e))?;
-            progress.report(Progress {
-                phase: "exporting to Milvus".into(),
-                done,
-                total,
-            });
-        }
-        let flush = FlushRequest::builder()
-            .collection_names([self.target.collection.clone()])
-            .build()
-            .map_err(|e| self.err("flush", e))?;
-        self.runtime
-            .block_on(self.client.flush(flush))
-            .map_err(|e| self.err("flush", e))?;
-        Ok(MilvusExportReport {
-            sent: total - resumed_from,
-            resumed_from,
-            count: self.count()?,
-            seconds: started.elapsed().as_secs_f64(),
-        })
-    }
-}
-
-/// `milvus-export.<collection>.json` in the workspace: how far the last export got.
-fn state_path(workspace: &Workspace, target: &MilvusTarget) -> PathBuf {
-    workspace
-        .dir()
-        .join(format!("milvus-export.{}.json", target.collection))
 }
 
 #[cfg(test)]
@@ -566,13 +318,42 @@ mod tests {
         assert_eq!(t.uri, "http://127.0.0.1:19530");
         assert_eq!(t.collection, "demo_v1");
         assert_eq!(t.display(), "milvus://127.0.0.1:19530/demo_v1");
-        assert!(MilvusTarget::parse("http://x:1/c").is_err());
+        assert_eq!(
+            MilvusTarget::parse("http://x:1/c").expect("http").uri,
+            "http://x:1"
+        );
+        assert!(MilvusTarget::parse("x:1/c").is_err());
         assert!(MilvusTarget::parse("milvus://x:1").is_err());
+        assert!(MilvusTarget::parse("milvus://u:p@x:1/c").is_err());
         assert!(MilvusTarget::new("x:1", "bad-name").is_err());
         assert!(MilvusTarget::new("x:1", "1abc").is_err());
         assert_eq!(
             MilvusTarget::new("milvus://h:2", "c").expect("ok").uri,
             "http://h:2"
         );
+    }
+
+    #[test]
+    fn https_targets_keep_tls() {
+        let t = MilvusTarget::parse("https://milvus.example.com:443/c").expect("parses");
+        assert_eq!(t.uri, "https://milvus.example.com:443");
+        assert_eq!(t.display(), "https://milvus.example.com:443/c");
+        let t = MilvusTarget::new("https://h:19530/", "c").expect("ok");
+        assert_eq!(t.uri, "https://h:19530");
+    }
+
+    #[test]
+    fn refused_logins_are_told_from_other_failures() {
+        assert!(refused_login(
+            "gRPC error: status: Unauthenticated, message: \"auth check failure\""
+        ));
+        assert!(!refused_login(
+            "gRPC error: status: Unavailable, message: \"tcp connect error\""
+        ));
+        assert_eq!(
+            grpc_message("status: Unauthenticated, message: \"auth check failure\", details: []"),
+            "auth check failure"
+        );
+        assert_eq!(grpc_message("timed out"), "timed out");
     }
 }
