@@ -152,6 +152,21 @@ fn refused_login(error: &str) -> bool {
         || error.contains("incorrect username or password")
 }
 
+/// What to check when a connection fails with `error`: an `https://` server's certificate
+/// authority, or whether a plain `milvus://` server that broke the connection expects TLS.
+fn tls_hint(target: &MilvusTarget, error: &str) -> String {
+    if target.uri.starts_with("https://") {
+        format!(
+            " (over TLS: a server certificate from a CA this machine does not trust fails too; \
+             give the CA's PEM file in {CA_CERT_VAR})"
+        )
+    } else if error.contains("transport error") {
+        " (a server that expects TLS is reached with https://HOST:PORT)".to_string()
+    } else {
+        String::new()
+    }
+}
+
 /// The server's own words in a gRPC error (`… message: "…", details: …`), else all of it.
 fn grpc_message(error: &str) -> &str {
     error
@@ -202,7 +217,11 @@ impl Milvus {
                 failure(
                     target,
                     "no Milvus server answered",
-                    format!("timed out after {:.0} s", timeout.as_secs_f64()),
+                    format!(
+                        "timed out after {:.0} s{}",
+                        timeout.as_secs_f64(),
+                        tls_hint(target, "")
+                    ),
                 )
             })?
             .map_err(|e| {
@@ -213,7 +232,11 @@ impl Milvus {
                         "the Milvus server refused the login",
                         format!("sent {}: {}", credentials.source(), grpc_message(&text)),
                     ),
-                    false => failure(target, "cannot connect to Milvus", text),
+                    false => failure(
+                        target,
+                        "cannot connect to Milvus",
+                        format!("{text}{}", tls_hint(target, &text)),
+                    ),
                 }
             })?;
         Ok(Self {
