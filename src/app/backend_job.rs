@@ -50,7 +50,8 @@ pub struct BackendEditor {
 pub type Holds = crate::interop::milvus::CollectionRecord;
 /// What the open set holds (nothing to check without the `milvus` feature).
 #[cfg(not(feature = "milvus"))]
-pub type Holds = ();
+#[derive(Debug, Clone, Copy)]
+pub struct Holds;
 
 /// What `set` holds, for [`ask_backend`].
 #[cfg(feature = "milvus")]
@@ -60,7 +61,9 @@ pub fn holds(set: &crate::pipeline::EmbeddingSet) -> Holds {
 
 /// What `set` holds (nothing to check without the `milvus` feature).
 #[cfg(not(feature = "milvus"))]
-pub fn holds(_set: &crate::pipeline::EmbeddingSet) -> Holds {}
+pub fn holds(_set: &crate::pipeline::EmbeddingSet) -> Holds {
+    Holds
+}
 
 impl BackendAnswer {
     /// Checks that each neighbour's stored path is that item's in `items` (the error names the
