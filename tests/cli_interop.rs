@@ -100,23 +100,20 @@ fn every_export_format_reads_back_and_imports_to_the_same_vectors() {
         std::fs::read_to_string(targets[3].1.join("projector_config.pbtxt")).expect("config");
     assert!(config.contains("single_image_dim"), "{config}");
 
-    // numpy and pyarrow, where the CI's venv provides them (required there).
-    match std::env::var("NATVIEW_TEST_PYTHON") {
-        Ok(python) => {
-            let helper =
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helpers/read_exports.py");
-            let out = std::process::Command::new(python)
-                .arg(helper)
-                .args(targets.iter().map(|(_, t)| t.as_os_str()))
-                .output()
-                .expect("python runs");
-            assert!(out.status.success(), "{}", text(&out.stderr));
-            let summary: serde_json::Value =
-                serde_json::from_str(text(&out.stdout).trim()).expect("summary");
-            assert_eq!(summary["rows"].as_u64(), Some(original.rows as u64));
-            assert_eq!(summary["dim"].as_u64(), Some(original.dim as u64));
-        }
-        Err(_) => eprintln!("NATVIEW_TEST_PYTHON unset: numpy/pyarrow read-back not run"),
+    // numpy and pyarrow, where the CI's venv provides them (required there: a missing
+    // NATVIEW_TEST_PYTHON fails the test when CI is set).
+    if let Some(python) = common::required_env("NATVIEW_TEST_PYTHON", "numpy/pyarrow read-back") {
+        let helper = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helpers/read_exports.py");
+        let out = std::process::Command::new(python)
+            .arg(helper)
+            .args(targets.iter().map(|(_, t)| t.as_os_str()))
+            .output()
+            .expect("python runs");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let summary: serde_json::Value =
+            serde_json::from_str(text(&out.stdout).trim()).expect("summary");
+        assert_eq!(summary["rows"].as_u64(), Some(original.rows as u64));
+        assert_eq!(summary["dim"].as_u64(), Some(original.dim as u64));
     }
 
     // Imported back (by row order from .npy, by the path column from Parquet, from the

@@ -1,6 +1,9 @@
-//! natview against a real Milvus server (cargo feature `milvus`): `.ci/run` starts one
-//! (milvus-lite, 127.0.0.1) and sets `NATVIEW_TEST_MILVUS_URI`; there these tests must pass.
-//! Without the variable they say so and check nothing else.
+//! natview against a real Milvus server (cargo feature `milvus`): `.ci/run` runs these tests
+//! twice — against milvus-lite and against a Milvus 2.3 standalone with authentication — with
+//! `NATVIEW_TEST_MILVUS_URI` naming the server and `NATVIEW_TEST_MILVUS_AUTH` saying whether it
+//! checks credentials (`none`, or `required`: then `NATVIEW_MILVUS_TOKEN` holds a valid
+//! `user:password`). Without the variables the tests say so and check nothing else; under CI
+//! (`CI` set) a missing one fails them.
 
 #![cfg(feature = "milvus")]
 
@@ -8,25 +11,28 @@ mod common;
 #[cfg(feature = "gui")]
 mod gui_support;
 
-use common::{natview, text};
-use natview::index::exact_neighbours;
-use natview::interop::milvus::{Milvus, MilvusTarget};
+use common::{natview, natview_env, text};
+use natview::index::{exact_neighbours, HnswParams};
+use natview::interop::milvus::{Milvus, MilvusTarget, PASSWORD_VAR, TOKEN_VAR, USER_VAR};
+use natview::jobs::{CancelFlag, NoProgress};
 use natview::linalg::Matrix;
-use natview::workspace::EmbeddingStore;
+use natview::pipeline::EmbeddingSet;
+use natview::workspace::{EmbeddingStore, Workspace};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const MODEL: [&str; 5] = ["--model", "compact", "--size", "32", "--untrained"];
+/// Another encoder of the same dimension (the compact model at another input size).
+const OTHER_MODEL: [&str; 5] = ["--model", "compact", "--size", "48", "--untrained"];
+/// The embeddings file `MODEL` writes.
+const EMBEDDINGS: &str = ".natview/embeddings.compact-untrained-32px.safetensors";
 
 /// The server the CI started, if any.
 fn server() -> Option<String> {
-    match std::env::var("NATVIEW_TEST_MILVUS_URI") {
-        Ok(uri) => Some(uri),
-        Err(_) => {
-            eprintln!("NATVIEW_TEST_MILVUS_URI unset: no Milvus server to test against");
-            None
-        }
-    }
+    common::required_env(
+        "NATVIEW_TEST_MILVUS_URI",
+        "the tests against a Milvus server",
+    )
 }
 
 fn s(path: &Path) -> &str {
@@ -57,9 +63,23 @@ fn exported(dir: &Path, uri: &str, collection: &str, listings: usize) -> (PathBu
         "{}",
         text(&out.stdout)
     );
-    let file = root.join(".natview/embeddings.compact-untrained-32px.safetensors");
-    let matrix = EmbeddingStore::load(&file).expect("embeddings").0;
+    let matrix = EmbeddingStore::load(&root.join(EMBEDDINGS))
+        .expect("embeddings")
+        .0;
     (root, matrix)
+}
+
+/// `milvus://host:port/collection` of `collection` on the server `uri`.
+fn backend(uri: &str, collection: &str) -> String {
+    format!("{}/{collection}", uri.replace("http://", "milvus://"))
+}
+
+/// `natview neighbours ROOT --backend … --id ID` with `extra` arguments.
+fn ask(dir: &Path, root: &Path, backend: &str, id: usize, extra: &[&str]) -> std::process::Output {
+    let id = id.to_string();
+    let mut args = vec!["neighbours", s(root), "--backend", backend, "--id", &id];
+    args.extend(extra);
+    natview(&args, dir)
 }
 
 fn connect(uri: &str, collection: &str) -> Milvus {
@@ -93,24 +113,10 @@ fn exported_rows_their_fields_and_self_queries_come_back() {
         .as_str()
         .expect("listing")
         .to_string();
-    let backend = format!("{}/{name}", uri.replace("http://", "milvus://"));
     let filter = format!("listing == \"{listing}\"");
-    let out = natview(
-        &[
-            "neighbours",
-            s(&root),
-            "--backend",
-            &backend,
-            "--id",
-            "0",
-            "-k",
-            "10",
-            "--filter",
-            &filter,
-            "--json",
-        ],
-        dir.path(),
-    );
+    let mut extra = vec!["-k", "10", "--filter", &filter, "--json"];
+    extra.extend(MODEL);
+    let out = ask(dir.path(), &root, &backend(&uri, &name), 0, &extra);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let answer: serde_json::Value = serde_json::from_str(&text(&out.stdout)).expect("json");
     let neighbours = answer["neighbours"].as_array().expect("neighbours");
@@ -179,7 +185,7 @@ fn re_export_adds_no_duplicates_and_a_delete_disappears() {
 }
 
 #[test]
-fn no_server_is_a_clear_error_within_seconds() {
+fn no_server_is_a_clear_error_naming_the_uri() {
     // A port nothing listens on (bound, then released).
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -187,26 +193,175 @@ fn no_server_is_a_clear_error_within_seconds() {
         .port();
     let dir = tempfile::tempdir().expect("tempdir");
     let root = common::demo_slice(dir.path(), 2);
-    let started = Instant::now();
-    let out = natview(
-        &[
-            "neighbours",
-            s(&root),
-            "--backend",
-            &format!("milvus://127.0.0.1:{port}/nothing"),
-            "--id",
-            "0",
-        ],
-        dir.path(),
-    );
-    let seconds = started.elapsed().as_secs_f64();
+    let target = format!("milvus://127.0.0.1:{port}/nothing");
+    let out = ask(dir.path(), &root, &target, 0, &MODEL);
+    assert_ne!(out.status.code(), Some(0));
+    let err = text(&out.stderr);
+    assert!(err.contains(&target) && err.contains("Milvus"), "{err}");
+}
+
+#[test]
+fn a_collection_of_other_embeddings_is_refused_naming_the_difference() {
+    let Some(uri) = server() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let name = collection("other");
+    let (root, _) = exported(dir.path(), &uri, &name, 4);
+    let target = backend(&uri, &name);
+    // The same dimension from another encoder: refused, naming both encoders.
+    let out = ask(dir.path(), &root, &target, 0, &OTHER_MODEL);
     assert_ne!(out.status.code(), Some(0));
     let err = text(&out.stderr);
     assert!(
-        err.contains(&format!("milvus://127.0.0.1:{port}/nothing")) && err.contains("Milvus"),
+        err.contains(&target)
+            && err.contains("compact-untrained-32px")
+            && err.contains("compact-untrained-48px"),
         "{err}"
     );
-    assert!(seconds < 10.0, "took {seconds:.1} s");
+    // Another dataset embedded by the same encoder: refused, naming its items.
+    let other_dir = tempfile::tempdir().expect("tempdir");
+    let other_root = common::demo_slice(other_dir.path(), 3);
+    let out = ask(other_dir.path(), &other_root, &target, 0, &MODEL);
+    assert_ne!(out.status.code(), Some(0));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("it holds other embeddings: dataset") && err.contains(" items "),
+        "{err}"
+    );
+    // Exporting other embeddings into it is refused too, unless --restart replaces them.
+    let mut args = vec!["export", s(&root), "--milvus", &uri, "--collection", &name];
+    args.extend(OTHER_MODEL);
+    let out = natview(&args, dir.path());
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        text(&out.stderr).contains("--restart"),
+        "{}",
+        text(&out.stderr)
+    );
+    args.push("--restart");
+    let out = natview(&args, dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = ask(dir.path(), &root, &target, 0, &OTHER_MODEL);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = ask(dir.path(), &root, &target, 0, &MODEL);
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "the first encoder's rows are gone"
+    );
+    connect(&uri, &name).drop_collection().expect("drop");
+}
+
+#[test]
+fn answers_whose_paths_are_not_the_datasets_are_refused() {
+    let Some(uri) = server() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let name = collection("paths");
+    let (root, matrix) = exported(dir.path(), &uri, &name, 4);
+    // The same embeddings and record, with items 0 and 1 swapped in the stored paths (as if
+    // written from another copy of the dataset whose listing order differs).
+    let (mut items, _) = Workspace::at(&root.join(".natview"))
+        .read_items()
+        .expect("items");
+    let (first, second) = (items[0].path.clone(), items[1].path.clone());
+    items[0].path = second.clone();
+    items[1].path = first.clone();
+    let meta = EmbeddingStore::load(&root.join(EMBEDDINGS))
+        .expect("embeddings")
+        .1
+        .expect("natview's metadata");
+    let set = EmbeddingSet {
+        items,
+        matrix: matrix.clone(),
+        meta,
+        clusters: None,
+    };
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let milvus = connect(&uri, &name);
+    milvus
+        .export(
+            &set,
+            &Workspace::at(elsewhere.path()),
+            HnswParams::default(),
+            true,
+            &NoProgress,
+            &CancelFlag::new(),
+        )
+        .expect("export");
+    let k = (matrix.rows - 1).to_string();
+    let mut extra = vec!["-k", &k];
+    extra.extend(MODEL);
+    let out = ask(dir.path(), &root, &backend(&uri, &name), 2, &extra);
+    assert_ne!(out.status.code(), Some(0));
+    let err = text(&out.stderr);
+    let (first, second) = (first.to_string_lossy(), second.to_string_lossy());
+    assert!(
+        (err.contains("row 0") && err.contains(&*second) && err.contains(&*first))
+            || (err.contains("row 1") && err.contains(&*first) && err.contains(&*second)),
+        "{err}"
+    );
+    milvus.drop_collection().expect("drop");
+}
+
+/// Credentials from the environment only: a wrong token and none at all are clear errors that
+/// never show the secret, and a user with a password works like the token.
+#[test]
+fn credentials_come_from_the_environment_and_a_wrong_one_is_a_clear_error() {
+    let Some(uri) = server() else { return };
+    let Some(auth) = common::required_env(
+        "NATVIEW_TEST_MILVUS_AUTH",
+        "the authentication test (`none` for a server without it)",
+    ) else {
+        return;
+    };
+    if auth == "none" {
+        eprintln!("{uri} checks no credentials: authentication not tested against it");
+        return;
+    }
+    assert_eq!(
+        auth, "required",
+        "NATVIEW_TEST_MILVUS_AUTH is `none` or `required`"
+    );
+    let token = std::env::var(TOKEN_VAR).expect("NATVIEW_MILVUS_TOKEN: the server's user:password");
+    let (user, password) = token.split_once(':').expect("user:password");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = common::demo_slice(dir.path(), 2);
+    let name = collection("auth");
+    let mut args = vec!["export", s(&root), "--milvus", &uri, "--collection", &name];
+    args.extend(MODEL);
+    let wrong = format!("{user}:n0t-{password}");
+    for (env, sent) in [
+        (
+            [
+                (TOKEN_VAR, Some(wrong.as_str())),
+                (USER_VAR, None),
+                (PASSWORD_VAR, None),
+            ],
+            "NATVIEW_MILVUS_TOKEN",
+        ),
+        (
+            [(TOKEN_VAR, None), (USER_VAR, None), (PASSWORD_VAR, None)],
+            "no credentials",
+        ),
+    ] {
+        let out = natview_env(&args, dir.path(), &env);
+        assert_ne!(out.status.code(), Some(0));
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("refused the login")
+                && err.contains(sent)
+                && err.contains(&uri.replace("http://", "milvus://")),
+            "{err}"
+        );
+        assert!(!err.contains(&wrong), "the secret is shown: {err}");
+    }
+    let env = [
+        (TOKEN_VAR, None),
+        (USER_VAR, Some(user)),
+        (PASSWORD_VAR, Some(password)),
+    ];
+    let out = natview_env(&args, dir.path(), &env);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    connect(&uri, &name).drop_collection().expect("drop");
 }
 
 /// The app's Neighbours panel switched to the collection: the selected item's neighbours come

@@ -2,7 +2,9 @@
 //! --milvus` filled — instead of the in-process index. Selecting an item shows the local HNSW
 //! answer at once; the backend's answer (a network round trip, with an optional filter on the
 //! stored fields) comes from a worker and replaces it when it arrives, if the item is still
-//! the one selected.
+//! the one selected. The worker first checks that the collection holds the open set's
+//! embeddings (encoder, weights, dataset, items); the answer's stored paths are checked
+//! against the set's items when it is shown.
 
 use super::{Job, NatviewApp};
 use crate::index::Neighbour;
@@ -23,6 +25,8 @@ pub struct BackendAnswer {
     pub item: usize,
     /// Its neighbours, best first (itself left out).
     pub neighbours: Vec<Neighbour>,
+    /// The image path stored beside each neighbour, to check against the set's items.
+    pub paths: Vec<String>,
     /// Round-trip time in milliseconds.
     pub search_ms: f64,
     /// Where they came from, for the panel.
@@ -41,10 +45,49 @@ pub struct BackendEditor {
     pub active: Option<NeighbourBackend>,
 }
 
-/// Asks `backend` for the `k` nearest items to item `item` (whose vector is `vector`).
+/// What the open set holds, for the backend to be checked against.
+#[cfg(feature = "milvus")]
+pub type Holds = crate::interop::milvus::CollectionRecord;
+/// What the open set holds (nothing to check without the `milvus` feature).
+#[cfg(not(feature = "milvus"))]
+#[derive(Debug, Clone, Copy)]
+pub struct Holds;
+
+/// What `set` holds, for [`ask_backend`].
+#[cfg(feature = "milvus")]
+pub fn holds(set: &crate::pipeline::EmbeddingSet) -> Holds {
+    crate::interop::milvus::CollectionRecord::of(set)
+}
+
+/// What `set` holds (nothing to check without the `milvus` feature).
+#[cfg(not(feature = "milvus"))]
+pub fn holds(_set: &crate::pipeline::EmbeddingSet) -> Holds {
+    Holds
+}
+
+impl BackendAnswer {
+    /// Checks that each neighbour's stored path is that item's in `items` (the error names the
+    /// first that is not: the collection was written from other data).
+    pub fn check_paths(&self, items: &[crate::dataset::Item]) -> Result<(), String> {
+        let answer = self.neighbours.iter().map(|n| n.id);
+        let pairs = answer.zip(self.paths.iter().map(String::as_str));
+        #[cfg(feature = "milvus")]
+        return crate::interop::milvus::check_paths(pairs, items)
+            .map_err(|e| format!("{}: {e}", self.source));
+        #[cfg(not(feature = "milvus"))]
+        {
+            let _ = (pairs, items);
+            Ok(())
+        }
+    }
+}
+
+/// Asks `backend`, once it is known to hold the embeddings `holds` records, for the `k`
+/// nearest items to item `item` (whose vector is `vector`).
 #[cfg(feature = "milvus")]
 pub fn ask_backend(
     backend: &NeighbourBackend,
+    holds: &Holds,
     item: usize,
     vector: &[f32],
     k: usize,
@@ -52,6 +95,7 @@ pub fn ask_backend(
     use crate::interop::milvus::{Milvus, MilvusTarget, CONNECT_TIMEOUT};
     let target = MilvusTarget::parse(backend.target.trim())?;
     let milvus = Milvus::connect(&target, CONNECT_TIMEOUT).map_err(|e| e.to_string())?;
+    milvus.check_holds(holds).map_err(|e| e.to_string())?;
     let filter = Some(backend.filter.trim()).filter(|f| !f.is_empty());
     let started = std::time::Instant::now();
     let hits = milvus
@@ -59,7 +103,7 @@ pub fn ask_backend(
         .map_err(|e| e.to_string())?;
     let search_ms = started.elapsed().as_secs_f64() * 1000.0;
     let neighbours = hits
-        .into_iter()
+        .iter()
         .map(|h| Neighbour {
             id: h.id,
             similarity: h.similarity,
@@ -68,6 +112,7 @@ pub fn ask_backend(
     Ok(BackendAnswer {
         item,
         neighbours,
+        paths: hits.into_iter().map(|h| h.path).collect(),
         search_ms,
         source: match filter {
             Some(f) => format!("{}, {f}", target.display()),
@@ -80,6 +125,7 @@ pub fn ask_backend(
 #[cfg(not(feature = "milvus"))]
 pub fn ask_backend(
     backend: &NeighbourBackend,
+    _holds: &Holds,
     _item: usize,
     _vector: &[f32],
     _k: usize,
@@ -127,10 +173,11 @@ impl NatviewApp {
             return;
         }
         let backend = backend.clone();
+        let holds = holds(&session.set);
         let vector = session.set.matrix.row(item).to_vec();
         let title = format!("asking {} about item {item}", backend.target);
         self.jobs.backend = Some(Job::spawn("neighbour backend", title, ctx, move |_, _| {
-            ask_backend(&backend, item, &vector, super::NEIGHBOURS_K)
+            ask_backend(&backend, &holds, item, &vector, super::NEIGHBOURS_K)
         }));
     }
 }

@@ -449,7 +449,9 @@ impl NatviewApp {
         match poll_slot(&mut self.jobs.backend) {
             Some(Ok(answer)) => {
                 if let Some(session) = &mut self.session {
-                    session.show_backend_answer(answer);
+                    if let Err(e) = session.show_backend_answer(answer) {
+                        self.error = Some(format!("neighbour backend: {e}"));
+                    }
                 }
             }
             Some(Err(e)) => self.error = Some(format!("neighbour backend: {e}")),

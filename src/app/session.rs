@@ -237,23 +237,23 @@ impl Session {
         Ok(())
     }
 
-    /// Shows what the neighbour backend answered, when its item is still the one selected
-    /// (neighbours the dataset does not have are left out).
-    pub fn show_backend_answer(&mut self, answer: super::backend_job::BackendAnswer) {
-        let count = self.set.items.len();
+    /// Shows what the neighbour backend answered, when its item is still the one selected; an
+    /// answer whose stored paths are not the set's items' is refused.
+    pub fn show_backend_answer(
+        &mut self,
+        answer: super::backend_job::BackendAnswer,
+    ) -> Result<(), String> {
         let Some(selection) = &mut self.selection else {
-            return;
+            return Ok(());
         };
         if selection.item() != Some(answer.item) {
-            return;
+            return Ok(());
         }
-        selection.neighbours = answer
-            .neighbours
-            .into_iter()
-            .filter(|n| n.id < count)
-            .collect();
+        answer.check_paths(&self.set.items)?;
+        selection.neighbours = answer.neighbours;
         selection.search_ms = answer.search_ms;
         selection.source = answer.source;
+        Ok(())
     }
 
     /// Makes an external image (already embedded) the query.

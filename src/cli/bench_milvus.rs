@@ -6,7 +6,9 @@ use super::output::Bar;
 use super::CommonArgs;
 use clap::Args;
 use natview::index::{exact_neighbours, HnswParams};
-use natview::interop::milvus::{Milvus, MilvusTarget, CONNECT_TIMEOUT};
+use natview::interop::milvus::{
+    check_paths, CollectionRecord, Milvus, MilvusTarget, CONNECT_TIMEOUT,
+};
 use natview::jobs::CancelFlag;
 use natview::pipeline::ensure_index;
 use natview::rng::SplitMix64;
@@ -62,6 +64,7 @@ pub fn run(args: &MilvusArgs, common: &CommonArgs) -> anyhow::Result<()> {
     let export = milvus.export(&set, &workspace, params, true, &bar, &CancelFlag::new())?;
     let (index, _) = ensure_index(&workspace, &set, params, &bar, &CancelFlag::new())?;
     bar.finish();
+    milvus.check_holds(&CollectionRecord::of(&set))?;
     let mut rng = SplitMix64::new(0);
     let queries: Vec<usize> = (0..args.queries.max(1))
         .map(|_| rng.below(set.items.len()))
@@ -77,6 +80,8 @@ pub fn run(args: &MilvusArgs, common: &CommonArgs) -> anyhow::Result<()> {
         let started = Instant::now();
         let hits = milvus.neighbours(query, Some(id), args.k, args.ef, None)?;
         milvus_times.push(started.elapsed().as_secs_f64());
+        check_paths(hits.iter().map(|h| (h.id, h.path.as_str())), &set.items)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", target.display()))?;
         let started = Instant::now();
         let local = index.search_excluding(query, id, args.k, Some(args.ef))?;
         hnsw_times.push(started.elapsed().as_secs_f64());

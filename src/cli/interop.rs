@@ -57,8 +57,11 @@ pub struct ExportArgs {
     /// items.jsonl), parquet or jsonl.
     #[arg(long, required_unless_present = "milvus")]
     format: Option<ExportFormat>,
-    /// Write into a Milvus server instead (milvus://HOST:PORT): batched idempotent upserts by
-    /// item id into --collection, with an HNSW index; an interrupted export resumes.
+    /// Write into a Milvus server instead (milvus://HOST:PORT, or https://HOST:PORT over TLS):
+    /// batched idempotent upserts by item id into --collection, with an HNSW index and a record
+    /// of the encoder and dataset; an interrupted export resumes. Credentials come from
+    /// NATVIEW_MILVUS_TOKEN, or NATVIEW_MILVUS_USER and NATVIEW_MILVUS_PASSWORD (a CA
+    /// certificate from NATVIEW_MILVUS_CA_CERT).
     #[arg(
         long,
         value_name = "milvus://HOST:PORT",
@@ -69,7 +72,8 @@ pub struct ExportArgs {
     /// With --milvus: the collection (created when missing).
     #[arg(long)]
     collection: Option<String>,
-    /// With --milvus: send every row again instead of resuming.
+    /// With --milvus: send every row again instead of resuming (a collection that holds other
+    /// embeddings is dropped and written anew).
     #[arg(long, requires = "milvus")]
     restart: bool,
     #[command(flatten)]
@@ -260,19 +264,25 @@ fn export_to_milvus(
     anyhow::bail!("this natview was built without Milvus support (cargo feature `milvus`)")
 }
 
-/// `natview neighbours … --backend milvus://HOST:PORT/COLLECTION [--filter EXPR]`: the query
-/// vector is the item's own, read from the collection (or an image embedded here), and the
-/// neighbours come from Milvus with the fields stored beside them.
+/// `natview neighbours … --backend milvus://HOST:PORT/COLLECTION [--filter EXPR]`: the
+/// neighbours come from Milvus with the fields stored beside them, once the collection is
+/// known to hold this dataset's embeddings by this encoder; each answer's paths are checked
+/// against the dataset's. The query is an item's vector or an image embedded here.
 #[cfg(feature = "milvus")]
 pub fn neighbours_from_backend(
     args: &super::NeighboursArgs,
     backend: &str,
     common: &CommonArgs,
 ) -> anyhow::Result<()> {
-    use natview::interop::milvus::{Milvus, MilvusTarget, CONNECT_TIMEOUT};
+    use natview::interop::milvus::CONNECT_TIMEOUT;
+    use natview::interop::milvus::{check_paths, CollectionRecord, Milvus, MilvusTarget};
     let target = MilvusTarget::parse(backend).map_err(anyhow::Error::msg)?;
     let dataset = load(&args.data.dataset)?;
     let milvus = Milvus::connect(&target, CONNECT_TIMEOUT)?;
+    let workspace = Workspace::for_dataset(&dataset, common.workspace.as_deref());
+    let spec = common.spec_for(&dataset)?;
+    let set = embed_with(&dataset, &workspace, spec.clone(), common)?;
+    milvus.check_holds(&CollectionRecord::of(&set))?;
     let item_id = match (&args.id, &args.path) {
         (Some(id), _) => Some(*id),
         (_, Some(path)) => Some(
@@ -286,19 +296,18 @@ pub fn neighbours_from_backend(
         _ => None,
     };
     let (query, what) = match (item_id, &args.image) {
-        (Some(id), _) => (
-            milvus
-                .vector(id)?
-                .with_context(|| format!("item {id} is not in {}", target.display()))?,
-            format!("item {id}"),
-        ),
-        (None, Some(image)) => {
-            let spec = common.spec_for(&dataset)?;
-            (
-                natview::pipeline::embed_query_image(image, &spec, common.cpu)?,
-                format!("image {}", image.display()),
-            )
+        (Some(id), _) if id < set.matrix.rows => {
+            (set.matrix.row(id).to_vec(), format!("item {id}"))
         }
+        (Some(id), _) => anyhow::bail!(
+            "item {id}: the dataset has {} items (0 to {})",
+            set.matrix.rows,
+            set.matrix.rows.saturating_sub(1)
+        ),
+        (None, Some(image)) => (
+            natview::pipeline::embed_query_image(image, &spec, common.cpu)?,
+            format!("image {}", image.display()),
+        ),
         _ => anyhow::bail!("give a query: --id N, --path PATH or --image FILE"),
     };
     let started = std::time::Instant::now();
@@ -310,8 +319,10 @@ pub fn neighbours_from_backend(
         args.filter.as_deref(),
     )?;
     let seconds = started.elapsed().as_secs_f64();
+    check_paths(hits.iter().map(|h| (h.id, h.path.as_str())), &set.items)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", target.display()))?;
     let query_listing = item_id
-        .and_then(|id| dataset.items.get(id))
+        .and_then(|id| set.items.get(id))
         .map(|i| i.listing.clone());
     if args.json {
         let out = serde_json::json!({

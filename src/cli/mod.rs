@@ -349,7 +349,9 @@ struct NeighboursArgs {
     #[arg(long)]
     exact: bool,
     /// Ask a Milvus collection instead of the workspace's index: milvus://HOST:PORT/COLLECTION
-    /// (filled by `natview export --milvus`; needs the `milvus` feature).
+    /// (https://… over TLS), filled by `natview export --milvus` with the same --model; one
+    /// holding other embeddings is refused (needs the `milvus` feature; credentials as for
+    /// export --milvus).
     #[arg(
         long,
         value_name = "milvus://HOST:PORT/COLLECTION",

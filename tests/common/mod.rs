@@ -7,13 +7,40 @@ use std::process::{Command, Output};
 
 /// Runs the natview binary in `workdir` (quiet, on the CPU).
 pub fn natview(args: &[&str], workdir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_natview"))
+    natview_env(args, workdir, &[])
+}
+
+/// As [`natview`], with environment variables set (`Some`) or removed (`None`).
+pub fn natview_env(args: &[&str], workdir: &Path, env: &[(&str, Option<&str>)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_natview"));
+    command
         .args(args)
         .arg("--quiet")
         .arg("--cpu")
-        .current_dir(workdir)
-        .output()
-        .expect("natview runs")
+        .current_dir(workdir);
+    for (name, value) in env {
+        match value {
+            Some(value) => command.env(name, value),
+            None => command.env_remove(name),
+        };
+    }
+    command.output().expect("natview runs")
+}
+
+/// The value of `var`, which names a server or tool that `what` needs. Under CI (`CI` set) a
+/// missing one fails the test, so that CI is green only where the test really ran; elsewhere
+/// the test says that it is skipped.
+pub fn required_env(var: &str, what: &str) -> Option<String> {
+    if let Some(value) = std::env::var(var).ok().filter(|v| !v.is_empty()) {
+        return Some(value);
+    }
+    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
+    assert!(
+        !ci,
+        "{var} is unset, but CI is: {what} must run in CI (.ci/run sets {var})"
+    );
+    eprintln!("{var} unset: {what} skipped");
+    None
 }
 
 /// Output bytes as text.
