@@ -17,6 +17,8 @@ pub mod jobs;
 pub mod labels;
 pub mod layouts;
 pub mod linalg;
+#[cfg(test)]
+mod mutated_files;
 pub mod npy;
 pub mod pipeline;
 pub mod report;
