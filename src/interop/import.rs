@@ -120,7 +120,8 @@ fn read_safetensors(path: &Path, tensor: Option<&str>) -> Result<Vectors, Intero
             paths: None,
         });
     }
-    let (matrix, _) = EmbeddingStore::load(path)?;
+    // The user's file: read, not mapped (it may be rewritten while natview reads it).
+    let (matrix, _) = EmbeddingStore::read_unmapped(path)?;
     Ok(Vectors {
         matrix,
         paths: None,
