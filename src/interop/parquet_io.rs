@@ -57,15 +57,25 @@ fn floats(path: &Path, values: &ArrayRef) -> Result<Vec<f32>, InteropError> {
     })
 }
 
-/// A list column's row offsets (from 0) and the values its rows span.
-fn list_parts<O: OffsetSizeTrait>(list: &GenericListArray<O>) -> (Vec<usize>, ArrayRef) {
+/// A list column's row offsets (from 0) and the values its rows span; offsets that do not
+/// rise or that reach past the values (a damaged file) are an error, not a panic.
+fn list_parts<O: OffsetSizeTrait>(
+    path: &Path,
+    list: &GenericListArray<O>,
+) -> Result<(Vec<usize>, ArrayRef), InteropError> {
     let offsets = list.value_offsets();
-    let base = offsets[0].as_usize();
-    (
+    let damaged = || InteropError::invalid(path, "the vector column's list offsets are damaged");
+    let (Some(first), Some(last)) = (offsets.first(), offsets.last()) else {
+        return Err(damaged());
+    };
+    let (base, end) = (first.as_usize(), last.as_usize());
+    if offsets.windows(2).any(|w| w[1] < w[0]) || end > list.values().len() {
+        return Err(damaged());
+    }
+    Ok((
         offsets.iter().map(|o| o.as_usize() - base).collect(),
-        list.values()
-            .slice(base, offsets[list.len()].as_usize() - base),
-    )
+        list.values().slice(base, end - base),
+    ))
 }
 
 /// Appends one batch's vectors to `data`, checking every row has `dim` values.
@@ -84,14 +94,30 @@ fn append_vectors(
         ));
     }
     let (offsets, values): (Vec<usize>, ArrayRef) = match column.data_type() {
-        DataType::List(_) => list_parts(column.as_list::<i32>()),
-        DataType::LargeList(_) => list_parts(column.as_list::<i64>()),
+        DataType::List(_) => list_parts(path, column.as_list::<i32>())?,
+        DataType::LargeList(_) => list_parts(path, column.as_list::<i64>())?,
         DataType::FixedSizeList(_, size) => {
             let list = column.as_fixed_size_list();
-            let size = *size as usize;
+            let size = usize::try_from(*size).unwrap_or(0);
+            let span = |rows: usize| rows.checked_mul(size);
+            let (Some(start), Some(len)) = (span(list.offset()), span(list.len())) else {
+                return Err(InteropError::invalid(
+                    path,
+                    "the vector column is too large",
+                ));
+            };
+            if start
+                .checked_add(len)
+                .is_none_or(|end| end > list.values().len())
+            {
+                return Err(InteropError::invalid(
+                    path,
+                    "the vector column holds fewer values than its rows need",
+                ));
+            }
             (
                 (0..=list.len()).map(|i| i * size).collect(),
-                list.values().slice(list.offset() * size, list.len() * size),
+                list.values().slice(start, len),
             )
         }
         other => {
