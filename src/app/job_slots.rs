@@ -339,6 +339,12 @@ impl NatviewApp {
         match poll_slot(&mut self.jobs.open) {
             Some(Ok(mut session)) => {
                 self.jobs.cancel_analyses();
+                if let Some(notice) = session.open_notice.take() {
+                    self.notice = Some(notice);
+                }
+                if let Some(error) = session.open_error.take() {
+                    self.error = Some(error);
+                }
                 // The encoder the dataset opened with (its default, unless one was chosen).
                 self.spec = session.set.meta.encoder.clone();
                 carry_selection(self.session.as_ref(), &mut session);

@@ -42,6 +42,11 @@ pub struct Session {
     pub label_undo: Vec<crate::labels::LabelChange>,
     /// The encoders on offer for this dataset (the model picker), found while opening.
     pub encoders: Vec<crate::catalogue::AvailableEncoder>,
+    /// What opening repaired (a stale or damaged cache recomputed), for the window to show.
+    pub open_notice: Option<String>,
+    /// What opening had to leave out (a label store that cannot be opened), for the window
+    /// to show as an error.
+    pub open_error: Option<String>,
 }
 
 /// What the neighbours were searched for.
@@ -210,6 +215,8 @@ impl Session {
             labels,
             selection: None,
             label_undo: Vec::new(),
+            open_notice: None,
+            open_error: None,
         }
     }
 
