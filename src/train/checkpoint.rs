@@ -149,7 +149,7 @@ mod tests {
             (format!("{OPTIM_PREFIX}w"), zeros(&[3, 2])),
         ];
         save(&path, &misshaped, &"meta").expect("save");
-        let err = load::<String>(&path, &Device::Cpu).err().expect("refused");
+        let err = load::<String>(&path, &Device::Cpu).expect_err("refused");
         assert!(err.to_string().contains("c.safetensors"), "{err}");
         assert!(
             err.to_string().contains("optimiser state `optim.w`"),
@@ -157,7 +157,7 @@ mod tests {
         );
 
         save(&path, &[(format!("{OPTIM_PREFIX}v"), zeros(&[1]))], &"meta").expect("save");
-        let err = load::<String>(&path, &Device::Cpu).err().expect("refused");
+        let err = load::<String>(&path, &Device::Cpu).expect_err("refused");
         assert!(err.to_string().contains("no variable `v`"), "{err}");
     }
 

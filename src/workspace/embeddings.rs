@@ -260,10 +260,9 @@ mod tests {
         ) {
             let (_dir, path, bytes) = valid_file();
             std::fs::write(&path, crate::mutated_files::apply(&bytes, &changes)).expect("write");
-            for read in [EmbeddingStore::load(&path), EmbeddingStore::read_unmapped(&path)] {
-                if let Ok((matrix, _)) = read {
-                    proptest::prop_assert_eq!(matrix.rows * matrix.dim, matrix.data.len());
-                }
+            let reads = [EmbeddingStore::load(&path), EmbeddingStore::read_unmapped(&path)];
+            for (matrix, _) in reads.into_iter().flatten() {
+                proptest::prop_assert_eq!(matrix.rows * matrix.dim, matrix.data.len());
             }
         }
     }

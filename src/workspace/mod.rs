@@ -291,7 +291,7 @@ mod tests {
             id,
             path: format!("l{}/v{id}.png", id / 2).into(),
             listing: format!("l{}", id / 2),
-            label: (id % 3 == 0).then(|| "x".to_string()),
+            label: id.is_multiple_of(3).then(|| "x".to_string()),
             metadata: [("k".to_string(), format!("{id}"))].into_iter().collect(),
         }
     }
