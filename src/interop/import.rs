@@ -187,7 +187,8 @@ fn match_rows(
         .enumerate()
         .map(|(row, p)| (normalise_path(p), row))
         .collect();
-    let mut data = Vec::with_capacity(items.len() * matrix.dim);
+    // Reserved for no more rows than the file holds (whatever the dataset's size).
+    let mut data = Vec::with_capacity(items.len().min(matrix.rows) * matrix.dim);
     let mut missing = Vec::new();
     for item in items {
         let relative = normalise_path(&item.path.to_string_lossy());
