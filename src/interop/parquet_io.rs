@@ -321,3 +321,60 @@ pub fn write_set(set: &EmbeddingSet, out: &Path) -> Result<(), InteropError> {
     }
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::types::Float32Type;
+    use arrow_array::ListArray;
+
+    /// A Parquet file of 6 three-value vectors (a list column) and their paths.
+    fn valid_file(path: &Path) -> Vec<u8> {
+        let vectors = ListArray::from_iter_primitive::<Float32Type, _, _>(
+            (0..6).map(|i| Some((0..3).map(move |k| Some((i * 3 + k) as f32)))),
+        );
+        let paths = StringArray::from_iter_values((0..6).map(|i| format!("l{i}/a.png")));
+        let batch = RecordBatch::try_from_iter([
+            ("path", Arc::new(paths) as ArrayRef),
+            ("vec", Arc::new(vectors) as ArrayRef),
+        ])
+        .expect("batch");
+        let file = std::fs::File::create(path).expect("create");
+        let mut writer = ArrowWriter::try_new(file, batch.schema(), None).expect("writer");
+        writer.write(&batch).expect("write");
+        writer.close().expect("close");
+        std::fs::read(path).expect("read")
+    }
+
+    #[test]
+    fn a_valid_file_reads_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("v.parquet");
+        valid_file(&path);
+        let vectors = read_vectors(&path, None).expect("read");
+        assert_eq!((vectors.matrix.rows, vectors.matrix.dim), (6, 3));
+        assert_eq!(vectors.matrix.row(5), &[15.0, 16.0, 17.0]);
+        assert_eq!(vectors.paths.expect("paths")[2], "l2/a.png");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::mutated_files::config())]
+
+        #[test]
+        fn damaged_parquet_files_are_refused_or_consistent(
+            changes in crate::mutated_files::mutations()
+        ) {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("v.parquet");
+            let bytes = valid_file(&path);
+            std::fs::write(&path, crate::mutated_files::apply(&bytes, &changes)).expect("write");
+            if let Ok(vectors) = read_vectors(&path, None) {
+                let m = vectors.matrix;
+                proptest::prop_assert_eq!(m.rows * m.dim, m.data.len());
+                if let Some(paths) = vectors.paths {
+                    proptest::prop_assert_eq!(paths.len(), m.rows);
+                }
+            }
+        }
+    }
+}
