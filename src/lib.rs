@@ -18,6 +18,8 @@ pub mod labels;
 pub mod layouts;
 pub mod linalg;
 pub mod locate;
+#[cfg(test)]
+mod mutated_files;
 pub mod npy;
 pub mod pipeline;
 pub mod report;

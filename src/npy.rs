@@ -39,7 +39,8 @@ pub struct Array {
 impl Array {
     /// The array as a matrix of `shape[0]` rows (any further axes flattened into the row).
     pub fn into_matrix(self) -> Matrix {
-        let rows = self.shape.first().copied().unwrap_or(0);
+        // A 0-d array is one value: one row of one.
+        let rows = self.shape.first().copied().unwrap_or(1);
         let dim = self.shape.iter().skip(1).product::<usize>();
         Matrix {
             rows,
@@ -113,12 +114,13 @@ pub fn decode(bytes: &[u8]) -> Result<Array, String> {
         ),
         v => return Err(format!("unknown format version {v}")),
     };
+    let header_end = header_start + header_len; // at most 12 + u32::MAX: no overflow
     let header = bytes
-        .get(header_start..header_start + header_len)
+        .get(header_start..header_end)
         .ok_or("truncated header")?;
     let header = std::str::from_utf8(header).map_err(|_| "header is not text")?;
     let descr = dict_value(header, "descr").ok_or("header has no 'descr'")?;
-    let width = match descr.trim_matches(|c| c == '\'' || c == '"') {
+    let width: usize = match descr.trim_matches(|c| c == '\'' || c == '"') {
         "<f4" | "=f4" => 4,
         "<f2" | "=f2" => 2,
         "<f8" | "=f8" => 8,
@@ -143,12 +145,14 @@ pub fn decode(bytes: &[u8]) -> Result<Array, String> {
                 .map_err(|_| format!("bad shape {shape_text}"))
         })
         .collect::<Result<_, _>>()?;
-    let count: usize = shape.iter().product();
-    let payload = &bytes[header_start + header_len..];
-    if payload.len() != count * width {
+    let needed = shape
+        .iter()
+        .try_fold(width, |bytes, &extent| bytes.checked_mul(extent))
+        .ok_or_else(|| format!("shape {shape:?} is too large to address"))?;
+    let payload = &bytes[header_end..];
+    if payload.len() != needed {
         return Err(format!(
-            "shape {shape:?} needs {} bytes of data, the file has {}",
-            count * width,
+            "shape {shape:?} needs {needed} bytes of data, the file has {}",
             payload.len()
         ));
     }
@@ -177,11 +181,11 @@ pub fn decode(bytes: &[u8]) -> Result<Array, String> {
 fn dict_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
     let start = header.find(&format!("'{key}'"))? + key.len() + 2;
     let rest = header[start..].trim_start().strip_prefix(':')?.trim_start();
-    let mut depth = 0;
+    let mut depth = 0usize;
     for (i, c) in rest.char_indices() {
         match c {
-            '(' => depth += 1,
-            ')' => depth -= 1,
+            '(' => depth = depth.saturating_add(1),
+            ')' => depth = depth.saturating_sub(1),
             ',' | '}' if depth == 0 => return Some(&rest[..i]),
             _ => {}
         }
@@ -267,5 +271,66 @@ mod tests {
         int_bytes[at + 1] = b'i';
         assert!(decode(&int_bytes).unwrap_err().contains("<i4"));
         assert!(decode(b"PK\x03\x04").is_err());
+    }
+
+    /// A shape whose product overflows is refused, not multiplied round to a small size.
+    #[test]
+    fn a_shape_too_large_to_address_is_refused() {
+        let header = format!(
+            "{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, 4), }}",
+            1usize << 62
+        );
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend_from_slice(&(header.len() as u16 + 1).to_le_bytes());
+        bytes.extend_from_slice(header.as_bytes());
+        bytes.push(b'\n');
+        let err = decode(&bytes).expect_err("refused");
+        assert!(err.contains("too large"), "{err}");
+    }
+
+    /// What a decoded array says of itself holds: its values fill its shape, and as a matrix
+    /// its rows × dim values.
+    fn check_consistent(array: Array) {
+        let count = array.shape.iter().product::<usize>();
+        assert_eq!(array.data.len(), count);
+        let m = array.into_matrix();
+        assert_eq!(m.rows * m.dim, m.data.len());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::mutated_files::config())]
+
+        #[test]
+        fn damaged_npy_files_are_refused_or_consistent(
+            changes in crate::mutated_files::mutations()
+        ) {
+            let valid = encode(&[3, 5], &(0..15).map(|i| i as f32).collect::<Vec<_>>());
+            if let Ok(array) = decode(&crate::mutated_files::apply(&valid, &changes)) {
+                check_consistent(array);
+            }
+        }
+
+        #[test]
+        fn arbitrary_headers_are_refused_or_consistent(
+            shape in proptest::collection::vec(proptest::prelude::any::<usize>(), 0..4),
+            descr in proptest::sample::select(vec!["<f2", "<f4", "<f8", "|u1", "<f4'"]),
+            payload in crate::mutated_files::arbitrary_bytes(96),
+        ) {
+            let dims: Vec<String> = shape.iter().map(|d| (d % 9).to_string()).collect();
+            let header = format!(
+                "{{'descr': '{descr}', 'fortran_order': False, 'shape': ({},), }}",
+                dims.join(", ")
+            );
+            let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+            bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+            bytes.extend_from_slice(header.as_bytes());
+            bytes.extend_from_slice(&payload);
+            if let Ok(array) = decode(&bytes) {
+                check_consistent(array);
+            }
+            if let Ok(array) = decode(&payload) {
+                check_consistent(array);
+            }
+        }
     }
 }

@@ -343,6 +343,9 @@ impl NatviewApp {
         match poll_slot(&mut self.jobs.open) {
             Some(Ok(mut session)) => {
                 self.jobs.cancel_analyses();
+                if let Some(error) = session.open_error.take() {
+                    self.error = Some(error);
+                }
                 // The encoder the dataset opened with (its default, unless one was chosen).
                 self.spec = session.set.meta.encoder.clone();
                 carry_selection(self.session.as_ref(), &mut session);

@@ -52,8 +52,9 @@ pub fn open_dataset(
     let (set, report) = embed_dataset(&dataset, &workspace, &request, progress, cancel)
         .map_err(|e| e.to_string())?;
     let set = Arc::new(set);
-    let (index, _) = ensure_shared_index(&workspace, &set, HnswParams::default(), progress, cancel)
-        .map_err(|e| e.to_string())?;
+    let (index, index_report) =
+        ensure_shared_index(&workspace, &set, HnswParams::default(), progress, cancel)
+            .map_err(|e| e.to_string())?;
     let thumbnails = match ensure_thumbnails(&dataset, &workspace, &set, progress, cancel) {
         Ok(store) => ThumbnailSource::Store(Arc::new(store)),
         Err(PipelineError::Cancelled) => return Err("cancelled".into()),
@@ -63,7 +64,23 @@ pub fn open_dataset(
             set.items.iter().map(|i| dataset.item_path(i)).collect(),
         )),
     };
-    let labels = LabelStore::open(&workspace.labels_path()).map_err(|e| e.to_string())?;
+    // A store that cannot be opened (damaged, locked) is left as it is: the dataset opens
+    // without labels and the window says why.
+    let (labels, labels_error) = match LabelStore::open(&workspace.labels_path()) {
+        Ok(store) => (Some(store), None),
+        Err(e) => (None, Some(format!("labels unavailable: {e}"))),
+    };
+    let notices: Vec<String> = [
+        report
+            .stale_reason
+            .map(|reason| format!("embeddings recomputed ({reason})")),
+        index_report
+            .rebuilt_because
+            .map(|reason| format!("index rebuilt ({reason})")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     let mut session = Session::new(
         dataset,
         workspace,
@@ -71,8 +88,9 @@ pub fn open_dataset(
         Some(Arc::new(index)),
         thumbnails,
         report.skipped,
-        Some(labels),
+        labels,
     );
+    session.open_notes = notices;
     if let Some(done) = report.resumed_from {
         session.open_notes.push(format!(
             "continued the stopped embedding run from image {done} of {}",
@@ -80,6 +98,7 @@ pub fn open_dataset(
         ));
     }
     session.open_notes.extend(report.warnings);
+    session.open_error = labels_error;
     Ok(session)
 }
 

@@ -42,8 +42,12 @@ pub struct Session {
     pub label_undo: Vec<crate::labels::LabelChange>,
     /// The encoders on offer for this dataset (the model picker), found while opening.
     pub encoders: Vec<crate::catalogue::AvailableEncoder>,
-    /// What opening it has to tell the user (a stopped run continued, thumbnails not saved).
+    /// What opening it has to tell the user: a stale or damaged cache recomputed, a stopped
+    /// run continued, thumbnails not saved.
     pub open_notes: Vec<String>,
+    /// What opening had to leave out (a label store that cannot be opened), for the window
+    /// to show as an error.
+    pub open_error: Option<String>,
 }
 
 /// What the neighbours were searched for.
@@ -213,6 +217,7 @@ impl Session {
             selection: None,
             label_undo: Vec::new(),
             open_notes: Vec::new(),
+            open_error: None,
         }
     }
 

@@ -609,6 +609,10 @@ impl Graph {
         Self::read(bytes, Some(rows))
     }
 
+    /// Reads and fully validates a graph file: every size with checked arithmetic, every
+    /// allocation after the bytes it is made from were found in the file, the entry point on
+    /// the top layer, and every link to a node present on the link's layer (a search over what
+    /// this returns stays in bounds however the file was damaged).
     fn read(bytes: &[u8], shared: Option<Arc<dyn SharedRows>>) -> Result<Self, String> {
         let mut reader = Reader { bytes, at: 0 };
         if reader.take(MAGIC.len())? != MAGIC {
@@ -619,12 +623,27 @@ impl Graph {
             *h = usize::try_from(reader.u64()?).map_err(|_| "header value too large")?;
         }
         let [n, dim, m, ef_construction, entry, max_level] = header;
-        if !(2..=4096).contains(&m) || dim == 0 || n > u32::MAX as usize || (n > 0 && entry >= n) {
+        if !(2..=4096).contains(&m) || dim == 0 || n > u32::MAX as usize {
             return Err(format!("implausible header (n {n}, dim {dim}, M {m})"));
+        }
+        if max_level > LEVEL_CAP {
+            return Err(format!(
+                "top layer {max_level} is above the highest possible ({LEVEL_CAP})"
+            ));
+        }
+        if (n == 0 && (entry != 0 || max_level != 0)) || (n > 0 && entry >= n) {
+            return Err(format!("entry point {entry} is not one of the {n} nodes"));
         }
         let levels = reader.take(n)?.to_vec();
         if levels.iter().any(|&l| l as usize > max_level) {
             return Err("a node's level exceeds the graph's".into());
+        }
+        if let Some(&top) = levels.get(entry) {
+            if top as usize != max_level {
+                return Err(format!(
+                    "the entry point is on layer {top}, the graph's top layer is {max_level}"
+                ));
+            }
         }
         let stored = reader.take(
             n.checked_mul(dim)
@@ -655,39 +674,69 @@ impl Graph {
                     .collect(),
             ),
         };
-        graph.levels = levels;
-        graph.entry = entry as u32;
-        graph.max_level = max_level;
-        graph.locks = (0..n).map(|_| Mutex::new(())).collect();
-        let mut read_block = |len: usize, capacity: usize| -> Result<Box<[AtomicU32]>, String> {
-            let words = reader.take(len * 4)?;
-            let values: Vec<u32> = words
-                .chunks_exact(4)
-                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect();
-            for layer in values.chunks(capacity + 1) {
-                let count = layer[0] as usize;
-                if count > capacity || layer[1..=count].iter().any(|&id| id as usize >= n) {
-                    return Err("a neighbour list is out of range".into());
-                }
-            }
-            Ok(values.into_iter().map(AtomicU32::new).collect())
-        };
-        graph.layer0 = read_block(n * (1 + 2 * m), 2 * m)?.into_vec();
-        graph.upper = graph
-            .levels
-            .clone()
-            .iter()
-            .map(|&l| read_block(l as usize * (1 + m), m))
-            .collect::<Result<_, _>>()?;
+        let layer0 = read_links_block(&mut reader, n, 2 * m, &levels, false)?;
+        let mut upper = Vec::with_capacity(n);
+        for &level in &levels {
+            upper.push(read_links_block(
+                &mut reader,
+                level as usize,
+                m,
+                &levels,
+                true,
+            )?);
+        }
         if reader.at != bytes.len() {
             return Err(format!(
                 "{} unexpected bytes at the end",
                 bytes.len() - reader.at
             ));
         }
+        graph.layer0 = layer0.into_vec();
+        graph.upper = upper;
+        graph.locks = (0..n).map(|_| Mutex::new(())).collect();
+        graph.levels = levels;
+        graph.entry = entry as u32;
+        graph.max_level = max_level;
         Ok(graph)
     }
+}
+
+/// Reads `lists` neighbour lists of `capacity` links (each a count, then the slots): the
+/// layer-0 lists of every node, or (`upper`) one node's lists on layers 1, 2, …. Checks every
+/// count, and that every link names a node present on its list's layer (`levels[id] ≥ layer`).
+fn read_links_block(
+    reader: &mut Reader<'_>,
+    lists: usize,
+    capacity: usize,
+    levels: &[u8],
+    upper: bool,
+) -> Result<Box<[AtomicU32]>, String> {
+    let words = lists
+        .checked_mul(capacity + 1)
+        .and_then(|w| w.checked_mul(4))
+        .ok_or("too large")?;
+    let bytes = reader.take(words)?;
+    let values: Vec<u32> = bytes
+        .chunks_exact(4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    for (i, list) in values.chunks_exact(capacity + 1).enumerate() {
+        let layer = if upper { i + 1 } else { 0 };
+        let count = list[0] as usize;
+        let links = list.get(1..=count).ok_or_else(|| {
+            format!("a neighbour list on layer {layer} holds {count} links, at most {capacity}")
+        })?;
+        if let Some(&bad) = links.iter().find(|&&id| {
+            levels
+                .get(id as usize)
+                .is_none_or(|&l| (l as usize) < layer)
+        }) {
+            return Err(format!(
+                "a neighbour list on layer {layer} links to node {bad}, which is not on that layer"
+            ));
+        }
+    }
+    Ok(values.into_iter().map(AtomicU32::new).collect())
 }
 
 const MAGIC: &[u8] = b"NVHNSW01";
@@ -727,3 +776,7 @@ fn prefetch(v: &[f32]) {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = v;
 }
+
+#[cfg(test)]
+#[path = "graph_tests.rs"]
+mod tests;

@@ -120,7 +120,8 @@ fn read_safetensors(path: &Path, tensor: Option<&str>) -> Result<Vectors, Intero
             paths: None,
         });
     }
-    let (matrix, _) = EmbeddingStore::load(path)?;
+    // The user's file: read, not mapped (it may be rewritten while natview reads it).
+    let (matrix, _) = EmbeddingStore::read_unmapped(path)?;
     Ok(Vectors {
         matrix,
         paths: None,
@@ -186,7 +187,8 @@ fn match_rows(
         .enumerate()
         .map(|(row, p)| (normalise_path(p), row))
         .collect();
-    let mut data = Vec::with_capacity(items.len() * matrix.dim);
+    // Reserved for no more rows than the file holds (whatever the dataset's size).
+    let mut data = Vec::with_capacity(items.len().min(matrix.rows) * matrix.dim);
     let mut missing = Vec::new();
     for item in items {
         let relative = normalise_path(&item.path.to_string_lossy());

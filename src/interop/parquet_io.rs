@@ -57,15 +57,25 @@ fn floats(path: &Path, values: &ArrayRef) -> Result<Vec<f32>, InteropError> {
     })
 }
 
-/// A list column's row offsets (from 0) and the values its rows span.
-fn list_parts<O: OffsetSizeTrait>(list: &GenericListArray<O>) -> (Vec<usize>, ArrayRef) {
+/// A list column's row offsets (from 0) and the values its rows span; offsets that do not
+/// rise or that reach past the values (a damaged file) are an error, not a panic.
+fn list_parts<O: OffsetSizeTrait>(
+    path: &Path,
+    list: &GenericListArray<O>,
+) -> Result<(Vec<usize>, ArrayRef), InteropError> {
     let offsets = list.value_offsets();
-    let base = offsets[0].as_usize();
-    (
+    let damaged = || InteropError::invalid(path, "the vector column's list offsets are damaged");
+    let (Some(first), Some(last)) = (offsets.first(), offsets.last()) else {
+        return Err(damaged());
+    };
+    let (base, end) = (first.as_usize(), last.as_usize());
+    if offsets.windows(2).any(|w| w[1] < w[0]) || end > list.values().len() {
+        return Err(damaged());
+    }
+    Ok((
         offsets.iter().map(|o| o.as_usize() - base).collect(),
-        list.values()
-            .slice(base, offsets[list.len()].as_usize() - base),
-    )
+        list.values().slice(base, end - base),
+    ))
 }
 
 /// Appends one batch's vectors to `data`, checking every row has `dim` values.
@@ -84,14 +94,30 @@ fn append_vectors(
         ));
     }
     let (offsets, values): (Vec<usize>, ArrayRef) = match column.data_type() {
-        DataType::List(_) => list_parts(column.as_list::<i32>()),
-        DataType::LargeList(_) => list_parts(column.as_list::<i64>()),
+        DataType::List(_) => list_parts(path, column.as_list::<i32>())?,
+        DataType::LargeList(_) => list_parts(path, column.as_list::<i64>())?,
         DataType::FixedSizeList(_, size) => {
             let list = column.as_fixed_size_list();
-            let size = *size as usize;
+            let size = usize::try_from(*size).unwrap_or(0);
+            let span = |rows: usize| rows.checked_mul(size);
+            let (Some(start), Some(len)) = (span(list.offset()), span(list.len())) else {
+                return Err(InteropError::invalid(
+                    path,
+                    "the vector column is too large",
+                ));
+            };
+            if start
+                .checked_add(len)
+                .is_none_or(|end| end > list.values().len())
+            {
+                return Err(InteropError::invalid(
+                    path,
+                    "the vector column holds fewer values than its rows need",
+                ));
+            }
             (
                 (0..=list.len()).map(|i| i * size).collect(),
-                list.values().slice(list.offset() * size, list.len() * size),
+                list.values().slice(start, len),
             )
         }
         other => {
@@ -280,4 +306,61 @@ pub fn write_set(set: &EmbeddingSet, out: &Path) -> Result<(), InteropError> {
     }
     let file = writer.into_inner().map_err(|e| InteropError::io(out, e))?;
     file.commit().map_err(|e| InteropError::io(out, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::types::Float32Type;
+    use arrow_array::ListArray;
+
+    /// A Parquet file of 6 three-value vectors (a list column) and their paths.
+    fn valid_file(path: &Path) -> Vec<u8> {
+        let vectors = ListArray::from_iter_primitive::<Float32Type, _, _>(
+            (0..6).map(|i| Some((0..3).map(move |k| Some((i * 3 + k) as f32)))),
+        );
+        let paths = StringArray::from_iter_values((0..6).map(|i| format!("l{i}/a.png")));
+        let batch = RecordBatch::try_from_iter([
+            ("path", Arc::new(paths) as ArrayRef),
+            ("vec", Arc::new(vectors) as ArrayRef),
+        ])
+        .expect("batch");
+        let file = std::fs::File::create(path).expect("create");
+        let mut writer = ArrowWriter::try_new(file, batch.schema(), None).expect("writer");
+        writer.write(&batch).expect("write");
+        writer.close().expect("close");
+        std::fs::read(path).expect("read")
+    }
+
+    #[test]
+    fn a_valid_file_reads_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("v.parquet");
+        valid_file(&path);
+        let vectors = read_vectors(&path, None).expect("read");
+        assert_eq!((vectors.matrix.rows, vectors.matrix.dim), (6, 3));
+        assert_eq!(vectors.matrix.row(5), &[15.0, 16.0, 17.0]);
+        assert_eq!(vectors.paths.expect("paths")[2], "l2/a.png");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::mutated_files::config())]
+
+        #[test]
+        fn damaged_parquet_files_are_refused_or_consistent(
+            changes in crate::mutated_files::mutations()
+        ) {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("v.parquet");
+            let bytes = valid_file(&path);
+            std::fs::write(&path, crate::mutated_files::apply(&bytes, &changes)).expect("write");
+            if let Ok(vectors) = read_vectors(&path, None) {
+                let m = vectors.matrix;
+                proptest::prop_assert_eq!(m.rows * m.dim, m.data.len());
+                if let Some(paths) = vectors.paths {
+                    proptest::prop_assert_eq!(paths.len(), m.rows);
+                }
+            }
+        }
+    }
 }

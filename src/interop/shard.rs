@@ -139,7 +139,9 @@ pub fn merge_shards(
         };
         let shard_workspace = Workspace::at(folder);
         let path = shard_workspace.embeddings_path(&spec.workspace_key());
-        let (matrix, meta) = EmbeddingStore::load(&path)?;
+        // Shards are often copied in from other machines: read, not mapped (a copy still
+        // being written would be truncated under a mapping).
+        let (matrix, meta) = EmbeddingStore::read_unmapped(&path)?;
         let meta = meta.ok_or_else(|| InteropError::invalid(&path, "no natview metadata"))?;
         let expected = shard_items(dataset, shard);
         if meta.dataset_fingerprint != expected.fingerprint() {
@@ -166,6 +168,12 @@ pub fn merge_shards(
                         first.encoder.describe(),
                         first.weights_fingerprint
                     ),
+                ));
+            }
+            Some(_) if matrix.dim != dim => {
+                return Err(InteropError::invalid(
+                    &path,
+                    format!("vectors of {} values, other shards {dim}", matrix.dim),
                 ));
             }
             Some(_) => {}

@@ -101,8 +101,12 @@ impl LabelStore {
     /// Opens (creating if needed) the store at `path`, loading everything into memory.
     pub fn open(path: &Path) -> Result<Self, LabelError> {
         let db = |e: rusqlite::Error| database_error(path, e);
+        check_file_shape(path)?;
         let connection = Connection::open(path).map_err(db)?;
         connection.busy_timeout(BUSY_TIMEOUT).map_err(db)?;
+        // Before anything that could write: a damaged store holds the analysts' work and is
+        // never rebuilt or overwritten, only refused as it is.
+        check_integrity(&connection, path)?;
         // WAL + NORMAL: each change is one quick commit that survives the app being killed,
         // and readers never block the one writer.
         connection
@@ -343,6 +347,74 @@ pub(super) fn database_error(path: &Path, e: rusqlite::Error) -> LabelError {
     LabelError::Database {
         path: path.to_path_buf(),
         message: e.to_string(),
+    }
+}
+
+/// The error for a store that is damaged or not a store at all: it names the file and says it
+/// was left as it is.
+fn damaged(path: &Path, message: &str) -> LabelError {
+    LabelError::Database {
+        path: path.to_path_buf(),
+        message: format!(
+            "the label store is damaged or not a label store ({message}); natview left the \
+             file as it is: restore it from a backup, or move it away to start a new store"
+        ),
+    }
+}
+
+/// Size of SQLite's file header.
+const SQLITE_HEADER_BYTES: usize = 100;
+
+/// Checks what SQLite itself would take on trust: an existing, non-empty store starts with
+/// SQLite's header and is a whole number of its pages (a store cut short could otherwise be
+/// taken for an empty one, and the schema written over it).
+fn check_file_shape(path: &Path) -> Result<(), LabelError> {
+    use std::io::Read;
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return Ok(()); // missing: SQLite creates it (or says why it cannot)
+    };
+    let len = file
+        .metadata()
+        .map_err(|e| damaged(path, &e.to_string()))?
+        .len();
+    if len == 0 {
+        return Ok(());
+    }
+    let mut header = [0u8; SQLITE_HEADER_BYTES];
+    if file.read_exact(&mut header).is_err() || !header.starts_with(b"SQLite format 3\0") {
+        return Err(damaged(path, "no SQLite header"));
+    }
+    let page = match u16::from_be_bytes([header[16], header[17]]) {
+        1 => 65_536,
+        size => u64::from(size),
+    };
+    if !page.is_power_of_two() || page < 512 || len % page != 0 {
+        return Err(damaged(
+            path,
+            &format!("{len} bytes is not a whole number of {page}-byte pages"),
+        ));
+    }
+    Ok(())
+}
+
+/// SQLite's `quick_check` of the store (every page, record and index entry readable; a few
+/// milliseconds for a store of thousands of labels). It only reads: a file that is not a
+/// store, or a damaged one, is an error naming it and stays exactly as it was.
+fn check_integrity(connection: &Connection, path: &Path) -> Result<(), LabelError> {
+    let problems: Vec<String> = connection
+        .prepare("PRAGMA quick_check")
+        .and_then(|mut statement| {
+            statement
+                .query_map([], |row| row.get::<_, String>(0))?
+                .collect::<rusqlite::Result<_>>()
+        })
+        .map_err(|e| match database_error(path, e) {
+            LabelError::Database { message, .. } => damaged(path, &message),
+            other => other,
+        })?;
+    match problems.as_slice() {
+        [ok] if ok == "ok" => Ok(()),
+        _ => Err(damaged(path, &problems.join("; "))),
     }
 }
 

@@ -220,6 +220,56 @@ fn a_file_that_is_not_sqlite_is_refused_naming_it() {
         "this is not a database, just some text\n".repeat(100),
     )
     .expect("write");
+    let before = std::fs::read(&path).expect("read");
     let error = LabelStore::open(&path).err().expect("refused").to_string();
     assert!(error.contains("labels.sqlite"), "{error}");
+    assert!(error.contains("damaged or not a label store"), "{error}");
+    assert_eq!(std::fs::read(&path).expect("read"), before, "left as it is");
+}
+
+/// A real store cut short (a full disk, a bad copy) is refused at every length, and its bytes
+/// stay exactly as they were: the analysts' work is never overwritten by a new store.
+#[test]
+fn a_truncated_store_is_refused_and_left_as_it_is() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("labels.sqlite");
+    {
+        let mut store = LabelStore::open(&path).expect("open");
+        for i in 0..400 {
+            let path = format!("listing-{}/view-{i}.png", i / 4);
+            store.add_tag(item(&path, "l"), "blurry").expect("tag");
+            store
+                .set_note(item(&path, "l"), &"a long note ".repeat(8))
+                .expect("note");
+        }
+    }
+    let whole = std::fs::read(&path).expect("read");
+    assert!(
+        whole.len() > 8 * 4096,
+        "a store of several pages: {}",
+        whole.len()
+    );
+    // One byte is what SQLite itself would take for an empty database and write a new one over.
+    for len in [
+        whole.len() / 2,
+        whole.len() - 4096,
+        3 * 4096,
+        4096 + 100,
+        1000,
+        60,
+        1,
+    ] {
+        let cut = &whole[..len];
+        std::fs::write(&path, cut).expect("truncate");
+        let error = LabelStore::open(&path)
+            .err()
+            .unwrap_or_else(|| panic!("a store cut to {len} bytes opened"))
+            .to_string();
+        assert!(error.contains("labels.sqlite"), "{len}: {error}");
+        assert_eq!(
+            std::fs::read(&path).expect("read"),
+            cut,
+            "{len}: left as it is"
+        );
+    }
 }

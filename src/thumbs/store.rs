@@ -201,8 +201,13 @@ impl ThumbnailStore {
         if u32_at(&map, 8) != THUMBNAIL_PX {
             return Err(stale("made at another thumbnail size"));
         }
-        let count = u64_at(&map, 16) as usize;
-        let index_offset = u64_at(&map, 24) as usize;
+        // The index must end exactly at the end of the file, after the header: then every
+        // index entry read later lies in the file (each blob is checked when it is read).
+        let count = usize::try_from(u64_at(&map, 16)).ok();
+        let index_offset = usize::try_from(u64_at(&map, 24)).ok();
+        let (Some(count), Some(index_offset)) = (count, index_offset) else {
+            return Err(stale("truncated or damaged"));
+        };
         let index_end = count
             .checked_mul(INDEX_ENTRY_BYTES)
             .and_then(|n| n.checked_add(index_offset));
@@ -251,13 +256,15 @@ impl ThumbnailStore {
         if row >= self.count {
             return None;
         }
+        // In the file: `open` checked that the index of `count` entries ends at its end.
         let at = self.index_offset + row * INDEX_ENTRY_BYTES;
-        let offset = u64_at(&self.map, at) as usize;
+        let offset = usize::try_from(u64_at(&self.map, at)).ok()?;
         let len = u32_at(&self.map, at + 8) as usize;
-        if len == 0 || offset < HEADER_BYTES || offset + len > self.index_offset {
+        let end = offset.checked_add(len)?;
+        if len == 0 || offset < HEADER_BYTES || end > self.index_offset {
             return None;
         }
-        Some(&self.map[offset..offset + len])
+        self.map.get(offset..end)
     }
 
     /// The decoded thumbnail of row `row`.
@@ -326,6 +333,58 @@ mod tests {
         assert!(err.to_string().contains("truncated"), "{err}");
         std::fs::write(&path, b"garbage").expect("write");
         assert!(ThumbnailStore::open(&path, "dataset-a", "items-a").is_err());
+    }
+
+    /// A store written with three thumbnails (one row without), its bytes and its folder.
+    fn valid_file() -> (tempfile::TempDir, std::path::PathBuf, Vec<u8>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("thumbnails.bin");
+        let mut writer = ThumbnailWriter::create(&path, "d").expect("create");
+        for colour in [[200, 0, 0], [0, 0, 0], [0, 0, 200]] {
+            let [r, g, b] = colour;
+            let encoded =
+                (colour != [0, 0, 0]).then(|| encode_thumbnail(&solid(r, g, b)).expect("encode"));
+            writer.push(encoded.as_deref()).expect("push");
+        }
+        writer.finish("i").expect("finish");
+        let bytes = std::fs::read(&path).expect("read");
+        (dir, path, bytes)
+    }
+
+    /// A blob pointing past the end of the file (offset + length overflowing) reads as none.
+    #[test]
+    fn an_index_entry_out_of_the_file_reads_as_no_thumbnail() {
+        let (_dir, path, mut bytes) = valid_file();
+        let index_offset = u64_at(&bytes, 24) as usize;
+        bytes[index_offset..index_offset + 8].copy_from_slice(&(u64::MAX - 2).to_le_bytes());
+        bytes[index_offset + 8..index_offset + 12].copy_from_slice(&100u32.to_le_bytes());
+        std::fs::write(&path, &bytes).expect("write");
+        let store = ThumbnailStore::open(&path, "d", "i").expect("open");
+        assert!(store.encoded(0).is_none());
+        assert!(store.get(2).is_some(), "the other rows still read");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::mutated_files::config())]
+
+        #[test]
+        fn damaged_thumbnail_files_are_refused_or_read_safely(
+            changes in crate::mutated_files::mutations()
+        ) {
+            let (_dir, path, bytes) = valid_file();
+            std::fs::write(&path, crate::mutated_files::apply(&bytes, &changes)).expect("write");
+            for store in [
+                ThumbnailStore::open(&path, "d", "i"),
+                ThumbnailStore::open_for_dataset(&path, "d", 3),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                for row in 0..store.len().min(8) + 2 {
+                    let _ = store.get(row);
+                }
+            }
+        }
     }
 
     #[test]

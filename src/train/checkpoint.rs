@@ -63,7 +63,43 @@ pub fn load<M: DeserializeOwned>(
     let meta = read_meta_bytes(path, &bytes)?;
     let tensors = candle_core::safetensors::load_buffer(&bytes, device)
         .map_err(|e| error(path, format!("not a complete safetensors file: {e}")))?;
+    check_tensors(path, &tensors)?;
     Ok((tensors, meta))
+}
+
+/// Checks what [`save`] writes and a resumed run relies on: f32 tensors only, and each
+/// optimiser buffer (`optim.<name>`) beside its variable `<name>`, of the same shape.
+fn check_tensors(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<(), TrainError> {
+    for (name, tensor) in tensors {
+        if tensor.dtype() != candle_core::DType::F32 {
+            return Err(error(
+                path,
+                format!("tensor `{name}` holds {:?} values, not f32", tensor.dtype()),
+            ));
+        }
+        if let Some(variable) = name.strip_prefix(OPTIM_PREFIX) {
+            match tensors.get(variable) {
+                Some(v) if v.dims() == tensor.dims() => {}
+                Some(v) => {
+                    return Err(error(
+                        path,
+                        format!(
+                            "optimiser state `{name}` has shape {:?}, its variable {:?}",
+                            tensor.dims(),
+                            v.dims()
+                        ),
+                    ))
+                }
+                None => {
+                    return Err(error(
+                        path,
+                        format!("optimiser state `{name}` has no variable `{variable}`"),
+                    ))
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Reads only the natview metadata of a file.
@@ -86,4 +122,69 @@ fn read_meta_bytes<M: DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<M, 
             )
         })?;
     serde_json::from_str(json).map_err(|e| error(path, format!("unreadable metadata: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn zeros(shape: &[usize]) -> Tensor {
+        Tensor::zeros(shape, candle_core::DType::F32, &Device::Cpu).expect("tensor")
+    }
+
+    #[test]
+    fn optimiser_state_must_match_its_variable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.safetensors");
+        let good = [
+            ("w".to_string(), zeros(&[2, 3])),
+            (format!("{OPTIM_PREFIX}w"), zeros(&[2, 3])),
+        ];
+        save(&path, &good, &"meta").expect("save");
+        let (tensors, meta): (_, String) = load(&path, &Device::Cpu).expect("load");
+        assert_eq!((tensors.len(), meta.as_str()), (2, "meta"));
+
+        let misshaped = [
+            ("w".to_string(), zeros(&[2, 3])),
+            (format!("{OPTIM_PREFIX}w"), zeros(&[3, 2])),
+        ];
+        save(&path, &misshaped, &"meta").expect("save");
+        let err = load::<String>(&path, &Device::Cpu).expect_err("refused");
+        assert!(err.to_string().contains("c.safetensors"), "{err}");
+        assert!(
+            err.to_string().contains("optimiser state `optim.w`"),
+            "{err}"
+        );
+
+        save(&path, &[(format!("{OPTIM_PREFIX}v"), zeros(&[1]))], &"meta").expect("save");
+        let err = load::<String>(&path, &Device::Cpu).expect_err("refused");
+        assert!(err.to_string().contains("no variable `v`"), "{err}");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::mutated_files::config())]
+
+        /// Checkpoints (read on `--resume`) and exported weights (read by the encoder) cut,
+        /// flipped or extended: an error or tensors, never a panic.
+        #[test]
+        fn damaged_checkpoints_and_weights_are_refused_or_read(
+            changes in crate::mutated_files::mutations()
+        ) {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("c.safetensors");
+            let tensors = [
+                ("w".to_string(), zeros(&[2, 3])),
+                (format!("{OPTIM_PREFIX}w"), zeros(&[2, 3])),
+                ("b".to_string(), zeros(&[3])),
+            ];
+            save(&path, &tensors, &"meta").expect("save");
+            let bytes = std::fs::read(&path).expect("read");
+            std::fs::write(&path, crate::mutated_files::apply(&bytes, &changes)).expect("write");
+            if let Ok((read, _)) = load::<String>(&path, &Device::Cpu) {
+                proptest::prop_assert!(read.len() <= 3);
+            }
+            let _ = read_meta::<String>(&path);
+            let _ = crate::encoder::load_weights(&path, &Device::Cpu);
+        }
+    }
 }

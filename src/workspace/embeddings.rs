@@ -83,77 +83,116 @@ impl EmbeddingStore {
         file.commit().map_err(io)
     }
 
-    /// Reads a matrix and its metadata (`None` metadata for files made by other tools).
+    /// Reads a workspace matrix and its metadata (`None` metadata for files made by other
+    /// tools). The file is memory-mapped: only for files natview replaces by a rename, never
+    /// rewrites in place (a file truncated while mapped would fault on access; read anything
+    /// else with [`read_unmapped`](Self::read_unmapped)).
     pub fn load(path: &Path) -> Result<(Matrix, Option<EmbeddingsMeta>), WorkspaceError> {
         let file = std::fs::File::open(path).map_err(|e| WorkspaceError::io(path, e))?;
         // Mapped rather than read: the values are converted straight from the page cache into
         // the matrix, without a second, transient copy of the file (a gigabyte at 1M × 256).
-        // SAFETY: workspace files are replaced by renames, never rewritten in place.
+        // SAFETY: workspace embeddings are replaced by renames, never rewritten in place, so
+        // the mapped pages stay as they are while mapped.
         let bytes =
             unsafe { memmap2::Mmap::map(&file) }.map_err(|e| WorkspaceError::io(path, e))?;
-        let tensors = SafeTensors::deserialize(&bytes)
-            .map_err(|e| WorkspaceError::io(path, format!("not a safetensors file: {e}")))?;
-        let name = if tensors.names().contains(&"embeddings") {
-            "embeddings".to_string()
-        } else {
-            match tensors.names().as_slice() {
-                [only] => only.to_string(),
-                _ => {
-                    return Err(WorkspaceError::io(
-                        path,
-                        "no tensor named `embeddings` (and more than one tensor)",
-                    ))
-                }
-            }
-        };
-        let view = tensors
-            .tensor(&name)
-            .map_err(|e| WorkspaceError::io(path, e))?;
-        let (rows, dim) = match view.shape() {
-            [rows, dim] => (*rows, *dim),
-            other => {
-                return Err(WorkspaceError::io(
-                    path,
-                    format!("tensor `{name}` has shape {other:?}, expected [N, D]"),
-                ))
-            }
-        };
-        let data: Vec<f32> = match view.dtype() {
-            Dtype::F32 => {
-                read_f32s(&file, &bytes, view.data()).map_err(|e| WorkspaceError::io(path, e))?
-            }
-            Dtype::F64 => view
-                .data()
-                .chunks_exact(8)
-                .map(|c| {
-                    let mut b = [0u8; 8];
-                    b.copy_from_slice(c);
-                    f64::from_le_bytes(b) as f32
-                })
-                .collect(),
-            other => {
-                return Err(WorkspaceError::io(
-                    path,
-                    format!("tensor `{name}` has dtype {other:?}, expected F32 or F64"),
-                ))
-            }
-        };
-        let meta = SafeTensors::read_metadata(&bytes)
-            .ok()
-            .and_then(|(_, m)| m.metadata().clone())
-            .and_then(|m| m.get("natview").cloned())
-            .and_then(|json| serde_json::from_str(&json).ok());
-        Ok((Matrix { rows, dim, data }, meta))
+        decode(path, &bytes, Some(&file))
+    }
+
+    /// [`load`](Self::load) for a file natview does not own (an import's input, a shard
+    /// copied from another machine), which may be rewritten or truncated while it is read:
+    /// read with plain reads, never mapped.
+    pub fn read_unmapped(path: &Path) -> Result<(Matrix, Option<EmbeddingsMeta>), WorkspaceError> {
+        let bytes = std::fs::read(path).map_err(|e| WorkspaceError::io(path, e))?;
+        decode(path, &bytes, None)
     }
 }
 
-/// The little-endian f32 values of `data` (a slice of the mapped `file`): read straight into
-/// the vector with `pread`, in 32 MiB pieces on every core, on little-endian machines. What it
-/// costs is the page faults of the new gigabyte (about 10 µs per 4 KiB page on this VM), so
-/// they are taken on every core: 2.8 s → see BENCHMARKS.md.
-fn read_f32s(file: &std::fs::File, mapped: &[u8], data: &[u8]) -> std::io::Result<Vec<f32>> {
+/// The matrix and metadata of the safetensors `bytes` of `path`: the header checked by the
+/// safetensors reader (offsets in the file, sizes that do not overflow, data of the declared
+/// shape), the tensor checked to be `[N, D]` floats. With `file` (the file `bytes` are mapped
+/// from), f32 values are read from it directly.
+fn decode(
+    path: &Path,
+    bytes: &[u8],
+    file: Option<&std::fs::File>,
+) -> Result<(Matrix, Option<EmbeddingsMeta>), WorkspaceError> {
+    let tensors = SafeTensors::deserialize(bytes)
+        .map_err(|e| WorkspaceError::io(path, format!("not a safetensors file: {e}")))?;
+    let name = if tensors.names().contains(&"embeddings") {
+        "embeddings".to_string()
+    } else {
+        match tensors.names().as_slice() {
+            [only] => only.to_string(),
+            _ => {
+                return Err(WorkspaceError::io(
+                    path,
+                    "no tensor named `embeddings` (and more than one tensor)",
+                ))
+            }
+        }
+    };
+    let view = tensors
+        .tensor(&name)
+        .map_err(|e| WorkspaceError::io(path, e))?;
+    let (rows, dim) = match view.shape() {
+        [rows, dim] if *dim > 0 || *rows == 0 => (*rows, *dim),
+        other => {
+            return Err(WorkspaceError::io(
+                path,
+                format!("tensor `{name}` has shape {other:?}, expected [N, D] with D ≥ 1"),
+            ))
+        }
+    };
+    let data: Vec<f32> = match view.dtype() {
+        Dtype::F32 => {
+            read_f32s(file, bytes, view.data()).map_err(|e| WorkspaceError::io(path, e))?
+        }
+        Dtype::F64 => view
+            .data()
+            .chunks_exact(8)
+            .map(|c| {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(c);
+                f64::from_le_bytes(b) as f32
+            })
+            .collect(),
+        other => {
+            return Err(WorkspaceError::io(
+                path,
+                format!("tensor `{name}` has dtype {other:?}, expected F32 or F64"),
+            ))
+        }
+    };
+    // The reader checked the data is exactly the shape's size; kept as an invariant here.
+    if rows.checked_mul(dim) != Some(data.len()) {
+        return Err(WorkspaceError::io(
+            path,
+            format!(
+                "tensor `{name}` holds {} values, not {rows} × {dim}",
+                data.len()
+            ),
+        ));
+    }
+    let meta = SafeTensors::read_metadata(bytes)
+        .ok()
+        .and_then(|(_, m)| m.metadata().clone())
+        .and_then(|m| m.get("natview").cloned())
+        .and_then(|json| serde_json::from_str(&json).ok());
+    Ok((Matrix { rows, dim, data }, meta))
+}
+
+/// The little-endian f32 values of `data` (a slice of `mapped`). When `mapped` is the mapped
+/// `file`, they are read straight into the vector with `pread`, in 32 MiB pieces on every core,
+/// on little-endian machines. What it costs is the page faults of the new gigabyte (about
+/// 10 µs per 4 KiB page on this VM), so they are taken on every core: 2.8 s → see
+/// BENCHMARKS.md.
+fn read_f32s(
+    file: Option<&std::fs::File>,
+    mapped: &[u8],
+    data: &[u8],
+) -> std::io::Result<Vec<f32>> {
     let count = data.len() / 4;
-    if cfg!(target_endian = "little") {
+    if let Some(file) = file.filter(|_| cfg!(target_endian = "little")) {
         use std::os::unix::fs::FileExt;
         let offset = data.as_ptr() as usize - mapped.as_ptr() as usize;
         let mut values = vec![0f32; count];
@@ -214,5 +253,49 @@ mod tests {
             err.contains("bad.safetensors: not a safetensors file"),
             "{err}"
         );
+    }
+
+    /// A valid embeddings file of 4 × 3 values, in a folder of its own.
+    fn valid_file() -> (tempfile::TempDir, std::path::PathBuf, Vec<u8>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("e.safetensors");
+        let matrix = Matrix {
+            rows: 4,
+            dim: 3,
+            data: (0..12).map(|i| i as f32 / 12.0).collect(),
+        };
+        let meta = EmbeddingsMeta {
+            encoder: EncoderSpec::untrained(ModelKind::Compact),
+            weights_fingerprint: "seed:0".into(),
+            dataset_fingerprint: "d".into(),
+            items_fingerprint: "i".into(),
+            embeddings_fingerprint: EmbeddingStore::fingerprint(&matrix),
+        };
+        EmbeddingStore::save(&path, &matrix, &meta).expect("save");
+        let bytes = std::fs::read(&path).expect("read");
+        (dir, path, bytes)
+    }
+
+    #[test]
+    fn a_file_read_unmapped_is_the_same_as_mapped() {
+        let (_dir, path, _) = valid_file();
+        let mapped = EmbeddingStore::load(&path).expect("mapped");
+        assert_eq!(EmbeddingStore::read_unmapped(&path).expect("read"), mapped);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::mutated_files::config())]
+
+        #[test]
+        fn damaged_embeddings_files_are_refused_or_consistent(
+            changes in crate::mutated_files::mutations()
+        ) {
+            let (_dir, path, bytes) = valid_file();
+            std::fs::write(&path, crate::mutated_files::apply(&bytes, &changes)).expect("write");
+            let reads = [EmbeddingStore::load(&path), EmbeddingStore::read_unmapped(&path)];
+            for (matrix, _) in reads.into_iter().flatten() {
+                proptest::prop_assert_eq!(matrix.rows * matrix.dim, matrix.data.len());
+            }
+        }
     }
 }

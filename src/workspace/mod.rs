@@ -196,7 +196,8 @@ impl Workspace {
         Some(items_fingerprint_of(&text))
     }
 
-    /// Reads the items and the fingerprint of the file.
+    /// Reads the items and the fingerprint of the file. Each item's id must be its row (the
+    /// ids index the embedding matrix): anything else names the line at fault.
     pub fn read_items(&self) -> Result<(Vec<Item>, String), WorkspaceError> {
         let path = self.items_path();
         let text = std::fs::read_to_string(&path).map_err(|e| WorkspaceError::io(&path, e))?;
@@ -209,9 +210,17 @@ impl Workspace {
             .collect();
         let items = lines
             .par_iter()
-            .map(|&(n, line)| {
-                serde_json::from_str::<Item>(line)
-                    .map_err(|e| WorkspaceError::io(&path, format!("line {}: {e}", n + 1)))
+            .enumerate()
+            .map(|(row, &(n, line))| {
+                let at_line = |message: String| {
+                    WorkspaceError::io(&path, format!("line {}: {message}", n + 1))
+                };
+                let item =
+                    serde_json::from_str::<Item>(line).map_err(|e| at_line(e.to_string()))?;
+                if item.id != row {
+                    return Err(at_line(format!("item id {}, expected {row}", item.id)));
+                }
+                Ok(item)
             })
             .collect::<Result<Vec<Item>, WorkspaceError>>()?;
         Ok((items, items_fingerprint_of(&text)))
@@ -320,5 +329,48 @@ mod tests {
         assert_eq!(back, items);
         assert_eq!(fp, fp2);
         assert_eq!(ws.items_fingerprint(&items).expect("fingerprint"), fp);
+    }
+
+    fn item(id: usize) -> Item {
+        Item {
+            id,
+            path: format!("l{}/v{id}.png", id / 2).into(),
+            listing: format!("l{}", id / 2),
+            label: id.is_multiple_of(3).then(|| "x".to_string()),
+            metadata: [("k".to_string(), format!("{id}"))].into_iter().collect(),
+        }
+    }
+
+    #[test]
+    fn an_item_out_of_its_row_is_refused_naming_the_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ws = Workspace::at(dir.path());
+        ws.write_items(&[item(0), item(2)]).expect("write");
+        let err = ws.read_items().expect_err("refused").to_string();
+        assert!(
+            err.contains("items.jsonl: line 2: item id 2, expected 1"),
+            "{err}"
+        );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::mutated_files::config())]
+
+        #[test]
+        fn damaged_items_files_are_refused_or_hold_their_rows(
+            changes in crate::mutated_files::mutations()
+        ) {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let ws = Workspace::at(dir.path());
+            ws.write_items(&(0..6).map(item).collect::<Vec<_>>()).expect("write");
+            let bytes = std::fs::read(ws.items_path()).expect("read");
+            std::fs::write(ws.items_path(), crate::mutated_files::apply(&bytes, &changes))
+                .expect("write");
+            if let Ok((items, _)) = ws.read_items() {
+                for (row, item) in items.iter().enumerate() {
+                    proptest::prop_assert_eq!(item.id, row);
+                }
+            }
+        }
     }
 }

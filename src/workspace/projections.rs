@@ -141,8 +141,12 @@ pub fn read_projection_csv(path: &Path, rows: usize) -> Result<Vec<[f32; 2]>, Wo
     if lines.next().map(str::trim) != Some("id,x,y") {
         return Err(stale("the first line is not `id,x,y`".into()));
     }
-    let mut points = Vec::with_capacity(rows);
+    // A row takes at least 6 bytes (`0,0,0\n`): never reserve more than the file can hold.
+    let mut points = Vec::with_capacity(rows.min(text.len() / 6));
     for (number, line) in lines.enumerate() {
+        if points.len() == rows {
+            return Err(stale(format!("more than {rows} points for {rows} rows")));
+        }
         let parsed = (|| {
             let mut fields = line.split(',');
             let id: usize = fields.next()?.trim().parse().ok()?;
@@ -220,5 +224,33 @@ mod tests {
             .expect_err("damaged")
             .to_string();
         assert!(message.contains("line 3"), "{message}");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::mutated_files::config())]
+
+        #[test]
+        fn damaged_projection_files_are_refused_or_hold_every_point(
+            changes in crate::mutated_files::mutations(),
+            rows in 0usize..12,
+        ) {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("p.csv");
+            let projection = Projection {
+                method: "pca".into(),
+                points: (0..8).map(|i| [i as f32 * 0.25, -(i as f32)]).collect(),
+                explained_variance_ratio: [0.0, 0.0],
+                input_variance_kept: None,
+            };
+            write_projection_csv(&path, &projection).expect("write");
+            let bytes = std::fs::read(&path).expect("read");
+            std::fs::write(&path, crate::mutated_files::apply(&bytes, &changes)).expect("write");
+            for expected in [rows, 8, usize::MAX] {
+                if let Ok(points) = read_projection_csv(&path, expected) {
+                    proptest::prop_assert_eq!(points.len(), expected);
+                    proptest::prop_assert!(points.iter().flatten().all(|v| v.is_finite()));
+                }
+            }
+        }
     }
 }
