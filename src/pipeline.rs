@@ -3,7 +3,7 @@
 
 use crate::analysis::{dataset_pair_stats, listing_numbers, listing_retrieval_of, AnalysisError};
 use crate::analysis::{PairStats, RetrievalMetrics};
-use crate::dataset::{decode_rgb, Dataset, Item, Skipped, ViewFilter};
+use crate::dataset::{decode_rgb, decode_rgb_noting, Dataset, Item, Skipped, ViewFilter};
 use crate::encoder::{choose_device, device_name, Encoder, EncoderError, EncoderSpec};
 use crate::index::{exact_neighbours_all, HnswParams, IndexError, NeighbourIndex};
 use crate::jobs::{CancelFlag, Progress, ProgressSink};
@@ -196,10 +196,22 @@ pub fn embed_dataset(
             .par_iter()
             .map(|item| {
                 let path = dataset.item_path(item);
-                decode_rgb(&path, svg_px)
-                    .map(|image| {
-                        let thumbnail = with_thumbnails.then(|| thumbnail_bytes(&image)).flatten();
-                        (image, thumbnail)
+                decode_rgb_noting(&path, svg_px)
+                    .map(|decoded| {
+                        let thumbnail = with_thumbnails
+                            .then(|| thumbnail_bytes(&decoded.image))
+                            .flatten();
+                        // An SVG's embedded images that were not followed are reported beside
+                        // the skipped files (the SVG itself is embedded without them).
+                        let refused: Vec<Skipped> = decoded
+                            .refused
+                            .iter()
+                            .map(|r| Skipped {
+                                path: path.clone(),
+                                reason: r.to_string(),
+                            })
+                            .collect();
+                        (decoded.image, thumbnail, refused)
                     })
                     .map_err(|e| Skipped {
                         path,
@@ -210,7 +222,8 @@ pub fn embed_dataset(
         let mut images = Vec::with_capacity(batch.len());
         for (item, result) in batch.iter().zip(decoded) {
             match result {
-                Ok((image, thumbnail)) => {
+                Ok((image, thumbnail, refused)) => {
+                    skipped.extend(refused);
                     if let Some(writer) = &mut thumbnails {
                         writer.push(thumbnail.as_deref())?;
                     }
