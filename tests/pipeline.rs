@@ -235,7 +235,7 @@ fn evaluation_and_heatmap_on_real_images() {
 
     let params = QuadrantParams {
         listings: 6,
-        views: 3,
+        views: Some(3),
         ..Default::default()
     };
     let chart = quadrant_chart(&set.matrix, &set.items, &params).expect("chart");
