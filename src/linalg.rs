@@ -148,7 +148,7 @@ pub fn similarity(a: &Matrix, b: &Matrix) -> Result<Vec<f32>, candle_core::Error
 
 /// A read-only matrix operand of [`matmul`]: its values and strides (row, column) in elements.
 #[derive(Clone, Copy)]
-pub struct Operand<'a> {
+pub(crate) struct Operand<'a> {
     data: &'a [f32],
     row_stride: usize,
     col_stride: usize,
@@ -156,7 +156,7 @@ pub struct Operand<'a> {
 
 impl<'a> Operand<'a> {
     /// A row-major matrix with `cols` columns (`data` may start inside a wider row).
-    pub fn rows(data: &'a [f32], cols: usize) -> Self {
+    pub(crate) fn rows(data: &'a [f32], cols: usize) -> Self {
         Self {
             data,
             row_stride: cols,
@@ -165,7 +165,7 @@ impl<'a> Operand<'a> {
     }
 
     /// The transpose of a row-major matrix with `cols` columns.
-    pub fn transposed(data: &'a [f32], cols: usize) -> Self {
+    pub(crate) fn transposed(data: &'a [f32], cols: usize) -> Self {
         Self {
             data,
             row_stride: 1,
@@ -186,7 +186,7 @@ impl<'a> Operand<'a> {
 }
 
 /// The row-major destination of [`matmul`]: its values and row stride in elements.
-pub struct Output<'a> {
+pub(crate) struct Output<'a> {
     data: &'a mut [f32],
     row_stride: usize,
 }
@@ -194,19 +194,34 @@ pub struct Output<'a> {
 impl<'a> Output<'a> {
     /// Rows `row_stride` values apart (at least the product's column count; wider for a block
     /// of a larger matrix, with `data` starting at the block's first value).
-    pub fn rows(data: &'a mut [f32], row_stride: usize) -> Self {
+    pub(crate) fn rows(data: &'a mut [f32], row_stride: usize) -> Self {
         Self { data, row_stride }
     }
 }
 
-/// Whether a `rows × cols` view with these strides lies inside `len` values.
+/// Whether a `rows × cols` view with these strides lies inside `len` values and its strides
+/// are offsets gemm can take (`isize`). Computed without overflow: a view whose last index
+/// does not fit a `usize` does not fit.
 fn view_fits(len: usize, rows: usize, cols: usize, row_stride: usize, col_stride: usize) -> bool {
-    rows == 0 || cols == 0 || (rows - 1) * row_stride + (cols - 1) * col_stride < len
+    if isize::try_from(row_stride).is_err() || isize::try_from(col_stride).is_err() {
+        return false;
+    }
+    if rows == 0 || cols == 0 {
+        return true;
+    }
+    let last = (rows - 1)
+        .checked_mul(row_stride)
+        .zip((cols - 1).checked_mul(col_stride))
+        .and_then(|(r, c)| r.checked_add(c));
+    last.is_some_and(|last| last < len)
 }
 
 /// `dst (m × n) = lhs (m × k) · rhs (k × n)`, or `dst += …` with `accumulate`, on the calling
-/// thread (callers parallelise over their own tasks). Panics if a view does not fit its slice.
-pub fn matmul(
+/// thread (callers parallelise over their own tasks). Crate-internal: the shapes come from
+/// natview's own layers, never from input. Every view is checked against its slice (with
+/// overflow-checked arithmetic, in release builds too) before the unchecked gemm runs, and a
+/// view that does not fit panics rather than reading or writing out of bounds.
+pub(crate) fn matmul(
     m: usize,
     n: usize,
     k: usize,
@@ -409,6 +424,35 @@ mod tests {
             false,
         );
         assert_eq!(dst, vec![9.0, 0.0, 0.0, 9.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn views_whose_last_index_overflows_do_not_fit() {
+        assert!(view_fits(6, 2, 3, 3, 1));
+        assert!(!view_fits(6, 2, 4, 3, 1));
+        // 2 × 2⁶³ wraps to 0 in unchecked arithmetic: it must not pass as "fits".
+        assert!(!view_fits(16, 3, 2, usize::MAX / 2 + 1, 1));
+        assert!(!view_fits(16, 2, 2, usize::MAX, usize::MAX));
+        // A stride gemm cannot take as an offset, even where only one row is read.
+        assert!(!view_fits(16, 1, 2, usize::MAX, 1));
+        assert!(view_fits(0, 0, 5, 1, 1));
+    }
+
+    #[test]
+    #[should_panic(expected = "matmul: operand too small")]
+    fn matmul_refuses_an_operand_whose_strides_overflow() {
+        let lhs = [1.0f32; 4];
+        let rhs = [1.0f32; 4];
+        let mut dst = [0.0f32; 6];
+        matmul(
+            3,
+            2,
+            2,
+            Output::rows(&mut dst, 2),
+            Operand::rows(&lhs, usize::MAX / 2 + 1),
+            Operand::rows(&rhs, 2),
+            false,
+        );
     }
 
     #[test]

@@ -182,6 +182,7 @@ fn manifest_pipeline_reports_bad_rows_and_writes_every_output() {
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("5 listings × 5 views"));
+    assert!(text(&out.stdout).contains("views: 5 views per listing, as asked"));
     let chart = image::open(&png).expect("a PNG").to_rgb8();
     assert!(chart.width() > 25 * 28 && chart.height() > 25 * 28);
 
@@ -193,14 +194,22 @@ fn manifest_pipeline_reports_bad_rows_and_writes_every_output() {
             "x.png",
             "--label",
             "early",
-            "--views",
-            "5",
             "--listings",
             "50",
         ],
         dir.path(),
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
+    // No --views: chosen from the data, and said so.
+    assert!(
+        text(&out.stdout).contains(
+            "quadrant chart (7 listings × 4 views)"
+        ) && text(&out.stdout).contains(
+            "views: 4 views per listing, chosen from the data (the median listing has 5 views; at most 4 unless asked)"
+        ),
+        "{}",
+        text(&out.stdout)
+    );
 
     let csv = dir.path().join("proj.csv");
     let out = natview(
@@ -277,6 +286,47 @@ fn failures_exit_non_zero_with_one_line_naming_the_file() {
         "{}",
         text(&out.stderr)
     );
+}
+
+#[test]
+fn chart_and_input_sizes_past_their_caps_are_refused_before_any_work() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = common::demo_slice(dir.path(), 3);
+    let dataset = root.to_str().expect("utf-8");
+    for (args, message) in [
+        (
+            ["--listings", "5000"],
+            "invalid value '5000' for '--listings <LISTINGS>': 5000 is out of range: a quadrant \
+             chart takes 2 to 2000 listings (its matrix has listings × views rows on a side, at \
+             most 8192)",
+        ),
+        (
+            ["--views", "100"],
+            "100 is out of range: a quadrant chart takes 2 to 64 views per listing",
+        ),
+        (
+            ["--size", "100000"],
+            "100000 is out of range: the encoder input is 8 to 2048 pixels a side",
+        ),
+    ] {
+        let mut all = vec!["heatmap", dataset, "--out", "c.png"];
+        all.extend(args);
+        let out = natview(&all, dir.path());
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(text(&out.stderr).contains(message), "{}", text(&out.stderr));
+    }
+    let out = natview(
+        &["neighbours", dataset, "--id", "0", "-k", "99999999999"],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("is out of range: a query lists 1 to 10000 neighbours"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Nothing was embedded for them.
+    assert!(!root.join(".natview").exists());
 }
 
 #[test]

@@ -174,6 +174,54 @@ fn the_quadrant_chart_shows_the_chosen_number_of_blocks_and_exports_a_png() {
 }
 
 #[test]
+fn a_dataset_of_three_view_listings_gets_a_three_view_chart_and_no_error() {
+    // Marketplace listings often have two or three photos: the chart must not ask for four.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = common::demo_slice_views(dir.path(), 6, 3);
+    let mut harness = opened_app(&root);
+    assert_eq!(harness.state().session().expect("open").set.items.len(), 18);
+    harness.get_by_label("Quadrant chart").click();
+    harness.run();
+    assert_eq!(harness.state().error(), None);
+    harness.get_by_label("6 listings × 3 views = 6 blocks");
+    harness.get_by_label("quadrant chart: 6 blocks of 3 views");
+    harness.get_by_label(
+        "3 views per listing, chosen from the data (the median listing has 3 views; at most 4 \
+         unless asked)",
+    );
+    let chart = &harness
+        .state()
+        .results()
+        .quadrant
+        .as_ref()
+        .expect("a chart")
+        .chart;
+    assert_eq!(
+        (chart.listings.len(), chart.views, chart.size()),
+        (6, 3, 18)
+    );
+}
+
+#[test]
+fn a_dataset_of_single_images_explains_why_it_has_no_chart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = common::demo_slice_views(dir.path(), 4, 1);
+    let mut harness = opened_app(&root);
+    harness.get_by_label("Quadrant chart").click();
+    harness.run();
+    assert_eq!(harness.state().error(), None);
+    assert!(harness.state().results().quadrant.is_none());
+    let why = harness
+        .state()
+        .session()
+        .and_then(|s| s.quadrant_unavailable.clone())
+        .expect("an explanation");
+    assert!(why.contains("every listing has a single image"), "{why}");
+    harness.get_by_label(&why);
+    assert!(harness.query_by_label("Draw").is_none());
+}
+
+#[test]
 fn a_box_over_the_whole_projection_selects_everything_into_the_gallery() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = common::demo_slice(dir.path(), 12);

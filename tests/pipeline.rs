@@ -100,6 +100,38 @@ fn bad_files_are_skipped_with_reasons_and_the_rest_is_embedded() {
     assert_eq!(workspace.read_skipped().len(), 5);
 }
 
+#[cfg(unix)]
+#[test]
+fn an_svg_is_embedded_without_files_outside_its_folder_and_the_refusal_is_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = common::demo_slice(dir.path(), 2);
+    let listing = std::fs::read_dir(&root)
+        .expect("root")
+        .map(|e| e.expect("entry").path())
+        .find(|p| p.is_dir())
+        .expect("a listing");
+    let svg = listing.join("drawing.svg");
+    std::fs::write(
+        &svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="8" height="8"><rect width="8" height="8" fill="teal"/><image width="8" height="8" xlink:href="/dev/zero"/></svg>"#,
+    )
+    .expect("write");
+    let dataset = load_dataset(&root).expect("loads");
+    let workspace = Workspace::for_dataset(&dataset, None);
+    let (set, report) = embed(&dataset, &workspace, &request(ModelKind::Compact));
+    assert_eq!(set.items.len(), 11, "2 listings × 5 views and the SVG");
+    let reasons: Vec<String> = report.skipped.iter().map(|s| s.to_string()).collect();
+    assert_eq!(
+        reasons,
+        vec![format!(
+            "{}: embedded image `/dev/zero` left out (outside the SVG's folder {}); the SVG was drawn without it",
+            svg.display(),
+            listing.canonicalize().expect("canonical").display()
+        )]
+    );
+    assert_eq!(workspace.read_skipped().len(), 1);
+}
+
 #[test]
 fn artefacts_are_reused_when_fresh_and_rebuilt_when_stale() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -204,7 +236,7 @@ fn evaluation_and_heatmap_on_real_images() {
 
     let params = QuadrantParams {
         listings: 6,
-        views: 3,
+        views: Some(3),
         ..Default::default()
     };
     let chart = quadrant_chart(&set.matrix, &set.items, &params).expect("chart");

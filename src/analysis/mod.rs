@@ -18,7 +18,10 @@ pub mod tsne;
 pub mod umap;
 
 pub use pca::{pca_2d, pca_basis, PcaBasis, Projection};
-pub use quadrant::{quadrant_chart, QuadrantChart, QuadrantParams};
+pub use quadrant::{
+    quadrant_chart, why_no_quadrant_chart, QuadrantChart, QuadrantParams, ViewsChoice,
+    AUTO_VIEWS_MAX, MAX_CHART_ROWS, MAX_LISTINGS, MAX_VIEWS,
+};
 pub use retrieval::{listing_retrieval, listing_retrieval_of, RetrievalMetrics};
 pub use selection::{point_in_polygon, points_in_box, points_in_polygon, polygon_bounds};
 pub use stats::{dataset_pair_stats, pair_stats, roc_auc, PairStats};

@@ -142,7 +142,9 @@ impl NatviewApp {
         let title = format!(
             "quadrant chart {} × {}",
             params.listings.max(params.picked.len()),
-            params.views
+            params
+                .views
+                .map_or_else(|| "auto".to_string(), |v| v.to_string())
         );
         self.jobs.quadrant = Some(Job::spawn("quadrant", title, ctx, move |progress, _| {
             work::compute_quadrant(&inputs.set, params, progress)
@@ -363,18 +365,20 @@ impl NatviewApp {
                 // The layout (PCA is quick; a saved UMAP / t-SNE reopens at once, a new one
                 // streams in) and the quadrant chart: ready when their views open.
                 self.start_projection(ctx, spec);
-                // The quadrant chart needs listings with several views; a flat folder (one
-                // image per listing) has none, and its view says so when opened.
+                // The quadrant chart needs two listings with several views; a flat folder (one
+                // image per listing) has none, and its view says why when opened. The views
+                // per listing are chosen from this dataset (those of the last one need not fit).
                 let params = self.state.quadrant.clone();
-                let multi_view = self
+                let chartable = self
                     .session
                     .as_ref()
-                    .is_some_and(|s| s.listings.iter().any(|(_, ids)| ids.len() >= 2));
-                if multi_view {
+                    .is_some_and(|s| s.quadrant_unavailable.is_none());
+                if chartable {
                     self.start_quadrant(
                         ctx,
                         QuadrantParams {
                             picked: Vec::new(),
+                            views: None,
                             ..params
                         },
                     );

@@ -28,6 +28,9 @@ pub struct Session {
     pub skipped: Vec<Skipped>,
     /// Listings (name, item ids) in dataset order.
     pub listings: Vec<(String, Vec<usize>)>,
+    /// Why the dataset can have no quadrant chart (too few listings with several views), in
+    /// words; `None` when it can.
+    pub quadrant_unavailable: Option<String>,
     /// Distinct item labels (class labels of the manifest), sorted.
     pub distinct_labels: Vec<String>,
     /// Metadata columns present on any item, sorted.
@@ -174,6 +177,7 @@ impl Session {
             store.set_model(embedded.then(|| set.meta.encoder.describe()));
         }
         let listings = crate::dataset::group_by_listing(&set.items);
+        let quadrant_unavailable = crate::analysis::why_no_quadrant_chart(&listings);
         let item_keys = Arc::new(
             set.items
                 .iter()
@@ -212,6 +216,7 @@ impl Session {
             thumbnails,
             skipped,
             listings,
+            quadrant_unavailable,
             item_keys,
             labels,
             selection: None,

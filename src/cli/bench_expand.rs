@@ -29,8 +29,8 @@ pub struct ExpandArgs {
     /// Views per listing.
     #[arg(long, default_value_t = 4)]
     views: usize,
-    /// Side of the written images in pixels.
-    #[arg(long, default_value_t = 64)]
+    /// Side of the written images in pixels, 8 to 4,096.
+    #[arg(long, default_value_t = 64, value_parser = super::limits::written_size)]
     size: u32,
     /// Seed of every random choice (same seed, same files).
     #[arg(long, default_value_t = 0)]

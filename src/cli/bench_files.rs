@@ -181,7 +181,7 @@ pub fn exact(args: &ExactArgs) -> anyhow::Result<()> {
         .collect();
     let params = QuadrantParams {
         listings: args.listings.min(listings),
-        views: args.views,
+        views: Some(args.views),
         ..Default::default()
     };
     let mut quadrant_s = Vec::new();
@@ -199,12 +199,12 @@ pub fn exact(args: &ExactArgs) -> anyhow::Result<()> {
         json!({
             "search_s": search, "queries": queries.rows, "base": base.rows, "k": args.k,
             "top1_sum": checksum,
-            "quadrant_s": quadrant, "quadrant_side": params.listings * params.views,
+            "quadrant_s": quadrant, "quadrant_side": params.listings * args.views,
             "intra_mean": stats.intra_mean, "inter_mean": stats.inter_mean, "auc": stats.auc,
         }),
         format!(
             "exact: top-{} of {} queries over {} × {}: {:.1} ms; quadrant chart {} × {} views: {:.2} ms (intra {:.3}, inter {:.3}, AUC {:.3})",
-            args.k, queries.rows, base.rows, base.dim, search * 1e3, params.listings, params.views,
+            args.k, queries.rows, base.rows, base.dim, search * 1e3, params.listings, args.views,
             quadrant * 1e3, stats.intra_mean, stats.inter_mean, stats.auc
         ),
     );

@@ -313,6 +313,7 @@ pub fn write_heatmap(
         s.gap,
         s.auc
     );
+    println!("views: {}", chart.views_note());
     println!("heatmap → {} ({width}×{height} px)", out.display());
     Ok(())
 }

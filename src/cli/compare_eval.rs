@@ -105,18 +105,11 @@ pub fn quadrant_charts(
     seed: u64,
     out_dir: &Path,
 ) -> anyhow::Result<Vec<ChartFile>> {
-    let sizes: Vec<usize> = group_by_listing(&held.items)
-        .iter()
-        .map(|(_, rows)| rows.len())
-        .collect();
-    // As many views as most listings have (at most 4), then the listings that have them.
-    let views = (2..=4)
-        .rev()
-        .find(|&v| sizes.iter().filter(|&&n| n >= v).count() >= 2)
-        .ok_or_else(|| anyhow::anyhow!("no two held-out listings with two views to chart"))?;
+    // Views per listing from the data (the median held-out listing's count, at most 4), up
+    // to 12 listings; the other encoders chart the same listings and views.
     let mut params = QuadrantParams {
-        listings: sizes.iter().filter(|&&n| n >= views).count().min(12),
-        views,
+        listings: 12,
+        views: None,
         seed,
         label: None,
         picked: Vec::new(),
@@ -125,6 +118,7 @@ pub fn quadrant_charts(
     for (_, _, matrix) in encoders {
         let chart = quadrant_chart(matrix, &held.items, &params)?;
         params.picked = chart.listings.clone();
+        params.views = Some(chart.views);
         charts.push(chart);
     }
     let range = shared_range(&charts);

@@ -13,6 +13,7 @@ mod compare_eval;
 mod finetune;
 mod interop;
 mod labels;
+mod limits;
 mod output;
 mod probe;
 mod project;
@@ -162,10 +163,10 @@ struct CommonArgs {
     /// missing weights are an error (use --untrained for a random encoder).
     #[arg(long, global = true)]
     weights: Option<PathBuf>,
-    /// Input size in pixels (default: 224 for effnet-lite0, ResNets and RegNetY, 240/260 for
-    /// effnet-lite1/2, 64 for compact, 32 for pixels; fine-tuned --weights: the size they
-    /// were trained at).
-    #[arg(long, global = true)]
+    /// Input size in pixels, 8 to 2,048 (default: 224 for effnet-lite0, ResNets and RegNetY,
+    /// 240/260 for effnet-lite1/2, 64 for compact, 32 for pixels; fine-tuned --weights: the
+    /// size they were trained at).
+    #[arg(long, global = true, value_parser = limits::input_size)]
     size: Option<u32>,
     /// Use a randomly initialised encoder even where shipped weights exist.
     #[arg(long, global = true, conflicts_with = "weights")]
@@ -342,8 +343,8 @@ struct NeighboursArgs {
     /// Query by an external image file.
     #[arg(long)]
     image: Option<PathBuf>,
-    /// Number of neighbours.
-    #[arg(short, long, default_value_t = 10)]
+    /// Number of neighbours, 1 to 10,000.
+    #[arg(short, long, default_value_t = 10, value_parser = limits::neighbour_count)]
     k: usize,
     /// Exact (brute-force) search instead of HNSW.
     #[arg(long)]
@@ -376,12 +377,13 @@ struct HeatmapArgs {
     /// Output PNG.
     #[arg(long, short)]
     out: PathBuf,
-    /// Number of listings (chosen at random with --chart-seed).
-    #[arg(long, default_value_t = 16)]
+    /// Number of listings (chosen at random with --chart-seed), 2 to 2,000.
+    #[arg(long, default_value_t = 16, value_parser = limits::chart_listings)]
     listings: usize,
-    /// Views per listing.
-    #[arg(long, default_value_t = 4)]
-    views: usize,
+    /// Views per listing, 2 to 64 (default: chosen from the data: the median listing's view
+    /// count, at most 4).
+    #[arg(long, value_parser = limits::chart_views)]
+    views: Option<usize>,
     /// Seed of the choice of listings.
     #[arg(long, default_value_t = 0)]
     chart_seed: u64,

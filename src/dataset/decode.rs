@@ -1,8 +1,18 @@
 //! Image decoding to RGB8: every raster format the `image` crate reads, plus SVG through resvg.
 //! EXIF orientation is applied; alpha is composited over white; grey and 16-bit become RGB8.
+//!
+//! An SVG's `<image>` elements are followed only to `data:` URLs and to files in the SVG's own
+//! folder or below it (links resolved, so `..` and symbolic links cannot leave it), each at
+//! most [`MAX_SVG_BYTES`]. Any other reference is left out and the SVG drawn without it, rather
+//! than the whole file skipped: its own drawing is kept in the dataset, and the caller gets the
+//! refusals ([`decode_rgb_noting`]) to report beside the skipped files. The SVG's folder, not
+//! the dataset root, bounds what it may embed: every caller has the image's path, not all of
+//! them its dataset, and thumbnails and embeddings then see the same picture.
 
 use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage, RgbaImage};
+use resvg::usvg::{ImageHrefResolver, ImageKind, Options, Tree};
 use std::path::Path;
+use std::sync::Arc;
 
 /// File extensions natview reads (lower case).
 pub const SUPPORTED_EXTENSIONS: &[&str] = &[
@@ -32,11 +42,59 @@ pub enum DecodeError {
     /// An SVG could not be parsed or rendered.
     #[error("not a readable SVG: {0}")]
     Svg(String),
+    /// An SVG file is larger than natview reads.
+    #[error("SVG larger than {} MiB", limit >> 20)]
+    TooLarge {
+        /// The limit in bytes.
+        limit: u64,
+    },
 }
 
+/// Largest SVG file natview reads, and largest image an SVG may embed (a `data:` URL or a file
+/// in its folder): 64 MiB.
+pub const MAX_SVG_BYTES: u64 = 64 << 20;
+
 /// Decodes an image file to RGB8 at its natural size (SVGs are rasterised so that their longer
-/// side is `svg_size_px`).
+/// side is `svg_size_px`). References an SVG makes to other files are followed only inside its
+/// own folder; see [`decode_rgb_noting`] for the ones left out.
 pub fn decode_rgb(path: &Path, svg_size_px: u32) -> Result<RgbImage, DecodeError> {
+    decode_rgb_noting(path, svg_size_px).map(|decoded| decoded.image)
+}
+
+/// A decoded image and the references inside it (an SVG's `<image>` elements) that were left
+/// out.
+#[derive(Debug, Clone)]
+pub struct Decoded {
+    /// The image, RGB8.
+    pub image: RgbImage,
+    /// Embedded images that were not drawn, and why.
+    pub refused: Vec<RefusedReference>,
+}
+
+/// An `<image>` reference inside an SVG that natview did not follow: the SVG is drawn without
+/// that part. Only `data:` URLs and files in the SVG's own folder (or below it, links
+/// resolved) are followed, each up to [`MAX_SVG_BYTES`], so that an image file cannot pull
+/// other local files (or an endless one such as `/dev/zero`) into thumbnails and exports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedReference {
+    /// The reference as the SVG writes it (a `data:` URL shortened to its type).
+    pub href: String,
+    /// Why it was not followed.
+    pub reason: String,
+}
+
+impl std::fmt::Display for RefusedReference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "embedded image `{}` left out ({}); the SVG was drawn without it",
+            self.href, self.reason
+        )
+    }
+}
+
+/// [`decode_rgb`], also returning the references of an SVG that were left out.
+pub fn decode_rgb_noting(path: &Path, svg_size_px: u32) -> Result<Decoded, DecodeError> {
     let len = std::fs::metadata(path)?.len();
     if len == 0 {
         return Err(DecodeError::Empty);
@@ -45,12 +103,41 @@ pub fn decode_rgb(path: &Path, svg_size_px: u32) -> Result<RgbImage, DecodeError
         .extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| e.eq_ignore_ascii_case("svg"));
-    let rgba = if is_svg {
-        rasterise_svg(&std::fs::read(path)?, svg_size_px)?
-    } else {
-        decode_raster(path)?.into_rgba8()
-    };
-    Ok(flatten_on_white(&rgba))
+    if is_svg && len > MAX_SVG_BYTES {
+        return Err(DecodeError::TooLarge {
+            limit: MAX_SVG_BYTES,
+        });
+    }
+    if !is_svg {
+        let rgba = decode_raster(path)?.into_rgba8();
+        return Ok(Decoded {
+            image: flatten_on_white(&rgba),
+            refused: Vec::new(),
+        });
+    }
+    let bytes = read_at_most(path, MAX_SVG_BYTES)?.ok_or(DecodeError::TooLarge {
+        limit: MAX_SVG_BYTES,
+    })?;
+    let folder = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let (rgba, refused) = rasterise_svg_in(&bytes, svg_size_px, Some(folder))?;
+    Ok(Decoded {
+        image: flatten_on_white(&rgba),
+        refused,
+    })
+}
+
+/// The bytes of the file at `path` when it holds at most `limit` of them (`None`: more), read
+/// without trusting its reported size (a device or a growing file).
+fn read_at_most(path: &Path, limit: u64) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(limit + 1)
+        .read_to_end(&mut bytes)?;
+    Ok((bytes.len() as u64 <= limit).then_some(bytes))
 }
 
 fn decode_raster(path: &Path) -> Result<DynamicImage, DecodeError> {
@@ -73,9 +160,57 @@ fn decode_raster(path: &Path) -> Result<DynamicImage, DecodeError> {
 }
 
 /// Rasterises SVG bytes so that the longer side is `size_px`, on a transparent background.
+/// Only `data:` URLs are followed (the bytes have no folder); see [`rasterise_svg_in`].
 pub fn rasterise_svg(bytes: &[u8], size_px: u32) -> Result<RgbaImage, DecodeError> {
-    let tree = resvg::usvg::Tree::from_data(bytes, &resvg::usvg::Options::default())
-        .map_err(|e| DecodeError::Svg(e.to_string()))?;
+    rasterise_svg_in(bytes, size_px, None).map(|(image, _)| image)
+}
+
+/// Rasterises SVG bytes so that the longer side is `size_px`, on a transparent background.
+/// `<image>` references are followed when they are `data:` URLs or files inside `folder` (the
+/// SVG's own folder; `None`: no files), each up to [`MAX_SVG_BYTES`]; the others are left out
+/// and returned, and the SVG is drawn without them.
+pub fn rasterise_svg_in(
+    bytes: &[u8],
+    size_px: u32,
+    folder: Option<&Path>,
+) -> Result<(RgbaImage, Vec<RefusedReference>), DecodeError> {
+    // Canonical, so that `..` and links in a reference are compared with the folder's real place.
+    let folder = folder.and_then(|f| std::fs::canonicalize(f).ok());
+    let refused = std::sync::Mutex::new(Vec::new());
+    let refuse = |href: String, reason: String| {
+        if let Ok(mut refused) = refused.lock() {
+            refused.push(RefusedReference { href, reason });
+        }
+    };
+    let data_resolver = ImageHrefResolver::default_data_resolver();
+    let options = Options {
+        resources_dir: folder.clone(),
+        image_href_resolver: ImageHrefResolver {
+            resolve_data: Box::new(|mime: &str, data: Arc<Vec<u8>>, options: &Options| {
+                if data.len() as u64 > MAX_SVG_BYTES {
+                    refuse(
+                        format!("data:{mime},…"),
+                        format!("larger than {} MiB", MAX_SVG_BYTES >> 20),
+                    );
+                    return None;
+                }
+                data_resolver(mime, data, options)
+            }),
+            resolve_string: Box::new(|href: &str, options: &Options| {
+                match local_image(href, folder.as_deref(), options) {
+                    Ok(kind) => Some(kind),
+                    Err(reason) => {
+                        refuse(href.chars().take(200).collect(), reason);
+                        None
+                    }
+                }
+            }),
+        },
+        ..Options::default()
+    };
+    let tree = Tree::from_data(bytes, &options).map_err(|e| DecodeError::Svg(e.to_string()))?;
+    drop(options);
+    let refused = refused.into_inner().unwrap_or_else(|e| e.into_inner());
     let size = tree.size();
     let scale = size_px as f32 / size.width().max(size.height()).max(1e-3);
     let width = ((size.width() * scale).round() as u32).max(1);
@@ -97,8 +232,62 @@ pub fn rasterise_svg(bytes: &[u8], size_px: u32) -> Result<RgbaImage, DecodeErro
             }
         }
     }
-    RgbaImage::from_raw(width, height, data)
-        .ok_or_else(|| DecodeError::Svg("rendered buffer has the wrong size".into()))
+    let image = RgbaImage::from_raw(width, height, data)
+        .ok_or_else(|| DecodeError::Svg("rendered buffer has the wrong size".into()))?;
+    Ok((image, refused))
+}
+
+/// The image a non-`data:` reference of an SVG names, when it is a regular file of at most
+/// [`MAX_SVG_BYTES`] inside `folder` (canonical); `Err` says why not.
+fn local_image(href: &str, folder: Option<&Path>, options: &Options) -> Result<ImageKind, String> {
+    let Some(folder) = folder else {
+        return Err("only data: URLs are followed here".into());
+    };
+    if has_url_scheme(href) {
+        return Err("not a file in the SVG's folder".into());
+    }
+    let path =
+        std::fs::canonicalize(folder.join(href)).map_err(|e| format!("cannot be read: {e}"))?;
+    if !path.starts_with(folder) {
+        return Err(format!("outside the SVG's folder {}", folder.display()));
+    }
+    if !std::fs::metadata(&path).is_ok_and(|m| m.is_file()) {
+        return Err("not a regular file".into());
+    }
+    let too_large = || format!("larger than {} MiB", MAX_SVG_BYTES >> 20);
+    let data = read_at_most(&path, MAX_SVG_BYTES)
+        .map_err(|e| format!("cannot be read: {e}"))?
+        .ok_or_else(too_large)?;
+    let is_svg = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("svg"));
+    if is_svg {
+        // As usvg does: a nested SVG follows no references to files of its own.
+        return Tree::from_data_nested(&data, options)
+            .map(ImageKind::SVG)
+            .map_err(|e| format!("not a readable SVG: {e}"));
+    }
+    let data = Arc::new(data);
+    match image::guess_format(&data) {
+        Ok(image::ImageFormat::Png) => Ok(ImageKind::PNG(data)),
+        Ok(image::ImageFormat::Jpeg) => Ok(ImageKind::JPEG(data)),
+        Ok(image::ImageFormat::Gif) => Ok(ImageKind::GIF(data)),
+        Ok(image::ImageFormat::WebP) => Ok(ImageKind::WEBP(data)),
+        _ => Err("not a PNG, JPEG, GIF, WebP or SVG image".into()),
+    }
+}
+
+/// Whether `href` starts with a URL scheme (`http:`, `file:`, …) rather than naming a path.
+fn has_url_scheme(href: &str) -> bool {
+    href.split_once(':').is_some_and(|(scheme, _)| {
+        // One letter is a Windows drive (`C:`), not a scheme.
+        scheme.len() > 1
+            && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    })
 }
 
 /// Composites an RGBA image over a white background.
@@ -133,6 +322,88 @@ mod tests {
         let image = rasterise_svg(svg, 64).expect("valid svg");
         assert_eq!(image.dimensions(), (64, 32));
         assert_eq!(image.get_pixel(10, 10).0, [255, 0, 0, 255]);
+    }
+
+    /// An SVG with a blue left half and, over its right half, an `<image>` of `href`.
+    fn svg_with_image(href: &str) -> String {
+        format!(
+            r#"<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="20" height="10"><rect width="10" height="10" fill="blue"/><image x="10" y="0" width="10" height="10" xlink:href="{href}"/></svg>"#
+        )
+    }
+
+    const RED_SQUARE: &str = r#"<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10" fill="red"/></svg>"#;
+
+    #[test]
+    fn an_svg_draws_an_image_from_its_own_folder() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("parts")).expect("mkdir");
+        std::fs::write(dir.path().join("parts/red.svg"), RED_SQUARE).expect("write");
+        let svg = dir.path().join("main.svg");
+        std::fs::write(&svg, svg_with_image("parts/red.svg")).expect("write");
+        let decoded = decode_rgb_noting(&svg, 20).expect("decodes");
+        assert!(decoded.refused.is_empty(), "{:?}", decoded.refused);
+        assert_eq!(decoded.image.get_pixel(2, 5).0, [0, 0, 255]);
+        assert_eq!(decoded.image.get_pixel(15, 5).0, [255, 0, 0]);
+    }
+
+    #[test]
+    fn references_outside_the_svgs_folder_are_left_out_and_reported() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let outside = dir.path().join("outside.svg");
+        std::fs::write(&outside, RED_SQUARE).expect("write");
+        let folder = dir.path().join("dataset");
+        std::fs::create_dir_all(&folder).expect("mkdir");
+        let mut hrefs = vec![
+            outside.to_str().expect("utf-8").to_string(),
+            "/dev/zero".to_string(),
+            "../outside.svg".to_string(),
+            format!("file://{}", outside.display()),
+        ];
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(&outside, folder.join("link.svg")).expect("symlink");
+            hrefs.push("link.svg".into());
+        }
+        for (i, href) in hrefs.iter().enumerate() {
+            let svg = folder.join(format!("{i}.svg"));
+            std::fs::write(&svg, svg_with_image(href)).expect("write");
+            let decoded = decode_rgb_noting(&svg, 20).expect("decodes");
+            // Drawn without the external part: the right half stays white.
+            assert_eq!(decoded.image.get_pixel(2, 5).0, [0, 0, 255], "{href}");
+            assert_eq!(decoded.image.get_pixel(15, 5).0, [255, 255, 255], "{href}");
+            assert_eq!(decoded.refused.len(), 1, "{href}");
+            assert_eq!(&decoded.refused[0].href, href);
+            let text = decoded.refused[0].to_string();
+            assert!(text.contains("drawn without it"), "{text}");
+        }
+        // Bytes with no folder follow no files at all.
+        let (image, refused) =
+            rasterise_svg_in(svg_with_image("parts/red.svg").as_bytes(), 20, None).expect("svg");
+        assert_eq!(image.get_pixel(15, 5).0[3], 0);
+        assert_eq!(refused[0].reason, "only data: URLs are followed here");
+    }
+
+    #[test]
+    fn data_urls_are_followed_and_an_oversized_svg_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = format!(
+            "data:image/svg+xml,{}",
+            RED_SQUARE
+                .replace('<', "%3C")
+                .replace('>', "%3E")
+                .replace('"', "'")
+        );
+        let svg = dir.path().join("inline.svg");
+        std::fs::write(&svg, svg_with_image(&data)).expect("write");
+        let decoded = decode_rgb_noting(&svg, 20).expect("decodes");
+        assert!(decoded.refused.is_empty(), "{:?}", decoded.refused);
+        assert_eq!(decoded.image.get_pixel(15, 5).0, [255, 0, 0]);
+
+        let big = dir.path().join("big.svg");
+        let file = std::fs::File::create(&big).expect("create");
+        file.set_len(MAX_SVG_BYTES + 1).expect("sparse file");
+        let err = decode_rgb(&big, 20).expect_err("too large");
+        assert!(matches!(err, DecodeError::TooLarge { .. }), "{err}");
     }
 
     #[test]

@@ -208,11 +208,20 @@ fn load_folder(root: &Path) -> Result<Dataset, DatasetError> {
     let has_subfolders = entries.iter().any(|p| p.is_dir());
     let mut items = Vec::new();
     let mut skipped = Vec::new();
+    // Each folder is listed once, however many links lead to it (a link to a parent folder
+    // would otherwise list everything again at every depth the system allows).
+    let mut listed = ListedFolders::default();
+    // The root itself: nothing was listed before it.
+    let _ = listed.first_visit(root);
     for entry in entries {
         if entry.is_dir() {
+            if let Err(skip) = listed.first_visit(&entry) {
+                skipped.push(skip);
+                continue;
+            }
             let listing = file_name(&entry);
             let mut files = Vec::new();
-            collect_files(&entry, &mut files, &mut skipped)?;
+            collect_files(&entry, &mut files, &mut skipped, &mut listed)?;
             let before = items.len();
             for file in files {
                 push_file(root, &file, listing.clone(), &mut items, &mut skipped);
@@ -251,16 +260,42 @@ fn file_name(path: &Path) -> String {
         .unwrap_or_default()
 }
 
+/// The folders a folder dataset has listed, by their real place (links resolved).
+#[derive(Default)]
+struct ListedFolders(std::collections::HashSet<PathBuf>);
+
+impl ListedFolders {
+    /// Records `dir`; when it was listed before, `Err` holds the report of it to skip. A
+    /// folder whose real place cannot be found is listed (its read reports the problem).
+    fn first_visit(&mut self, dir: &Path) -> Result<(), Skipped> {
+        match std::fs::canonicalize(dir) {
+            Ok(real) if self.0.contains(&real) => Err(Skipped {
+                path: dir.to_path_buf(),
+                reason: format!("folder already listed (it is {})", real.display()),
+            }),
+            Ok(real) => {
+                self.0.insert(real);
+                Ok(())
+            }
+            Err(_) => Ok(()),
+        }
+    }
+}
+
 fn collect_files(
     dir: &Path,
     files: &mut Vec<PathBuf>,
     skipped: &mut Vec<Skipped>,
+    listed: &mut ListedFolders,
 ) -> Result<(), DatasetError> {
     match read_dir_sorted(dir) {
         Ok(entries) => {
             for entry in entries {
                 if entry.is_dir() {
-                    collect_files(&entry, files, skipped)?;
+                    match listed.first_visit(&entry) {
+                        Ok(()) => collect_files(&entry, files, skipped, listed)?,
+                        Err(skip) => skipped.push(skip),
+                    }
                 } else {
                     files.push(entry);
                 }
@@ -490,6 +525,49 @@ mod tests {
         assert!(reasons
             .iter()
             .any(|r| r.contains("empty: folder contains no readable images")));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn links_to_folders_already_listed_are_followed_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_png(&dir.path().join("cat/a.png"));
+        write_png(&dir.path().join("cat/b.png"));
+        write_png(&dir.path().join("dog/a.png"));
+        // A loop back to the dataset root, one to the listing itself, and a second name for
+        // a listing.
+        std::os::unix::fs::symlink("..", dir.path().join("cat/up")).expect("symlink");
+        std::os::unix::fs::symlink(".", dir.path().join("dog/here")).expect("symlink");
+        std::os::unix::fs::symlink("cat", dir.path().join("kitten")).expect("symlink");
+        let ds = load_dataset(dir.path()).expect("loads");
+        let paths: Vec<String> = ds
+            .items
+            .iter()
+            .map(|i| i.path.display().to_string())
+            .collect();
+        assert_eq!(paths, vec!["cat/a.png", "cat/b.png", "dog/a.png"]);
+        let reasons: Vec<String> = ds.skipped.iter().map(|s| s.to_string()).collect();
+        let real = |p: &str| dir.path().join(p).canonicalize().expect("real path");
+        assert!(
+            reasons.contains(&format!(
+                "{}: folder already listed (it is {})",
+                dir.path().join("cat/up").display(),
+                real(".").display()
+            )),
+            "{reasons:#?}"
+        );
+        assert!(
+            reasons.contains(&format!(
+                "{}: folder already listed (it is {})",
+                dir.path().join("kitten").display(),
+                real("cat").display()
+            )),
+            "{reasons:#?}"
+        );
+        assert!(reasons
+            .iter()
+            .any(|r| r.contains("dog/here: folder already listed")));
+        assert_eq!(reasons.len(), 3, "{reasons:#?}");
     }
 
     #[test]

@@ -246,15 +246,20 @@ impl Graph {
     }
 
     /// Builds the graph, inserting in parallel in chunks of `chunk` nodes and calling
-    /// `after_chunk(nodes_done)` between chunks (`false` stops the build: `None`).
+    /// `after_chunk(nodes_done)` between chunks (`false` stops the build: `None`). Node ids are
+    /// `u32`: more rows than that are refused (`None`) rather than truncated; the caller
+    /// (`NeighbourIndex`) says so before calling.
     pub fn build(
         vectors: &Matrix,
         params: GraphParams,
         chunk: usize,
         after_chunk: &mut dyn FnMut(usize) -> bool,
     ) -> Option<Self> {
-        let graph = Self::empty(vectors, params);
         let n = vectors.rows;
+        if u32::try_from(n).is_err() {
+            return None;
+        }
+        let graph = Self::empty(vectors, params);
         if n == 0 {
             return Some(graph);
         }

@@ -69,6 +69,9 @@ pub struct NeighbourIndex {
     params: HnswParams,
 }
 
+/// Most vectors one index holds: node ids are `u32`.
+pub const MAX_ROWS: usize = u32::MAX as usize;
+
 /// Rows inserted between two progress reports while building.
 pub const BUILD_CHUNK: usize = 2048;
 
@@ -86,6 +89,13 @@ impl NeighbourIndex {
         after_chunk: &mut dyn FnMut(usize) -> bool,
     ) -> Result<Self, IndexError> {
         let params = params.check()?;
+        // Node ids are u32 in the graph (and its file): refuse before allocating anything.
+        if embeddings.rows > MAX_ROWS {
+            return Err(IndexError::TooManyRows {
+                rows: embeddings.rows,
+                max: MAX_ROWS,
+            });
+        }
         let graph = Graph::build(
             embeddings,
             GraphParams {
@@ -362,6 +372,25 @@ mod tests {
             hits as f64 / 1000.0 > 0.95,
             "recall@10 {}",
             hits as f64 / 1000.0
+        );
+    }
+
+    #[test]
+    fn more_rows_than_u32_ids_is_a_clear_error_before_any_work() {
+        // Only the row count is looked at before the refusal: no data needed.
+        let huge = Matrix {
+            rows: MAX_ROWS + 1,
+            dim: 0,
+            data: Vec::new(),
+        };
+        let err = NeighbourIndex::build(&huge, HnswParams::default())
+            .err()
+            .expect("refused");
+        assert!(matches!(err, IndexError::TooManyRows { .. }), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "4294967296 vectors: an HNSW index holds at most 4294967295 (u32 node ids); \
+             search exactly or split the dataset"
         );
     }
 

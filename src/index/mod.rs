@@ -7,7 +7,7 @@ mod hnsw;
 
 pub use exact::{exact_neighbours, exact_neighbours_all, exact_search};
 pub use graph::SharedRows;
-pub use hnsw::{HnswParams, NeighbourIndex, BUILD_CHUNK};
+pub use hnsw::{HnswParams, NeighbourIndex, BUILD_CHUNK, MAX_ROWS};
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -50,6 +50,16 @@ pub enum IndexError {
         expected: usize,
         /// Dimension of the query.
         got: usize,
+    },
+    /// More vectors than an index holds (node ids are `u32`).
+    #[error(
+        "{rows} vectors: an HNSW index holds at most {max} (u32 node ids); search exactly or split the dataset"
+    )]
+    TooManyRows {
+        /// Vectors asked for.
+        rows: usize,
+        /// The most an index holds.
+        max: usize,
     },
     /// The build was cancelled.
     #[error("cancelled")]

@@ -129,7 +129,36 @@ impl LabelStore {
     }
 }
 
-/// Serialises records as CSV (with a header) or JSONL.
+/// First characters that make a spreadsheet read a cell as a formula (OWASP, "CSV injection").
+const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// Whether a text cell gets a leading `'` in the CSV export: it starts like a formula, perhaps
+/// after quotes of its own (those get one more, so that [`csv_uncell`] is exact).
+fn needs_quote(text: &str) -> bool {
+    text.trim_start_matches('\'').starts_with(FORMULA_STARTS)
+}
+
+/// A text cell as the CSV export writes it: `'` in front of one a spreadsheet would run as a
+/// formula (`=…`, `+…`, `-…`, `@…`, a leading tab or carriage return), the rest as it is.
+pub(super) fn csv_cell(text: &str) -> std::borrow::Cow<'_, str> {
+    if needs_quote(text) {
+        format!("'{text}").into()
+    } else {
+        text.into()
+    }
+}
+
+/// The text of a cell [`csv_cell`] wrote: its leading `'` taken off where `csv_cell` put one.
+pub(super) fn csv_uncell(cell: String) -> String {
+    match cell.strip_prefix('\'') {
+        Some(rest) if needs_quote(rest) => rest.to_string(),
+        _ => cell,
+    }
+}
+
+/// Serialises records as CSV (with a header) or JSONL. CSV text cells that a spreadsheet would
+/// read as formulas get a leading `'` (see [`csv_cell`]; `natview labels import` takes it off);
+/// JSONL keeps every value as it is.
 pub fn render_records(records: &[LabelRecord], format: ExportFormat) -> Result<Vec<u8>, String> {
     let mut bytes = Vec::new();
     match format {
@@ -144,19 +173,25 @@ pub fn render_records(records: &[LabelRecord], format: ExportFormat) -> Result<V
             writer.write_record(CSV_HEADER).map_err(|e| e.to_string())?;
             for r in records {
                 let similarity = r.similarity.map(|s| format!("{s:.6}")).unwrap_or_default();
+                let text = [
+                    r.kind.as_str(),
+                    &r.path,
+                    &r.listing,
+                    r.other_path.as_deref().unwrap_or(""),
+                    r.other_listing.as_deref().unwrap_or(""),
+                    &r.value,
+                    &r.who,
+                    &r.at,
+                    r.model.as_deref().unwrap_or(""),
+                ]
+                .map(csv_cell);
+                // The similarity is a number natview formats (a minus sign is no formula).
                 writer
-                    .write_record([
-                        r.kind.as_str(),
-                        &r.path,
-                        &r.listing,
-                        r.other_path.as_deref().unwrap_or(""),
-                        r.other_listing.as_deref().unwrap_or(""),
-                        &r.value,
-                        &r.who,
-                        &r.at,
-                        r.model.as_deref().unwrap_or(""),
-                        &similarity,
-                    ])
+                    .write_record(
+                        text.iter()
+                            .map(|c| c.as_bytes())
+                            .chain([similarity.as_bytes()]),
+                    )
                     .map_err(|e| e.to_string())?;
             }
             writer.flush().map_err(|e| e.to_string())?;
@@ -189,6 +224,25 @@ mod tests {
     use super::super::store::ItemRef;
     use super::super::Verdict;
     use super::*;
+
+    #[test]
+    fn csv_cells_that_start_like_formulas_get_a_quote_that_comes_off_again() {
+        for (text, cell) in [
+            ("=SUM(A1:A9)", "'=SUM(A1:A9)"),
+            ("+1", "'+1"),
+            ("-2", "'-2"),
+            ("@cmd", "'@cmd"),
+            ("\tx", "'\tx"),
+            ("\rx", "'\rx"),
+            ("'=x", "''=x"),
+            ("'plain", "'plain"),
+            ("a=b", "a=b"),
+            ("", ""),
+        ] {
+            assert_eq!(csv_cell(text), cell, "{text:?}");
+            assert_eq!(csv_uncell(cell.to_string()), text, "{cell:?}");
+        }
+    }
 
     #[test]
     fn csv_and_jsonl_hold_every_record() {

@@ -3,7 +3,7 @@
 //! Each record keeps who made it and when; where the store already has the same fact the later
 //! one wins, so importing the same file twice changes nothing.
 
-use super::export::CSV_HEADER;
+use super::export::{csv_uncell, CSV_HEADER};
 use super::store::database_error;
 use super::{clean_tag, LabelError, LabelRecord, LabelStore, Verdict};
 use rusqlite::{params, OptionalExtension};
@@ -83,17 +83,18 @@ struct CsvRecord {
 }
 
 impl CsvRecord {
+    /// The record, each text cell's formula guard (see [`csv_cell`](super::export)) taken off.
     fn into_record(self) -> LabelRecord {
-        let some = |s: String| (!s.is_empty()).then_some(s);
+        let some = |s: String| Some(csv_uncell(s)).filter(|s| !s.is_empty());
         LabelRecord {
-            kind: self.kind,
-            path: self.path,
-            listing: self.listing,
+            kind: csv_uncell(self.kind),
+            path: csv_uncell(self.path),
+            listing: csv_uncell(self.listing),
             other_path: some(self.other_path),
             other_listing: some(self.other_listing),
-            value: self.value,
-            who: self.who,
-            at: self.at,
+            value: csv_uncell(self.value),
+            who: csv_uncell(self.who),
+            at: csv_uncell(self.at),
             model: some(self.model),
             similarity: self.similarity.parse().ok(),
         }
@@ -359,6 +360,52 @@ mod tests {
             let again = import_labels(&mut target, &file, &listing_of).expect("import");
             assert_eq!((again.added, again.updated, again.unchanged), (0, 0, 3));
         }
+    }
+
+    #[test]
+    fn cells_guarded_against_spreadsheet_formulas_import_exactly() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut source = LabelStore::open(&dir.path().join("a.sqlite")).expect("open");
+        fn item(path: &str) -> ItemRef<'_> {
+            ItemRef {
+                path,
+                listing: "=listing",
+            }
+        }
+        let texts = [
+            "=HYPERLINK(\"http://x\",\"y\")",
+            "+1",
+            "-2",
+            "@SUM(1)",
+            "'=already quoted",
+            "'plain",
+        ];
+        for (i, text) in texts.iter().enumerate() {
+            let path = format!("-{i}.jpg");
+            source.set_note(item(&path), text).expect("note");
+        }
+        source.add_tag(item("@tagged.jpg"), "-minus").expect("tag");
+        // Notes and tags are trimmed; a path may start with a tab or a carriage return.
+        source.add_tag(item("\ttab.jpg"), "x").expect("tag");
+        source.add_tag(item("\rreturn.jpg"), "y").expect("tag");
+        let file = dir.path().join("labels.csv");
+        export_labels(&source, ExportFormat::Csv, &file).expect("export");
+        let written = std::fs::read_to_string(&file).expect("read");
+        assert!(written.contains("'=HYPERLINK"), "{written}");
+        assert!(!written.contains(",=listing"), "{written}");
+        let mut target = LabelStore::open(&dir.path().join("b.sqlite")).expect("open");
+        let report =
+            import_labels(&mut target, &file, &|_| Some("=listing".into())).expect("import");
+        assert_eq!(report.added, texts.len() + 3);
+        assert_eq!(
+            target.records().expect("records"),
+            source.records().expect("records")
+        );
+        for (i, text) in texts.iter().enumerate() {
+            assert_eq!(target.note_of(&format!("-{i}.jpg")), Some(*text));
+        }
+        assert!(target.has_tag("@tagged.jpg", "-minus"));
+        assert!(target.has_tag("\ttab.jpg", "x") && target.has_tag("\rreturn.jpg", "y"));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! are made, and a stopped run continues from its last chunk.
 
 use super::{EmbedReport, EmbedRequest, EmbeddingSet, PipelineError};
-use crate::dataset::{decode_rgb, Dataset, Item, Skipped};
+use crate::dataset::{decode_rgb_noting, Dataset, Item, Skipped};
 use crate::encoder::{choose_device, device_name, Encoder, EncoderSpec};
 use crate::jobs::{CancelFlag, Progress, ProgressSink};
 use crate::linalg::Matrix;
@@ -167,10 +167,22 @@ pub fn embed_dataset(
             .par_iter()
             .map(|item| {
                 let path = dataset.item_path(item);
-                decode_rgb(&path, svg_px)
-                    .map(|image| {
-                        let thumbnail = with_thumbnails.then(|| thumbnail_bytes(&image)).flatten();
-                        (image, thumbnail)
+                decode_rgb_noting(&path, svg_px)
+                    .map(|decoded| {
+                        let thumbnail = with_thumbnails
+                            .then(|| thumbnail_bytes(&decoded.image))
+                            .flatten();
+                        // An SVG's embedded images that were not followed are reported beside
+                        // the skipped files (the SVG itself is embedded without them).
+                        let refused: Vec<Skipped> = decoded
+                            .refused
+                            .iter()
+                            .map(|r| Skipped {
+                                path: path.clone(),
+                                reason: r.to_string(),
+                            })
+                            .collect();
+                        (decoded.image, thumbnail, refused)
                     })
                     .map_err(|e| Skipped {
                         path,
@@ -182,7 +194,9 @@ pub fn embed_dataset(
         for (offset, result) in decoded.into_iter().enumerate() {
             let index = rows.next_item + offset;
             match result {
-                Ok((image, thumbnail)) => {
+                Ok((image, thumbnail, refused)) => {
+                    rows.skipped.extend(refused.iter().cloned());
+                    pending.header.skipped.extend(refused);
                     rows.push_thumbnail(thumbnail.as_deref());
                     pending.add_item(index, thumbnail);
                     images.push(image);

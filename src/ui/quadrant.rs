@@ -25,7 +25,10 @@ pub enum ListingChoice {
 pub struct QuadrantViewState {
     choice: ListingChoice,
     listings: usize,
+    /// Views per listing: the count shown (the last chart's when chosen from the data).
     views: usize,
+    /// Whether the views per listing are chosen from the data.
+    auto_views: bool,
     seed: u64,
     label: Option<String>,
     picked: Vec<String>,
@@ -40,7 +43,8 @@ impl Default for QuadrantViewState {
         Self {
             choice: ListingChoice::Random,
             listings: params.listings,
-            views: params.views,
+            views: params.views.unwrap_or(crate::analysis::AUTO_VIEWS_MAX),
+            auto_views: params.views.is_none(),
             seed: params.seed,
             label: None,
             picked: Vec::new(),
@@ -56,7 +60,7 @@ impl QuadrantViewState {
     pub fn params(&self) -> QuadrantParams {
         QuadrantParams {
             listings: self.listings,
-            views: self.views,
+            views: (!self.auto_views).then_some(self.views),
             seed: self.seed,
             label: match self.choice {
                 ListingChoice::ByLabel => self.label.clone(),
@@ -76,7 +80,8 @@ impl QuadrantViewState {
         }
         self.loaded_from_result = Some(result.id);
         let p = &result.params;
-        self.views = p.views;
+        self.views = result.chart.views;
+        self.auto_views = p.views.is_none();
         self.seed = p.seed;
         if !p.picked.is_empty() {
             self.choice = ListingChoice::Picked;
@@ -101,6 +106,11 @@ pub fn quadrant_ui(
     thumbnails: &mut ThumbnailCache,
     commands: &mut Vec<Command>,
 ) {
+    // A dataset without two multi-view listings has no chart: say why instead of offering one.
+    if let Some(why) = &session.quadrant_unavailable {
+        ui.label(egui::RichText::new(why).color(theme::MUTED));
+        return;
+    }
     if let Some(result) = result {
         state.follow(result);
     }
@@ -144,10 +154,18 @@ fn controls_ui(
                     .prefix("listings "),
             );
         }
-        ui.add(
-            egui::DragValue::new(&mut state.views)
-                .range(2..=16)
-                .prefix("views "),
+        if ui
+            .add(
+                egui::DragValue::new(&mut state.views)
+                    .range(2..=16)
+                    .prefix("views "),
+            )
+            .changed()
+        {
+            state.auto_views = false;
+        }
+        ui.checkbox(&mut state.auto_views, "auto").on_hover_text(
+            "views per listing chosen from the data: the median listing's count, at most 4",
         );
         if state.choice == ListingChoice::ByLabel {
             let text = state
@@ -259,7 +277,10 @@ fn picker_ui(ui: &mut egui::Ui, session: &Session, state: &mut QuadrantViewState
     let matches: Vec<&(String, Vec<usize>)> = session
         .listings
         .iter()
-        .filter(|(name, ids)| ids.len() >= state.views && name.to_lowercase().contains(&needle))
+        .filter(|(name, ids)| {
+            let views = if state.auto_views { 2 } else { state.views };
+            ids.len() >= views && name.to_lowercase().contains(&needle)
+        })
         .take(200)
         .collect();
     egui::ScrollArea::vertical()
@@ -306,6 +327,7 @@ fn stats_ui(ui: &mut egui::Ui, result: &QuadrantResult) {
             .color(theme::MUTED),
         );
     });
+    ui.label(egui::RichText::new(chart.views_note()).color(theme::MUTED));
 }
 
 fn chart_ui(

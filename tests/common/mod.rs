@@ -83,6 +83,12 @@ pub fn demo_images() -> PathBuf {
 /// Copies the first `listings` demo listings (all their views) into `dir/tree/<listing>/…`
 /// and returns the tree's root.
 pub fn demo_slice(dir: &Path, listings: usize) -> PathBuf {
+    demo_slice_views(dir, listings, usize::MAX)
+}
+
+/// Copies the first `views` views (in name order) of the first `listings` demo listings into
+/// `dir/tree/<listing>/…` and returns the tree's root.
+pub fn demo_slice_views(dir: &Path, listings: usize, views: usize) -> PathBuf {
     let root = dir.join("tree");
     let mut names: Vec<PathBuf> = std::fs::read_dir(demo_images())
         .expect("demo images exist")
@@ -93,9 +99,13 @@ pub fn demo_slice(dir: &Path, listings: usize) -> PathBuf {
     for listing in names.iter().take(listings) {
         let target = root.join(listing.file_name().expect("name"));
         std::fs::create_dir_all(&target).expect("mkdir");
-        for view in std::fs::read_dir(listing).expect("listing folder") {
-            let view = view.expect("entry").path();
-            std::fs::copy(&view, target.join(view.file_name().expect("name"))).expect("copy");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(listing)
+            .expect("listing folder")
+            .map(|view| view.expect("entry").path())
+            .collect();
+        files.sort();
+        for view in files.iter().take(views) {
+            std::fs::copy(view, target.join(view.file_name().expect("name"))).expect("copy");
         }
     }
     root
