@@ -16,6 +16,7 @@ use std::path::Path;
 use std::time::Instant;
 
 mod embed;
+mod embed_rows;
 
 use embed::svg_size_px;
 pub use embed::{default_batch_size, embed_dataset, DEFAULT_CHECKPOINT_IMAGES};
