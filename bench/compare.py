@@ -1,12 +1,12 @@
 """natview against the libraries users would otherwise pick, on the same inputs, in one run.
 
-Reads the files `natview bench vectors` wrote (base.npy, queries.npy, pca512.npy,
-images-*.npy), runs each case's natview command (`natview bench forward|ann|exact|pca --json`)
+Reads the files `natview-bench vectors` wrote (base.npy, queries.npy, pca512.npy,
+images-*.npy), runs each case's natview command (`natview-bench forward|ann|exact|pca --json`)
 and its peers (PyTorch, hnswlib, FAISS, NumPy, scikit-learn) alternately, and prints one
 Markdown table of medians and ratios, preceded by the machine, versions and command.
 bench/run.sh sets everything up and calls this; see BENCHMARKS.md.
 
-    python bench/compare.py --natview target/release/natview --data data/bench
+    python bench/compare.py --natview target/bench/release/natview-bench --data data/bench
 """
 
 import argparse
@@ -35,7 +35,7 @@ class Natview:
         self.env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
 
     def run(self, *args):
-        cmd = [self.binary, "bench", *map(str, args), "--quiet", "--json"]
+        cmd = [self.binary, *map(str, args), "--quiet", "--json"]
         out = subprocess.run(cmd, env=self.env, capture_output=True, text=True)
         if out.returncode != 0:
             raise SystemExit(f"{' '.join(cmd)} failed:\n{out.stderr}")
@@ -195,7 +195,7 @@ def case_embedding(nv, data, threads, rounds, weights_dir):
 
 def case_train(nv, threads, rounds, methods=("simsiam", "infonce", "byol", "moby", "swav")):
     """One fine-tuning step of each method (compact @64 px, batch 64 x 2 views, random input),
-    natview's `bench train` and bench/torch_train_step.py alternately; steps/s medians."""
+    `natview-bench train` and bench/torch_train_step.py alternately; steps/s medians."""
     script = Path(__file__).resolve().parent / "torch_train_step.py"
     rows = []
     for method in methods:

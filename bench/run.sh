@@ -9,10 +9,10 @@
 #   1. a Python venv in bench/.venv with the peers from PyPI (torch CPU use, torchvision,
 #      faiss-cpu, hnswlib, scikit-learn, safetensors, efficientnet-lite-pytorch, umap-learn, openTSNE); NATVIEW_BENCH_PYTHON=/path/to/python
 #      uses another interpreter that has them;
-#   2. the release build of the headless CLI (`--no-default-features`, into target/bench: no
-#      window, about a third fewer crates to compile, 5.5 instead of 8 min on 2 cores);
+#   2. the release build of the benchmark binary `natview-bench` (headless:
+#      `--no-default-features`, into target/bench) and of the `natview` CLI;
 #   3. the full emoji set (scripts/build-demo.sh --full → data/emoji-full, from npm);
-#   4. the shared inputs (`natview bench vectors` → data/bench: 105,882 × 256 embeddings of
+#   4. the shared inputs (`natview-bench vectors` → data/bench: 105,882 × 256 embeddings of
 #      every image and 13 augmented views each with the shipped model, 1,000 query views,
 #      the 512-d PCA input, preprocessed images);
 # then bench/compare.py runs each case's natview command and its peers alternately and prints
@@ -36,12 +36,12 @@ if ! "$python" -c 'import torch, torchvision, faiss, hnswlib, sklearn, safetenso
   setup_pid=$!
 fi
 
-echo "== building natview (release, headless CLI)" >&2
+echo "== building natview-bench and natview (release, headless)" >&2
 # Its own target folder (also for the example that builds the emoji set), so the GUI build
 # in target/ is neither replaced nor rebuilt.
 export CARGO_TARGET_DIR=target/bench
-cargo build --release --no-default-features --quiet
-natview=$CARGO_TARGET_DIR/release/natview
+cargo build --release --no-default-features --quiet -p natview -p natview-bench
+bench=$CARGO_TARGET_DIR/release/natview-bench
 
 if [ ! -f data/emoji-full/manifest.csv ]; then
   echo "== building the full emoji set (data/emoji-full)" >&2
@@ -51,7 +51,7 @@ fi
 data=data/bench
 if [ ! -f "$data/meta.json" ] || [ ! -f "$data/images-effnet-lite0.npy" ] || [ "$data/meta.json" -ot models/compact-emoji.safetensors ]; then
   echo "== embedding the benchmark inputs into $data (about 5 min on 2 cores)" >&2
-  "$natview" bench vectors data/emoji-full/manifest.csv --model compact --out "$data" --views 13 --queries 1000
+  "$bench" vectors data/emoji-full/manifest.csv --model compact --out "$data" --views 13 --queries 1000
 fi
 
 if [ -n "$setup_pid" ] && ! wait "$setup_pid"; then
@@ -61,7 +61,7 @@ fi
 
 mkdir -p bench/results
 stamp=$(date -u +%Y%m%d-%H%M)
-NATVIEW_BENCH_COMMAND="bench/run.sh $*" "$python" bench/compare.py --natview "$natview" --data "$data" \
+NATVIEW_BENCH_COMMAND="bench/run.sh $*" "$python" bench/compare.py --natview "$bench" --data "$data" \
   --json-out "bench/results/$stamp.json" "$@" | tee "bench/results/$stamp.md"
 cp "bench/results/$stamp.md" bench/results/latest.md
 cp "bench/results/$stamp.json" bench/results/latest.json

@@ -2,31 +2,35 @@
 //! of one item each), embed it with a candle encoder, index it with HNSW, and measure and show
 //! how close views of one listing are compared with other listings.
 //!
-//! Only the `app`/`ui` modules (the GUI, behind the default `gui` feature) use egui; everything
-//! else runs headless.
+//! This library is the umbrella of natview's crates, under the module names the command line
+//! and the integration tests use; each crate says what it is for (see `docs/architecture.md`).
+//! Only `natview-app` (the `gui` feature) uses egui; everything else runs headless.
 
-pub mod analysis;
+#![forbid(unsafe_code)]
+
 #[cfg(feature = "gui")]
-pub mod app;
-pub mod catalogue;
-pub mod dataset;
-pub mod encoder;
-pub mod index;
-pub mod interop;
-pub mod jobs;
-pub mod labels;
-pub mod layouts;
-pub mod linalg;
-pub mod locate;
-#[cfg(test)]
-mod mutated_files;
-pub mod npy;
-pub mod pipeline;
-pub mod report;
-pub mod rng;
-pub mod scatter;
-pub mod thumbs;
-pub mod train;
+pub use natview_app as app;
 #[cfg(feature = "gui")]
-pub mod ui;
-pub mod workspace;
+pub use natview_app::ui;
+
+pub use natview_analysis as analysis;
+pub use natview_analysis::{report, scatter};
+pub use natview_core::{dataset, jobs, linalg, locate, npy, rng};
+pub use natview_encoder as encoder;
+pub use natview_index as index;
+pub use natview_interop as interop;
+pub use natview_labels as labels;
+pub use natview_pipeline as pipeline;
+pub use natview_pipeline::{layouts, thumbs};
+pub use natview_train as train;
+pub use natview_train::catalogue;
+
+/// The workspace beside a dataset: its paths, atomic writer and lock (natview-core), the
+/// embedding files (natview-pipeline) and the saved layouts (natview-analysis).
+pub mod workspace {
+    pub use natview_analysis::{
+        read_projection_csv, write_projection_csv, ProjectionFiles, ProjectionMeta, SavedProjection,
+    };
+    pub use natview_core::workspace::*;
+    pub use natview_pipeline::store::*;
+}

@@ -1,6 +1,9 @@
 //! The `natview` binary end to end on real demo images: outputs, JSON, exit codes and error
 //! messages that name the file.
 
+// Tests may unwrap and expect: a failed test is the error report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::path::Path;

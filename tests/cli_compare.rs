@@ -1,5 +1,8 @@
 //! `natview compare`: every method trained from one start on one split, one table.
 
+// Tests may unwrap and expect: a failed test is the error report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{natview, text};

@@ -2,6 +2,9 @@
 //! format read back by an independent reader, imports equal to the vectors they came from,
 //! bad files refused with their name, and shards merged into exactly one run's embeddings.
 
+// Tests may unwrap and expect: a failed test is the error report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{natview, text};

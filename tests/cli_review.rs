@@ -1,5 +1,8 @@
 //! `natview review`: the review queues from the command line on small real images.
 
+// Tests may unwrap and expect: a failed test is the error report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{natview, text};

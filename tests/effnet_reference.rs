@@ -3,6 +3,9 @@
 //! in `tests/fixtures/photos/` (made by `scripts/convert-weights.sh --reference`). natview must
 //! give the same embeddings (cosine ≥ 0.9999 per image) and the same top-1 class.
 
+// Tests may unwrap and expect: a failed test is the error report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use candle_core::Device;
 use natview::dataset::decode_rgb;
 use natview::encoder::{Encoder, EncoderSpec, ModelKind};

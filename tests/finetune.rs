@@ -1,6 +1,9 @@
 //! Fine-tuning on a tiny real set cut from the demo: it learns, its checkpoints reload exactly,
 //! an interrupted run resumes, and bad weights files are refused with their name.
 
+// Tests may unwrap and expect: a failed test is the error report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use natview::dataset::load_dataset;

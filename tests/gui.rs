@@ -1,5 +1,8 @@
 //! The desktop app under egui_kittest, on a small real dataset opened by the real worker job.
 
+// Tests may unwrap and expect: a failed test is the error report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 mod gui_support;
 

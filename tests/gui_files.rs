@@ -2,6 +2,9 @@
 //! rebuilt with a notice, a damaged label store is an error left as it is, and the app keeps
 //! working (no crash on a click).
 
+// Tests may unwrap and expect: a failed test is the error report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 mod gui_support;
 

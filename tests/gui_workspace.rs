@@ -2,6 +2,9 @@
 //! and two overlapping open jobs on one dataset (re-open while embedding, or an encoder switch)
 //! both end with valid files, the second's result kept.
 
+// Tests may unwrap and expect: a failed test is the error report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 mod gui_support;
 

@@ -2,6 +2,9 @@
 //! where they are installed, says where it looked when they are not, and never embeds with a
 //! random encoder unless asked to (`--untrained`).
 
+// Tests may unwrap and expect: a failed test is the error report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use natview::workspace::EmbeddingStore;

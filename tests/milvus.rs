@@ -5,6 +5,9 @@
 //! `user:password`). Without the variables the tests say so and check nothing else; under CI
 //! (`CI` set) a missing one fails them.
 
+// Tests may unwrap and expect: a failed test is the error report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #![cfg(feature = "milvus")]
 
 mod common;

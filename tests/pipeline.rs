@@ -1,6 +1,9 @@
 //! The real pipeline on real demo images: load → embed → index → neighbours, metrics, heatmap,
 //! with bad inputs mixed in, and re-runs that must reuse or rebuild artefacts correctly.
 
+// Tests may unwrap and expect: a failed test is the error report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use natview::analysis::{quadrant_chart, QuadrantParams};

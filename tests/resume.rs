@@ -3,6 +3,9 @@
 //! workspace waits for the first and says who holds it; a failure while saving the final files
 //! keeps every chunk.
 
+// Tests may unwrap and expect: a failed test is the error report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use natview::workspace::{Workspace, WorkspaceLock};

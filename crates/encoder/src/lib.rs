@@ -1,0 +1,724 @@
+//! natview-encoder: the image encoders — EfficientNet-Lite0–2 (ImageNet-pretrained Lite0 shipped; tensor names of the
+//! PyTorch port), ResNet-18/50 and RegNetY-400MF (torchvision tensor names), a compact ResNet for 64–128 px
+//! images, and a raw-pixel baseline. Weights come from a safetensors file or, for an untrained
+//! encoder, from a fixed seed. Outputs are L2-normalised.
+
+#![forbid(unsafe_code)]
+
+mod batch_norm;
+mod batch_norm_cpu;
+mod cluster_head;
+mod conv;
+mod conv_cpu;
+mod conv_wide;
+mod depthwise;
+mod depthwise_cpu;
+mod effnet;
+mod effnet_cpu;
+mod init;
+mod preprocess;
+mod regnet;
+mod residual;
+mod resnet;
+mod trunk;
+
+pub use batch_norm::{batch_norm_train, Activation};
+pub use cluster_head::{ClusterHead, PROTOTYPES_NAME};
+pub use conv::{own_cpu_kernels, Conv2d};
+pub use depthwise::depthwise_conv_same;
+pub use effnet::{BlockSpec, EffNetConfig, EfficientNet};
+pub use effnet_cpu::FusedEffNet;
+pub use init::SeededInit;
+pub use preprocess::{
+    images_tensor, normalise_chw, pixel_vector, square_resize, Normalisation, IMAGENET_MEAN,
+    IMAGENET_STD,
+};
+pub use regnet::{RegNet, RegNetConfig};
+pub use resnet::{ResNet, ResNetConfig};
+pub use trunk::{Architecture, Trunk};
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use image::RgbImage;
+use natview_core::linalg::l2_normalise;
+use natview_core::locate::Shipped;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Errors raised while building or running an encoder.
+#[derive(Debug, thiserror::Error)]
+pub enum EncoderError {
+    /// The weights file could not be read or parsed.
+    #[error("{path}: cannot read weights: {message}")]
+    WeightsFile {
+        /// The weights file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// The weights file lacks a tensor or has one of the wrong shape.
+    #[error("{path}: weights do not fit model `{model}`: {message}")]
+    WeightsMismatch {
+        /// The weights file.
+        path: PathBuf,
+        /// The model preset.
+        model: String,
+        /// Which tensor, and what is wrong with it.
+        message: String,
+    },
+    /// An unknown model name.
+    #[error(
+        "unknown model `{0}` (choose effnet-lite0, effnet-lite1, effnet-lite2, compact, resnet18, resnet50, regnety-400mf or pixels)"
+    )]
+    UnknownModel(String),
+    /// The model's shipped weights are in none of the places natview looks.
+    #[error("{0}")]
+    MissingWeights(Box<natview_core::locate::NotFound>),
+    /// No weights are shipped for the model, and none were given.
+    #[error(
+        "no weights are shipped for `{0}`: pass --weights FILE (a checkpoint of it), or \
+         --untrained for a randomly initialised encoder"
+    )]
+    NoShippedWeights(String),
+    /// Imported vectors have no network to embed new images with.
+    #[error("imported embeddings `{0}` have no encoder in natview: query them by item (--id)")]
+    ImportedHasNoEncoder(String),
+    /// The pixel baseline takes no weights.
+    #[error("the `pixels` baseline takes no weights file")]
+    PixelsTakeNoWeights,
+    /// The pixel baseline works on images, not on preprocessed network input.
+    #[error("the `pixels` baseline embeds images, not preprocessed tensors")]
+    PixelsTakeNoTensor,
+    /// A tensor operation failed.
+    #[error("encoder failed: {0}")]
+    Candle(#[from] candle_core::Error),
+}
+
+/// The encoder architectures natview knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    /// EfficientNet-Lite0 (224 px, 1280-d output; ImageNet weights shipped in `models/`).
+    #[serde(rename = "effnet-lite0")]
+    EffnetLite0,
+    /// EfficientNet-Lite1 (240 px, 1280-d output; weights by `scripts/convert-weights.sh`).
+    #[serde(rename = "effnet-lite1")]
+    EffnetLite1,
+    /// EfficientNet-Lite2 (260 px, 1280-d output; weights by `scripts/convert-weights.sh`).
+    #[serde(rename = "effnet-lite2")]
+    EffnetLite2,
+    /// natview's compact ResNet (64–128 px inputs, 256-d output).
+    Compact,
+    /// torchvision ResNet-18 trunk (512-d output).
+    Resnet18,
+    /// torchvision ResNet-50 trunk (2048-d output).
+    Resnet50,
+    /// torchvision RegNetY-400MF trunk (440-d output), the SEER line's architecture family.
+    #[serde(rename = "regnety-400mf")]
+    RegnetY400mf,
+    /// Raw pixels, mean-centred (a reference point for every metric).
+    Pixels,
+    /// Vectors computed elsewhere and brought in by `natview import` (no network here: the set
+    /// is selected with `--model imported:<name>`, its name kept as the spec's `weights`).
+    Imported,
+}
+
+impl ModelKind {
+    /// The name used on the command line and in file names.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::EffnetLite0 => "effnet-lite0",
+            ModelKind::EffnetLite1 => "effnet-lite1",
+            ModelKind::EffnetLite2 => "effnet-lite2",
+            ModelKind::Compact => "compact",
+            ModelKind::Resnet18 => "resnet18",
+            ModelKind::Resnet50 => "resnet50",
+            ModelKind::RegnetY400mf => "regnety-400mf",
+            ModelKind::Pixels => "pixels",
+            ModelKind::Imported => "imported",
+        }
+    }
+
+    /// The input size used when none is given.
+    pub fn default_input_size_px(self) -> u32 {
+        match self {
+            ModelKind::EffnetLite0 | ModelKind::EffnetLite1 | ModelKind::EffnetLite2 => self
+                .architecture()
+                .map_or(224, |a| a.default_input_size_px()),
+            ModelKind::Compact => 64,
+            ModelKind::Resnet18 | ModelKind::Resnet50 | ModelKind::RegnetY400mf => 224,
+            ModelKind::Pixels => 32,
+            ModelKind::Imported => 0,
+        }
+    }
+
+    /// The network of this model (`None` for the pixel baseline).
+    pub fn architecture(self) -> Option<Architecture> {
+        match self {
+            ModelKind::EffnetLite0 => Some(Architecture::EffNet(EffNetConfig::lite(0))),
+            ModelKind::EffnetLite1 => Some(Architecture::EffNet(EffNetConfig::lite(1))),
+            ModelKind::EffnetLite2 => Some(Architecture::EffNet(EffNetConfig::lite(2))),
+            ModelKind::Compact => Some(Architecture::ResNet(ResNetConfig::compact())),
+            ModelKind::Resnet18 => Some(Architecture::ResNet(ResNetConfig::resnet18())),
+            ModelKind::Resnet50 => Some(Architecture::ResNet(ResNetConfig::resnet50())),
+            ModelKind::RegnetY400mf => Some(Architecture::RegNet(RegNetConfig::y_400mf())),
+            ModelKind::Pixels | ModelKind::Imported => None,
+        }
+    }
+
+    /// How this model's input pixels are normalised: the TensorFlow Lite models' `(x − 127) /
+    /// 128` for EfficientNet-Lite (the weights were trained so), ImageNet mean/std otherwise.
+    pub fn normalisation(self) -> Normalisation {
+        match self {
+            ModelKind::EffnetLite0 | ModelKind::EffnetLite1 | ModelKind::EffnetLite2 => {
+                Normalisation::Centred127
+            }
+            _ => Normalisation::ImageNet,
+        }
+    }
+
+    /// The name of the weights file shipped in `models/` for this architecture, if any.
+    pub fn shipped_weights_file(self) -> Option<&'static str> {
+        match self {
+            ModelKind::EffnetLite0 => Some("effnet-lite0.safetensors"),
+            ModelKind::Compact => Some("compact-emoji.safetensors"),
+            _ => None,
+        }
+    }
+
+    /// The weights shipped for this architecture, where they are installed (see
+    /// [`natview_core::locate`]); `None` when it has none or they cannot be found.
+    pub fn shipped_weights(self) -> Option<PathBuf> {
+        natview_core::locate::find(Shipped::Models, self.shipped_weights_file()?).ok()
+    }
+
+    /// The weights shipped for this architecture, or an error saying where they were looked
+    /// for (they are missing) or that none are shipped, and how to run anyway.
+    pub fn require_shipped_weights(self) -> Result<PathBuf, EncoderError> {
+        let Some(file) = self.shipped_weights_file() else {
+            return Err(EncoderError::NoShippedWeights(self.name().to_string()));
+        };
+        natview_core::locate::find(Shipped::Models, file).map_err(|mut missing| {
+            missing.hint = ". Or pass --weights FILE, or --untrained for a randomly \
+                            initialised encoder"
+                .into();
+            EncoderError::MissingWeights(Box::new(missing))
+        })
+    }
+
+    /// Every model natview knows, in the order offered to users.
+    pub const ALL: [ModelKind; 8] = [
+        ModelKind::EffnetLite0,
+        ModelKind::EffnetLite1,
+        ModelKind::EffnetLite2,
+        ModelKind::Compact,
+        ModelKind::Resnet18,
+        ModelKind::Resnet50,
+        ModelKind::RegnetY400mf,
+        ModelKind::Pixels,
+    ];
+}
+
+impl std::str::FromStr for ModelKind {
+    type Err = EncoderError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().replace(['-', '_'], "").as_str() {
+            "effnetlite0" | "efficientnetlite0" | "effnet" => Ok(ModelKind::EffnetLite0),
+            "effnetlite1" | "efficientnetlite1" => Ok(ModelKind::EffnetLite1),
+            "effnetlite2" | "efficientnetlite2" => Ok(ModelKind::EffnetLite2),
+            "compact" => Ok(ModelKind::Compact),
+            "resnet18" => Ok(ModelKind::Resnet18),
+            "resnet50" => Ok(ModelKind::Resnet50),
+            "regnety400mf" | "regnety" => Ok(ModelKind::RegnetY400mf),
+            "pixels" | "pixel" => Ok(ModelKind::Pixels),
+            _ => Err(EncoderError::UnknownModel(s.to_string())),
+        }
+    }
+}
+
+/// Everything that determines an encoder's output: recorded with the embeddings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EncoderSpec {
+    /// Architecture.
+    pub model: ModelKind,
+    /// Square input side in pixels.
+    pub input_size_px: u32,
+    /// Weights file; `None` means randomly initialised from `seed` (an untrained encoder).
+    pub weights: Option<PathBuf>,
+    /// Seed of the random initialisation (used when `weights` is `None`).
+    pub seed: u64,
+}
+
+impl EncoderSpec {
+    /// A spec with the model's default input size, no weights and seed 0.
+    pub fn untrained(model: ModelKind) -> Self {
+        Self {
+            model,
+            input_size_px: model.default_input_size_px(),
+            weights: None,
+            seed: 0,
+        }
+    }
+
+    /// The embedding set imported under `name` (`natview import`).
+    pub fn imported(name: &str) -> Self {
+        Self {
+            model: ModelKind::Imported,
+            input_size_px: 0,
+            weights: Some(PathBuf::from(name)),
+            seed: 0,
+        }
+    }
+
+    /// The name of an imported set (empty for natview's own encoders).
+    pub fn imported_name(&self) -> String {
+        match (&self.weights, self.model) {
+            (Some(name), ModelKind::Imported) => name.to_string_lossy().into_owned(),
+            _ => String::new(),
+        }
+    }
+
+    /// natview's default encoder: the ImageNet-pretrained EfficientNet-Lite0 shipped in
+    /// `models/` (an error naming where they were looked for when its weights are missing).
+    pub fn default_model() -> Result<Self, EncoderError> {
+        Self::pretrained(ModelKind::EffnetLite0)
+    }
+
+    /// `model` with its shipped weights; an error when none are shipped or they are missing
+    /// (never, silently, a random encoder: that is [`untrained`](Self::untrained)).
+    pub fn pretrained(model: ModelKind) -> Result<Self, EncoderError> {
+        Ok(Self {
+            weights: Some(model.require_shipped_weights()?),
+            ..Self::untrained(model)
+        })
+    }
+
+    /// The name of this encoder's files in a workspace (`embeddings.<key>.safetensors`,
+    /// `index.<key>.graph`, …), so that every encoder of a dataset keeps its own: the model
+    /// name for its shipped weights (or the pixel baseline), `<model>-untrained` for random
+    /// weights, `<model>@<weights file stem>` for other weights, plus `-<px>px` at a
+    /// non-default input size.
+    pub fn workspace_key(&self) -> String {
+        if self.model == ModelKind::Imported {
+            return format!("imported-{}", self.imported_name());
+        }
+        let mut key = self.model.name().to_string();
+        match &self.weights {
+            _ if self.model == ModelKind::Pixels => {}
+            None => key.push_str("-untrained"),
+            Some(path) if is_shipped_weights(self.model, path) => {}
+            Some(path) => {
+                let stem = path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let safe: String = stem
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                            c
+                        } else {
+                            '_'
+                        }
+                    })
+                    .collect();
+                key.push('@');
+                key.push_str(&safe);
+            }
+        }
+        if self.input_size_px != self.model.default_input_size_px() {
+            key.push_str(&format!("-{}px", self.input_size_px));
+        }
+        key
+    }
+
+    /// Whether `other` runs the same network at the same input size: the same model, weights
+    /// from a file in both (their bytes are compared by fingerprint elsewhere, so the file may
+    /// have moved) or the same seed in both.
+    pub fn same_network(&self, other: &EncoderSpec) -> bool {
+        self.model == other.model
+            && self.input_size_px == other.input_size_px
+            && match (&self.weights, &other.weights) {
+                (None, None) => self.seed == other.seed,
+                (Some(a), Some(b)) if self.model == ModelKind::Imported => a == b,
+                (Some(_), Some(_)) => true,
+                _ => false,
+            }
+    }
+
+    /// Whether this is a CNN with random weights (every output must say so).
+    pub fn is_untrained(&self) -> bool {
+        !matches!(self.model, ModelKind::Pixels | ModelKind::Imported) && self.weights.is_none()
+    }
+
+    /// A short human description, e.g. "compact @64px, untrained encoder (seed 0)".
+    pub fn describe(&self) -> String {
+        if self.model == ModelKind::Imported {
+            return format!("imported embeddings `{}`", self.imported_name());
+        }
+        let weights = match (&self.weights, self.model) {
+            (_, ModelKind::Pixels) => "raw-pixel baseline".to_string(),
+            (Some(p), _) => format!(
+                "weights {}",
+                p.file_name().map_or_else(
+                    || p.display().to_string(),
+                    |n| n.to_string_lossy().into_owned()
+                )
+            ),
+            (None, _) => format!("untrained encoder (random init, seed {})", self.seed),
+        };
+        format!(
+            "{} @{}px, {}",
+            self.model.name(),
+            self.input_size_px,
+            weights
+        )
+    }
+}
+
+/// Picks the compute device: the first CUDA GPU when built with `cuda` and one is present
+/// (unless `force_cpu`), else the CPU.
+pub fn choose_device(force_cpu: bool) -> Device {
+    if force_cpu {
+        return Device::Cpu;
+    }
+    #[cfg(feature = "cuda")]
+    {
+        if let Ok(device) = Device::new_cuda(0) {
+            return device;
+        }
+    }
+    Device::Cpu
+}
+
+/// A human name for a device.
+pub fn device_name(device: &Device) -> &'static str {
+    if device.is_cuda() {
+        "CUDA GPU"
+    } else {
+        "CPU"
+    }
+}
+
+enum Network {
+    Pixels,
+    Cnn(Box<Trunk>),
+}
+
+/// The rows of a `[batch, dim]` feature tensor, each L2-normalised.
+fn unit_rows(features: &Tensor) -> Result<Vec<Vec<f32>>, EncoderError> {
+    let mut rows = features.to_vec2::<f32>()?;
+    rows.iter_mut().for_each(|r| l2_normalise(r));
+    Ok(rows)
+}
+
+/// Unit-length embedding rows, and each row's SwAV cluster when the encoder has the head.
+pub type ClusteredRows = (Vec<Vec<f32>>, Option<Vec<u32>>);
+
+/// A ready-to-run encoder.
+pub struct Encoder {
+    spec: EncoderSpec,
+    network: Network,
+    device: Device,
+    weights_fingerprint: String,
+    /// SwAV's projector and prototypes, when the weights carry them.
+    cluster_head: Option<ClusterHead>,
+}
+
+impl Encoder {
+    /// Builds the encoder described by `spec` on `device`, loading its weights if any.
+    pub fn new(spec: &EncoderSpec, device: &Device) -> Result<Self, EncoderError> {
+        if spec.model == ModelKind::Imported {
+            return Err(EncoderError::ImportedHasNoEncoder(spec.imported_name()));
+        }
+        let Some(architecture) = spec.model.architecture() else {
+            if spec.weights.is_some() {
+                return Err(EncoderError::PixelsTakeNoWeights);
+            }
+            return Ok(Self {
+                spec: spec.clone(),
+                network: Network::Pixels,
+                device: device.clone(),
+                weights_fingerprint: "none".into(),
+                cluster_head: None,
+            });
+        };
+        let mut cluster_head = None;
+        let (vb, weights_fingerprint) = match &spec.weights {
+            Some(path) => {
+                let (tensors, fingerprint) = load_weights(path, device)?;
+                cluster_head = ClusterHead::from_tensors(&tensors).map_err(|e| {
+                    EncoderError::WeightsMismatch {
+                        path: path.clone(),
+                        model: spec.model.name().into(),
+                        message: first_line(&e.to_string()),
+                    }
+                })?;
+                (
+                    VarBuilder::from_tensors(tensors, DType::F32, device),
+                    fingerprint,
+                )
+            }
+            None => (
+                VarBuilder::from_backend(
+                    Box::new(SeededInit { seed: spec.seed }),
+                    DType::F32,
+                    device.clone(),
+                ),
+                format!("seed:{}", spec.seed),
+            ),
+        };
+        let mut net = architecture.build(vb).map_err(|e| match &spec.weights {
+            Some(path) => EncoderError::WeightsMismatch {
+                path: path.clone(),
+                model: spec.model.name().into(),
+                message: first_line(&e.to_string()),
+            },
+            None => EncoderError::Candle(e),
+        })?;
+        net.prepare_inference(device)?;
+        Ok(Self {
+            spec: spec.clone(),
+            network: Network::Cnn(Box::new(net)),
+            device: device.clone(),
+            weights_fingerprint,
+            cluster_head,
+        })
+    }
+
+    /// Number of SwAV clusters, when the weights carry SwAV's head.
+    pub fn clusters(&self) -> Option<usize> {
+        self.cluster_head.as_ref().map(ClusterHead::clusters)
+    }
+
+    /// [`embed`](Self::embed), and each image's SwAV cluster when the weights carry the head.
+    pub fn embed_clustered(&self, images: &[RgbImage]) -> Result<ClusteredRows, EncoderError> {
+        let Some(head) = &self.cluster_head else {
+            return Ok((self.embed(images)?, None));
+        };
+        let features = self.features(&self.input_tensor(images)?)?;
+        Ok((unit_rows(&features)?, Some(head.assign(&features)?)))
+    }
+
+    /// The spec this encoder was built from.
+    pub fn spec(&self) -> &EncoderSpec {
+        &self.spec
+    }
+
+    /// The device it runs on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// A fingerprint of the weights (file hash, or the seed).
+    pub fn weights_fingerprint(&self) -> &str {
+        &self.weights_fingerprint
+    }
+
+    /// Output dimension.
+    pub fn dim(&self) -> usize {
+        match &self.network {
+            Network::Pixels => (self.spec.input_size_px * self.spec.input_size_px * 3) as usize,
+            Network::Cnn(net) => net.feature_dim(),
+        }
+    }
+
+    /// Embeds a batch of images; each output row is L2-normalised.
+    pub fn embed(&self, images: &[RgbImage]) -> Result<Vec<Vec<f32>>, EncoderError> {
+        let size = self.spec.input_size_px;
+        let mut rows: Vec<Vec<f32>> = match &self.network {
+            Network::Pixels => images.iter().map(|im| pixel_vector(im, size)).collect(),
+            Network::Cnn(_) => return self.embed_input(&self.input_tensor(images)?),
+        };
+        rows.iter_mut().for_each(|r| l2_normalise(r));
+        Ok(rows)
+    }
+
+    /// Embeds an already preprocessed `[batch, 3, size, size]` input (see
+    /// [`input_tensor`](Self::input_tensor)); each output row is L2-normalised. The pixel
+    /// baseline has no network and refuses.
+    pub fn embed_input(&self, input: &Tensor) -> Result<Vec<Vec<f32>>, EncoderError> {
+        unit_rows(&self.features(input)?)
+    }
+
+    /// The pooled features `[batch, dim]` (not normalised) of a preprocessed input.
+    fn features(&self, input: &Tensor) -> Result<Tensor, EncoderError> {
+        let Network::Cnn(net) = &self.network else {
+            return Err(EncoderError::PixelsTakeNoTensor);
+        };
+        Ok(net.forward_eval(input)?)
+    }
+
+    /// ImageNet class logits of each image, for a model whose weights include the classifier
+    /// (the shipped EfficientNet-Lite0); `None` otherwise.
+    pub fn logits(&self, images: &[RgbImage]) -> Result<Option<Vec<Vec<f32>>>, EncoderError> {
+        let Network::Cnn(net) = &self.network else {
+            return Ok(None);
+        };
+        let features = self.features(&self.input_tensor(images)?)?;
+        Ok(net
+            .classify(&features)?
+            .map(|t| t.to_vec2::<f32>())
+            .transpose()?)
+    }
+
+    /// Preprocesses images into a normalised `[batch, 3, size, size]` tensor on the device.
+    pub fn input_tensor(&self, images: &[RgbImage]) -> Result<Tensor, EncoderError> {
+        Ok(images_tensor(
+            images,
+            self.spec.input_size_px,
+            self.spec.model.normalisation(),
+            &self.device,
+        )?)
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").to_string()
+}
+
+/// Whether `path` holds the weights shipped for `model`: the shipped file's name and the same
+/// bytes as the installed copy (by content, so that moving or installing the models does not
+/// make workspaces made with them stale).
+pub fn is_shipped_weights(model: ModelKind, path: &Path) -> bool {
+    let Some(file) = model.shipped_weights_file() else {
+        return false;
+    };
+    if path.file_name().and_then(|n| n.to_str()) != Some(file) {
+        return false;
+    }
+    let Some(installed) = model.shipped_weights() else {
+        return false;
+    };
+    installed == path
+        || matches!(
+            (file_fingerprint(path), file_fingerprint(&installed)),
+            (Ok(a), Ok(b)) if a == b
+        )
+}
+
+/// The fingerprint (xxh3 of the bytes) of a weights file, computed once per file version (path,
+/// size and modification time) in this process.
+pub fn file_fingerprint(path: &Path) -> std::io::Result<String> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    type Key = (PathBuf, u64, Option<std::time::SystemTime>);
+    static KNOWN: OnceLock<Mutex<HashMap<Key, String>>> = OnceLock::new();
+    let meta = std::fs::metadata(path)?;
+    let key = (path.to_path_buf(), meta.len(), meta.modified().ok());
+    let known = KNOWN.get_or_init(Default::default);
+    if let Some(fp) = known.lock().ok().and_then(|k| k.get(&key).cloned()) {
+        return Ok(fp);
+    }
+    let fp = fingerprint_bytes(&std::fs::read(path)?);
+    if let Ok(mut k) = known.lock() {
+        k.insert(key, fp.clone());
+    }
+    Ok(fp)
+}
+
+fn fingerprint_bytes(bytes: &[u8]) -> String {
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(bytes))
+}
+
+/// Reads a safetensors weights file into tensors, with a fingerprint of its bytes.
+pub fn load_weights(
+    path: &Path,
+    device: &Device,
+) -> Result<(std::collections::HashMap<String, Tensor>, String), EncoderError> {
+    let file_error = |message: String| EncoderError::WeightsFile {
+        path: path.to_path_buf(),
+        message,
+    };
+    let bytes = std::fs::read(path).map_err(|e| file_error(e.to_string()))?;
+    let fingerprint = fingerprint_bytes(&bytes);
+    let tensors = candle_core::safetensors::load_buffer(&bytes, device)
+        .map_err(|e| file_error(first_line(&e.to_string())))?;
+    Ok((tensors, fingerprint))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn test_images() -> Vec<RgbImage> {
+        (0..3u8)
+            .map(|i| {
+                RgbImage::from_fn(64, 64, |x, y| {
+                    image::Rgb([(x as u8).wrapping_mul(i + 1), y as u8 * 3, 40 * i])
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn outputs_are_unit_vectors_and_reproducible_for_a_seed() {
+        let spec = EncoderSpec::untrained(ModelKind::Compact);
+        let a = Encoder::new(&spec, &Device::Cpu).expect("builds");
+        let b = Encoder::new(&spec, &Device::Cpu).expect("builds");
+        let ea = a.embed(&test_images()).expect("embeds");
+        let eb = b.embed(&test_images()).expect("embeds");
+        assert_eq!(ea, eb);
+        for row in &ea {
+            assert_eq!(row.len(), 256);
+            let norm: f32 = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+            assert!((norm - 1.0).abs() < 1e-4);
+        }
+    }
+
+    #[test]
+    fn pixel_baseline_has_three_values_per_pixel() {
+        let enc =
+            Encoder::new(&EncoderSpec::untrained(ModelKind::Pixels), &Device::Cpu).expect("builds");
+        let rows = enc.embed(&test_images()).expect("embeds");
+        assert_eq!(rows[0].len(), 32 * 32 * 3);
+        assert_eq!(enc.dim(), 32 * 32 * 3);
+    }
+
+    #[test]
+    fn mis_shaped_and_missing_tensors_are_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("w.safetensors");
+        let wrong = Tensor::zeros((8, 3, 3, 3), DType::F32, &Device::Cpu).expect("tensor");
+        candle_core::safetensors::save(
+            &std::collections::HashMap::from([("conv1.weight".to_string(), wrong)]),
+            &path,
+        )
+        .expect("save");
+        let spec = EncoderSpec {
+            weights: Some(path.clone()),
+            ..EncoderSpec::untrained(ModelKind::Compact)
+        };
+        let err = Encoder::new(&spec, &Device::Cpu)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            err.contains("w.safetensors") && err.contains("conv1"),
+            "{err}"
+        );
+
+        std::fs::write(&path, b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":").expect("write");
+        let err = Encoder::new(&spec, &Device::Cpu)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(err.contains("w.safetensors: cannot read weights"), "{err}");
+    }
+
+    #[test]
+    fn model_names_parse() {
+        assert_eq!(
+            "ResNet-18".parse::<ModelKind>().ok(),
+            Some(ModelKind::Resnet18)
+        );
+        assert_eq!(
+            "regnety-400mf".parse::<ModelKind>().ok(),
+            Some(ModelKind::RegnetY400mf)
+        );
+        assert!("vit".parse::<ModelKind>().is_err());
+        for model in ModelKind::ALL {
+            assert_eq!(model.name().parse::<ModelKind>().ok(), Some(model));
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! One type for every CNN trunk natview embeds with and trains (ResNets, RegNetY,
+//! EfficientNet-Lite), so
+//! the encoder, the training loop and the benchmarks need not know which one they hold.
+
+use super::conv::own_cpu_kernels;
+use super::effnet::{EffNetConfig, EfficientNet};
+use super::effnet_cpu::FusedEffNet;
+use super::regnet::{RegNet, RegNetConfig};
+use super::resnet::{ResNet, ResNetConfig};
+use candle_core::{DType, Result, Tensor};
+use candle_nn::VarBuilder;
+
+/// The architecture of a CNN trunk.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Architecture {
+    /// A ResNet (torchvision names).
+    ResNet(ResNetConfig),
+    /// A RegNetY (torchvision names).
+    RegNet(RegNetConfig),
+    /// An EfficientNet-Lite (names of the PyTorch port).
+    EffNet(EffNetConfig),
+}
+
+impl Architecture {
+    /// Dimension of the pooled feature vector.
+    pub fn feature_dim(&self) -> usize {
+        match self {
+            Architecture::ResNet(c) => c.feature_dim(),
+            Architecture::RegNet(c) => c.feature_dim(),
+            Architecture::EffNet(c) => c.feature_dim(),
+        }
+    }
+
+    /// The input size the architecture is meant for.
+    pub fn default_input_size_px(&self) -> u32 {
+        match self {
+            Architecture::ResNet(c) if !c.imagenet_stem => 64,
+            Architecture::ResNet(_) | Architecture::RegNet(_) => 224,
+            Architecture::EffNet(c) => c.input_size_px(),
+        }
+    }
+
+    /// Builds the trunk, reading (or creating) its tensors through `vb`.
+    pub fn build(&self, vb: VarBuilder) -> Result<Trunk> {
+        Ok(match self {
+            Architecture::ResNet(c) => Trunk::ResNet(ResNet::new(c, vb)?),
+            Architecture::RegNet(c) => Trunk::RegNet(RegNet::new(c, vb)?),
+            Architecture::EffNet(c) => Trunk::EffNet {
+                net: EfficientNet::new(c, vb)?,
+                fused: None,
+            },
+        })
+    }
+}
+
+/// A CNN trunk returning globally pooled features.
+#[derive(Clone)]
+pub enum Trunk {
+    /// A ResNet.
+    ResNet(ResNet),
+    /// A RegNetY.
+    RegNet(RegNet),
+    /// An EfficientNet-Lite, with its fused CPU inference form once prepared.
+    EffNet {
+        /// The autograd-capable network.
+        net: EfficientNet,
+        /// Batch norms folded, for CPU inference ([`Trunk::prepare_inference`]).
+        fused: Option<std::sync::Arc<FusedEffNet>>,
+    },
+}
+
+impl Trunk {
+    /// Pooled features `[batch, feature_dim]`; `train` runs batch norm on batch statistics.
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        match self {
+            Trunk::ResNet(net) => net.forward_t(x, train),
+            Trunk::RegNet(net) => net.forward_t(x, train),
+            Trunk::EffNet { net, .. } => net.forward_t(x, train),
+        }
+    }
+
+    /// Pooled features in training mode with the first `frozen` stages (stem = 0) fixed.
+    pub fn forward_train(&self, x: &Tensor, frozen: usize) -> Result<Tensor> {
+        match self {
+            Trunk::ResNet(net) => net.forward_frozen(x, true, frozen),
+            Trunk::RegNet(net) => net.forward_frozen(x, true, frozen),
+            Trunk::EffNet { net, .. } => net.forward_frozen(x, true, frozen),
+        }
+    }
+
+    /// Number of stages, the stem included (the most `--freeze` can fix).
+    pub fn stages(&self) -> usize {
+        match self {
+            Trunk::ResNet(_) | Trunk::RegNet(_) => 5,
+            Trunk::EffNet { net, .. } => 1 + net.config().blocks.last().map_or(0, |b| b.stage),
+        }
+    }
+
+    /// Readies the fastest evaluation path for inputs on `device` (EfficientNet on the CPU:
+    /// batch norms folded into fused kernels).
+    pub fn prepare_inference(&mut self, device: &candle_core::Device) -> Result<()> {
+        if let Trunk::EffNet { net, fused } = self {
+            if device.is_cpu() && own_cpu_kernels() && fused.is_none() {
+                *fused = Some(std::sync::Arc::new(FusedEffNet::new(net)?));
+            }
+        }
+        Ok(())
+    }
+
+    /// Pooled features in evaluation mode, through the fused path where prepared.
+    pub fn forward_eval(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Trunk::EffNet {
+                fused: Some(fused), ..
+            } if x.device().is_cpu() && x.dtype() == DType::F32 => {
+                let (n, _, h, w) = x.dims4()?;
+                let values = x.flatten_all()?.to_vec1::<f32>()?;
+                let out = fused.forward(&values, n, h, w);
+                Tensor::from_vec(out, (n, self.feature_dim()), x.device())
+            }
+            _ => self.forward_t(x, false),
+        }
+    }
+
+    /// ImageNet logits of pooled features, for a trunk that has its classifier.
+    pub fn classify(&self, features: &Tensor) -> Result<Option<Tensor>> {
+        match self {
+            Trunk::EffNet { net, .. } => net.classify(features),
+            Trunk::ResNet(_) | Trunk::RegNet(_) => Ok(None),
+        }
+    }
+
+    /// Dimension of the pooled feature vector.
+    pub fn feature_dim(&self) -> usize {
+        match self {
+            Trunk::ResNet(net) => net.config().feature_dim(),
+            Trunk::RegNet(net) => net.config().feature_dim(),
+            Trunk::EffNet { net, .. } => net.config().feature_dim(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SeededInit;
+    use candle_core::Device;
+
+    /// The fused CPU path and the candle graph give the same features.
+    #[test]
+    fn fused_effnet_matches_the_candle_graph() {
+        let device = Device::Cpu;
+        let vb =
+            VarBuilder::from_backend(Box::new(SeededInit { seed: 3 }), DType::F32, device.clone());
+        let arch = Architecture::EffNet(EffNetConfig::lite(0));
+        let mut trunk = arch.build(vb).expect("builds");
+        let x = Tensor::randn(0f32, 1.0, (3, 3, 67, 64), &device).expect("input");
+        let reference = trunk.forward_t(&x, false).expect("graph");
+        trunk.prepare_inference(&device).expect("fuse");
+        let fused = trunk.forward_eval(&x).expect("fused");
+        assert_eq!(fused.dims(), &[3, 1280]);
+        let error: f32 = (&fused - &reference)
+            .and_then(|d| d.abs())
+            .and_then(|d| d.max_all())
+            .and_then(|d| d.to_scalar())
+            .expect("error");
+        let scale: f32 = reference
+            .abs()
+            .and_then(|d| d.max_all())
+            .and_then(|d| d.to_scalar())
+            .expect("scale");
+        assert!(
+            scale > 0.0 && error <= 1e-4 * scale,
+            "error {error}, scale {scale}"
+        );
+    }
+}
