@@ -12,6 +12,7 @@ mod labels;
 pub mod limits;
 pub mod output;
 mod probe;
+pub mod reference;
 pub mod process;
 pub mod project;
 mod review;

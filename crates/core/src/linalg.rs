@@ -85,6 +85,7 @@ unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// Scales `v` to unit length (a zero vector stays zero).
+#[inline]
 pub fn l2_normalise(v: &mut [f32]) {
     let norm = dot(v, v).sqrt();
     if norm > 0.0 {
@@ -118,6 +119,7 @@ impl Matrix {
     }
 
     /// Row `i`.
+    #[inline]
     pub fn row(&self, i: usize) -> &[f32] {
         &self.data[i * self.dim..(i + 1) * self.dim]
     }
@@ -156,6 +158,7 @@ pub struct Operand<'a> {
 
 impl<'a> Operand<'a> {
     /// A row-major matrix with `cols` columns (`data` may start inside a wider row).
+    #[inline]
     pub fn rows(data: &'a [f32], cols: usize) -> Self {
         Self {
             data,
@@ -165,6 +168,7 @@ impl<'a> Operand<'a> {
     }
 
     /// The transpose of a row-major matrix with `cols` columns.
+    #[inline]
     pub fn transposed(data: &'a [f32], cols: usize) -> Self {
         Self {
             data,
@@ -194,6 +198,7 @@ pub struct Output<'a> {
 impl<'a> Output<'a> {
     /// Rows `row_stride` values apart (at least the product's column count; wider for a block
     /// of a larger matrix, with `data` starting at the block's first value).
+    #[inline]
     pub fn rows(data: &'a mut [f32], row_stride: usize) -> Self {
         Self { data, row_stride }
     }
