@@ -6,7 +6,7 @@
 //! It knows nothing of encoders, indexes or analyses: those crates build on it.
 
 // This crate reads files: a size that does not fit is an error, never a silent truncation.
-#![warn(clippy::cast_possible_truncation)]
+#![deny(clippy::cast_possible_truncation)]
 
 pub mod dataset;
 pub mod jobs;

@@ -52,8 +52,9 @@ impl Array {
 
 const MAGIC: &[u8] = b"\x93NUMPY";
 
-/// Encodes `data` with `shape` as `.npy` bytes (format version 1.0, `<f4`, C order).
-pub fn encode(shape: &[usize], data: &[f32]) -> Vec<u8> {
+/// Encodes `data` with `shape` as `.npy` bytes (format version 1.0, `<f4`, C order). `Err`
+/// when the header (the shape, in text) is longer than version 1.0's 65,535 bytes.
+pub fn encode(shape: &[usize], data: &[f32]) -> Result<Vec<u8>, String> {
     let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
     let shape_text = match dims.len() {
         1 => format!("({},)", dims[0]),
@@ -64,21 +65,33 @@ pub fn encode(shape: &[usize], data: &[f32]) -> Vec<u8> {
     let unpadded = MAGIC.len() + 4 + header.len() + 1;
     header.push_str(&" ".repeat((64 - unpadded % 64) % 64));
     header.push('\n');
+    let header_len = u16::try_from(header.len()).map_err(|_| {
+        format!(
+            "a shape of {} axes needs a header of {} bytes; a .npy header holds at most {}",
+            shape.len(),
+            header.len(),
+            u16::MAX
+        )
+    })?;
     let mut bytes = Vec::with_capacity(MAGIC.len() + 4 + header.len() + data.len() * 4);
     bytes.extend_from_slice(MAGIC);
     bytes.extend_from_slice(&[1, 0]);
-    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(&header_len.to_le_bytes());
     bytes.extend_from_slice(header.as_bytes());
     for v in data {
         bytes.extend_from_slice(&v.to_le_bytes());
     }
-    bytes
+    Ok(bytes)
 }
 
 /// Writes an array atomically (temporary file, then rename).
 pub fn write(path: &Path, shape: &[usize], data: &[f32]) -> Result<(), NpyError> {
     debug_assert_eq!(shape.iter().product::<usize>(), data.len());
-    write_atomic(path, &encode(shape, data)).map_err(|e| NpyError::Io {
+    let bytes = encode(shape, data).map_err(|message| NpyError::Format {
+        path: path.to_path_buf(),
+        message,
+    })?;
+    write_atomic(path, &bytes).map_err(|e| NpyError::Io {
         path: path.to_path_buf(),
         message: e.to_string(),
     })
@@ -166,7 +179,7 @@ pub fn decode(bytes: &[u8]) -> Result<Array, String> {
             .map(|b| {
                 let mut bytes = [0u8; 8];
                 bytes.copy_from_slice(b);
-                f64::from_le_bytes(bytes) as f32
+                narrow(f64::from_le_bytes(bytes))
             })
             .collect(),
         _ => payload
@@ -175,6 +188,16 @@ pub fn decode(bytes: &[u8]) -> Result<Array, String> {
             .collect(),
     };
     Ok(Array { shape, data })
+}
+
+/// A float64 value as the f32 natview computes in.
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "float64 arrays are read as f32 by design: a value rounds to the nearest f32 and \
+              one beyond f32's range becomes an infinity, never a wrapped value"
+)]
+fn narrow(value: f64) -> f32 {
+    value as f32
 }
 
 /// The text after `'key':` in a header dict, up to the next top-level comma.
@@ -200,12 +223,12 @@ mod tests {
     #[test]
     fn round_trip_keeps_shape_and_values() {
         let data: Vec<f32> = (0..24).map(|i| i as f32 * 0.5 - 3.0).collect();
-        let bytes = encode(&[2, 3, 4], &data);
+        let bytes = encode(&[2, 3, 4], &data).expect("encodes");
         assert_eq!((bytes.len() - 24 * 4) % 64, 0, "header padded to 64 bytes");
         let array = decode(&bytes).expect("decodes");
         assert_eq!(array.shape, vec![2, 3, 4]);
         assert_eq!(array.data, data);
-        let one_d = decode(&encode(&[5], &data[..5])).expect("1-d");
+        let one_d = decode(&encode(&[5], &data[..5]).expect("encodes")).expect("1-d");
         assert_eq!(one_d.shape, vec![5]);
     }
 
@@ -248,7 +271,8 @@ mod tests {
             let header =
                 format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': (2, 2), }}");
             let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-            bytes.extend_from_slice(&(header.len() as u16 + 1).to_le_bytes());
+            let header_len = u16::try_from(header.len() + 1).expect("a short header");
+            bytes.extend_from_slice(&header_len.to_le_bytes());
             bytes.extend_from_slice(header.as_bytes());
             bytes.push(b'\n');
             bytes.extend_from_slice(&payload);
@@ -260,10 +284,10 @@ mod tests {
 
     #[test]
     fn other_element_types_and_truncation_are_refused() {
-        let mut bytes = encode(&[2, 2], &[1.0, 2.0, 3.0, 4.0]);
+        let mut bytes = encode(&[2, 2], &[1.0, 2.0, 3.0, 4.0]).expect("encodes");
         bytes.truncate(bytes.len() - 1);
         assert!(decode(&bytes).unwrap_err().contains("needs 16 bytes"));
-        let mut int_bytes = encode(&[1], &[0.0]);
+        let mut int_bytes = encode(&[1], &[0.0]).expect("encodes");
         let at = int_bytes
             .windows(3)
             .position(|w| w == b"<f4")
@@ -281,11 +305,26 @@ mod tests {
             1usize << 62
         );
         let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-        bytes.extend_from_slice(&(header.len() as u16 + 1).to_le_bytes());
+        let header_len = u16::try_from(header.len() + 1).expect("a short header");
+        bytes.extend_from_slice(&header_len.to_le_bytes());
         bytes.extend_from_slice(header.as_bytes());
         bytes.push(b'\n');
         let err = decode(&bytes).expect_err("refused");
         assert!(err.contains("too large"), "{err}");
+    }
+
+    /// A shape whose header does not fit version 1.0's 16-bit length is refused, not written
+    /// with a wrapped length.
+    #[test]
+    fn a_header_longer_than_65535_bytes_is_refused() {
+        let shape = vec![1usize; 30_000];
+        let err = encode(&shape, &[0.0]).expect_err("refused");
+        assert!(err.contains("at most 65535"), "{err}");
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let path = dir.path().join("wide.npy");
+        let err = write(&path, &shape, &[0.0]).expect_err("refused");
+        assert!(matches!(err, NpyError::Format { .. }), "{err}");
+        assert!(!path.exists());
     }
 
     /// What a decoded array says of itself holds: its values fill its shape, and as a matrix
@@ -304,7 +343,8 @@ mod tests {
         fn damaged_npy_files_are_refused_or_consistent(
             changes in natview_testkit::mutations()
         ) {
-            let valid = encode(&[3, 5], &(0..15).map(|i| i as f32).collect::<Vec<_>>());
+            let valid = encode(&[3, 5], &(0..15).map(|i| i as f32).collect::<Vec<_>>())
+                .expect("encodes");
             if let Ok(array) = decode(&natview_testkit::apply(&valid, &changes)) {
                 check_consistent(array);
             }
@@ -322,7 +362,8 @@ mod tests {
                 dims.join(", ")
             );
             let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-            bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+            let header_len = u16::try_from(header.len()).expect("a short header");
+            bytes.extend_from_slice(&header_len.to_le_bytes());
             bytes.extend_from_slice(header.as_bytes());
             bytes.extend_from_slice(&payload);
             if let Ok(array) = decode(&bytes) {

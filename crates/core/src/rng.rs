@@ -40,6 +40,10 @@ impl SplitMix64 {
 
     /// Uniform integer in `0..n` (`n > 0`).
     #[inline]
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "the remainder is below n, a usize, so it fits a usize"
+    )]
     pub fn below(&mut self, n: usize) -> usize {
         (self.next_u64() % n as u64) as usize
     }

@@ -202,6 +202,10 @@ impl TopK {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::cast_possible_truncation,
+    reason = "test data: seeded f64 normal draws narrowed to f32"
+)]
 mod tests {
     use super::*;
     use natview_core::linalg::{similarity, top_k};

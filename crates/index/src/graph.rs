@@ -203,6 +203,16 @@ fn check_same_stored_rows(stored: &[u8], shared: &[f32], dim: usize) -> Result<(
 /// Highest level a node may get (a 2⁶⁴-node graph would not reach it with M ≥ 2).
 const LEVEL_CAP: usize = 32;
 
+/// The level drawn for `u` in (0, 1]: ⌊-ln(u) · mult⌋, at most [`LEVEL_CAP`].
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "the float-to-int `as` floors on purpose and saturates (NaN to 0), and \
+              .min(LEVEL_CAP) keeps the level at most 32, which fits a u8"
+)]
+fn level_for(u: f64, mult: f64) -> u8 {
+    ((-u.ln() * mult) as usize).min(LEVEL_CAP) as u8
+}
+
 impl Graph {
     /// An empty graph over `vectors` (rows L2-normalised); levels drawn, nothing linked yet.
     fn empty(vectors: &Matrix, params: GraphParams) -> Self {
@@ -213,9 +223,14 @@ impl Graph {
         let levels: Vec<u8> = (0..n)
             .map(|_| {
                 let u = 1.0 - rng.next_f64(); // (0, 1]
-                ((-u.ln() * mult) as usize).min(LEVEL_CAP) as u8
+                level_for(u, mult)
             })
             .collect();
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "i < levels.len() = vectors.rows: at most u32::MAX, which build checks \
+                      before calling this (read passes no rows)"
+        )]
         let (entry, max_level) = levels
             .iter()
             .enumerate()
@@ -256,15 +271,15 @@ impl Graph {
         after_chunk: &mut dyn FnMut(usize) -> bool,
     ) -> Option<Self> {
         let n = vectors.rows;
-        if u32::try_from(n).is_err() {
+        let Ok(ids) = u32::try_from(n) else {
             return None;
-        }
+        };
         let graph = Self::empty(vectors, params);
         if n == 0 {
             return Some(graph);
         }
         // The entry node goes first (nothing to link); the rest in order, in parallel.
-        let order: Vec<u32> = (0..n as u32).filter(|&i| i != graph.entry).collect();
+        let order: Vec<u32> = (0..ids).filter(|&i| i != graph.entry).collect();
         let mut done = 1;
         for block in order.chunks(chunk.max(1)) {
             block
@@ -340,7 +355,13 @@ impl Graph {
         for (slot, &link) in slots[1..=count].iter().zip(links) {
             slot.store(link, Relaxed);
         }
-        slots[0].store(count as u32, Release);
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "count < slots.len(), 1 + 2M at most, and M is at most 4096 in every graph \
+                      (HnswParams::check allows 255, read 4096)"
+        )]
+        let stored = count as u32;
+        slots[0].store(stored, Release);
     }
 
     /// Greedy descent on one layer: the closest node reachable from `start`.
@@ -700,7 +721,7 @@ impl Graph {
         graph.upper = upper;
         graph.locks = (0..n).map(|_| Mutex::new(())).collect();
         graph.levels = levels;
-        graph.entry = entry as u32;
+        graph.entry = u32::try_from(entry).map_err(|_| format!("entry point {entry} too large"))?;
         graph.max_level = max_level;
         Ok(graph)
     }

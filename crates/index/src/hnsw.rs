@@ -322,6 +322,10 @@ fn manifest_path(dir: &Path, basename: &str) -> PathBuf {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::cast_possible_truncation,
+    reason = "test data: seeded f64 normal draws narrowed to f32"
+)]
 mod tests {
     use super::*;
     use crate::exact_neighbours;

@@ -2,7 +2,7 @@
 //! similarity, persisted with its parameters, and exact (brute-force) search beside it.
 
 // This crate reads files: a size that does not fit is an error, never a silent truncation.
-#![warn(clippy::cast_possible_truncation)]
+#![deny(clippy::cast_possible_truncation)]
 
 mod exact;
 mod graph;

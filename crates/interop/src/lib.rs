@@ -3,7 +3,7 @@
 //! (TensorBoard projector, `.npy`, Parquet, JSON lines), and sharded embedding jobs.
 
 // This crate reads files: a size that does not fit is an error, never a silent truncation.
-#![warn(clippy::cast_possible_truncation)]
+#![deny(clippy::cast_possible_truncation)]
 #![forbid(unsafe_code)]
 
 mod export;

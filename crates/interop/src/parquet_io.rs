@@ -40,7 +40,7 @@ fn floats(path: &Path, values: &ArrayRef) -> Result<Vec<f32>, InteropError> {
             .as_primitive::<Float64Type>()
             .values()
             .iter()
-            .map(|v| *v as f32)
+            .map(|&v| narrow(v))
             .collect(),
         DataType::Float16 => values
             .as_primitive::<Float16Type>()
@@ -55,6 +55,16 @@ fn floats(path: &Path, values: &ArrayRef) -> Result<Vec<f32>, InteropError> {
             ))
         }
     })
+}
+
+/// A float64 value as the f32 natview computes in.
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "float64 vectors are read as f32 by design: a value rounds to the nearest f32 and \
+              one beyond f32's range becomes an infinity, never a wrapped value"
+)]
+fn narrow(value: f64) -> f32 {
+    value as f32
 }
 
 /// A list column's row offsets (from 0) and the values its rows span; offsets that do not
@@ -248,6 +258,15 @@ pub fn read_vectors(path: &Path, column: Option<&str>) -> Result<Vectors, Intero
 /// Writes `set` as one Parquet file (through a temporary file and a rename).
 pub fn write_set(set: &EmbeddingSet, out: &Path) -> Result<(), InteropError> {
     let dim = set.matrix.dim;
+    let list_size = i32::try_from(dim).map_err(|_| {
+        InteropError::io(
+            out,
+            format!(
+                "{dim} values per vector; a Parquet list holds {} at most",
+                i32::MAX
+            ),
+        )
+    })?;
     let item_field = Arc::new(Field::new("item", DataType::Float32, false));
     let schema = Arc::new(Schema::new(vec![
         Field::new("id", DataType::UInt64, false),
@@ -257,7 +276,7 @@ pub fn write_set(set: &EmbeddingSet, out: &Path) -> Result<(), InteropError> {
         Field::new("metadata", DataType::Utf8, false),
         Field::new(
             "embedding",
-            DataType::FixedSizeList(item_field.clone(), dim as i32),
+            DataType::FixedSizeList(item_field.clone(), list_size),
             false,
         ),
     ]));
@@ -283,7 +302,7 @@ pub fn write_set(set: &EmbeddingSet, out: &Path) -> Result<(), InteropError> {
         let values =
             Float32Array::from(set.matrix.data[first * dim..(first + items.len()) * dim].to_vec());
         let embedding =
-            FixedSizeListArray::try_new(item_field.clone(), dim as i32, Arc::new(values), None)
+            FixedSizeListArray::try_new(item_field.clone(), list_size, Arc::new(values), None)
                 .map_err(|e| InteropError::io(out, e))?;
         let columns: Vec<ArrayRef> = vec![
             Arc::new(UInt64Array::from_iter_values(

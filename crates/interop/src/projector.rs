@@ -88,18 +88,30 @@ pub fn vectors_tsv(set: &EmbeddingSet) -> String {
     out
 }
 
+/// Cells per side of the square sprite of `count` thumbnails: ⌈√count⌉, at least 1.
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "the square root of a usize is at most 2^32, and a float-to-int `as` saturates at \
+              u32::MAX"
+)]
+fn sprite_side(count: usize) -> u32 {
+    (count as f64).sqrt().ceil().max(1.0) as u32
+}
+
 /// The sprite's cell side for `count` thumbnails (`None`: too many to show).
 pub fn sprite_cell(count: usize) -> Option<u32> {
-    let per_side = (count as f64).sqrt().ceil().max(1.0) as u32;
+    let per_side = sprite_side(count);
     let cell = (MAX_SPRITE_SIDE / per_side).min(MAX_CELL);
     (cell >= MIN_CELL).then_some(cell)
 }
 
 /// The sprite: thumbnail `i` at column `i % side`, row `i / side` (grey where none is stored).
 fn sprite(thumbnails: &ThumbnailStore, count: usize, cell: u32) -> RgbImage {
-    let per_side = (count as f64).sqrt().ceil().max(1.0) as u32;
+    let per_side = sprite_side(count);
     let mut sprite = RgbImage::from_pixel(per_side * cell, per_side * cell, image::Rgb([128; 3]));
-    for i in 0..count {
+    // The cells in reading order: cell i is (i % per_side, i / per_side), with no u32 index.
+    let cells = (0..per_side).flat_map(|row| (0..per_side).map(move |column| (column, row)));
+    for (i, (column, row)) in cells.take(count).enumerate() {
         let Some(thumbnail) = thumbnails.get(i) else {
             continue;
         };
@@ -109,7 +121,7 @@ fn sprite(thumbnails: &ThumbnailStore, count: usize, cell: u32) -> RgbImage {
             cell,
             image::imageops::FilterType::Triangle,
         );
-        let (x, y) = ((i as u32 % per_side) * cell, (i as u32 / per_side) * cell);
+        let (x, y) = (column * cell, row * cell);
         image::imageops::replace(&mut sprite, &fitted, i64::from(x), i64::from(y));
     }
     sprite

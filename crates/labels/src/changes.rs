@@ -238,7 +238,13 @@ impl LabelStore {
                 e => Err(e),
             })
             .map_err(|e| self.db_error(e))?;
-        Ok(value.flatten().map(|v| v as f32))
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "natview computes similarities in f32 and stores them widened (f64::from), \
+                      which narrows back exactly; an imported one rounds to the nearest f32"
+        )]
+        let similarity = value.flatten().map(|v| v as f32);
+        Ok(similarity)
     }
 
     /// Undoes a change (as returned by the functions above); returns the change that redoes it.

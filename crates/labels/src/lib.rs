@@ -7,7 +7,7 @@
 //! re-embedding with another model and a changed item order.
 
 // This crate reads files: a size that does not fit is an error, never a silent truncation.
-#![warn(clippy::cast_possible_truncation)]
+#![deny(clippy::cast_possible_truncation)]
 #![forbid(unsafe_code)]
 
 mod changes;

@@ -167,8 +167,9 @@ impl LabelStore {
         let mut statement = self.connection.prepare("SELECT key, name FROM tag_set")?;
         for row in statement.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))? {
             let (key, name) = row?;
-            if (1..=TAG_KEYS as i64).contains(&key) {
-                tag_set[(key - 1) as usize] = name;
+            // Keys 1..=TAG_KEYS name the tag set's slots; other rows are left out.
+            if let Ok(key @ 1..=TAG_KEYS) = usize::try_from(key) {
+                tag_set[key - 1] = name;
             }
         }
         self.tag_set = tag_set;

@@ -39,6 +39,11 @@ pub(crate) fn format_unix_secs(secs: u64) -> String {
 
 /// Days since 1970-01-01 → (year, month, day) in the proleptic Gregorian calendar
 /// (Howard Hinnant's `civil_from_days`).
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "doe in 0..146_097 gives doy in 0..=365 and mp in 0..=11, so day is in 1..=31 and \
+              month in 1..=12"
+)]
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);

@@ -213,8 +213,8 @@ pub fn rasterise_svg_in(
     let refused = refused.into_inner().unwrap_or_else(|e| e.into_inner());
     let size = tree.size();
     let scale = size_px as f32 / size.width().max(size.height()).max(1e-3);
-    let width = ((size.width() * scale).round() as u32).max(1);
-    let height = ((size.height() * scale).round() as u32).max(1);
+    let width = scaled_side(size.width(), scale);
+    let height = scaled_side(size.height(), scale);
     let mut pixmap = resvg::tiny_skia::Pixmap::new(width, height)
         .ok_or_else(|| DecodeError::Svg(format!("cannot allocate {width}x{height} pixels")))?;
     resvg::render(
@@ -235,6 +235,17 @@ pub fn rasterise_svg_in(
     let image = RgbaImage::from_raw(width, height, data)
         .ok_or_else(|| DecodeError::Svg("rendered buffer has the wrong size".into()))?;
     Ok((image, refused))
+}
+
+/// A side of an SVG's box scaled to whole pixels (at least 1), with `scale` the requested size
+/// over the box's longer side.
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "side * scale is at most the requested size, a u32 (the longer side scales to it); \
+              a float-to-int `as` saturates and takes NaN to 0, which .max(1) lifts"
+)]
+fn scaled_side(side: f32, scale: f32) -> u32 {
+    ((side * scale).round() as u32).max(1)
 }
 
 /// The image a non-`data:` reference of an SVG names, when it is a regular file of at most
@@ -296,7 +307,13 @@ pub fn flatten_on_white(rgba: &RgbaImage) -> RgbImage {
     for (dst, src) in out.pixels_mut().zip(rgba.pixels()) {
         let a = src[3] as u32;
         for c in 0..3 {
-            dst[c] = ((src[c] as u32 * a + 255 * (255 - a) + 127) / 255) as u8;
+            #[expect(
+                clippy::cast_possible_truncation,
+                reason = "src[c] and a are at most 255, so the sum is at most 255 * 255 + 127 \
+                          and the quotient at most 255"
+            )]
+            let blended = ((src[c] as u32 * a + 255 * (255 - a) + 127) / 255) as u8;
+            dst[c] = blended;
         }
     }
     out

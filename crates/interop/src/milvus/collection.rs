@@ -53,6 +53,15 @@ impl Milvus {
         record: &CollectionRecord,
         params: HnswParams,
     ) -> Result<(), InteropError> {
+        let dimension = u32::try_from(record.dim).map_err(|_| {
+            self.err(
+                "create_collection",
+                format!(
+                    "vectors of {} values: beyond a Milvus dimension (u32)",
+                    record.dim
+                ),
+            )
+        })?;
         let schema = sdk::CollectionSchema::new()
             .add_field(
                 sdk::FieldSchema::new()
@@ -64,7 +73,7 @@ impl Milvus {
                 sdk::FieldSchema::new()
                     .name(VECTOR)
                     .data_type(sdk::DataType::FloatVector)
-                    .dimension(record.dim as u32),
+                    .dimension(dimension),
             )
             .add_field(
                 sdk::FieldSchema::new()
