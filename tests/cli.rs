@@ -520,9 +520,15 @@ fn help_lists_user_commands_and_no_benchmark() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let help = text(&out.stdout);
     for command in ["embed", "neighbours", "finetune", "labels"] {
-        assert!(help.contains(&format!("  {command}")), "{command} missing:\n{help}");
+        assert!(
+            help.contains(&format!("  {command}")),
+            "{command} missing:\n{help}"
+        );
     }
-    assert!(!help.contains("  bench"), "natview --help lists a bench command:\n{help}");
+    assert!(
+        !help.contains("  bench"),
+        "natview --help lists a bench command:\n{help}"
+    );
     let bench = natview(&["bench", "embed", "x"], dir.path());
     assert!(!bench.status.success(), "natview bench still runs");
 }

@@ -7,7 +7,6 @@
 
 // Tests may unwrap and expect: a failed test is the error report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-
 #![cfg(feature = "milvus")]
 
 mod common;

@@ -12,9 +12,9 @@ mod labels;
 pub mod limits;
 pub mod output;
 mod probe;
-pub mod reference;
 pub mod process;
 pub mod project;
+pub mod reference;
 mod review;
 
 use clap::{Args, Parser, Subcommand};
@@ -27,7 +27,8 @@ use std::path::PathBuf;
 #[command(
     name = "natview",
     version,
-    about,
+    about = "Explore learned image representations: embed, index, neighbours, quadrant charts, \
+             projections and retrieval metrics",
     args_conflicts_with_subcommands = true
 )]
 pub struct Cli {

@@ -21,7 +21,10 @@ pub fn markdown() -> String {
 /// Appends `command`'s section and those of its subcommands.
 fn append(page: &mut String, command: &mut clap::Command, path: &str) {
     let help = command.render_long_help().to_string();
-    page.push_str(&format!("\n## `{path}`\n\n```text\n{}\n```\n", help.trim_end()));
+    page.push_str(&format!(
+        "\n## `{path}`\n\n```text\n{}\n```\n",
+        help.trim_end()
+    ));
     let names: Vec<String> = command
         .get_subcommands()
         .filter(|s| s.get_name() != "help")
@@ -59,8 +62,14 @@ mod tests {
     fn the_reference_lists_user_commands_and_no_benchmark() {
         let page = markdown();
         for command in ["natview embed", "natview finetune", "natview labels export"] {
-            assert!(page.contains(&format!("## `{command}`")), "{command} missing");
+            assert!(
+                page.contains(&format!("## `{command}`")),
+                "{command} missing"
+            );
         }
-        assert!(!page.contains("## `natview bench"), "benchmarks belong to natview-bench");
+        assert!(
+            !page.contains("## `natview bench"),
+            "benchmarks belong to natview-bench"
+        );
     }
 }
