@@ -3,6 +3,18 @@
 
 use candle_core::{Device, Tensor};
 
+/// A float64 value as the f32 natview computes in: the nearest f32, an infinity beyond f32's
+/// range, never a wrapped value (float64 inputs — `.npy`, Parquet, stored similarities — are
+/// read this way).
+#[inline]
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "narrowing is the point: `as` rounds to the nearest f32 and saturates to infinity"
+)]
+pub fn narrow(value: f64) -> f32 {
+    value as f32
+}
+
 /// Dot product, written so the compiler vectorises it (8 independent accumulators).
 #[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {

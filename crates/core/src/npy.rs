@@ -179,7 +179,7 @@ pub fn decode(bytes: &[u8]) -> Result<Array, String> {
             .map(|b| {
                 let mut bytes = [0u8; 8];
                 bytes.copy_from_slice(b);
-                narrow(f64::from_le_bytes(bytes))
+                crate::linalg::narrow(f64::from_le_bytes(bytes))
             })
             .collect(),
         _ => payload
@@ -188,16 +188,6 @@ pub fn decode(bytes: &[u8]) -> Result<Array, String> {
             .collect(),
     };
     Ok(Array { shape, data })
-}
-
-/// A float64 value as the f32 natview computes in.
-#[expect(
-    clippy::cast_possible_truncation,
-    reason = "float64 arrays are read as f32 by design: a value rounds to the nearest f32 and \
-              one beyond f32's range becomes an infinity, never a wrapped value"
-)]
-fn narrow(value: f64) -> f32 {
-    value as f32
 }
 
 /// The text after `'key':` in a header dict, up to the next top-level comma.

@@ -40,7 +40,7 @@ fn floats(path: &Path, values: &ArrayRef) -> Result<Vec<f32>, InteropError> {
             .as_primitive::<Float64Type>()
             .values()
             .iter()
-            .map(|&v| narrow(v))
+            .map(|&v| natview_core::linalg::narrow(v))
             .collect(),
         DataType::Float16 => values
             .as_primitive::<Float16Type>()
@@ -55,16 +55,6 @@ fn floats(path: &Path, values: &ArrayRef) -> Result<Vec<f32>, InteropError> {
             ))
         }
     })
-}
-
-/// A float64 value as the f32 natview computes in.
-#[expect(
-    clippy::cast_possible_truncation,
-    reason = "float64 vectors are read as f32 by design: a value rounds to the nearest f32 and \
-              one beyond f32's range becomes an infinity, never a wrapped value"
-)]
-fn narrow(value: f64) -> f32 {
-    value as f32
 }
 
 /// A list column's row offsets (from 0) and the values its rows span; offsets that do not

@@ -238,12 +238,9 @@ impl LabelStore {
                 e => Err(e),
             })
             .map_err(|e| self.db_error(e))?;
-        #[expect(
-            clippy::cast_possible_truncation,
-            reason = "natview computes similarities in f32 and stores them widened (f64::from), \
-                      which narrows back exactly; an imported one rounds to the nearest f32"
-        )]
-        let similarity = value.flatten().map(|v| v as f32);
+        // Stored widened from f32 (f64::from), so this narrows back exactly; an imported value
+        // rounds to the nearest f32.
+        let similarity = value.flatten().map(natview_core::linalg::narrow);
         Ok(similarity)
     }
 
