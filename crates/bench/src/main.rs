@@ -47,16 +47,11 @@ impl BenchArgs {
 }
 
 fn main() {
-    natview_cli::process::tune_candle_threads();
-    let args = BenchArgs::parse();
-    natview_cli::process::tune_allocator(args.is_gui());
-    if let Some(threads) = args.common.threads {
-        natview_cli::process::limit_threads(usize::from(threads));
-    }
-    if let Err(error) = run(&args, &args.common) {
-        eprintln!("error: {error:#}");
-        std::process::exit(1);
-    }
+    natview_cli::process::run_binary(
+        BenchArgs::is_gui,
+        |args| args.common.threads.map(usize::from),
+        |args| run(&args, &args.common),
+    );
 }
 
 #[derive(Debug, Subcommand)]

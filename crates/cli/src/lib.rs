@@ -475,14 +475,5 @@ fn open_window(_dataset: Option<PathBuf>, _common: &CommonArgs) -> anyhow::Resul
 /// The `natview` binary: sets up the process, parses the command line and runs it; an error
 /// is printed and exits with status 1.
 pub fn main() {
-    process::tune_candle_threads();
-    let args = Cli::parse();
-    process::tune_allocator(args.opens_window());
-    if let Some(threads) = args.threads() {
-        process::limit_threads(threads);
-    }
-    if let Err(error) = run(args) {
-        eprintln!("error: {error:#}");
-        std::process::exit(1);
-    }
+    process::run_binary(Cli::opens_window, Cli::threads, run);
 }

@@ -13,7 +13,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// The window instead returns memory freed for 250 ms: it holds a dataset for hours, and what
 /// opening one allocated for a moment (the index file read, the scan, the preview) would stay
 /// resident for good — 888 → 639 MB at 100k images (BENCHMARKS.md).
-pub fn tune_allocator(opens_window: bool) {
+fn tune_allocator(opens_window: bool) {
     // Option numbers from the vendored mimalloc.h (v2 and v3 agree): 6 = allow_large_os_pages,
     // 15 = purge_delay (-1: never purge).
     const ALLOW_LARGE_OS_PAGES: libmimalloc_sys::mi_option_t = 6;
@@ -40,7 +40,7 @@ fn purge_delay_ms(opens_window: bool) -> std::os::raw::c_long {
 /// 1,000 it takes 9 %, the same work needs 12 % less CPU time (8.8 → 7.6 s) and throughput is
 /// 0–12 % higher (within this machine's noise); at 1 it parks between operations and throughput
 /// drops by ~10 %. A value set by the user is kept.
-pub fn tune_candle_threads() {
+fn tune_candle_threads() {
     const SPIN_LIMIT: &str = "CANDLE_BARRIER_POOL_SPIN_LIMIT";
     if std::env::var_os(SPIN_LIMIT).is_none() {
         // Before any thread is started (candle reads it when its pool is first used).
@@ -51,7 +51,7 @@ pub fn tune_candle_threads() {
 /// Runs all compute on `threads` threads: rayon's global pool (our kernels, the index, the
 /// layouts) and candle's pools and gemm calls, which read `RAYON_NUM_THREADS` when first used —
 /// so this runs before any of them is.
-pub fn limit_threads(threads: usize) {
+fn limit_threads(threads: usize) {
     std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
     std::env::set_var("CANDLE_NUM_THREADS", threads.to_string());
     if let Err(error) = rayon::ThreadPoolBuilder::new()
@@ -59,5 +59,26 @@ pub fn limit_threads(threads: usize) {
         .build_global()
     {
         eprintln!("warning: --threads {threads}: {error}");
+    }
+}
+
+/// How every natview binary runs: candle's spin limit set before any pool starts, the command
+/// line parsed into `A`, the allocator tuned for a window (`opens_window`) or a batch job, all
+/// thread pools sized to `threads` when given, then `run`; an error is printed and the process
+/// exits with status 1.
+pub fn run_binary<A: clap::Parser>(
+    opens_window: fn(&A) -> bool,
+    threads: fn(&A) -> Option<usize>,
+    run: impl FnOnce(A) -> anyhow::Result<()>,
+) {
+    tune_candle_threads();
+    let args = A::parse();
+    tune_allocator(opens_window(&args));
+    if let Some(threads) = threads(&args) {
+        limit_threads(threads);
+    }
+    if let Err(error) = run(args) {
+        eprintln!("error: {error:#}");
+        std::process::exit(1);
     }
 }
