@@ -50,7 +50,7 @@ impl FinetuneSettings {
             ModelKind::EffnetLite0 | ModelKind::EffnetLite1 | ModelKind::EffnetLite2 => {
                 (96, 3, 0.02)
             }
-            ModelKind::Resnet18 | ModelKind::Resnet50 => (96, 2, 0.02),
+            ModelKind::Resnet18 | ModelKind::Resnet50 | ModelKind::Checkpoint => (96, 2, 0.02),
             // No RegNet weights ship: a random trunk trains whole.
             ModelKind::RegnetY400mf if from.weights.is_none() => (96, 0, 0.05),
             ModelKind::RegnetY400mf => (96, 2, 0.02),
@@ -153,6 +153,7 @@ impl FinetuneSettings {
             input_size_px: self.input_size_px,
             weights: Some(self.weights_path(workspace)),
             seed: 0,
+            weights_key: None,
         }
     }
 }
@@ -238,7 +239,7 @@ pub fn run_finetune(
     progress: &dyn ProgressSink,
     cancel: &CancelFlag,
 ) -> Result<FinetuneOutcome, String> {
-    if settings.from.model.architecture().is_none() {
+    if !settings.from.model.has_network() {
         return Err("raw pixels have nothing to train: start from a model".into());
     }
     workspace.create().map_err(|e| e.to_string())?;

@@ -148,6 +148,7 @@ pub fn run(args: &CompareArgs, common: &CommonArgs) -> anyhow::Result<()> {
         input_size_px: size,
         weights,
         seed: common.seed,
+        weights_key: None,
     };
     let start_weights = match &start {
         StartFrom::Weights(path) => Some(path.clone()),

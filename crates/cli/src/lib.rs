@@ -145,18 +145,26 @@ pub struct CommonArgs {
     #[arg(long, global = true)]
     pub workspace: Option<PathBuf>,
     /// Encoder: effnet-lite0 (ImageNet-pretrained, the default), effnet-lite1, effnet-lite2,
-    /// compact, resnet18, resnet50, regnety-400mf or pixels (raw-pixel baseline), or
-    /// imported:NAME for vectors brought in by `natview import`. Default: the model the
-    /// --weights were trained as (natview finetune records it), else effnet-lite0.
+    /// compact, resnet18, resnet50, regnety-400mf, checkpoint (the network the --weights
+    /// hold, worked out from the file) or pixels (raw-pixel baseline), or imported:NAME for
+    /// vectors brought in by `natview import`. Default: the model the --weights were trained
+    /// as (natview finetune records it), else the network they hold; without --weights,
+    /// effnet-lite0.
     #[arg(long, global = true)]
     pub model: Option<String>,
-    /// Weights (safetensors; the PyTorch port's names for EfficientNet, torchvision's for
-    /// ResNets and RegNetY). Default: the model's weights shipped in models/
+    /// Weights: a checkpoint as training code writes it (.pth/.pt/.ckpt/.bin from PyTorch,
+    /// Lightning, timm, VISSL, MoCo/BYOL/DINO wrappers, or .safetensors); without --model,
+    /// natview works out the network (ResNet, RegNetX/Y, EfficientNet-Lite of any size) from
+    /// the file and says what it found. Default: the model's weights shipped in models/
     /// (effnet-lite0.safetensors, compact-emoji.safetensors), found beside the executable,
     /// in $NATVIEW_MODELS, in PREFIX/share/natview/models or in ~/.local/share/natview/models;
     /// missing weights are an error (use --untrained for a random encoder).
     #[arg(long, global = true)]
     pub weights: Option<PathBuf>,
+    /// The key prefix of the network to take from a checkpoint that holds several (e.g.
+    /// `state_dict.module.encoder_k.`); natview lists them when it cannot choose.
+    #[arg(long, global = true, requires = "weights")]
+    pub weights_key: Option<String>,
     /// Input size in pixels, 8 to 2,048 (default: 224 for effnet-lite0, ResNets and RegNetY,
     /// 240/260 for effnet-lite1/2, 64 for compact, 32 for pixels; fine-tuned --weights: the
     /// size they were trained at).
@@ -227,14 +235,23 @@ impl CommonArgs {
         natview_train::checkpoint::read_meta::<natview_train::WeightsMeta>(weights).ok()
     }
 
-    /// The --model, else the model recorded in the --weights, else EfficientNet-Lite0.
+    /// The --model, else the model recorded in the --weights (natview's fine-tunes) or whose
+    /// shipped weights they are, else a checkpoint whose network natview works out from the
+    /// file; without --weights, EfficientNet-Lite0.
     pub fn model_kind(&self) -> anyhow::Result<ModelKind> {
         if let Some(name) = &self.model {
             return Ok(name.parse()?);
         }
-        Ok(self
-            .recorded()
-            .map_or(ModelKind::EffnetLite0, |meta| meta.model))
+        if let Some(meta) = self.recorded() {
+            return Ok(meta.model);
+        }
+        Ok(match &self.weights {
+            Some(path) => ModelKind::ALL
+                .into_iter()
+                .find(|&kind| natview_encoder::is_shipped_weights(kind, path))
+                .unwrap_or(ModelKind::Checkpoint),
+            None => ModelKind::EffnetLite0,
+        })
     }
 
     /// Whether the options name an encoder (else each dataset gets its default one).
@@ -265,6 +282,17 @@ impl CommonArgs {
             return Ok(EncoderSpec::imported(name));
         }
         let model = self.model_kind()?;
+        if model == ModelKind::Checkpoint {
+            let weights = self.weights.as_deref().ok_or_else(|| {
+                anyhow::anyhow!("--model checkpoint needs --weights FILE (the checkpoint)")
+            })?;
+            let recorded_size = self.recorded().map(|meta| meta.input_size_px);
+            return Ok(EncoderSpec::checkpoint(
+                weights,
+                self.weights_key.as_deref(),
+                self.size.or(recorded_size),
+            )?);
+        }
         // Fine-tuned weights embed at the size they were trained (and evaluated) at.
         let recorded_size = self
             .recorded()
@@ -277,7 +305,7 @@ impl CommonArgs {
         let weights = match &self.weights {
             Some(path) => Some(path.clone()),
             // Raw pixels have no weights; every network needs them unless --untrained.
-            None if !self.untrained && model.architecture().is_some() => {
+            None if !self.untrained && model.has_network() => {
                 Some(model.require_shipped_weights()?)
             }
             None => None,
@@ -287,6 +315,7 @@ impl CommonArgs {
             input_size_px,
             weights,
             seed: self.seed,
+            weights_key: self.weights_key.clone(),
         })
     }
 }

@@ -7,6 +7,7 @@
 
 mod batch_norm;
 mod batch_norm_cpu;
+pub mod checkpoint;
 mod cluster_head;
 mod conv;
 mod conv_cpu;
@@ -89,6 +90,15 @@ pub enum EncoderError {
     /// The pixel baseline works on images, not on preprocessed network input.
     #[error("the `pixels` baseline embeds images, not preprocessed tensors")]
     PixelsTakeNoTensor,
+    /// A checkpoint holds no network natview knows, or several (the message lists what it
+    /// found).
+    #[error("{path}: {message}")]
+    Checkpoint {
+        /// The weights file.
+        path: PathBuf,
+        /// What was found, and how to choose.
+        message: String,
+    },
     /// A tensor operation failed.
     #[error("encoder failed: {0}")]
     Candle(#[from] candle_core::Error),
@@ -116,6 +126,9 @@ pub enum ModelKind {
     /// torchvision RegNetY-400MF trunk (440-d output), the SEER line's architecture family.
     #[serde(rename = "regnety-400mf")]
     RegnetY400mf,
+    /// A network read from a checkpoint whose family and size natview works out from the
+    /// file itself (any ResNet, RegNetX/Y or EfficientNet-Lite; see [`checkpoint`]).
+    Checkpoint,
     /// Raw pixels, mean-centred (a reference point for every metric).
     Pixels,
     /// Vectors computed elsewhere and brought in by `natview import` (no network here: the set
@@ -134,6 +147,7 @@ impl ModelKind {
             ModelKind::Resnet18 => "resnet18",
             ModelKind::Resnet50 => "resnet50",
             ModelKind::RegnetY400mf => "regnety-400mf",
+            ModelKind::Checkpoint => "checkpoint",
             ModelKind::Pixels => "pixels",
             ModelKind::Imported => "imported",
         }
@@ -146,13 +160,22 @@ impl ModelKind {
                 .architecture()
                 .map_or(224, |a| a.default_input_size_px()),
             ModelKind::Compact => 64,
-            ModelKind::Resnet18 | ModelKind::Resnet50 | ModelKind::RegnetY400mf => 224,
+            ModelKind::Resnet18
+            | ModelKind::Resnet50
+            | ModelKind::RegnetY400mf
+            | ModelKind::Checkpoint => 224,
             ModelKind::Pixels => 32,
             ModelKind::Imported => 0,
         }
     }
 
-    /// The network of this model (`None` for the pixel baseline).
+    /// Whether the model is a network (not the pixel baseline or imported vectors).
+    pub fn has_network(self) -> bool {
+        !matches!(self, ModelKind::Pixels | ModelKind::Imported)
+    }
+
+    /// The network of this preset (`None` for the pixel baseline, imported vectors and a
+    /// checkpoint, whose network comes from its file: [`EncoderSpec::architecture`]).
     pub fn architecture(self) -> Option<Architecture> {
         match self {
             ModelKind::EffnetLite0 => Some(Architecture::EffNet(EffNetConfig::lite(0))),
@@ -162,7 +185,7 @@ impl ModelKind {
             ModelKind::Resnet18 => Some(Architecture::ResNet(ResNetConfig::resnet18())),
             ModelKind::Resnet50 => Some(Architecture::ResNet(ResNetConfig::resnet50())),
             ModelKind::RegnetY400mf => Some(Architecture::RegNet(RegNetConfig::y_400mf())),
-            ModelKind::Pixels | ModelKind::Imported => None,
+            ModelKind::Pixels | ModelKind::Imported | ModelKind::Checkpoint => None,
         }
     }
 
@@ -231,6 +254,7 @@ impl std::str::FromStr for ModelKind {
             "resnet50" => Ok(ModelKind::Resnet50),
             "regnety400mf" | "regnety" => Ok(ModelKind::RegnetY400mf),
             "pixels" | "pixel" => Ok(ModelKind::Pixels),
+            "checkpoint" | "auto" => Ok(ModelKind::Checkpoint),
             _ => Err(EncoderError::UnknownModel(s.to_string())),
         }
     }
@@ -247,6 +271,10 @@ pub struct EncoderSpec {
     pub weights: Option<PathBuf>,
     /// Seed of the random initialisation (used when `weights` is `None`).
     pub seed: u64,
+    /// The key prefix of the trunk in a checkpoint holding several networks
+    /// (`--weights-key`); `None`: natview finds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights_key: Option<String>,
 }
 
 impl EncoderSpec {
@@ -257,6 +285,34 @@ impl EncoderSpec {
             input_size_px: model.default_input_size_px(),
             weights: None,
             seed: 0,
+            weights_key: None,
+        }
+    }
+
+    /// `weights` opened as a checkpoint (family and size from the file), at the input size
+    /// its family is trained at unless `input_size_px` is given.
+    pub fn checkpoint(
+        weights: &Path,
+        weights_key: Option<&str>,
+        input_size_px: Option<u32>,
+    ) -> Result<Self, EncoderError> {
+        let info = checkpoint::inspect(weights, weights_key)?;
+        Ok(Self {
+            model: ModelKind::Checkpoint,
+            input_size_px: input_size_px.unwrap_or(info.input_size_px),
+            weights: Some(weights.to_path_buf()),
+            seed: 0,
+            weights_key: weights_key.map(str::to_string),
+        })
+    }
+
+    /// The network: the preset's, or the one a checkpoint's tensors describe.
+    pub fn architecture(&self) -> Result<Option<Architecture>, EncoderError> {
+        match (&self.weights, self.model) {
+            (Some(path), ModelKind::Checkpoint) => Ok(Some(
+                checkpoint::inspect(path, self.weights_key.as_deref())?.architecture,
+            )),
+            _ => Ok(self.model.architecture()),
         }
     }
 
@@ -267,6 +323,7 @@ impl EncoderSpec {
             input_size_px: 0,
             weights: Some(PathBuf::from(name)),
             seed: 0,
+            weights_key: None,
         }
     }
 
@@ -324,6 +381,16 @@ impl EncoderSpec {
                     .collect();
                 key.push('@');
                 key.push_str(&safe);
+                if let Some(prefix) = &self.weights_key {
+                    key.push('#');
+                    key.extend(prefix.chars().map(|c| {
+                        if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                            c
+                        } else {
+                            '_'
+                        }
+                    }));
+                }
             }
         }
         if self.input_size_px != self.model.default_input_size_px() {
@@ -338,6 +405,7 @@ impl EncoderSpec {
     pub fn same_network(&self, other: &EncoderSpec) -> bool {
         self.model == other.model
             && self.input_size_px == other.input_size_px
+            && self.weights_key == other.weights_key
             && match (&self.weights, &other.weights) {
                 (None, None) => self.seed == other.seed,
                 (Some(a), Some(b)) if self.model == ModelKind::Imported => a == b,
@@ -348,7 +416,7 @@ impl EncoderSpec {
 
     /// Whether this is a CNN with random weights (every output must say so).
     pub fn is_untrained(&self) -> bool {
-        !matches!(self.model, ModelKind::Pixels | ModelKind::Imported) && self.weights.is_none()
+        self.model.has_network() && self.weights.is_none()
     }
 
     /// A short human description, e.g. "compact @64px, untrained encoder (seed 0)".
@@ -423,15 +491,19 @@ pub struct Encoder {
     weights_fingerprint: String,
     /// SwAV's projector and prototypes, when the weights carry them.
     cluster_head: Option<ClusterHead>,
+    normalisation: Normalisation,
+    summary: String,
 }
 
 impl Encoder {
-    /// Builds the encoder described by `spec` on `device`, loading its weights if any.
+    /// Builds the encoder described by `spec` on `device`, loading its weights if any: natview's
+    /// own safetensors for a preset, or any checkpoint [`checkpoint`] reads (for a preset, it
+    /// must hold that preset's network).
     pub fn new(spec: &EncoderSpec, device: &Device) -> Result<Self, EncoderError> {
         if spec.model == ModelKind::Imported {
             return Err(EncoderError::ImportedHasNoEncoder(spec.imported_name()));
         }
-        let Some(architecture) = spec.model.architecture() else {
+        if spec.model == ModelKind::Pixels {
             if spec.weights.is_some() {
                 return Err(EncoderError::PixelsTakeNoWeights);
             }
@@ -441,25 +513,68 @@ impl Encoder {
                 device: device.clone(),
                 weights_fingerprint: "none".into(),
                 cluster_head: None,
+                normalisation: spec.model.normalisation(),
+                summary: spec.describe(),
             });
+        }
+        let mismatch = |path: &Path, message: String| EncoderError::WeightsMismatch {
+            path: path.to_path_buf(),
+            model: spec.model.name().into(),
+            message,
         };
+        let mut normalisation = spec.model.normalisation();
+        let mut summary = spec.describe();
         let mut cluster_head = None;
-        let (vb, weights_fingerprint) = match &spec.weights {
+        let (architecture, vb, weights_fingerprint) = match &spec.weights {
+            Some(path)
+                if spec.model == ModelKind::Checkpoint || checkpoint::is_pytorch_file(path) =>
+            {
+                let (info, tensors) = checkpoint::open(path, spec.weights_key.as_deref(), device)?;
+                if let Some(preset) = spec.model.architecture() {
+                    if preset != info.architecture {
+                        return Err(mismatch(
+                            path,
+                            format!(
+                                "it holds {}; leave out --model (or pass --model checkpoint) \
+                                 to embed with it",
+                                info.summary
+                            ),
+                        ));
+                    }
+                }
+                cluster_head = ClusterHead::from_tensors(&tensors)
+                    .map_err(|e| mismatch(path, first_line(&e.to_string())))?;
+                normalisation = info.normalisation;
+                summary = format!("{} [input {} px]", info.summary, spec.input_size_px);
+                let fingerprint =
+                    file_fingerprint(path).map_err(|e| EncoderError::WeightsFile {
+                        path: path.clone(),
+                        message: e.to_string(),
+                    })?;
+                (
+                    info.architecture,
+                    VarBuilder::from_tensors(tensors, DType::F32, device),
+                    fingerprint,
+                )
+            }
             Some(path) => {
                 let (tensors, fingerprint) = load_weights(path, device)?;
-                cluster_head = ClusterHead::from_tensors(&tensors).map_err(|e| {
-                    EncoderError::WeightsMismatch {
-                        path: path.clone(),
-                        model: spec.model.name().into(),
-                        message: first_line(&e.to_string()),
-                    }
-                })?;
+                cluster_head = ClusterHead::from_tensors(&tensors)
+                    .map_err(|e| mismatch(path, first_line(&e.to_string())))?;
+                let architecture = spec
+                    .model
+                    .architecture()
+                    .ok_or_else(|| EncoderError::NoShippedWeights(spec.model.name().into()))?;
                 (
+                    architecture,
                     VarBuilder::from_tensors(tensors, DType::F32, device),
                     fingerprint,
                 )
             }
             None => (
+                spec.model
+                    .architecture()
+                    .ok_or_else(|| EncoderError::NoShippedWeights(spec.model.name().into()))?,
                 VarBuilder::from_backend(
                     Box::new(SeededInit { seed: spec.seed }),
                     DType::F32,
@@ -469,11 +584,7 @@ impl Encoder {
             ),
         };
         let mut net = architecture.build(vb).map_err(|e| match &spec.weights {
-            Some(path) => EncoderError::WeightsMismatch {
-                path: path.clone(),
-                model: spec.model.name().into(),
-                message: first_line(&e.to_string()),
-            },
+            Some(path) => mismatch(path, first_line(&e.to_string())),
             None => EncoderError::Candle(e),
         })?;
         net.prepare_inference(device)?;
@@ -483,7 +594,20 @@ impl Encoder {
             device: device.clone(),
             weights_fingerprint,
             cluster_head,
+            normalisation,
+            summary,
         })
+    }
+
+    /// What the encoder is, in one line: for a checkpoint, the family and size natview found,
+    /// its layout, where in the file and what was dropped; else [`EncoderSpec::describe`].
+    pub fn summary(&self) -> &str {
+        &self.summary
+    }
+
+    /// How input pixels are normalised (the family's standard, or the checkpoint's own).
+    pub fn normalisation(&self) -> Normalisation {
+        self.normalisation
     }
 
     /// Number of SwAV clusters, when the weights carry SwAV's head.
@@ -567,7 +691,7 @@ impl Encoder {
         Ok(images_tensor(
             images,
             self.spec.input_size_px,
-            self.spec.model.normalisation(),
+            self.normalisation,
             &self.device,
         )?)
     }

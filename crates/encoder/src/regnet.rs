@@ -20,10 +20,12 @@ pub struct RegNetConfig {
     pub depths: [usize; 4],
     /// Output width of each stage.
     pub widths: [usize; 4],
-    /// Channels per group of the 3×3 convolutions.
+    /// Channels per group of the 3×3 convolutions (at most the width: a narrower stage has
+    /// one group).
     pub group_width: usize,
-    /// Squeeze channels as a fraction of the block's input width.
-    pub se_ratio: f64,
+    /// Squeeze channels as a fraction of the block's input width (RegNetY); `None` for a
+    /// RegNetX, which has no squeeze-excitation.
+    pub se_ratio: Option<f64>,
 }
 
 impl RegNetConfig {
@@ -36,7 +38,7 @@ impl RegNetConfig {
             depths: [1, 3, 6, 6],
             widths: [48, 104, 208, 440],
             group_width: 8,
-            se_ratio: 0.25,
+            se_ratio: Some(0.25),
         }
     }
 
@@ -109,7 +111,7 @@ struct Block {
     proj: Option<ConvNorm>,
     a: ConvNorm,
     b: ConvNorm,
-    se: SqueezeExcite,
+    se: Option<SqueezeExcite>,
     c: ConvNorm,
 }
 
@@ -122,7 +124,9 @@ impl Block {
         vb: VarBuilder,
     ) -> Result<Self> {
         let groups = (c_out / config.group_width).max(1);
-        let squeeze = ((config.se_ratio * c_in as f64).round() as usize).max(1);
+        let squeeze = config
+            .se_ratio
+            .map(|ratio| ((ratio * c_in as f64).round() as usize).max(1));
         let proj = if c_in != c_out || stride != 1 {
             Some(conv_norm(c_in, c_out, 1, stride, 1, vb.pp("proj"))?)
         } else {
@@ -133,7 +137,9 @@ impl Block {
             proj,
             a: conv_norm(c_in, c_out, 1, 1, 1, f.pp("a"))?,
             b: conv_norm(c_out, c_out, 3, stride, groups, f.pp("b"))?,
-            se: SqueezeExcite::new(c_out, squeeze, f.pp("se"))?,
+            se: squeeze
+                .map(|squeeze| SqueezeExcite::new(c_out, squeeze, f.pp("se")))
+                .transpose()?,
             c: conv_norm(c_out, c_out, 1, 1, 1, f.pp("c"))?,
         })
     }
@@ -141,7 +147,10 @@ impl Block {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let h = conv_bn_act(&self.a.0, &self.a.1, x, train, Activation::Relu)?;
         let h = conv_bn_act(&self.b.0, &self.b.1, &h, train, Activation::Relu)?;
-        let h = self.se.forward(&h)?;
+        let h = match &self.se {
+            Some(se) => se.forward(&h)?,
+            None => h,
+        };
         let h = conv_bn(&self.c.0, &self.c.1, &h, train)?;
         let shortcut = match &self.proj {
             Some((conv, norm)) => conv_bn(conv, norm, x, train)?,

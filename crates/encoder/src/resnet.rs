@@ -24,6 +24,9 @@ pub struct ResNetConfig {
     pub imagenet_stem: bool,
     /// Stride of the first stage (1 in torchvision; 2 in the compact model).
     pub first_stage_stride: usize,
+    /// Output channels of a bottleneck block per channel of its width: 4 in ResNet-50/101/152,
+    /// 2 in the wide variants (whose widths are doubled); unused by basic blocks.
+    pub expansion: usize,
 }
 
 impl ResNetConfig {
@@ -36,6 +39,7 @@ impl ResNetConfig {
             stem_channels: 64,
             imagenet_stem: true,
             first_stage_stride: 1,
+            expansion: 4,
         }
     }
 
@@ -59,12 +63,13 @@ impl ResNetConfig {
             stem_channels: 32,
             imagenet_stem: false,
             first_stage_stride: 2,
+            expansion: 4,
         }
     }
 
     /// Dimension of the pooled feature vector.
     pub fn feature_dim(&self) -> usize {
-        self.widths[3] * if self.bottleneck { 4 } else { 1 }
+        self.widths[3] * if self.bottleneck { self.expansion } else { 1 }
     }
 }
 
@@ -142,11 +147,11 @@ impl Block {
         c_in: usize,
         width: usize,
         stride: usize,
-        bottleneck: bool,
+        expansion: Option<usize>,
         vb: VarBuilder,
     ) -> Result<(Self, usize)> {
-        let (convs, c_out) = if bottleneck {
-            let c_out = width * 4;
+        let (convs, c_out) = if let Some(expansion) = expansion {
+            let c_out = width * expansion;
             let convs = vec![
                 (
                     conv(c_in, width, 1, 1, vb.pp("conv1"))?,
@@ -242,7 +247,7 @@ impl ResNet {
                     c_in,
                     config.widths[stage],
                     stride,
-                    config.bottleneck,
+                    config.bottleneck.then_some(config.expansion),
                     stage_vb.pp(b.to_string()),
                 )?;
                 blocks.push(block);

@@ -58,6 +58,7 @@ fn finetuned_spec(path: std::path::PathBuf) -> Option<EncoderSpec> {
         input_size_px: meta.input_size_px,
         weights: Some(path),
         seed: 0,
+        weights_key: None,
     })
 }
 

@@ -45,10 +45,10 @@ pub fn finetune_ui(
         .encoders
         .iter()
         .map(|e| &e.spec)
-        .filter(|s| s.model.architecture().is_some())
+        .filter(|s| s.model.has_network())
         .collect();
     let settings = state.settings.get_or_insert_with(|| {
-        let from = if current.model.architecture().is_some() {
+        let from = if current.model.has_network() {
             current.clone()
         } else {
             crate::fallback_spec()

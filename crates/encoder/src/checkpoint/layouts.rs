@@ -1,0 +1,181 @@
+//! The key layouts natview recognises, each a renaming into the names natview's networks read
+//! (torchvision's for ResNets and RegNets, the PyTorch port's for EfficientNet-Lite). A layout
+//! is found by its anchor key: the prefix before the anchor is where the trunk lives in the
+//! file (`module.encoder_q.`, `classy_state_dict.base_model.model.trunk.`, …).
+
+/// The network family of a layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Family {
+    /// ResNets (basic or bottleneck blocks, wide variants).
+    ResNet,
+    /// RegNetX and RegNetY.
+    RegNet,
+    /// EfficientNet-Lite0–4.
+    EffNetLite,
+}
+
+/// A key layout: its family, the key whose presence marks it, and the renaming.
+pub(crate) struct Layout {
+    /// How it is named in messages ("torchvision layout").
+    pub name: &'static str,
+    /// The family.
+    pub family: Family,
+    /// A key (relative to the trunk's prefix) every file of this layout has.
+    pub anchor: &'static str,
+    /// The natview name of a key relative to the prefix; `None` for keys that are not part
+    /// of the trunk (classifier, projector, … heads).
+    pub rename: fn(&str) -> Option<String>,
+}
+
+/// Every layout, most specific first.
+pub(crate) const LAYOUTS: &[Layout] = &[
+    Layout {
+        name: "torchvision/timm layout",
+        family: Family::ResNet,
+        anchor: "layer1.0.conv1.weight",
+        rename: resnet_torchvision,
+    },
+    Layout {
+        // lightly's recipes: `nn.Sequential(*list(resnet.children())[:-1])`.
+        name: "children-as-Sequential layout",
+        family: Family::ResNet,
+        anchor: "4.0.conv1.weight",
+        rename: resnet_sequential,
+    },
+    Layout {
+        name: "torchvision layout",
+        family: Family::RegNet,
+        anchor: "trunk_output.block1.block1-0.f.a.0.weight",
+        rename: regnet_torchvision,
+    },
+    Layout {
+        name: "classy-vision layout",
+        family: Family::RegNet,
+        anchor: "trunk_output.block1.block1-0.f.c.weight",
+        rename: regnet_classy,
+    },
+    Layout {
+        // classy-vision's RegNet as VISSL's `_feature_blocks`.
+        name: "VISSL layout",
+        family: Family::RegNet,
+        anchor: "_feature_blocks.res2.block1-0.f.c.weight",
+        rename: regnet_vissl,
+    },
+    Layout {
+        name: "EfficientNet-Lite PyTorch port layout",
+        family: Family::EffNetLite,
+        anchor: "_blocks.0._depthwise_conv.weight",
+        rename: effnet_port,
+    },
+];
+
+fn first_component(key: &str) -> &str {
+    key.split('.').next().unwrap_or("")
+}
+
+fn resnet_torchvision(key: &str) -> Option<String> {
+    matches!(
+        first_component(key),
+        "conv1" | "bn1" | "layer1" | "layer2" | "layer3" | "layer4"
+    )
+    .then(|| key.to_string())
+}
+
+fn resnet_sequential(key: &str) -> Option<String> {
+    let (head, rest) = key.split_once('.')?;
+    let name = match head {
+        "0" => "conv1",
+        "1" => "bn1",
+        "4" => "layer1",
+        "5" => "layer2",
+        "6" => "layer3",
+        "7" => "layer4",
+        _ => return None,
+    };
+    Some(format!("{name}.{rest}"))
+}
+
+fn regnet_torchvision(key: &str) -> Option<String> {
+    matches!(first_component(key), "stem" | "trunk_output").then(|| key.to_string())
+}
+
+/// classy-vision (pycls) names → torchvision's: `stem.stem.N` → `stem.N`; a block's `proj`/`bn`
+/// → `proj.0`/`proj.1`, `f.c`/`f.final_bn` → `f.c.0`/`f.c.1`, `f.se.excitation.0/2` →
+/// `f.se.fc1/fc2`.
+fn regnet_classy(key: &str) -> Option<String> {
+    if let Some(rest) = key.strip_prefix("stem.stem.") {
+        return Some(format!("stem.{rest}"));
+    }
+    let rest = key.strip_prefix("trunk_output.")?;
+    Some(format!("trunk_output.{}", classy_block_key(rest)?))
+}
+
+/// `blockS.blockS-B.<classy block key>` → the torchvision block key.
+fn classy_block_key(key: &str) -> Option<String> {
+    let mut parts = key.splitn(3, '.');
+    let (stage, block, rest) = (parts.next()?, parts.next()?, parts.next()?);
+    const RENAMES: [(&str, &str); 6] = [
+        ("proj.", "proj.0."),
+        ("bn.", "proj.1."),
+        ("f.c.", "f.c.0."),
+        ("f.final_bn.", "f.c.1."),
+        ("f.se.excitation.0.", "f.se.fc1."),
+        ("f.se.excitation.2.", "f.se.fc2."),
+    ];
+    let renamed = RENAMES
+        .iter()
+        .find_map(|(from, to)| rest.strip_prefix(from).map(|r| format!("{to}{r}")))
+        .unwrap_or_else(|| rest.to_string());
+    Some(format!("{stage}.{block}.{renamed}"))
+}
+
+/// VISSL's `_feature_blocks.conv1` (the classy stem) and `_feature_blocks.resK` (classy stage
+/// K − 1) → torchvision names.
+fn regnet_vissl(key: &str) -> Option<String> {
+    let rest = key.strip_prefix("_feature_blocks.")?;
+    if let Some(stem) = rest.strip_prefix("conv1.stem.") {
+        return Some(format!("stem.{stem}"));
+    }
+    let (stage, block_key) = rest.split_once('.')?;
+    let k: usize = stage.strip_prefix("res")?.parse().ok()?;
+    let classy = format!("block{}.{block_key}", k.checked_sub(1)?);
+    Some(format!("trunk_output.{}", classy_block_key(&classy)?))
+}
+
+fn effnet_port(key: &str) -> Option<String> {
+    matches!(
+        first_component(key),
+        "_conv_stem" | "_bn0" | "_blocks" | "_conv_head" | "_bn1" | "_fc"
+    )
+    .then(|| key.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classy_and_vissl_names_become_torchvision_names() {
+        assert_eq!(
+            regnet_classy("trunk_output.block2.block2-1.f.final_bn.running_var").as_deref(),
+            Some("trunk_output.block2.block2-1.f.c.1.running_var")
+        );
+        assert_eq!(
+            regnet_classy("trunk_output.block1.block1-0.bn.weight").as_deref(),
+            Some("trunk_output.block1.block1-0.proj.1.weight")
+        );
+        assert_eq!(
+            regnet_vissl("_feature_blocks.res3.block2-0.f.se.excitation.2.bias").as_deref(),
+            Some("trunk_output.block2.block2-0.f.se.fc2.bias")
+        );
+        assert_eq!(
+            regnet_vissl("_feature_blocks.conv1.stem.1.weight").as_deref(),
+            Some("stem.1.weight")
+        );
+        assert_eq!(
+            resnet_sequential("5.1.bn2.bias").as_deref(),
+            Some("layer2.1.bn2.bias")
+        );
+        assert_eq!(resnet_torchvision("fc.weight"), None);
+    }
+}
