@@ -49,6 +49,15 @@ pub fn embed_with(
     spec: EncoderSpec,
     common: &CommonArgs,
 ) -> anyhow::Result<EmbeddingSet> {
+    if let Some(weights) = spec.weights.as_deref().filter(|w| {
+        spec.model == ModelKind::Checkpoint || natview_encoder::checkpoint::is_pytorch_file(w)
+    }) {
+        let info = natview_encoder::checkpoint::inspect(weights, spec.weights_key.as_deref())?;
+        eprintln!(
+            "encoder: {} [input {} px]",
+            info.summary, spec.input_size_px
+        );
+    }
     let request = common.run_settings().embed_request(spec);
     let bar = Bar::new(common.quiet);
     let result = embed_dataset(

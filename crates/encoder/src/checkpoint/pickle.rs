@@ -14,7 +14,7 @@ use std::collections::HashMap;
 pub(crate) type NodeId = usize;
 
 /// At most this many objects in one pickle (a checkpoint's has a few hundred thousand).
-const MAX_NODES: usize = 20_000_000;
+const MAX_NODES: usize = 5_000_000;
 
 /// A storage named by a persistent id: `('storage', torch.FloatStorage, key, location, numel)`.
 #[derive(Debug, Clone, PartialEq)]
