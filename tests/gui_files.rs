@@ -98,3 +98,52 @@ fn a_graph_of_garbage_is_rebuilt_and_a_damaged_label_store_is_left_as_it_is() {
         "the store is untouched"
     );
 }
+
+/// A file dropped on the window, as the windowing integration hands it to egui.
+#[derive(Debug)]
+struct DroppedPath(std::path::PathBuf);
+
+impl egui::DroppedFile for DroppedPath {
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+/// A checkpoint dropped on the window (here lightly's BYOL recipe saved by Lightning) becomes
+/// the encoder: natview says what it found, embeds the dataset with it, and the Model menu
+/// offers it again for this dataset.
+#[test]
+fn a_dropped_lightning_checkpoint_becomes_the_encoder_and_is_remembered() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = common::demo_slice(dir.path(), 6);
+    let checkpoint = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/checkpoints/lightning_byol.ckpt");
+    let mut harness = opened_app(&root);
+    harness
+        .input_mut()
+        .dropped_files
+        .push(std::sync::Arc::new(DroppedPath(checkpoint.clone())));
+    gui_support::wait_idle(&mut harness);
+    let app = harness.state();
+    assert_eq!(app.error(), None);
+    let notice = app.notice().expect("a notice").to_string();
+    assert!(
+        notice.contains("ResNet-18 (width 8)") && notice.contains("Lightning"),
+        "{notice}"
+    );
+    assert_eq!(app.encoder().model, natview::encoder::ModelKind::Checkpoint);
+    assert_eq!(app.encoder().weights.as_deref(), Some(checkpoint.as_path()));
+    let session = app.session().expect("still open");
+    assert_eq!(session.set.meta.encoder, *app.encoder());
+    assert_eq!(session.set.matrix.dim, 64);
+    let workspace = natview::workspace::Workspace::at(&root.join(".natview"));
+    let offered = natview::catalogue::available_encoders(&workspace);
+    assert!(
+        offered.iter().any(|e| e.spec == *app.encoder()),
+        "{:?}",
+        offered.iter().map(|e| &e.name).collect::<Vec<_>>()
+    );
+}

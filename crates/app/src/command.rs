@@ -13,6 +13,9 @@ pub enum Command {
     Open(PathBuf),
     /// Embed the open dataset with another encoder (or reuse its embeddings) and switch to it.
     UseEncoder(EncoderSpec),
+    /// Open a weights file (a PyTorch checkpoint or safetensors) as the encoder: natview works
+    /// out the network, says what it found, remembers it for the dataset and embeds with it.
+    OpenEncoder(PathBuf),
     /// Find the neighbours of an image file from outside the dataset.
     QueryImage(PathBuf),
     /// Select an item and show its neighbours.
@@ -84,7 +87,7 @@ pub enum Command {
     /// Export the labels into the workspace.
     ExportLabels(ExportFormat),
     /// Fine-tune an encoder on the open dataset.
-    StartFinetune(FinetuneSettings),
+    StartFinetune(Box<FinetuneSettings>),
     /// Switch back to the encoder used before the current one.
     FlipEncoder,
 }
@@ -100,6 +103,31 @@ impl NatviewApp {
         if let Some(path) = self.state.dataset.clone() {
             self.open(ctx, path);
         }
+    }
+
+    /// [`Command::OpenEncoder`]: reads what the file holds (its pickle and tensor shapes, not
+    /// the values: milliseconds), then embeds with it as [`Command::UseEncoder`] does, on a
+    /// worker.
+    pub(super) fn open_encoder(&mut self, ctx: &egui::Context, path: &std::path::Path) {
+        let spec = match natview_train::catalogue::spec_for_weights(path) {
+            Ok(spec) => spec,
+            Err(e) => {
+                self.error = Some(e.to_string());
+                return;
+            }
+        };
+        if spec.model == natview_encoder::ModelKind::Checkpoint {
+            if let Ok(info) = natview_encoder::checkpoint::inspect(path, None) {
+                self.notice = Some(format!("encoder: {}", info.summary));
+            }
+        }
+        if let Some(session) = &self.session {
+            if let Err(e) = natview_train::catalogue::remember_checkpoint(&session.workspace, &spec)
+            {
+                self.error = Some(format!("could not remember the checkpoint: {e}"));
+            }
+        }
+        self.use_encoder(ctx, spec);
     }
 
     /// Runs a change on the label store; a change it returns goes on the undo stack.
@@ -130,12 +158,13 @@ impl NatviewApp {
         match command {
             Command::Open(path) => self.open(ctx, path),
             Command::UseEncoder(spec) => self.use_encoder(ctx, spec),
+            Command::OpenEncoder(path) => self.open_encoder(ctx, &path),
             Command::FlipEncoder => {
                 if let Some(previous) = self.previous_spec.clone() {
                     self.use_encoder(ctx, previous);
                 }
             }
-            Command::StartFinetune(settings) => self.start_finetune(ctx, settings),
+            Command::StartFinetune(settings) => self.start_finetune(ctx, *settings),
             Command::QueryImage(path) => self.start_query(ctx, path),
             Command::Select(item) => {
                 if let Some(session) = &mut self.session {

@@ -6,7 +6,8 @@ use natview_labels::TAG_KEYS;
 use std::path::PathBuf;
 
 impl NatviewApp {
-    /// Files dropped on the window: an image file is a query, anything else opens as a dataset.
+    /// Files dropped on the window: an image file is a query, a weights file (PyTorch
+    /// checkpoint or safetensors) becomes the encoder, anything else opens as a dataset.
     pub(super) fn take_dropped_files(&mut self, ctx: &egui::Context) {
         let dropped: Vec<PathBuf> = ctx.input(|i| {
             i.raw
@@ -19,6 +20,8 @@ impl NatviewApp {
         if let Some(path) = dropped.into_iter().next() {
             if path.is_file() && is_supported_extension(&path) {
                 self.commands.push(Command::QueryImage(path));
+            } else if path.is_file() && natview_encoder::checkpoint::is_weights_file(&path) {
+                self.commands.push(Command::OpenEncoder(path));
             } else {
                 self.commands.push(Command::Open(path));
             }

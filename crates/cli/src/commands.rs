@@ -112,7 +112,14 @@ pub fn embed(path: &Path, common: &CommonArgs) -> anyhow::Result<Embedded> {
     let dataset = load(path)?;
     let workspace = Workspace::for_dataset(&dataset, common.workspace.as_deref());
     let spec = common.spec_for(&dataset)?;
+    let remember = (spec.model == ModelKind::Checkpoint).then(|| spec.clone());
     let set = embed_with(&dataset, &workspace, spec, common)?;
+    if let Some(spec) = remember {
+        // The app's Model menu offers the checkpoints embedded with on this dataset.
+        if let Err(e) = natview_train::catalogue::remember_checkpoint(&workspace, &spec) {
+            eprintln!("warning: could not note the checkpoint in the workspace: {e}");
+        }
+    }
     Ok(Embedded {
         dataset,
         workspace,

@@ -1,6 +1,7 @@
 //! The encoders available for a dataset: every model shipped in `models/`, the encoders
 //! fine-tuned into the dataset's workspace (`finetuned*.safetensors` written by `natview
-//! finetune`), the sets brought in by `natview import`, and the raw-pixel baseline. The app's model picker and the Metrics comparison
+//! finetune`), the checkpoints opened on it (remembered in `checkpoints.json`), the sets
+//! brought in by `natview import`, and the raw-pixel baseline. The app's model picker and the Metrics comparison
 //! list them; the CLI takes any of them with `--model`/`--weights`.
 
 use crate::{checkpoint, WeightsMeta};
@@ -136,11 +137,66 @@ pub fn available_encoders(workspace: &Workspace) -> Vec<AvailableEncoder> {
             .collect();
     tuned.sort_by_key(|entry| std::cmp::Reverse(entry.0));
     list.extend(tuned.into_iter().map(|(_, e)| e));
+    list.extend(
+        remembered_checkpoints(workspace)
+            .into_iter()
+            .filter(|spec| {
+                spec.weights
+                    .as_deref()
+                    .is_some_and(std::path::Path::is_file)
+            })
+            .map(AvailableEncoder::new),
+    );
     list.extend(imported_sets(workspace));
     list.push(AvailableEncoder::new(EncoderSpec::untrained(
         ModelKind::Pixels,
     )));
     list
+}
+
+/// The encoder a weights file gives: natview's own fine-tunes as recorded (model, input
+/// size), any other file as a checkpoint whose network natview works out from it.
+pub fn spec_for_weights(path: &std::path::Path) -> Result<EncoderSpec, EncoderError> {
+    if let Some(spec) = finetuned_spec(path.to_path_buf()) {
+        return Ok(spec);
+    }
+    if let Some(model) = ModelKind::ALL
+        .into_iter()
+        .find(|&model| natview_encoder::is_shipped_weights(model, path))
+    {
+        return EncoderSpec::pretrained(model);
+    }
+    EncoderSpec::checkpoint(path, None, None)
+}
+
+/// The file in a workspace that lists the checkpoints opened on its dataset.
+fn checkpoints_path(workspace: &Workspace) -> std::path::PathBuf {
+    workspace.dir().join("checkpoints.json")
+}
+
+/// The checkpoints opened on the workspace's dataset, most recent first (an unreadable list
+/// is an empty one: it is a convenience, rebuilt as checkpoints are opened).
+pub fn remembered_checkpoints(workspace: &Workspace) -> Vec<EncoderSpec> {
+    std::fs::read(checkpoints_path(workspace))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default()
+}
+
+/// Adds `spec` (a checkpoint the analyst opened) to the front of the workspace's list, so the
+/// Model menu offers it again next time; at most 20 are kept.
+pub fn remember_checkpoint(
+    workspace: &Workspace,
+    spec: &EncoderSpec,
+) -> Result<(), natview_core::workspace::WorkspaceError> {
+    let mut list = remembered_checkpoints(workspace);
+    list.retain(|known| known.weights != spec.weights || known.weights_key != spec.weights_key);
+    list.insert(0, spec.clone());
+    list.truncate(20);
+    workspace.create()?;
+    let path = checkpoints_path(workspace);
+    natview_core::workspace::write_json_atomic(&path, &list)
+        .map_err(|e| natview_core::workspace::WorkspaceError::io(&path, e))
 }
 
 /// The sets `natview import` wrote into the workspace (`embeddings.imported-<name>.safetensors`),
@@ -167,6 +223,39 @@ fn imported_sets(workspace: &Workspace) -> Vec<AvailableEncoder> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn opened_checkpoints_are_remembered_newest_first_and_forgotten_when_gone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let workspace = Workspace::at(&dir.path().join("ws"));
+        let spec = |name: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, b"weights").expect("write");
+            EncoderSpec {
+                model: ModelKind::Checkpoint,
+                weights: Some(path),
+                ..EncoderSpec::untrained(ModelKind::Checkpoint)
+            }
+        };
+        let (a, b) = (spec("a.pth"), spec("b.ckpt"));
+        remember_checkpoint(&workspace, &a).expect("remember");
+        remember_checkpoint(&workspace, &b).expect("remember");
+        remember_checkpoint(&workspace, &a).expect("remember again");
+        assert_eq!(
+            remembered_checkpoints(&workspace),
+            vec![a.clone(), b.clone()]
+        );
+        let offered = |w: &Workspace| -> Vec<EncoderSpec> {
+            available_encoders(w)
+                .into_iter()
+                .map(|e| e.spec)
+                .filter(|s| s.model == ModelKind::Checkpoint)
+                .collect()
+        };
+        assert_eq!(offered(&workspace), vec![a.clone(), b]);
+        std::fs::remove_file(dir.path().join("b.ckpt")).expect("remove");
+        assert_eq!(offered(&workspace), vec![a]);
+    }
 
     #[test]
     fn imported_sets_are_on_offer_before_the_pixels() {

@@ -88,7 +88,7 @@ pub fn finetune_ui(
                 let mut settings = settings.clone();
                 settings.holdout_view = filter.clone();
                 settings.judgements = state.labels.judgements(session);
-                commands.push(Command::StartFinetune(settings));
+                commands.push(Command::StartFinetune(Box::new(settings)));
             }
         }
         if running

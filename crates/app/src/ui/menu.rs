@@ -34,6 +34,23 @@ pub fn menu_bar_ui(
                 }
                 ui.close();
             }
+            if ui
+                .button("Open encoder…")
+                .on_hover_text(
+                    "a checkpoint as your training code saved it (.pth/.pt/.ckpt/.bin: \
+                     PyTorch, Lightning, timm, VISSL, MoCo/BYOL/DINO) or .safetensors; natview \
+                     works out the network (or drop the file on the window)",
+                )
+                .clicked()
+            {
+                if let Some(path) = rfd::FileDialog::new()
+                    .add_filter("weights", &natview_encoder::checkpoint::EXTENSIONS)
+                    .pick_file()
+                {
+                    commands.push(Command::OpenEncoder(path));
+                }
+                ui.close();
+            }
             ui.separator();
             if ui
                 .add_enabled(has_session, egui::Button::new("Query by image…"))
