@@ -602,3 +602,65 @@ fn swav_weights_assign_clusters(method: Method, weights: &Path, root: &Path) {
     .expect("embedded");
     assert_eq!(set.clusters.as_deref(), Some(&clusters[..]));
 }
+
+/// Every method fine-tunes the analyst's own checkpoints: a MoCo ResNet-50 `.pth` and a
+/// torchvision RegNetY under DDP (tests/fixtures/checkpoints), opened as they are; the trained
+/// weights then open again with `--weights` alone (their model is recorded as `checkpoint`)
+/// and give the same embeddings as the encoder the run saved.
+#[test]
+fn all_five_methods_fine_tune_a_moco_resnet50_and_a_regnety_checkpoint() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = common::demo_slice(dir.path(), 8);
+    let dataset = load_dataset(&root).expect("dataset");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/checkpoints");
+    for file in ["moco_resnet50.pth", "torchvision_regnety_ddp.pth"] {
+        for method in [
+            Method::SimSiam,
+            Method::InfoNce,
+            Method::Byol,
+            Method::Moby,
+            Method::Swav,
+        ] {
+            let out = dir
+                .path()
+                .join(format!("{file}.{}.safetensors", method.name()));
+            let request = TrainRequest {
+                config: TrainConfig {
+                    input_size_px: SIZE_PX,
+                    steps: 2,
+                    batch_size: 4,
+                    warmup_steps: 1,
+                    heldout_fraction: 0.25,
+                    queue: 16,
+                    prototypes: 8,
+                    ..TrainConfig::new(
+                        method,
+                        ModelKind::Checkpoint,
+                        StartFrom::Weights(fixtures.join(file)),
+                    )
+                },
+                dataset: &dataset,
+                checkpoint: dir.path().join(format!("{file}.{}.ckpt", method.name())),
+                out: out.clone(),
+                resume: false,
+                force_cpu: true,
+            };
+            let report = finetune(&request, &Recorder::new(None), &CancelFlag::new())
+                .unwrap_or_else(|e| panic!("{file} {}: {e}", method.name()));
+            assert_eq!(
+                report.outcome,
+                Outcome::Finished,
+                "{file} {}",
+                method.name()
+            );
+            assert!(report.loss_curve.iter().all(|l| l.is_finite()));
+            let spec = EncoderSpec::checkpoint(&out, None, Some(SIZE_PX)).expect("reopens");
+            let encoder = Encoder::new(&spec, &candle_core::Device::Cpu).expect("builds");
+            assert!(
+                encoder.summary().contains("torchvision"),
+                "{}",
+                encoder.summary()
+            );
+        }
+    }
+}

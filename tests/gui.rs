@@ -449,7 +449,9 @@ fn a_finished_fine_tune_switches_encoders_shows_before_after_and_flips_back() {
         batch_size: 6,
         ..natview::app::FinetuneSettings::starting_from(test_spec())
     };
-    harness.state_mut().send(Command::StartFinetune(Box::new(settings)));
+    harness
+        .state_mut()
+        .send(Command::StartFinetune(Box::new(settings)));
     step_until(&mut harness, "the fine-tune ends", |app| {
         app.finetune_result().is_some()
     });

@@ -204,7 +204,7 @@ fn bench_train(method: &str, steps: usize, json: bool, common: &CommonArgs) -> a
     };
     let method: Method = method.parse().map_err(|e: String| anyhow::anyhow!(e))?;
     let spec = common.spec()?;
-    let Some(architecture) = spec.model.architecture() else {
+    let Some(architecture) = spec.architecture()? else {
         bail!("the pixel baseline has nothing to train");
     };
     let device = choose_device(common.cpu);

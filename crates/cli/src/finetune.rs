@@ -110,9 +110,11 @@ pub(super) fn model_and_start(
     let from_model = from
         .filter(|f| !Path::new(f).is_file())
         .and_then(|f| f.parse::<ModelKind>().ok());
-    let model: ModelKind = match from_model {
-        Some(m) => m,
-        None => common.model_kind()?,
+    let from_file = from.map(Path::new).filter(|f| f.is_file());
+    let model: ModelKind = match (from_model, from_file) {
+        (Some(m), _) => m,
+        (None, Some(file)) => common.model_kind_for(Some(file))?,
+        (None, None) => common.model_kind()?,
     };
     let shipped = || model.require_shipped_weights();
     let start = match from {

@@ -239,13 +239,20 @@ impl CommonArgs {
     /// shipped weights they are, else a checkpoint whose network natview works out from the
     /// file; without --weights, EfficientNet-Lite0.
     pub fn model_kind(&self) -> anyhow::Result<ModelKind> {
+        self.model_kind_for(self.weights.as_deref())
+    }
+
+    /// [`model_kind`](Self::model_kind) for these `weights` (`natview finetune --from FILE`).
+    pub fn model_kind_for(&self, weights: Option<&std::path::Path>) -> anyhow::Result<ModelKind> {
         if let Some(name) = &self.model {
             return Ok(name.parse()?);
         }
-        if let Some(meta) = self.recorded() {
+        if let Some(meta) = weights.and_then(|w| {
+            natview_train::checkpoint::read_meta::<natview_train::WeightsMeta>(w).ok()
+        }) {
             return Ok(meta.model);
         }
-        Ok(match &self.weights {
+        Ok(match weights {
             Some(path) => ModelKind::ALL
                 .into_iter()
                 .find(|&kind| natview_encoder::is_shipped_weights(kind, path))

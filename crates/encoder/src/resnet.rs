@@ -282,7 +282,12 @@ impl ResNet {
             Activation::Relu,
         )?;
         if self.config.imagenet_stem {
-            h = max_pool_3x3_stride2_pad1(&h)?;
+            h = if train && frozen == 0 {
+                // candle has no gradient for overlapping pooling windows.
+                max_pool_3x3_stride2_pad1_differentiable(&h)?
+            } else {
+                max_pool_3x3_stride2_pad1(&h)?
+            };
         }
         if frozen == 1 {
             h = h.detach();
@@ -306,6 +311,38 @@ fn max_pool_3x3_stride2_pad1(x: &Tensor) -> Result<Tensor> {
     x.pad_with_zeros(2, 1, 1)?
         .pad_with_zeros(3, 1, 1)?
         .max_pool2d_with_stride(3, 2)
+}
+
+/// [`max_pool_3x3_stride2_pad1`] from operations candle can differentiate: the maximum of the
+/// nine strided views of the padded input (each a narrow, a reshape that splits rows and
+/// columns into pairs, and the pair's first element).
+fn max_pool_3x3_stride2_pad1_differentiable(x: &Tensor) -> Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    let (oh, ow) = ((h - 1) / 2 + 1, (w - 1) / 2 + 1);
+    // Pad to 2·out + 2 on each side so that every window row/column pair exists.
+    let padded = x
+        .pad_with_zeros(2, 1, 2 * oh + 1 - h)?
+        .pad_with_zeros(3, 1, 2 * ow + 1 - w)?;
+    let mut out: Option<Tensor> = None;
+    for dy in 0..3 {
+        let rows = padded
+            .narrow(2, dy, 2 * oh)?
+            .reshape((n, c, oh, 2, 2 * ow + 2))?
+            .narrow(3, 0, 1)?
+            .squeeze(3)?;
+        for dx in 0..3 {
+            let view = rows
+                .narrow(3, dx, 2 * ow)?
+                .reshape((n, c, oh, ow, 2))?
+                .narrow(4, 0, 1)?
+                .squeeze(4)?;
+            out = Some(match out {
+                Some(m) => m.maximum(&view)?,
+                None => view,
+            });
+        }
+    }
+    out.ok_or_else(|| candle_core::Error::Msg("empty pooling window".into()))
 }
 
 #[cfg(test)]
@@ -342,6 +379,27 @@ mod tests {
             .and_then(|t| t.to_scalar())
             .expect("value");
         assert_eq!(first, 9.0);
+    }
+
+    #[test]
+    fn differentiable_stem_pool_equals_the_fast_one_and_has_a_gradient() {
+        for (h, w) in [(8, 8), (7, 9), (16, 11)] {
+            let x = Tensor::rand(0f32, 1.0, (2, 3, h, w), &Device::Cpu).expect("input");
+            let fast = max_pool_3x3_stride2_pad1(&x).expect("fast");
+            let var = candle_core::Var::from_tensor(&x).expect("var");
+            let slow = max_pool_3x3_stride2_pad1_differentiable(var.as_tensor()).expect("slow");
+            assert_eq!(fast.dims(), slow.dims());
+            let diff: f32 = (&fast - &slow)
+                .and_then(|d| d.abs())
+                .and_then(|d| d.max_all())
+                .and_then(|d| d.to_scalar())
+                .expect("diff");
+            assert_eq!(diff, 0.0, "{h}×{w}");
+            let grads = slow.sum_all().and_then(|s| s.backward()).expect("backward");
+            let g = grads.get(var.as_tensor()).expect("a gradient");
+            let total: f32 = g.sum_all().and_then(|t| t.to_scalar()).expect("sum");
+            assert!(total >= slow.elem_count() as f32, "{total}");
+        }
     }
 
     #[test]

@@ -167,7 +167,8 @@ impl std::str::FromStr for Method {
 pub enum StartFrom {
     /// The seeded random init.
     Scratch,
-    /// A safetensors file (the shipped model, or the user's).
+    /// A weights file: natview's safetensors (shipped or fine-tuned), or any checkpoint
+    /// [`natview_encoder::checkpoint`] reads.
     Weights(PathBuf),
 }
 
@@ -176,7 +177,7 @@ pub enum StartFrom {
 pub struct TrainConfig {
     /// Objective.
     pub method: Method,
-    /// Encoder architecture (effnet-lite0…2, compact, resnet18, resnet50).
+    /// Encoder architecture (a preset, or `checkpoint`: the network the starting weights hold).
     pub model: ModelKind,
     /// Input side in pixels.
     pub input_size_px: u32,
@@ -277,6 +278,47 @@ impl TrainConfig {
             prototypes: model::SWAV_PROTOTYPES,
             sinkhorn_epsilon: DEFAULT_SINKHORN_EPSILON,
         }
+    }
+
+    /// The network this run trains and how its input is normalised: the preset's, or for a
+    /// checkpoint (`ModelKind::Checkpoint`) the one its starting weights hold.
+    pub fn network(
+        &self,
+    ) -> Result<
+        (
+            natview_encoder::Architecture,
+            natview_encoder::Normalisation,
+        ),
+        TrainError,
+    > {
+        if let Some(architecture) = self.model.architecture() {
+            return Ok((architecture, self.model.normalisation()));
+        }
+        match (&self.start, self.model) {
+            (StartFrom::Weights(path), ModelKind::Checkpoint) => {
+                let info = natview_encoder::checkpoint::inspect(path, None).map_err(|e| {
+                    TrainError::File {
+                        path: path.clone(),
+                        message: e.to_string(),
+                    }
+                })?;
+                Ok((info.architecture, info.normalisation))
+            }
+            (_, ModelKind::Checkpoint) => Err(TrainError::NotEnoughData(
+                "a checkpoint model trains from its weights: give them with --from FILE".into(),
+            )),
+            _ => Err(TrainError::NotEnoughData(format!(
+                "`{}` has no network to train",
+                self.model.name()
+            ))),
+        }
+    }
+
+    /// The normalisation of [`network`](Self::network) (ImageNet's when it cannot be read:
+    /// the run then fails on the network itself, with that error).
+    pub fn normalisation(&self) -> natview_encoder::Normalisation {
+        self.network()
+            .map_or(natview_encoder::Normalisation::ImageNet, |(_, n)| n)
     }
 
     /// The configuration that decides what a run trains: judgements that are only measured

@@ -50,11 +50,21 @@ fn initial_tensors(
     match &request.config.start {
         StartFrom::Scratch => Ok(HashMap::new()),
         StartFrom::Weights(path) => {
-            let (tensors, _) =
-                natview_encoder::load_weights(path, device).map_err(|e| TrainError::File {
-                    path: path.clone(),
-                    message: e.to_string(),
-                })?;
+            let file_error = |e: natview_encoder::EncoderError| TrainError::File {
+                path: path.clone(),
+                message: e.to_string(),
+            };
+            let tensors = if request.config.model == natview_encoder::ModelKind::Checkpoint
+                || natview_encoder::checkpoint::is_pytorch_file(path)
+            {
+                natview_encoder::checkpoint::open(path, None, device)
+                    .map_err(file_error)?
+                    .1
+            } else {
+                natview_encoder::load_weights(path, device)
+                    .map_err(file_error)?
+                    .0
+            };
             // Only the trunk: heads from another run would not match this one's method.
             Ok(tensors
                 .into_iter()
@@ -204,7 +214,7 @@ fn pair_cosines(
         model,
         &images,
         config.input_size_px,
-        config.model.normalisation(),
+        config.normalisation(),
         device,
     )?;
     Ok((0..plan.pairs.len())
@@ -220,11 +230,7 @@ pub fn finetune(
 ) -> Result<TrainReport, TrainError> {
     let device = natview_encoder::choose_device(request.force_cpu);
     let config = &request.config;
-    let Some(architecture) = config.model.architecture() else {
-        return Err(TrainError::NotEnoughData(
-            "the pixel baseline has nothing to train".into(),
-        ));
-    };
+    let (architecture, _) = config.network()?;
     let dataset_fingerprint = request.dataset.fingerprint();
     let names: Vec<String> = group_by_listing(&request.dataset.items)
         .into_iter()
@@ -370,7 +376,7 @@ pub fn finetune(
                 &model,
                 &heldout_images,
                 config.input_size_px,
-                config.model.normalisation(),
+                config.normalisation(),
                 &device,
             )?,
             config.holdout_view.as_ref(),
@@ -416,7 +422,7 @@ pub fn finetune(
             second.extend(b);
             judged_rows_of_step = rows;
         }
-        let norm = config.model.normalisation();
+        let norm = config.normalisation();
         let x1 = images_tensor(&first, config.input_size_px, norm, &device)?;
         let x2 = images_tensor(&second, config.input_size_px, norm, &device)?;
         let lr = learning_rate(
@@ -490,7 +496,7 @@ pub fn finetune(
                     &model,
                     &heldout_images,
                     config.input_size_px,
-                    config.model.normalisation(),
+                    config.normalisation(),
                     &device,
                 )?,
                 config.holdout_view.as_ref(),

@@ -43,13 +43,15 @@ pub fn is_pytorch_file(path: &Path) -> bool {
         .extension()
         .map(|e| e.to_string_lossy().to_ascii_lowercase())
         .unwrap_or_default();
-    matches!(ext.as_str(), "pth" | "pt" | "ckpt" | "bin" | "tar")
-        || std::fs::File::open(path)
-            .and_then(|mut f| {
-                let mut magic = [0u8; 4];
-                std::io::Read::read_exact(&mut f, &mut magic).map(|()| magic)
-            })
-            .is_ok_and(|magic| &magic == b"PK\x03\x04")
+    matches!(
+        ext.as_str(),
+        "pth" | "pt" | "ckpt" | "bin" | "tar" | "torch"
+    ) || std::fs::File::open(path)
+        .and_then(|mut f| {
+            let mut magic = [0u8; 4];
+            std::io::Read::read_exact(&mut f, &mut magic).map(|()| magic)
+        })
+        .is_ok_and(|magic| &magic == b"PK\x03\x04")
 }
 
 /// Works out what `path` holds without reading the tensors' values. `key` (`--weights-key`)
@@ -454,7 +456,7 @@ fn overview(shapes: &BTreeMap<String, Vec<usize>>) -> String {
 }
 
 /// The files natview offers to open as an encoder: its own safetensors and PyTorch's.
-pub const EXTENSIONS: [&str; 6] = ["safetensors", "pth", "pt", "ckpt", "bin", "tar"];
+pub const EXTENSIONS: [&str; 7] = ["safetensors", "pth", "pt", "ckpt", "bin", "tar", "torch"];
 
 /// Whether `path` looks like a weights file (by extension).
 pub fn is_weights_file(path: &Path) -> bool {
