@@ -31,6 +31,13 @@ network exercises the same code as a wide one):
 - torchvision_regnetx.pth: torchvision's RegNet class with RegNetX block parameters (no SE),
   a bare state dict.
 - torchvision_regnety_ddp.pth: torchvision's RegNetY as {"model": DDP state dict}.
+- timm_convnext.pth: timm's ConvNeXt (depths 1-1-2-1, dims 16…128) saved as timm's train.py
+  saves ({"epoch", "arch", "state_dict", "state_dict_ema", "optimizer", "version"}).
+- torchvision_convnext.pth: torchvision's ConvNeXt class at the same size, a bare state dict.
+- torchvision_efficientnet.pth: torchvision's EfficientNet class with B0's stage table at
+  width 0.25 and depth 0.5 (all seven stages, SE, SiLU, symmetric padding), {"model": …}.
+Layer norms and layer scales get random values too (a fresh ConvNeXt's layer scale of 1e-6
+would make every block nearly the identity).
 """
 import copy
 import json
@@ -59,6 +66,13 @@ def randomise_norms(model):
             m.running_var.copy_(torch.rand(n, generator=g) * 0.5 + 0.75)
             m.weight.data.copy_(torch.rand(n, generator=g) * 0.5 + 0.75)
             m.bias.data.copy_(torch.randn(n, generator=g) * 0.1)
+        if isinstance(m, nn.LayerNorm) or type(m).__name__ == "LayerNorm2d":
+            n = m.weight.shape[0]
+            m.weight.data.copy_(torch.rand(n, generator=g) * 0.5 + 0.75)
+            m.bias.data.copy_(torch.randn(n, generator=g) * 0.1)
+    for name, p in model.named_parameters():
+        if name.endswith("gamma") or name.endswith("layer_scale"):
+            p.data.copy_(torch.rand(p.shape, generator=g) * 0.5 + 0.25)
     return model
 
 
@@ -330,6 +344,46 @@ def make_torchvision_regnets(inputs, cases):
     cases.append(case("torchvision_regnety_ddp.pth", "RegNetY", "model.module.", features(y, inputs)))
 
 
+def make_convnexts(inputs, cases):
+    import timm
+    from torchvision.models.convnext import CNBlockConfig, ConvNeXt
+
+    model = randomise_norms(timm.create_model("convnext_tiny", depths=(1, 1, 2, 1), dims=(16, 32, 64, 128), num_classes=10))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-6)
+    model(torch.randn(2, 3, SIZE, SIZE)).pow(2).mean().backward()
+    opt.step()
+    ema = copy.deepcopy(model)
+    torch.save(
+        {"epoch": 5, "arch": "convnext_tiny", "state_dict": model.state_dict(), "state_dict_ema": ema.state_dict(),
+         "optimizer": opt.state_dict(), "version": 2, "args": None, "metric": 0.5},
+        os.path.join(OUT, "timm_convnext.pth"),
+    )
+    model.eval()
+    with torch.no_grad():
+        out = model.forward_head(model.forward_features(inputs), pre_logits=True).numpy()
+    cases.append(case("timm_convnext.pth", "ConvNeXt (dims 16-32-64-128, depths 1-1-2-1)", "state_dict.", out))
+
+    settings = [CNBlockConfig(16, 32, 1), CNBlockConfig(32, 64, 1), CNBlockConfig(64, 128, 2), CNBlockConfig(128, None, 1)]
+    tv = randomise_norms(ConvNeXt(settings, num_classes=10))
+    torch.save(tv.state_dict(), os.path.join(OUT, "torchvision_convnext.pth"))
+    tv.eval()
+    with torch.no_grad():
+        out = tv.classifier[1](tv.classifier[0](tv.avgpool(tv.features(inputs)))).numpy()
+    cases.append(case("torchvision_convnext.pth", "ConvNeXt (dims 16-32-64-128, depths 1-1-2-1)", "", out))
+
+
+def make_efficientnet(inputs, cases):
+    from torchvision.models.efficientnet import EfficientNet, _efficientnet_conf
+
+    setting, last = _efficientnet_conf("efficientnet_b0", width_mult=0.25, depth_mult=0.5)
+    net = randomise_norms(EfficientNet(setting, dropout=0.2, last_channel=last, num_classes=10))
+    torch.save({"model": net.state_dict(), "epoch": 1}, os.path.join(OUT, "torchvision_efficientnet.pth"))
+    net.eval()
+    with torch.no_grad():
+        out = net.avgpool(net.features(inputs)).flatten(1).numpy()
+    cases.append(case("torchvision_efficientnet.pth", "EfficientNet (stem 8", "model.", out))
+
+
 def case(file, family, prefix, outputs):
     name = os.path.splitext(file)[0] + ".outputs.npy"
     np.save(os.path.join(OUT, name), outputs.astype(np.float32))
@@ -348,6 +402,8 @@ def main():
     make_dino(inputs, cases)
     make_vissl(inputs, cases)
     make_torchvision_regnets(inputs, cases)
+    make_convnexts(inputs, cases)
+    make_efficientnet(inputs, cases)
     versions = {"torch": torch.__version__}
     for module in ["torchvision", "timm", "lightning", "lightly", "classy_vision"]:
         versions[module] = getattr(__import__(module), "__version__", "?")

@@ -173,3 +173,35 @@ fn weights_key_chooses_and_legacy_or_damaged_files_are_errors() {
         "{err}"
     );
 }
+
+/// timm's pretrained config beside the weights (config.json as the Hugging Face hub keeps timm
+/// models) sets the input size and normalisation, and the summary says where they came from;
+/// without it the family's standard applies. The torchvision and timm ConvNeXts give the same
+/// network from their two layouts.
+#[test]
+fn preprocessing_comes_from_timms_config_when_there_is_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let weights = dir.path().join("model.pth");
+    std::fs::copy(fixtures().join("timm_convnext.pth"), &weights).expect("copy");
+    let plain = checkpoint::inspect(&weights, None).expect("opens");
+    assert_eq!(plain.input_size_px, 224);
+    assert!(plain.preprocessing.contains("family's standard"), "{}", plain.preprocessing);
+    std::fs::write(
+        dir.path().join("config.json"),
+        r#"{"architecture": "convnext_tiny", "pretrained_cfg": {"input_size": [3, 288, 288],
+            "mean": [0.48145466, 0.4578275, 0.40821073], "std": [0.26862954, 0.26130258, 0.27577711]}}"#,
+    )
+    .expect("config");
+    let configured = checkpoint::inspect(&weights, None).expect("opens");
+    assert_eq!(configured.input_size_px, 288);
+    assert_eq!(
+        configured.normalisation,
+        natview::encoder::Normalisation::MeanStd {
+            mean: [0.48145466, 0.4578275, 0.40821073],
+            std: [0.26862954, 0.26130258, 0.27577711]
+        }
+    );
+    assert!(configured.preprocessing.contains("config.json"), "{}", configured.preprocessing);
+    let tv = checkpoint::inspect(&fixtures().join("torchvision_convnext.pth"), None).expect("tv");
+    assert_eq!(tv.architecture, plain.architecture);
+}

@@ -118,7 +118,10 @@ impl NatviewApp {
         };
         if spec.model == natview_encoder::ModelKind::Checkpoint {
             if let Ok(info) = natview_encoder::checkpoint::inspect(path, None) {
-                self.notice = Some(format!("encoder: {}", info.summary));
+                self.notice = Some(format!(
+                    "encoder: {}; preprocessing: {}",
+                    info.summary, info.preprocessing
+                ));
             }
         }
         if let Some(session) = &self.session {

@@ -53,9 +53,15 @@ pub fn embed_with(
         spec.model == ModelKind::Checkpoint || natview_encoder::checkpoint::is_pytorch_file(w)
     }) {
         let info = natview_encoder::checkpoint::inspect(weights, spec.weights_key.as_deref())?;
+        eprintln!("encoder: {}", info.summary);
         eprintln!(
-            "encoder: {} [input {} px]",
-            info.summary, spec.input_size_px
+            "preprocessing: {}{}",
+            info.preprocessing,
+            if spec.input_size_px == info.input_size_px {
+                String::new()
+            } else {
+                format!("; embedding at {} px (--size)", spec.input_size_px)
+            }
         );
     }
     let request = common.run_settings().embed_request(spec);

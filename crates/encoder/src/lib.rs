@@ -12,9 +12,11 @@ mod cluster_head;
 mod conv;
 mod conv_cpu;
 mod conv_wide;
+mod convnext;
 mod depthwise;
 mod depthwise_cpu;
 mod effnet;
+mod effnet_b;
 mod effnet_cpu;
 mod init;
 mod preprocess;
@@ -26,8 +28,10 @@ mod trunk;
 pub use batch_norm::{batch_norm_train, Activation};
 pub use cluster_head::{ClusterHead, PROTOTYPES_NAME};
 pub use conv::{own_cpu_kernels, Conv2d};
+pub use convnext::{ConvNext, ConvNextConfig};
 pub use depthwise::depthwise_conv_same;
 pub use effnet::{BlockSpec, EffNetConfig, EfficientNet};
+pub use effnet_b::{EffNetBConfig, EfficientNetB, MbConvSpec};
 pub use effnet_cpu::FusedEffNet;
 pub use init::SeededInit;
 pub use preprocess::{
@@ -545,7 +549,10 @@ impl Encoder {
                 cluster_head = ClusterHead::from_tensors(&tensors)
                     .map_err(|e| mismatch(path, first_line(&e.to_string())))?;
                 normalisation = info.normalisation;
-                summary = format!("{} [input {} px]", info.summary, spec.input_size_px);
+                summary = format!(
+                    "{}; preprocessing: {}",
+                    info.summary, info.preprocessing
+                );
                 let fingerprint =
                     file_fingerprint(path).map_err(|e| EncoderError::WeightsFile {
                         path: path.clone(),

@@ -28,12 +28,20 @@ pub fn square_resize(image: &RgbImage, size_px: u32) -> RgbImage {
 }
 
 /// How pixel values become network input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Normalisation {
     /// torchvision's: `(x / 255 − mean) / std` with the ImageNet channel statistics.
     ImageNet,
     /// TensorFlow's EfficientNet-Lite builder's: `(x − 127) / 128` on 0–255 values.
     Centred127,
+    /// `(x / 255 − mean) / std` with a checkpoint's own statistics (timm's pretrained config,
+    /// e.g. CLIP's or Inception's).
+    MeanStd {
+        /// Per-channel mean of 0–1 values.
+        mean: [f32; 3],
+        /// Per-channel standard deviation of 0–1 values.
+        std: [f32; 3],
+    },
 }
 
 impl Normalisation {
@@ -43,14 +51,19 @@ impl Normalisation {
         match self {
             Normalisation::ImageNet => (x as f32 / 255.0 - IMAGENET_MEAN[c]) / IMAGENET_STD[c],
             Normalisation::Centred127 => (x as f32 - 127.0) / 128.0,
+            Normalisation::MeanStd { mean, std } => (x as f32 / 255.0 - mean[c]) / std[c],
         }
     }
 
     /// A short description, for model cards and reports.
-    pub fn describe(self) -> &'static str {
+    pub fn describe(self) -> String {
         match self {
-            Normalisation::ImageNet => "ImageNet mean/std",
-            Normalisation::Centred127 => "(x - 127) / 128",
+            Normalisation::ImageNet => "ImageNet mean/std".into(),
+            Normalisation::Centred127 => "(x - 127) / 128".into(),
+            Normalisation::MeanStd { mean, std } => format!(
+                "mean {:.3}/{:.3}/{:.3}, std {:.3}/{:.3}/{:.3}",
+                mean[0], mean[1], mean[2], std[0], std[1], std[2]
+            ),
         }
     }
 }

@@ -1,8 +1,10 @@
-//! One type for every CNN trunk natview embeds with and trains (ResNets, RegNetY,
-//! EfficientNet-Lite), so
+//! One type for every CNN trunk natview embeds with and trains (ResNets, RegNetX/Y,
+//! EfficientNet-Lite, ConvNeXt), so
 //! the encoder, the training loop and the benchmarks need not know which one they hold.
 
 use super::conv::own_cpu_kernels;
+use super::convnext::{ConvNext, ConvNextConfig};
+use super::effnet_b::{EffNetBConfig, EfficientNetB};
 use super::effnet::{EffNetConfig, EfficientNet};
 use super::effnet_cpu::FusedEffNet;
 use super::regnet::{RegNet, RegNetConfig};
@@ -19,6 +21,10 @@ pub enum Architecture {
     RegNet(RegNetConfig),
     /// An EfficientNet-Lite (names of the PyTorch port).
     EffNet(EffNetConfig),
+    /// A ConvNeXt (torchvision names).
+    ConvNext(ConvNextConfig),
+    /// An EfficientNet-B (torchvision names).
+    EffNetB(EffNetBConfig),
 }
 
 impl Architecture {
@@ -28,6 +34,8 @@ impl Architecture {
             Architecture::ResNet(c) => c.feature_dim(),
             Architecture::RegNet(c) => c.feature_dim(),
             Architecture::EffNet(c) => c.feature_dim(),
+            Architecture::ConvNext(c) => c.feature_dim(),
+            Architecture::EffNetB(c) => c.feature_dim(),
         }
     }
 
@@ -35,7 +43,10 @@ impl Architecture {
     pub fn default_input_size_px(&self) -> u32 {
         match self {
             Architecture::ResNet(c) if !c.imagenet_stem => 64,
-            Architecture::ResNet(_) | Architecture::RegNet(_) => 224,
+            Architecture::ResNet(_)
+            | Architecture::RegNet(_)
+            | Architecture::ConvNext(_)
+            | Architecture::EffNetB(_) => 224,
             Architecture::EffNet(c) => c.input_size_px(),
         }
     }
@@ -49,6 +60,8 @@ impl Architecture {
                 net: EfficientNet::new(c, vb)?,
                 fused: None,
             },
+            Architecture::ConvNext(c) => Trunk::ConvNext(ConvNext::new(c, vb)?),
+            Architecture::EffNetB(c) => Trunk::EffNetB(EfficientNetB::new(c, vb)?),
         })
     }
 }
@@ -67,6 +80,10 @@ pub enum Trunk {
         /// Batch norms folded, for CPU inference ([`Trunk::prepare_inference`]).
         fused: Option<std::sync::Arc<FusedEffNet>>,
     },
+    /// A ConvNeXt.
+    ConvNext(ConvNext),
+    /// An EfficientNet-B.
+    EffNetB(EfficientNetB),
 }
 
 impl Trunk {
@@ -76,6 +93,8 @@ impl Trunk {
             Trunk::ResNet(net) => net.forward_t(x, train),
             Trunk::RegNet(net) => net.forward_t(x, train),
             Trunk::EffNet { net, .. } => net.forward_t(x, train),
+            Trunk::ConvNext(net) => net.forward_t(x, train),
+            Trunk::EffNetB(net) => net.forward_t(x, train),
         }
     }
 
@@ -85,13 +104,16 @@ impl Trunk {
             Trunk::ResNet(net) => net.forward_frozen(x, true, frozen),
             Trunk::RegNet(net) => net.forward_frozen(x, true, frozen),
             Trunk::EffNet { net, .. } => net.forward_frozen(x, true, frozen),
+            Trunk::ConvNext(net) => net.forward_frozen(x, true, frozen),
+            Trunk::EffNetB(net) => net.forward_frozen(x, true, frozen),
         }
     }
 
     /// Number of stages, the stem included (the most `--freeze` can fix).
     pub fn stages(&self) -> usize {
         match self {
-            Trunk::ResNet(_) | Trunk::RegNet(_) => 5,
+            Trunk::ResNet(_) | Trunk::RegNet(_) | Trunk::ConvNext(_) => 5,
+            Trunk::EffNetB(net) => net.stages(),
             Trunk::EffNet { net, .. } => 1 + net.config().blocks.last().map_or(0, |b| b.stage),
         }
     }
@@ -126,7 +148,9 @@ impl Trunk {
     pub fn classify(&self, features: &Tensor) -> Result<Option<Tensor>> {
         match self {
             Trunk::EffNet { net, .. } => net.classify(features),
-            Trunk::ResNet(_) | Trunk::RegNet(_) => Ok(None),
+            Trunk::ResNet(_) | Trunk::RegNet(_) | Trunk::ConvNext(_) | Trunk::EffNetB(_) => {
+                Ok(None)
+            }
         }
     }
 
@@ -136,6 +160,8 @@ impl Trunk {
             Trunk::ResNet(net) => net.config().feature_dim(),
             Trunk::RegNet(net) => net.config().feature_dim(),
             Trunk::EffNet { net, .. } => net.config().feature_dim(),
+            Trunk::ConvNext(net) => net.config().feature_dim(),
+            Trunk::EffNetB(net) => net.config().feature_dim(),
         }
     }
 }

@@ -4,7 +4,10 @@
 //! and checks each shape, so a wrong guess is an error, never a silent misfit.
 
 use super::layouts::Family;
-use crate::{Architecture, EffNetConfig, RegNetConfig, ResNetConfig};
+use crate::{
+    Architecture, ConvNextConfig, EffNetBConfig, EffNetConfig, MbConvSpec, RegNetConfig,
+    ResNetConfig,
+};
 use std::collections::HashMap;
 
 /// Tensor shapes by natview name.
@@ -17,6 +20,8 @@ pub(crate) fn infer(family: Family, shapes: &Shapes) -> Result<(Architecture, St
         Family::ResNet => resnet(shapes),
         Family::RegNet => regnet(shapes),
         Family::EffNetLite => effnet_lite(shapes),
+        Family::ConvNext => convnext(shapes),
+        Family::EffNetB => effnet_b(shapes),
     }
 }
 
@@ -128,6 +133,101 @@ fn regnet(shapes: &Shapes) -> Result<(Architecture, String), String> {
     Ok((Architecture::RegNet(config), name))
 }
 
+fn convnext(shapes: &Shapes) -> Result<(Architecture, String), String> {
+    let patch = dim(shapes, "features.0.0.weight", 2)?;
+    let mut depths = [0usize; 4];
+    let mut dims = [0usize; 4];
+    for stage in 0..4 {
+        let layer = 2 * stage + 1;
+        depths[stage] = count(shapes, |b| format!("features.{layer}.{b}.block.0.weight"));
+        if depths[stage] == 0 {
+            return Err(format!("no blocks in features.{layer}"));
+        }
+        dims[stage] = dim(shapes, &format!("features.{layer}.0.block.0.weight"), 0)?;
+    }
+    let config = ConvNextConfig {
+        depths,
+        dims,
+        patch,
+    };
+    let name = [
+        (ConvNextConfig::tiny(), "ConvNeXt-T"),
+        (ConvNextConfig::small(), "ConvNeXt-S"),
+        (ConvNextConfig::base(), "ConvNeXt-B"),
+    ]
+    .into_iter()
+    .find(|(preset, _)| *preset == config)
+    .map_or_else(
+        || {
+            let join = |v: &[usize; 4]| v.map(|x| x.to_string()).join("-");
+            format!("ConvNeXt (dims {}, depths {})", join(&dims), join(&depths))
+        },
+        |(_, name)| name.to_string(),
+    );
+    Ok((Architecture::ConvNext(config), name))
+}
+
+/// EfficientNet-B from torchvision's names: every block's expansion, kernel and squeeze width
+/// from its shapes, strides from the family's stage table.
+fn effnet_b(shapes: &Shapes) -> Result<(Architecture, String), String> {
+    let stem = dim(shapes, "features.0.0.weight", 0)?;
+    let mut stages = Vec::new();
+    let mut c_in = stem;
+    for stage in 1.. {
+        let block_key = |b: usize, i: usize| format!("features.{stage}.{b}.block.{i}.0.weight");
+        let count = count(shapes, |b| block_key(b, 0));
+        if count == 0 {
+            break;
+        }
+        let stride = *crate::effnet_b::STAGE_STRIDES
+            .get(stage - 1)
+            .ok_or_else(|| format!("more stages ({stage}) than EfficientNet-B has"))?;
+        let mut blocks = Vec::with_capacity(count);
+        for b in 0..count {
+            // Blocks with an expansion have four parts (expand, depthwise, SE, project).
+            let expands = shapes.contains_key(&block_key(b, 3));
+            let offset = usize::from(expands);
+            let depthwise = shape(shapes, &block_key(b, offset))?;
+            let (mid, kernel) = match depthwise {
+                [m, 1, k, _] => (*m, *k),
+                other => return Err(format!("{} has shape {other:?}", block_key(b, offset))),
+            };
+            let squeeze = dim(
+                shapes,
+                &format!("features.{stage}.{b}.block.{}.fc1.weight", offset + 1),
+                0,
+            )?;
+            let c_out = dim(shapes, &block_key(b, offset + 2), 0)?;
+            blocks.push(MbConvSpec {
+                c_in,
+                mid,
+                c_out,
+                kernel,
+                stride: if b == 0 { stride } else { 1 },
+                squeeze,
+            });
+            c_in = c_out;
+        }
+        stages.push(blocks);
+    }
+    if stages.is_empty() {
+        return Err("no MBConv stages under features.".into());
+    }
+    let head_key = format!("features.{}.0.weight", stages.len() + 1);
+    let config = EffNetBConfig {
+        stem,
+        head: dim(shapes, &head_key, 0)?,
+        stages,
+    };
+    let name = (0..=7u8)
+        .find(|&v| EffNetBConfig::b(v) == config)
+        .map_or_else(
+            || format!("EfficientNet (stem {}, head {})", config.stem, config.head),
+            |v| format!("EfficientNet-B{v}"),
+        );
+    Ok((Architecture::EffNetB(config), name))
+}
+
 fn effnet_lite(shapes: &Shapes) -> Result<(Architecture, String), String> {
     let blocks = count(shapes, |b| format!("_blocks.{b}._depthwise_conv.weight"));
     let last_out = dim(
@@ -215,6 +315,26 @@ mod tests {
                 Architecture::EffNet(EffNetConfig::lite(2)),
                 Family::EffNetLite,
                 "EfficientNet-Lite2",
+            ),
+            (
+                Architecture::EffNetB(EffNetBConfig::b(0)),
+                Family::EffNetB,
+                "EfficientNet-B0",
+            ),
+            (
+                Architecture::EffNetB(EffNetBConfig::b(4)),
+                Family::EffNetB,
+                "EfficientNet-B4",
+            ),
+            (
+                Architecture::ConvNext(ConvNextConfig::tiny()),
+                Family::ConvNext,
+                "ConvNeXt-T",
+            ),
+            (
+                Architecture::ConvNext(ConvNextConfig::base()),
+                Family::ConvNext,
+                "ConvNeXt-B",
             ),
         ] {
             let (found, found_name) = infer(family, &shapes_of(&arch)).expect("inferred");

@@ -12,6 +12,10 @@ pub(crate) enum Family {
     RegNet,
     /// EfficientNet-Lite0–4.
     EffNetLite,
+    /// ConvNeXt of any depth and width.
+    ConvNext,
+    /// EfficientNet-B of any size.
+    EffNetB,
 }
 
 /// A key layout: its family, the key whose presence marks it, and the renaming.
@@ -60,6 +64,24 @@ pub(crate) const LAYOUTS: &[Layout] = &[
         family: Family::RegNet,
         anchor: "_feature_blocks.res2.block1-0.f.c.weight",
         rename: regnet_vissl,
+    },
+    Layout {
+        name: "torchvision layout",
+        family: Family::ConvNext,
+        anchor: "features.1.0.block.0.weight",
+        rename: convnext_torchvision,
+    },
+    Layout {
+        name: "timm layout",
+        family: Family::ConvNext,
+        anchor: "stages.0.blocks.0.conv_dw.weight",
+        rename: convnext_timm,
+    },
+    Layout {
+        name: "torchvision layout",
+        family: Family::EffNetB,
+        anchor: "features.1.0.block.0.0.weight",
+        rename: effnet_b_torchvision,
     },
     Layout {
         name: "EfficientNet-Lite PyTorch port layout",
@@ -142,6 +164,49 @@ fn regnet_vissl(key: &str) -> Option<String> {
     Some(format!("trunk_output.{}", classy_block_key(&classy)?))
 }
 
+fn convnext_torchvision(key: &str) -> Option<String> {
+    (key.starts_with("features.") || key.starts_with("classifier.0.")).then(|| key.to_string())
+}
+
+/// timm's ConvNeXt names → torchvision's: `stem.N` → `features.0.N`; stage S's blocks →
+/// `features.{2S+1}` (`conv_dw` → `block.0`, `norm` → `block.2`, `mlp.fc1/fc2` → `block.3/5`,
+/// `gamma` → `layer_scale`) and its downsampling → `features.{2S}`; `head.norm` (or
+/// `norm_pre`) → `classifier.0`.
+fn convnext_timm(key: &str) -> Option<String> {
+    if let Some(rest) = key.strip_prefix("stem.") {
+        return Some(format!("features.0.{rest}"));
+    }
+    for head in ["head.norm.", "norm_pre."] {
+        if let Some(rest) = key.strip_prefix(head) {
+            return Some(format!("classifier.0.{rest}"));
+        }
+    }
+    let rest = key.strip_prefix("stages.")?;
+    let (stage, rest) = rest.split_once('.')?;
+    let stage: usize = stage.parse().ok()?;
+    if let Some(down) = rest.strip_prefix("downsample.") {
+        return Some(format!("features.{}.{down}", 2 * stage));
+    }
+    let rest = rest.strip_prefix("blocks.")?;
+    let (block, rest) = rest.split_once('.')?;
+    const RENAMES: [(&str, &str); 5] = [
+        ("conv_dw.", "block.0."),
+        ("norm.", "block.2."),
+        ("mlp.fc1.", "block.3."),
+        ("mlp.fc2.", "block.5."),
+        ("gamma", "layer_scale"),
+    ];
+    let renamed = RENAMES
+        .iter()
+        .find_map(|(from, to)| rest.strip_prefix(from).map(|r| format!("{to}{r}")))?;
+    Some(format!("features.{}.{block}.{renamed}", 2 * stage + 1))
+}
+
+/// torchvision's EfficientNet: everything under `features.` (the classifier is dropped).
+fn effnet_b_torchvision(key: &str) -> Option<String> {
+    key.starts_with("features.").then(|| key.to_string())
+}
+
 fn effnet_port(key: &str) -> Option<String> {
     matches!(
         first_component(key),
@@ -177,5 +242,19 @@ mod tests {
             Some("layer2.1.bn2.bias")
         );
         assert_eq!(resnet_torchvision("fc.weight"), None);
+        assert_eq!(
+            convnext_timm("stages.2.blocks.4.mlp.fc2.bias").as_deref(),
+            Some("features.5.4.block.5.bias")
+        );
+        assert_eq!(
+            convnext_timm("stages.1.downsample.1.weight").as_deref(),
+            Some("features.2.1.weight")
+        );
+        assert_eq!(
+            convnext_timm("stages.0.blocks.0.gamma").as_deref(),
+            Some("features.1.0.layer_scale")
+        );
+        assert_eq!(convnext_timm("head.fc.weight"), None);
+        assert_eq!(convnext_torchvision("classifier.2.weight"), None);
     }
 }

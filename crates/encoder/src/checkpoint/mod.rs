@@ -32,8 +32,11 @@ pub struct CheckpointInfo {
     pub prefix: String,
     /// The input size the family is trained at.
     pub input_size_px: u32,
-    /// How input pixels are normalised for this family.
+    /// How input pixels are normalised for this family (or as the checkpoint's config says).
     pub normalisation: Normalisation,
+    /// Input size and normalisation in words, and where they come from ("224 px, ImageNet
+    /// mean/std (the family's standard)" or "… (from config.json)").
+    pub preprocessing: String,
 }
 
 /// Whether `path` holds weights natview reads through this module (anything but its own
@@ -74,6 +77,14 @@ pub fn open(
         let tensor = source
             .load(original, device)
             .map_err(|message| file_error(path, format!("tensor `{original}`: {message}")))?;
+        // Layer scales are vectors to natview (torchvision stores ConvNeXt's as [C, 1, 1]).
+        let tensor = if natview.ends_with("layer_scale") {
+            tensor
+                .flatten_all()
+                .map_err(|e| file_error(path, format!("tensor `{original}`: {e}")))?
+        } else {
+            tensor
+        };
         tensors.insert(natview.clone(), tensor);
     }
     Ok((found.info, tensors))
@@ -272,13 +283,32 @@ fn find_trunk(path: &Path, source: &Source, key: Option<&str>) -> Result<Found, 
         }
     }
     let (chosen, mut found, others) = choose(path, built, &shapes, &failures, wanted.as_deref())?;
+    if let Some((size, normalisation, file)) = timm_config(path) {
+        if let Some(size) = size {
+            found.info.input_size_px = size;
+        }
+        if let Some(normalisation) = normalisation {
+            found.info.normalisation = normalisation;
+        }
+        found.info.preprocessing = format!(
+            "{} px, {} (from {file})",
+            found.info.input_size_px,
+            found.info.normalisation.describe()
+        );
+    }
     let frameworks = frameworks(&chosen.prefix, &others, source.top_keys());
     let mut line = format!("{} ({})", found.info.summary, chosen.layout.name);
     if !chosen.prefix.is_empty() {
         line.push_str(&format!(" from `{}`", chosen.prefix));
     }
     if !frameworks.is_empty() {
-        line.push_str(&format!(" of a {} checkpoint", frameworks.join(" + ")));
+        let names = frameworks.join(" + ");
+        let article = if names.starts_with(['A', 'E', 'I', 'O', 'U']) {
+            "an"
+        } else {
+            "a"
+        };
+        line.push_str(&format!(" of {article} {names} checkpoint"));
     }
     line.push_str(&format!(": {} tensors", found.names.len()));
     let dropped = dropped_heads(chosen, &shapes);
@@ -318,6 +348,10 @@ fn describe(candidate: &Candidate, shapes: &BTreeMap<String, Vec<usize>>) -> Res
             prefix: candidate.prefix.clone(),
             input_size_px,
             normalisation,
+            preprocessing: format!(
+                "{input_size_px} px, {} (the family's standard)",
+                normalisation.describe()
+            ),
         },
         names,
     })
@@ -453,6 +487,43 @@ fn overview(shapes: &BTreeMap<String, Vec<usize>>) -> String {
         lines.push("  (no floating-point tensors at all)".into());
     }
     format!("found {} tensors:\n{}", shapes.len(), lines.join("\n"))
+}
+
+/// timm's pretrained config beside a weights file (`config.json` as the Hugging Face hub keeps
+/// a timm model: `pretrained_cfg.input_size`, `.mean`, `.std`): the input size and the
+/// normalisation it gives, and the file's name; `None` when there is no such file or it says
+/// neither.
+fn timm_config(weights: &Path) -> Option<(Option<u32>, Option<Normalisation>, String)> {
+    let path = weights.parent()?.join("config.json");
+    let bytes = std::fs::read(&path).ok()?;
+    let json: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let cfg = json.get("pretrained_cfg").unwrap_or(&json);
+    let triple = |key: &str| -> Option<[f32; 3]> {
+        let values: Vec<f32> = cfg
+            .get(key)?
+            .as_array()?
+            .iter()
+            .map(|v| v.as_f64().map(|f| f as f32))
+            .collect::<Option<_>>()?;
+        <[f32; 3]>::try_from(values).ok()
+    };
+    let size = cfg
+        .get("input_size")
+        .and_then(|s| s.as_array())
+        .and_then(|s| s.last())
+        .and_then(serde_json::Value::as_u64)
+        .and_then(|s| u32::try_from(s).ok())
+        .filter(|s| (8..=2048).contains(s));
+    let normalisation = match (triple("mean"), triple("std")) {
+        (Some(mean), Some(std)) if std.iter().all(|s| *s > 0.0) => {
+            Some(Normalisation::MeanStd { mean, std })
+        }
+        _ => None,
+    };
+    if size.is_none() && normalisation.is_none() {
+        return None;
+    }
+    Some((size, normalisation, path.display().to_string()))
 }
 
 /// The files natview offers to open as an encoder: its own safetensors and PyTorch's.

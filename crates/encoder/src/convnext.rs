@@ -1,0 +1,307 @@
+//! ConvNeXt trunks with torchvision's tensor names (`features.0.0` the 4×4 patchify stem,
+//! `features.0.1` its LayerNorm2d, `features.{1,3,5,7}.N.block.{0,2,3,5}` and
+//! `….layer_scale` the blocks, `features.{2,4,6}.{0,1}` the downsamplings, `classifier.0` the
+//! final norm); timm's names are renamed to these when a checkpoint is opened. The embedding is
+//! the globally pooled, normalised feature (torchvision's and timm's pre-logits); the
+//! classifier (`classifier.2`, timm's `head.fc`) is dropped. Each block is
+//! `x + γ · Linear(GELU(Linear(LN(dwconv7×7(x)))))`, in channels-last between the convolution
+//! and the residual, as the libraries run it.
+
+use super::conv::Conv2d;
+use super::depthwise::depthwise_conv_same;
+use candle_core::{Module, Result, Tensor, D};
+use candle_nn::VarBuilder;
+
+/// LayerNorm's epsilon in ConvNeXt (torchvision and timm).
+const LN_EPS: f64 = 1e-6;
+
+/// The shape of a ConvNeXt: blocks and channels per stage, and the stem's patch size.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConvNextConfig {
+    /// Blocks in each of the four stages.
+    pub depths: [usize; 4],
+    /// Channels of each stage.
+    pub dims: [usize; 4],
+    /// Side of the stem's non-overlapping patches (4).
+    pub patch: usize,
+}
+
+impl ConvNextConfig {
+    /// ConvNeXt-T (28 M parameters, 768-d).
+    pub fn tiny() -> Self {
+        Self {
+            depths: [3, 3, 9, 3],
+            dims: [96, 192, 384, 768],
+            patch: 4,
+        }
+    }
+
+    /// ConvNeXt-S (50 M parameters, 768-d).
+    pub fn small() -> Self {
+        Self {
+            depths: [3, 3, 27, 3],
+            ..Self::tiny()
+        }
+    }
+
+    /// ConvNeXt-B (89 M parameters, 1024-d).
+    pub fn base() -> Self {
+        Self {
+            depths: [3, 3, 27, 3],
+            dims: [128, 256, 512, 1024],
+            patch: 4,
+        }
+    }
+
+    /// Dimension of the pooled feature vector.
+    pub fn feature_dim(&self) -> usize {
+        self.dims[3]
+    }
+}
+
+/// A LayerNorm over the last dimension (weight and bias named `weight`, `bias`).
+#[derive(Debug, Clone)]
+struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl LayerNorm {
+    fn new(dim: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            weight: vb.get_with_hints(dim, "weight", candle_nn::init::ONE)?,
+            bias: vb.get_with_hints(dim, "bias", candle_nn::init::ZERO)?,
+        })
+    }
+
+    /// Normalises over the last dimension; in training from differentiable operations,
+    /// in evaluation with candle's fused kernel.
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        if !train {
+            return candle_nn::ops::layer_norm(&x.contiguous()?, &self.weight, &self.bias, LN_EPS as f32);
+        }
+        let mean = x.mean_keepdim(D::Minus1)?;
+        let centred = x.broadcast_sub(&mean)?;
+        let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
+        centred
+            .broadcast_div(&(var + LN_EPS)?.sqrt()?)?
+            .broadcast_mul(&self.weight)?
+            .broadcast_add(&self.bias)
+    }
+
+    /// Normalises the channels of an NCHW tensor (torchvision's `LayerNorm2d`).
+    fn forward_channels(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.forward_t(&x.permute((0, 2, 3, 1))?, train)?
+            .permute((0, 3, 1, 2))
+    }
+}
+
+/// A linear layer `x Wᵀ + b` on the last dimension.
+#[derive(Debug, Clone)]
+struct Linear {
+    weight_t: Tensor,
+    bias: Tensor,
+}
+
+impl Linear {
+    fn new(c_in: usize, c_out: usize, vb: VarBuilder) -> Result<Self> {
+        let weight = vb.get_with_hints((c_out, c_in), "weight", candle_nn::init::DEFAULT_KAIMING_NORMAL)?;
+        Ok(Self {
+            weight_t: weight.t()?,
+            bias: vb.get_with_hints(c_out, "bias", candle_nn::init::ZERO)?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let dims = x.dims().to_vec();
+        let (rows, c_in) = (x.elem_count() / dims[dims.len() - 1], dims[dims.len() - 1]);
+        let out = x
+            .reshape((rows, c_in))?
+            .matmul(&self.weight_t)?
+            .broadcast_add(&self.bias)?;
+        let mut shape = dims;
+        let last = shape.len() - 1;
+        shape[last] = out.dim(1)?;
+        out.reshape(shape)
+    }
+}
+
+/// One ConvNeXt block.
+#[derive(Debug, Clone)]
+struct Block {
+    dw_weight: Tensor,
+    dw_bias: Tensor,
+    norm: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+    scale: Tensor,
+}
+
+impl Block {
+    fn new(dim: usize, vb: VarBuilder) -> Result<Self> {
+        let block = vb.pp("block");
+        let dw = block.pp("0");
+        Ok(Self {
+            dw_weight: dw.get_with_hints((dim, 1, 7, 7), "weight", candle_nn::init::DEFAULT_KAIMING_NORMAL)?,
+            dw_bias: dw.get_with_hints(dim, "bias", candle_nn::init::ZERO)?,
+            norm: LayerNorm::new(dim, block.pp("2"))?,
+            fc1: Linear::new(dim, 4 * dim, block.pp("3"))?,
+            fc2: Linear::new(4 * dim, dim, block.pp("5"))?,
+            scale: vb.get_with_hints(dim, "layer_scale", candle_nn::init::Init::Const(1e-6))?,
+        })
+    }
+
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let dim = self.dw_bias.dim(0)?;
+        let h = depthwise_conv_same(x, &self.dw_weight, 1)?
+            .broadcast_add(&self.dw_bias.reshape((1, dim, 1, 1))?)?
+            .permute((0, 2, 3, 1))?;
+        let h = self.norm.forward_t(&h, train)?;
+        let h = self.fc1.forward(&h)?.gelu_erf()?;
+        let h = self.fc2.forward(&h)?.broadcast_mul(&self.scale)?;
+        x + h.permute((0, 3, 1, 2))?
+    }
+}
+
+/// A downsampling between stages: LayerNorm2d, then a 2×2 stride-2 convolution with bias (or,
+/// for the stem, a patch×patch one).
+#[derive(Debug, Clone)]
+struct Downsample {
+    norm_first: bool,
+    norm: LayerNorm,
+    conv: Conv2d,
+    bias: Tensor,
+}
+
+impl Downsample {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let c = self.bias.dim(0)?;
+        if self.norm_first {
+            let h = self.norm.forward_channels(x, train)?;
+            return self.conv.forward(&h)?.broadcast_add(&self.bias.reshape((1, c, 1, 1))?);
+        }
+        let h = self
+            .conv
+            .forward(x)?
+            .broadcast_add(&self.bias.reshape((1, c, 1, 1))?)?;
+        self.norm.forward_channels(&h, train)
+    }
+}
+
+/// A ConvNeXt trunk returning pooled, normalised features `[batch, feature_dim]`.
+#[derive(Debug, Clone)]
+pub struct ConvNext {
+    config: ConvNextConfig,
+    /// The stem, then the downsampling before stages 2–4.
+    downsamples: Vec<Downsample>,
+    stages: Vec<Vec<Block>>,
+    head_norm: LayerNorm,
+}
+
+impl ConvNext {
+    /// Builds the network, reading (or creating) tensors through `vb` with torchvision names.
+    pub fn new(config: &ConvNextConfig, vb: VarBuilder) -> Result<Self> {
+        let features = vb.pp("features");
+        let mut downsamples = Vec::with_capacity(4);
+        let mut stages = Vec::with_capacity(4);
+        let mut c_in = 3;
+        for (stage, (&depth, &dim)) in config.depths.iter().zip(&config.dims).enumerate() {
+            let down_vb = features.pp((2 * stage).to_string());
+            let (k, norm_first) = if stage == 0 { (config.patch, false) } else { (2, true) };
+            let conv_vb = down_vb.pp(if norm_first { "1" } else { "0" });
+            let norm_vb = down_vb.pp(if norm_first { "0" } else { "1" });
+            downsamples.push(Downsample {
+                norm_first,
+                norm: LayerNorm::new(if norm_first { c_in } else { dim }, norm_vb)?,
+                conv: Conv2d::new(c_in, dim, k, k, 0, conv_vb.clone())?,
+                bias: conv_vb.get_with_hints(dim, "bias", candle_nn::init::ZERO)?,
+            });
+            let stage_vb = features.pp((2 * stage + 1).to_string());
+            let blocks = (0..depth)
+                .map(|b| Block::new(dim, stage_vb.pp(b.to_string())))
+                .collect::<Result<Vec<_>>>()?;
+            stages.push(blocks);
+            c_in = dim;
+        }
+        Ok(Self {
+            config: config.clone(),
+            downsamples,
+            stages,
+            head_norm: LayerNorm::new(config.dims[3], vb.pp("classifier").pp("0"))?,
+        })
+    }
+
+    /// The configuration this network was built from.
+    pub fn config(&self) -> &ConvNextConfig {
+        &self.config
+    }
+
+    /// Pooled, normalised features of a `[batch, 3, h, w]` normalised image tensor.
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.forward_frozen(x, train, 0)
+    }
+
+    /// [`forward_t`](Self::forward_t) with the first `frozen` stages (stem = stage 0, then
+    /// the four stages, each with the downsampling before it) fixed: run in evaluation mode and
+    /// cut from the gradient.
+    pub fn forward_frozen(&self, x: &Tensor, train: bool, frozen: usize) -> Result<Tensor> {
+        let mut h = x.clone();
+        for (stage, (down, blocks)) in self.downsamples.iter().zip(&self.stages).enumerate() {
+            // The stem is stage 0; the downsampling before stage k ≥ 2 belongs to it.
+            let down_stage = if stage == 0 { 0 } else { stage + 1 };
+            h = down.forward_t(&h, train && down_stage >= frozen)?;
+            if stage == 0 && frozen == 1 {
+                h = h.detach();
+            }
+            for block in blocks {
+                h = block.forward_t(&h, train && stage + 1 >= frozen)?;
+            }
+            if stage + 2 == frozen {
+                h = h.detach();
+            }
+        }
+        let pooled = h.mean(D::Minus1)?.mean(D::Minus1)?;
+        self.head_norm.forward_t(&pooled, train)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device};
+
+    #[test]
+    fn tiny_gives_features_of_the_documented_size_and_names() {
+        let varmap = candle_nn::VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+        let config = ConvNextConfig {
+            depths: [1, 1, 2, 1],
+            dims: [8, 16, 32, 64],
+            patch: 4,
+        };
+        let net = ConvNext::new(&config, vb).expect("builds");
+        let x = Tensor::randn(0f32, 1.0, (2, 3, 64, 64), &Device::Cpu).expect("input");
+        let train = net.forward_t(&x, true).expect("train");
+        let eval = net.forward_t(&x, false).expect("eval");
+        assert_eq!(eval.dims(), &[2, 64]);
+        let diff: f32 = (train - &eval)
+            .and_then(|d| d.abs())
+            .and_then(|d| d.max_all())
+            .and_then(|d| d.to_scalar())
+            .expect("diff");
+        assert!(diff < 1e-4, "layer norm paths differ by {diff}");
+        let names = varmap.data().lock().expect("lock");
+        for name in [
+            "features.0.0.weight",
+            "features.0.1.bias",
+            "features.1.0.block.0.weight",
+            "features.1.0.layer_scale",
+            "features.2.0.weight",
+            "features.2.1.bias",
+            "features.5.1.block.5.weight",
+            "classifier.0.weight",
+        ] {
+            assert!(names.contains_key(name), "{name}");
+        }
+    }
+}
