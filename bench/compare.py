@@ -190,6 +190,113 @@ def case_embedding(nv, data, threads, rounds, weights_dir):
     return rows
 
 
+def demo_images_224(count):
+    """`count` demo images preprocessed as torchvision does for ResNets and ConvNeXts (square
+    centre crop, 224 px, ImageNet mean/std): the same input for natview and PyTorch."""
+    from PIL import Image
+
+    root = Path(__file__).resolve().parent.parent / "assets/demo/images"
+    files = sorted(root.glob("*/*"))[:count]
+    mean = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+    std = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+    out = []
+    for f in files:
+        im = Image.open(f).convert("RGB")
+        side = min(im.size)
+        left, top = (im.width - side) // 2, (im.height - side) // 2
+        im = im.crop((left, top, left + side, top + side)).resize((224, 224), Image.BILINEAR)
+        x = (np.asarray(im, dtype=np.float32) / 255.0 - mean) / std
+        out.append(x.transpose(2, 0, 1))
+    return np.ascontiguousarray(np.stack(out))
+
+
+def randomised(model):
+    """Random batch-norm statistics, layer norms and layer scales (a fresh network's are
+    0/1 and 1e-6), so that every tensor matters to the output."""
+    import torch
+
+    g = torch.Generator().manual_seed(1)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1, generator=g)
+            m.running_var.uniform_(0.5, 1.5, generator=g)
+        if isinstance(m, torch.nn.LayerNorm) or type(m).__name__ == "LayerNorm2d":
+            m.weight.data.uniform_(0.75, 1.25, generator=g)
+    for name, p in model.named_parameters():
+        if name.endswith("layer_scale"):
+            p.data.uniform_(0.1, 0.5, generator=g)
+    return model.eval()
+
+
+def case_own_encoders(nv, threads, rounds, scratch, count=64, batch=16):
+    """ResNet-50 and ConvNeXt-T at 224 px with the same random weights on both sides: PyTorch's
+    module, and natview opening the file `torch.save(model.state_dict())` wrote (`--model
+    checkpoint`, the path an analyst's own checkpoint takes)."""
+    import torch
+    import torchvision
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    images_np = demo_images_224(count)
+    images_path = scratch / f"demo-224-{count}.npy"
+    np.save(images_path, images_np)
+    images = torch.from_numpy(images_np)
+
+    resnet = randomised(torchvision.models.resnet50())
+    resnet_file = scratch / "resnet50-random.pth"
+    torch.save(resnet.state_dict(), resnet_file)
+    resnet.fc = torch.nn.Identity()
+
+    convnext = randomised(torchvision.models.convnext_tiny())
+    convnext_file = scratch / "convnext_tiny-random.pth"
+    torch.save(convnext.state_dict(), convnext_file)
+
+    class PreLogits(torch.nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            c = self.net.classifier
+            return c[1](c[0](self.net.avgpool(self.net.features(x))))
+
+    rows = []
+    for name, weights, tmodel in [
+        ("ResNet-50", resnet_file, resnet.eval()),
+        ("ConvNeXt-T", convnext_file, PreLogits(convnext).eval()),
+    ]:
+        out_path = scratch / f"natview-{weights.stem}-out.npy"
+        ours, theirs = [], []
+        torch_forward(tmodel, images[:batch], batch)  # warm-up
+        for r in range(rounds):
+            log(f"own encoder {name}: round {r + 1}/{rounds}")
+            res = nv.run(
+                "forward", "--input", images_path, "--out", out_path, "--repeat", 1,
+                "--model", "checkpoint", "--weights", weights, "--batch", batch, "--cpu",
+            )
+            ours.append(res["images_per_s"])
+            t = time.perf_counter()
+            reference = torch_forward(tmodel, images, batch)
+            theirs.append(len(images) / (time.perf_counter() - t))
+        mine = np.load(out_path)
+        reference = reference / np.linalg.norm(reference, axis=1, keepdims=True)
+        cosine = float((mine * reference).sum(axis=1).min())
+        a, b = statistics.median(ours), statistics.median(theirs)
+        rows.append(
+            {
+                "case": f"own checkpoint: {name} @224px (torch.save state dict), batch {batch}, {count} images",
+                "unit": "images/s (higher is better)",
+                "natview": a,
+                "peers": {f"PyTorch {torch.__version__}": b},
+                "ratio": a / b,
+                "goal": "≥ 1.0× PyTorch",
+                "met": a / b >= 1.0 and cosine >= 0.999,
+                "note": f"min cosine per image {cosine:.6f}",
+            }
+        )
+    return rows
+
+
 # ---------------------------------------------------------------- training step (PyTorch)
 
 
@@ -632,7 +739,7 @@ def main():
     parser.add_argument("--data", required=True, type=Path)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--cases", default="embedding,train,hnsw,exact,pca,layout,layout1m")
+    parser.add_argument("--cases", default="embedding,own-encoders,train,hnsw,exact,pca,layout,layout1m")
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args()
     nv = Natview(args.natview, args.threads)
@@ -643,6 +750,8 @@ def main():
     for case in args.cases.split(","):
         if case == "embedding":
             rows += case_embedding(nv, args.data, args.threads, args.rounds, scratch)
+        elif case == "own-encoders":
+            rows += case_own_encoders(nv, args.threads, args.rounds, scratch)
         elif case == "train":
             rows += case_train(nv, args.threads, args.rounds)
         elif case == "hnsw":

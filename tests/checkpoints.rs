@@ -185,11 +185,15 @@ fn preprocessing_comes_from_timms_config_when_there_is_one() {
     std::fs::copy(fixtures().join("timm_convnext.pth"), &weights).expect("copy");
     let plain = checkpoint::inspect(&weights, None).expect("opens");
     assert_eq!(plain.input_size_px, 224);
-    assert!(plain.preprocessing.contains("family's standard"), "{}", plain.preprocessing);
+    assert!(
+        plain.preprocessing.contains("family's standard"),
+        "{}",
+        plain.preprocessing
+    );
     std::fs::write(
         dir.path().join("config.json"),
         r#"{"architecture": "convnext_tiny", "pretrained_cfg": {"input_size": [3, 288, 288],
-            "mean": [0.48145466, 0.4578275, 0.40821073], "std": [0.26862954, 0.26130258, 0.27577711]}}"#,
+            "mean": [0.481, 0.458, 0.408], "std": [0.269, 0.261, 0.276]}}"#,
     )
     .expect("config");
     let configured = checkpoint::inspect(&weights, None).expect("opens");
@@ -197,11 +201,15 @@ fn preprocessing_comes_from_timms_config_when_there_is_one() {
     assert_eq!(
         configured.normalisation,
         natview::encoder::Normalisation::MeanStd {
-            mean: [0.48145466, 0.4578275, 0.40821073],
-            std: [0.26862954, 0.26130258, 0.27577711]
+            mean: [0.481, 0.458, 0.408],
+            std: [0.269, 0.261, 0.276]
         }
     );
-    assert!(configured.preprocessing.contains("config.json"), "{}", configured.preprocessing);
+    assert!(
+        configured.preprocessing.contains("config.json"),
+        "{}",
+        configured.preprocessing
+    );
     let tv = checkpoint::inspect(&fixtures().join("torchvision_convnext.pth"), None).expect("tv");
     assert_eq!(tv.architecture, plain.architecture);
 }

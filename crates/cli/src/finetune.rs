@@ -60,8 +60,10 @@ pub struct FinetuneArgs {
     #[arg(long, default_value_t = 0.2)]
     heldout: f64,
     /// Start from a model's shipped weights (`effnet-lite0`, `compact`: also picks that
-    /// model), `shipped` (the --model's shipped weights), `scratch` (seeded init), or a
-    /// safetensors FILE. Default: the model's shipped weights when there are some, else scratch.
+    /// model), `shipped` (the --model's shipped weights), `scratch` (seeded init), or a weights
+    /// FILE (natview's safetensors, or a PyTorch/Lightning/timm/VISSL checkpoint, whose network
+    /// is read from the file). Default: the model's shipped weights when there are some, else
+    /// scratch.
     #[arg(long)]
     from: Option<String>,
     /// Keep the first N stages of the trunk fixed (the stem is stage 0: `--freeze 1` fixes the

@@ -78,7 +78,12 @@ impl LayerNorm {
     /// in evaluation with candle's fused kernel.
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         if !train {
-            return candle_nn::ops::layer_norm(&x.contiguous()?, &self.weight, &self.bias, LN_EPS as f32);
+            return candle_nn::ops::layer_norm(
+                &x.contiguous()?,
+                &self.weight,
+                &self.bias,
+                LN_EPS as f32,
+            );
         }
         let mean = x.mean_keepdim(D::Minus1)?;
         let centred = x.broadcast_sub(&mean)?;
@@ -105,7 +110,11 @@ struct Linear {
 
 impl Linear {
     fn new(c_in: usize, c_out: usize, vb: VarBuilder) -> Result<Self> {
-        let weight = vb.get_with_hints((c_out, c_in), "weight", candle_nn::init::DEFAULT_KAIMING_NORMAL)?;
+        let weight = vb.get_with_hints(
+            (c_out, c_in),
+            "weight",
+            candle_nn::init::DEFAULT_KAIMING_NORMAL,
+        )?;
         Ok(Self {
             weight_t: weight.t()?,
             bias: vb.get_with_hints(c_out, "bias", candle_nn::init::ZERO)?,
@@ -142,7 +151,11 @@ impl Block {
         let block = vb.pp("block");
         let dw = block.pp("0");
         Ok(Self {
-            dw_weight: dw.get_with_hints((dim, 1, 7, 7), "weight", candle_nn::init::DEFAULT_KAIMING_NORMAL)?,
+            dw_weight: dw.get_with_hints(
+                (dim, 1, 7, 7),
+                "weight",
+                candle_nn::init::DEFAULT_KAIMING_NORMAL,
+            )?,
             dw_bias: dw.get_with_hints(dim, "bias", candle_nn::init::ZERO)?,
             norm: LayerNorm::new(dim, block.pp("2"))?,
             fc1: Linear::new(dim, 4 * dim, block.pp("3"))?,
@@ -178,7 +191,10 @@ impl Downsample {
         let c = self.bias.dim(0)?;
         if self.norm_first {
             let h = self.norm.forward_channels(x, train)?;
-            return self.conv.forward(&h)?.broadcast_add(&self.bias.reshape((1, c, 1, 1))?);
+            return self
+                .conv
+                .forward(&h)?
+                .broadcast_add(&self.bias.reshape((1, c, 1, 1))?);
         }
         let h = self
             .conv
@@ -207,7 +223,11 @@ impl ConvNext {
         let mut c_in = 3;
         for (stage, (&depth, &dim)) in config.depths.iter().zip(&config.dims).enumerate() {
             let down_vb = features.pp((2 * stage).to_string());
-            let (k, norm_first) = if stage == 0 { (config.patch, false) } else { (2, true) };
+            let (k, norm_first) = if stage == 0 {
+                (config.patch, false)
+            } else {
+                (2, true)
+            };
             let conv_vb = down_vb.pp(if norm_first { "1" } else { "0" });
             let norm_vb = down_vb.pp(if norm_first { "0" } else { "1" });
             downsamples.push(Downsample {

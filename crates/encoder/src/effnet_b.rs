@@ -81,7 +81,10 @@ impl EffNetBConfig {
         };
         let mut stages = Vec::new();
         for (expand, kernel, stride, c_in, c_out, layers) in B0_STAGES {
-            let (c_in, c_out) = (divisible(c_in as f64 * width), divisible(c_out as f64 * width));
+            let (c_in, c_out) = (
+                divisible(c_in as f64 * width),
+                divisible(c_out as f64 * width),
+            );
             let layers = (layers as f64 * depth).ceil() as usize;
             let blocks = (0..layers)
                 .map(|i| {
@@ -120,7 +123,15 @@ type ConvNorm = (Conv2d, BatchNorm);
 fn conv_norm(spec: (usize, usize, usize, usize, usize), vb: VarBuilder) -> Result<ConvNorm> {
     let (c_in, c_out, kernel, stride, groups) = spec;
     Ok((
-        Conv2d::grouped(c_in, c_out, kernel, stride, (kernel - 1) / 2, groups, vb.pp("0"))?,
+        Conv2d::grouped(
+            c_in,
+            c_out,
+            kernel,
+            stride,
+            (kernel - 1) / 2,
+            groups,
+            vb.pp("0"),
+        )?,
         batch_norm(c_out, BN_EPS, vb.pp("1"))?,
     ))
 }

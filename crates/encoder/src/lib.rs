@@ -549,10 +549,7 @@ impl Encoder {
                 cluster_head = ClusterHead::from_tensors(&tensors)
                     .map_err(|e| mismatch(path, first_line(&e.to_string())))?;
                 normalisation = info.normalisation;
-                summary = format!(
-                    "{}; preprocessing: {}",
-                    info.summary, info.preprocessing
-                );
+                summary = format!("{}; preprocessing: {}", info.summary, info.preprocessing);
                 let fingerprint =
                     file_fingerprint(path).map_err(|e| EncoderError::WeightsFile {
                         path: path.clone(),

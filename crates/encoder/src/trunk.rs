@@ -4,8 +4,8 @@
 
 use super::conv::own_cpu_kernels;
 use super::convnext::{ConvNext, ConvNextConfig};
-use super::effnet_b::{EffNetBConfig, EfficientNetB};
 use super::effnet::{EffNetConfig, EfficientNet};
+use super::effnet_b::{EffNetBConfig, EfficientNetB};
 use super::effnet_cpu::FusedEffNet;
 use super::regnet::{RegNet, RegNetConfig};
 use super::resnet::{ResNet, ResNetConfig};
