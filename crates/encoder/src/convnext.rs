@@ -7,7 +7,8 @@
 //! `x + γ · Linear(GELU(Linear(LN(dwconv7×7(x)))))`, in channels-last between the convolution
 //! and the residual, as the libraries run it.
 
-use super::conv::Conv2d;
+use super::conv::{own_cpu_kernels, Conv2d};
+use super::convnext_cpu::FusedBlock;
 use super::depthwise::depthwise_conv_same;
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
@@ -147,6 +148,23 @@ struct Block {
 }
 
 impl Block {
+    /// This block's values for the fused CPU evaluation path.
+    fn fused(&self) -> Result<FusedBlock> {
+        let vec = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
+        Ok(FusedBlock {
+            dw_kernel: vec(&self.dw_weight)?,
+            dw_bias: vec(&self.dw_bias)?,
+            ln_weight: vec(&self.norm.weight)?,
+            ln_bias: vec(&self.norm.bias)?,
+            eps: LN_EPS as f32,
+            fc1_t: self.fc1.weight_t.contiguous()?,
+            fc1_bias: vec(&self.fc1.bias)?,
+            fc2_t: self.fc2.weight_t.contiguous()?,
+            fc2_bias: vec(&self.fc2.bias)?,
+            scale: vec(&self.scale)?,
+        })
+    }
+
     fn new(dim: usize, vb: VarBuilder) -> Result<Self> {
         let block = vb.pp("block");
         let dw = block.pp("0");
@@ -212,6 +230,8 @@ pub struct ConvNext {
     downsamples: Vec<Downsample>,
     stages: Vec<Vec<Block>>,
     head_norm: LayerNorm,
+    /// The blocks' fused CPU evaluation form, once prepared.
+    fused: Option<std::sync::Arc<Vec<Vec<FusedBlock>>>>,
 }
 
 impl ConvNext {
@@ -248,7 +268,31 @@ impl ConvNext {
             downsamples,
             stages,
             head_norm: LayerNorm::new(config.dims[3], vb.pp("classifier").pp("0"))?,
+            fused: None,
         })
+    }
+
+    /// Readies the fused evaluation path for f32 inputs on the CPU (our kernels in use).
+    pub fn prepare_inference(&mut self, device: &candle_core::Device) -> Result<()> {
+        if device.is_cpu() && own_cpu_kernels() && self.fused.is_none() {
+            let fused = self
+                .stages
+                .iter()
+                .map(|blocks| blocks.iter().map(Block::fused).collect::<Result<Vec<_>>>())
+                .collect::<Result<Vec<_>>>()?;
+            self.fused = Some(std::sync::Arc::new(fused));
+        }
+        Ok(())
+    }
+
+    /// A stage's blocks in evaluation through the fused path.
+    fn blocks_fused(blocks: &[FusedBlock], h: &Tensor) -> Result<Tensor> {
+        let (n, c, height, width) = h.dims4()?;
+        let mut values = h.flatten_all()?.to_vec1::<f32>()?;
+        for block in blocks {
+            values = block.forward(&values, n, height, width)?;
+        }
+        Tensor::from_vec(values, (n, c, height, width), h.device())
     }
 
     /// The configuration this network was built from.
@@ -273,8 +317,20 @@ impl ConvNext {
             if stage == 0 && frozen == 1 {
                 h = h.detach();
             }
-            for block in blocks {
-                h = block.forward_t(&h, train && stage + 1 >= frozen)?;
+            let train_blocks = train && stage + 1 >= frozen;
+            match self.fused.as_deref().and_then(|f| f.get(stage)) {
+                Some(fused)
+                    if !train_blocks
+                        && h.device().is_cpu()
+                        && h.dtype() == candle_core::DType::F32 =>
+                {
+                    h = Self::blocks_fused(fused, &h)?;
+                }
+                _ => {
+                    for block in blocks {
+                        h = block.forward_t(&h, train_blocks)?;
+                    }
+                }
             }
             if stage + 2 == frozen {
                 h = h.detach();
@@ -310,6 +366,15 @@ mod tests {
             .and_then(|d| d.to_scalar())
             .expect("diff");
         assert!(diff < 1e-4, "layer norm paths differ by {diff}");
+        let mut fused_net = net.clone();
+        fused_net.prepare_inference(&Device::Cpu).expect("fuse");
+        let fused = fused_net.forward_t(&x, false).expect("fused");
+        let diff: f32 = (fused - &eval)
+            .and_then(|d| d.abs())
+            .and_then(|d| d.max_all())
+            .and_then(|d| d.to_scalar())
+            .expect("diff");
+        assert!(diff < 1e-4, "fused path differs by {diff}");
         let names = varmap.data().lock().expect("lock");
         for name in [
             "features.0.0.weight",

@@ -13,6 +13,7 @@ mod conv;
 mod conv_cpu;
 mod conv_wide;
 mod convnext;
+mod convnext_cpu;
 mod depthwise;
 mod depthwise_cpu;
 mod effnet;

@@ -121,10 +121,14 @@ impl Trunk {
     /// Readies the fastest evaluation path for inputs on `device` (EfficientNet on the CPU:
     /// batch norms folded into fused kernels).
     pub fn prepare_inference(&mut self, device: &candle_core::Device) -> Result<()> {
-        if let Trunk::EffNet { net, fused } = self {
-            if device.is_cpu() && own_cpu_kernels() && fused.is_none() {
+        match self {
+            Trunk::EffNet { net, fused }
+                if device.is_cpu() && own_cpu_kernels() && fused.is_none() =>
+            {
                 *fused = Some(std::sync::Arc::new(FusedEffNet::new(net)?));
             }
+            Trunk::ConvNext(net) => net.prepare_inference(device)?,
+            _ => {}
         }
         Ok(())
     }
