@@ -1,7 +1,9 @@
-//! natview-encoder: the image encoders — EfficientNet-Lite0–2 (ImageNet-pretrained Lite0 shipped; tensor names of the
-//! PyTorch port), ResNet-18/50 and RegNetY-400MF (torchvision tensor names), a compact ResNet for 64–128 px
-//! images, and a raw-pixel baseline. Weights come from a safetensors file or, for an untrained
-//! encoder, from a fixed seed. Outputs are L2-normalised.
+//! natview-encoder: the image encoders — ResNets, RegNetX/Y, ConvNeXt and EfficientNet-B of any
+//! size (torchvision tensor names), EfficientNet-Lite0–4 (the PyTorch port's names; ImageNet
+//! Lite0 shipped), a compact ResNet for 64–128 px images, and a raw-pixel baseline. Weights come
+//! from natview's safetensors, from an analyst's own checkpoint ([`checkpoint`]: PyTorch,
+//! Lightning, timm, VISSL, MoCo/BYOL/DINO files as they are) or, for an untrained encoder, from
+//! a fixed seed. Outputs are L2-normalised.
 
 #![forbid(unsafe_code)]
 
@@ -74,7 +76,7 @@ pub enum EncoderError {
     },
     /// An unknown model name.
     #[error(
-        "unknown model `{0}` (choose effnet-lite0, effnet-lite1, effnet-lite2, compact, resnet18, resnet50, regnety-400mf or pixels)"
+        "unknown model `{0}` (choose effnet-lite0, effnet-lite1, effnet-lite2, compact, resnet18, resnet50, regnety-400mf, checkpoint or pixels)"
     )]
     UnknownModel(String),
     /// The model's shipped weights are in none of the places natview looks.
