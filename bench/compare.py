@@ -158,36 +158,48 @@ def case_embedding(nv, data, threads, rounds, weights_dir):
         subset = weights_dir / f"images-{model}-{count}.npy"
         np.save(subset, np.ascontiguousarray(array))
         images = torch.from_numpy(array)
-        out_path = weights_dir / f"natview-{model}-out.npy"
-        ours, theirs = [], []
-        torch_forward(tmodel, images[:batch], batch)  # warm-up
-        for r in range(rounds):
-            log(f"embedding {model}: round {r + 1}/{rounds}")
-            res = nv.run(
-                "forward", "--input", subset, "--out", out_path, "--repeat", 1,
-                "--model", model, "--weights", weights, "--batch", batch, "--cpu",
-            )
-            ours.append(res["images_per_s"])
-            t = time.perf_counter()
-            reference = torch_forward(tmodel, images, batch)
-            theirs.append(len(images) / (time.perf_counter() - t))
-        mine = np.load(out_path)
-        reference = reference / np.linalg.norm(reference, axis=1, keepdims=True)
-        cosine = float((mine * reference).sum(axis=1).min())
-        a, b = statistics.median(ours), statistics.median(theirs)
         rows.append(
-            {
-                "case": f"embedding {model} @{size}px, batch {batch}, {len(images)} images",
-                "unit": "images/s (higher is better)",
-                "natview": a,
-                "peers": {f"PyTorch {torch.__version__}": b},
-                "ratio": a / b,
-                "goal": f"≥ {goal}× PyTorch",
-                "met": a / b >= goal and cosine >= 0.999,
-                "note": f"min cosine per image {cosine:.6f}",
-            }
+            forward_row(
+                nv, f"embedding {model}", tmodel, images, subset,
+                weights_dir / f"natview-{model}-out.npy", ("--model", model, "--weights", weights),
+                rounds, batch, goal,
+                f"embedding {model} @{size}px, batch {batch}, {len(images)} images",
+            )
         )
     return rows
+
+
+def forward_row(nv, label, tmodel, images, images_path, out_path, model_args, rounds, batch, goal, case):
+    """natview's `forward` and PyTorch's module on the same preprocessed images, alternating
+    `rounds` times: the table row of their median images/s and the lowest cosine per image."""
+    import torch
+
+    ours, theirs = [], []
+    torch_forward(tmodel, images[:batch], batch)  # warm-up
+    for r in range(rounds):
+        log(f"{label}: round {r + 1}/{rounds}")
+        res = nv.run(
+            "forward", "--input", images_path, "--out", out_path, "--repeat", 1,
+            *model_args, "--batch", batch, "--cpu",
+        )
+        ours.append(res["images_per_s"])
+        t = time.perf_counter()
+        reference = torch_forward(tmodel, images, batch)
+        theirs.append(len(images) / (time.perf_counter() - t))
+    mine = np.load(out_path)
+    reference = reference / np.linalg.norm(reference, axis=1, keepdims=True)
+    cosine = float((mine * reference).sum(axis=1).min())
+    a, b = statistics.median(ours), statistics.median(theirs)
+    return {
+        "case": case,
+        "unit": "images/s (higher is better)",
+        "natview": a,
+        "peers": {f"PyTorch {torch.__version__}": b},
+        "ratio": a / b,
+        "goal": f"≥ {goal}× PyTorch",
+        "met": a / b >= goal and cosine >= 0.999,
+        "note": f"min cosine per image {cosine:.6f}",
+    }
 
 
 def demo_images_224(count):
@@ -265,34 +277,13 @@ def case_own_encoders(nv, threads, rounds, scratch, count=64, batch=16):
         ("ResNet-50", resnet_file, resnet.eval()),
         ("ConvNeXt-T", convnext_file, PreLogits(convnext).eval()),
     ]:
-        out_path = scratch / f"natview-{weights.stem}-out.npy"
-        ours, theirs = [], []
-        torch_forward(tmodel, images[:batch], batch)  # warm-up
-        for r in range(rounds):
-            log(f"own encoder {name}: round {r + 1}/{rounds}")
-            res = nv.run(
-                "forward", "--input", images_path, "--out", out_path, "--repeat", 1,
-                "--model", "checkpoint", "--weights", weights, "--batch", batch, "--cpu",
-            )
-            ours.append(res["images_per_s"])
-            t = time.perf_counter()
-            reference = torch_forward(tmodel, images, batch)
-            theirs.append(len(images) / (time.perf_counter() - t))
-        mine = np.load(out_path)
-        reference = reference / np.linalg.norm(reference, axis=1, keepdims=True)
-        cosine = float((mine * reference).sum(axis=1).min())
-        a, b = statistics.median(ours), statistics.median(theirs)
         rows.append(
-            {
-                "case": f"own checkpoint: {name} @224px (torch.save state dict), batch {batch}, {count} images",
-                "unit": "images/s (higher is better)",
-                "natview": a,
-                "peers": {f"PyTorch {torch.__version__}": b},
-                "ratio": a / b,
-                "goal": "≥ 1.0× PyTorch",
-                "met": a / b >= 1.0 and cosine >= 0.999,
-                "note": f"min cosine per image {cosine:.6f}",
-            }
+            forward_row(
+                nv, f"own encoder {name}", tmodel, images, images_path,
+                scratch / f"natview-{weights.stem}-out.npy",
+                ("--model", "checkpoint", "--weights", weights), rounds, batch, 1.0,
+                f"own checkpoint: {name} @224px (torch.save state dict), batch {batch}, {count} images",
+            )
         )
     return rows
 

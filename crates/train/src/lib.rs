@@ -314,13 +314,6 @@ impl TrainConfig {
         }
     }
 
-    /// The normalisation of [`network`](Self::network) (ImageNet's when it cannot be read:
-    /// the run then fails on the network itself, with that error).
-    pub fn normalisation(&self) -> natview_encoder::Normalisation {
-        self.network()
-            .map_or(natview_encoder::Normalisation::ImageNet, |(_, n)| n)
-    }
-
     /// The configuration that decides what a run trains: judgements that are only measured
     /// (verdicts a run without labels reports on) are left out, so new verdicts do not stop
     /// a plain run from resuming.

@@ -207,16 +207,11 @@ fn pair_cosines(
     model: &SslModel,
     plan: &JudgedPlan,
     config: &TrainConfig,
+    norm: Normalisation,
     device: &Device,
 ) -> Result<Vec<f32>, TrainError> {
     let images: Vec<&RgbImage> = plan.pairs.iter().flat_map(|p| [&p.a, &p.b]).collect();
-    let rows = embed(
-        model,
-        &images,
-        config.input_size_px,
-        config.normalisation(),
-        device,
-    )?;
+    let rows = embed(model, &images, config.input_size_px, norm, device)?;
     Ok((0..plan.pairs.len())
         .map(|i| natview_core::linalg::dot(rows.row(2 * i), rows.row(2 * i + 1)))
         .collect())
@@ -230,7 +225,8 @@ pub fn finetune(
 ) -> Result<TrainReport, TrainError> {
     let device = natview_encoder::choose_device(request.force_cpu);
     let config = &request.config;
-    let (architecture, _) = config.network()?;
+    // Read once: for a checkpoint model this opens the starting weights.
+    let (architecture, norm) = config.network()?;
     let dataset_fingerprint = request.dataset.fingerprint();
     let names: Vec<String> = group_by_listing(&request.dataset.items)
         .into_iter()
@@ -372,13 +368,7 @@ pub fn finetune(
         Some(before) => before,
         None if evaluable => evaluate_encoder_rows(
             &heldout_items,
-            &embed(
-                &model,
-                &heldout_images,
-                config.input_size_px,
-                config.normalisation(),
-                &device,
-            )?,
+            &embed(&model, &heldout_images, config.input_size_px, norm, &device)?,
             config.holdout_view.as_ref(),
         )?,
         None => EvalSummary::default(),
@@ -388,7 +378,7 @@ pub fn finetune(
         (Some(rows), _) if !rows.is_empty() => rows,
         (_, Some(plan)) if !plan.pairs.is_empty() => {
             observer.phase("measuring the judged pairs");
-            judged_rows(plan, &pair_cosines(&model, plan, config, &device)?)
+            judged_rows(plan, &pair_cosines(&model, plan, config, norm, &device)?)
         }
         _ => Vec::new(),
     };
@@ -422,7 +412,6 @@ pub fn finetune(
             second.extend(b);
             judged_rows_of_step = rows;
         }
-        let norm = config.normalisation();
         let x1 = images_tensor(&first, config.input_size_px, norm, &device)?;
         let x2 = images_tensor(&second, config.input_size_px, norm, &device)?;
         let lr = learning_rate(
@@ -492,13 +481,7 @@ pub fn finetune(
             observer.phase("evaluating the trained encoder");
             Some(evaluate_encoder_rows(
                 &heldout_items,
-                &embed(
-                    &model,
-                    &heldout_images,
-                    config.input_size_px,
-                    config.normalisation(),
-                    &device,
-                )?,
+                &embed(&model, &heldout_images, config.input_size_px, norm, &device)?,
                 config.holdout_view.as_ref(),
             )?)
         } else {
@@ -511,7 +494,7 @@ pub fn finetune(
     if let (Outcome::Finished, Some(plan)) = (outcome, plan.as_ref()) {
         if !plan.pairs.is_empty() {
             observer.phase("measuring the judged pairs");
-            let now = judged_rows(plan, &pair_cosines(&model, plan, config, &device)?);
+            let now = judged_rows(plan, &pair_cosines(&model, plan, config, norm, &device)?);
             for row in &mut judged {
                 row.after = now
                     .iter()
