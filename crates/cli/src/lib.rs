@@ -144,8 +144,8 @@ pub struct CommonArgs {
     /// manifest).
     #[arg(long, global = true)]
     pub workspace: Option<PathBuf>,
-    /// Encoder: effnet-lite0 (ImageNet-pretrained, the default), effnet-lite1, effnet-lite2,
-    /// compact, resnet18, resnet50, regnety-400mf, checkpoint (the network the --weights
+    /// Encoder: effnet-lite0 (ImageNet-pretrained, the default), effnet-lite2 (ImageNet,
+    /// shipped, stronger and slower), effnet-lite1, compact, resnet18, resnet50, regnety-400mf, checkpoint (the network the --weights
     /// hold, worked out from the file) or pixels (raw-pixel baseline), or imported:NAME for
     /// vectors brought in by `natview import`. Default: the model the --weights were trained
     /// as (natview finetune records it), else the network they hold; without --weights,
@@ -154,9 +154,10 @@ pub struct CommonArgs {
     pub model: Option<String>,
     /// Weights: a checkpoint as training code writes it (.pth/.pt/.ckpt/.bin from PyTorch,
     /// Lightning, timm, VISSL, MoCo/BYOL/DINO wrappers, or .safetensors); without --model,
-    /// natview works out the network (ResNet, RegNetX/Y, EfficientNet-Lite of any size) from
-    /// the file and says what it found. Default: the model's weights shipped in models/
-    /// (effnet-lite0.safetensors, compact-emoji.safetensors), found beside the executable,
+    /// natview works out the network (ResNet, RegNetX/Y, ConvNeXt, EfficientNet-B or -Lite
+    /// of any size) from the file and says what it found. Default: the model's weights
+    /// shipped in models/ (effnet-lite0.safetensors, effnet-lite2.safetensors,
+    /// compact-emoji.safetensors), found beside the executable,
     /// in $NATVIEW_MODELS, in PREFIX/share/natview/models or in ~/.local/share/natview/models;
     /// missing weights are an error (use --untrained for a random encoder).
     #[arg(long, global = true)]

@@ -8,7 +8,7 @@
 //! and the residual, as the libraries run it.
 
 use super::conv::{own_cpu_kernels, Conv2d};
-use super::convnext_cpu::FusedBlock;
+use super::convnext_cpu::{forward_stage, BlockTensors, FusedBlock};
 use super::depthwise::depthwise_conv_same;
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
@@ -151,18 +151,19 @@ impl Block {
     /// This block's values for the fused CPU evaluation path.
     fn fused(&self) -> Result<FusedBlock> {
         let vec = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
-        Ok(FusedBlock {
+        FusedBlock::new(BlockTensors {
             dw_kernel: vec(&self.dw_weight)?,
             dw_bias: vec(&self.dw_bias)?,
             ln_weight: vec(&self.norm.weight)?,
             ln_bias: vec(&self.norm.bias)?,
             eps: LN_EPS as f32,
-            fc1_t: self.fc1.weight_t.contiguous()?,
+            fc1_weight: vec(&self.fc1.weight_t.t()?)?,
             fc1_bias: vec(&self.fc1.bias)?,
-            fc2_t: self.fc2.weight_t.contiguous()?,
+            fc2_weight: vec(&self.fc2.weight_t.t()?)?,
             fc2_bias: vec(&self.fc2.bias)?,
             scale: vec(&self.scale)?,
         })
+        .map_err(candle_core::Error::msg)
     }
 
     fn new(dim: usize, vb: VarBuilder) -> Result<Self> {
@@ -288,10 +289,8 @@ impl ConvNext {
     /// A stage's blocks in evaluation through the fused path.
     fn blocks_fused(blocks: &[FusedBlock], h: &Tensor) -> Result<Tensor> {
         let (n, c, height, width) = h.dims4()?;
-        let mut values = h.flatten_all()?.to_vec1::<f32>()?;
-        for block in blocks {
-            values = block.forward(&values, n, height, width)?;
-        }
+        let values = h.flatten_all()?.to_vec1::<f32>()?;
+        let values = forward_stage(blocks, &values, n, height, width);
         Tensor::from_vec(values, (n, c, height, width), h.device())
     }
 

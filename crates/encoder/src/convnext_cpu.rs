@@ -1,136 +1,626 @@
-//! ConvNeXt's block in evaluation on the CPU, fused: candle runs its element-wise operations
-//! (bias adds, the erf GELU, the layer-scale multiply, the permutes) on one thread each, which
-//! left a 2-core machine at 0.44× PyTorch's images/s. Here the depthwise convolution (our
-//! kernel, bias in its epilogue), the move to channels-last with the LayerNorm, the bias + GELU
-//! and the bias + layer scale + residual with the move back are each one parallel pass; the two
-//! matrix products stay candle's (multi-threaded gemm).
+//! ConvNeXt's stages in evaluation on the CPU, fused and channels-last. A stage's input is
+//! moved to channels-last (NHWC) once; each block then runs over tiles of whole image rows,
+//! one tile per parallel task, every step of the block on data that stays in the core's cache:
+//! the 7×7 depthwise convolution (vectorised over channels, bias in its epilogue) with the
+//! LayerNorm of each pixel, `· W₁ᵀ` (gemm on the task's thread), bias + GELU, `· W₂ᵀ`, and the
+//! bias + layer scale + residual into the next buffer. The stage's output goes back to NCHW
+//! once. candle's path (one pass per operation over the whole batch, permutes between) left a
+//! 2-core machine at 0.44× PyTorch's images/s; BENCHMARKS.md has each step's effect.
 
-use super::depthwise_cpu::{self, DepthwiseGeometry, Epilogue};
-use candle_core::{Device, Result, Tensor};
+use natview_core::linalg::{matmul, Operand, Output};
 use rayon::prelude::*;
 
-/// Rows per parallel task of the bias + GELU pass.
-const TILE: usize = 64;
+/// Side of ConvNeXt's depthwise kernel.
+const K: usize = 7;
+/// Zeros around the image for the depthwise kernel (`K / 2`: same-size output).
+const PAD: usize = K / 2;
+/// Bytes of a task's hidden activations (`rows × 4c` floats) aimed at: they are written and
+/// read back at once, so they should stay in the core's L2 cache.
+const HIDDEN_BYTES: usize = 1 << 20;
+/// Channels handled together by the depthwise kernel (accumulators kept in registers).
+const LANES: usize = 16;
 
-/// The values a block needs, as flat f32 (kernels and vectors) and candle matrices (`Wᵀ`).
+/// One block's values, laid out for the fused path.
 #[derive(Debug)]
 pub(crate) struct FusedBlock {
+    /// Depthwise kernel, tap-major: `[K·K][c]`.
+    dw_taps: Vec<f32>,
+    dw_bias: Vec<f32>,
+    ln_weight: Vec<f32>,
+    ln_bias: Vec<f32>,
+    eps: f32,
+    /// `W₁ᵀ`, row-major `[c][4c]`.
+    fc1_t: Vec<f32>,
+    fc1_bias: Vec<f32>,
+    /// `W₂ᵀ`, row-major `[4c][c]`.
+    fc2_t: Vec<f32>,
+    fc2_bias: Vec<f32>,
+    scale: Vec<f32>,
+}
+
+/// A block's tensors as PyTorch stores them (row-major, flattened).
+pub(crate) struct BlockTensors {
+    /// Depthwise kernel `[c, 1, 7, 7]`.
     pub dw_kernel: Vec<f32>,
+    /// Depthwise bias `[c]`.
     pub dw_bias: Vec<f32>,
+    /// LayerNorm weight `[c]`.
     pub ln_weight: Vec<f32>,
+    /// LayerNorm bias `[c]`.
     pub ln_bias: Vec<f32>,
+    /// LayerNorm epsilon.
     pub eps: f32,
-    pub fc1_t: Tensor,
+    /// First linear layer's weight `[4c, c]`.
+    pub fc1_weight: Vec<f32>,
+    /// Its bias `[4c]`.
     pub fc1_bias: Vec<f32>,
-    pub fc2_t: Tensor,
+    /// Second linear layer's weight `[c, 4c]`.
+    pub fc2_weight: Vec<f32>,
+    /// Its bias `[c]`.
     pub fc2_bias: Vec<f32>,
+    /// Layer scale `[c]`.
     pub scale: Vec<f32>,
 }
 
 impl FusedBlock {
-    /// `x + γ · (GELU(LN(dw(x)) W₁ᵀ + b₁) W₂ᵀ + b₂)` of an NCHW batch `x` `[n, c, h, w]`.
-    pub fn forward(&self, x: &[f32], n: usize, h: usize, w: usize) -> Result<Vec<f32>> {
-        let c = self.dw_bias.len();
-        let hw = h * w;
-        let geometry = DepthwiseGeometry::same(&[n, c, h, w], &[c, 1, 7, 7], 1)
-            .map_err(candle_core::Error::msg)?;
-        let dw = depthwise_cpu::forward(
-            &geometry,
-            x,
-            &self.dw_kernel,
-            Epilogue {
-                bias: Some(&self.dw_bias),
-                lo: f32::NEG_INFINITY,
-                hi: f32::INFINITY,
-            },
-        );
-        let rows = self.channels_last_normalised(&dw, n, c, hw);
-        // The MLP over the whole batch: one image at a time was slower (6.9 against 7.8
-        // images/s for ConvNeXt-T on 2 cores, BENCHMARKS.md).
-        let hidden = Tensor::from_vec(rows, (n * hw, c), &Device::Cpu)?.matmul(&self.fc1_t)?;
-        let mut hidden = hidden.flatten_all()?.to_vec1::<f32>()?;
-        let width = self.fc1_bias.len();
-        hidden.par_chunks_mut(width * TILE).for_each(|chunk| {
-            for row in chunk.chunks_mut(width) {
-                for (v, b) in row.iter_mut().zip(&self.fc1_bias) {
-                    *v = gelu(*v + b);
-                }
+    /// Lays out `t` for the fused path; an error when the tensors' sizes do not agree.
+    pub fn new(t: BlockTensors) -> Result<Self, String> {
+        let c = t.dw_bias.len();
+        let hidden = t.fc1_bias.len();
+        let sizes_agree = c > 0
+            && t.dw_kernel.len() == c * K * K
+            && [&t.ln_weight, &t.ln_bias, &t.fc2_bias, &t.scale]
+                .iter()
+                .all(|v| v.len() == c)
+            && t.fc1_weight.len() == hidden * c
+            && t.fc2_weight.len() == c * hidden;
+        if !sizes_agree {
+            return Err(format!(
+                "ConvNeXt block: tensor sizes disagree (c = {c}, hidden = {hidden})"
+            ));
+        }
+        let mut dw_taps = vec![0f32; K * K * c];
+        for ch in 0..c {
+            for tap in 0..K * K {
+                dw_taps[tap * c + ch] = t.dw_kernel[ch * K * K + tap];
             }
-        });
-        let out = Tensor::from_vec(hidden, (n * hw, width), &Device::Cpu)?.matmul(&self.fc2_t)?;
-        let out = out.flatten_all()?.to_vec1::<f32>()?;
-        Ok(self.residual_channels_first(x, &out, c, hw))
+        }
+        Ok(Self {
+            dw_taps,
+            dw_bias: t.dw_bias,
+            ln_weight: t.ln_weight,
+            ln_bias: t.ln_bias,
+            eps: t.eps,
+            fc1_t: transpose(&t.fc1_weight, hidden, c),
+            fc1_bias: t.fc1_bias,
+            fc2_t: transpose(&t.fc2_weight, c, hidden),
+            fc2_bias: t.fc2_bias,
+            scale: t.scale,
+        })
     }
 
-    /// `[n·hw, c]` rows: each pixel's channels, LayerNorm-ed.
-    fn channels_last_normalised(&self, dw: &[f32], n: usize, c: usize, hw: usize) -> Vec<f32> {
-        let mut rows = vec![0f32; n * hw * c];
-        // Pixels in parallel; a thread's consecutive pixels share the cache lines it reads.
-        rows.par_chunks_mut(c).enumerate().for_each(|(r, row)| {
-            let (image, pixel) = (r / hw, r % hw);
-            let plane = &dw[image * c * hw..(image + 1) * c * hw];
-            for (ch, v) in row.iter_mut().enumerate() {
-                *v = plane[ch * hw + pixel];
-            }
-            let mean = row.iter().sum::<f32>() / c as f32;
-            let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / c as f32;
-            let inv = 1.0 / (var + self.eps).sqrt();
-            for ((v, g), b) in row.iter_mut().zip(&self.ln_weight).zip(&self.ln_bias) {
-                *v = (*v - mean) * inv * g + b;
-            }
-        });
-        rows
+    fn channels(&self) -> usize {
+        self.dw_bias.len()
     }
 
-    /// `x + γ · (out + b₂)`, `out` channels-last, the result channels-first.
-    fn residual_channels_first(&self, x: &[f32], out: &[f32], c: usize, hw: usize) -> Vec<f32> {
-        let mut result = x.to_vec();
-        result
-            .par_chunks_mut(hw)
+    fn hidden(&self) -> usize {
+        self.fc1_bias.len()
+    }
+
+    /// `out = x + γ · (GELU(LN(dw(x)) W₁ᵀ + b₁) W₂ᵀ + b₂)` on channels-last `[n, h, w, c]`.
+    fn forward_nhwc(&self, x: &[f32], out: &mut [f32], n: usize, h: usize, w: usize) {
+        let (c, hidden) = (self.channels(), self.hidden());
+        let rows = n * h;
+        let by_cache = (HIDDEN_BYTES / (4 * hidden * w)).max(1);
+        // At least two tasks a thread, so that both cores stay busy to the end.
+        let by_balance = rows.div_ceil(2 * rayon::current_num_threads()).max(1);
+        let rows_per_task = by_cache.min(by_balance);
+        out.par_chunks_mut(rows_per_task * w * c)
             .enumerate()
-            .for_each(|(plane, values)| {
-                let (image, ch) = (plane / c, plane % c);
-                let (gamma, bias) = (self.scale[ch], self.fc2_bias[ch]);
-                let rows = &out[image * hw * c..(image + 1) * hw * c];
-                for (pixel, v) in values.iter_mut().enumerate() {
-                    *v += gamma * (rows[pixel * c + ch] + bias);
-                }
+            .for_each(|(task, out)| {
+                let first_row = task * rows_per_task;
+                let pixels = out.len() / c;
+                with_scratch(pixels * (2 * c + hidden), |scratch| {
+                    let (normed, rest) = scratch.split_at_mut(pixels * c);
+                    let (activations, mlp_out) = rest.split_at_mut(pixels * hidden);
+                    pulp::Arch::new().dispatch(DepthwiseRows {
+                        block: self,
+                        x,
+                        h,
+                        w,
+                        first_row,
+                        out: normed,
+                    });
+                    matmul(
+                        pixels,
+                        hidden,
+                        c,
+                        Output::rows(activations, hidden),
+                        Operand::rows(normed, c),
+                        Operand::rows(&self.fc1_t, hidden),
+                        false,
+                    );
+                    pulp::Arch::new().dispatch(BiasGelu {
+                        values: activations,
+                        bias: &self.fc1_bias,
+                    });
+                    matmul(
+                        pixels,
+                        c,
+                        hidden,
+                        Output::rows(mlp_out, c),
+                        Operand::rows(activations, hidden),
+                        Operand::rows(&self.fc2_t, c),
+                        false,
+                    );
+                    let start = first_row * w * c;
+                    pulp::Arch::new().dispatch(Residual {
+                        block: self,
+                        x: &x[start..start + out.len()],
+                        mlp_out,
+                        out,
+                    });
+                });
             });
-        result
     }
 }
 
-/// GELU with the error function, `x · Φ(x)`, through Abramowitz & Stegun's 7.1.26 (absolute
-/// error of erf below 1.5e-7).
-#[inline]
-pub(crate) fn gelu(x: f32) -> f32 {
-    0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
+/// Runs a stage's blocks on an NCHW batch `[n, c, h, w]`; the result is NCHW too.
+pub(crate) fn forward_stage(
+    blocks: &[FusedBlock],
+    x: &[f32],
+    n: usize,
+    h: usize,
+    w: usize,
+) -> Vec<f32> {
+    let Some(c) = blocks.first().map(FusedBlock::channels) else {
+        return x.to_vec();
+    };
+    let mut current = to_channels_last(x, c, h * w);
+    let mut next = vec![0f32; current.len()];
+    for block in blocks {
+        block.forward_nhwc(&current, &mut next, n, h, w);
+        std::mem::swap(&mut current, &mut next);
+    }
+    to_channels_first(&current, c, h * w)
 }
 
-#[inline]
-fn erf(x: f32) -> f32 {
-    let sign = if x < 0.0 { -1.0 } else { 1.0 };
-    let a = x.abs();
-    let t = 1.0 / (1.0 + 0.327_591_1 * a);
-    let poly = t
-        * (0.254_829_6
-            + t * (-0.284_496_74 + t * (1.421_413_7 + t * (-1.453_152_1 + t * 1.061_405_4))));
-    sign * (1.0 - poly * (-a * a).exp())
+/// `[n, c, hw]` → `[n, hw, c]`.
+fn to_channels_last(x: &[f32], c: usize, hw: usize) -> Vec<f32> {
+    let mut out = vec![0f32; x.len()];
+    out.par_chunks_mut(hw * c)
+        .zip(x.par_chunks(c * hw))
+        .for_each(|(out, image)| transpose_into(image, c, hw, out));
+    out
+}
+
+/// `[n, hw, c]` → `[n, c, hw]`.
+fn to_channels_first(x: &[f32], c: usize, hw: usize) -> Vec<f32> {
+    let mut out = vec![0f32; x.len()];
+    out.par_chunks_mut(c * hw)
+        .zip(x.par_chunks(hw * c))
+        .for_each(|(out, image)| transpose_into(image, hw, c, out));
+    out
+}
+
+/// The transpose of the row-major `rows × cols` matrix `m`.
+fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0f32; rows * cols];
+    transpose_into(m, rows, cols, &mut out);
+    out
+}
+
+/// Writes the transpose of the row-major `rows × cols` matrix `m` into `out`, in 32 × 32
+/// blocks (both sides stay in cache).
+fn transpose_into(m: &[f32], rows: usize, cols: usize, out: &mut [f32]) {
+    const B: usize = 32;
+    for r0 in (0..rows).step_by(B) {
+        for c0 in (0..cols).step_by(B) {
+            for r in r0..(r0 + B).min(rows) {
+                for col in c0..(c0 + B).min(cols) {
+                    out[col * rows + r] = m[r * cols + col];
+                }
+            }
+        }
+    }
+}
+
+std::thread_local! {
+    /// Each thread's tile buffers, reused between tasks and blocks.
+    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buffer) => {
+            if buffer.len() < len {
+                buffer.resize(len, 0.0);
+            }
+            f(&mut buffer[..len])
+        }
+        Err(_) => f(&mut vec![0f32; len]),
+    })
+}
+
+// The kernels run through `pulp::Arch::dispatch`, compiled for the best instruction set this
+// CPU has (AVX-512, AVX2 + FMA, or none), chosen at run time so that one binary serves every
+// x86-64: each `with_simd` below is inlined into pulp's function for that set, and the plain
+// loops of `kernels` with it, which the compiler then vectorises for the set. (A closure would
+// not do: its body stays a function of its own, compiled for the baseline.)
+
+/// Rows `first_row..` of the batch's depthwise convolution, LayerNorm-ed, into `out`.
+struct DepthwiseRows<'a> {
+    block: &'a FusedBlock,
+    x: &'a [f32],
+    h: usize,
+    w: usize,
+    first_row: usize,
+    out: &'a mut [f32],
+}
+
+impl pulp::WithSimd for DepthwiseRows<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        let (h, w, c) = (self.h, self.w, self.block.channels());
+        for (r, row_out) in self.out.chunks_exact_mut(w * c).enumerate() {
+            let row = self.first_row + r;
+            let (image, y) = (row / h, row % h);
+            let plane = &self.x[image * h * w * c..(image + 1) * h * w * c];
+            kernels::depthwise_row(self.block, plane, h, w, y, row_out);
+        }
+    }
+}
+
+/// `values ← GELU(values + bias)`.
+struct BiasGelu<'a> {
+    values: &'a mut [f32],
+    bias: &'a [f32],
+}
+
+impl pulp::WithSimd for BiasGelu<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        kernels::bias_gelu(self.values, self.bias);
+    }
+}
+
+/// `out = x + γ · (mlp_out + b₂)`.
+struct Residual<'a> {
+    block: &'a FusedBlock,
+    x: &'a [f32],
+    mlp_out: &'a [f32],
+    out: &'a mut [f32],
+}
+
+impl pulp::WithSimd for Residual<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        kernels::residual(self.block, self.x, self.mlp_out, self.out);
+    }
+}
+
+/// The kernels: plain loops, inlined into the `with_simd` above.
+mod kernels {
+    use super::{FusedBlock, K, LANES, PAD};
+
+    /// `a · b + acc`, fused (one instruction where the CPU has FMA).
+    #[inline(always)]
+    fn madd(a: f32, b: f32, acc: f32) -> f32 {
+        a.mul_add(b, acc)
+    }
+
+    /// Output row `y` of the depthwise convolution of one channels-last image `[h, w, c]`, each
+    /// pixel then LayerNorm-ed: `out` is `[w, c]`.
+    #[inline(always)]
+    pub(super) fn depthwise_row(
+        block: &FusedBlock,
+        plane: &[f32],
+        h: usize,
+        w: usize,
+        y: usize,
+        out: &mut [f32],
+    ) {
+        let c = block.dw_bias.len();
+        let ky_range = PAD.saturating_sub(y)..K.min(h + PAD - y);
+        for (x, pixel) in out.chunks_exact_mut(c).enumerate() {
+            let kx_range = PAD.saturating_sub(x)..K.min(w + PAD - x);
+            // (offset of the input pixel, tap) of every tap inside the image.
+            let mut taps = [(0usize, 0usize); K * K];
+            let mut count = 0;
+            for ky in ky_range.clone() {
+                let iy = y + ky - PAD;
+                for kx in kx_range.clone() {
+                    taps[count] = ((iy * w + x + kx - PAD) * c, (ky * K + kx) * c);
+                    count += 1;
+                }
+            }
+            let taps = &taps[..count];
+            let mut start = 0;
+            while start + LANES <= c {
+                let mut acc = [0f32; LANES];
+                acc.copy_from_slice(&block.dw_bias[start..start + LANES]);
+                for &(src, tap) in taps {
+                    let s = &plane[src + start..src + start + LANES];
+                    let k = &block.dw_taps[tap + start..tap + start + LANES];
+                    for i in 0..LANES {
+                        acc[i] = madd(s[i], k[i], acc[i]);
+                    }
+                }
+                pixel[start..start + LANES].copy_from_slice(&acc);
+                start += LANES;
+            }
+            for ch in start..c {
+                let mut acc = block.dw_bias[ch];
+                for &(src, tap) in taps {
+                    acc = madd(plane[src + ch], block.dw_taps[tap + ch], acc);
+                }
+                pixel[ch] = acc;
+            }
+            layer_norm(block, pixel);
+        }
+    }
+
+    #[inline(always)]
+    fn layer_norm(block: &FusedBlock, pixel: &mut [f32]) {
+        let c = pixel.len() as f32;
+        let mean = sum(pixel) / c;
+        let mut var = [0f32; 8];
+        let mut chunks = pixel.chunks_exact(8);
+        for chunk in chunks.by_ref() {
+            for i in 0..8 {
+                let d = chunk[i] - mean;
+                var[i] = madd(d, d, var[i]);
+            }
+        }
+        let tail: f32 = chunks
+            .remainder()
+            .iter()
+            .map(|v| (v - mean) * (v - mean))
+            .sum();
+        let var = (var.iter().sum::<f32>() + tail) / c;
+        let inv = 1.0 / (var + block.eps).sqrt();
+        for ((v, g), b) in pixel.iter_mut().zip(&block.ln_weight).zip(&block.ln_bias) {
+            *v = madd((*v - mean) * inv, *g, *b);
+        }
+    }
+
+    #[inline(always)]
+    fn sum(values: &[f32]) -> f32 {
+        let mut acc = [0f32; 8];
+        let mut chunks = values.chunks_exact(8);
+        for chunk in chunks.by_ref() {
+            for i in 0..8 {
+                acc[i] += chunk[i];
+            }
+        }
+        acc.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>()
+    }
+
+    /// `v ← GELU(v + bias)` over rows of `bias.len()` values.
+    #[inline(always)]
+    pub(super) fn bias_gelu(values: &mut [f32], bias: &[f32]) {
+        for row in values.chunks_exact_mut(bias.len()) {
+            for (v, b) in row.iter_mut().zip(bias) {
+                *v = gelu(*v + b);
+            }
+        }
+    }
+
+    /// `out = x + γ · (mlp_out + b₂)`, row by row.
+    #[inline(always)]
+    pub(super) fn residual(block: &FusedBlock, x: &[f32], mlp_out: &[f32], out: &mut [f32]) {
+        let c = block.scale.len();
+        for ((out, x), m) in out
+            .chunks_exact_mut(c)
+            .zip(x.chunks_exact(c))
+            .zip(mlp_out.chunks_exact(c))
+        {
+            for i in 0..c {
+                out[i] = x[i] + block.scale[i] * (m[i] + block.fc2_bias[i]);
+            }
+        }
+    }
+
+    /// GELU with the error function, `x · Φ(x)`, erf by Abramowitz & Stegun's 7.1.26 (absolute
+    /// error below 1.5e-7) and `exp` by [`exp_neg`]: branch-free, so the loop vectorises.
+    #[inline(always)]
+    pub(super) fn gelu(x: f32) -> f32 {
+        let a = x.abs() * std::f32::consts::FRAC_1_SQRT_2;
+        let t = 1.0 / madd(0.327_591_1, a, 1.0);
+        let mut poly = 1.061_405_4f32;
+        for coefficient in [-1.453_152_1, 1.421_413_7, -0.284_496_74, 0.254_829_6] {
+            poly = madd(poly, t, coefficient);
+        }
+        let erf_abs = 1.0 - poly * t * exp_neg(a * a);
+        let erf = erf_abs.copysign(x);
+        0.5 * x * (1.0 + erf)
+    }
+
+    /// `e^(−v)` for `v ≥ 0` (relative error below 5e-7; 0 beyond `v = 87`), without a
+    /// library call, so that loops over it vectorise: `v = n·ln 2 + r` with `|r| ≤ ln 2 / 2`
+    /// (Cody and Waite's two-part ln 2 keeps `r` exact), `e^(−v) = 2^(−n) · e^(−r)`, the power
+    /// of two set in the exponent bits and `e^(−r)` by its Taylor series to degree 7.
+    #[inline(always)]
+    pub(super) fn exp_neg(v: f32) -> f32 {
+        const LN2_HI: f32 = 0.693_359_4;
+        const LN2_LO: f32 = -2.121_944_4e-4;
+        let clamped = v.min(87.0);
+        let n = (clamped * std::f32::consts::LOG2_E + 0.5).floor();
+        let q = madd(n, LN2_LO, madd(n, LN2_HI, -clamped)); // −r
+        let mut p = 1.984_127e-4f32;
+        for coefficient in [
+            1.388_888_9e-3,
+            8.333_333e-3,
+            4.166_666_8e-2,
+            0.166_666_67,
+            0.5,
+            1.0,
+            1.0,
+        ] {
+            p = madd(p, q, coefficient);
+        }
+        let scale = f32::from_bits(((127 - n as i32) as u32) << 23);
+        if v > 87.0 {
+            0.0
+        } else {
+            p * scale
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn values(len: usize, seed: u32, scale: f32) -> Vec<f32> {
+        let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                (state as f32 / u32::MAX as f32 - 0.5) * 2.0 * scale
+            })
+            .collect()
+    }
+
+    fn block(c: usize, seed: u32) -> (FusedBlock, BlockTensors) {
+        let tensors = || BlockTensors {
+            dw_kernel: values(c * K * K, seed, 0.3),
+            dw_bias: values(c, seed + 1, 0.1),
+            ln_weight: values(c, seed + 2, 0.5).iter().map(|v| v + 1.0).collect(),
+            ln_bias: values(c, seed + 3, 0.1),
+            eps: 1e-6,
+            fc1_weight: values(4 * c * c, seed + 4, 0.3),
+            fc1_bias: values(4 * c, seed + 5, 0.1),
+            fc2_weight: values(4 * c * c, seed + 6, 0.3),
+            fc2_bias: values(c, seed + 7, 0.1),
+            scale: values(c, seed + 8, 0.5),
+        };
+        (FusedBlock::new(tensors()).expect("sizes agree"), tensors())
+    }
+
+    /// The block by its definition, in f64, NCHW.
+    fn reference(t: &BlockTensors, x: &[f32], n: usize, h: usize, w: usize) -> Vec<f32> {
+        let c = t.dw_bias.len();
+        let mut out = x.to_vec();
+        for image in 0..n {
+            for y in 0..h {
+                for xx in 0..w {
+                    let mut d = vec![0f64; c];
+                    for (ch, d) in d.iter_mut().enumerate() {
+                        *d = f64::from(t.dw_bias[ch]);
+                        for ky in 0..K {
+                            for kx in 0..K {
+                                let (iy, ix) = (y + ky, xx + kx);
+                                if iy < PAD || ix < PAD || iy - PAD >= h || ix - PAD >= w {
+                                    continue;
+                                }
+                                let v = x[((image * c + ch) * h + iy - PAD) * w + ix - PAD];
+                                *d += f64::from(v) * f64::from(t.dw_kernel[ch * 49 + ky * K + kx]);
+                            }
+                        }
+                    }
+                    let mean = d.iter().sum::<f64>() / c as f64;
+                    let var = d.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / c as f64;
+                    let normed: Vec<f64> = (0..c)
+                        .map(|ch| {
+                            (d[ch] - mean) / (var + f64::from(t.eps)).sqrt()
+                                * f64::from(t.ln_weight[ch])
+                                + f64::from(t.ln_bias[ch])
+                        })
+                        .collect();
+                    let hidden: Vec<f64> = (0..4 * c)
+                        .map(|j| {
+                            let z = f64::from(t.fc1_bias[j])
+                                + (0..c)
+                                    .map(|i| normed[i] * f64::from(t.fc1_weight[j * c + i]))
+                                    .sum::<f64>();
+                            0.5 * z * (1.0 + erf(z / std::f64::consts::SQRT_2))
+                        })
+                        .collect();
+                    for ch in 0..c {
+                        let o = f64::from(t.fc2_bias[ch])
+                            + (0..4 * c)
+                                .map(|j| hidden[j] * f64::from(t.fc2_weight[ch * 4 * c + j]))
+                                .sum::<f64>();
+                        let at = ((image * c + ch) * h + y) * w + xx;
+                        out[at] = (f64::from(x[at]) + f64::from(t.scale[ch]) * o) as f32;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// erf by its Maclaurin series (|z| ≤ 6 here), to double precision.
+    fn erf(z: f64) -> f64 {
+        if z.abs() > 5.0 {
+            return z.signum();
+        }
+        let (mut term, mut sum) = (z, z);
+        for k in 1..200 {
+            term *= -z * z / k as f64;
+            sum += term / (2 * k + 1) as f64;
+        }
+        sum * 2.0 / std::f64::consts::PI.sqrt()
+    }
+
     #[test]
-    fn gelu_matches_candles_erf_gelu() {
+    fn a_fused_stage_matches_the_blocks_definition() {
+        // 20 channels: one 16-lane chunk and a remainder; images smaller than the kernel too.
+        for &(n, c, h, w) in &[(2, 20, 9, 11), (3, 16, 3, 2), (1, 40, 1, 1)] {
+            let (fused, tensors) = block(c, 7);
+            let x = values(n * c * h * w, 99, 1.0);
+            let got = forward_stage(std::slice::from_ref(&fused), &x, n, h, w);
+            let want = reference(&tensors, &x, n, h, w);
+            let worst = got
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
+                .fold(0f32, f32::max);
+            assert!(worst < 1e-4, "{n}×{c}×{h}×{w}: off by {worst}");
+        }
+    }
+
+    #[test]
+    fn gelu_is_candles_in_every_build_and_exp_is_exact_to_float_precision() {
         let xs: Vec<f32> = (-400..=400).map(|i| i as f32 / 50.0).collect();
-        let reference = Tensor::new(xs.as_slice(), &Device::Cpu)
+        let reference = candle_core::Tensor::new(xs.as_slice(), &candle_core::Device::Cpu)
             .and_then(|t| t.gelu_erf())
             .and_then(|t| t.to_vec1::<f32>())
             .expect("candle");
-        for (x, r) in xs.iter().zip(&reference) {
-            assert!((gelu(*x) - r).abs() < 1e-6, "{x}: {} vs {r}", gelu(*x));
+        let mut portable = xs.clone();
+        kernels::bias_gelu(&mut portable, &[0.0]);
+        let mut fast = xs.clone();
+        pulp::Arch::new().dispatch(BiasGelu {
+            values: &mut fast,
+            bias: &[0.0],
+        });
+        for ((x, r), (p, f)) in xs.iter().zip(&reference).zip(portable.iter().zip(&fast)) {
+            assert!((p - r).abs() < 1e-6, "{x}: {p} vs candle's {r}");
+            assert!((f - r).abs() < 1e-6, "{x}: {f} vs candle's {r}");
         }
+        for v in [0.0f32, 0.5, 1.0, 10.0, 50.0, 86.0, 87.5, 200.0] {
+            let want = (-f64::from(v)).exp();
+            let got = f64::from(kernels::exp_neg(v));
+            assert!(
+                (got - want).abs() <= 5e-7 * want + 1e-38,
+                "e^-{v}: {got} vs {want}"
+            );
+        }
+    }
+
+    #[test]
+    fn disagreeing_sizes_are_refused() {
+        let (_, mut tensors) = block(8, 1);
+        tensors.fc2_weight.pop();
+        assert!(FusedBlock::new(tensors).is_err());
     }
 }

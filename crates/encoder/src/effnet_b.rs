@@ -8,6 +8,7 @@
 use super::batch_norm::Activation;
 use super::conv::Conv2d;
 use super::resnet::{conv_bn, conv_bn_act};
+use super::trunk::forward_stages;
 use candle_core::{Result, Tensor, D};
 use candle_nn::{batch_norm, BatchNorm, VarBuilder};
 
@@ -272,18 +273,14 @@ impl EfficientNetB {
 
     /// [`forward_t`](Self::forward_t) with the first `frozen` stages (stem = stage 0) fixed.
     pub fn forward_frozen(&self, x: &Tensor, train: bool, frozen: usize) -> Result<Tensor> {
-        let mut h = silu_conv(&self.stem, x, train && frozen == 0)?;
-        if frozen == 1 {
-            h = h.detach();
-        }
-        for (stage, blocks) in (1..).zip(&self.stages) {
-            for block in blocks {
-                h = block.forward_t(&h, train && stage >= frozen)?;
-            }
-            if stage + 1 == frozen {
-                h = h.detach();
-            }
-        }
+        let stem = silu_conv(&self.stem, x, train && frozen == 0)?;
+        let h = forward_stages(
+            stem,
+            &self.stages,
+            train,
+            frozen,
+            |block: &MbConv, h, train| block.forward_t(h, train),
+        )?;
         let h = silu_conv(&self.head, &h, train)?;
         h.mean(D::Minus1)?.mean(D::Minus1)
     }

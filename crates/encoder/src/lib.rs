@@ -21,6 +21,7 @@ mod depthwise_cpu;
 mod effnet;
 mod effnet_b;
 mod effnet_cpu;
+mod file_memo;
 mod init;
 mod preprocess;
 mod regnet;
@@ -211,6 +212,7 @@ impl ModelKind {
     pub fn shipped_weights_file(self) -> Option<&'static str> {
         match self {
             ModelKind::EffnetLite0 => Some("effnet-lite0.safetensors"),
+            ModelKind::EffnetLite2 => Some("effnet-lite2.safetensors"),
             ModelKind::Compact => Some("compact-emoji.safetensors"),
             _ => None,
         }
@@ -426,7 +428,8 @@ impl EncoderSpec {
         self.model.has_network() && self.weights.is_none()
     }
 
-    /// A short human description, e.g. "compact @64px, untrained encoder (seed 0)".
+    /// A short human description, e.g. "compact @64px, untrained encoder (seed 0)" or
+    /// "ResNet-50 @224px, weights moco.pth".
     pub fn describe(&self) -> String {
         if self.model == ModelKind::Imported {
             return format!("imported embeddings `{}`", self.imported_name());
@@ -442,12 +445,19 @@ impl EncoderSpec {
             ),
             (None, _) => format!("untrained encoder (random init, seed {})", self.seed),
         };
-        format!(
-            "{} @{}px, {}",
-            self.model.name(),
-            self.input_size_px,
-            weights
-        )
+        format!("{} @{}px, {}", self.family(), self.input_size_px, weights)
+    }
+
+    /// The network's name: the model's, or for a checkpoint the family and size its tensors
+    /// form ("ResNet-50"; [`checkpoint::inspect`] remembers it, so this is cheap to repeat).
+    pub fn family(&self) -> String {
+        match (&self.weights, self.model) {
+            (Some(path), ModelKind::Checkpoint) => {
+                checkpoint::inspect(path, self.weights_key.as_deref())
+                    .map_or_else(|_| self.model.name().to_string(), |info| info.family)
+            }
+            _ => self.model.name().to_string(),
+        }
     }
 }
 
@@ -731,21 +741,8 @@ pub fn is_shipped_weights(model: ModelKind, path: &Path) -> bool {
 /// The fingerprint (xxh3 of the bytes) of a weights file, computed once per file version (path,
 /// size and modification time) in this process.
 pub fn file_fingerprint(path: &Path) -> std::io::Result<String> {
-    use std::collections::HashMap;
-    use std::sync::{Mutex, OnceLock};
-    type Key = (PathBuf, u64, Option<std::time::SystemTime>);
-    static KNOWN: OnceLock<Mutex<HashMap<Key, String>>> = OnceLock::new();
-    let meta = std::fs::metadata(path)?;
-    let key = (path.to_path_buf(), meta.len(), meta.modified().ok());
-    let known = KNOWN.get_or_init(Default::default);
-    if let Some(fp) = known.lock().ok().and_then(|k| k.get(&key).cloned()) {
-        return Ok(fp);
-    }
-    let fp = fingerprint_bytes(&std::fs::read(path)?);
-    if let Ok(mut k) = known.lock() {
-        k.insert(key, fp.clone());
-    }
-    Ok(fp)
+    static KNOWN: file_memo::FileMemo<String> = file_memo::FileMemo::new();
+    KNOWN.get_or_compute(path, None, || Ok(fingerprint_bytes(&std::fs::read(path)?)))
 }
 
 fn fingerprint_bytes(bytes: &[u8]) -> String {

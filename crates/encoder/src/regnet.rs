@@ -8,6 +8,7 @@
 use super::batch_norm::Activation;
 use super::conv::Conv2d;
 use super::resnet::{conv_bn, conv_bn_act};
+use super::trunk::forward_stages;
 use candle_core::{Result, Tensor, D};
 use candle_nn::{batch_norm, BatchNorm, VarBuilder};
 
@@ -207,24 +208,20 @@ impl RegNet {
     /// [`forward_t`](Self::forward_t) with the first `frozen` stages (stem = stage 0, then
     /// `block1`…`block4`) fixed: run in evaluation mode and cut from the gradient.
     pub fn forward_frozen(&self, x: &Tensor, train: bool, frozen: usize) -> Result<Tensor> {
-        let mut h = conv_bn_act(
+        let stem = conv_bn_act(
             &self.stem.0,
             &self.stem.1,
             x,
             train && frozen == 0,
             Activation::Relu,
         )?;
-        if frozen == 1 {
-            h = h.detach();
-        }
-        for (stage, blocks) in (1..).zip(&self.stages) {
-            for block in blocks {
-                h = block.forward_t(&h, train && stage >= frozen)?;
-            }
-            if stage + 1 == frozen {
-                h = h.detach();
-            }
-        }
+        let h = forward_stages(
+            stem,
+            &self.stages,
+            train,
+            frozen,
+            |block: &Block, h, train| block.forward_t(h, train),
+        )?;
         h.mean(D::Minus1)?.mean(D::Minus1)
     }
 }

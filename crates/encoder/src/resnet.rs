@@ -5,6 +5,7 @@
 
 use super::batch_norm::{batch_norm_train, Activation};
 use super::conv::Conv2d;
+use super::trunk::forward_stages;
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn::{batch_norm, BatchNorm, VarBuilder};
 
@@ -289,18 +290,15 @@ impl ResNet {
                 max_pool_3x3_stride2_pad1(&h)?
             };
         }
-        if frozen == 1 {
-            h = h.detach();
-        }
         let mut blocks = self.blocks.iter();
-        for (stage, &count) in (1..).zip(&self.config.blocks) {
-            for block in blocks.by_ref().take(count) {
-                h = block.forward_t(&h, train && stage >= frozen)?;
-            }
-            if stage + 1 == frozen {
-                h = h.detach();
-            }
-        }
+        let stages = self
+            .config
+            .blocks
+            .iter()
+            .map(|&count| blocks.by_ref().take(count).collect::<Vec<_>>());
+        let h = forward_stages(h, stages, train, frozen, |block: &Block, h, train| {
+            block.forward_t(h, train)
+        })?;
         h.mean(D::Minus1)?.mean(D::Minus1)
     }
 }

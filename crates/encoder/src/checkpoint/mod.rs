@@ -11,6 +11,7 @@ mod layouts;
 mod pickle;
 mod torch_file;
 
+use crate::file_memo::FileMemo;
 use crate::{Architecture, EncoderError, Normalisation};
 use candle_core::{Device, Tensor};
 use infer::Shapes;
@@ -24,6 +25,9 @@ use torch_file::TorchFile;
 pub struct CheckpointInfo {
     /// The network its trunk forms.
     pub architecture: Architecture,
+    /// Family and size in a few words ("ResNet-50", "ConvNeXt-T", "RegNetY (widths …)"): the
+    /// encoder's name in menus and status lines.
+    pub family: String,
     /// One line for people: family and size, layout, where in the file, what was dropped, e.g.
     /// "ResNet-50 (torchvision/timm layout) from `module.encoder_q.` of a MoCo checkpoint: 318
     /// tensors, fc dropped, 2048-d".
@@ -58,10 +62,21 @@ pub fn is_pytorch_file(path: &Path) -> bool {
 }
 
 /// Works out what `path` holds without reading the tensors' values. `key` (`--weights-key`)
-/// names the prefix of the trunk when the file holds several networks.
+/// names the prefix of the trunk when the file holds several networks. The answer is kept
+/// for the process while the file's size and modification time stay the same (and those of
+/// the `config.json` beside it, which can set the preprocessing), so naming the encoder in a
+/// status line or building it after a look does not read the file again.
 pub fn inspect(path: &Path, key: Option<&str>) -> Result<CheckpointInfo, EncoderError> {
-    let source = Source::open(path)?;
-    Ok(find_trunk(path, &source, key)?.info)
+    static FOUND: FileMemo<CheckpointInfo> = FileMemo::new();
+    let config = path
+        .parent()
+        .and_then(|dir| std::fs::metadata(dir.join("config.json")).ok())
+        .map(|meta| format!("{}@{:?}", meta.len(), meta.modified().ok()));
+    let memo_key = format!("{key:?}|{config:?}");
+    FOUND.get_or_compute(path, Some(&memo_key), || {
+        let source = Source::open(path)?;
+        Ok(find_trunk(path, &source, key)?.info)
+    })
 }
 
 /// Opens `path`: what it holds, and the trunk's tensors under natview's names on `device`.
@@ -344,6 +359,7 @@ fn describe(candidate: &Candidate, shapes: &BTreeMap<String, Vec<usize>>) -> Res
     Ok(Found {
         info: CheckpointInfo {
             architecture,
+            family: name.clone(),
             summary: name,
             prefix: candidate.prefix.clone(),
             input_size_px,
