@@ -170,6 +170,36 @@ impl Trunk {
     }
 }
 
+/// The stages after the stem (1, 2, …) of a trunk whose first `frozen` stages (the stem is
+/// stage 0) are fixed: a block of stage `s` runs in training mode when `train && s >= frozen`,
+/// and the output of the last fixed stage (the stem's when `frozen == 1`) is cut from the
+/// gradient. Shared by the ResNets, RegNets and EfficientNet-Bs.
+pub(crate) fn forward_stages<'b, B: 'b, S>(
+    stem_output: Tensor,
+    stages: impl IntoIterator<Item = S>,
+    train: bool,
+    frozen: usize,
+    block_forward: impl Fn(&B, &Tensor, bool) -> Result<Tensor>,
+) -> Result<Tensor>
+where
+    S: IntoIterator<Item = &'b B>,
+{
+    let mut h = if frozen == 1 {
+        stem_output.detach()
+    } else {
+        stem_output
+    };
+    for (stage, blocks) in (1..).zip(stages) {
+        for block in blocks {
+            h = block_forward(block, &h, train && stage >= frozen)?;
+        }
+        if stage + 1 == frozen {
+            h = h.detach();
+        }
+    }
+    Ok(h)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,34 +234,4 @@ mod tests {
             "error {error}, scale {scale}"
         );
     }
-}
-
-/// The stages after the stem (1, 2, …) of a trunk whose first `frozen` stages (the stem is
-/// stage 0) are fixed: a block of stage `s` runs in training mode when `train && s >= frozen`,
-/// and the output of the last fixed stage (the stem's when `frozen == 1`) is cut from the
-/// gradient. Shared by the ResNets, RegNets and EfficientNet-Bs.
-pub(crate) fn forward_stages<'b, B: 'b, S>(
-    stem_output: Tensor,
-    stages: impl IntoIterator<Item = S>,
-    train: bool,
-    frozen: usize,
-    block_forward: impl Fn(&B, &Tensor, bool) -> Result<Tensor>,
-) -> Result<Tensor>
-where
-    S: IntoIterator<Item = &'b B>,
-{
-    let mut h = if frozen == 1 {
-        stem_output.detach()
-    } else {
-        stem_output
-    };
-    for (stage, blocks) in (1..).zip(stages) {
-        for block in blocks {
-            h = block_forward(block, &h, train && stage >= frozen)?;
-        }
-        if stage + 1 == frozen {
-            h = h.detach();
-        }
-    }
-    Ok(h)
 }
