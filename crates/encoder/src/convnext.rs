@@ -10,6 +10,7 @@
 use super::conv::{own_cpu_kernels, Conv2d};
 use super::convnext_cpu::{forward_stage, BlockTensors, FusedBlock};
 use super::depthwise::depthwise_conv_same;
+use super::layers::{LayerNorm, Linear};
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
 
@@ -60,82 +61,6 @@ impl ConvNextConfig {
     }
 }
 
-/// A LayerNorm over the last dimension (weight and bias named `weight`, `bias`).
-#[derive(Debug, Clone)]
-struct LayerNorm {
-    weight: Tensor,
-    bias: Tensor,
-}
-
-impl LayerNorm {
-    fn new(dim: usize, vb: VarBuilder) -> Result<Self> {
-        Ok(Self {
-            weight: vb.get_with_hints(dim, "weight", candle_nn::init::ONE)?,
-            bias: vb.get_with_hints(dim, "bias", candle_nn::init::ZERO)?,
-        })
-    }
-
-    /// Normalises over the last dimension; in training from differentiable operations,
-    /// in evaluation with candle's fused kernel.
-    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        if !train {
-            return candle_nn::ops::layer_norm(
-                &x.contiguous()?,
-                &self.weight,
-                &self.bias,
-                LN_EPS as f32,
-            );
-        }
-        let mean = x.mean_keepdim(D::Minus1)?;
-        let centred = x.broadcast_sub(&mean)?;
-        let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
-        centred
-            .broadcast_div(&(var + LN_EPS)?.sqrt()?)?
-            .broadcast_mul(&self.weight)?
-            .broadcast_add(&self.bias)
-    }
-
-    /// Normalises the channels of an NCHW tensor (torchvision's `LayerNorm2d`).
-    fn forward_channels(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        self.forward_t(&x.permute((0, 2, 3, 1))?, train)?
-            .permute((0, 3, 1, 2))
-    }
-}
-
-/// A linear layer `x Wᵀ + b` on the last dimension.
-#[derive(Debug, Clone)]
-struct Linear {
-    weight_t: Tensor,
-    bias: Tensor,
-}
-
-impl Linear {
-    fn new(c_in: usize, c_out: usize, vb: VarBuilder) -> Result<Self> {
-        let weight = vb.get_with_hints(
-            (c_out, c_in),
-            "weight",
-            candle_nn::init::DEFAULT_KAIMING_NORMAL,
-        )?;
-        Ok(Self {
-            weight_t: weight.t()?,
-            bias: vb.get_with_hints(c_out, "bias", candle_nn::init::ZERO)?,
-        })
-    }
-
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let dims = x.dims().to_vec();
-        let (rows, c_in) = (x.elem_count() / dims[dims.len() - 1], dims[dims.len() - 1]);
-        let out = x
-            .reshape((rows, c_in))?
-            .matmul(&self.weight_t)?
-            .broadcast_add(&self.bias)?;
-        let mut shape = dims;
-        let last = shape.len() - 1;
-        shape[last] = out.dim(1)?;
-        out.reshape(shape)
-    }
-}
-
 /// One ConvNeXt block.
 #[derive(Debug, Clone)]
 struct Block {
@@ -151,16 +76,18 @@ impl Block {
     /// This block's values for the fused CPU evaluation path.
     fn fused(&self) -> Result<FusedBlock> {
         let vec = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
+        let (fc1_weight, fc1_bias) = self.fc1.values()?;
+        let (fc2_weight, fc2_bias) = self.fc2.values()?;
         FusedBlock::new(BlockTensors {
             dw_kernel: vec(&self.dw_weight)?,
             dw_bias: vec(&self.dw_bias)?,
             ln_weight: vec(&self.norm.weight)?,
             ln_bias: vec(&self.norm.bias)?,
             eps: LN_EPS as f32,
-            fc1_weight: vec(&self.fc1.weight_t.t()?)?,
-            fc1_bias: vec(&self.fc1.bias)?,
-            fc2_weight: vec(&self.fc2.weight_t.t()?)?,
-            fc2_bias: vec(&self.fc2.bias)?,
+            fc1_weight,
+            fc1_bias,
+            fc2_weight,
+            fc2_bias,
             scale: vec(&self.scale)?,
         })
         .map_err(candle_core::Error::msg)
@@ -176,7 +103,7 @@ impl Block {
                 candle_nn::init::DEFAULT_KAIMING_NORMAL,
             )?,
             dw_bias: dw.get_with_hints(dim, "bias", candle_nn::init::ZERO)?,
-            norm: LayerNorm::new(dim, block.pp("2"))?,
+            norm: LayerNorm::new(dim, LN_EPS, block.pp("2"))?,
             fc1: Linear::new(dim, 4 * dim, block.pp("3"))?,
             fc2: Linear::new(4 * dim, dim, block.pp("5"))?,
             scale: vb.get_with_hints(dim, "layer_scale", candle_nn::init::Init::Const(1e-6))?,
@@ -253,7 +180,7 @@ impl ConvNext {
             let norm_vb = down_vb.pp(if norm_first { "0" } else { "1" });
             downsamples.push(Downsample {
                 norm_first,
-                norm: LayerNorm::new(if norm_first { c_in } else { dim }, norm_vb)?,
+                norm: LayerNorm::new(if norm_first { c_in } else { dim }, LN_EPS, norm_vb)?,
                 conv: Conv2d::new(c_in, dim, k, k, 0, conv_vb.clone())?,
                 bias: conv_vb.get_with_hints(dim, "bias", candle_nn::init::ZERO)?,
             });
@@ -268,7 +195,7 @@ impl ConvNext {
             config: config.clone(),
             downsamples,
             stages,
-            head_norm: LayerNorm::new(config.dims[3], vb.pp("classifier").pp("0"))?,
+            head_norm: LayerNorm::new(config.dims[3], LN_EPS, vb.pp("classifier").pp("0"))?,
             fused: None,
         })
     }

@@ -23,11 +23,14 @@ mod effnet_b;
 mod effnet_cpu;
 mod file_memo;
 mod init;
+mod layers;
 mod preprocess;
 mod regnet;
+mod resample;
 mod residual;
 mod resnet;
 mod trunk;
+mod vit;
 
 pub use batch_norm::{batch_norm_train, Activation};
 pub use cluster_head::{ClusterHead, PROTOTYPES_NAME};
@@ -43,8 +46,10 @@ pub use preprocess::{
     IMAGENET_STD,
 };
 pub use regnet::{RegNet, RegNetConfig};
+pub use resample::PosResample;
 pub use resnet::{ResNet, ResNetConfig};
 pub use trunk::{Architecture, Trunk};
+pub use vit::{FinalNorm, TokenActivation, Vit, VitConfig, VitPool};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
@@ -739,10 +744,32 @@ pub fn is_shipped_weights(model: ModelKind, path: &Path) -> bool {
 }
 
 /// The fingerprint (xxh3 of the bytes) of a weights file, computed once per file version (path,
-/// size and modification time) in this process.
+/// size and modification time) in this process; of a model folder, over its weights and
+/// config files.
 pub fn file_fingerprint(path: &Path) -> std::io::Result<String> {
     static KNOWN: file_memo::FileMemo<String> = file_memo::FileMemo::new();
-    KNOWN.get_or_compute(path, None, || Ok(fingerprint_bytes(&std::fs::read(path)?)))
+    if path.is_dir() {
+        let parts = checkpoint::folder_files(path)
+            .map_err(std::io::Error::other)?
+            .iter()
+            .map(|f| file_fingerprint(f))
+            .collect::<std::io::Result<Vec<_>>>()?;
+        return Ok(fingerprint_bytes(parts.join(",").as_bytes()));
+    }
+    KNOWN.get_or_compute(path, None, || {
+        // Streamed: a large checkpoint is never read into memory whole.
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        let mut file = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(path)?);
+        let mut buffer = vec![0u8; 1 << 20];
+        loop {
+            let n = std::io::Read::read(&mut file, &mut buffer)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buffer[..n]);
+        }
+        Ok(format!("{:016x}", hasher.digest()))
+    })
 }
 
 fn fingerprint_bytes(bytes: &[u8]) -> String {

@@ -1,5 +1,5 @@
-//! One type for every CNN trunk natview embeds with and trains (ResNets, RegNetX/Y,
-//! EfficientNet-Lite, ConvNeXt), so
+//! One type for every trunk natview embeds with and trains (ResNets, RegNetX/Y,
+//! EfficientNet-Lite and -B, ConvNeXt, vision transformers), so
 //! the encoder, the training loop and the benchmarks need not know which one they hold.
 
 use super::conv::own_cpu_kernels;
@@ -9,6 +9,7 @@ use super::effnet_b::{EffNetBConfig, EfficientNetB};
 use super::effnet_cpu::FusedEffNet;
 use super::regnet::{RegNet, RegNetConfig};
 use super::resnet::{ResNet, ResNetConfig};
+use super::vit::{Vit, VitConfig};
 use candle_core::{DType, Result, Tensor};
 use candle_nn::VarBuilder;
 
@@ -25,6 +26,8 @@ pub enum Architecture {
     ConvNext(ConvNextConfig),
     /// An EfficientNet-B (torchvision names).
     EffNetB(EffNetBConfig),
+    /// A vision transformer (timm names).
+    Vit(VitConfig),
 }
 
 impl Architecture {
@@ -36,6 +39,7 @@ impl Architecture {
             Architecture::EffNet(c) => c.feature_dim(),
             Architecture::ConvNext(c) => c.feature_dim(),
             Architecture::EffNetB(c) => c.feature_dim(),
+            Architecture::Vit(c) => c.feature_dim(),
         }
     }
 
@@ -48,6 +52,7 @@ impl Architecture {
             | Architecture::ConvNext(_)
             | Architecture::EffNetB(_) => 224,
             Architecture::EffNet(c) => c.input_size_px(),
+            Architecture::Vit(c) => c.input_size_px(),
         }
     }
 
@@ -62,6 +67,7 @@ impl Architecture {
             },
             Architecture::ConvNext(c) => Trunk::ConvNext(ConvNext::new(c, vb)?),
             Architecture::EffNetB(c) => Trunk::EffNetB(EfficientNetB::new(c, vb)?),
+            Architecture::Vit(c) => Trunk::Vit(Vit::new(c, vb)?),
         })
     }
 }
@@ -84,6 +90,8 @@ pub enum Trunk {
     ConvNext(ConvNext),
     /// An EfficientNet-B.
     EffNetB(EfficientNetB),
+    /// A vision transformer.
+    Vit(Vit),
 }
 
 impl Trunk {
@@ -95,6 +103,7 @@ impl Trunk {
             Trunk::EffNet { net, .. } => net.forward_t(x, train),
             Trunk::ConvNext(net) => net.forward_t(x, train),
             Trunk::EffNetB(net) => net.forward_t(x, train),
+            Trunk::Vit(net) => net.forward_t(x, train),
         }
     }
 
@@ -106,6 +115,7 @@ impl Trunk {
             Trunk::EffNet { net, .. } => net.forward_frozen(x, true, frozen),
             Trunk::ConvNext(net) => net.forward_frozen(x, true, frozen),
             Trunk::EffNetB(net) => net.forward_frozen(x, true, frozen),
+            Trunk::Vit(net) => net.forward_frozen(x, true, frozen),
         }
     }
 
@@ -113,6 +123,7 @@ impl Trunk {
     pub fn stages(&self) -> usize {
         match self {
             Trunk::ResNet(_) | Trunk::RegNet(_) | Trunk::ConvNext(_) => 5,
+            Trunk::Vit(net) => net.stages(),
             Trunk::EffNetB(net) => net.stages(),
             Trunk::EffNet { net, .. } => 1 + net.config().blocks.last().map_or(0, |b| b.stage),
         }
@@ -152,9 +163,11 @@ impl Trunk {
     pub fn classify(&self, features: &Tensor) -> Result<Option<Tensor>> {
         match self {
             Trunk::EffNet { net, .. } => net.classify(features),
-            Trunk::ResNet(_) | Trunk::RegNet(_) | Trunk::ConvNext(_) | Trunk::EffNetB(_) => {
-                Ok(None)
-            }
+            Trunk::ResNet(_)
+            | Trunk::RegNet(_)
+            | Trunk::ConvNext(_)
+            | Trunk::EffNetB(_)
+            | Trunk::Vit(_) => Ok(None),
         }
     }
 
@@ -166,6 +179,7 @@ impl Trunk {
             Trunk::EffNet { net, .. } => net.config().feature_dim(),
             Trunk::ConvNext(net) => net.config().feature_dim(),
             Trunk::EffNetB(net) => net.config().feature_dim(),
+            Trunk::Vit(net) => net.config().feature_dim(),
         }
     }
 }

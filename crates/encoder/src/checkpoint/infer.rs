@@ -22,6 +22,7 @@ pub(crate) fn infer(family: Family, shapes: &Shapes) -> Result<(Architecture, St
         Family::EffNetLite => effnet_lite(shapes),
         Family::ConvNext => convnext(shapes),
         Family::EffNetB => effnet_b(shapes),
+        Family::Vit(flavour) => super::infer_vit::vit(shapes, flavour),
     }
 }
 

@@ -3,6 +3,8 @@
 //! is found by its anchor key: the prefix before the anchor is where the trunk lives in the
 //! file (`module.encoder_q.`, `classy_state_dict.base_model.model.trunk.`, …).
 
+use super::vit_layouts::{self, Part, Renamed};
+
 /// The network family of a layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Family {
@@ -16,6 +18,30 @@ pub(crate) enum Family {
     ConvNext,
     /// EfficientNet-B of any size.
     EffNetB,
+    /// Vision transformers, by the library whose conventions they follow.
+    Vit(VitFlavour),
+}
+
+/// Whose conventions a vision transformer follows (activation, LayerNorm epsilon, how its
+/// positions are resampled), when a config file beside it does not say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum VitFlavour {
+    /// timm, or Meta's DINO/DINOv2 code (told apart by DINOv2's `mask_token`).
+    Timm,
+    /// Hugging Face's ViT and DINOv2.
+    HfVit,
+    /// Hugging Face's CLIP and SigLIP image towers.
+    HfClip,
+    /// open_clip's image tower.
+    OpenClip,
+}
+
+/// How a layout renames a key.
+pub(crate) enum Rename {
+    /// To one natview name, the tensor as stored.
+    Plain(fn(&str) -> Option<String>),
+    /// To natview names, each with its transformation.
+    Parts(fn(&str) -> Option<Renamed>),
 }
 
 /// A key layout: its family, the key whose presence marks it, and the renaming.
@@ -28,7 +54,27 @@ pub(crate) struct Layout {
     pub anchor: &'static str,
     /// The natview name of a key relative to the prefix; `None` for keys that are not part
     /// of the trunk (classifier, projector, … heads).
-    pub rename: fn(&str) -> Option<String>,
+    pub rename: Rename,
+}
+
+impl Layout {
+    /// The natview names of a key relative to the prefix (with how each tensor is
+    /// transformed); `None` for keys that are not part of the trunk.
+    pub fn rename(&self, key: &str) -> Option<Renamed> {
+        match self.rename {
+            Rename::Plain(f) => f(key).map(|name| {
+                // Layer scales are vectors to natview (torchvision stores ConvNeXt's as
+                // [C, 1, 1]).
+                let part = if name.ends_with("layer_scale") {
+                    Part::Flat
+                } else {
+                    Part::Whole
+                };
+                vec![(name, part)]
+            }),
+            Rename::Parts(f) => f(key),
+        }
+    }
 }
 
 /// Every layout, most specific first.
@@ -37,57 +83,81 @@ pub(crate) const LAYOUTS: &[Layout] = &[
         name: "torchvision/timm layout",
         family: Family::ResNet,
         anchor: "layer1.0.conv1.weight",
-        rename: resnet_torchvision,
+        rename: Rename::Plain(resnet_torchvision),
     },
     Layout {
         // lightly's recipes: `nn.Sequential(*list(resnet.children())[:-1])`.
         name: "children-as-Sequential layout",
         family: Family::ResNet,
         anchor: "4.0.conv1.weight",
-        rename: resnet_sequential,
+        rename: Rename::Plain(resnet_sequential),
     },
     Layout {
         name: "torchvision layout",
         family: Family::RegNet,
         anchor: "trunk_output.block1.block1-0.f.a.0.weight",
-        rename: regnet_torchvision,
+        rename: Rename::Plain(regnet_torchvision),
     },
     Layout {
         name: "classy-vision layout",
         family: Family::RegNet,
         anchor: "trunk_output.block1.block1-0.f.c.weight",
-        rename: regnet_classy,
+        rename: Rename::Plain(regnet_classy),
     },
     Layout {
         // classy-vision's RegNet as VISSL's `_feature_blocks`.
         name: "VISSL layout",
         family: Family::RegNet,
         anchor: "_feature_blocks.res2.block1-0.f.c.weight",
-        rename: regnet_vissl,
+        rename: Rename::Plain(regnet_vissl),
     },
     Layout {
         name: "torchvision layout",
         family: Family::ConvNext,
         anchor: "features.1.0.block.0.weight",
-        rename: convnext_torchvision,
+        rename: Rename::Plain(convnext_torchvision),
     },
     Layout {
         name: "timm layout",
         family: Family::ConvNext,
         anchor: "stages.0.blocks.0.conv_dw.weight",
-        rename: convnext_timm,
+        rename: Rename::Plain(convnext_timm),
     },
     Layout {
         name: "torchvision layout",
         family: Family::EffNetB,
         anchor: "features.1.0.block.0.0.weight",
-        rename: effnet_b_torchvision,
+        rename: Rename::Plain(effnet_b_torchvision),
     },
     Layout {
         name: "EfficientNet-Lite PyTorch port layout",
         family: Family::EffNetLite,
         anchor: "_blocks.0._depthwise_conv.weight",
-        rename: effnet_port,
+        rename: Rename::Plain(effnet_port),
+    },
+    Layout {
+        name: "timm/DINOv2 layout",
+        family: Family::Vit(VitFlavour::Timm),
+        anchor: "patch_embed.proj.weight",
+        rename: Rename::Parts(vit_layouts::timm),
+    },
+    Layout {
+        name: "Hugging Face layout",
+        family: Family::Vit(VitFlavour::HfVit),
+        anchor: "embeddings.patch_embeddings.projection.weight",
+        rename: Rename::Parts(vit_layouts::hf_vit),
+    },
+    Layout {
+        name: "Hugging Face layout",
+        family: Family::Vit(VitFlavour::HfClip),
+        anchor: "vision_model.embeddings.patch_embedding.weight",
+        rename: Rename::Parts(vit_layouts::hf_clip),
+    },
+    Layout {
+        name: "open_clip layout",
+        family: Family::Vit(VitFlavour::OpenClip),
+        anchor: "visual.class_embedding",
+        rename: Rename::Parts(vit_layouts::open_clip),
     },
 ];
 

@@ -6,19 +6,25 @@
 //! there, works out the family and size from the shapes, drops the heads, and says what it
 //! found in one line. No Python runs: the pickle is read by natview's own restricted reader.
 
+mod folder;
 mod infer;
+mod infer_vit;
 mod layouts;
 mod pickle;
+mod safetensors_file;
 mod torch_file;
+mod vit_layouts;
 
 use crate::file_memo::FileMemo;
 use crate::{Architecture, EncoderError, Normalisation};
 use candle_core::{Device, Tensor};
 use infer::Shapes;
 use layouts::{Layout, LAYOUTS};
+use safetensors_file::SafetensorsFiles;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use torch_file::TorchFile;
+use vit_layouts::Part;
 
 /// What a checkpoint holds, worked out from its names and shapes.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,8 +50,12 @@ pub struct CheckpointInfo {
 }
 
 /// Whether `path` holds weights natview reads through this module (anything but its own
-/// `.safetensors`): a PyTorch checkpoint by its extension or its first bytes.
+/// `.safetensors`): a model folder (Hugging Face, open_clip, timm, a hub cache snapshot), or a
+/// PyTorch checkpoint by its extension or its first bytes.
 pub fn is_pytorch_file(path: &Path) -> bool {
+    if path.is_dir() {
+        return true;
+    }
     let ext = path
         .extension()
         .map(|e| e.to_string_lossy().to_ascii_lowercase())
@@ -68,15 +78,42 @@ pub fn is_pytorch_file(path: &Path) -> bool {
 /// status line or building it after a look does not read the file again.
 pub fn inspect(path: &Path, key: Option<&str>) -> Result<CheckpointInfo, EncoderError> {
     static FOUND: FileMemo<CheckpointInfo> = FileMemo::new();
-    let config = path
-        .parent()
-        .and_then(|dir| std::fs::metadata(dir.join("config.json")).ok())
-        .map(|meta| format!("{}@{:?}", meta.len(), meta.modified().ok()));
-    let memo_key = format!("{key:?}|{config:?}");
-    FOUND.get_or_compute(path, Some(&memo_key), || {
+    FOUND.get_or_compute(path, Some(&version_key(path, key)), || {
         let source = Source::open(path)?;
         Ok(find_trunk(path, &source, key)?.info)
     })
+}
+
+/// A model folder's files that make its network and preprocessing: its weights (one file or
+/// the shards) and the config files present.
+pub fn folder_files(dir: &Path) -> Result<Vec<std::path::PathBuf>, String> {
+    let mut files = folder::weights_files(dir)?;
+    if let Some(config) = folder::config_dir(dir) {
+        files.extend(
+            folder::CONFIG_FILES
+                .iter()
+                .map(|f| config.join(f))
+                .filter(|f| f.is_file()),
+        );
+    }
+    Ok(files)
+}
+
+/// What, besides `path` itself, makes what it holds change: `--weights-key`, the config files
+/// beside it and, for a folder, its weights files (sizes and modification times).
+fn version_key(path: &Path, key: Option<&str>) -> String {
+    let mut files: Vec<std::path::PathBuf> = folder::config_dir(path)
+        .map(|dir| folder::CONFIG_FILES.iter().map(|f| dir.join(f)).collect())
+        .unwrap_or_default();
+    if path.is_dir() {
+        files.extend(folder::weights_files(path).unwrap_or_default());
+    }
+    let versions: Vec<String> = files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok().map(|m| (f, m)))
+        .map(|(f, m)| format!("{}:{}@{:?}", f.display(), m.len(), m.modified().ok()))
+        .collect();
+    format!("{key:?}|{}", versions.join("|"))
 }
 
 /// Opens `path`: what it holds, and the trunk's tensors under natview's names on `device`.
@@ -88,18 +125,11 @@ pub fn open(
     let mut source = Source::open(path)?;
     let found = find_trunk(path, &source, key)?;
     let mut tensors = HashMap::with_capacity(found.names.len());
-    for (natview, original) in &found.names {
+    for (natview, original, part) in &found.names {
         let tensor = source
             .load(original, device)
+            .and_then(|t| part.apply(t).map_err(|e| e.to_string()))
             .map_err(|message| file_error(path, format!("tensor `{original}`: {message}")))?;
-        // Layer scales are vectors to natview (torchvision stores ConvNeXt's as [C, 1, 1]).
-        let tensor = if natview.ends_with("layer_scale") {
-            tensor
-                .flatten_all()
-                .map_err(|e| file_error(path, format!("tensor `{original}`: {e}")))?
-        } else {
-            tensor
-        };
         tensors.insert(natview.clone(), tensor);
     }
     Ok((found.info, tensors))
@@ -112,9 +142,9 @@ fn file_error(path: &Path, message: String) -> EncoderError {
     }
 }
 
-/// A weights file's tensors: all read (safetensors), or described, to read on demand (PyTorch).
+/// A weights file's (or a folder's shards') tensors, described, to read on demand.
 enum Source {
-    Safetensors(HashMap<String, Tensor>),
+    Safetensors(SafetensorsFiles),
     Torch {
         file: Box<TorchFile>,
         tensors: HashMap<String, pickle::TensorRef>,
@@ -124,49 +154,50 @@ enum Source {
 
 impl Source {
     fn open(path: &Path) -> Result<Self, EncoderError> {
-        let mut start = [0u8; 512];
-        let read = std::fs::File::open(path)
-            .and_then(|mut f| read_up_to(&mut f, &mut start))
-            .map_err(|e| file_error(path, e.to_string()))?;
-        let start = &start[..read];
-        if torch_file::is_legacy(start) {
-            return Err(file_error(
-                path,
-                "a PyTorch file in the legacy format (torch < 1.6, or saved with \
-                 _use_new_zipfile_serialization=False); natview reads the zip format torch has \
-                 written since 1.6. Re-save it once: python -c \"import torch; \
-                 torch.save(torch.load('IN', map_location='cpu', weights_only=False), 'OUT.pth')\""
-                    .into(),
-            ));
+        let files = folder::weights_files(path).map_err(|m| file_error(path, m))?;
+        if let [file] = files.as_slice() {
+            let mut start = [0u8; 512];
+            let read = std::fs::File::open(file)
+                .and_then(|mut f| read_up_to(&mut f, &mut start))
+                .map_err(|e| file_error(file, e.to_string()))?;
+            let start = &start[..read];
+            if torch_file::is_legacy(start) {
+                return Err(file_error(
+                    file,
+                    "a PyTorch file in the legacy format (torch < 1.6, or saved with \
+                     _use_new_zipfile_serialization=False); natview reads the zip format torch has \
+                     written since 1.6. Re-save it once: python -c \"import torch; \
+                     torch.save(torch.load('IN', map_location='cpu', weights_only=False), 'OUT.pth')\""
+                        .into(),
+                ));
+            }
+            if start.starts_with(b"PK\x03\x04") {
+                let torch = TorchFile::open(file).map_err(|m| file_error(file, m))?;
+                let top_keys = torch.top_keys();
+                let tensors = torch.tensors().into_iter().collect();
+                return Ok(Source::Torch {
+                    file: Box::new(torch),
+                    tensors,
+                    top_keys,
+                });
+            }
+            if !safetensors_file::looks_like_safetensors(start) {
+                return Err(file_error(
+                    file,
+                    "neither a PyTorch zip checkpoint nor safetensors".into(),
+                ));
+            }
         }
-        if start.starts_with(b"PK\x03\x04") {
-            let file = TorchFile::open(path).map_err(|m| file_error(path, m))?;
-            let top_keys = file.top_keys();
-            let tensors = file.tensors().into_iter().collect();
-            return Ok(Source::Torch {
-                file: Box::new(file),
-                tensors,
-                top_keys,
-            });
-        }
-        let bytes = std::fs::read(path).map_err(|e| file_error(path, e.to_string()))?;
-        let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).map_err(|e| {
-            file_error(
-                path,
-                format!(
-                    "neither a PyTorch zip checkpoint nor safetensors ({})",
-                    e.to_string().lines().next().unwrap_or("")
-                ),
-            )
-        })?;
-        Ok(Source::Safetensors(tensors))
+        SafetensorsFiles::open(&files)
+            .map(Source::Safetensors)
+            .map_err(|m| file_error(path, m))
     }
 
     fn shapes(&self) -> BTreeMap<String, Vec<usize>> {
         match self {
-            Source::Safetensors(t) => t
-                .iter()
-                .map(|(k, v)| (k.clone(), v.dims().to_vec()))
+            Source::Safetensors(files) => files
+                .shapes()
+                .map(|(k, shape)| (k.clone(), shape.clone()))
                 .collect(),
             Source::Torch { tensors, .. } => tensors
                 .iter()
@@ -181,12 +212,10 @@ impl Source {
 
     fn load(&mut self, name: &str, device: &Device) -> Result<Tensor, String> {
         match self {
-            Source::Safetensors(t) => t
-                .get(name)
-                .ok_or_else(|| "missing".to_string())?
-                .to_dtype(candle_core::DType::F32)
-                .and_then(|t| t.to_device(device))
-                .map_err(|e| e.to_string()),
+            Source::Safetensors(files) => {
+                let (values, shape) = files.read(name)?;
+                Tensor::from_vec(values, shape, device).map_err(|e| e.to_string())
+            }
             Source::Torch { file, tensors, .. } => {
                 let info = tensors.get(name).ok_or("missing")?.clone();
                 let values = file.read(&info)?;
@@ -220,10 +249,11 @@ fn read_up_to(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize
     Ok(total)
 }
 
-/// The trunk found in a file: what it is, and natview name → name in the file.
+/// The trunk found in a file: what it is, and natview name → name in the file and how its
+/// tensor is transformed.
 struct Found {
     info: CheckpointInfo,
-    names: Vec<(String, String)>,
+    names: Vec<(String, String, Part)>,
 }
 
 /// A prefix under which a layout's anchor key sits.
@@ -298,18 +328,28 @@ fn find_trunk(path: &Path, source: &Source, key: Option<&str>) -> Result<Found, 
         }
     }
     let (chosen, mut found, others) = choose(path, built, &shapes, &failures, wanted.as_deref())?;
-    if let Some((size, normalisation, file)) = timm_config(path) {
-        if let Some(size) = size {
+    if let Some(dir) = folder::config_dir(path) {
+        let configured = folder::read_configs(&dir);
+        configured.apply_to(&mut found.info.architecture);
+        if let Some(size) = configured.size {
             found.info.input_size_px = size;
         }
-        if let Some(normalisation) = normalisation {
+        if let Some(normalisation) = configured.normalisation {
             found.info.normalisation = normalisation;
         }
-        found.info.preprocessing = format!(
-            "{} px, {} (from {file})",
-            found.info.input_size_px,
-            found.info.normalisation.describe()
-        );
+        if !configured.sources.is_empty() {
+            found.info.preprocessing = format!(
+                "{} px, {} (from {})",
+                found.info.input_size_px,
+                found.info.normalisation.describe(),
+                configured
+                    .sources
+                    .iter()
+                    .map(|f| dir.join(f).display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
     }
     let frameworks = frameworks(&chosen.prefix, &others, source.top_keys());
     let mut line = format!("{} ({})", found.info.summary, chosen.layout.name);
@@ -346,14 +386,20 @@ fn describe(candidate: &Candidate, shapes: &BTreeMap<String, Vec<usize>>) -> Res
         let Some(relative) = name.strip_prefix(&candidate.prefix) else {
             break;
         };
-        if let Some(natview) = (candidate.layout.rename)(relative) {
-            renamed.insert(natview.clone(), shape.clone());
-            names.push((natview, name.clone()));
+        for (natview, part) in candidate.layout.rename(relative).unwrap_or_default() {
+            let shape = part
+                .shape(shape)
+                .ok_or_else(|| format!("`{name}` has an unexpected shape {shape:?}"))?;
+            renamed.insert(natview.clone(), shape);
+            names.push((natview, name.clone(), part));
         }
     }
     let (architecture, name) = infer::infer(candidate.layout.family, &renamed)?;
     let (input_size_px, normalisation) = match (&architecture, candidate.layout.family) {
         (Architecture::EffNet(c), _) => (c.input_size_px(), Normalisation::Centred127),
+        (Architecture::Vit(c), layouts::Family::Vit(flavour)) => {
+            infer_vit::standard_input(c, flavour, &name)
+        }
         (a, _) => (a.default_input_size_px(), Normalisation::ImageNet),
     };
     Ok(Found {
@@ -469,7 +515,7 @@ fn dropped_heads(chosen: &Candidate, shapes: &BTreeMap<String, Vec<usize>>) -> V
         let Some(relative) = name.strip_prefix(&chosen.prefix) else {
             continue;
         };
-        if (chosen.layout.rename)(relative).is_none() {
+        if chosen.layout.rename(relative).is_none() {
             let head = relative.split('.').next().unwrap_or(relative).to_string();
             if !heads.contains(&head) {
                 heads.push(head);
@@ -503,43 +549,6 @@ fn overview(shapes: &BTreeMap<String, Vec<usize>>) -> String {
         lines.push("  (no floating-point tensors at all)".into());
     }
     format!("found {} tensors:\n{}", shapes.len(), lines.join("\n"))
-}
-
-/// timm's pretrained config beside a weights file (`config.json` as the Hugging Face hub keeps
-/// a timm model: `pretrained_cfg.input_size`, `.mean`, `.std`): the input size and the
-/// normalisation it gives, and the file's name; `None` when there is no such file or it says
-/// neither.
-fn timm_config(weights: &Path) -> Option<(Option<u32>, Option<Normalisation>, String)> {
-    let path = weights.parent()?.join("config.json");
-    let bytes = std::fs::read(&path).ok()?;
-    let json: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    let cfg = json.get("pretrained_cfg").unwrap_or(&json);
-    let triple = |key: &str| -> Option<[f32; 3]> {
-        let values: Vec<f32> = cfg
-            .get(key)?
-            .as_array()?
-            .iter()
-            .map(|v| v.as_f64().map(|f| f as f32))
-            .collect::<Option<_>>()?;
-        <[f32; 3]>::try_from(values).ok()
-    };
-    let size = cfg
-        .get("input_size")
-        .and_then(|s| s.as_array())
-        .and_then(|s| s.last())
-        .and_then(serde_json::Value::as_u64)
-        .and_then(|s| u32::try_from(s).ok())
-        .filter(|s| (8..=2048).contains(s));
-    let normalisation = match (triple("mean"), triple("std")) {
-        (Some(mean), Some(std)) if std.iter().all(|s| *s > 0.0) => {
-            Some(Normalisation::MeanStd { mean, std })
-        }
-        _ => None,
-    };
-    if size.is_none() && normalisation.is_none() {
-        return None;
-    }
-    Some((size, normalisation, path.display().to_string()))
 }
 
 /// The files natview offers to open as an encoder: its own safetensors and PyTorch's.

@@ -1,0 +1,116 @@
+//! Vision transformers as their libraries save them (tests/fixtures/vit, made by
+//! scripts/make-vit-fixtures.py with transformers, timm and open_clip): Hugging Face folders
+//! (DINOv2 with and without registers, sharded, bf16; ViT as a hub cache repository; CLIP;
+//! SigLIP), timm state dicts and an open_clip training checkpoint open with `--weights` alone
+//! and give their library's embeddings of the same preprocessed inputs (cosine ≥ 0.9999), at
+//! the size their positions were trained for and at another, where the library resamples them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use candle_core::{Device, Tensor};
+use natview::encoder::{checkpoint, Encoder, EncoderSpec};
+use std::path::{Path, PathBuf};
+
+mod common;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vit")
+}
+
+fn npy(name: &str) -> natview::npy::Array {
+    let path = fixtures().join(name);
+    natview::npy::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (na * nb)
+}
+
+fn cases() -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(fixtures().join("cases.json")).expect("cases.json");
+    let json: serde_json::Value = serde_json::from_str(&text).expect("json");
+    json["cases"].as_array().expect("cases").clone()
+}
+
+#[test]
+fn every_transformer_opens_and_matches_its_library_at_two_sizes() {
+    let cases = cases();
+    assert!(cases.len() >= 8, "{} cases", cases.len());
+    for case in &cases {
+        let name = case["name"].as_str().expect("name");
+        let path = fixtures().join(case["path"].as_str().expect("path"));
+        let info = checkpoint::inspect(&path, None).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let family = case["family"].as_str().expect("family");
+        assert!(
+            info.summary.starts_with(family),
+            "{name}: `{}` is not `{family}`",
+            info.summary
+        );
+        if let Some(size) = case["input_size"].as_u64() {
+            assert_eq!(
+                u64::from(info.input_size_px),
+                size,
+                "{name}: {}",
+                info.preprocessing
+            );
+        }
+        let spec = EncoderSpec::checkpoint(&path, None, None).expect("spec");
+        let encoder = Encoder::new(&spec, &Device::Cpu).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let dim = case["dim"].as_u64().expect("dim") as usize;
+        assert_eq!(encoder.dim(), dim, "{name}");
+        for run in case["runs"].as_array().expect("runs") {
+            let inputs = npy(run["inputs"].as_str().expect("inputs"));
+            let inputs = Tensor::from_vec(inputs.data, inputs.shape, &Device::Cpu).expect("tensor");
+            let ours = encoder.embed_input(&inputs).expect("embeds");
+            let theirs = npy(run["outputs"].as_str().expect("outputs"));
+            for (i, row) in ours.iter().enumerate() {
+                let cos = cosine(row, &theirs.data[i * dim..(i + 1) * dim]);
+                assert!(
+                    cos >= 0.9999,
+                    "{name} at {} px, input {i}: cosine {cos}",
+                    run["size"]
+                );
+            }
+        }
+        println!("{name}: {}; {}", info.summary, info.preprocessing);
+    }
+}
+
+/// `natview embed DATASET --weights FOLDER` takes a Hugging Face folder, and a hub cache
+/// repository folder, as they are.
+#[test]
+fn embed_takes_hugging_face_folders() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = common::demo_slice(dir.path(), 4);
+    for (folder, expected) in [
+        (
+            "hf-clip",
+            "CLIP ViT-2×64/8 image tower (Hugging Face layout)",
+        ),
+        (
+            "hf-cache/models--natview--tiny-vit",
+            "ViT-2×64/8 (Hugging Face layout)",
+        ),
+    ] {
+        let weights = fixtures().join(folder);
+        let out = common::natview(
+            &[
+                "embed",
+                data.to_str().expect("utf-8"),
+                "--weights",
+                weights.to_str().expect("utf-8"),
+            ],
+            dir.path(),
+        );
+        let stderr = common::text(&out.stderr);
+        assert!(out.status.success(), "{folder}: {stderr}");
+        assert!(stderr.contains(expected), "{folder}: {stderr}");
+        assert!(
+            stderr.contains("preprocessor_config.json") || folder.contains("cache"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("embeddings: "), "{stderr}");
+    }
+}
