@@ -25,6 +25,8 @@ Cases (the library's class, its own save format):
   "state_dict" under DDP's `module.`, "optimizer"}), GELU (not QuickGELU);
 - hf-siglip/: transformers' SiglipModel (attention-pool head, tanh GELU), vision tower only
   compared (no SigLIP tokenizer ships in a registry package).
+The CLIP tokenizer is also written to models/clip-bpe-tokenizer.json, the one natview uses
+for open_clip files (see models/clip-bpe-tokenizer.md).
 Every floating-point parameter is perturbed (fresh LayerNorms are 1/0) and rounded to float16,
 the precision the files store (float16; bfloat16 for hf-dinov2), so that the references are exact for the stored weights.
 """
@@ -188,6 +190,10 @@ def hf_clip(cases):
     model.half().save_pretrained(folder)
     model.float()
     fast.save_pretrained(folder)
+    # The same tokenizer, shipped for open_clip files (which carry none): models/.
+    models = os.path.join(os.path.dirname(OUT), "..", "..", "models")
+    shutil.copyfile(os.path.join(folder, "tokenizer.json"),
+                    os.path.join(models, "clip-bpe-tokenizer.json"))
     CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}) \
         .save_pretrained(folder)
     import open_clip

@@ -29,6 +29,9 @@ mod regnet;
 mod resample;
 mod residual;
 mod resnet;
+mod text;
+mod text_encoder;
+mod transformer;
 mod trunk;
 mod vit;
 
@@ -48,8 +51,11 @@ pub use preprocess::{
 pub use regnet::{RegNet, RegNetConfig};
 pub use resample::PosResample;
 pub use resnet::{ResNet, ResNetConfig};
+pub use text::{TextConfig, TextTower};
+pub use text_encoder::TextEncoder;
+pub use transformer::TokenActivation;
 pub use trunk::{Architecture, Trunk};
-pub use vit::{FinalNorm, TokenActivation, Vit, VitConfig, VitPool};
+pub use vit::{FinalNorm, Vit, VitConfig, VitPool};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;

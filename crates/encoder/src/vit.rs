@@ -22,38 +22,9 @@
 
 use super::layers::{LayerNorm, Linear};
 use super::resample::{grid_matrix, PosResample};
-use candle_core::{Result, Tensor, D};
+use super::transformer::{attend, Block, BlockShape, Mlp, TokenActivation};
+use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
-
-/// The non-linearity of a transformer's MLPs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenActivation {
-    /// GELU with erf (PyTorch's `nn.GELU()`).
-    Gelu,
-    /// GELU's tanh approximation (`gelu_pytorch_tanh`, SigLIP).
-    GeluTanh,
-    /// `x · σ(1.702 x)` (OpenAI's CLIP).
-    QuickGelu,
-}
-
-impl TokenActivation {
-    fn apply(self, x: &Tensor) -> Result<Tensor> {
-        match self {
-            TokenActivation::Gelu => x.gelu_erf(),
-            TokenActivation::GeluTanh => x.gelu(),
-            TokenActivation::QuickGelu => x * candle_nn::ops::sigmoid(&(x * 1.702)?)?,
-        }
-    }
-
-    /// Its name in summaries.
-    pub fn name(self) -> &'static str {
-        match self {
-            TokenActivation::Gelu => "GELU",
-            TokenActivation::GeluTanh => "GELU (tanh)",
-            TokenActivation::QuickGelu => "QuickGELU",
-        }
-    }
-}
 
 /// What a vision transformer's embedding is made of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,6 +172,20 @@ impl VitConfig {
         u32::try_from(self.grid * self.patch).unwrap_or(224)
     }
 
+    /// The shape of its blocks.
+    pub(crate) fn block_shape(&self) -> BlockShape {
+        BlockShape {
+            dim: self.dim,
+            heads: self.heads,
+            mlp_dim: self.mlp_dim,
+            fused_qkv: self.fused_qkv,
+            qkv_bias: self.qkv_bias,
+            layer_scale: self.layer_scale,
+            activation: self.activation,
+            eps: self.eps,
+        }
+    }
+
     /// Tokens before the patches (class token and registers).
     pub fn prefix_tokens(&self) -> usize {
         usize::from(self.class_token) + self.registers
@@ -218,143 +203,6 @@ impl VitConfig {
             (d, n) => format!("{n}×{d}"),
         };
         format!("ViT-{size}/{}", self.patch)
-    }
-}
-
-/// Multi-head self-attention with its input and output projections.
-#[derive(Debug, Clone)]
-struct Attention {
-    /// `[q; k; v]` in one projection, or three.
-    qkv: Qkv,
-    proj: Linear,
-    heads: usize,
-}
-
-#[derive(Debug, Clone)]
-enum Qkv {
-    Fused(Linear),
-    Separate([Linear; 3]),
-}
-
-impl Attention {
-    fn new(config: &VitConfig, vb: VarBuilder) -> Result<Self> {
-        let d = config.dim;
-        let qkv = if config.fused_qkv {
-            Qkv::Fused(Linear::with_bias(d, 3 * d, config.qkv_bias, vb.pp("qkv"))?)
-        } else {
-            let one = |name: &str| Linear::with_bias(d, d, config.qkv_bias, vb.pp(name));
-            Qkv::Separate([one("q")?, one("k")?, one("v")?])
-        };
-        Ok(Self {
-            qkv,
-            proj: Linear::new(d, d, vb.pp("proj"))?,
-            heads: config.heads,
-        })
-    }
-
-    /// `[batch, tokens, D]` → `[batch, tokens, D]`.
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (b, t, d) = x.dims3()?;
-        let heads = |x: Tensor| {
-            x.reshape((b, t, self.heads, d / self.heads))?
-                .transpose(1, 2)?
-                .contiguous()
-        };
-        let (q, k, v) = match &self.qkv {
-            Qkv::Fused(linear) => {
-                let qkv = linear.forward(x)?;
-                (
-                    heads(qkv.narrow(2, 0, d)?)?,
-                    heads(qkv.narrow(2, d, d)?)?,
-                    heads(qkv.narrow(2, 2 * d, d)?)?,
-                )
-            }
-            Qkv::Separate([q, k, v]) => (
-                heads(q.forward(x)?)?,
-                heads(k.forward(x)?)?,
-                heads(v.forward(x)?)?,
-            ),
-        };
-        let out = attend(&q, &k, &v)?;
-        self.proj.forward(&out.transpose(1, 2)?.reshape((b, t, d))?)
-    }
-}
-
-/// Scaled dot-product attention of `[b, h, tq, hd]` queries over `[b, h, tk, hd]` keys and
-/// values.
-pub(crate) fn attend(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
-    let hd = q.dim(D::Minus1)?;
-    let scores = (q.matmul(&k.t()?)? * (hd as f64).powf(-0.5))?;
-    candle_nn::ops::softmax_last_dim(&scores)?.matmul(v)
-}
-
-/// A transformer block's two-layer MLP.
-#[derive(Debug, Clone)]
-pub(crate) struct Mlp {
-    fc1: Linear,
-    fc2: Linear,
-    activation: TokenActivation,
-}
-
-impl Mlp {
-    pub(crate) fn new(
-        dim: usize,
-        hidden: usize,
-        activation: TokenActivation,
-        vb: VarBuilder,
-    ) -> Result<Self> {
-        Ok(Self {
-            fc1: Linear::new(dim, hidden, vb.pp("fc1"))?,
-            fc2: Linear::new(hidden, dim, vb.pp("fc2"))?,
-            activation,
-        })
-    }
-
-    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.fc2
-            .forward(&self.activation.apply(&self.fc1.forward(x)?)?)
-    }
-}
-
-/// A pre-norm transformer block `x + γ₁·attn(LN(x))`, then `+ γ₂·mlp(LN(·))`.
-#[derive(Debug, Clone)]
-struct Block {
-    norm1: LayerNorm,
-    attn: Attention,
-    ls1: Option<Tensor>,
-    norm2: LayerNorm,
-    mlp: Mlp,
-    ls2: Option<Tensor>,
-}
-
-impl Block {
-    fn new(config: &VitConfig, vb: VarBuilder) -> Result<Self> {
-        let d = config.dim;
-        let scale = |name: &str| -> Result<Option<Tensor>> {
-            config
-                .layer_scale
-                .then(|| vb.pp(name).get_with_hints(d, "gamma", candle_nn::init::ONE))
-                .transpose()
-        };
-        Ok(Self {
-            norm1: LayerNorm::new(d, config.eps, vb.pp("norm1"))?,
-            attn: Attention::new(config, vb.pp("attn"))?,
-            ls1: scale("ls1")?,
-            norm2: LayerNorm::new(d, config.eps, vb.pp("norm2"))?,
-            mlp: Mlp::new(d, config.mlp_dim, config.activation, vb.pp("mlp"))?,
-            ls2: scale("ls2")?,
-        })
-    }
-
-    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let scaled = |h: Tensor, scale: &Option<Tensor>| match scale {
-            Some(gamma) => h.broadcast_mul(gamma),
-            None => Ok(h),
-        };
-        let h = self.attn.forward(&self.norm1.forward_t(x, train)?)?;
-        let x = (x + scaled(h, &self.ls1)?)?;
-        let h = self.mlp.forward(&self.norm2.forward_t(&x, train)?)?;
-        &x + scaled(h, &self.ls2)?
     }
 }
 
@@ -400,7 +248,7 @@ impl AttentionPool {
                 .transpose(1, 2)?
                 .contiguous()
         };
-        let out = attend(&q, &split(0)?, &split(1)?)?
+        let out = attend(&q, &split(0)?, &split(1)?, false)?
             .transpose(1, 2)?
             .reshape((b, 1, d))?;
         let h = self.proj.forward(&out)?;
@@ -442,7 +290,7 @@ impl Vit {
         };
         let positions = usize::from(config.class_position) + config.grid * config.grid;
         let blocks = (0..config.depth)
-            .map(|i| Block::new(config, vb.pp("blocks").pp(i.to_string())))
+            .map(|i| Block::new(&config.block_shape(), vb.pp("blocks").pp(i.to_string())))
             .collect::<Result<Vec<_>>>()?;
         let norm_name = match config.final_norm {
             FinalNorm::Tokens => "norm",
@@ -574,7 +422,7 @@ impl Vit {
         let depth = self.blocks.len();
         for (i, block) in self.blocks.iter().enumerate() {
             let stage = 1 + (4 * i) / depth.max(1);
-            h = block.forward_t(&h, train && stage >= frozen)?;
+            h = block.forward_t(&h, train && stage >= frozen, false)?;
             let last_of_stage = i + 1 == depth || 1 + (4 * (i + 1)) / depth.max(1) != stage;
             if last_of_stage && stage + 1 == frozen {
                 h = h.detach();

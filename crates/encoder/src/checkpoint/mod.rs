@@ -12,6 +12,7 @@ mod infer_vit;
 mod layouts;
 mod pickle;
 mod safetensors_file;
+mod text;
 mod torch_file;
 mod vit_layouts;
 
@@ -25,6 +26,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use torch_file::TorchFile;
 use vit_layouts::Part;
+
+pub use text::{open_text, TextFile, SHIPPED_CLIP_TOKENIZER};
 
 /// What a checkpoint holds, worked out from its names and shapes.
 #[derive(Debug, Clone, PartialEq)]
@@ -254,6 +257,7 @@ fn read_up_to(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize
 struct Found {
     info: CheckpointInfo,
     names: Vec<(String, String, Part)>,
+    family: layouts::Family,
 }
 
 /// A prefix under which a layout's anchor key sits.
@@ -403,6 +407,7 @@ fn describe(candidate: &Candidate, shapes: &BTreeMap<String, Vec<usize>>) -> Res
         (a, _) => (a.default_input_size_px(), Normalisation::ImageNet),
     };
     Ok(Found {
+        family: candidate.layout.family,
         info: CheckpointInfo {
             architecture,
             family: name.clone(),

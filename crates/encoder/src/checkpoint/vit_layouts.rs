@@ -64,17 +64,17 @@ impl Part {
 /// A renamed key: natview's name and how its tensor is transformed.
 pub(crate) type Renamed = Vec<(String, Part)>;
 
-fn one(name: impl Into<String>) -> Option<Renamed> {
+pub(crate) fn one(name: impl Into<String>) -> Option<Renamed> {
     Some(vec![(name.into(), Part::Whole)])
 }
 
-fn batched(name: &str) -> Option<Renamed> {
+pub(crate) fn batched(name: &str) -> Option<Renamed> {
     Some(vec![(name.to_string(), Part::Batched)])
 }
 
 /// Renames the block-relative key `rest` of block `index` with `pairs` (prefix in the file →
 /// prefix in timm's block).
-fn block(index: &str, rest: &str, pairs: &[(&str, &str)]) -> Option<Renamed> {
+pub(crate) fn block(index: &str, rest: &str, pairs: &[(&str, &str)]) -> Option<Renamed> {
     pairs.iter().find_map(|(from, to)| {
         rest.strip_prefix(from)
             .and_then(|tail| one(format!("blocks.{index}.{to}{tail}")))
@@ -166,21 +166,33 @@ pub(crate) fn hf_clip(key: &str) -> Option<Renamed> {
     }
     let rest = rest.strip_prefix("encoder.layers.")?;
     let (index, rest) = rest.split_once('.')?;
-    block(
-        index,
-        rest,
-        &[
-            ("layer_norm1.", "norm1."),
-            ("layer_norm2.", "norm2."),
-            ("self_attn.q_proj.", "attn.q."),
-            ("self_attn.k_proj.", "attn.k."),
-            ("self_attn.v_proj.", "attn.v."),
-            ("self_attn.out_proj.", "attn.proj."),
-            ("mlp.fc1.", "mlp.fc1."),
-            ("mlp.fc2.", "mlp.fc2."),
-        ],
-    )
+    block(index, rest, HF_CLIP_BLOCK)
 }
+
+/// Hugging Face's CLIP/SigLIP encoder layer names → timm's block names.
+pub(crate) const HF_CLIP_BLOCK: &[(&str, &str)] = &[
+    ("layer_norm1.", "norm1."),
+    ("layer_norm2.", "norm2."),
+    ("self_attn.q_proj.", "attn.q."),
+    ("self_attn.k_proj.", "attn.k."),
+    ("self_attn.v_proj.", "attn.v."),
+    ("self_attn.out_proj.", "attn.proj."),
+    ("mlp.fc1.", "mlp.fc1."),
+    ("mlp.fc2.", "mlp.fc2."),
+];
+
+/// open_clip's residual attention block names → timm's block names.
+pub(crate) const OPEN_CLIP_BLOCK: &[(&str, &str)] = &[
+    ("ln_1.", "norm1."),
+    ("ln_2.", "norm2."),
+    ("attn.in_proj_weight", "attn.qkv.weight"),
+    ("attn.in_proj_bias", "attn.qkv.bias"),
+    ("attn.out_proj.", "attn.proj."),
+    ("mlp.c_fc.", "mlp.fc1."),
+    ("mlp.c_proj.", "mlp.fc2."),
+    ("ls_1.gamma", "ls1.gamma"),
+    ("ls_2.gamma", "ls2.gamma"),
+];
 
 /// SigLIP's attention-pooling head (`nn.MultiheadAttention` with packed projections).
 fn siglip_head(key: &str) -> Option<Renamed> {
@@ -222,21 +234,7 @@ pub(crate) fn open_clip(key: &str) -> Option<Renamed> {
     }
     let rest = rest.strip_prefix("transformer.resblocks.")?;
     let (index, rest) = rest.split_once('.')?;
-    block(
-        index,
-        rest,
-        &[
-            ("ln_1.", "norm1."),
-            ("ln_2.", "norm2."),
-            ("attn.in_proj_weight", "attn.qkv.weight"),
-            ("attn.in_proj_bias", "attn.qkv.bias"),
-            ("attn.out_proj.", "attn.proj."),
-            ("mlp.c_fc.", "mlp.fc1."),
-            ("mlp.c_proj.", "mlp.fc2."),
-            ("ls_1.gamma", "ls1.gamma"),
-            ("ls_2.gamma", "ls2.gamma"),
-        ],
-    )
+    block(index, rest, OPEN_CLIP_BLOCK)
 }
 
 #[cfg(test)]

@@ -1,0 +1,243 @@
+//! The text tower beside an image tower in the same file or folder (Hugging Face's CLIP,
+//! open_clip's CLIP), renamed into natview's names, with its configuration from its shapes
+//! and the config files, and the tokenizer to use: the folder's `tokenizer.json`, or for an
+//! open_clip file without one the CLIP BPE vocabulary natview ships (the one inside the
+//! open_clip_torch wheel).
+
+use super::layouts::{Family, VitFlavour};
+use super::vit_layouts::{batched, block, one, Part, Renamed, HF_CLIP_BLOCK, OPEN_CLIP_BLOCK};
+use super::{file_error, find_trunk, folder, infer::Shapes, Source};
+use crate::text::TextConfig;
+use crate::transformer::{BlockShape, TokenActivation};
+use crate::EncoderError;
+use candle_core::{Device, Tensor};
+use natview_core::locate::Shipped;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// The CLIP BPE tokenizer natview ships for open_clip files (see models/).
+pub const SHIPPED_CLIP_TOKENIZER: &str = "clip-bpe-tokenizer.json";
+
+/// A text tower found beside an image tower.
+pub struct TextFile {
+    /// Its shape.
+    pub config: TextConfig,
+    /// Its tensors under natview's names.
+    pub tensors: HashMap<String, Tensor>,
+    /// The tokenizer.json to use.
+    pub tokenizer: PathBuf,
+    /// One line: what it is and where its tokenizer comes from.
+    pub summary: String,
+}
+
+fn hf_clip_text(key: &str) -> Option<Renamed> {
+    if key == "text_projection.weight" {
+        return one("projection.weight");
+    }
+    let rest = key.strip_prefix("text_model.")?;
+    match rest {
+        "embeddings.token_embedding.weight" => return one("token_embedding"),
+        "embeddings.position_embedding.weight" => return batched("positional_embedding"),
+        _ => {}
+    }
+    if let Some(tail) = rest.strip_prefix("final_layer_norm.") {
+        return one(format!("norm.{tail}"));
+    }
+    let (index, rest) = rest.strip_prefix("encoder.layers.")?.split_once('.')?;
+    block(index, rest, HF_CLIP_BLOCK)
+}
+
+fn open_clip_text(key: &str) -> Option<Renamed> {
+    match key {
+        "token_embedding.weight" => return one("token_embedding"),
+        "positional_embedding" => return batched("positional_embedding"),
+        "text_projection" => return Some(vec![("projection.weight".into(), Part::Transpose)]),
+        "text_projection.weight" => return one("projection.weight"),
+        _ => {}
+    }
+    if let Some(tail) = key.strip_prefix("ln_final.") {
+        return one(format!("norm.{tail}"));
+    }
+    let (index, rest) = key
+        .strip_prefix("transformer.resblocks.")?
+        .split_once('.')?;
+    block(index, rest, OPEN_CLIP_BLOCK)
+}
+
+/// Opens the text tower of the model in `path` (its image tower chosen as [`super::open`]
+/// chooses it); an error saying why when it has none natview reads.
+pub fn open_text(
+    path: &Path,
+    key: Option<&str>,
+    device: &Device,
+) -> Result<TextFile, EncoderError> {
+    let no_tower = |why: String| EncoderError::Checkpoint {
+        path: path.to_path_buf(),
+        message: format!("no text search with this encoder: {why}"),
+    };
+    let mut source = Source::open(path)?;
+    let image = find_trunk(path, &source, key)?;
+    let (flavour, rename): (VitFlavour, fn(&str) -> Option<Renamed>) = match image.family {
+        Family::Vit(f @ VitFlavour::HfClip) => (f, hf_clip_text),
+        Family::Vit(f @ VitFlavour::OpenClip) => (f, open_clip_text),
+        _ => {
+            return Err(no_tower(format!(
+                "{} has no text tower (CLIP models have one)",
+                image.info.family
+            )))
+        }
+    };
+    let shapes = source.shapes();
+    let mut renamed: Shapes = HashMap::new();
+    let mut names = Vec::new();
+    for (name, shape) in shapes.range(image.info.prefix.clone()..) {
+        let Some(relative) = name.strip_prefix(&image.info.prefix) else {
+            break;
+        };
+        for (natview, part) in rename(relative).unwrap_or_default() {
+            let Some(shape) = part.shape(shape) else {
+                return Err(file_error(path, format!("`{name}` has shape {shape:?}")));
+            };
+            renamed.insert(natview.clone(), shape);
+            names.push((natview, name.clone(), part));
+        }
+    }
+    if shapes.keys().any(|k| k.ends_with("text_model.head.weight")) {
+        return Err(no_tower(
+            "SigLIP's text tower is not read yet (its image tower is)".into(),
+        ));
+    }
+    let dir = folder::config_dir(path).unwrap_or_default();
+    let configured = TextConfigured::read(&dir, flavour);
+    let config = infer(&renamed, &configured).map_err(no_tower)?;
+    let tokenizer = if dir.join("tokenizer.json").is_file() {
+        dir.join("tokenizer.json")
+    } else if flavour == VitFlavour::OpenClip {
+        natview_core::locate::find(Shipped::Models, SHIPPED_CLIP_TOKENIZER)
+            .map_err(|e| no_tower(e.to_string()))?
+    } else {
+        return Err(no_tower(format!(
+            "no tokenizer.json in {} (save the processor with the model)",
+            dir.display()
+        )));
+    };
+    let mut tensors = HashMap::new();
+    for (natview, original, part) in names {
+        let tensor = source
+            .load(&original, device)
+            .and_then(|t| part.apply(t).map_err(|e| e.to_string()))
+            .map_err(|m| file_error(path, format!("tensor `{original}`: {m}")))?;
+        tensors.insert(natview, tensor);
+    }
+    let summary = format!("{}; tokenizer {}", config.describe(), tokenizer.display());
+    Ok(TextFile {
+        config,
+        tensors,
+        tokenizer,
+        summary,
+    })
+}
+
+/// What config files say about a text tower.
+#[derive(Debug, Default)]
+struct TextConfigured {
+    heads: Option<usize>,
+    activation: Option<TokenActivation>,
+    eps: Option<f64>,
+    eos: Option<u32>,
+    default_activation: Option<TokenActivation>,
+}
+
+impl TextConfigured {
+    fn read(dir: &Path, flavour: VitFlavour) -> Self {
+        let json = |name: &str| -> Option<serde_json::Value> {
+            serde_json::from_slice(&std::fs::read(dir.join(name)).ok()?).ok()
+        };
+        let mut out = TextConfigured {
+            default_activation: Some(match flavour {
+                VitFlavour::HfClip => TokenActivation::QuickGelu,
+                _ => TokenActivation::Gelu,
+            }),
+            ..Self::default()
+        };
+        if let Some(config) = json("config.json") {
+            let text = &config["text_config"];
+            out.heads = text["num_attention_heads"]
+                .as_u64()
+                .and_then(|h| usize::try_from(h).ok());
+            out.eps = text["layer_norm_eps"].as_f64();
+            out.activation = text["hidden_act"].as_str().and_then(|a| match a {
+                "quick_gelu" => Some(TokenActivation::QuickGelu),
+                "gelu" => Some(TokenActivation::Gelu),
+                _ => None,
+            });
+            // transformers pools at the end-of-text id unless it is the legacy 2.
+            out.eos = text["eos_token_id"]
+                .as_u64()
+                .filter(|&id| id != 2)
+                .and_then(|id| u32::try_from(id).ok());
+        }
+        if let Some(config) = json("open_clip_config.json") {
+            let model = &config["model_cfg"];
+            if model["quick_gelu"].as_bool() == Some(true) {
+                out.activation = Some(TokenActivation::QuickGelu);
+            }
+            out.heads = model["text_cfg"]["heads"]
+                .as_u64()
+                .and_then(|h| usize::try_from(h).ok())
+                .or(out.heads);
+        }
+        out
+    }
+}
+
+fn infer(shapes: &Shapes, configured: &TextConfigured) -> Result<TextConfig, String> {
+    let get = |k: &str| shapes.get(k).map(Vec::as_slice);
+    let (vocab, dim) = match get("token_embedding") {
+        Some([v, d]) => (*v, *d),
+        _ => return Err("the file has no text tower".into()),
+    };
+    let context = match get("positional_embedding") {
+        Some([1, n, d]) if *d == dim => *n,
+        other => return Err(format!("the text positions have shape {other:?}")),
+    };
+    let depth = (0..)
+        .take_while(|i| shapes.contains_key(&format!("blocks.{i}.norm1.weight")))
+        .count();
+    let mlp_dim = match get("blocks.0.mlp.fc1.weight") {
+        Some([h, d]) if *d == dim => *h,
+        other => return Err(format!("the text MLP has shape {other:?}")),
+    };
+    let fused_qkv = shapes.contains_key("blocks.0.attn.qkv.weight");
+    let heads = configured
+        .heads
+        .filter(|h| *h > 0 && dim % h == 0)
+        .unwrap_or((dim / 64).max(1));
+    Ok(TextConfig {
+        vocab,
+        context,
+        depth,
+        blocks: BlockShape {
+            dim,
+            heads,
+            mlp_dim,
+            fused_qkv,
+            qkv_bias: shapes.contains_key(if fused_qkv {
+                "blocks.0.attn.qkv.bias"
+            } else {
+                "blocks.0.attn.q.bias"
+            }),
+            layer_scale: shapes.contains_key("blocks.0.ls1.gamma"),
+            activation: configured
+                .activation
+                .or(configured.default_activation)
+                .unwrap_or(TokenActivation::Gelu),
+            eps: configured.eps.unwrap_or(1e-5),
+        },
+        projection: match get("projection.weight") {
+            Some([p, d]) if *d == dim => Some(*p),
+            _ => None,
+        },
+        eos_token: configured.eos,
+    })
+}

@@ -1,0 +1,80 @@
+//! Text queries for an image encoder with a text tower (CLIP): the model's tokenizer and text
+//! tower, giving unit vectors in the space the image embeddings live in, so that a text ranks
+//! images by cosine similarity.
+
+use super::checkpoint;
+use super::text::TextTower;
+use super::EncoderError;
+use candle_core::{DType, Device};
+use candle_nn::VarBuilder;
+use natview_core::linalg::l2_normalise;
+use std::path::{Path, PathBuf};
+
+/// A ready-to-run text encoder.
+pub struct TextEncoder {
+    tower: TextTower,
+    tokenizer: tokenizers::Tokenizer,
+    tokenizer_path: PathBuf,
+    summary: String,
+}
+
+impl TextEncoder {
+    /// The text tower and tokenizer of the model in `weights` (`key` as `--weights-key`); an
+    /// error saying why when it has none.
+    pub fn open(weights: &Path, key: Option<&str>, device: &Device) -> Result<Self, EncoderError> {
+        let file = checkpoint::open_text(weights, key, device)?;
+        let tokenizer = tokenizers::Tokenizer::from_file(&file.tokenizer).map_err(|e| {
+            EncoderError::WeightsFile {
+                path: file.tokenizer.clone(),
+                message: format!("not a tokenizer.json natview reads: {e}"),
+            }
+        })?;
+        let vb = VarBuilder::from_tensors(file.tensors, DType::F32, device);
+        let tower =
+            TextTower::new(&file.config, vb).map_err(|e| EncoderError::WeightsMismatch {
+                path: weights.to_path_buf(),
+                model: "text tower".into(),
+                message: e.to_string(),
+            })?;
+        Ok(Self {
+            tower,
+            tokenizer,
+            tokenizer_path: file.tokenizer,
+            summary: file.summary,
+        })
+    }
+
+    /// What it is, in one line ("text tower 12×512, 77 tokens, 512-d; tokenizer …").
+    pub fn summary(&self) -> &str {
+        &self.summary
+    }
+
+    /// Dimension of a text embedding (the image embeddings' in the joint space).
+    pub fn dim(&self) -> usize {
+        self.tower.config().feature_dim()
+    }
+
+    /// The token ids of `text`, with the start and end markers.
+    pub fn tokenize(&self, text: &str) -> Result<Vec<u32>, EncoderError> {
+        self.tokenizer
+            .encode(text, true)
+            .map(|encoding| encoding.get_ids().to_vec())
+            .map_err(|e| EncoderError::WeightsFile {
+                path: self.tokenizer_path.clone(),
+                message: format!("cannot tokenize {text:?}: {e}"),
+            })
+    }
+
+    /// Unit-length embeddings of `texts`.
+    pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EncoderError> {
+        texts
+            .iter()
+            .map(|text| {
+                let ids = self.tokenize(text)?;
+                let mut row = self.tower.embed_ids(&ids)?.to_vec1::<f32>()?;
+                l2_normalise(&mut row);
+                Ok(row)
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,70 @@
+//! Text towers (tests/fixtures/vit, made by scripts/make-vit-fixtures.py): a Hugging Face CLIP
+//! folder with its tokenizer.json and an open_clip training checkpoint with the CLIP tokenizer
+//! natview ships tokenise six texts to the library's ids and embed them as the library does
+//! (cosine ≥ 0.9999); an encoder without a text tower says so.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use candle_core::Device;
+use natview::encoder::TextEncoder;
+use std::path::{Path, PathBuf};
+
+mod common;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vit")
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (na * nb)
+}
+
+#[test]
+fn clip_text_towers_tokenise_and_embed_as_their_libraries_do() {
+    let text = std::fs::read_to_string(fixtures().join("cases.json")).expect("cases.json");
+    let json: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let mut checked = 0;
+    for case in json["cases"].as_array().expect("cases") {
+        let Some(outputs) = case["text_outputs"].as_str() else {
+            continue;
+        };
+        let name = case["name"].as_str().expect("name");
+        let path = fixtures().join(case["path"].as_str().expect("path"));
+        let encoder =
+            TextEncoder::open(&path, None, &Device::Cpu).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let texts: Vec<&str> = case["texts"]
+            .as_array()
+            .expect("texts")
+            .iter()
+            .map(|t| t.as_str().expect("text"))
+            .collect();
+        let reference = natview::npy::read(&fixtures().join(outputs)).expect("outputs");
+        let dim = encoder.dim();
+        assert_eq!(reference.data.len(), texts.len() * dim, "{name}");
+        let rows = encoder.embed(&texts).expect("embeds");
+        for (i, text) in texts.iter().enumerate() {
+            let ids: Vec<u32> = case["token_ids"][i]
+                .as_array()
+                .expect("ids")
+                .iter()
+                .map(|id| id.as_u64().expect("id") as u32)
+                .collect();
+            assert_eq!(
+                encoder.tokenize(text).expect("tokens"),
+                ids,
+                "{name}: {text:?}"
+            );
+            let cos = cosine(&rows[i], &reference.data[i * dim..(i + 1) * dim]);
+            assert!(cos >= 0.9999, "{name}: {text:?}: cosine {cos}");
+        }
+        println!("{name}: {}", encoder.summary());
+        checked += 1;
+    }
+    assert_eq!(checked, 2, "hf-clip and open_clip");
+    let err = TextEncoder::open(&fixtures().join("hf-dinov2"), None, &Device::Cpu)
+        .err()
+        .expect("no text tower");
+    assert!(err.to_string().contains("no text search"), "{err}");
+}
