@@ -68,3 +68,58 @@ fn clip_text_towers_tokenise_and_embed_as_their_libraries_do() {
         .expect("no text tower");
     assert!(err.to_string().contains("no text search"), "{err}");
 }
+
+/// `natview search DATASET --text …` ranks the dataset by the text through the index (the same
+/// order as exact ranking), and an encoder without a text tower is refused with the reason.
+#[test]
+fn search_ranks_a_dataset_by_text_and_refuses_encoders_without_a_text_tower() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = common::demo_slice(dir.path(), 12);
+    let data = data.to_str().expect("utf-8");
+    let clip = fixtures().join("hf-clip");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["search", data, "--weights", clip.to_str().expect("utf-8")];
+        args.extend_from_slice(&["--text", "a red heart", "-k", "5", "--json"]);
+        args.extend_from_slice(extra);
+        let out = common::natview(&args, dir.path());
+        assert!(out.status.success(), "{}", common::text(&out.stderr));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json on stdout");
+        json["matches"]
+            .as_array()
+            .expect("matches")
+            .iter()
+            .map(|m| {
+                (
+                    m["id"].as_u64().expect("id"),
+                    m["similarity"].as_f64().expect("similarity"),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let hnsw = run(&[]);
+    let exact = run(&["--exact"]);
+    assert_eq!(hnsw.len(), 5);
+    assert!(hnsw.windows(2).all(|w| w[0].1 >= w[1].1), "{hnsw:?}");
+    assert_eq!(
+        hnsw.iter().map(|m| m.0).collect::<Vec<_>>(),
+        exact.iter().map(|m| m.0).collect::<Vec<_>>()
+    );
+    let dinov2 = fixtures().join("hf-dinov2");
+    let out = common::natview(
+        &[
+            "search",
+            data,
+            "--weights",
+            dinov2.to_str().expect("utf-8"),
+            "--text",
+            "a red heart",
+        ],
+        dir.path(),
+    );
+    let stderr = common::text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("no text search") && stderr.contains("DINOv2"),
+        "{stderr}"
+    );
+}

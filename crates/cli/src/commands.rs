@@ -238,7 +238,41 @@ pub(crate) fn neighbours(args: &NeighboursArgs, common: &CommonArgs) -> anyhow::
         }
     };
     let query_listing = exclude.map(|id| set.items[id].listing.clone());
-    if args.json {
+    print_ranked(
+        set,
+        &found,
+        &Ranked {
+            what: "neighbours",
+            query: &label,
+            search: if args.exact { "exact" } else { "hnsw" },
+            query_listing: query_listing.as_deref(),
+            json: args.json,
+        },
+    )
+}
+
+/// How a ranked list of items is printed.
+pub(crate) struct Ranked<'a> {
+    /// "neighbours" or "matches": the JSON key and the table's title.
+    pub what: &'a str,
+    /// What was asked ("item 7 (…)", "text \"red sneakers\"").
+    pub query: &'a str,
+    /// "hnsw" or "exact".
+    pub search: &'a str,
+    /// The query item's listing, to mark items of the same listing.
+    pub query_listing: Option<&'a str>,
+    /// JSON instead of a table.
+    pub json: bool,
+}
+
+/// Prints `found` (best first) as a table or JSON.
+pub(crate) fn print_ranked(
+    set: &EmbeddingSet,
+    found: &[Neighbour],
+    how: &Ranked,
+) -> anyhow::Result<()> {
+    let same_listing = |listing: &str| how.query_listing == Some(listing);
+    if how.json {
         let rows: Vec<serde_json::Value> = found
             .iter()
             .enumerate()
@@ -249,25 +283,31 @@ pub(crate) fn neighbours(args: &NeighboursArgs, common: &CommonArgs) -> anyhow::
                     "id": n.id,
                     "similarity": n.similarity,
                     "listing": item.listing,
-                    "same_listing": query_listing.as_deref() == Some(item.listing.as_str()),
+                    "same_listing": same_listing(&item.listing),
                     "label": item.label,
                     "path": item.path,
                 })
             })
             .collect();
-        let out = serde_json::json!({
-            "query": label,
+        let mut out = serde_json::json!({
+            "query": how.query,
             "model": set.meta.encoder.describe(),
-            "search": if args.exact { "exact" } else { "hnsw" },
-            "neighbours": rows,
+            "search": how.search,
         });
+        out[how.what] = serde_json::Value::Array(rows);
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
     println!(
-        "neighbours of {label} — {}, {} search",
+        "{} of {} — {}, {} search",
+        how.what,
+        how.query,
         set.meta.encoder.describe(),
-        if args.exact { "exact" } else { "HNSW" }
+        if how.search == "exact" {
+            "exact"
+        } else {
+            "HNSW"
+        }
     );
     let listing_width = found
         .iter()
@@ -281,7 +321,7 @@ pub(crate) fn neighbours(args: &NeighboursArgs, common: &CommonArgs) -> anyhow::
     );
     for (rank, n) in found.iter().enumerate() {
         let item = &set.items[n.id];
-        let same = if query_listing.as_deref() == Some(item.listing.as_str()) {
+        let same = if same_listing(&item.listing) {
             "yes"
         } else {
             ""

@@ -16,6 +16,7 @@ pub mod process;
 pub mod project;
 pub mod reference;
 mod review;
+mod search;
 
 use clap::{Args, Parser, Subcommand};
 use natview_encoder::{EncoderSpec, ModelKind};
@@ -77,6 +78,8 @@ enum Command {
     /// Nearest neighbours of an item or of an image file.
     #[command(alias = "neighbors")]
     Neighbours(NeighboursArgs),
+    /// Rank the images by a text ("red sneakers"), with a CLIP encoder's text tower.
+    Search(search::SearchArgs),
     /// Render the quadrant chart (intra/inter-listing similarity heatmap) as a PNG.
     Heatmap(HeatmapArgs),
     /// 2-D layout of the embeddings (PCA, UMAP or t-SNE): CSV `id,x,y`, quality, PNG.
@@ -478,6 +481,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Merge(a)) => interop::merge(&a.dataset, &common),
         Some(Command::Index(a)) => commands::index(&a, &common),
         Some(Command::Neighbours(a)) => commands::neighbours(&a, &common),
+        Some(Command::Search(a)) => search::search(&a, &common),
         Some(Command::Heatmap(a)) => commands::heatmap(&a, &common),
         Some(Command::Project(a)) => project::run(&a, &common),
         Some(Command::Review(a)) => review::run(&a, &common),
