@@ -90,8 +90,7 @@ fn the_gallery_filter_narrows_the_listings() {
         .0
         .clone();
     harness.get_by_label("12 of 12 listings");
-    harness.get_by_label("Filter");
-    let edit = harness.get_by_role(egui::accesskit::Role::TextInput);
+    let edit = harness.get_by_role_and_label(egui::accesskit::Role::TextInput, "Filter");
     edit.click();
     edit.type_text(&first_listing);
     harness.run();

@@ -18,6 +18,10 @@ pub enum Command {
     OpenEncoder(PathBuf),
     /// Find the neighbours of an image file from outside the dataset.
     QueryImage(PathBuf),
+    /// Rank the dataset by a text through the encoder's text tower.
+    SearchText(String),
+    /// Forget the text search (the Gallery shows every listing again).
+    ClearTextSearch,
     /// Select an item and show its neighbours.
     Select(usize),
     /// Ask this neighbour backend (a Milvus collection) from now on; `None`: the in-process
@@ -169,6 +173,12 @@ impl NatviewApp {
             }
             Command::StartFinetune(settings) => self.start_finetune(ctx, *settings),
             Command::QueryImage(path) => self.start_query(ctx, path),
+            Command::SearchText(text) => self.start_text_query(ctx, text),
+            Command::ClearTextSearch => {
+                if let Some(session) = &mut self.session {
+                    session.text_matches = None;
+                }
+            }
             Command::Select(item) => {
                 if let Some(session) = &mut self.session {
                     if let Err(e) = session.select(item) {

@@ -3,8 +3,8 @@
 
 use super::finetune_job::{run_finetune, FinetuneOutcome, LiveTraining, SharedLiveTraining};
 use super::{
-    work, FinetuneSettings, ImageQuery, Job, JobKind, JobPoll, JobStatus, MetricsResult,
-    NatviewApp, ProjectionResult, QuadrantResult, Results, Session,
+    work, FinetuneSettings, Job, JobKind, JobPoll, JobStatus, MetricsResult, NatviewApp,
+    ProjectionResult, QuadrantResult, Results, Session,
 };
 use crate::ui;
 use natview_analysis::QuadrantParams;
@@ -22,7 +22,7 @@ pub(super) struct Jobs {
     /// Where the running projection job leaves its layout so far (replaced when one starts).
     projection_frames: super::LayoutFrames,
     pub(super) metrics: Option<Job<MetricsResult>>,
-    query: Option<Job<ImageQuery>>,
+    query: Option<Job<work::QueryAnswer>>,
     finetune: Option<Job<FinetuneOutcome>>,
     review: Option<Job<super::review_job::ReviewResult>>,
     /// The neighbour backend's answer for the selected item.
@@ -282,7 +282,29 @@ impl NatviewApp {
         let force_cpu = self.run.force_cpu;
         let title = format!("embedding {}", path.display());
         self.jobs.query = Some(Job::spawn("query", title, ctx, move |_, _| {
-            work::embed_image_query(path, &spec, force_cpu)
+            work::embed_image_query(path, &spec, force_cpu).map(work::QueryAnswer::Image)
+        }));
+    }
+
+    /// Embeds `text` with the encoder's text tower on a worker, then ranks the dataset by it.
+    pub(super) fn start_text_query(&mut self, ctx: &egui::Context, text: String) {
+        let Some(session) = &self.session else {
+            self.error = Some("open a dataset before searching by text".into());
+            return;
+        };
+        if let Err(why) = &session.text_search {
+            self.error = Some(format!("no text search: {why}"));
+            return;
+        }
+        let text = text.trim().to_string();
+        if text.is_empty() {
+            return;
+        }
+        let spec = session.set.meta.encoder.clone();
+        let cached = self.text_encoder.clone();
+        let title = format!("embedding the text {text:?}");
+        self.jobs.query = Some(Job::spawn("text query", title, ctx, move |_, _| {
+            crate::text_search::embed_text_query(text, &spec, cached).map(work::QueryAnswer::Text)
         }));
     }
 
@@ -442,11 +464,21 @@ impl NatviewApp {
             None => {}
         }
         match poll_slot(&mut self.jobs.query) {
-            Some(Ok(query)) => {
+            Some(Ok(work::QueryAnswer::Image(query))) => {
                 if let Some(session) = &mut self.session {
                     if let Err(e) = session.select_image(query.path, &query.vector, query.thumbnail)
                     {
                         self.error = Some(e);
+                    }
+                }
+            }
+            Some(Ok(work::QueryAnswer::Text(query))) => {
+                self.text_encoder = Some((query.spec.clone(), query.encoder.clone()));
+                if let Some(session) = &mut self.session {
+                    if session.set.meta.encoder == query.spec {
+                        if let Err(e) = session.select_text(query.text, &query.vector) {
+                            self.error = Some(format!("text search: {e}"));
+                        }
                     }
                 }
             }

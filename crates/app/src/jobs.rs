@@ -18,7 +18,7 @@ pub enum JobKind {
     Projection,
     /// Evaluate the model and the pixel baseline.
     Metrics,
-    /// Embed an external image and find its neighbours.
+    /// Embed a query (an image from outside the dataset, or a text) and find its neighbours.
     Query,
     /// Fine-tune an encoder on the open dataset.
     Finetune,

@@ -19,6 +19,7 @@ mod open_job;
 mod projection_job;
 mod review_job;
 mod session;
+mod text_search;
 pub mod ui;
 mod work;
 
@@ -34,6 +35,7 @@ pub use open_job::{open_dataset, thumbnail_of, PreviewSlot, THUMBNAIL_PX};
 pub use projection_job::{LayoutFrames, ProjectionResult};
 pub use review_job::{ReviewRequest, ReviewResult};
 pub use session::{Query, Selection, Session, NEIGHBOURS_K};
+pub use text_search::{TextMatches, TEXT_MATCHES_K};
 pub use work::{ImageQuery, MetricsResult, QuadrantResult};
 
 use natview_analysis::QuadrantParams;
@@ -154,6 +156,8 @@ pub struct NatviewApp {
     click_frame_started: Option<std::time::Instant>,
     /// When the label store was last checked for other windows' changes.
     labels_checked: Option<std::time::Instant>,
+    /// The last text tower opened, with the encoder it belongs to (opened once per encoder).
+    text_encoder: Option<(EncoderSpec, std::sync::Arc<natview_encoder::TextEncoder>)>,
 }
 
 impl NatviewApp {
@@ -180,6 +184,7 @@ impl NatviewApp {
             frame_stats: frame_stats::FrameStats::default(),
             click_frame_started: None,
             labels_checked: None,
+            text_encoder: None,
         }
     }
 
@@ -477,6 +482,7 @@ impl NatviewApp {
                 session,
                 &mut self.views.gallery,
                 &mut self.thumbnails,
+                busy(JobKind::Query),
                 &mut self.commands,
             ),
             View::Quadrant => ui::quadrant_ui(

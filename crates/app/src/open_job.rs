@@ -93,6 +93,7 @@ pub fn open_dataset(
         labels,
     );
     session.open_notes = notices;
+    session.text_search = natview_encoder::TextEncoder::availability(&session.set.meta.encoder);
     if let Some(done) = report.resumed_from {
         session.open_notes.push(format!(
             "continued the stopped embedding run from image {done} of {}",

@@ -49,6 +49,11 @@ pub struct Session {
     /// What opening it has to tell the user: a stale or damaged cache recomputed, a stopped
     /// run continued, thumbnails not saved.
     pub open_notes: Vec<String>,
+    /// Whether the encoder can rank the dataset by a text: its text tower in one line, or why
+    /// not (found while opening).
+    pub text_search: Result<String, String>,
+    /// The dataset ranked by the last text searched for.
+    pub text_matches: Option<crate::text_search::TextMatches>,
     /// What opening had to leave out (a label store that cannot be opened), for the window
     /// to show as an error.
     pub open_error: Option<String>,
@@ -65,6 +70,11 @@ pub enum Query {
         path: PathBuf,
         /// Its thumbnail.
         thumbnail: Option<egui::ColorImage>,
+    },
+    /// A text, through the encoder's text tower.
+    Text {
+        /// The text.
+        text: String,
     },
 }
 
@@ -86,7 +96,7 @@ impl Selection {
     pub fn item(&self) -> Option<usize> {
         match self.query {
             Query::Item(id) => Some(id),
-            Query::Image { .. } => None,
+            Query::Image { .. } | Query::Text { .. } => None,
         }
     }
 }
@@ -224,6 +234,8 @@ impl Session {
             label_undo: Vec::new(),
             open_notes: Vec::new(),
             open_error: None,
+            text_search: Err("the dataset is not embedded yet".into()),
+            text_matches: None,
         }
     }
 

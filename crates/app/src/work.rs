@@ -208,6 +208,14 @@ fn probe(
     })
 }
 
+/// A query embedded on a worker: an image from outside the dataset, or a text.
+pub enum QueryAnswer {
+    /// An image file.
+    Image(ImageQuery),
+    /// A text.
+    Text(crate::text_search::TextQuery),
+}
+
 /// An external image embedded for a query.
 pub struct ImageQuery {
     /// The file.

@@ -44,6 +44,24 @@ impl TextEncoder {
         })
     }
 
+    /// Whether the encoder `spec` describes can rank images by text: its text tower and
+    /// tokenizer in one line, or why not (in words, for the app's search box).
+    pub fn availability(spec: &crate::EncoderSpec) -> Result<String, String> {
+        match (&spec.weights, spec.model) {
+            (Some(path), crate::ModelKind::Checkpoint) => {
+                checkpoint::inspect_text(path, spec.weights_key.as_deref()).map_err(|e| {
+                    let text = e.to_string();
+                    text.split_once("no text search with this encoder: ")
+                        .map_or(text.clone(), |(_, why)| why.to_string())
+                })
+            }
+            _ => Err(format!(
+                "{} has no text tower (CLIP models have one: File → Open encoder…)",
+                spec.family()
+            )),
+        }
+    }
+
     /// What it is, in one line ("text tower 12×512, 77 tokens, 512-d; tokenizer …").
     pub fn summary(&self) -> &str {
         &self.summary

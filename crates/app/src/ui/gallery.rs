@@ -32,6 +32,8 @@ pub struct GalleryState {
     bulk_tag: String,
     /// A bulk tag waiting for confirmation (dropped when the filter changes).
     confirm: Option<super::review::PendingTag>,
+    /// The text typed in the text-search box.
+    pub text_query: String,
 }
 
 /// Whether `haystack` contains `needle_lower` (already lower-case), ignoring case; ASCII
@@ -189,22 +191,128 @@ fn bulk_tag_ui(
     super::bulk_confirm_ui(ui, session, &mut state.confirm, commands);
 }
 
+/// The text-search box: a text ranks the dataset through the encoder's text tower (sent as
+/// [`Command::SearchText`]); without a text tower the box says why and stays disabled.
+fn text_search_ui(
+    ui: &mut egui::Ui,
+    session: &Session,
+    state: &mut GalleryState,
+    searching: bool,
+    commands: &mut Vec<Command>,
+) {
+    ui.horizontal(|ui| {
+        let label = ui.label("Search by text");
+        let available = session.text_search.is_ok();
+        let hint = match &session.text_search {
+            Ok(_) => "e.g. red sneakers — Enter to search".to_string(),
+            Err(why) => why.clone(),
+        };
+        let response = ui
+            .add_enabled(
+                available,
+                egui::TextEdit::singleline(&mut state.text_query)
+                    .hint_text(hint.as_str())
+                    .desired_width(320.0),
+            )
+            .labelled_by(label.id);
+        let response = match &session.text_search {
+            Ok(summary) => response.on_hover_text(summary.as_str()),
+            Err(why) => response.on_disabled_hover_text(why.as_str()),
+        };
+        let entered = response.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+        let clicked = ui
+            .add_enabled(
+                available && !state.text_query.trim().is_empty(),
+                egui::Button::new("Search"),
+            )
+            .clicked();
+        if (entered || clicked) && available && !state.text_query.trim().is_empty() {
+            commands.push(Command::SearchText(state.text_query.clone()));
+        }
+        if searching {
+            ui.spinner();
+        }
+        if !available {
+            ui.label(egui::RichText::new("no text tower").color(theme::MUTED))
+                .on_hover_text(hint);
+        }
+    });
+}
+
+/// The dataset ranked by the last text: thumbnails with their similarity, best first.
+fn text_matches_ui(
+    ui: &mut egui::Ui,
+    session: &Session,
+    thumbnails: &mut ThumbnailCache,
+    commands: &mut Vec<Command>,
+) {
+    let Some(found) = &session.text_matches else {
+        return;
+    };
+    ui.horizontal(|ui| {
+        ui.label(
+            egui::RichText::new(format!(
+                "Best {} matches for “{}” ({:.1} ms)",
+                found.matches.len(),
+                found.text,
+                found.search_ms
+            ))
+            .color(theme::SELECTED),
+        );
+        if ui.small_button("Clear").clicked() {
+            commands.push(Command::ClearTextSearch);
+        }
+    });
+    let selected = session.selection.as_ref().and_then(|s| s.item());
+    egui::ScrollArea::horizontal()
+        .id_salt("text matches")
+        .show(ui, |ui| {
+            ui.horizontal(|ui| {
+                for (rank, hit) in found.matches.iter().enumerate() {
+                    ui.vertical(|ui| {
+                        let response = thumbnail_button(
+                            ui,
+                            thumbnails.get(hit.id),
+                            theme::THUMB_PX,
+                            format!(
+                                "text match {}: item {} ({:.3})",
+                                rank + 1,
+                                hit.id,
+                                hit.similarity
+                            ),
+                            item_hover_text(session, hit.id),
+                            selected == Some(hit.id),
+                        );
+                        if response.clicked() {
+                            commands.push(Command::Select(hit.id));
+                        }
+                        ui.label(egui::RichText::new(format!("{:.3}", hit.similarity)).small());
+                    });
+                }
+            });
+        });
+}
+
 /// Draws the gallery.
 pub fn gallery_ui(
     ui: &mut egui::Ui,
     session: &Session,
     state: &mut GalleryState,
     thumbnails: &mut ThumbnailCache,
+    searching: bool,
     commands: &mut Vec<Command>,
 ) {
     state.refresh(session);
+    text_search_ui(ui, session, state, searching, commands);
+    text_matches_ui(ui, session, thumbnails, commands);
     ui.horizontal(|ui| {
-        ui.label("Filter");
+        let label = ui.label("Filter");
         ui.add(
             egui::TextEdit::singleline(&mut state.filter)
                 .hint_text("name, label, metadata…")
                 .desired_width(220.0),
-        );
+        )
+        .labelled_by(label.id);
         let current = state.label.clone().unwrap_or_else(|| "all labels".into());
         egui::ComboBox::from_label("label")
             .selected_text(current)

@@ -57,6 +57,17 @@ pub fn neighbours_ui(
             item_labels_ui(ui, session, *id, labelling, commands);
             Some(query.listing.as_str())
         }
+        Query::Text { text } => {
+            ui.vertical(|ui| {
+                ui.strong(format!("Text: “{text}”"));
+                ui.label(
+                    egui::RichText::new("best matches through the encoder's text tower")
+                        .small()
+                        .color(theme::MUTED),
+                );
+            });
+            None
+        }
         Query::Image { path, thumbnail } => {
             ui.horizontal(|ui| {
                 let texture = thumbnails.external(&ctx, path, thumbnail.as_ref());

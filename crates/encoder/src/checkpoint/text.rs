@@ -64,6 +64,13 @@ fn open_clip_text(key: &str) -> Option<Renamed> {
     block(index, rest, OPEN_CLIP_BLOCK)
 }
 
+/// What [`open_text`] would open, without reading the tensors: the tower's shape and
+/// tokenizer in one line, or why there is none.
+pub fn inspect_text(path: &Path, key: Option<&str>) -> Result<String, EncoderError> {
+    let source = Source::open(path)?;
+    Ok(find_text(path, &source, key)?.summary)
+}
+
 /// Opens the text tower of the model in `path` (its image tower chosen as [`super::open`]
 /// chooses it); an error saying why when it has none natview reads.
 pub fn open_text(
@@ -71,12 +78,38 @@ pub fn open_text(
     key: Option<&str>,
     device: &Device,
 ) -> Result<TextFile, EncoderError> {
+    let mut source = Source::open(path)?;
+    let found = find_text(path, &source, key)?;
+    let mut tensors = HashMap::new();
+    for (natview, original, part) in found.names {
+        let tensor = source
+            .load(&original, device)
+            .and_then(|t| part.apply(t).map_err(|e| e.to_string()))
+            .map_err(|m| file_error(path, format!("tensor `{original}`: {m}")))?;
+        tensors.insert(natview, tensor);
+    }
+    Ok(TextFile {
+        config: found.config,
+        tensors,
+        tokenizer: found.tokenizer,
+        summary: found.summary,
+    })
+}
+
+/// A text tower found in a file: its shape, natview name → name in the file, the tokenizer.
+struct FoundText {
+    config: TextConfig,
+    names: Vec<(String, String, Part)>,
+    tokenizer: PathBuf,
+    summary: String,
+}
+
+fn find_text(path: &Path, source: &Source, key: Option<&str>) -> Result<FoundText, EncoderError> {
     let no_tower = |why: String| EncoderError::Checkpoint {
         path: path.to_path_buf(),
         message: format!("no text search with this encoder: {why}"),
     };
-    let mut source = Source::open(path)?;
-    let image = find_trunk(path, &source, key)?;
+    let image = find_trunk(path, source, key)?;
     let (flavour, rename): (VitFlavour, fn(&str) -> Option<Renamed>) = match image.family {
         Family::Vit(f @ VitFlavour::HfClip) => (f, hf_clip_text),
         Family::Vit(f @ VitFlavour::OpenClip) => (f, open_clip_text),
@@ -88,6 +121,11 @@ pub fn open_text(
         }
     };
     let shapes = source.shapes();
+    if shapes.keys().any(|k| k.ends_with("text_model.head.weight")) {
+        return Err(no_tower(
+            "SigLIP's text tower is not read yet (its image tower is)".into(),
+        ));
+    }
     let mut renamed: Shapes = HashMap::new();
     let mut names = Vec::new();
     for (name, shape) in shapes.range(image.info.prefix.clone()..) {
@@ -101,11 +139,6 @@ pub fn open_text(
             renamed.insert(natview.clone(), shape);
             names.push((natview, name.clone(), part));
         }
-    }
-    if shapes.keys().any(|k| k.ends_with("text_model.head.weight")) {
-        return Err(no_tower(
-            "SigLIP's text tower is not read yet (its image tower is)".into(),
-        ));
     }
     let dir = folder::config_dir(path).unwrap_or_default();
     let configured = TextConfigured::read(&dir, flavour);
@@ -121,18 +154,10 @@ pub fn open_text(
             dir.display()
         )));
     };
-    let mut tensors = HashMap::new();
-    for (natview, original, part) in names {
-        let tensor = source
-            .load(&original, device)
-            .and_then(|t| part.apply(t).map_err(|e| e.to_string()))
-            .map_err(|m| file_error(path, format!("tensor `{original}`: {m}")))?;
-        tensors.insert(natview, tensor);
-    }
     let summary = format!("{}; tokenizer {}", config.describe(), tokenizer.display());
-    Ok(TextFile {
+    Ok(FoundText {
         config,
-        tensors,
+        names,
         tokenizer,
         summary,
     })
