@@ -664,3 +664,70 @@ fn all_five_methods_fine_tune_a_moco_resnet50_and_a_regnety_checkpoint() {
         }
     }
 }
+
+/// Every method fine-tunes vision transformers as their libraries save them (a timm ViT and a
+/// Hugging Face DINOv2 folder whose attention heads only its config.json gives); the trained
+/// weights reopen with `--weights` alone as the same network (heads, activation, resampling
+/// and normalisation recorded by the fine-tune).
+#[test]
+fn all_five_methods_fine_tune_vision_transformers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = common::demo_slice(dir.path(), 8);
+    let dataset = load_dataset(&root).expect("dataset");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vit");
+    for file in ["timm_vit.pth", "hf-dinov2"] {
+        let start = fixtures.join(file);
+        let before = natview::encoder::checkpoint::inspect(&start, None).expect("opens");
+        for method in [
+            Method::SimSiam,
+            Method::InfoNce,
+            Method::Byol,
+            Method::Moby,
+            Method::Swav,
+        ] {
+            let out = dir
+                .path()
+                .join(format!("{file}.{}.safetensors", method.name()));
+            let request = TrainRequest {
+                config: TrainConfig {
+                    input_size_px: SIZE_PX,
+                    steps: 2,
+                    batch_size: 4,
+                    warmup_steps: 1,
+                    heldout_fraction: 0.25,
+                    queue: 16,
+                    prototypes: 8,
+                    ..TrainConfig::new(
+                        method,
+                        ModelKind::Checkpoint,
+                        StartFrom::Weights(start.clone()),
+                    )
+                },
+                dataset: &dataset,
+                checkpoint: dir.path().join(format!("{file}.{}.ckpt", method.name())),
+                out: out.clone(),
+                resume: false,
+                force_cpu: true,
+            };
+            let report = finetune(&request, &Recorder::new(None), &CancelFlag::new())
+                .unwrap_or_else(|e| panic!("{file} {}: {e}", method.name()));
+            assert_eq!(
+                report.outcome,
+                Outcome::Finished,
+                "{file} {}",
+                method.name()
+            );
+            assert!(report.loss_curve.iter().all(|l| l.is_finite()));
+            let after = natview::encoder::checkpoint::inspect(&out, None).expect("reopens");
+            assert_eq!(
+                after.architecture,
+                before.architecture,
+                "{file} {}",
+                method.name()
+            );
+            assert_eq!(after.normalisation, before.normalisation, "{file}");
+            let spec = EncoderSpec::checkpoint(&out, None, Some(SIZE_PX)).expect("reopens");
+            Encoder::new(&spec, &candle_core::Device::Cpu).expect("builds");
+        }
+    }
+}

@@ -28,7 +28,7 @@ pub fn square_resize(image: &RgbImage, size_px: u32) -> RgbImage {
 }
 
 /// How pixel values become network input.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Normalisation {
     /// torchvision's: `(x / 255 − mean) / std` with the ImageNet channel statistics.
     ImageNet,

@@ -14,7 +14,7 @@
 //! passes one (Meta's DINOv2 asks for `(n + 0.1) / N` to avoid a rounding error).
 
 /// How a library resamples a position grid.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum PosResample {
     /// `F.interpolate(size=…, mode="bicubic", antialias=antialias, align_corners=False)`.
     Bicubic {

@@ -8,7 +8,7 @@ use candle_core::{Result, Tensor, D};
 use candle_nn::VarBuilder;
 
 /// The non-linearity of a transformer's MLPs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum TokenActivation {
     /// GELU with erf (PyTorch's `nn.GELU()`).
     Gelu,

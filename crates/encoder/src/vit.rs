@@ -27,7 +27,7 @@ use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 
 /// What a vision transformer's embedding is made of.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum VitPool {
     /// The class token.
     Class,
@@ -68,7 +68,7 @@ impl std::str::FromStr for VitPool {
 }
 
 /// Where the final LayerNorm sits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum FinalNorm {
     /// `norm`, over every token before pooling (timm's default, DINOv2, CLIP's `ln_post`).
     Tokens,
@@ -77,7 +77,7 @@ pub enum FinalNorm {
 }
 
 /// The shape of a vision transformer.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct VitConfig {
     /// Patch side in pixels (14 or 16, …).
     pub patch: usize,

@@ -365,6 +365,13 @@ pub struct WeightsMeta {
     pub steps: usize,
     /// Training time in seconds.
     pub train_secs: f64,
+    /// A transformer's settings its tensors' shapes do not carry (heads, activation, …), so
+    /// that the weights reopen as the network they were trained as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transformer: Option<natview_encoder::VitConfig>,
+    /// How input pixels were normalised in training.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub normalisation: Option<natview_encoder::Normalisation>,
 }
 
 /// The metrics a report compares (a compact, serialisable part of [`EvalReport`]).

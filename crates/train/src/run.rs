@@ -475,6 +475,11 @@ pub fn finetune(
             dataset_fingerprint,
             steps: step,
             train_secs,
+            transformer: match &architecture {
+                natview_encoder::Architecture::Vit(c) => Some(c.clone()),
+                _ => None,
+            },
+            normalisation: Some(norm),
         };
         checkpoint::save(&request.out, &trunk, &weights_meta)?;
         if evaluable {

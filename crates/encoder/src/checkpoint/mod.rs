@@ -355,6 +355,9 @@ fn find_trunk(path: &Path, source: &Source, key: Option<&str>) -> Result<Found, 
             );
         }
     }
+    if let Source::Safetensors(files) = source {
+        apply_natview_meta(files.natview_meta(), &mut found.info);
+    }
     let frameworks = frameworks(&chosen.prefix, &others, source.top_keys());
     let mut line = format!("{} ({})", found.info.summary, chosen.layout.name);
     if !chosen.prefix.is_empty() {
@@ -380,6 +383,41 @@ fn find_trunk(path: &Path, source: &Source, key: Option<&str>) -> Result<Found, 
     }
     found.info.summary = line;
     Ok(found)
+}
+
+/// What a natview fine-tune recorded beside its weights: a transformer's settings the shapes do
+/// not carry (heads, activation, epsilon, position resampling, pooling) and the normalisation
+/// it was trained with; used when they fit the tensors found.
+fn apply_natview_meta(meta: Option<&serde_json::Value>, info: &mut CheckpointInfo) {
+    let Some(meta) = meta else { return };
+    if let (Architecture::Vit(found), Some(stored)) = (
+        &mut info.architecture,
+        meta.get("transformer")
+            .and_then(|v| serde_json::from_value::<crate::VitConfig>(v.clone()).ok()),
+    ) {
+        let same_shapes = crate::VitConfig {
+            heads: found.heads,
+            activation: found.activation,
+            eps: found.eps,
+            resample: found.resample,
+            pool: found.pool,
+            ..stored.clone()
+        } == *found;
+        if same_shapes {
+            *found = stored;
+        }
+    }
+    if let Some(normalisation) = meta
+        .get("normalisation")
+        .and_then(|v| serde_json::from_value::<Normalisation>(v.clone()).ok())
+    {
+        info.normalisation = normalisation;
+        info.preprocessing = format!(
+            "{} px, {} (as natview's fine-tune trained it)",
+            info.input_size_px,
+            normalisation.describe()
+        );
+    }
 }
 
 /// The network a candidate's tensors form, or why they do not.

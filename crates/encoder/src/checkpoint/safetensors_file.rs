@@ -53,16 +53,20 @@ impl Dtype {
 pub(crate) struct SafetensorsFiles {
     files: Vec<PathBuf>,
     tensors: HashMap<String, Entry>,
+    /// The first file's `__metadata__` value under `natview` (JSON), when natview wrote it.
+    natview: Option<serde_json::Value>,
 }
 
 impl SafetensorsFiles {
     /// Reads the headers of `files`; a name in two shards is an error.
     pub fn open(files: &[PathBuf]) -> Result<Self, String> {
         let mut tensors = HashMap::new();
+        let mut natview = None;
         for (index, path) in files.iter().enumerate() {
-            for (name, entry) in
-                read_header(path, index).map_err(|e| format!("{}: {e}", path.display()))?
-            {
+            let (entries, meta) =
+                read_header(path, index).map_err(|e| format!("{}: {e}", path.display()))?;
+            natview = natview.or(meta);
+            for (name, entry) in entries {
                 if tensors.insert(name.clone(), entry).is_some() {
                     return Err(format!("tensor `{name}` is in two shards"));
                 }
@@ -71,7 +75,13 @@ impl SafetensorsFiles {
         Ok(Self {
             files: files.to_vec(),
             tensors,
+            natview,
         })
+    }
+
+    /// What natview wrote about the weights (a fine-tune's `WeightsMeta`), if it wrote them.
+    pub fn natview_meta(&self) -> Option<&serde_json::Value> {
+        self.natview.as_ref()
     }
 
     /// Each floating-point tensor's shape (integer tensors, e.g. position ids, are left out).
@@ -125,7 +135,9 @@ pub(crate) fn looks_like_safetensors(start: &[u8]) -> bool {
     start.len() > 9 && start[8] == b'{'
 }
 
-fn read_header(path: &Path, index: usize) -> Result<Vec<(String, Entry)>, String> {
+type Header = (Vec<(String, Entry)>, Option<serde_json::Value>);
+
+fn read_header(path: &Path, index: usize) -> Result<Header, String> {
     let mut file = std::fs::File::open(path).map_err(|e| e.to_string())?;
     let file_len = file.metadata().map_err(|e| e.to_string())?.len();
     let mut len = [0u8; 8];
@@ -147,6 +159,11 @@ fn read_header(path: &Path, index: usize) -> Result<Vec<(String, Entry)>, String
     let data_start = 8 + header_len;
     let data_len = file_len - data_start;
     let mut out = Vec::new();
+    let natview = object
+        .get("__metadata__")
+        .and_then(|m| m.get("natview"))
+        .and_then(serde_json::Value::as_str)
+        .and_then(|text| serde_json::from_str(text).ok());
     for (name, info) in object {
         if name == "__metadata__" {
             continue;
@@ -193,7 +210,7 @@ fn read_header(path: &Path, index: usize) -> Result<Vec<(String, Entry)>, String
             },
         ));
     }
-    Ok(out)
+    Ok((out, natview))
 }
 
 #[cfg(test)]
