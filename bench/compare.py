@@ -270,6 +270,45 @@ def randomised(model):
     return model.eval()
 
 
+def case_vit(nv, threads, rounds, scratch, count=64, batch=16):
+    """ViT-S/16 and ViT-B/16 at 224 px (timm's classes, random weights, class-token pre-logits)
+    on both sides: timm's module under PyTorch, and natview opening the state dict
+    `torch.save` wrote (`--model checkpoint`)."""
+    import timm
+    import torch
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    images_np = demo_images_224(count)
+    images_path = scratch / f"demo-224-{count}.npy"
+    np.save(images_path, images_np)
+    images = torch.from_numpy(images_np)
+
+    class PreLogits(torch.nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            return self.net.forward_head(self.net.forward_features(x), pre_logits=True)
+
+    rows = []
+    for name, arch in [("ViT-S/16", "vit_small_patch16_224"), ("ViT-B/16", "vit_base_patch16_224")]:
+        model = randomised(timm.create_model(arch, pretrained=False))
+        weights = scratch / f"{arch}-random.pth"
+        torch.save(model.state_dict(), weights)
+        rows.append(
+            forward_row(
+                nv, f"vit {name}", PreLogits(model).eval(), images, images_path,
+                scratch / f"natview-{arch}-out.npy",
+                ("--model", "checkpoint", "--weights", weights), rounds, batch, 1.0,
+                f"vision transformer: timm {name} @224px (torch.save state dict), batch {batch}, "
+                f"{count} images",
+            )
+        )
+    return rows
+
+
 def case_own_encoders(nv, threads, rounds, scratch, count=64, batch=16):
     """ResNet-50 and ConvNeXt-T at 224 px with the same random weights on both sides: PyTorch's
     module, and natview opening the file `torch.save(model.state_dict())` wrote (`--model
@@ -760,7 +799,7 @@ def main():
     parser.add_argument("--data", required=True, type=Path)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--cases", default="embedding,effnet-lite2,own-encoders,train,hnsw,exact,pca,layout,layout1m")
+    parser.add_argument("--cases", default="embedding,effnet-lite2,own-encoders,vit,train,hnsw,exact,pca,layout,layout1m")
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args()
     nv = Natview(args.natview, args.threads)
@@ -775,6 +814,8 @@ def main():
             rows += case_effnet_lite2(nv, args.threads, args.rounds, scratch)
         elif case == "own-encoders":
             rows += case_own_encoders(nv, args.threads, args.rounds, scratch)
+        elif case == "vit":
+            rows += case_vit(nv, args.threads, args.rounds, scratch)
         elif case == "train":
             rows += case_train(nv, args.threads, args.rounds)
         elif case == "hnsw":

@@ -3,7 +3,7 @@
 #
 #   bench/run.sh                  # everything; prints the table, saves it in bench/results/
 #   bench/run.sh --rounds 5       # more alternating rounds (default 3)
-#   bench/run.sh --cases hnsw,pca # some cases only (embedding, train, hnsw, exact, pca, layout, layout1m)
+#   bench/run.sh --cases hnsw,pca # some cases only (embedding, effnet-lite2, own-encoders, vit, train, hnsw, exact, pca, layout, layout1m)
 #
 # Idempotent steps, each skipped when already done:
 #   1. a Python venv in bench/.venv with the peers from PyPI (torch CPU use, torchvision,
@@ -24,14 +24,14 @@ started=$(date +%s)
 venv=bench/.venv
 python=${NATVIEW_BENCH_PYTHON:-$venv/bin/python}
 setup_pid=
-if ! "$python" -c 'import torch, torchvision, faiss, hnswlib, sklearn, safetensors, efficientnet_lite_pytorch, umap, openTSNE' 2>/dev/null; then
+if ! "$python" -c 'import torch, torchvision, faiss, hnswlib, sklearn, safetensors, efficientnet_lite_pytorch, umap, openTSNE, timm' 2>/dev/null; then
   # Mostly downloading (about 2 min, 5.7 GB: PyPI's torch brings its CUDA libraries, used here
   # on the CPU), so it runs beside the Rust build.
   echo "== setting up $venv (PyPI: torch, torchvision, faiss-cpu, hnswlib, scikit-learn), log in $venv.log" >&2
   python=$venv/bin/python
   (python3 -m venv "$venv" &&
     "$python" -m pip install --quiet --upgrade pip &&
-    "$python" -m pip install --quiet torch torchvision faiss-cpu hnswlib scikit-learn safetensors numpy efficientnet-lite-pytorch umap-learn openTSNE) \
+    "$python" -m pip install --quiet torch torchvision faiss-cpu hnswlib scikit-learn safetensors numpy efficientnet-lite-pytorch umap-learn openTSNE timm) \
     >"$venv.log" 2>&1 &
   setup_pid=$!
 fi

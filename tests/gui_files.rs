@@ -99,19 +99,6 @@ fn a_graph_of_garbage_is_rebuilt_and_a_damaged_label_store_is_left_as_it_is() {
     );
 }
 
-/// A file dropped on the window, as the windowing integration hands it to egui.
-#[derive(Debug)]
-struct DroppedPath(std::path::PathBuf);
-
-impl egui::DroppedFile for DroppedPath {
-    fn path(&self) -> &std::path::Path {
-        &self.0
-    }
-    fn bytes(&self) -> Result<Vec<u8>, String> {
-        std::fs::read(&self.0).map_err(|e| e.to_string())
-    }
-}
-
 /// A checkpoint dropped on the window (here lightly's BYOL recipe saved by Lightning) becomes
 /// the encoder: natview says what it found, embeds the dataset with it, and the Model menu
 /// offers it again for this dataset.
@@ -125,7 +112,9 @@ fn a_dropped_lightning_checkpoint_becomes_the_encoder_and_is_remembered() {
     harness
         .input_mut()
         .dropped_files
-        .push(std::sync::Arc::new(DroppedPath(checkpoint.clone())));
+        .push(std::sync::Arc::new(gui_support::DroppedPath(
+            checkpoint.clone(),
+        )));
     gui_support::wait_idle(&mut harness);
     let app = harness.state();
     assert_eq!(app.error(), None);

@@ -99,13 +99,36 @@ fn a_typed_text_ranks_the_gallery_and_feeds_the_neighbours_panel() {
         .is_none());
 }
 
+/// Without a text tower the box says so; a Hugging Face CLIP folder dropped on the window
+/// becomes the encoder (not a dataset to open) and the box works.
 #[test]
-fn without_a_text_tower_the_box_says_so() {
+fn without_a_text_tower_the_box_says_so_until_a_clip_folder_is_dropped() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = common::demo_slice(dir.path(), 6);
-    let harness = gui_support::opened_app(&root);
+    let mut harness = gui_support::opened_app(&root);
     let session = harness.state().session().expect("open");
     let why = session.text_search.clone().expect_err("no text tower");
     assert!(why.contains("has no text tower"), "{why}");
     harness.get_by_label("no text tower");
+    let clip = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vit/hf-clip");
+    harness
+        .input_mut()
+        .dropped_files
+        .push(std::sync::Arc::new(gui_support::DroppedPath(clip.clone())));
+    gui_support::wait_idle(&mut harness);
+    let app = harness.state();
+    assert_eq!(app.error(), None);
+    assert_eq!(app.encoder().weights.as_deref(), Some(clip.as_path()));
+    let session = app.session().expect("still open");
+    assert_eq!(
+        session.dataset.source, root,
+        "the folder did not open as a dataset"
+    );
+    assert!(session.text_search.is_ok(), "{:?}", session.text_search);
+    assert!(
+        app.notice()
+            .is_some_and(|n| n.contains("CLIP ViT-2×64/8 image tower")),
+        "{:?}",
+        app.notice()
+    );
 }

@@ -69,3 +69,16 @@ pub fn step_until(
     }
     panic!("{what}: not reached after two minutes");
 }
+
+/// A file (or folder) dropped on the window, as the windowing integration hands it to egui.
+#[derive(Debug)]
+pub struct DroppedPath(pub std::path::PathBuf);
+
+impl egui::DroppedFile for DroppedPath {
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}

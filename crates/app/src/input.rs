@@ -20,7 +20,9 @@ impl NatviewApp {
         if let Some(path) = dropped.into_iter().next() {
             if path.is_file() && is_supported_extension(&path) {
                 self.commands.push(Command::QueryImage(path));
-            } else if path.is_file() && natview_encoder::checkpoint::is_weights_file(&path) {
+            } else if (path.is_file() && natview_encoder::checkpoint::is_weights_file(&path))
+                || natview_encoder::checkpoint::is_model_folder(&path)
+            {
                 self.commands.push(Command::OpenEncoder(path));
             } else {
                 self.commands.push(Command::Open(path));

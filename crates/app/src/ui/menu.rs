@@ -51,6 +51,20 @@ pub fn menu_bar_ui(
                 }
                 ui.close();
             }
+            if ui
+                .button("Open encoder folder…")
+                .on_hover_text(
+                    "a Hugging Face model folder (config.json + model.safetensors, sharded or \
+                     not), an open_clip hub folder, or a repository in the hub cache \
+                     (models--org--name); or drop the folder on the window",
+                )
+                .clicked()
+            {
+                if let Some(path) = rfd::FileDialog::new().pick_folder() {
+                    commands.push(Command::OpenEncoder(path));
+                }
+                ui.close();
+            }
             ui.separator();
             if ui
                 .add_enabled(has_session, egui::Button::new("Query by image…"))

@@ -597,6 +597,18 @@ fn overview(shapes: &BTreeMap<String, Vec<usize>>) -> String {
 /// The files natview offers to open as an encoder: its own safetensors and PyTorch's.
 pub const EXTENSIONS: [&str; 7] = ["safetensors", "pth", "pt", "ckpt", "bin", "tar", "torch"];
 
+/// Whether `path` is a model folder (a Hugging Face or open_clip folder, or a hub cache
+/// repository) rather than a dataset: it has weights natview would open and a model config
+/// (or the cache's `snapshots/`).
+pub fn is_model_folder(path: &Path) -> bool {
+    path.is_dir()
+        && folder::weights_files(path).is_ok()
+        && folder::config_dir(path).is_some_and(|dir| {
+            folder::CONFIG_FILES.iter().any(|f| dir.join(f).is_file())
+                || dir.join("model.safetensors.index.json").is_file()
+        })
+}
+
 /// Whether `path` looks like a weights file (by extension).
 pub fn is_weights_file(path: &Path) -> bool {
     path.extension()
