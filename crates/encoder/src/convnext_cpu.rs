@@ -306,7 +306,7 @@ impl pulp::WithSimd for Residual<'_> {
 }
 
 /// The kernels: plain loops, inlined into the `with_simd` above.
-mod kernels {
+pub(crate) mod kernels {
     use super::{FusedBlock, K, LANES, PAD};
 
     /// `a · b + acc`, fused (one instruction where the CPU has FMA).
@@ -430,7 +430,7 @@ mod kernels {
     /// GELU with the error function, `x · Φ(x)`, erf by Abramowitz & Stegun's 7.1.26 (absolute
     /// error below 1.5e-7) and `exp` by [`exp_neg`]: branch-free, so the loop vectorises.
     #[inline(always)]
-    pub(super) fn gelu(x: f32) -> f32 {
+    pub(crate) fn gelu(x: f32) -> f32 {
         let a = x.abs() * std::f32::consts::FRAC_1_SQRT_2;
         let t = 1.0 / madd(0.327_591_1, a, 1.0);
         let mut poly = 1.061_405_4f32;
@@ -447,7 +447,7 @@ mod kernels {
     /// (Cody and Waite's two-part ln 2 keeps `r` exact), `e^(−v) = 2^(−n) · e^(−r)`, the power
     /// of two set in the exponent bits and `e^(−r)` by its Taylor series to degree 7.
     #[inline(always)]
-    pub(super) fn exp_neg(v: f32) -> f32 {
+    pub(crate) fn exp_neg(v: f32) -> f32 {
         const LN2_HI: f32 = 0.693_359_4;
         const LN2_LO: f32 = -2.121_944_4e-4;
         let clamped = v.min(87.0);

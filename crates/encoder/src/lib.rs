@@ -32,6 +32,7 @@ mod resnet;
 mod text;
 mod text_encoder;
 mod transformer;
+mod transformer_cpu;
 mod trunk;
 mod vit;
 

@@ -191,6 +191,52 @@ impl Block {
         })
     }
 
+    /// This block's values for the fused CPU evaluation path.
+    pub(crate) fn fused(&self) -> Result<crate::transformer_cpu::FusedTransformerBlock> {
+        let vec = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
+        let norm = |n: &LayerNorm| -> Result<(Vec<f32>, Vec<f32>)> {
+            Ok((vec(&n.weight)?, vec(&n.bias)?))
+        };
+        // `[in, out]` row-major, as the products read it.
+        let transposed = |l: &Linear| -> Result<(Vec<f32>, Vec<f32>)> {
+            let (_, bias) = l.values()?;
+            Ok((vec(&l.weight_t.contiguous()?)?, bias))
+        };
+        let dim = self.norm1.weight.dim(0)?;
+        let qkv = match &self.attn.qkv {
+            Qkv::Fused(linear) => transposed(linear)?,
+            Qkv::Separate(parts) => {
+                let weight = Tensor::cat(
+                    &[&parts[0].weight_t, &parts[1].weight_t, &parts[2].weight_t],
+                    1,
+                )?;
+                let mut bias = Vec::with_capacity(3 * dim);
+                for part in parts {
+                    bias.extend(part.values()?.1);
+                }
+                (vec(&weight.contiguous()?)?, bias)
+            }
+        };
+        let scale = |s: &Option<Tensor>| match s {
+            Some(gamma) => vec(gamma),
+            None => Ok(vec![1.0; dim]),
+        };
+        Ok(crate::transformer_cpu::FusedTransformerBlock {
+            dim,
+            heads: self.attn.heads,
+            eps: self.norm1.eps as f32,
+            activation: self.mlp.activation,
+            ln1: norm(&self.norm1)?,
+            ln2: norm(&self.norm2)?,
+            qkv,
+            proj: transposed(&self.attn.proj)?,
+            fc1: transposed(&self.mlp.fc1)?,
+            fc2: transposed(&self.mlp.fc2)?,
+            ls1: scale(&self.ls1)?,
+            ls2: scale(&self.ls2)?,
+        })
+    }
+
     /// The block on `[batch, tokens, D]`; `causal` masks later tokens (text towers).
     pub(crate) fn forward_t(&self, x: &Tensor, train: bool, causal: bool) -> Result<Tensor> {
         let scaled = |h: Tensor, scale: &Option<Tensor>| match scale {

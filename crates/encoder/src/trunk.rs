@@ -139,6 +139,7 @@ impl Trunk {
                 *fused = Some(std::sync::Arc::new(FusedEffNet::new(net)?));
             }
             Trunk::ConvNext(net) => net.prepare_inference(device)?,
+            Trunk::Vit(net) => net.prepare_inference(device)?,
             _ => {}
         }
         Ok(())

@@ -271,6 +271,8 @@ pub struct Vit {
     norm: LayerNorm,
     attn_pool: Option<AttentionPool>,
     projection: Option<Tensor>,
+    /// The blocks' fused CPU evaluation form, once prepared.
+    fused: Option<std::sync::Arc<Vec<crate::transformer_cpu::FusedTransformerBlock>>>,
 }
 
 impl Vit {
@@ -330,7 +332,22 @@ impl Vit {
                     )
                 })
                 .transpose()?,
+            fused: None,
         })
+    }
+
+    /// Readies the fused evaluation path of the blocks for f32 inputs on the CPU (our kernels
+    /// in use).
+    pub fn prepare_inference(&mut self, device: &candle_core::Device) -> Result<()> {
+        if device.is_cpu() && super::conv::own_cpu_kernels() && self.fused.is_none() {
+            let fused = self
+                .blocks
+                .iter()
+                .map(Block::fused)
+                .collect::<Result<Vec<_>>>()?;
+            self.fused = Some(std::sync::Arc::new(fused));
+        }
+        Ok(())
     }
 
     /// The configuration this network was built from.
@@ -418,6 +435,17 @@ impl Vit {
         }
         if frozen == 1 {
             h = h.detach();
+        }
+        if let Some(fused) = self
+            .fused
+            .as_deref()
+            .filter(|_| !train && h.device().is_cpu() && h.dtype() == candle_core::DType::F32)
+        {
+            let (b, t, d) = h.dims3()?;
+            let mut values = h.flatten_all()?.to_vec1::<f32>()?;
+            crate::transformer_cpu::forward_blocks(fused, &mut values, b, t);
+            let h = Tensor::from_vec(values, (b, t, d), h.device())?;
+            return self.pool(&h, train);
         }
         let depth = self.blocks.len();
         for (i, block) in self.blocks.iter().enumerate() {
@@ -511,6 +539,15 @@ mod tests {
         let trained = vars.get("blocks.3.mlp.fc1.weight").expect("block 3");
         assert!(grads.get(frozen.as_tensor()).is_none(), "stage 1 is frozen");
         assert!(grads.get(trained.as_tensor()).is_some(), "stage 4 trains");
+        let mut fused_net = net.clone();
+        fused_net.prepare_inference(&Device::Cpu).expect("fuse");
+        let fused = fused_net.forward_t(&x, false).expect("fused");
+        let diff: f32 = (fused - &eval)
+            .and_then(|d| d.abs())
+            .and_then(|d| d.max_all())
+            .and_then(|d| d.to_scalar())
+            .expect("diff");
+        assert!(diff < 1e-4, "fused path differs by {diff}");
         for name in [
             "cls_token",
             "reg_token",
