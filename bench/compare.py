@@ -6,7 +6,7 @@ and its peers (PyTorch, hnswlib, FAISS, NumPy, scikit-learn) alternately, and pr
 Markdown table of medians and ratios, preceded by the machine, versions and command.
 bench/run.sh sets everything up and calls this; see BENCHMARKS.md.
 
-    python bench/compare.py --natview target/bench/release/natview-bench --data data/bench
+    python bench/compare.py --natview target/bench/dist/natview-bench --data data/bench
 """
 
 import argparse

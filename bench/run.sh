@@ -9,7 +9,7 @@
 #   1. a Python venv in bench/.venv with the peers from PyPI (torch CPU use, torchvision,
 #      faiss-cpu, hnswlib, scikit-learn, safetensors, efficientnet-lite-pytorch, umap-learn, openTSNE); NATVIEW_BENCH_PYTHON=/path/to/python
 #      uses another interpreter that has them;
-#   2. the release build of the benchmark binary `natview-bench` (headless:
+#   2. the `dist` build (release + thin LTO) of the benchmark binary `natview-bench` (headless:
 #      `--no-default-features`, into target/bench) and of the `natview` CLI;
 #   3. the full emoji set (scripts/build-demo.sh --full → data/emoji-full, from npm);
 #   4. the shared inputs (`natview-bench vectors` → data/bench: 105,882 × 256 embeddings of
@@ -40,8 +40,9 @@ echo "== building natview-bench and natview (release, headless)" >&2
 # Its own target folder (also for the example that builds the emoji set), so the GUI build
 # in target/ is neither replaced nor rebuilt.
 export CARGO_TARGET_DIR=target/bench
-cargo build --release --no-default-features --quiet -p natview -p natview-bench
-bench=$CARGO_TARGET_DIR/release/natview-bench
+# The `dist` profile: release with thin LTO, as installs are built.
+cargo build --profile dist --no-default-features --quiet -p natview -p natview-bench
+bench=$CARGO_TARGET_DIR/dist/natview-bench
 
 if [ ! -f data/emoji-full/manifest.csv ]; then
   echo "== building the full emoji set (data/emoji-full)" >&2

@@ -3,7 +3,8 @@
 # PREFIX/share/natview/models and the built-in demo in PREFIX/share/natview/demo — the places
 # an installed natview looks for them (see the README's Install section).
 #
-#   scripts/install.sh PREFIX              # builds with `cargo install --path . --root PREFIX`
+#   scripts/install.sh PREFIX              # builds with `cargo install --path . --root PREFIX
+#                                          #   --profile dist` (release + thin LTO)
 #   NATVIEW_BIN=path/to/natview scripts/install.sh PREFIX   # installs that binary instead
 #
 # Extra arguments after PREFIX go to `cargo install` (e.g. --no-default-features,
@@ -22,7 +23,7 @@ prefix="$(cd "$prefix" && pwd)"
 if [[ -n "${NATVIEW_BIN:-}" ]]; then
   install -m 755 "$NATVIEW_BIN" "$prefix/bin/natview"
 else
-  cargo install --path "$src" --root "$prefix" --locked "$@"
+  cargo install --path "$src" --root "$prefix" --locked --profile dist "$@"
 fi
 
 # The weights and the demo: copied into a temporary folder beside their place, then swapped in.

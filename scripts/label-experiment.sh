@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 dataset=${1:-data/emoji-full/manifest.csv}
 pairs=${2:-400}
 steps=${3:-150}
-natview=${NATVIEW:-target/bench/release/natview}
+natview=${NATVIEW:-target/bench/dist/natview}
 out=${OUT:-target/label-experiment}
 mkdir -p "$out"
 common=(--model compact --quiet)
