@@ -108,6 +108,7 @@ fn a_short_run_lowers_the_loss_and_raises_the_gap_on_its_training_listings() {
         weights: None,
         seed: 3,
         weights_key: None,
+        pool: None,
     };
     let trained = EncoderSpec {
         weights: Some(out),
@@ -155,6 +156,7 @@ fn a_checkpoint_reloads_into_bit_identical_embeddings() {
         weights: Some(out),
         seed: 0,
         weights_key: None,
+        pool: None,
     };
     let encoder = Encoder::new(&spec, &device).expect("encoder");
     let images: Vec<_> = dataset
@@ -347,6 +349,7 @@ fn judged_pairs_move_the_way_their_verdicts_say_compared_with_a_run_without_them
         weights: ModelKind::Compact.shipped_weights(),
         seed: 0,
         weights_key: None,
+        pool: None,
     };
     // "Different": each of ten listings' first view with the most similar image of another
     // listing (the hard pairs an analyst would be shown). "Same": second views of listings
@@ -415,6 +418,7 @@ fn judged_pairs_move_the_way_their_verdicts_say_compared_with_a_run_without_them
             weights: Some(weights.to_path_buf()),
             seed: 0,
             weights_key: None,
+            pool: None,
         };
         let (items, rows) = embed_all(&root, &spec);
         let row = |p: &str| {
@@ -565,6 +569,7 @@ fn swav_weights_assign_clusters(method: Method, weights: &Path, root: &Path) {
         weights: Some(weights.to_path_buf()),
         seed: 0,
         weights_key: None,
+        pool: None,
     };
     let encoder = Encoder::new(&spec, &candle_core::Device::Cpu).expect("encoder");
     if method != Method::Swav {

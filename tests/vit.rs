@@ -114,3 +114,65 @@ fn embed_takes_hugging_face_folders() {
         assert!(stderr.contains("embeddings: "), "{stderr}");
     }
 }
+
+/// `--pool both` gives DINOv2's linear-probe feature (the class token beside the patch mean,
+/// twice as wide, the class token as the library's); a pooling the network cannot do is refused.
+#[test]
+fn pooling_can_be_chosen_where_the_network_allows_it() {
+    let case = cases()
+        .into_iter()
+        .find(|c| c["name"] == "hf-dinov2")
+        .expect("hf-dinov2");
+    let path = fixtures().join("hf-dinov2");
+    let spec = EncoderSpec {
+        pool: Some(natview::encoder::VitPool::ClassAndMean),
+        ..EncoderSpec::checkpoint(&path, None, None).expect("spec")
+    };
+    assert!(
+        spec.workspace_key().ends_with("-pool-cls-mean"),
+        "{}",
+        spec.workspace_key()
+    );
+    let encoder = Encoder::new(&spec, &Device::Cpu).expect("builds");
+    assert_eq!(encoder.dim(), 128);
+    let run = &case["runs"][0];
+    let inputs = npy(run["inputs"].as_str().expect("inputs"));
+    let inputs = Tensor::from_vec(inputs.data, inputs.shape, &Device::Cpu).expect("tensor");
+    let theirs = npy(run["outputs"].as_str().expect("outputs"));
+    for (i, row) in encoder
+        .embed_input(&inputs)
+        .expect("embeds")
+        .iter()
+        .enumerate()
+    {
+        let cos = cosine(&row[..64], &theirs.data[i * 64..(i + 1) * 64]);
+        assert!(cos >= 0.9999, "input {i}: class token cosine {cos}");
+    }
+    let siglip = EncoderSpec {
+        pool: Some(natview::encoder::VitPool::Mean),
+        ..EncoderSpec::checkpoint(&fixtures().join("hf-siglip"), None, None).expect("spec")
+    };
+    let err = Encoder::new(&siglip, &Device::Cpu).err().expect("refused");
+    assert!(err.to_string().contains("attention head"), "{err}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = common::demo_slice(dir.path(), 2);
+    let cnn =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/checkpoints/timm_convnext.pth");
+    let out = common::natview(
+        &[
+            "embed",
+            data.to_str().expect("utf-8"),
+            "--weights",
+            cnn.to_str().expect("utf-8"),
+            "--pool",
+            "mean",
+        ],
+        dir.path(),
+    );
+    let stderr = common::text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("--pool applies to vision transformers"),
+        "{stderr}"
+    );
+}

@@ -154,6 +154,7 @@ impl FinetuneSettings {
             weights: Some(self.weights_path(workspace)),
             seed: 0,
             weights_key: None,
+            pool: None,
         }
     }
 }

@@ -149,6 +149,7 @@ pub fn run(args: &CompareArgs, common: &CommonArgs) -> anyhow::Result<()> {
         weights,
         seed: common.seed,
         weights_key: None,
+        pool: None,
     };
     let start_weights = match &start {
         StartFrom::Weights(path) => Some(path.clone()),

@@ -169,6 +169,12 @@ pub struct CommonArgs {
     /// `state_dict.module.encoder_k.`); natview lists them when it cannot choose.
     #[arg(long, global = true, requires = "weights")]
     pub weights_key: Option<String>,
+    /// How a vision transformer's tokens become the embedding: cls (the class token), mean
+    /// (the patch tokens' mean) or both (concatenated, DINOv2's linear-probe feature; twice as
+    /// wide). Default: the family's (cls; mean for timm `fc_norm` models; SigLIP's attention
+    /// pool).
+    #[arg(long, global = true, requires = "weights", value_parser = parse_pool)]
+    pub pool: Option<natview_encoder::VitPool>,
     /// Input size in pixels, 8 to 2,048 (default: 224 for effnet-lite0, ResNets and RegNetY,
     /// 240/260 for effnet-lite1/2, 64 for compact, 32 for pixels; fine-tuned --weights: the
     /// size they were trained at).
@@ -298,11 +304,17 @@ impl CommonArgs {
                 anyhow::anyhow!("--model checkpoint needs --weights FILE (the checkpoint)")
             })?;
             let recorded_size = self.recorded().map(|meta| meta.input_size_px);
-            return Ok(EncoderSpec::checkpoint(
-                weights,
-                self.weights_key.as_deref(),
-                self.size.or(recorded_size),
-            )?);
+            let spec = EncoderSpec {
+                pool: self.pool,
+                ..EncoderSpec::checkpoint(
+                    weights,
+                    self.weights_key.as_deref(),
+                    self.size.or(recorded_size),
+                )?
+            };
+            // A pooling the network cannot do is an error now, not after the dataset loads.
+            spec.architecture()?;
+            return Ok(spec);
         }
         // Fine-tuned weights embed at the size they were trained (and evaluated) at.
         let recorded_size = self
@@ -327,6 +339,7 @@ impl CommonArgs {
             weights,
             seed: self.seed,
             weights_key: self.weights_key.clone(),
+            pool: self.pool,
         })
     }
 }
@@ -517,4 +530,8 @@ fn open_window(_dataset: Option<PathBuf>, _common: &CommonArgs) -> anyhow::Resul
 /// is printed and exits with status 1.
 pub fn main() {
     process::run_binary(Cli::opens_window, Cli::threads, run);
+}
+
+fn parse_pool(text: &str) -> Result<natview_encoder::VitPool, String> {
+    text.parse()
 }

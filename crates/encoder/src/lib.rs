@@ -296,6 +296,10 @@ pub struct EncoderSpec {
     /// (`--weights-key`); `None`: natview finds it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weights_key: Option<String>,
+    /// How a vision transformer's tokens become the embedding (`--pool`); `None`: the
+    /// family's default (class token; patch mean for `fc_norm` models; SigLIP's attention).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<VitPool>,
 }
 
 impl EncoderSpec {
@@ -307,6 +311,7 @@ impl EncoderSpec {
             weights: None,
             seed: 0,
             weights_key: None,
+            pool: None,
         }
     }
 
@@ -324,16 +329,44 @@ impl EncoderSpec {
             weights: Some(weights.to_path_buf()),
             seed: 0,
             weights_key: weights_key.map(str::to_string),
+            pool: None,
         })
     }
 
-    /// The network: the preset's, or the one a checkpoint's tensors describe.
+    /// The network: the preset's, or the one a checkpoint's tensors describe (with the
+    /// `--pool` chosen).
     pub fn architecture(&self) -> Result<Option<Architecture>, EncoderError> {
         match (&self.weights, self.model) {
-            (Some(path), ModelKind::Checkpoint) => Ok(Some(
-                checkpoint::inspect(path, self.weights_key.as_deref())?.architecture,
-            )),
+            (Some(path), ModelKind::Checkpoint) => {
+                let found = checkpoint::inspect(path, self.weights_key.as_deref())?.architecture;
+                Ok(Some(self.pooled(path, found)?))
+            }
             _ => Ok(self.model.architecture()),
+        }
+    }
+
+    /// `architecture` with this spec's pooling, or an error naming the file when the network
+    /// cannot pool that way.
+    fn pooled(
+        &self,
+        path: &Path,
+        architecture: Architecture,
+    ) -> Result<Architecture, EncoderError> {
+        match (self.pool, architecture) {
+            (None, a) => Ok(a),
+            (Some(pool), Architecture::Vit(config)) => config
+                .with_pool(pool)
+                .map(Architecture::Vit)
+                .map_err(|message| EncoderError::Checkpoint {
+                    path: path.to_path_buf(),
+                    message,
+                }),
+            (Some(_), _) => Err(EncoderError::Checkpoint {
+                path: path.to_path_buf(),
+                message: "--pool applies to vision transformers; this is a CNN (its pooled \
+                          feature is the global average)"
+                    .into(),
+            }),
         }
     }
 
@@ -345,6 +378,7 @@ impl EncoderSpec {
             weights: Some(PathBuf::from(name)),
             seed: 0,
             weights_key: None,
+            pool: None,
         }
     }
 
@@ -417,6 +451,9 @@ impl EncoderSpec {
         if self.input_size_px != self.model.default_input_size_px() {
             key.push_str(&format!("-{}px", self.input_size_px));
         }
+        if let Some(pool) = self.pool {
+            key.push_str(&format!("-pool-{}", pool.name().replace('+', "-")));
+        }
         key
     }
 
@@ -427,6 +464,7 @@ impl EncoderSpec {
         self.model == other.model
             && self.input_size_px == other.input_size_px
             && self.weights_key == other.weights_key
+            && self.pool == other.pool
             && match (&self.weights, &other.weights) {
                 (None, None) => self.seed == other.seed,
                 (Some(a), Some(b)) if self.model == ModelKind::Imported => a == b,
@@ -457,7 +495,15 @@ impl EncoderSpec {
             ),
             (None, _) => format!("untrained encoder (random init, seed {})", self.seed),
         };
-        format!("{} @{}px, {}", self.family(), self.input_size_px, weights)
+        let pool = self
+            .pool
+            .map_or_else(String::new, |p| format!(", {} pooling", p.name()));
+        format!(
+            "{} @{}px{pool}, {}",
+            self.family(),
+            self.input_size_px,
+            weights
+        )
     }
 
     /// The network's name: the model's, or for a checkpoint the family and size its tensors
@@ -558,7 +604,9 @@ impl Encoder {
             Some(path)
                 if spec.model == ModelKind::Checkpoint || checkpoint::is_pytorch_file(path) =>
             {
-                let (info, tensors) = checkpoint::open(path, spec.weights_key.as_deref(), device)?;
+                let (mut info, tensors) =
+                    checkpoint::open(path, spec.weights_key.as_deref(), device)?;
+                info.architecture = spec.pooled(path, info.architecture)?;
                 if let Some(preset) = spec.model.architecture() {
                     if preset != info.architecture {
                         return Err(mismatch(

@@ -167,6 +167,32 @@ impl VitConfig {
         }
     }
 
+    /// This network with its tokens pooled as `pool` says, or why it cannot be: the class
+    /// token needs one, the attention pool needs SigLIP's head.
+    pub fn with_pool(&self, pool: VitPool) -> std::result::Result<Self, String> {
+        match pool {
+            VitPool::Class | VitPool::ClassAndMean if !self.class_token => Err(format!(
+                "--pool {}: this transformer has no class token (use --pool mean)",
+                pool.name()
+            )),
+            VitPool::Attention if self.pool != VitPool::Attention => {
+                Err("--pool attention: this transformer has no attention-pooling head".into())
+            }
+            _ if self.pool == VitPool::Attention && pool != VitPool::Attention => Err(format!(
+                "--pool {}: SigLIP's tower is trained to pool with its attention head",
+                pool.name()
+            )),
+            _ if self.projection.is_some() && pool != self.pool => Err(format!(
+                "--pool {}: a CLIP image tower projects its class token into the text space",
+                pool.name()
+            )),
+            _ => Ok(Self {
+                pool,
+                ..self.clone()
+            }),
+        }
+    }
+
     /// The input size the position grid was trained at.
     pub fn input_size_px(&self) -> u32 {
         u32::try_from(self.grid * self.patch).unwrap_or(224)

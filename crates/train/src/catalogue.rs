@@ -60,6 +60,7 @@ fn finetuned_spec(path: std::path::PathBuf) -> Option<EncoderSpec> {
         weights: Some(path),
         seed: 0,
         weights_key: None,
+        pool: None,
     })
 }
 
