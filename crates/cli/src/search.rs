@@ -44,12 +44,16 @@ pub fn search(args: &SearchArgs, common: &CommonArgs) -> anyhow::Result<()> {
             spec.describe()
         );
     };
+    let started = std::time::Instant::now();
     let text = TextEncoder::open(weights, spec.weights_key.as_deref(), &choose_device(true))?;
+    let opened = started.elapsed();
     eprintln!("text: {}", text.summary());
+    let started = std::time::Instant::now();
     let query = text
         .embed(&[args.text.as_str()])?
         .pop()
         .context("the text tower gave no embedding")?;
+    let text_time = started.elapsed();
     let set = &embedded.set;
     if query.len() != set.matrix.dim {
         bail!(
@@ -58,11 +62,23 @@ pub fn search(args: &SearchArgs, common: &CommonArgs) -> anyhow::Result<()> {
             set.matrix.dim
         );
     }
-    let found = if args.exact {
-        exact_neighbours(&set.matrix, &query, args.k, None)?
-    } else {
-        index_for(&embedded, args.hnsw, common)?.search(&query, args.k, None)?
+    let index = (!args.exact)
+        .then(|| index_for(&embedded, args.hnsw, common))
+        .transpose()?;
+    let started = std::time::Instant::now();
+    let found = match &index {
+        None => exact_neighbours(&set.matrix, &query, args.k, None)?,
+        Some(index) => index.search(&query, args.k, None)?,
     };
+    eprintln!(
+        "text query: tower opened in {:.0} ms, text embedded in {:.1} ms, {} search over {} \
+         images in {:.2} ms",
+        opened.as_secs_f64() * 1000.0,
+        text_time.as_secs_f64() * 1000.0,
+        if args.exact { "exact" } else { "HNSW" },
+        set.matrix.rows,
+        started.elapsed().as_secs_f64() * 1000.0
+    );
     print_ranked(
         set,
         &found,
