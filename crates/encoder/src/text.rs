@@ -54,6 +54,8 @@ pub struct TextTower {
     blocks: Vec<Block>,
     norm: LayerNorm,
     projection: Option<Tensor>,
+    /// The blocks' fused CPU evaluation form (when the tower is on the CPU).
+    fused: Option<Vec<crate::transformer_cpu::FusedTransformerBlock>>,
 }
 
 impl TextTower {
@@ -64,7 +66,7 @@ impl TextTower {
             mean: 0.0,
             stdev: 0.02,
         };
-        Ok(Self {
+        let mut tower = Self {
             config: config.clone(),
             token_embedding: vb.get_with_hints((config.vocab, d), "token_embedding", small)?,
             positions: vb
@@ -84,7 +86,18 @@ impl TextTower {
                     )
                 })
                 .transpose()?,
-        })
+            fused: None,
+        };
+        if tower.device().is_cpu() && super::conv::own_cpu_kernels() {
+            tower.fused = Some(
+                tower
+                    .blocks
+                    .iter()
+                    .map(Block::fused)
+                    .collect::<Result<Vec<_>>>()?,
+            );
+        }
+        Ok(tower)
     }
 
     /// The configuration.
@@ -124,8 +137,18 @@ impl TextTower {
             .index_select(&index, 0)?
             .add(&self.positions.narrow(0, 0, n)?)?
             .unsqueeze(0)?;
-        for block in &self.blocks {
-            x = block.forward_t(&x, false, true)?;
+        match &self.fused {
+            Some(fused) => {
+                let d = self.config.blocks.dim;
+                let mut values = x.flatten_all()?.to_vec1::<f32>()?;
+                crate::transformer_cpu::forward_blocks(fused, &mut values, 1, n, true);
+                x = Tensor::from_vec(values, (1, n, d), self.device())?;
+            }
+            None => {
+                for block in &self.blocks {
+                    x = block.forward_t(&x, false, true)?;
+                }
+            }
         }
         let x = self.norm.forward_t(&x, false)?.squeeze(0)?;
         let eos = match self.config.eos_token {

@@ -47,12 +47,14 @@ impl FusedTransformerBlock {
     }
 }
 
-/// Runs `blocks` on `x`: `images` sequences of `tokens` rows of width D, in place.
+/// Runs `blocks` on `x`: `images` sequences of `tokens` rows of width D, in place; `causal`:
+/// each token attends to itself and the tokens before it only (text towers).
 pub(crate) fn forward_blocks(
     blocks: &[FusedTransformerBlock],
     x: &mut [f32],
     images: usize,
     tokens: usize,
+    causal: bool,
 ) {
     let Some(first) = blocks.first() else { return };
     let d = first.dim;
@@ -61,7 +63,15 @@ pub(crate) fn forward_blocks(
     let mut qkv = vec![0f32; rows * 3 * d];
     let mut attended = vec![0f32; rows * d];
     for block in blocks {
-        attention_sublayer(block, x, &mut normed, &mut qkv, &mut attended, tokens);
+        attention_sublayer(
+            block,
+            x,
+            &mut normed,
+            &mut qkv,
+            &mut attended,
+            tokens,
+            causal,
+        );
         mlp_sublayer(block, x);
     }
 }
@@ -74,6 +84,7 @@ fn attention_sublayer(
     qkv: &mut [f32],
     attended: &mut [f32],
     tokens: usize,
+    causal: bool,
 ) {
     let d = block.dim;
     let rows = x.len() / d;
@@ -109,7 +120,7 @@ fn attention_sublayer(
     attended
         .par_chunks_mut(tokens * d)
         .zip(qkv.par_chunks(tokens * 3 * d))
-        .for_each(|(out, qkv)| attend_image(block, qkv, out, tokens));
+        .for_each(|(out, qkv)| attend_image(block, qkv, out, tokens, causal));
     let attended: &[f32] = attended;
     x.par_chunks_mut(tile * d)
         .zip(attended.par_chunks(tile * d))
@@ -136,7 +147,13 @@ fn attention_sublayer(
 }
 
 /// Multi-head attention of one image's tokens: `qkv` is `[tokens, 3D]`, `out` `[tokens, D]`.
-fn attend_image(block: &FusedTransformerBlock, qkv: &[f32], out: &mut [f32], tokens: usize) {
+fn attend_image(
+    block: &FusedTransformerBlock,
+    qkv: &[f32],
+    out: &mut [f32],
+    tokens: usize,
+    causal: bool,
+) {
     let d = block.dim;
     let hd = d / block.heads.max(1);
     let scale = (hd as f32).powf(-0.5);
@@ -161,6 +178,12 @@ fn attend_image(block: &FusedTransformerBlock, qkv: &[f32], out: &mut [f32], tok
                 Operand::transposed(k, hd),
                 false,
             );
+            if causal {
+                // Later tokens get no weight: e^(−∞) is 0 in the softmax below.
+                for (i, row) in scores.chunks_exact_mut(tokens).enumerate() {
+                    row[i + 1..].fill(f32::NEG_INFINITY);
+                }
+            }
             pulp::Arch::new().dispatch(SoftmaxRows {
                 values: scores,
                 width: tokens,

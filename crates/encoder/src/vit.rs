@@ -469,7 +469,7 @@ impl Vit {
         {
             let (b, t, d) = h.dims3()?;
             let mut values = h.flatten_all()?.to_vec1::<f32>()?;
-            crate::transformer_cpu::forward_blocks(fused, &mut values, b, t);
+            crate::transformer_cpu::forward_blocks(fused, &mut values, b, t, false);
             let h = Tensor::from_vec(values, (b, t, d), h.device())?;
             return self.pool(&h, train);
         }
