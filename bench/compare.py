@@ -270,11 +270,9 @@ def randomised(model):
     return model.eval()
 
 
-def case_vit(nv, threads, rounds, scratch, count=64, batch=16):
-    """ViT-S/16 and ViT-B/16 at 224 px (timm's classes, random weights, class-token pre-logits)
-    on both sides: timm's module under PyTorch, and natview opening the state dict
-    `torch.save` wrote (`--model checkpoint`)."""
-    import timm
+def torch_demo_224(threads, scratch, count):
+    """PyTorch set to `threads` and seeded, and `count` demo images preprocessed once at 224 px:
+    as a tensor, and saved for natview's `forward`."""
     import torch
 
     torch.set_num_threads(threads)
@@ -282,7 +280,17 @@ def case_vit(nv, threads, rounds, scratch, count=64, batch=16):
     images_np = demo_images_224(count)
     images_path = scratch / f"demo-224-{count}.npy"
     np.save(images_path, images_np)
-    images = torch.from_numpy(images_np)
+    return torch.from_numpy(images_np), images_path
+
+
+def case_vit(nv, threads, rounds, scratch, count=64, batch=16):
+    """ViT-S/16 and ViT-B/16 at 224 px (timm's classes, random weights, class-token pre-logits)
+    on both sides: timm's module under PyTorch, and natview opening the state dict
+    `torch.save` wrote (`--model checkpoint`)."""
+    import timm
+    import torch
+
+    images, images_path = torch_demo_224(threads, scratch, count)
 
     class PreLogits(torch.nn.Module):
         def __init__(self, net):
@@ -316,12 +324,7 @@ def case_own_encoders(nv, threads, rounds, scratch, count=64, batch=16):
     import torch
     import torchvision
 
-    torch.set_num_threads(threads)
-    torch.manual_seed(0)
-    images_np = demo_images_224(count)
-    images_path = scratch / f"demo-224-{count}.npy"
-    np.save(images_path, images_np)
-    images = torch.from_numpy(images_np)
+    images, images_path = torch_demo_224(threads, scratch, count)
 
     resnet = randomised(torchvision.models.resnet50())
     resnet_file = scratch / "resnet50-random.pth"

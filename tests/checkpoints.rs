@@ -46,13 +46,6 @@ fn natview_core_npy(path: &Path) -> natview::npy::Array {
     natview::npy::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
-    let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
-    dot / (na * nb)
-}
-
 #[test]
 fn every_framework_checkpoint_opens_and_matches_its_library() {
     let (inputs, cases) = cases();
@@ -74,7 +67,7 @@ fn every_framework_checkpoint_opens_and_matches_its_library() {
         let reference = natview_core_npy(&fixtures().join(&case.outputs));
         for (i, row) in ours.iter().enumerate() {
             let theirs = &reference.data[i * case.dim..(i + 1) * case.dim];
-            let cos = cosine(row, theirs);
+            let cos = common::cosine(row, theirs);
             assert!(cos >= 0.9999, "{} input {i}: cosine {cos}", case.file);
         }
         println!("{}: {}", case.file, encoder.summary());

@@ -608,6 +608,62 @@ fn swav_weights_assign_clusters(method: Method, weights: &Path, root: &Path) {
     assert_eq!(set.clusters.as_deref(), Some(&clusters[..]));
 }
 
+/// The five methods, each fine-tuning `start` (a file or folder) for two steps on `dataset`
+/// into `dir`: the trained weights of each, after checking the run finished with finite losses.
+fn finetune_with_every_method(
+    dataset: &natview::dataset::Dataset,
+    dir: &Path,
+    start: &Path,
+) -> Vec<std::path::PathBuf> {
+    let name = start
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    [
+        Method::SimSiam,
+        Method::InfoNce,
+        Method::Byol,
+        Method::Moby,
+        Method::Swav,
+    ]
+    .into_iter()
+    .map(|method| {
+        let out = dir.join(format!("{name}.{}.safetensors", method.name()));
+        let request = TrainRequest {
+            config: TrainConfig {
+                input_size_px: SIZE_PX,
+                steps: 2,
+                batch_size: 4,
+                warmup_steps: 1,
+                heldout_fraction: 0.25,
+                queue: 16,
+                prototypes: 8,
+                ..TrainConfig::new(
+                    method,
+                    ModelKind::Checkpoint,
+                    StartFrom::Weights(start.to_path_buf()),
+                )
+            },
+            dataset,
+            checkpoint: dir.join(format!("{name}.{}.ckpt", method.name())),
+            out: out.clone(),
+            resume: false,
+            force_cpu: true,
+        };
+        let report = finetune(&request, &Recorder::new(None), &CancelFlag::new())
+            .unwrap_or_else(|e| panic!("{name} {}: {e}", method.name()));
+        assert_eq!(
+            report.outcome,
+            Outcome::Finished,
+            "{name} {}",
+            method.name()
+        );
+        assert!(report.loss_curve.iter().all(|l| l.is_finite()));
+        out
+    })
+    .collect()
+}
+
 /// Every method fine-tunes the analyst's own checkpoints: a MoCo ResNet-50 `.pth` and a
 /// torchvision RegNetY under DDP (tests/fixtures/checkpoints), opened as they are; the trained
 /// weights then open again with `--weights` alone (their model is recorded as `checkpoint`)
@@ -619,46 +675,7 @@ fn all_five_methods_fine_tune_a_moco_resnet50_and_a_regnety_checkpoint() {
     let dataset = load_dataset(&root).expect("dataset");
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/checkpoints");
     for file in ["moco_resnet50.pth", "torchvision_regnety_ddp.pth"] {
-        for method in [
-            Method::SimSiam,
-            Method::InfoNce,
-            Method::Byol,
-            Method::Moby,
-            Method::Swav,
-        ] {
-            let out = dir
-                .path()
-                .join(format!("{file}.{}.safetensors", method.name()));
-            let request = TrainRequest {
-                config: TrainConfig {
-                    input_size_px: SIZE_PX,
-                    steps: 2,
-                    batch_size: 4,
-                    warmup_steps: 1,
-                    heldout_fraction: 0.25,
-                    queue: 16,
-                    prototypes: 8,
-                    ..TrainConfig::new(
-                        method,
-                        ModelKind::Checkpoint,
-                        StartFrom::Weights(fixtures.join(file)),
-                    )
-                },
-                dataset: &dataset,
-                checkpoint: dir.path().join(format!("{file}.{}.ckpt", method.name())),
-                out: out.clone(),
-                resume: false,
-                force_cpu: true,
-            };
-            let report = finetune(&request, &Recorder::new(None), &CancelFlag::new())
-                .unwrap_or_else(|e| panic!("{file} {}: {e}", method.name()));
-            assert_eq!(
-                report.outcome,
-                Outcome::Finished,
-                "{file} {}",
-                method.name()
-            );
-            assert!(report.loss_curve.iter().all(|l| l.is_finite()));
+        for out in finetune_with_every_method(&dataset, dir.path(), &fixtures.join(file)) {
             let spec = EncoderSpec::checkpoint(&out, None, Some(SIZE_PX)).expect("reopens");
             let encoder = Encoder::new(&spec, &candle_core::Device::Cpu).expect("builds");
             assert!(
@@ -683,53 +700,9 @@ fn all_five_methods_fine_tune_vision_transformers() {
     for file in ["timm_vit.pth", "hf-dinov2"] {
         let start = fixtures.join(file);
         let before = natview::encoder::checkpoint::inspect(&start, None).expect("opens");
-        for method in [
-            Method::SimSiam,
-            Method::InfoNce,
-            Method::Byol,
-            Method::Moby,
-            Method::Swav,
-        ] {
-            let out = dir
-                .path()
-                .join(format!("{file}.{}.safetensors", method.name()));
-            let request = TrainRequest {
-                config: TrainConfig {
-                    input_size_px: SIZE_PX,
-                    steps: 2,
-                    batch_size: 4,
-                    warmup_steps: 1,
-                    heldout_fraction: 0.25,
-                    queue: 16,
-                    prototypes: 8,
-                    ..TrainConfig::new(
-                        method,
-                        ModelKind::Checkpoint,
-                        StartFrom::Weights(start.clone()),
-                    )
-                },
-                dataset: &dataset,
-                checkpoint: dir.path().join(format!("{file}.{}.ckpt", method.name())),
-                out: out.clone(),
-                resume: false,
-                force_cpu: true,
-            };
-            let report = finetune(&request, &Recorder::new(None), &CancelFlag::new())
-                .unwrap_or_else(|e| panic!("{file} {}: {e}", method.name()));
-            assert_eq!(
-                report.outcome,
-                Outcome::Finished,
-                "{file} {}",
-                method.name()
-            );
-            assert!(report.loss_curve.iter().all(|l| l.is_finite()));
+        for out in finetune_with_every_method(&dataset, dir.path(), &start) {
             let after = natview::encoder::checkpoint::inspect(&out, None).expect("reopens");
-            assert_eq!(
-                after.architecture,
-                before.architecture,
-                "{file} {}",
-                method.name()
-            );
+            assert_eq!(after.architecture, before.architecture, "{}", out.display());
             assert_eq!(after.normalisation, before.normalisation, "{file}");
             let spec = EncoderSpec::checkpoint(&out, None, Some(SIZE_PX)).expect("reopens");
             Encoder::new(&spec, &candle_core::Device::Cpu).expect("builds");

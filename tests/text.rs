@@ -14,13 +14,6 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vit")
 }
 
-fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
-    let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
-    dot / (na * nb)
-}
-
 #[test]
 fn clip_text_towers_tokenise_and_embed_as_their_libraries_do() {
     let text = std::fs::read_to_string(fixtures().join("cases.json")).expect("cases.json");
@@ -56,7 +49,7 @@ fn clip_text_towers_tokenise_and_embed_as_their_libraries_do() {
                 ids,
                 "{name}: {text:?}"
             );
-            let cos = cosine(&rows[i], &reference.data[i * dim..(i + 1) * dim]);
+            let cos = common::cosine(&rows[i], &reference.data[i * dim..(i + 1) * dim]);
             assert!(cos >= 0.9999, "{name}: {text:?}: cosine {cos}");
         }
         println!("{name}: {}", encoder.summary());

@@ -21,13 +21,6 @@ fn npy(name: &str) -> natview::npy::Array {
     natview::npy::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
-    let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
-    dot / (na * nb)
-}
-
 fn cases() -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(fixtures().join("cases.json")).expect("cases.json");
     let json: serde_json::Value = serde_json::from_str(&text).expect("json");
@@ -66,7 +59,7 @@ fn every_transformer_opens_and_matches_its_library_at_two_sizes() {
             let ours = encoder.embed_input(&inputs).expect("embeds");
             let theirs = npy(run["outputs"].as_str().expect("outputs"));
             for (i, row) in ours.iter().enumerate() {
-                let cos = cosine(row, &theirs.data[i * dim..(i + 1) * dim]);
+                let cos = common::cosine(row, &theirs.data[i * dim..(i + 1) * dim]);
                 assert!(
                     cos >= 0.9999,
                     "{name} at {} px, input {i}: cosine {cos}",
@@ -145,7 +138,7 @@ fn pooling_can_be_chosen_where_the_network_allows_it() {
         .iter()
         .enumerate()
     {
-        let cos = cosine(&row[..64], &theirs.data[i * 64..(i + 1) * 64]);
+        let cos = common::cosine(&row[..64], &theirs.data[i * 64..(i + 1) * 64]);
         assert!(cos >= 0.9999, "input {i}: class token cosine {cos}");
     }
     let siglip = EncoderSpec {

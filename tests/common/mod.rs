@@ -138,3 +138,11 @@ pub fn add_bad_files(root: &Path) -> [PathBuf; 4] {
     std::fs::write(no_images.join("README.txt"), "nothing").expect("write");
     [truncated, empty, fake, no_images]
 }
+
+/// The cosine similarity of two vectors (for comparing embeddings with a library's).
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (na * nb)
+}

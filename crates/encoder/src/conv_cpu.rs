@@ -5,6 +5,7 @@
 //! is one gemm on a slice of the kernel, the column matrix and the output.
 
 use super::conv_wide;
+use crate::scratch::with_scratch;
 use natview_core::linalg::{matmul, Operand, Output};
 use rayon::prelude::*;
 
@@ -144,22 +145,7 @@ impl ConvGeometry {
 std::thread_local! {
     /// Each thread's im2col buffer, kept between convolutions: a fresh zeroed buffer per task
     /// cost a memset (and page faults) of up to 7 MB per ResNet layer and image group.
-    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Runs `f` on this thread's scratch buffer of `len` values, whose contents are unspecified
-/// (callers overwrite all of it). Grows the buffer when needed and never shrinks it; a nested
-/// call on the same thread gets a fresh buffer.
-pub(super) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
-    SCRATCH.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut buffer) => {
-            if buffer.len() < len {
-                buffer.resize(len, 0.0);
-            }
-            f(&mut buffer[..len])
-        }
-        Err(_) => f(&mut vec![0f32; len]),
-    })
+    pub(super) static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// What one image is multiplied as: its im2col matrix (written into `cols`), or the image
@@ -273,7 +259,7 @@ pub(super) fn im2col_forward(g: &ConvGeometry, input: &[f32], kernel: &[f32]) ->
     out.par_chunks_mut(g.out_plane().max(1))
         .zip(input.par_chunks(g.in_plane().max(1)))
         .for_each(|(out, image)| {
-            with_scratch(g.cols_len(), |cols| {
+            with_scratch(&SCRATCH, g.cols_len(), |cols| {
                 let cols = patches(g, image, cols);
                 for group in 0..g.groups {
                     matmul(
@@ -317,7 +303,7 @@ pub(super) fn im2col_grad_input(g: &ConvGeometry, grad_out: &[f32], kernel: &[f3
             if g.is_pointwise() {
                 column_gradient(grad_image, grad);
             } else {
-                with_scratch(g.cols_len(), |cols| {
+                with_scratch(&SCRATCH, g.cols_len(), |cols| {
                     column_gradient(cols, grad);
                     col2im_add(g, cols, grad_image);
                 });
@@ -337,7 +323,7 @@ pub(super) fn im2col_grad_kernel(g: &ConvGeometry, input: &[f32], grad_out: &[f3
         .par_chunks(per_task)
         .map(|batch| {
             let mut partial = vec![0f32; size];
-            with_scratch(g.cols_len(), |cols| {
+            with_scratch(&SCRATCH, g.cols_len(), |cols| {
                 for &i in batch {
                     let image = &input[i * g.in_plane()..(i + 1) * g.in_plane()];
                     let grad = &grad_out[i * g.out_plane()..(i + 1) * g.out_plane()];

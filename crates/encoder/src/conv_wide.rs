@@ -10,7 +10,8 @@
 //! (input gradient); the price is `wp / w_out` more multiply-adds, so [`worthwhile`] keeps it
 //! to wide enough images and enough channels for gemm to run well on `c_in`-long products.
 
-use super::conv_cpu::{with_scratch, ConvGeometry};
+use super::conv_cpu::{ConvGeometry, SCRATCH};
+use crate::scratch::with_scratch;
 use natview_core::linalg::{matmul, Operand, Output};
 use rayon::prelude::*;
 
@@ -133,7 +134,7 @@ pub fn forward(g: &ConvGeometry, input: &[f32], kernel: &[f32]) -> Vec<f32> {
     out.par_chunks_mut(out_plane.max(1))
         .zip(input.par_chunks((g.c_in * g.h * g.w).max(1)))
         .for_each(|(out, image)| {
-            with_scratch(p.len + g.c_out * p.wide, |scratch| {
+            with_scratch(&SCRATCH, p.len + g.c_out * p.wide, |scratch| {
                 let (padded, wide) = scratch.split_at_mut(p.len);
                 pad_image(g, p, image, padded);
                 for t in 0..g.k * g.k {
@@ -166,7 +167,7 @@ pub fn grad_input(g: &ConvGeometry, grad_out: &[f32], kernel: &[f32]) -> Vec<f32
         .par_chunks_mut(in_plane.max(1))
         .zip(grad_out.par_chunks(out_plane.max(1)))
         .for_each(|(grad_image, grad)| {
-            with_scratch(p.len + g.c_out * p.wide, |scratch| {
+            with_scratch(&SCRATCH, p.len + g.c_out * p.wide, |scratch| {
                 let (padded, wide) = scratch.split_at_mut(p.len);
                 widen(g, p, grad, wide);
                 padded.fill(0.0);
@@ -210,7 +211,7 @@ pub fn grad_kernel(g: &ConvGeometry, input: &[f32], grad_out: &[f32]) -> Vec<f32
         .par_chunks(per_task)
         .map(|batch| {
             let mut partial = vec![0f32; size];
-            with_scratch(p.len + g.c_out * p.wide, |scratch| {
+            with_scratch(&SCRATCH, p.len + g.c_out * p.wide, |scratch| {
                 let (padded, wide) = scratch.split_at_mut(p.len);
                 for &i in batch {
                     pad_image(g, p, &input[i * in_plane..(i + 1) * in_plane], padded);

@@ -7,6 +7,7 @@
 //! once. candle's path (one pass per operation over the whole batch, permutes between) left a
 //! 2-core machine at 0.44× PyTorch's images/s; BENCHMARKS.md has each step's effect.
 
+use crate::scratch::with_scratch;
 use natview_core::linalg::{matmul, Operand, Output};
 use rayon::prelude::*;
 
@@ -120,7 +121,7 @@ impl FusedBlock {
             .for_each(|(task, out)| {
                 let first_row = task * rows_per_task;
                 let pixels = out.len() / c;
-                with_scratch(pixels * (2 * c + hidden), |scratch| {
+                with_scratch(&SCRATCH, pixels * (2 * c + hidden), |scratch| {
                     let (normed, rest) = scratch.split_at_mut(pixels * c);
                     let (activations, mlp_out) = rest.split_at_mut(pixels * hidden);
                     pulp::Arch::new().dispatch(DepthwiseRows {
@@ -228,18 +229,6 @@ fn transpose_into(m: &[f32], rows: usize, cols: usize, out: &mut [f32]) {
 std::thread_local! {
     /// Each thread's tile buffers, reused between tasks and blocks.
     static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
-    SCRATCH.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut buffer) => {
-            if buffer.len() < len {
-                buffer.resize(len, 0.0);
-            }
-            f(&mut buffer[..len])
-        }
-        Err(_) => f(&mut vec![0f32; len]),
-    })
 }
 
 // The kernels run through `pulp::Arch::dispatch`, compiled for the best instruction set this

@@ -7,6 +7,7 @@
 //! every tap `(ky, kx)` reads one contiguous run of the scratch row and the inner loop is a
 //! vectorised multiply-add over the output row. Planes run in parallel (rayon).
 
+use crate::scratch::with_scratch;
 use rayon::prelude::*;
 
 /// Shapes of one depthwise convolution: input `[n, c, h, w]`, kernel `[c, 1, k, k]`, output
@@ -161,7 +162,7 @@ pub fn forward_plane(
     (lo, hi): (f32, f32),
     out: &mut [f32],
 ) {
-    with_scratch(g.scratch_len(), |scratch| {
+    with_scratch(&SCRATCH, g.scratch_len(), |scratch| {
         fill_padded(g, plane, scratch);
         let (s, pw, k, wo) = (g.stride, g.phase_width(), g.k, g.w_out);
         for (oy, row) in out.chunks_exact_mut(wo).enumerate() {
@@ -181,18 +182,6 @@ pub fn forward_plane(
                 row.iter_mut().for_each(|v| *v = v.clamp(lo, hi));
             }
         }
-    })
-}
-
-fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
-    SCRATCH.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut buffer) => {
-            if buffer.len() < len {
-                buffer.resize(len, 0.0);
-            }
-            f(&mut buffer[..len])
-        }
-        Err(_) => f(&mut vec![0f32; len]),
     })
 }
 

@@ -108,10 +108,25 @@ impl Linear {
     /// The weight `[out, in]` and bias (zeros when it has none) as plain vectors.
     pub fn values(&self) -> Result<(Vec<f32>, Vec<f32>)> {
         let weight = self.weight_t.t()?.flatten_all()?.to_vec1::<f32>()?;
-        let bias = match &self.bias {
-            Some(b) => b.to_vec1::<f32>()?,
-            None => vec![0.0; self.out_dim()?],
-        };
-        Ok((weight, bias))
+        Ok((weight, self.bias_values()?))
+    }
+
+    /// The weight transposed, `[in, out]` row-major (as a product `x · Wᵀ` reads it), and the
+    /// bias (zeros when it has none) as plain vectors.
+    pub fn values_transposed(&self) -> Result<(Vec<f32>, Vec<f32>)> {
+        let weight = self
+            .weight_t
+            .contiguous()?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        Ok((weight, self.bias_values()?))
+    }
+
+    /// The bias (zeros when it has none) as a plain vector.
+    pub fn bias_values(&self) -> Result<Vec<f32>> {
+        match &self.bias {
+            Some(b) => b.to_vec1::<f32>(),
+            None => Ok(vec![0.0; self.out_dim()?]),
+        }
     }
 }

@@ -29,6 +29,7 @@ mod regnet;
 mod resample;
 mod residual;
 mod resnet;
+mod scratch;
 mod text;
 mod text_encoder;
 mod transformer;

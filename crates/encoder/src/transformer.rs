@@ -197,14 +197,9 @@ impl Block {
         let norm = |n: &LayerNorm| -> Result<(Vec<f32>, Vec<f32>)> {
             Ok((vec(&n.weight)?, vec(&n.bias)?))
         };
-        // `[in, out]` row-major, as the products read it.
-        let transposed = |l: &Linear| -> Result<(Vec<f32>, Vec<f32>)> {
-            let (_, bias) = l.values()?;
-            Ok((vec(&l.weight_t.contiguous()?)?, bias))
-        };
         let dim = self.norm1.weight.dim(0)?;
         let qkv = match &self.attn.qkv {
-            Qkv::Fused(linear) => transposed(linear)?,
+            Qkv::Fused(linear) => linear.values_transposed()?,
             Qkv::Separate(parts) => {
                 let weight = Tensor::cat(
                     &[&parts[0].weight_t, &parts[1].weight_t, &parts[2].weight_t],
@@ -212,7 +207,7 @@ impl Block {
                 )?;
                 let mut bias = Vec::with_capacity(3 * dim);
                 for part in parts {
-                    bias.extend(part.values()?.1);
+                    bias.extend(part.bias_values()?);
                 }
                 (vec(&weight.contiguous()?)?, bias)
             }
@@ -229,9 +224,9 @@ impl Block {
             ln1: norm(&self.norm1)?,
             ln2: norm(&self.norm2)?,
             qkv,
-            proj: transposed(&self.attn.proj)?,
-            fc1: transposed(&self.mlp.fc1)?,
-            fc2: transposed(&self.mlp.fc2)?,
+            proj: self.attn.proj.values_transposed()?,
+            fc1: self.mlp.fc1.values_transposed()?,
+            fc2: self.mlp.fc2.values_transposed()?,
             ls1: scale(&self.ls1)?,
             ls2: scale(&self.ls2)?,
         })

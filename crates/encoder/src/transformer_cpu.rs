@@ -7,6 +7,7 @@
 //! nothing but the block's three buffers is allocated per block.
 
 use crate::convnext_cpu::kernels::{exp_neg, gelu};
+use crate::scratch::with_scratch;
 use crate::transformer::TokenActivation;
 use natview_core::linalg::{matmul, Operand, Output};
 use rayon::prelude::*;
@@ -126,7 +127,7 @@ fn attention_sublayer(
         .zip(attended.par_chunks(tile * d))
         .for_each(|(x, attended)| {
             let n = x.len() / d;
-            with_scratch(n * d, |projected| {
+            with_scratch(&SCRATCH, n * d, |projected| {
                 matmul(
                     n,
                     d,
@@ -157,7 +158,7 @@ fn attend_image(
     let d = block.dim;
     let hd = d / block.heads.max(1);
     let scale = (hd as f32).powf(-0.5);
-    with_scratch(3 * tokens * hd + tokens * tokens, |scratch| {
+    with_scratch(&SCRATCH, 3 * tokens * hd + tokens * tokens, |scratch| {
         let (q, rest) = scratch.split_at_mut(tokens * hd);
         let (k, rest) = rest.split_at_mut(tokens * hd);
         let (v, scores) = rest.split_at_mut(tokens * hd);
@@ -210,7 +211,7 @@ fn mlp_sublayer(block: &FusedTransformerBlock, x: &mut [f32]) {
     let tile = block.tile_rows(rows);
     x.par_chunks_mut(tile * d).for_each(|x| {
         let n = x.len() / d;
-        with_scratch(n * (2 * d + hidden), |scratch| {
+        with_scratch(&SCRATCH, n * (2 * d + hidden), |scratch| {
             let (normed, rest) = scratch.split_at_mut(n * d);
             let (activations, branch) = rest.split_at_mut(n * hidden);
             pulp::Arch::new().dispatch(LayerNormRows {
@@ -255,18 +256,6 @@ fn mlp_sublayer(block: &FusedTransformerBlock, x: &mut [f32]) {
 std::thread_local! {
     /// Each thread's tile buffers, reused between tasks and blocks.
     static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
-    SCRATCH.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut buffer) => {
-            if buffer.len() < len {
-                buffer.resize(len, 0.0);
-            }
-            f(&mut buffer[..len])
-        }
-        Err(_) => f(&mut vec![0f32; len]),
-    })
 }
 
 // Each step runs through `pulp::Arch::dispatch` as a struct (not a closure), so that its loops

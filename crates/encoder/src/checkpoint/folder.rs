@@ -17,27 +17,30 @@ pub(crate) const CONFIG_FILES: [&str; 3] = [
     "open_clip_config.json",
 ];
 
+/// The files a model folder's weights are found by, in the order looked for: the shard indexes,
+/// then single files.
+pub(crate) const WEIGHTS_NAMES: [&str; 6] = [
+    "model.safetensors.index.json",
+    "open_clip_model.safetensors.index.json",
+    "model.safetensors",
+    "open_clip_model.safetensors",
+    "open_clip_pytorch_model.bin",
+    "pytorch_model.bin",
+];
+
 /// The weights files a path stands for: itself, or a folder's weights (one file or shards).
 pub(crate) fn weights_files(path: &Path) -> Result<Vec<PathBuf>, String> {
     if !path.is_dir() {
         return Ok(vec![path.to_path_buf()]);
     }
     let dir = snapshot(path)?;
-    for index in [
-        "model.safetensors.index.json",
-        "open_clip_model.safetensors.index.json",
-    ] {
+    for index in &WEIGHTS_NAMES[..2] {
         let index = dir.join(index);
         if index.is_file() {
             return shards(&index);
         }
     }
-    for name in [
-        "model.safetensors",
-        "open_clip_model.safetensors",
-        "open_clip_pytorch_model.bin",
-        "pytorch_model.bin",
-    ] {
+    for name in &WEIGHTS_NAMES[2..] {
         let file = dir.join(name);
         if file.is_file() {
             return Ok(vec![file]);
@@ -170,7 +173,8 @@ impl Configured {
     }
 }
 
-fn read_json(path: &Path) -> Option<serde_json::Value> {
+/// A JSON file's value, `None` when it is missing or not JSON.
+pub(crate) fn read_json(path: &Path) -> Option<serde_json::Value> {
     serde_json::from_slice(&std::fs::read(path).ok()?).ok()
 }
 
@@ -205,7 +209,8 @@ fn size_value(value: &serde_json::Value) -> Option<u32> {
     u32::try_from(n).ok().filter(|s| (8..=4096).contains(s))
 }
 
-fn activation(name: &str) -> Option<TokenActivation> {
+/// A Hugging Face `hidden_act` name's activation, `None` for one natview does not run.
+pub(crate) fn activation(name: &str) -> Option<TokenActivation> {
     match name {
         "gelu" => Some(TokenActivation::Gelu),
         "quick_gelu" => Some(TokenActivation::QuickGelu),

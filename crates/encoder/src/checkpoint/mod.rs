@@ -103,13 +103,18 @@ pub fn folder_files(dir: &Path) -> Result<Vec<std::path::PathBuf>, String> {
 }
 
 /// What, besides `path` itself, makes what it holds change: `--weights-key`, the config files
-/// beside it and, for a folder, its weights files (sizes and modification times).
+/// beside it and, for a folder, the folder itself (a file renamed in or out changes it) and the
+/// files its weights are found by (single weights files, or the shard index a re-save rewrites)
+/// — sizes and modification times only, no file read: the app names the encoder every frame.
 fn version_key(path: &Path, key: Option<&str>) -> String {
-    let mut files: Vec<std::path::PathBuf> = folder::config_dir(path)
-        .map(|dir| folder::CONFIG_FILES.iter().map(|f| dir.join(f)).collect())
-        .unwrap_or_default();
-    if path.is_dir() {
-        files.extend(folder::weights_files(path).unwrap_or_default());
+    let dir = folder::config_dir(path);
+    let mut files: Vec<std::path::PathBuf> = dir
+        .iter()
+        .flat_map(|dir| folder::CONFIG_FILES.iter().map(|f| dir.join(f)))
+        .collect();
+    if let Some(dir) = dir.filter(|_| path.is_dir()) {
+        files.extend(folder::WEIGHTS_NAMES.iter().map(|f| dir.join(f)));
+        files.push(dir);
     }
     let versions: Vec<String> = files
         .iter()

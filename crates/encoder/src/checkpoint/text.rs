@@ -175,9 +175,7 @@ struct TextConfigured {
 
 impl TextConfigured {
     fn read(dir: &Path, flavour: VitFlavour) -> Self {
-        let json = |name: &str| -> Option<serde_json::Value> {
-            serde_json::from_slice(&std::fs::read(dir.join(name)).ok()?).ok()
-        };
+        let json = |name: &str| folder::read_json(&dir.join(name));
         let mut out = TextConfigured {
             default_activation: Some(match flavour {
                 VitFlavour::HfClip => TokenActivation::QuickGelu,
@@ -191,11 +189,7 @@ impl TextConfigured {
                 .as_u64()
                 .and_then(|h| usize::try_from(h).ok());
             out.eps = text["layer_norm_eps"].as_f64();
-            out.activation = text["hidden_act"].as_str().and_then(|a| match a {
-                "quick_gelu" => Some(TokenActivation::QuickGelu),
-                "gelu" => Some(TokenActivation::Gelu),
-                _ => None,
-            });
+            out.activation = text["hidden_act"].as_str().and_then(folder::activation);
             // transformers pools at the end-of-text id unless it is the legacy 2.
             out.eos = text["eos_token_id"]
                 .as_u64()
