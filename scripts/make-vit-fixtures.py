@@ -23,8 +23,11 @@ Cases (the library's class, its own save format):
   BPE vocabulary that ships inside the open_clip_torch wheel) and CLIPImageProcessor config;
 - open_clip.pt: open_clip's CLIP as open_clip's training saves it ({"epoch", "name",
   "state_dict" under DDP's `module.`, "optimizer"}), GELU (not QuickGELU);
-- hf-siglip/: transformers' SiglipModel (attention-pool head, tanh GELU), vision tower only
-  compared (no SigLIP tokenizer ships in a registry package).
+- hf-siglip/: transformers' SiglipModel (attention-pool head, tanh GELU) with its tokenizer as
+  transformers saves it (spiece.model + tokenizer_config.json, no tokenizer.json). No registry
+  package ships SigLIP's sentencepiece model, so a real one is trained here with the
+  `sentencepiece` package (unigram, T5/SigLIP's special ids: <pad> 0, </s> 1, <unk> 2) on
+  English text from Python's own documentation; texts padded to 64 tokens as SigLIP is used.
 The CLIP tokenizer is also written to models/clip-bpe-tokenizer.json, the one natview uses
 for open_clip files (see models/clip-bpe-tokenizer.md).
 Every floating-point parameter is perturbed (fresh LayerNorms are 1/0) and rounded to float16,
@@ -245,25 +248,61 @@ def open_clip_case(cases):
                       text_outputs="open_clip.text.npy"))
 
 
+SIGLIP_TEXTS = TEXTS + ["  a   LAMP\tin the garden  ", "日本の椅子 and a chair", "x" * 300]
+
+
+def siglip_tokenizer(folder):
+    """A real SigLIP tokenizer: a sentencepiece unigram model trained on English text."""
+    import pydoc
+    import tempfile
+
+    import sentencepiece
+    from transformers import SiglipTokenizer
+
+    lines = []
+    for name in ["string", "json", "email", "textwrap", "argparse", "collections", "unittest",
+                 "logging", "pathlib", "functools"]:
+        lines += [line for line in pydoc.getdoc(__import__(name)).splitlines() if line.strip()]
+    lines += TEXTS
+    with tempfile.TemporaryDirectory() as tmp:
+        prefix = os.path.join(tmp, "spiece")
+        sentencepiece.SentencePieceTrainer.train(
+            sentence_iterator=iter(lines), model_prefix=prefix, vocab_size=400,
+            model_type="unigram", pad_id=0, eos_id=1, unk_id=2, bos_id=-1,
+            character_coverage=1.0, num_threads=1, minloglevel=2)
+        tokenizer = SiglipTokenizer(vocab_file=prefix + ".model")
+        tokenizer.save_pretrained(folder)
+    return tokenizer
+
+
 def hf_siglip(cases):
     from transformers import SiglipConfig, SiglipModel
 
+    folder = os.path.join(OUT, "hf-siglip")
+    tokenizer = siglip_tokenizer(folder)
     config = SiglipConfig(
-        text_config=dict(vocab_size=1000, hidden_size=32, intermediate_size=64,
-                         num_hidden_layers=2, num_attention_heads=1),
+        text_config=dict(vocab_size=tokenizer.vocab_size, hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=2, num_attention_heads=1,
+                         max_position_embeddings=64, projection_size=64),
         vision_config=dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                            num_attention_heads=2, image_size=32, patch_size=8))
     model = prepare(SiglipModel(config))
-    folder = os.path.join(OUT, "hf-siglip")
     model.half().save_pretrained(folder)
     model.float()
+    ids = [tokenizer(t)["input_ids"] for t in SIGLIP_TEXTS]  # untruncated: the tower truncates
+    padded = tokenizer(SIGLIP_TEXTS, padding="max_length", truncation=True, max_length=64,
+                       return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        out = model.get_text_features(input_ids=padded)
+    save_npy("hf-siglip.text.npy", getattr(out, "pooler_output", out).numpy())
 
     def forward(x):
         out = model.get_image_features(pixel_values=x, interpolate_pos_encoding=x.shape[-1] != 32)
         return getattr(out, "pooler_output", out)
 
     cases.append(case("hf-siglip", "hf-siglip", "SigLIP ViT-2×64/8 image tower", 64, forward,
-                      [32, 48]))
+                      [32, 48], texts=SIGLIP_TEXTS, token_ids=ids,
+                      text_outputs="hf-siglip.text.npy"))
 
 
 def main():

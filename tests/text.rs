@@ -1,6 +1,7 @@
 //! Text towers (tests/fixtures/vit, made by scripts/make-vit-fixtures.py): a Hugging Face CLIP
-//! folder with its tokenizer.json and an open_clip training checkpoint with the CLIP tokenizer
-//! natview ships tokenise six texts to the library's ids and embed them as the library does
+//! folder with its tokenizer.json, an open_clip training checkpoint with the CLIP tokenizer
+//! natview ships, and a Hugging Face SigLIP folder with its sentencepiece model (no
+//! tokenizer.json) tokenise their texts to the library's ids and embed them as the library does
 //! (cosine ≥ 0.9999); an encoder without a text tower says so.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -55,7 +56,7 @@ fn clip_text_towers_tokenise_and_embed_as_their_libraries_do() {
         println!("{name}: {}", encoder.summary());
         checked += 1;
     }
-    assert_eq!(checked, 2, "hf-clip and open_clip");
+    assert_eq!(checked, 3, "hf-clip, open_clip and hf-siglip");
     let err = TextEncoder::open(&fixtures().join("hf-dinov2"), None, &Device::Cpu)
         .err()
         .expect("no text tower");

@@ -30,6 +30,7 @@ mod resample;
 mod residual;
 mod resnet;
 mod scratch;
+mod sentencepiece;
 mod text;
 mod text_encoder;
 mod transformer;
@@ -53,7 +54,8 @@ pub use preprocess::{
 pub use regnet::{RegNet, RegNetConfig};
 pub use resample::PosResample;
 pub use resnet::{ResNet, ResNetConfig};
-pub use text::{TextConfig, TextTower};
+pub use sentencepiece::SentencePiece;
+pub use text::{TextConfig, TextReading, TextTower};
 pub use text_encoder::TextEncoder;
 pub use transformer::TokenActivation;
 pub use trunk::{Architecture, Trunk};

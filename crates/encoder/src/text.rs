@@ -1,8 +1,10 @@
-//! CLIP's text tower (Hugging Face's `CLIPTextModel` and open_clip's), in natview's names:
-//! `token_embedding` `[V, D]`, `positional_embedding` `[1, N, D]`, causal pre-norm blocks
-//! (`blocks.i.*`, as the vision transformers'), the final `norm`, and `projection.weight`
-//! `[P, D]` into the space the image tower's projection shares. A text's embedding is the
-//! normalised token at its end-of-text marker, projected.
+//! The text towers of CLIP (Hugging Face's `CLIPTextModel` and open_clip's) and SigLIP, in
+//! natview's names: `token_embedding` `[V, D]`, `positional_embedding` `[1, N, D]`, pre-norm
+//! blocks (`blocks.i.*`, as the vision transformers'), the final `norm`, and `projection`
+//! (`weight` `[P, D]`, SigLIP's `head` also a `bias`) into the space the image tower's
+//! embeddings share. CLIP's blocks are causal and a text's embedding is the normalised token
+//! at its end-of-text marker, projected; SigLIP's attend both ways over the text padded to the
+//! whole context and take the last position.
 
 use super::layers::LayerNorm;
 use super::transformer::{Block, BlockShape};
@@ -25,6 +27,20 @@ pub struct TextConfig {
     /// The end-of-text token whose output is the text's; `None`: the highest id in the
     /// sequence (CLIP's end-of-text token is its vocabulary's last).
     pub eos_token: Option<u32>,
+    /// How a text is read: CLIP's causal way or SigLIP's.
+    pub reading: TextReading,
+    /// The id a text is padded with ([`TextReading::PaddedToContext`]; the tokenizer's).
+    pub pad_token: Option<u32>,
+}
+
+/// How a tower reads a text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextReading {
+    /// CLIP: causal attention over the text's own tokens, the output at the end-of-text token.
+    Causal,
+    /// SigLIP: the text padded (with [`TextConfig::pad_token`]) to the whole context,
+    /// attention both ways, the output at the last position.
+    PaddedToContext,
 }
 
 impl TextConfig {
@@ -33,10 +49,14 @@ impl TextConfig {
         self.projection.unwrap_or(self.blocks.dim)
     }
 
-    /// "text tower 12×512, 77 tokens".
+    /// "text tower 12×512, 77 tokens, 512-d" (SigLIP's "…, padded to 64 tokens, …").
     pub fn describe(&self) -> String {
+        let padded = match self.reading {
+            TextReading::Causal => "",
+            TextReading::PaddedToContext => "padded to ",
+        };
         format!(
-            "text tower {}×{}, {} tokens, {}-d",
+            "text tower {}×{}, {padded}{} tokens, {}-d",
             self.depth,
             self.blocks.dim,
             self.context,
@@ -54,6 +74,7 @@ pub struct TextTower {
     blocks: Vec<Block>,
     norm: LayerNorm,
     projection: Option<Tensor>,
+    projection_bias: Option<Tensor>,
     /// The blocks' fused CPU evaluation form (when the tower is on the CPU).
     fused: Option<Vec<crate::transformer_cpu::FusedTransformerBlock>>,
 }
@@ -86,6 +107,12 @@ impl TextTower {
                     )
                 })
                 .transpose()?,
+            projection_bias: match config.projection {
+                Some(p) if vb.contains_tensor("projection.bias") => {
+                    Some(vb.pp("projection").get(p, "bias")?)
+                }
+                _ => None,
+            },
             fused: None,
         };
         if tower.device().is_cpu() && super::conv::own_cpu_kernels() {
@@ -114,12 +141,22 @@ impl TextTower {
     /// a sequence longer than the context keeps its first tokens and ends in its last.
     pub fn embed_ids(&self, ids: &[u32]) -> Result<Tensor> {
         let context = self.config.context;
-        let ids: Vec<u32> = if ids.len() > context {
+        let mut ids: Vec<u32> = if ids.len() > context {
             let mut kept = ids[..context - 1].to_vec();
             kept.extend(ids.last());
             kept
         } else {
             ids.to_vec()
+        };
+        let causal = match self.config.reading {
+            TextReading::Causal => true,
+            TextReading::PaddedToContext => {
+                let Some(pad) = self.config.pad_token else {
+                    candle_core::bail!("no padding token for this text tower");
+                };
+                ids.resize(context, pad);
+                false
+            }
         };
         if ids.is_empty() {
             candle_core::bail!("no tokens");
@@ -141,19 +178,20 @@ impl TextTower {
             Some(fused) => {
                 let d = self.config.blocks.dim;
                 let mut values = x.flatten_all()?.to_vec1::<f32>()?;
-                crate::transformer_cpu::forward_blocks(fused, &mut values, 1, n, true);
+                crate::transformer_cpu::forward_blocks(fused, &mut values, 1, n, causal);
                 x = Tensor::from_vec(values, (1, n, d), self.device())?;
             }
             None => {
                 for block in &self.blocks {
-                    x = block.forward_t(&x, false, true)?;
+                    x = block.forward_t(&x, false, causal)?;
                 }
             }
         }
         let x = self.norm.forward_t(&x, false)?.squeeze(0)?;
-        let eos = match self.config.eos_token {
-            Some(eos) => ids.iter().position(|&id| id == eos),
-            None => None,
+        let eos = match (self.config.reading, self.config.eos_token) {
+            (TextReading::PaddedToContext, _) => Some(n - 1),
+            (TextReading::Causal, Some(eos)) => ids.iter().position(|&id| id == eos),
+            (TextReading::Causal, None) => None,
         }
         .unwrap_or_else(|| {
             ids.iter()
@@ -165,6 +203,10 @@ impl TextTower {
         let out = match &self.projection {
             Some(weight) => pooled.matmul(&weight.t()?)?,
             None => pooled,
+        };
+        let out = match &self.projection_bias {
+            Some(bias) => out.broadcast_add(bias)?,
+            None => out,
         };
         out.squeeze(0)
     }

@@ -1,9 +1,10 @@
-//! Text queries for an image encoder with a text tower (CLIP): the model's tokenizer and text
-//! tower, giving unit vectors in the space the image embeddings live in, so that a text ranks
-//! images by cosine similarity.
+//! Text queries for an image encoder with a text tower (CLIP, SigLIP): the model's tokenizer and
+//! text tower, giving unit vectors in the space the image embeddings live in, so that a text
+//! ranks images by cosine similarity.
 
-use super::checkpoint;
-use super::text::TextTower;
+use super::checkpoint::{self, TokenizerFile};
+use super::sentencepiece::SentencePiece;
+use super::text::{TextReading, TextTower};
 use super::EncoderError;
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
@@ -13,22 +14,49 @@ use std::path::{Path, PathBuf};
 /// A ready-to-run text encoder.
 pub struct TextEncoder {
     tower: TextTower,
-    tokenizer: tokenizers::Tokenizer,
+    tokenizer: Tokenizer,
     tokenizer_path: PathBuf,
     summary: String,
+}
+
+/// A model's tokenizer: a `tokenizer.json` or a sentencepiece model.
+enum Tokenizer {
+    Json(Box<tokenizers::Tokenizer>),
+    SentencePiece(Box<SentencePiece>),
 }
 
 impl TextEncoder {
     /// The text tower and tokenizer of the model in `weights` (`key` as `--weights-key`); an
     /// error saying why when it has none.
     pub fn open(weights: &Path, key: Option<&str>, device: &Device) -> Result<Self, EncoderError> {
-        let file = checkpoint::open_text(weights, key, device)?;
-        let tokenizer = tokenizers::Tokenizer::from_file(&file.tokenizer).map_err(|e| {
-            EncoderError::WeightsFile {
-                path: file.tokenizer.clone(),
-                message: format!("not a tokenizer.json natview reads: {e}"),
+        let mut file = checkpoint::open_text(weights, key, device)?;
+        let unreadable = |path: &Path, message: String| EncoderError::WeightsFile {
+            path: path.to_path_buf(),
+            message,
+        };
+        let (tokenizer, tokenizer_path) = match file.tokenizer {
+            TokenizerFile::Json(path) => {
+                let json = tokenizers::Tokenizer::from_file(&path).map_err(|e| {
+                    unreadable(&path, format!("not a tokenizer.json natview reads: {e}"))
+                })?;
+                (Tokenizer::Json(Box::new(json)), path)
             }
-        })?;
+            TokenizerFile::SentencePiece {
+                model,
+                lowercase,
+                eos,
+                pad,
+            } => {
+                let sp = SentencePiece::open(&model, lowercase, Some(&eos))
+                    .map_err(|e| unreadable(&model, e))?;
+                if file.config.reading == TextReading::PaddedToContext {
+                    file.config.pad_token = Some(sp.piece_id(&pad).ok_or_else(|| {
+                        unreadable(&model, format!("its padding piece {pad:?} is not in it"))
+                    })?);
+                }
+                (Tokenizer::SentencePiece(Box::new(sp)), model)
+            }
+        };
         let vb = VarBuilder::from_tensors(file.tensors, DType::F32, device);
         let tower =
             TextTower::new(&file.config, vb).map_err(|e| EncoderError::WeightsMismatch {
@@ -39,7 +67,7 @@ impl TextEncoder {
         Ok(Self {
             tower,
             tokenizer,
-            tokenizer_path: file.tokenizer,
+            tokenizer_path,
             summary: file.summary,
         })
     }
@@ -56,7 +84,7 @@ impl TextEncoder {
                 })
             }
             _ => Err(format!(
-                "{} has no text tower (CLIP models have one: File → Open encoder…)",
+                "{} has no text tower (CLIP and SigLIP models have one: File → Open encoder…)",
                 spec.family()
             )),
         }
@@ -74,13 +102,17 @@ impl TextEncoder {
 
     /// The token ids of `text`, with the start and end markers.
     pub fn tokenize(&self, text: &str) -> Result<Vec<u32>, EncoderError> {
-        self.tokenizer
-            .encode(text, true)
-            .map(|encoding| encoding.get_ids().to_vec())
-            .map_err(|e| EncoderError::WeightsFile {
-                path: self.tokenizer_path.clone(),
-                message: format!("cannot tokenize {text:?}: {e}"),
-            })
+        match &self.tokenizer {
+            Tokenizer::Json(json) => json
+                .encode(text, true)
+                .map(|encoding| encoding.get_ids().to_vec())
+                .map_err(|e| e.to_string()),
+            Tokenizer::SentencePiece(sp) => sp.encode(text),
+        }
+        .map_err(|e| EncoderError::WeightsFile {
+            path: self.tokenizer_path.clone(),
+            message: format!("cannot tokenize {text:?}: {e}"),
+        })
     }
 
     /// Unit-length embeddings of `texts`.

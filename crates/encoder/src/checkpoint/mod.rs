@@ -27,7 +27,7 @@ use std::path::Path;
 use torch_file::TorchFile;
 use vit_layouts::Part;
 
-pub use text::{inspect_text, open_text, TextFile, SHIPPED_CLIP_TOKENIZER};
+pub use text::{inspect_text, open_text, TextFile, TokenizerFile, SHIPPED_CLIP_TOKENIZER};
 
 /// What a checkpoint holds, worked out from its names and shapes.
 #[derive(Debug, Clone, PartialEq)]

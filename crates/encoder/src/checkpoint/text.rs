@@ -1,13 +1,13 @@
-//! The text tower beside an image tower in the same file or folder (Hugging Face's CLIP,
-//! open_clip's CLIP), renamed into natview's names, with its configuration from its shapes
-//! and the config files, and the tokenizer to use: the folder's `tokenizer.json`, or for an
-//! open_clip file without one the CLIP BPE vocabulary natview ships (the one inside the
-//! open_clip_torch wheel).
+//! The text tower beside an image tower in the same file or folder (Hugging Face's CLIP and
+//! SigLIP, open_clip's CLIP), renamed into natview's names, with its configuration from its
+//! shapes and the config files, and the tokenizer to use: the folder's `tokenizer.json`, its
+//! sentencepiece `spiece.model` (SigLIP's, as transformers saves it), or for an open_clip file
+//! without one the CLIP BPE vocabulary natview ships (the one inside the open_clip_torch wheel).
 
 use super::layouts::{Family, VitFlavour};
 use super::vit_layouts::{batched, block, one, Part, Renamed, HF_CLIP_BLOCK, OPEN_CLIP_BLOCK};
 use super::{file_error, find_trunk, folder, infer::Shapes, Source};
-use crate::text::TextConfig;
+use crate::text::{TextConfig, TextReading};
 use crate::transformer::{BlockShape, TokenActivation};
 use crate::EncoderError;
 use candle_core::{Device, Tensor};
@@ -24,10 +24,58 @@ pub struct TextFile {
     pub config: TextConfig,
     /// Its tensors under natview's names.
     pub tensors: HashMap<String, Tensor>,
-    /// The tokenizer.json to use.
-    pub tokenizer: PathBuf,
+    /// The tokenizer to use.
+    pub tokenizer: TokenizerFile,
     /// One line: what it is and where its tokenizer comes from.
     pub summary: String,
+}
+
+/// Where a text tower's tokenizer is.
+#[derive(Debug, Clone)]
+pub enum TokenizerFile {
+    /// A `tokenizer.json`.
+    Json(PathBuf),
+    /// A sentencepiece model with SigLIP's canonicalisation (`tokenizer_config.json`'s
+    /// settings beside it).
+    SentencePiece {
+        /// The `spiece.model`.
+        model: PathBuf,
+        /// Whether texts are lower-cased first (`do_lower_case`).
+        lowercase: bool,
+        /// The end-of-text piece appended to every text.
+        eos: String,
+        /// The piece a text is padded with.
+        pad: String,
+    },
+}
+
+impl TokenizerFile {
+    /// The file it reads.
+    pub fn path(&self) -> &Path {
+        match self {
+            Self::Json(path) | Self::SentencePiece { model: path, .. } => path,
+        }
+    }
+
+    /// A SigLIP folder's sentencepiece tokenizer, as its `tokenizer_config.json` describes it
+    /// (transformers' `SiglipTokenizer` defaults where it is silent).
+    fn sentencepiece(dir: &Path) -> Self {
+        let config = folder::read_json(&dir.join("tokenizer_config.json")).unwrap_or_default();
+        let piece = |key: &str, default: &str| {
+            let value = &config[key];
+            value
+                .as_str()
+                .or_else(|| value["content"].as_str())
+                .unwrap_or(default)
+                .to_string()
+        };
+        Self::SentencePiece {
+            model: dir.join("spiece.model"),
+            lowercase: config["do_lower_case"].as_bool().unwrap_or(true),
+            eos: piece("eos_token", "</s>"),
+            pad: piece("pad_token", "</s>"),
+        }
+    }
 }
 
 fn hf_clip_text(key: &str) -> Option<Renamed> {
@@ -42,6 +90,10 @@ fn hf_clip_text(key: &str) -> Option<Renamed> {
     }
     if let Some(tail) = rest.strip_prefix("final_layer_norm.") {
         return one(format!("norm.{tail}"));
+    }
+    // SigLIP's projection into the joint space.
+    if let Some(tail) = rest.strip_prefix("head.") {
+        return one(format!("projection.{tail}"));
     }
     let (index, rest) = rest.strip_prefix("encoder.layers.")?.split_once('.')?;
     block(index, rest, HF_CLIP_BLOCK)
@@ -100,7 +152,7 @@ pub fn open_text(
 struct FoundText {
     config: TextConfig,
     names: Vec<(String, String, Part)>,
-    tokenizer: PathBuf,
+    tokenizer: TokenizerFile,
     summary: String,
 }
 
@@ -115,17 +167,13 @@ fn find_text(path: &Path, source: &Source, key: Option<&str>) -> Result<FoundTex
         Family::Vit(f @ VitFlavour::OpenClip) => (f, open_clip_text),
         _ => {
             return Err(no_tower(format!(
-                "{} has no text tower (CLIP models have one)",
+                "{} has no text tower (CLIP and SigLIP models have one)",
                 image.info.family
             )))
         }
     };
     let shapes = source.shapes();
-    if shapes.keys().any(|k| k.ends_with("text_model.head.weight")) {
-        return Err(no_tower(
-            "SigLIP's text tower is not read yet (its image tower is)".into(),
-        ));
-    }
+    let siglip = shapes.keys().any(|k| k.ends_with("text_model.head.weight"));
     let mut renamed: Shapes = HashMap::new();
     let mut names = Vec::new();
     for (name, shape) in shapes.range(image.info.prefix.clone()..) {
@@ -141,20 +189,33 @@ fn find_text(path: &Path, source: &Source, key: Option<&str>) -> Result<FoundTex
         }
     }
     let dir = folder::config_dir(path).unwrap_or_default();
-    let configured = TextConfigured::read(&dir, flavour);
+    let configured = TextConfigured::read(&dir, flavour, siglip);
     let config = infer(&renamed, &configured).map_err(no_tower)?;
     let tokenizer = if dir.join("tokenizer.json").is_file() {
-        dir.join("tokenizer.json")
+        TokenizerFile::Json(dir.join("tokenizer.json"))
+    } else if siglip && dir.join("spiece.model").is_file() {
+        TokenizerFile::sentencepiece(&dir)
     } else if flavour == VitFlavour::OpenClip {
-        natview_core::locate::find(Shipped::Models, SHIPPED_CLIP_TOKENIZER)
-            .map_err(|e| no_tower(e.to_string()))?
+        TokenizerFile::Json(
+            natview_core::locate::find(Shipped::Models, SHIPPED_CLIP_TOKENIZER)
+                .map_err(|e| no_tower(e.to_string()))?,
+        )
     } else {
+        let wanted = if siglip {
+            "spiece.model or tokenizer.json"
+        } else {
+            "tokenizer.json"
+        };
         return Err(no_tower(format!(
-            "no tokenizer.json in {} (save the processor with the model)",
+            "no {wanted} in {} (save the processor with the model)",
             dir.display()
         )));
     };
-    let summary = format!("{}; tokenizer {}", config.describe(), tokenizer.display());
+    let summary = format!(
+        "{}; tokenizer {}",
+        config.describe(),
+        tokenizer.path().display()
+    );
     Ok(FoundText {
         config,
         names,
@@ -171,16 +232,19 @@ struct TextConfigured {
     eps: Option<f64>,
     eos: Option<u32>,
     default_activation: Option<TokenActivation>,
+    siglip: bool,
 }
 
 impl TextConfigured {
-    fn read(dir: &Path, flavour: VitFlavour) -> Self {
+    fn read(dir: &Path, flavour: VitFlavour, siglip: bool) -> Self {
         let json = |name: &str| folder::read_json(&dir.join(name));
         let mut out = TextConfigured {
             default_activation: Some(match flavour {
+                _ if siglip => TokenActivation::GeluTanh,
                 VitFlavour::HfClip => TokenActivation::QuickGelu,
                 _ => TokenActivation::Gelu,
             }),
+            siglip,
             ..Self::default()
         };
         if let Some(config) = json("config.json") {
@@ -251,12 +315,20 @@ fn infer(shapes: &Shapes, configured: &TextConfigured) -> Result<TextConfig, Str
                 .activation
                 .or(configured.default_activation)
                 .unwrap_or(TokenActivation::Gelu),
-            eps: configured.eps.unwrap_or(1e-5),
+            eps: configured
+                .eps
+                .unwrap_or(if configured.siglip { 1e-6 } else { 1e-5 }),
         },
         projection: match get("projection.weight") {
             Some([p, d]) if *d == dim => Some(*p),
             _ => None,
         },
         eos_token: configured.eos,
+        reading: if configured.siglip {
+            TextReading::PaddedToContext
+        } else {
+            TextReading::Causal
+        },
+        pad_token: None,
     })
 }
