@@ -14,7 +14,7 @@ use natview::train::{
     StartFrom, StepReport, TrainConfig, TrainObserver, TrainRequest,
 };
 use std::cell::RefCell;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 const SIZE_PX: u32 = 32;
 
@@ -614,7 +614,7 @@ fn finetune_with_every_method(
     dataset: &natview::dataset::Dataset,
     dir: &Path,
     start: &Path,
-) -> Vec<std::path::PathBuf> {
+) -> Vec<PathBuf> {
     let name = start
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -708,4 +708,84 @@ fn all_five_methods_fine_tune_vision_transformers() {
             Encoder::new(&spec, &candle_core::Device::Cpu).expect("builds");
         }
     }
+}
+
+/// `--pool` is trained: a DINOv2 folder fine-tuned with the class token and patch mean
+/// concatenated records that pooling, so its weights reopen as a twice-as-wide encoder; a
+/// CNN is refused with the file named.
+#[test]
+fn a_chosen_pooling_is_trained_and_recorded_and_refused_for_a_cnn() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = common::demo_slice(dir.path(), 8);
+    let dataset = load_dataset(&root).expect("dataset");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let run = |start: PathBuf, name: &str| {
+        let request = TrainRequest {
+            config: TrainConfig {
+                input_size_px: SIZE_PX,
+                steps: 2,
+                batch_size: 4,
+                warmup_steps: 1,
+                heldout_fraction: 0.25,
+                pool: Some(natview::encoder::VitPool::ClassAndMean),
+                ..TrainConfig::new(
+                    Method::SimSiam,
+                    ModelKind::Checkpoint,
+                    StartFrom::Weights(start),
+                )
+            },
+            dataset: &dataset,
+            checkpoint: dir.path().join(format!("{name}.ckpt")),
+            out: dir.path().join(format!("{name}.safetensors")),
+            resume: false,
+            force_cpu: true,
+        };
+        finetune(&request, &Recorder::new(None), &CancelFlag::new()).map(|_| request.out.clone())
+    };
+    let dinov2 = fixtures.join("vit/hf-dinov2");
+    let out = run(dinov2.clone(), "dinov2").expect("trains");
+    let plain = Encoder::new(
+        &EncoderSpec::checkpoint(&dinov2, None, Some(SIZE_PX)).expect("spec"),
+        &candle_core::Device::Cpu,
+    )
+    .expect("builds");
+    let trained = Encoder::new(
+        &EncoderSpec::checkpoint(&out, None, Some(SIZE_PX)).expect("spec"),
+        &candle_core::Device::Cpu,
+    )
+    .expect("builds");
+    assert_eq!(trained.dim(), 2 * plain.dim(), "{}", trained.summary());
+    // The CLI: a folder given to --from is the weights (not a model name), --pool is trained.
+    let cli_out = dir.path().join("cli.safetensors");
+    let args = [
+        "finetune",
+        root.to_str().expect("utf-8"),
+        "--from",
+        dinov2.to_str().expect("utf-8"),
+        "--pool",
+        "both",
+        "--steps",
+        "1",
+        "--batch",
+        "4",
+        "--size",
+        "28",
+        "--out",
+        cli_out.to_str().expect("utf-8"),
+    ];
+    let output = common::natview(&args, dir.path());
+    let stderr = common::text(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("finetune: simsiam, checkpoint @28px"),
+        "{stderr}"
+    );
+    let reopened = natview::encoder::checkpoint::inspect(&cli_out, None).expect("reopens");
+    assert_eq!(reopened.architecture.feature_dim(), 2 * plain.dim());
+    let cnn = fixtures.join("checkpoints/moco_resnet50.pth");
+    let err = run(cnn, "cnn").expect_err("refused").to_string();
+    assert!(
+        err.contains("moco_resnet50.pth") && err.contains("vision transformers"),
+        "{err}"
+    );
 }

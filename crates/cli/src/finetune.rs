@@ -109,10 +109,11 @@ pub(super) fn model_and_start(
     from: Option<&str>,
     common: &CommonArgs,
 ) -> anyhow::Result<(ModelKind, StartFrom)> {
+    // A file or a folder (a Hugging Face model folder) on disk is weights, not a model name.
     let from_model = from
-        .filter(|f| !Path::new(f).is_file())
+        .filter(|f| !Path::new(f).exists())
         .and_then(|f| f.parse::<ModelKind>().ok());
-    let from_file = from.map(Path::new).filter(|f| f.is_file());
+    let from_file = from.map(Path::new).filter(|f| f.exists());
     let model: ModelKind = match (from_model, from_file) {
         (Some(m), _) => m,
         (None, Some(file)) => common.model_kind_for(Some(file))?,
@@ -270,6 +271,7 @@ pub fn run(args: &FinetuneArgs, common: &CommonArgs) -> anyhow::Result<()> {
         queue: args.queue,
         prototypes: args.prototypes,
         sinkhorn_epsilon: args.epsilon,
+        pool: common.pool,
     };
     let method_name = method.name();
     let checkpoint = args.checkpoint.clone().unwrap_or_else(|| {

@@ -172,8 +172,8 @@ pub struct CommonArgs {
     /// How a vision transformer's tokens become the embedding: cls (the class token), mean
     /// (the patch tokens' mean) or both (concatenated, DINOv2's linear-probe feature; twice as
     /// wide). Default: the family's (cls; mean for timm `fc_norm` models; SigLIP's attention
-    /// pool).
-    #[arg(long, global = true, requires = "weights", value_parser = parse_pool)]
+    /// pool). With `finetune --from`: the pooling trained (and recorded with the weights).
+    #[arg(long, global = true, value_parser = parse_pool)]
     pub pool: Option<natview_encoder::VitPool>,
     /// Input size in pixels, 8 to 2,048 (default: 224 for effnet-lite0, ResNets and RegNetY,
     /// 240/260 for effnet-lite1/2, 64 for compact, 32 for pixels; fine-tuned --weights: the
@@ -273,7 +273,11 @@ impl CommonArgs {
 
     /// Whether the options name an encoder (else each dataset gets its default one).
     pub fn chooses_encoder(&self) -> bool {
-        self.model.is_some() || self.weights.is_some() || self.untrained || self.size.is_some()
+        self.model.is_some()
+            || self.weights.is_some()
+            || self.untrained
+            || self.size.is_some()
+            || self.pool.is_some()
     }
 
     /// The encoder for `dataset`: the one the options name, else the dataset's default (the
@@ -299,6 +303,9 @@ impl CommonArgs {
             return Ok(EncoderSpec::imported(name));
         }
         let model = self.model_kind()?;
+        if self.pool.is_some() && self.weights.is_none() {
+            anyhow::bail!("--pool applies to a vision transformer given with --weights");
+        }
         if model == ModelKind::Checkpoint {
             let weights = self.weights.as_deref().ok_or_else(|| {
                 anyhow::anyhow!("--model checkpoint needs --weights FILE (the checkpoint)")

@@ -223,6 +223,10 @@ pub struct TrainConfig {
     /// SwAV: Sinkhorn–Knopp's epsilon (smaller: harder assignments).
     #[serde(default = "default_sinkhorn_epsilon")]
     pub sinkhorn_epsilon: f64,
+    /// How a vision transformer's tokens become the trained embedding (`--pool`); `None`: the
+    /// family's. Recorded with the trained weights, which then embed pooled the same way.
+    #[serde(default)]
+    pub pool: Option<natview_encoder::VitPool>,
 }
 
 /// SwAV's Sinkhorn–Knopp epsilon (its paper's 0.05).
@@ -277,12 +281,46 @@ impl TrainConfig {
             queue: DEFAULT_QUEUE,
             prototypes: model::SWAV_PROTOTYPES,
             sinkhorn_epsilon: DEFAULT_SINKHORN_EPSILON,
+            pool: None,
         }
     }
 
     /// The network this run trains and how its input is normalised: the preset's, or for a
-    /// checkpoint (`ModelKind::Checkpoint`) the one its starting weights hold.
+    /// checkpoint (`ModelKind::Checkpoint`) the one its starting weights hold, pooled as
+    /// [`Self::pool`] says (an error where the network cannot pool that way).
     pub fn network(
+        &self,
+    ) -> Result<
+        (
+            natview_encoder::Architecture,
+            natview_encoder::Normalisation,
+        ),
+        TrainError,
+    > {
+        let (architecture, norm) = self.unpooled_network()?;
+        let refused = |message: String| match &self.start {
+            StartFrom::Weights(path) => TrainError::File {
+                path: path.clone(),
+                message,
+            },
+            StartFrom::Scratch => TrainError::NotEnoughData(message),
+        };
+        match (self.pool, architecture) {
+            (None, architecture) => Ok((architecture, norm)),
+            (Some(pool), natview_encoder::Architecture::Vit(vit)) => vit
+                .with_pool(pool)
+                .map(|vit| (natview_encoder::Architecture::Vit(vit), norm))
+                .map_err(refused),
+            (Some(_), _) => Err(refused(
+                "--pool applies to vision transformers; this is a CNN (its pooled feature is \
+                 the global average)"
+                    .into(),
+            )),
+        }
+    }
+
+    /// [`Self::network`] with the family's own pooling.
+    fn unpooled_network(
         &self,
     ) -> Result<
         (
