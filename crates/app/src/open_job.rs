@@ -4,7 +4,7 @@
 //! preview, so the gallery shows while the rest runs.
 
 use super::session::Session;
-use natview_core::dataset::{decode_rgb, load_dataset};
+use natview_core::dataset::{decode_rgb_covering, load_dataset};
 use natview_core::jobs::{CancelFlag, ProgressSink};
 use natview_encoder::{square_resize, EncoderSpec};
 use natview_index::HnswParams;
@@ -107,8 +107,8 @@ pub fn open_dataset(
 
 /// A square thumbnail of an image file (`None` if it cannot be decoded).
 pub fn thumbnail_of(path: &std::path::Path) -> Option<egui::ColorImage> {
-    decode_rgb(path, THUMBNAIL_PX)
-        .map(|rgb| square_resize(&rgb, THUMBNAIL_PX))
+    decode_rgb_covering(path, THUMBNAIL_PX, THUMBNAIL_PX)
+        .map(|decoded| square_resize(&decoded.image, THUMBNAIL_PX))
         .map(|rgb| {
             egui::ColorImage::from_rgb([THUMBNAIL_PX as usize, THUMBNAIL_PX as usize], rgb.as_raw())
         })

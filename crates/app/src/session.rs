@@ -151,6 +151,7 @@ impl Session {
                 dataset_fingerprint: String::new(),
                 items_fingerprint: format!("preview of {}", dataset.source.display()),
                 embeddings_fingerprint: String::new(),
+                image_pipeline: String::new(),
             },
             clusters: None,
         };

@@ -8,7 +8,7 @@
 use natview_analysis::probe::{low_shot_probes, probe_classes, ClassSource, ProbeOptions};
 use natview_analysis::report::{save_quadrant_png, HeatmapOptions};
 use natview_analysis::{listing_numbers, quadrant_chart, PairStats, QuadrantChart, QuadrantParams};
-use natview_core::dataset::{decode_rgb, group_by_listing, Dataset, Item};
+use natview_core::dataset::{decode_rgb_covering, group_by_listing, Dataset, Item};
 use natview_core::linalg::Matrix;
 use natview_encoder::{choose_device, Encoder, EncoderSpec};
 use std::path::{Path, PathBuf};
@@ -37,8 +37,10 @@ impl HeldOut {
         let (mut items, mut images) = (Vec::new(), Vec::new());
         for item in dataset.items.iter().filter(|i| held.contains(&i.listing)) {
             let path = dataset.item_path(item);
-            match decode_rgb(&path, size_px.max(64)) {
-                Ok(image) => {
+            // Covering the input after a crop of down to 7/8 of the short side.
+            match decode_rgb_covering(&path, size_px.max(64), size_px * 8 / 7 + 1) {
+                Ok(decoded) => {
+                    let image = decoded.image;
                     items.push(item.clone());
                     images.push(image);
                 }

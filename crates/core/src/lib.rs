@@ -13,5 +13,6 @@ pub mod jobs;
 pub mod linalg;
 pub mod locate;
 pub mod npy;
+pub mod pixels;
 pub mod rng;
 pub mod workspace;

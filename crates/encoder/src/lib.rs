@@ -48,8 +48,8 @@ pub use effnet_b::{EffNetBConfig, EfficientNetB, MbConvSpec};
 pub use effnet_cpu::FusedEffNet;
 pub use init::SeededInit;
 pub use preprocess::{
-    images_tensor, normalise_chw, pixel_vector, square_resize, Normalisation, IMAGENET_MEAN,
-    IMAGENET_STD,
+    images_tensor, images_tensor_cropped, normalise_chw, pixel_vector, square_resize,
+    Normalisation, IMAGENET_MEAN, IMAGENET_STD,
 };
 pub use regnet::{RegNet, RegNetConfig};
 pub use resample::PosResample;
@@ -570,6 +570,8 @@ pub struct Encoder {
     /// SwAV's projector and prototypes, when the weights carry them.
     cluster_head: Option<ClusterHead>,
     normalisation: Normalisation,
+    /// The share of the short side the centre crop keeps (the folder's resize-then-crop).
+    crop_fraction: f32,
     summary: String,
 }
 
@@ -592,6 +594,7 @@ impl Encoder {
                 weights_fingerprint: "none".into(),
                 cluster_head: None,
                 normalisation: spec.model.normalisation(),
+                crop_fraction: 1.0,
                 summary: spec.describe(),
             });
         }
@@ -601,6 +604,7 @@ impl Encoder {
             message,
         };
         let mut normalisation = spec.model.normalisation();
+        let mut crop_fraction = 1.0;
         let mut summary = spec.describe();
         let mut cluster_head = None;
         let (architecture, vb, weights_fingerprint) = match &spec.weights {
@@ -625,6 +629,7 @@ impl Encoder {
                 cluster_head = ClusterHead::from_tensors(&tensors)
                     .map_err(|e| mismatch(path, first_line(&e.to_string())))?;
                 normalisation = info.normalisation;
+                crop_fraction = info.crop_fraction;
                 summary = format!("{}; preprocessing: {}", info.summary, info.preprocessing);
                 let fingerprint =
                     file_fingerprint(path).map_err(|e| EncoderError::WeightsFile {
@@ -675,8 +680,47 @@ impl Encoder {
             weights_fingerprint,
             cluster_head,
             normalisation,
+            crop_fraction,
             summary,
         })
+    }
+
+    /// The shortest image side this encoder's input needs before it is resized down: the input
+    /// size over the crop fraction (a decoder may deliver anything at least this large).
+    pub fn input_side_needed(&self) -> u32 {
+        let side = f64::from(self.spec.input_size_px) / f64::from(self.crop_fraction.max(0.05));
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "at most 20 × a u32 input size, positive; saturates beyond"
+        )]
+        let side = side.ceil() as u32;
+        side
+    }
+
+    /// `image` as this encoder's input: the centred crop its preprocessing keeps, resized to
+    /// the input size. [`embed_clustered_prepared`](Self::embed_clustered_prepared) takes these.
+    pub fn prepare(&self, image: &RgbImage) -> RgbImage {
+        natview_core::pixels::centre_crop_resize(image, self.spec.input_size_px, self.crop_fraction)
+    }
+
+    /// [`embed_clustered`](Self::embed_clustered) of images already made inputs by
+    /// [`prepare`](Self::prepare) (cropped and resized once, where they were decoded).
+    pub fn embed_clustered_prepared(
+        &self,
+        prepared: &[RgbImage],
+    ) -> Result<ClusteredRows, EncoderError> {
+        let size = self.spec.input_size_px;
+        if let Network::Pixels = &self.network {
+            return Ok((self.embed(prepared)?, None));
+        }
+        let input = images_tensor(prepared, size, self.normalisation, &self.device)?;
+        let features = self.features(&input)?;
+        let clusters = match &self.cluster_head {
+            Some(head) => Some(head.assign(&features)?),
+            None => None,
+        };
+        Ok((unit_rows(&features)?, clusters))
     }
 
     /// What the encoder is, in one line: for a checkpoint, the family and size natview found,
@@ -768,9 +812,10 @@ impl Encoder {
 
     /// Preprocesses images into a normalised `[batch, 3, size, size]` tensor on the device.
     pub fn input_tensor(&self, images: &[RgbImage]) -> Result<Tensor, EncoderError> {
-        Ok(images_tensor(
+        Ok(images_tensor_cropped(
             images,
             self.spec.input_size_px,
+            self.crop_fraction,
             self.normalisation,
             &self.device,
         )?)

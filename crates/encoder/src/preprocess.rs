@@ -1,30 +1,18 @@
 //! Image preprocessing shared by the encoders: centre crop to a square, resize, and (for the
 //! CNNs) ImageNet normalisation into an NCHW tensor.
 
-use image::{imageops::FilterType, RgbImage};
+use image::RgbImage;
+use natview_core::pixels::centre_crop_resize;
 
 /// ImageNet channel means (torchvision convention).
 pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 /// ImageNet channel standard deviations (torchvision convention).
 pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 
-/// Centre-crops to a square and resizes to `size_px` × `size_px`.
+/// Centre-crops to the largest square and resizes to `size_px` × `size_px`
+/// ([`centre_crop_resize`] with the whole short side).
 pub fn square_resize(image: &RgbImage, size_px: u32) -> RgbImage {
-    let (w, h) = image.dimensions();
-    let side = w.min(h);
-    let cropped;
-    let square = if w == h {
-        image
-    } else {
-        cropped =
-            image::imageops::crop_imm(image, (w - side) / 2, (h - side) / 2, side, side).to_image();
-        &cropped
-    };
-    if side == size_px {
-        square.clone()
-    } else {
-        image::imageops::resize(square, size_px, size_px, FilterType::Triangle)
-    }
+    centre_crop_resize(image, size_px, 1.0)
 }
 
 /// How pixel values become network input.
@@ -86,13 +74,27 @@ pub fn images_tensor<I: std::borrow::Borrow<RgbImage> + Sync>(
     norm: Normalisation,
     device: &candle_core::Device,
 ) -> candle_core::Result<candle_core::Tensor> {
+    images_tensor_cropped(images, size_px, 1.0, norm, device)
+}
+
+/// [`images_tensor`] with the centre crop keeping `crop_fraction` of the short side.
+pub fn images_tensor_cropped<I: std::borrow::Borrow<RgbImage> + Sync>(
+    images: &[I],
+    size_px: u32,
+    crop_fraction: f32,
+    norm: Normalisation,
+    device: &candle_core::Device,
+) -> candle_core::Result<candle_core::Tensor> {
     use rayon::prelude::*;
     let size = size_px as usize;
     let per_image = 3 * size * size;
     let mut data = vec![0f32; images.len() * per_image];
     data.par_chunks_mut(per_image.max(1))
         .zip(images.par_iter())
-        .for_each(|(out, image)| normalise_chw(&square_resize(image.borrow(), size_px), norm, out));
+        .for_each(|(out, image)| {
+            let input = centre_crop_resize(image.borrow(), size_px, crop_fraction);
+            normalise_chw(&input, norm, out);
+        });
     candle_core::Tensor::from_vec(data, (images.len(), 3, size, size), device)
 }
 

@@ -275,7 +275,7 @@ pub fn import_embeddings(
         dataset,
         workspace,
         &spec,
-        format!("imported:{bytes_fingerprint}"),
+        (format!("imported:{bytes_fingerprint}"), String::new()),
         (dataset.items.clone(), matrix),
     )?;
     let report = ImportReport {

@@ -28,12 +28,13 @@ use natview_pipeline::EmbeddingSet;
 use std::path::PathBuf;
 
 /// Writes `items` and their `matrix` into `workspace` as `spec`'s embeddings of `dataset`
-/// (made with weights `weights_fingerprint`); returns the embeddings file and the set.
+/// (made with weights `weights_fingerprint`, their images decoded as `image_pipeline` says:
+/// empty for rows computed elsewhere); returns the embeddings file and the set.
 fn store_set(
     dataset: &Dataset,
     workspace: &Workspace,
     spec: &EncoderSpec,
-    weights_fingerprint: String,
+    (weights_fingerprint, image_pipeline): (String, String),
     (items, matrix): (Vec<Item>, Matrix),
 ) -> Result<(PathBuf, EmbeddingSet), InteropError> {
     workspace.create()?;
@@ -44,6 +45,7 @@ fn store_set(
         dataset_fingerprint: dataset.fingerprint(),
         items_fingerprint,
         embeddings_fingerprint: EmbeddingStore::fingerprint(&matrix),
+        image_pipeline,
     };
     let path = workspace.embeddings_path(&spec.workspace_key());
     EmbeddingStore::save(&path, &matrix, &meta)?;

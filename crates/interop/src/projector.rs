@@ -115,12 +115,7 @@ fn sprite(thumbnails: &ThumbnailStore, count: usize, cell: u32) -> RgbImage {
         let Some(thumbnail) = thumbnails.get(i) else {
             continue;
         };
-        let fitted = image::imageops::resize(
-            &thumbnail,
-            cell,
-            cell,
-            image::imageops::FilterType::Triangle,
-        );
+        let fitted = natview_core::pixels::resize_rgb(&thumbnail, cell, cell);
         let (x, y) = (column * cell, row * cell);
         image::imageops::replace(&mut sprite, &fitted, i64::from(x), i64::from(y));
     }

@@ -158,7 +158,8 @@ pub fn merge_shards(
             }
             Some(first)
                 if first.encoder != meta.encoder
-                    || first.weights_fingerprint != meta.weights_fingerprint =>
+                    || first.weights_fingerprint != meta.weights_fingerprint
+                    || first.image_pipeline != meta.image_pipeline =>
             {
                 return Err(InteropError::invalid(
                     &path,
@@ -218,7 +219,7 @@ pub fn merge_shards(
         dataset,
         workspace,
         &first.encoder,
-        first.weights_fingerprint.clone(),
+        (first.weights_fingerprint.clone(), first.image_pipeline.clone()),
         (items, matrix),
     )?;
     let report = MergeReport {

@@ -5,7 +5,7 @@ use super::embed_rows::{ChunkBuffer, Rows};
 use super::{EmbedReport, EmbedRequest, EmbeddingSet, PipelineError};
 use crate::store::{EmbeddingStore, EmbeddingsMeta, PartialRun, RunState};
 use crate::thumbs::{thumbnail_bytes, ThumbnailStore};
-use natview_core::dataset::{decode_rgb_noting, Dataset, Skipped};
+use natview_core::dataset::{decode_rgb_covering, Dataset, Item, Skipped, IMAGE_PIPELINE};
 use natview_core::jobs::{CancelFlag, Progress, ProgressSink};
 use natview_core::linalg::Matrix;
 use natview_core::workspace::{Workspace, WorkspaceError, WorkspaceLock};
@@ -113,6 +113,7 @@ pub fn embed_dataset(
         dataset_fingerprint: dataset_fingerprint.clone(),
         total_items: dataset.items.len(),
         batch_size,
+        image_pipeline: IMAGE_PIPELINE.into(),
     };
     let partial = PartialRun::new(workspace, &key);
     natview_core::workspace::sweep_orphans(partial.dir());
@@ -151,94 +152,92 @@ pub fn embed_dataset(
         .checkpoint_images
         .unwrap_or(DEFAULT_CHECKPOINT_IMAGES)
         .max(1);
-    let svg_px = svg_size_px(request.spec.input_size_px);
+    let decoder = BatchDecoder {
+        dataset,
+        encoder: &encoder,
+        svg_px: svg_size_px(request.spec.input_size_px),
+        with_thumbnails,
+    };
     let total = dataset.items.len();
     let mut pending = ChunkBuffer::new(rows.next_item, with_thumbnails, rows.clusters.is_some());
     let mut last_save = Instant::now();
     let first = rows.next_item;
-    for batch in dataset.items[first..].chunks(batch_size) {
-        if cancel.is_cancelled() {
-            // What was embedded is kept: the next run continues from here.
+    let batches = || dataset.items[first..].chunks(batch_size);
+    // The next batch decodes (on the shared thread pool) while this one runs through the
+    // network; at most two decoded batches wait, so memory stays bounded at any N.
+    std::thread::scope(|scope| -> Result<(), PipelineError> {
+        let (sender, decoded_batches) = std::sync::mpsc::sync_channel(1);
+        scope.spawn(move || {
+            for batch in batches() {
+                if cancel.is_cancelled() || sender.send(decoder.decode(batch)).is_err() {
+                    break;
+                }
+            }
+        });
+        for (batch, decoded) in batches().zip(decoded_batches.iter()) {
+            if cancel.is_cancelled() {
+                // What was embedded is kept: the next run continues from here.
+                pending.save(&partial, &mut next_chunk, encoder.dim())?;
+                return Err(PipelineError::Cancelled);
+            }
+            let mut images = Vec::with_capacity(batch.len());
+            for (offset, result) in decoded.into_iter().enumerate() {
+                let index = rows.next_item + offset;
+                match result {
+                    Ok((image, thumbnail, refused)) => {
+                        rows.skipped.extend(refused.iter().cloned());
+                        pending.header.skipped.extend(refused);
+                        rows.push_thumbnail(thumbnail.as_deref());
+                        pending.add_item(index, thumbnail);
+                        images.push(image);
+                    }
+                    Err(s) => {
+                        rows.skipped.push(s.clone());
+                        pending.header.skipped.push(s);
+                    }
+                }
+            }
+            if !images.is_empty() {
+                let (embedded, batch_clusters) = encoder.embed_clustered_prepared(&images)?;
+                for row in &embedded {
+                    pending.values.extend_from_slice(row);
+                }
+                if let (Some(all), Some(mine), Some(new)) = (
+                    rows.clusters.as_mut(),
+                    pending.header.clusters.as_mut(),
+                    batch_clusters,
+                ) {
+                    all.extend_from_slice(&new);
+                    mine.extend(new);
+                }
+                let dataset_rows =
+                    &pending.header.rows[pending.header.rows.len() - embedded.len()..];
+                for (row, &index) in embedded.iter().zip(dataset_rows) {
+                    rows.add_row(&dataset.items[index], row);
+                }
+            }
+            rows.next_item += batch.len();
+            pending.header.end_item = rows.next_item;
+            progress.report(Progress {
+                phase: "embedding".into(),
+                done: rows.next_item,
+                total,
+            });
+            if pending.header.end_item - pending.header.first_item >= checkpoint_images
+                || last_save.elapsed() >= CHECKPOINT_INTERVAL
+            {
+                pending.save(&partial, &mut next_chunk, encoder.dim())?;
+                pending =
+                    ChunkBuffer::new(rows.next_item, with_thumbnails, rows.clusters.is_some());
+                last_save = Instant::now();
+            }
+        }
+        if cancel.is_cancelled() && rows.next_item < total {
             pending.save(&partial, &mut next_chunk, encoder.dim())?;
             return Err(PipelineError::Cancelled);
         }
-        let decoded: Vec<_> = batch
-            .par_iter()
-            .map(|item| {
-                let path = dataset.item_path(item);
-                decode_rgb_noting(&path, svg_px)
-                    .map(|decoded| {
-                        let thumbnail = with_thumbnails
-                            .then(|| thumbnail_bytes(&decoded.image))
-                            .flatten();
-                        // An SVG's embedded images that were not followed are reported beside
-                        // the skipped files (the SVG itself is embedded without them).
-                        let refused: Vec<Skipped> = decoded
-                            .refused
-                            .iter()
-                            .map(|r| Skipped {
-                                path: path.clone(),
-                                reason: r.to_string(),
-                            })
-                            .collect();
-                        (decoded.image, thumbnail, refused)
-                    })
-                    .map_err(|e| Skipped {
-                        path,
-                        reason: e.to_string(),
-                    })
-            })
-            .collect();
-        let mut images = Vec::with_capacity(batch.len());
-        for (offset, result) in decoded.into_iter().enumerate() {
-            let index = rows.next_item + offset;
-            match result {
-                Ok((image, thumbnail, refused)) => {
-                    rows.skipped.extend(refused.iter().cloned());
-                    pending.header.skipped.extend(refused);
-                    rows.push_thumbnail(thumbnail.as_deref());
-                    pending.add_item(index, thumbnail);
-                    images.push(image);
-                }
-                Err(s) => {
-                    rows.skipped.push(s.clone());
-                    pending.header.skipped.push(s);
-                }
-            }
-        }
-        if !images.is_empty() {
-            let (embedded, batch_clusters) = encoder.embed_clustered(&images)?;
-            for row in &embedded {
-                pending.values.extend_from_slice(row);
-            }
-            if let (Some(all), Some(mine), Some(new)) = (
-                rows.clusters.as_mut(),
-                pending.header.clusters.as_mut(),
-                batch_clusters,
-            ) {
-                all.extend_from_slice(&new);
-                mine.extend(new);
-            }
-            let dataset_rows = &pending.header.rows[pending.header.rows.len() - embedded.len()..];
-            for (row, &index) in embedded.iter().zip(dataset_rows) {
-                rows.add_row(&dataset.items[index], row);
-            }
-        }
-        rows.next_item += batch.len();
-        pending.header.end_item = rows.next_item;
-        progress.report(Progress {
-            phase: "embedding".into(),
-            done: rows.next_item,
-            total,
-        });
-        if pending.header.end_item - pending.header.first_item >= checkpoint_images
-            || last_save.elapsed() >= CHECKPOINT_INTERVAL
-        {
-            pending.save(&partial, &mut next_chunk, encoder.dim())?;
-            pending = ChunkBuffer::new(rows.next_item, with_thumbnails, rows.clusters.is_some());
-            last_save = Instant::now();
-        }
-    }
+        Ok(())
+    })?;
     // Everything is in the chunks before the final files are written: a failure there (a
     // full disk) loses nothing.
     pending.save(&partial, &mut next_chunk, encoder.dim())?;
@@ -269,6 +268,7 @@ pub fn embed_dataset(
         dataset_fingerprint,
         items_fingerprint: items_fingerprint.clone(),
         embeddings_fingerprint: EmbeddingStore::fingerprint(&matrix),
+        image_pipeline: IMAGE_PIPELINE.into(),
     };
     if let Some(clusters) = &clusters {
         let path = workspace.clusters_path(&key);
@@ -306,6 +306,56 @@ pub fn embed_dataset(
         },
         report,
     ))
+}
+
+/// One decoded image: the encoder's prepared input, its thumbnail, an SVG's refusals.
+type DecodedImage = Result<(image::RgbImage, Option<Vec<u8>>, Vec<Skipped>), Skipped>;
+
+/// Decodes a batch of a dataset's images for an encoder: each at the smallest scale its input
+/// (and the thumbnail) needs, prepared as the encoder's input, with its thumbnail.
+struct BatchDecoder<'a> {
+    dataset: &'a Dataset,
+    encoder: &'a Encoder,
+    svg_px: u32,
+    with_thumbnails: bool,
+}
+
+impl BatchDecoder<'_> {
+    fn decode(&self, batch: &[Item]) -> Vec<DecodedImage> {
+        let needed = if self.with_thumbnails {
+            self.encoder
+                .input_side_needed()
+                .max(crate::thumbs::THUMBNAIL_PX)
+        } else {
+            self.encoder.input_side_needed()
+        };
+        batch
+            .par_iter()
+            .map(|item| {
+                let path = self.dataset.item_path(item);
+                let decoded =
+                    decode_rgb_covering(&path, self.svg_px, needed).map_err(|e| Skipped {
+                        path: path.clone(),
+                        reason: e.to_string(),
+                    })?;
+                let thumbnail = self
+                    .with_thumbnails
+                    .then(|| thumbnail_bytes(&decoded.image))
+                    .flatten();
+                // An SVG's embedded images that were not followed are reported beside the
+                // skipped files (the SVG itself is embedded without them).
+                let refused = decoded
+                    .refused
+                    .iter()
+                    .map(|r| Skipped {
+                        path: path.clone(),
+                        reason: r.to_string(),
+                    })
+                    .collect();
+                Ok((self.encoder.prepare(&decoded.image), thumbnail, refused))
+            })
+            .collect()
+    }
 }
 
 /// Takes the workspace's lock, waiting (and saying who holds it) while another run writes it.
@@ -401,6 +451,11 @@ fn fresh_embeddings(
     }
     if meta.weights_fingerprint != encoder.weights_fingerprint() {
         return Err(Some("the weights file changed".into()));
+    }
+    if meta.image_pipeline != IMAGE_PIPELINE {
+        return Err(Some(
+            "its images were decoded and resized by an earlier natview".into(),
+        ));
     }
     if meta.dataset_fingerprint != dataset_fingerprint {
         return Err(Some("the dataset changed".into()));

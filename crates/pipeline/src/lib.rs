@@ -5,7 +5,7 @@ use crate::store::EmbeddingsMeta;
 use crate::thumbs::{thumbnail_bytes, ThumbnailStore, ThumbnailWriter};
 use natview_analysis::{dataset_pair_stats, listing_numbers, listing_retrieval_of, AnalysisError};
 use natview_analysis::{PairStats, RetrievalMetrics};
-use natview_core::dataset::{decode_rgb, Dataset, Item, Skipped, ViewFilter};
+use natview_core::dataset::{decode_rgb_covering, Dataset, Item, Skipped, ViewFilter};
 use natview_core::jobs::{CancelFlag, Progress, ProgressSink};
 use natview_core::linalg::Matrix;
 use natview_core::workspace::{Workspace, WorkspaceError};
@@ -180,9 +180,9 @@ pub fn ensure_thumbnails(
         let encoded: Vec<Option<Vec<u8>>> = chunk
             .par_iter()
             .map(|item| {
-                decode_rgb(&dataset.item_path(item), svg_px)
+                decode_rgb_covering(&dataset.item_path(item), svg_px, thumbs::THUMBNAIL_PX)
                     .ok()
-                    .and_then(|image| thumbnail_bytes(&image))
+                    .and_then(|decoded| thumbnail_bytes(&decoded.image))
             })
             .collect();
         for bytes in &encoded {
@@ -318,12 +318,13 @@ pub fn embed_query_image(
     force_cpu: bool,
 ) -> Result<Vec<f32>, PipelineError> {
     let encoder = Encoder::new(spec, &choose_device(force_cpu))?;
-    let image = decode_rgb(path, svg_size_px(spec.input_size_px)).map_err(|e| {
-        PipelineError::QueryImage {
+    let needed = encoder.input_side_needed();
+    let image = decode_rgb_covering(path, svg_size_px(spec.input_size_px), needed)
+        .map_err(|e| PipelineError::QueryImage {
             path: path.to_path_buf(),
             reason: e.to_string(),
-        }
-    })?;
+        })?
+        .image;
     let mut rows = encoder.embed(&[image])?;
     rows.pop().ok_or_else(|| PipelineError::QueryImage {
         path: path.to_path_buf(),

@@ -2,7 +2,7 @@
 //! flip, colour jitter (brightness, contrast, saturation), greyscale and Gaussian blur, applied
 //! on the fly to each view.
 
-use image::{imageops::FilterType, RgbImage};
+use image::RgbImage;
 use natview_core::rng::SplitMix64;
 
 /// How strongly views are augmented.
@@ -92,8 +92,8 @@ fn random_resized_crop(
         if cw >= 1 && ch >= 1 && cw <= w && ch <= h {
             let x = rng.below((w - cw + 1) as usize) as u32;
             let y = rng.below((h - ch + 1) as usize) as u32;
-            let crop = image::imageops::crop_imm(image, x, y, cw, ch).to_image();
-            return image::imageops::resize(&crop, size_px, size_px, FilterType::Triangle);
+            let region = (f64::from(x), f64::from(y), f64::from(cw), f64::from(ch));
+            return natview_core::pixels::crop_resize(image, region, size_px, size_px);
         }
     }
     natview_encoder::square_resize(image, size_px)

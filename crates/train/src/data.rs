@@ -44,16 +44,17 @@ pub(super) fn load_images(dataset: &Dataset, size_px: u32) -> Images {
         .items
         .par_iter()
         .map(|item| {
-            let image = decode_rgb(&dataset.item_path(item), keep).ok()?;
+            let image = decode_rgb_covering(&dataset.item_path(item), keep, keep)
+                .ok()?
+                .image;
             let (w, h) = image.dimensions();
             let short = w.min(h);
             let image = if short > keep {
                 let scale = f64::from(keep) / f64::from(short);
-                image::imageops::resize(
+                natview_core::pixels::resize_rgb(
                     &image,
                     ((f64::from(w) * scale).round() as u32).max(1),
                     ((f64::from(h) * scale).round() as u32).max(1),
-                    image::imageops::FilterType::Triangle,
                 )
             } else {
                 image

@@ -31,7 +31,7 @@ pub use target::Target;
 
 use candle_core::{Device, Tensor};
 use image::RgbImage;
-use natview_core::dataset::{decode_rgb, group_by_listing, Dataset, Item, ViewFilter};
+use natview_core::dataset::{decode_rgb_covering, group_by_listing, Dataset, Item, ViewFilter};
 use natview_core::jobs::CancelFlag;
 use natview_core::linalg::{l2_normalise, Matrix};
 use natview_core::rng::SplitMix64;

@@ -2,7 +2,7 @@
 //! pair's, ahead of time), decoded from their files on a worker thread at up to
 //! [`LARGE_PX`] pixels; until one arrives the view shows its 64-px thumbnail scaled up.
 
-use natview_core::dataset::decode_rgb;
+use natview_core::dataset::decode_rgb_covering;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::mpsc::{channel, Receiver, Sender};
@@ -122,19 +122,9 @@ impl LargeImages {
 
 /// Decodes `path` and scales it so that its longer side is at most [`LARGE_PX`].
 fn load(path: &std::path::Path) -> Option<egui::ColorImage> {
-    let rgb = decode_rgb(path, LARGE_PX).ok()?;
-    let (w, h) = rgb.dimensions();
-    let scale = (f64::from(LARGE_PX) / f64::from(w.max(h))).min(1.0);
-    let rgb = if scale < 1.0 {
-        image::imageops::resize(
-            &rgb,
-            ((f64::from(w) * scale).round() as u32).max(1),
-            ((f64::from(h) * scale).round() as u32).max(1),
-            image::imageops::FilterType::Triangle,
-        )
-    } else {
-        rgb
-    };
+    // A short side of LARGE_PX always covers a long side of LARGE_PX.
+    let decoded = decode_rgb_covering(path, LARGE_PX, LARGE_PX).ok()?;
+    let rgb = natview_core::pixels::fit_within(&decoded.image, LARGE_PX);
     let size = [rgb.width() as usize, rgb.height() as usize];
     Some(egui::ColorImage::from_rgb(size, rgb.as_raw()))
 }

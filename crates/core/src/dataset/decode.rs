@@ -1,5 +1,10 @@
-//! Image decoding to RGB8: every raster format the `image` crate reads, plus SVG through resvg.
-//! EXIF orientation is applied; alpha is composited over white; grey and 16-bit become RGB8.
+//! Image decoding to RGB8: JPEG through the system's libjpeg-turbo (`natview-jpeg`), at the
+//! smallest DCT scale (1/8, 1/4, 1/2) that still covers what the caller needs; every other
+//! raster format the `image` crate reads; SVG through resvg. EXIF orientation is applied; alpha
+//! is composited over white; grey, CMYK and 16-bit become RGB8. A file whose header asks for
+//! more than [`MAX_IMAGE_PIXELS`] pixels (or a decoder more than [`MAX_DECODE_BYTES`]) is
+//! refused before it is decoded. Colour profiles (ICC) are not applied: pixels are taken as
+//! sRGB, as PIL and torchvision take them.
 //!
 //! An SVG's `<image>` elements are followed only to `data:` URLs and to files in the SVG's own
 //! folder or below it (links resolved, so `..` and symbolic links cannot leave it), each at
@@ -50,6 +55,18 @@ pub enum DecodeError {
     },
 }
 
+/// Largest image natview decodes, in pixels (256 megapixels: a 200-megapixel phone photo
+/// passes, a hostile header of 65,500 × 65,500 does not).
+pub const MAX_IMAGE_PIXELS: u64 = 256 << 20;
+
+/// Largest working memory a decoder may take for one image (1 GiB).
+pub const MAX_DECODE_BYTES: u64 = 1 << 30;
+
+/// How images are decoded and resized, recorded with embeddings so that a workspace made
+/// another way is rebuilt rather than mixed: the JPEG decoder and its scale rule, the resizer.
+pub const IMAGE_PIPELINE: &str =
+    "libjpeg-turbo dct-scaled to cover the input; fast_image_resize bilinear";
+
 /// Largest SVG file natview reads, and largest image an SVG may embed (a `data:` URL or a file
 /// in its folder): 64 MiB.
 pub const MAX_SVG_BYTES: u64 = 64 << 20;
@@ -59,6 +76,17 @@ pub const MAX_SVG_BYTES: u64 = 64 << 20;
 /// own folder; see [`decode_rgb_noting`] for the ones left out.
 pub fn decode_rgb(path: &Path, svg_size_px: u32) -> Result<RgbImage, DecodeError> {
     decode_rgb_noting(path, svg_size_px).map(|decoded| decoded.image)
+}
+
+/// Decodes an image file to RGB8 at least `min_short_side` pixels on its shorter side where
+/// the format can decode smaller for less (a JPEG, at 1/2, 1/4 or 1/8 of its size); other
+/// formats at their natural size; SVGs as [`decode_rgb`]. The caller resizes the result.
+pub fn decode_rgb_covering(
+    path: &Path,
+    svg_size_px: u32,
+    min_short_side: u32,
+) -> Result<Decoded, DecodeError> {
+    decode_with(path, svg_size_px, min_short_side)
 }
 
 /// A decoded image and the references inside it (an SVG's `<image>` elements) that were left
@@ -95,6 +123,10 @@ impl std::fmt::Display for RefusedReference {
 
 /// [`decode_rgb`], also returning the references of an SVG that were left out.
 pub fn decode_rgb_noting(path: &Path, svg_size_px: u32) -> Result<Decoded, DecodeError> {
+    decode_with(path, svg_size_px, 0)
+}
+
+fn decode_with(path: &Path, svg_size_px: u32, min_short_side: u32) -> Result<Decoded, DecodeError> {
     let len = std::fs::metadata(path)?.len();
     if len == 0 {
         return Err(DecodeError::Empty);
@@ -109,9 +141,19 @@ pub fn decode_rgb_noting(path: &Path, svg_size_px: u32) -> Result<Decoded, Decod
         });
     }
     if !is_svg {
-        let rgba = decode_raster(path)?.into_rgba8();
+        if is_jpeg_file(path)? {
+            return Ok(Decoded {
+                image: decode_jpeg(path, min_short_side)?,
+                refused: Vec::new(),
+            });
+        }
+        let image = decode_raster(path)?;
+        let image = match image {
+            DynamicImage::ImageRgb8(rgb) => rgb,
+            other => flatten_on_white(&other.into_rgba8()),
+        };
         return Ok(Decoded {
-            image: flatten_on_white(&rgba),
+            image,
             refused: Vec::new(),
         });
     }
@@ -140,16 +182,65 @@ fn read_at_most(path: &Path, limit: u64) -> std::io::Result<Option<Vec<u8>>> {
     Ok((bytes.len() as u64 <= limit).then_some(bytes))
 }
 
+/// Whether the file starts as a JPEG does (its extension may say otherwise).
+fn is_jpeg_file(path: &Path) -> Result<bool, DecodeError> {
+    use std::io::Read;
+    let mut magic = [0u8; 3];
+    let mut file = std::fs::File::open(path)?;
+    Ok(file.read_exact(&mut magic).is_ok() && magic == [0xFF, 0xD8, 0xFF])
+}
+
+/// A JPEG through libjpeg-turbo at the smallest scale covering `min_short_side` (0: full),
+/// turned upright as its EXIF orientation says.
+fn decode_jpeg(path: &Path, min_short_side: u32) -> Result<RgbImage, DecodeError> {
+    let bytes = std::fs::read(path)?;
+    let jpeg_error = |e: natview_jpeg::JpegError| DecodeError::Image(format!("JPEG: {e}"));
+    let info = natview_jpeg::info(&bytes).map_err(jpeg_error)?;
+    let limits = natview_jpeg::Limits {
+        max_pixels: MAX_IMAGE_PIXELS,
+        max_memory: MAX_DECODE_BYTES,
+    };
+    let scaled =
+        natview_jpeg::decode_scaled(&bytes, &info, min_short_side, limits).map_err(jpeg_error)?;
+    let image = RgbImage::from_raw(scaled.width, scaled.height, scaled.rgb)
+        .ok_or_else(|| DecodeError::Image("JPEG: decoded buffer has the wrong size".into()))?;
+    let orientation = info
+        .exif
+        .as_deref()
+        .and_then(image::metadata::Orientation::from_exif_chunk);
+    Ok(match orientation {
+        None | Some(image::metadata::Orientation::NoTransforms) => image,
+        Some(orientation) => {
+            let mut dynamic = DynamicImage::ImageRgb8(image);
+            dynamic.apply_orientation(orientation);
+            dynamic.into_rgb8()
+        }
+    })
+}
+
 fn decode_raster(path: &Path) -> Result<DynamicImage, DecodeError> {
-    let reader = ImageReader::open(path)?
+    let mut reader = ImageReader::open(path)?
         .with_guessed_format()
         .map_err(DecodeError::Io)?;
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    let side = u32::try_from(MAX_IMAGE_PIXELS.isqrt() * 4).unwrap_or(u32::MAX);
+    limits.max_image_width = Some(side);
+    limits.max_image_height = Some(side);
+    reader.limits(limits);
     if reader.format().is_none() {
         return Err(DecodeError::Image("unknown image format".into()));
     }
     let mut decoder = reader
         .into_decoder()
         .map_err(|e| DecodeError::Image(e.to_string()))?;
+    let (width, height) = decoder.dimensions();
+    if u64::from(width) * u64::from(height) > MAX_IMAGE_PIXELS {
+        return Err(DecodeError::Image(format!(
+            "{width} × {height} pixels is over the limit of {} megapixels",
+            MAX_IMAGE_PIXELS / 1_000_000
+        )));
+    }
     let orientation = decoder.orientation().ok();
     let mut image =
         DynamicImage::from_decoder(decoder).map_err(|e| DecodeError::Image(e.to_string()))?;

@@ -8,8 +8,9 @@ mod metadata;
 mod view_filter;
 
 pub use decode::{
-    decode_rgb, decode_rgb_noting, flatten_on_white, is_supported_extension, rasterise_svg,
-    rasterise_svg_in, DecodeError, Decoded, RefusedReference, MAX_SVG_BYTES, SUPPORTED_EXTENSIONS,
+    decode_rgb, decode_rgb_covering, decode_rgb_noting, flatten_on_white, is_supported_extension,
+    rasterise_svg, rasterise_svg_in, DecodeError, Decoded, RefusedReference, IMAGE_PIPELINE,
+    MAX_DECODE_BYTES, MAX_IMAGE_PIXELS, MAX_SVG_BYTES, SUPPORTED_EXTENSIONS,
 };
 pub use loader::{folder_manifest, load_dataset, DatasetKind};
 pub use metadata::Metadata;

@@ -152,6 +152,9 @@ pub(crate) struct Configured {
     pub activation: Option<TokenActivation>,
     /// A transformer's LayerNorm epsilon.
     pub eps: Option<f64>,
+    /// The share of the resized short side the centre crop keeps (`crop_size` over the resize's
+    /// `shortest_edge`, timm's `crop_pct`): DINOv2's 224 / 256.
+    pub crop_fraction: Option<f32>,
     /// The files that said something about the input (for the preprocessing line).
     pub sources: Vec<String>,
 }
@@ -196,6 +199,15 @@ fn normalisation(mean: &serde_json::Value, std: &serde_json::Value) -> Option<No
     }
 }
 
+/// A crop fraction in (0, 1]; a crop larger than the resize (or nonsense) is none.
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "a fraction in (0, 1] is exactly representable enough as f32"
+)]
+fn fraction(value: f64) -> Option<f32> {
+    (value > 0.05 && value <= 1.0).then_some(value as f32)
+}
+
 fn size_value(value: &serde_json::Value) -> Option<u32> {
     let n = value
         .as_u64()
@@ -231,6 +243,7 @@ pub(crate) fn read_configs(dir: &Path) -> Configured {
         if timm_norm.is_some() || timm_size.is_some() {
             out.size = timm_size;
             out.normalisation = timm_norm;
+            out.crop_fraction = cfg["crop_pct"].as_f64().and_then(fraction);
             out.sources.push("config.json".into());
         }
         // Hugging Face's: the vision tower's section of a two-tower model.
@@ -243,12 +256,12 @@ pub(crate) fn read_configs(dir: &Path) -> Configured {
     }
     if let Some(json) = read_json(&dir.join("preprocessor_config.json")) {
         let crop = json["do_center_crop"].as_bool() != Some(false);
-        out.size = json
-            .get("crop_size")
-            .filter(|_| crop)
-            .and_then(size_value)
-            .or_else(|| json.get("size").and_then(size_value))
-            .or(out.size);
+        let crop_size = json.get("crop_size").filter(|_| crop).and_then(size_value);
+        let resized = json.get("size").and_then(size_value);
+        out.size = crop_size.or(resized).or(out.size);
+        if let (Some(crop_size), Some(resized)) = (crop_size, resized) {
+            out.crop_fraction = fraction(f64::from(crop_size) / f64::from(resized));
+        }
         if let Some(n) = normalisation(&json["image_mean"], &json["image_std"]) {
             out.normalisation = Some(n);
         }

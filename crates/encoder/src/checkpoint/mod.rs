@@ -50,6 +50,9 @@ pub struct CheckpointInfo {
     /// Input size and normalisation in words, and where they come from ("224 px, ImageNet
     /// mean/std (the family's standard)" or "… (from config.json)").
     pub preprocessing: String,
+    /// The share of the short side the centre crop keeps before resizing to the input size
+    /// (1.0: the largest centred square; DINOv2's folders 224 / 256).
+    pub crop_fraction: f32,
 }
 
 /// Whether `path` holds weights natview reads through this module (anything but its own
@@ -346,9 +349,20 @@ fn find_trunk(path: &Path, source: &Source, key: Option<&str>) -> Result<Found, 
         if let Some(normalisation) = configured.normalisation {
             found.info.normalisation = normalisation;
         }
+        if let Some(fraction) = configured.crop_fraction {
+            found.info.crop_fraction = fraction;
+        }
         if !configured.sources.is_empty() {
+            let crop = if found.info.crop_fraction < 1.0 {
+                format!(
+                    " (centre {:.1} % of the short side)",
+                    100.0 * found.info.crop_fraction
+                )
+            } else {
+                String::new()
+            };
             found.info.preprocessing = format!(
-                "{} px, {} (from {})",
+                "{} px{crop}, {} (from {})",
                 found.info.input_size_px,
                 found.info.normalisation.describe(),
                 configured
@@ -462,6 +476,7 @@ fn describe(candidate: &Candidate, shapes: &BTreeMap<String, Vec<usize>>) -> Res
                 "{input_size_px} px, {} (the family's standard)",
                 normalisation.describe()
             ),
+            crop_fraction: 1.0,
         },
         names,
     })

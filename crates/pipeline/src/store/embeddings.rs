@@ -22,6 +22,10 @@ pub struct EmbeddingsMeta {
     pub items_fingerprint: String,
     /// Fingerprint of the matrix itself (index files refer to it).
     pub embeddings_fingerprint: String,
+    /// How the images were decoded and resized ([`natview_core::dataset::IMAGE_PIPELINE`];
+    /// empty in files made before it was recorded, and for imported rows).
+    #[serde(default)]
+    pub image_pipeline: String,
 }
 
 /// Reading and writing embedding matrices.
@@ -234,6 +238,7 @@ mod tests {
             dataset_fingerprint: "d".into(),
             items_fingerprint: "i".into(),
             embeddings_fingerprint: EmbeddingStore::fingerprint(&matrix),
+            image_pipeline: "p".into(),
         };
         EmbeddingStore::save(&path, &matrix, &meta).expect("save");
         let (back, back_meta) = EmbeddingStore::load(&path).expect("load");
@@ -270,6 +275,7 @@ mod tests {
             dataset_fingerprint: "d".into(),
             items_fingerprint: "i".into(),
             embeddings_fingerprint: EmbeddingStore::fingerprint(&matrix),
+            image_pipeline: "p".into(),
         };
         EmbeddingStore::save(&path, &matrix, &meta).expect("save");
         let bytes = std::fs::read(&path).expect("read");

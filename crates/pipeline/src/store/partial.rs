@@ -29,6 +29,9 @@ pub struct RunState {
     pub total_items: usize,
     /// Images per batch (a resumed run keeps it, so that its rows are bit-identical).
     pub batch_size: usize,
+    /// How the images are decoded and resized ([`natview_core::dataset::IMAGE_PIPELINE`]).
+    #[serde(default)]
+    pub image_pipeline: String,
 }
 
 impl RunState {
@@ -39,6 +42,7 @@ impl RunState {
             && self.weights_fingerprint == new.weights_fingerprint
             && self.dataset_fingerprint == new.dataset_fingerprint
             && self.total_items == new.total_items
+            && self.image_pipeline == new.image_pipeline
     }
 }
 
@@ -313,6 +317,7 @@ mod tests {
             dataset_fingerprint: "d".into(),
             total_items: 12,
             batch_size: 4,
+            image_pipeline: "p".into(),
         };
         run.start(&state).expect("start");
         assert_eq!(run.state(), Some(state.clone()));

@@ -28,9 +28,9 @@ impl ThumbnailSource {
             ThumbnailSource::Store(store) => store.get(id),
             ThumbnailSource::Files(paths) => {
                 let path = paths.get(id)?;
-                natview_core::dataset::decode_rgb(path, THUMBNAIL_PX)
+                natview_core::dataset::decode_rgb_covering(path, THUMBNAIL_PX, THUMBNAIL_PX)
                     .ok()
-                    .map(|rgb| natview_encoder::square_resize(&rgb, THUMBNAIL_PX))
+                    .map(|decoded| natview_encoder::square_resize(&decoded.image, THUMBNAIL_PX))
             }
         }
     }
