@@ -354,3 +354,29 @@ fn embedding_writes_the_thumbnail_file_once_and_a_damaged_one_is_rebuilt() {
     assert_eq!(rebuilt.len(), set.items.len());
     assert_eq!(rebuilt.encoded(3).map(<[u8]>::to_vec), third);
 }
+
+/// Embeddings record how their images were decoded and resized: a workspace made by an earlier
+/// image pipeline (or one that did not record it) is rebuilt, with the reason, not reused.
+#[test]
+fn embeddings_from_an_earlier_image_pipeline_are_rebuilt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = common::demo_slice(dir.path(), 3);
+    let dataset = load_dataset(&root).expect("loads");
+    let workspace = Workspace::for_dataset(&dataset, None);
+    let req = request(ModelKind::Compact);
+    let (first, _) = embed(&dataset, &workspace, &req);
+    assert_eq!(first.meta.image_pipeline, natview::dataset::IMAGE_PIPELINE);
+    let path = workspace.embeddings_path(&req.spec.workspace_key());
+    let (matrix, meta) = EmbeddingStore::load(&path).expect("loads");
+    let mut old = meta.expect("meta");
+    old.image_pipeline = String::new();
+    EmbeddingStore::save(&path, &matrix, &old).expect("saves");
+    let (again, report) = embed(&dataset, &workspace, &req);
+    assert!(!report.reused);
+    let reason = report.stale_reason.expect("a reason");
+    assert!(reason.contains("decoded and resized"), "{reason}");
+    assert_eq!(
+        again.matrix, first.matrix,
+        "the same pipeline gives the same rows"
+    );
+}

@@ -219,7 +219,10 @@ pub fn merge_shards(
         dataset,
         workspace,
         &first.encoder,
-        (first.weights_fingerprint.clone(), first.image_pipeline.clone()),
+        (
+            first.weights_fingerprint.clone(),
+            first.image_pipeline.clone(),
+        ),
         (items, matrix),
     )?;
     let report = MergeReport {

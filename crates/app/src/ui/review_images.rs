@@ -122,8 +122,9 @@ impl LargeImages {
 
 /// Decodes `path` and scales it so that its longer side is at most [`LARGE_PX`].
 fn load(path: &std::path::Path) -> Option<egui::ColorImage> {
-    // A short side of LARGE_PX always covers a long side of LARGE_PX.
-    let decoded = decode_rgb_covering(path, LARGE_PX, LARGE_PX).ok()?;
+    // A short side of LARGE_PX always covers a long side of LARGE_PX (the decoder's margin
+    // doubles what is asked).
+    let decoded = decode_rgb_covering(path, LARGE_PX, LARGE_PX / 2).ok()?;
     let rgb = natview_core::pixels::fit_within(&decoded.image, LARGE_PX);
     let size = [rgb.width() as usize, rgb.height() as usize];
     Some(egui::ColorImage::from_rgb(size, rgb.as_raw()))

@@ -10,7 +10,7 @@ mod view_filter;
 pub use decode::{
     decode_rgb, decode_rgb_covering, decode_rgb_noting, flatten_on_white, is_supported_extension,
     rasterise_svg, rasterise_svg_in, DecodeError, Decoded, RefusedReference, IMAGE_PIPELINE,
-    MAX_DECODE_BYTES, MAX_IMAGE_PIXELS, MAX_SVG_BYTES, SUPPORTED_EXTENSIONS,
+    MAX_DECODE_BYTES, MAX_IMAGE_PIXELS, MAX_SVG_BYTES, SCALE_MARGIN, SUPPORTED_EXTENSIONS,
 };
 pub use loader::{folder_manifest, load_dataset, DatasetKind};
 pub use metadata::Metadata;

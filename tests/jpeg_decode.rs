@@ -1,0 +1,130 @@
+//! JPEG decoding (tests/fixtures/jpeg, made by scripts/make-jpeg-fixtures.py from the real
+//! photographs in scikit-learn's wheel): scaled decoding covers what is asked and stays close
+//! to full decoding (pixels and embeddings), EXIF orientations 1–8 come out upright, CMYK and
+//! grey files become RGB, progressive and ICC-tagged files decode as the plain one, and a
+//! truncated file or a hostile header is refused with a message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use natview::dataset::{decode_rgb, decode_rgb_covering};
+use natview::encoder::{Encoder, EncoderSpec, ModelKind};
+use std::path::{Path, PathBuf};
+
+mod common;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/jpeg")
+        .join(name)
+}
+
+/// Mean absolute difference of two same-sized images' bytes.
+fn mean_abs_diff(a: &image::RgbImage, b: &image::RgbImage) -> f64 {
+    assert_eq!(a.dimensions(), b.dimensions());
+    let total: u64 = a
+        .as_raw()
+        .iter()
+        .zip(b.as_raw())
+        .map(|(&x, &y)| u64::from(x.abs_diff(y)))
+        .sum();
+    total as f64 / a.as_raw().len() as f64
+}
+
+#[test]
+fn scaled_decoding_covers_the_need_and_stays_close_to_full_decoding() {
+    let photo = fixture("photo.jpg");
+    let full = decode_rgb(&photo, 64).expect("decodes");
+    assert_eq!(full.dimensions(), (1600, 1067));
+    // Decoded at the smallest scale at least twice the target side.
+    let for_input = decode_rgb_covering(&photo, 64, 224).expect("decodes").image;
+    assert_eq!(for_input.dimensions(), (800, 534), "1/2 covers 2 × 224");
+    let for_thumbnail = decode_rgb_covering(&photo, 64, 64).expect("decodes").image;
+    assert_eq!(for_thumbnail.dimensions(), (200, 134), "1/8 covers 2 × 64");
+
+    // The model's input made from each: close in pixels and in the embedding.
+    let spec = EncoderSpec::pretrained(ModelKind::EffnetLite0).expect("shipped weights");
+    let encoder = Encoder::new(&spec, &candle_core::Device::Cpu).expect("encoder");
+    let from_full = encoder.prepare(&full);
+    let from_scaled = encoder.prepare(&for_input);
+    let diff = mean_abs_diff(&from_full, &from_scaled);
+    assert!(diff < 2.0, "mean difference {diff:.2} grey levels");
+    let (rows, _) = encoder
+        .embed_clustered_prepared(&[from_full, from_scaled])
+        .expect("embeds");
+    let cos = common::cosine(&rows[0], &rows[1]);
+    assert!(cos >= 0.997, "cosine {cos}");
+    println!("1/2-scale vs full decode: {diff:.2} grey levels, embedding cosine {cos:.5}");
+}
+
+#[test]
+fn every_exif_orientation_comes_out_upright() {
+    let upright = image::open(fixture("orientation-upright.png"))
+        .expect("reference")
+        .into_rgb8();
+    for tag in 1..=8 {
+        let decoded = decode_rgb(&fixture(&format!("orientation-{tag}.jpg")), 64).expect("decodes");
+        assert_eq!(
+            decoded.dimensions(),
+            upright.dimensions(),
+            "orientation {tag}"
+        );
+        let diff = mean_abs_diff(&decoded, &upright);
+        assert!(diff < 6.0, "orientation {tag}: {diff:.1} grey levels off");
+        // Scaled decoding turns it upright too.
+        let small = decode_rgb_covering(&fixture(&format!("orientation-{tag}.jpg")), 64, 16)
+            .expect("decodes")
+            .image;
+        assert_eq!(small.dimensions(), (48, 32), "orientation {tag} at 1/2");
+    }
+}
+
+#[test]
+fn cmyk_and_grey_files_become_rgb() {
+    let expected = image::open(fixture("cmyk-expected.png"))
+        .expect("reference")
+        .into_rgb8();
+    let decoded = decode_rgb(&fixture("cmyk.jpg"), 64).expect("decodes");
+    assert_eq!(decoded.dimensions(), expected.dimensions());
+    for block in 0..8 {
+        let (x, y) = (16 * block + 8, 8);
+        let (got, want) = (decoded.get_pixel(x, y).0, expected.get_pixel(x, y).0);
+        for c in 0..3 {
+            assert!(
+                got[c].abs_diff(want[c]) <= 8,
+                "block {block}: {got:?} ≠ {want:?}"
+            );
+        }
+    }
+    let grey = decode_rgb(&fixture("grey.jpg"), 64).expect("decodes");
+    assert_eq!(grey.dimensions(), (1600, 1067));
+    assert!(grey.pixels().all(|p| p[0] == p[1] && p[1] == p[2]));
+}
+
+#[test]
+fn progressive_and_icc_tagged_files_decode_as_the_plain_one() {
+    let plain = decode_rgb(&fixture("photo.jpg"), 64).expect("decodes");
+    let progressive = decode_rgb(&fixture("progressive.jpg"), 64).expect("decodes");
+    assert!(mean_abs_diff(&plain, &progressive) < 0.5);
+    let scaled = decode_rgb_covering(&fixture("progressive.jpg"), 64, 32).expect("decodes");
+    assert_eq!(scaled.image.dimensions(), (200, 134));
+    // Colour profiles are not applied: the pixels are the file's, taken as sRGB.
+    let tagged = decode_rgb(&fixture("icc.jpg"), 64).expect("decodes");
+    assert_eq!(tagged, plain);
+}
+
+#[test]
+fn truncated_files_and_hostile_headers_are_refused_with_a_message() {
+    let err = decode_rgb(&fixture("truncated.jpg"), 64).expect_err("truncated");
+    let text = err.to_string();
+    assert!(
+        text.contains("JPEG") && text.contains("Premature end"),
+        "{text}"
+    );
+    let started = std::time::Instant::now();
+    let err = decode_rgb_covering(&fixture("huge-header.jpg"), 64, 64).expect_err("refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("65000 × 65000") && text.contains("limit"),
+        "{text}"
+    );
+    assert!(started.elapsed().as_secs() < 2, "refused before decoding");
+}
