@@ -803,6 +803,9 @@ def main():
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--cases", default="embedding,effnet-lite2,own-encoders,vit,train,hnsw,exact,pca,layout,layout1m")
+    parser.add_argument("--natview-cli", help="the natview command (the photos case runs `natview embed`)")
+    parser.add_argument("--photos", type=Path, default=Path("data/photos"),
+                        help="the photo set (bench/make-photo-set.py) for the photos case")
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args()
     nv = Natview(args.natview, args.threads)
@@ -832,6 +835,11 @@ def main():
             rows += case_layout(nv, args.data, args.threads, args.rounds, scratch)
         elif case == "layout1m":
             rows += case_layout_1m(nv, args.data, args.threads, scratch)
+        elif case == "photos":
+            from photos import case_photos
+
+            cli = args.natview_cli or str(Path(args.natview).with_name("natview"))
+            rows += case_photos(cli, args.natview, args.photos, args.threads, args.rounds, scratch)
         else:
             raise SystemExit(f"unknown case {case}")
     version = subprocess.run(

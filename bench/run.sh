@@ -3,7 +3,12 @@
 #
 #   bench/run.sh                  # everything; prints the table, saves it in bench/results/
 #   bench/run.sh --rounds 5       # more alternating rounds (default 3)
-#   bench/run.sh --cases hnsw,pca # some cases only (embedding, effnet-lite2, own-encoders, vit, train, hnsw, exact, pca, layout, layout1m)
+#   bench/run.sh --cases hnsw,pca # some cases only (embedding, effnet-lite2, own-encoders, vit, train, hnsw, exact, pca, layout, layout1m, photos)
+#   bench/run.sh --cases photos   # the whole job on photographs (12/3/1 MP JPEGs): natview embed
+#                                 # vs PyTorch's DataLoader and ONNX Runtime; needs the photo set,
+#                                 # built by bench/make-photo-set.py from Debian's wallpaper
+#                                 # packages (apt-get install mate-backgrounds palapeli-data
+#                                 # plasma-workspace-wallpapers lomiri-wallpapers) into data/photos
 #
 # Idempotent steps, each skipped when already done:
 #   1. a Python venv in bench/.venv with the peers from PyPI (torch CPU use, torchvision,
@@ -24,14 +29,14 @@ started=$(date +%s)
 venv=bench/.venv
 python=${NATVIEW_BENCH_PYTHON:-$venv/bin/python}
 setup_pid=
-if ! "$python" -c 'import torch, torchvision, faiss, hnswlib, sklearn, safetensors, efficientnet_lite_pytorch, umap, openTSNE, timm' 2>/dev/null; then
+if ! "$python" -c 'import torch, torchvision, faiss, hnswlib, sklearn, safetensors, efficientnet_lite_pytorch, umap, openTSNE, timm, onnx, onnxruntime' 2>/dev/null; then
   # Mostly downloading (about 2 min, 5.7 GB: PyPI's torch brings its CUDA libraries, used here
   # on the CPU), so it runs beside the Rust build.
   echo "== setting up $venv (PyPI: torch, torchvision, faiss-cpu, hnswlib, scikit-learn), log in $venv.log" >&2
   python=$venv/bin/python
   (python3 -m venv "$venv" &&
     "$python" -m pip install --quiet --upgrade pip &&
-    "$python" -m pip install --quiet torch torchvision faiss-cpu hnswlib scikit-learn safetensors numpy efficientnet-lite-pytorch umap-learn openTSNE timm) \
+    "$python" -m pip install --quiet torch torchvision faiss-cpu hnswlib scikit-learn safetensors numpy efficientnet-lite-pytorch umap-learn openTSNE timm onnx onnxruntime) \
     >"$venv.log" 2>&1 &
   setup_pid=$!
 fi
@@ -58,6 +63,11 @@ fi
 if [ -n "$setup_pid" ] && ! wait "$setup_pid"; then
   echo "error: setting up $venv failed; see $venv.log" >&2
   exit 1
+fi
+
+if [[ " $* " == *photos* ]] && [ ! -d data/photos/1mp ]; then
+  echo "== building the photo set (data/photos, about 3 min)" >&2
+  "$python" bench/make-photo-set.py data/photos
 fi
 
 mkdir -p bench/results

@@ -18,6 +18,10 @@ Files (tests/jpeg_decode.rs reads them):
   not apply profiles; it must decode as photo.jpg does);
 - truncated.jpg: the first 60 % of photo.jpg's bytes;
 - huge-header.jpg: an 8 x 8 JPEG whose frame header claims 65,000 x 65,000 pixels.
+
+And tests/fixtures/heif/ (tests/heif_decode.rs; needs `pillow-heif` too): flower.jpg at
+320 x 213 as HEIC (pillow-heif's x265, quality 90), as AVIF (Pillow's libavif, quality 90)
+and as the lossless PNG both must decode close to; photo-alpha.heic with a transparent half.
 """
 import io
 import os
@@ -98,6 +102,24 @@ def main():
         f.write(huge)
     total = sum(os.path.getsize(os.path.join(OUT, n)) for n in os.listdir(OUT))
     print(f"wrote {len(os.listdir(OUT))} files, {total / 1e3:.0f} kB, to {OUT}")
+    heif_fixtures()
+
+
+def heif_fixtures():
+    import pillow_heif
+
+    out = os.path.join(os.path.dirname(OUT), "heif")
+    os.makedirs(out, exist_ok=True)
+    flower = sklearn_image("flower.jpg").convert("RGB").resize((320, 213), Image.BICUBIC)
+    flower.save(os.path.join(out, "flower.png"))
+    pillow_heif.from_pillow(flower).save(os.path.join(out, "flower.heic"), quality=90)
+    flower.save(os.path.join(out, "flower.avif"), quality=90)
+    rgba = flower.convert("RGBA")
+    alpha = Image.new("L", flower.size, 255)
+    alpha.paste(0, (160, 0, 320, 213))
+    rgba.putalpha(alpha)
+    pillow_heif.from_pillow(rgba).save(os.path.join(out, "flower-alpha.heic"), quality=90)
+    print(f"wrote {len(os.listdir(out))} files to {out}")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod bench_data;
+mod bench_decode;
 mod bench_expand;
 mod bench_files;
 mod bench_layout;
@@ -123,6 +124,8 @@ enum BenchKind {
     LayoutQuality(crate::bench_layout::QualityArgs),
     /// Encoder forward pass on preprocessed `.npy` images: images/s, and the embeddings.
     Forward(crate::bench_files::ForwardArgs),
+    /// Decoding a folder's JPEGs as `natview embed` does, on one thread: images/s.
+    Decode(crate::bench_decode::DecodeArgs),
     /// The same embeddings and queries through a Milvus server and natview's in-process HNSW:
     /// export rows/s, per-query latency, recall against exact search.
     #[cfg(feature = "milvus")]
@@ -192,6 +195,7 @@ fn run(args: &BenchArgs, common: &CommonArgs) -> anyhow::Result<()> {
         BenchKind::Layout(a) => crate::bench_layout::layout(a),
         BenchKind::LayoutQuality(a) => crate::bench_layout::quality(a),
         BenchKind::Forward(a) => crate::bench_files::forward(a, common),
+        BenchKind::Decode(a) => crate::bench_decode::run(a),
         #[cfg(feature = "milvus")]
         BenchKind::Milvus(a) => crate::bench_milvus::run(a, common),
     }

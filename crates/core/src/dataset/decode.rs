@@ -21,8 +21,12 @@ use std::sync::Arc;
 
 /// File extensions natview reads (lower case).
 pub const SUPPORTED_EXTENSIONS: &[&str] = &[
-    "png", "jpg", "jpeg", "webp", "gif", "bmp", "tif", "tiff", "svg",
+    "png", "jpg", "jpeg", "webp", "gif", "bmp", "tif", "tiff", "svg", "heic", "heif", "avif",
 ];
+
+/// Extensions of the HEIF family (HEIC, HEIF, AVIF): decoded with the `heif` feature, else
+/// listed and skipped with a message naming the feature.
+const HEIF_EXTENSIONS: &[&str] = &["heic", "heif", "avif"];
 
 /// Whether the file name has an extension natview can decode.
 pub fn is_supported_extension(path: &Path) -> bool {
@@ -152,6 +156,16 @@ fn decode_with(path: &Path, svg_size_px: u32, min_short_side: u32) -> Result<Dec
             limit: MAX_SVG_BYTES,
         });
     }
+    let is_heif = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| HEIF_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()));
+    if is_heif {
+        return decode_heif(path).map(|image| Decoded {
+            image,
+            refused: Vec::new(),
+        });
+    }
     if !is_svg {
         if is_jpeg_file(path)? {
             return Ok(Decoded {
@@ -192,6 +206,18 @@ fn read_at_most(path: &Path, limit: u64) -> std::io::Result<Option<Vec<u8>>> {
         .take(limit + 1)
         .read_to_end(&mut bytes)?;
     Ok((bytes.len() as u64 <= limit).then_some(bytes))
+}
+
+#[cfg(feature = "heif")]
+fn decode_heif(path: &Path) -> Result<RgbImage, DecodeError> {
+    super::heif::decode(path)
+}
+
+#[cfg(not(feature = "heif"))]
+fn decode_heif(_path: &Path) -> Result<RgbImage, DecodeError> {
+    Err(DecodeError::Image(
+        "HEIC/HEIF/AVIF needs natview built with the `heif` feature (docs/install.md)".into(),
+    ))
 }
 
 /// Whether the file starts as a JPEG does (its extension may say otherwise).

@@ -3,6 +3,8 @@
 
 mod csv_manifest;
 mod decode;
+#[cfg(feature = "heif")]
+mod heif;
 mod loader;
 mod metadata;
 mod view_filter;

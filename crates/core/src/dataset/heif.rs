@@ -1,0 +1,55 @@
+//! HEIC/HEIF (iPhones' default) and AVIF, through libheif (the `heif` feature: libheif built
+//! from the sources libheif-sys embeds, with the system's libde265 for HEVC and dav1d for AV1).
+//! The container's rotation and mirroring are applied by libheif; alpha is composited over
+//! white as for every other format.
+
+use super::decode::{flatten_on_white, DecodeError, MAX_IMAGE_PIXELS};
+use image::{RgbImage, RgbaImage};
+use libheif_rs::{ColorSpace, HeifContext, LibHeif, RgbChroma};
+use std::path::Path;
+
+fn heif_error(e: impl std::fmt::Display) -> DecodeError {
+    DecodeError::Image(format!("HEIF: {e}"))
+}
+
+/// Decodes the primary image of a HEIF/AVIF file to RGB8 at its natural size.
+pub(super) fn decode(path: &Path) -> Result<RgbImage, DecodeError> {
+    let path_text = path
+        .to_str()
+        .ok_or_else(|| heif_error("the path is not UTF-8"))?;
+    let context = HeifContext::read_from_file(path_text).map_err(heif_error)?;
+    let handle = context.primary_image_handle().map_err(heif_error)?;
+    let (width, height) = (handle.width(), handle.height());
+    if u64::from(width) * u64::from(height) > MAX_IMAGE_PIXELS {
+        return Err(heif_error(format!(
+            "{width} × {height} pixels is over the limit of {} megapixels",
+            MAX_IMAGE_PIXELS / 1_000_000
+        )));
+    }
+    let alpha = handle.has_alpha_channel();
+    let chroma = if alpha {
+        RgbChroma::Rgba
+    } else {
+        RgbChroma::Rgb
+    };
+    let image = LibHeif::new()
+        .decode(&handle, ColorSpace::Rgb(chroma), None)
+        .map_err(heif_error)?;
+    let planes = image.planes();
+    let plane = planes
+        .interleaved
+        .ok_or_else(|| heif_error("no interleaved plane"))?;
+    let channels = if alpha { 4 } else { 3 };
+    let row_bytes = plane.width as usize * channels;
+    let mut packed = Vec::with_capacity(row_bytes * plane.height as usize);
+    for row in plane.data.chunks(plane.stride).take(plane.height as usize) {
+        packed.extend_from_slice(row.get(..row_bytes).ok_or_else(|| heif_error("short row"))?);
+    }
+    let wrong_size = || heif_error("decoded buffer has the wrong size");
+    if alpha {
+        let rgba = RgbaImage::from_raw(plane.width, plane.height, packed).ok_or_else(wrong_size)?;
+        Ok(flatten_on_white(&rgba))
+    } else {
+        RgbImage::from_raw(plane.width, plane.height, packed).ok_or_else(wrong_size)
+    }
+}
