@@ -55,7 +55,11 @@ fn jpegs(folder: &std::path::Path) -> Vec<PathBuf> {
 pub fn run(args: &DecodeArgs) -> anyhow::Result<()> {
     let mut files = jpegs(&args.folder);
     files.truncate(args.limit);
-    anyhow::ensure!(!files.is_empty(), "no JPEGs under {}", args.folder.display());
+    anyhow::ensure!(
+        !files.is_empty(),
+        "no JPEGs under {}",
+        args.folder.display()
+    );
     let target = if args.full { 0 } else { args.size };
     let started = Instant::now();
     let mut pixels = 0u64;

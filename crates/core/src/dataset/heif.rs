@@ -43,7 +43,10 @@ pub(super) fn decode(path: &Path) -> Result<RgbImage, DecodeError> {
     let row_bytes = plane.width as usize * channels;
     let mut packed = Vec::with_capacity(row_bytes * plane.height as usize);
     for row in plane.data.chunks(plane.stride).take(plane.height as usize) {
-        packed.extend_from_slice(row.get(..row_bytes).ok_or_else(|| heif_error("short row"))?);
+        packed.extend_from_slice(
+            row.get(..row_bytes)
+                .ok_or_else(|| heif_error("short row"))?,
+        );
     }
     let wrong_size = || heif_error("decoded buffer has the wrong size");
     if alpha {
