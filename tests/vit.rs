@@ -169,3 +169,35 @@ fn pooling_can_be_chosen_where_the_network_allows_it() {
         "{stderr}"
     );
 }
+
+/// A folder whose processor resizes then crops (DINOv2's `shortest_edge` 256, `crop_size` 224)
+/// is prepared the same way: of a 256-px image with a 16-px red border around a blue centre,
+/// only the blue centre reaches the network (the largest square would take the border in), and
+/// the encoder line says so.
+#[test]
+fn a_folders_resize_then_crop_is_applied() {
+    let spec = EncoderSpec::checkpoint(&fixtures().join("hf-dinov2"), None, None).expect("spec");
+    let encoder = Encoder::new(&spec, &Device::Cpu).expect("builds");
+    assert_eq!(spec.input_size_px, 224);
+    assert!(
+        encoder
+            .summary()
+            .contains("centre 87.5 % of the short side"),
+        "{}",
+        encoder.summary()
+    );
+    let image = image::RgbImage::from_fn(256, 256, |x, y| {
+        if (16..240).contains(&x) && (16..240).contains(&y) {
+            image::Rgb([0, 0, 255])
+        } else {
+            image::Rgb([255, 0, 0])
+        }
+    });
+    let prepared = encoder.prepare(&image);
+    assert_eq!(prepared.dimensions(), (224, 224));
+    assert!(
+        prepared.pixels().all(|p| p.0[0] < 8 && p.0[2] > 247),
+        "the red border reached the input"
+    );
+    assert!(encoder.input_side_needed() >= 256);
+}

@@ -59,7 +59,7 @@ pub enum DecodeError {
     },
 }
 
-/// Largest image natview decodes, in pixels (256 megapixels: a 200-megapixel phone photo
+/// Largest image natview decodes, in pixels (2^28, 268 megapixels: a 200-megapixel phone photo
 /// passes, a hostile header of 65,500 × 65,500 does not).
 pub const MAX_IMAGE_PIXELS: u64 = 256 << 20;
 
