@@ -14,8 +14,13 @@ Files (tests/jpeg_decode.rs reads them):
 - cmyk.jpg: eight flat colour blocks (white, black, red, green, blue, cyan, magenta, yellow)
   as Pillow writes CMYK (Adobe marker, inverted inks); cmyk-expected.png the RGB blocks;
 - grey.jpg (one component), progressive.jpg (the photo, progressive);
-- icc.jpg: the photo with an sRGB ICC profile embedded (natview takes pixels as sRGB and does
-  not apply profiles; it must decode as photo.jpg does);
+- icc.jpg: the photo with an sRGB ICC profile embedded (converting sRGB to sRGB must leave it
+  as photo.jpg decodes);
+- adobergb.jpg, adobergb.png: the photo at 400 x 267 converted by LittleCMS (Pillow's
+  ImageCms) from sRGB into Adobe RGB (1998) with that real profile embedded
+  (`compatibleWithAdobeRGB1998.icc` from Debian's `icc-profiles-free`, zlib licence);
+  srgb-400.png is the sRGB original they must decode back to, adobergb-raw.png their pixel
+  values taken as they are (what ignoring the profile gives);
 - truncated.jpg: the first 60 % of photo.jpg's bytes;
 - huge-header.jpg: an 8 x 8 JPEG whose frame header claims 65,000 x 65,000 pixels.
 
@@ -68,6 +73,17 @@ def main():
     srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     save(photo, "icc.jpg", quality=90, subsampling=2, icc_profile=srgb)
     save(photo.convert("L"), "grey.jpg", quality=90)
+    adobe_path = "/usr/share/color/icc/compatibleWithAdobeRGB1998.icc"
+    small = photo.resize((400, 267), Image.BICUBIC)
+    save(small, "srgb-400.png")
+    adobe = ImageCms.ImageCmsProfile(adobe_path)
+    converted = ImageCms.profileToProfile(small, ImageCms.createProfile("sRGB"), adobe,
+                                          renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC)
+    with open(adobe_path, "rb") as f:
+        adobe_bytes = f.read()
+    save(converted, "adobergb.jpg", quality=97, subsampling=0, icc_profile=adobe_bytes)
+    save(converted, "adobergb.png", icc_profile=adobe_bytes)
+    save(converted, "adobergb-raw.png", icc_profile=None)
     with open(os.path.join(OUT, "photo.jpg"), "rb") as f:
         data = f.read()
     with open(os.path.join(OUT, "truncated.jpg"), "wb") as f:

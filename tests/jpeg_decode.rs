@@ -1,8 +1,8 @@
 //! JPEG decoding (tests/fixtures/jpeg, made by scripts/make-jpeg-fixtures.py from the real
 //! photographs in scikit-learn's wheel): scaled decoding covers what is asked and stays close
 //! to full decoding (pixels and embeddings), EXIF orientations 1–8 come out upright, CMYK and
-//! grey files become RGB, progressive and ICC-tagged files decode as the plain one, and a
-//! truncated file or a hostile header is refused with a message.
+//! grey files become RGB, progressive files decode as the plain one, embedded ICC profiles are
+//! converted to sRGB, and a truncated file or a hostile header is refused with a message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use natview::dataset::{decode_rgb, decode_rgb_covering};
@@ -106,9 +106,41 @@ fn progressive_and_icc_tagged_files_decode_as_the_plain_one() {
     assert!(mean_abs_diff(&plain, &progressive) < 0.5);
     let scaled = decode_rgb_covering(&fixture("progressive.jpg"), 64, 32).expect("decodes");
     assert_eq!(scaled.image.dimensions(), (200, 134));
-    // Colour profiles are not applied: the pixels are the file's, taken as sRGB.
+    // An sRGB profile converted to sRGB leaves the picture as it is.
     let tagged = decode_rgb(&fixture("icc.jpg"), 64).expect("decodes");
-    assert_eq!(tagged, plain);
+    assert!(mean_abs_diff(&plain, &tagged) < 0.5);
+}
+
+/// A wide-gamut file (Adobe RGB (1998), a real profile embedded, as cameras write them) is
+/// converted to sRGB: it decodes back to the sRGB original, not to its raw values.
+#[test]
+fn icc_profiles_are_converted_to_srgb() {
+    let original = image::open(fixture("srgb-400.png"))
+        .expect("png")
+        .into_rgb8();
+    let raw = image::open(fixture("adobergb-raw.png"))
+        .expect("png")
+        .into_rgb8();
+    let raw_off = mean_abs_diff(&raw, &original);
+    assert!(raw_off > 2.0, "the profile must matter: {raw_off:.2}");
+    // The JPEG (quality 97) adds its own compression error to the PNG's conversion error.
+    for (name, tolerance) in [("adobergb.png", 1.0), ("adobergb.jpg", 2.0)] {
+        let decoded = decode_rgb(&fixture(name), 64).expect("decodes");
+        let off = mean_abs_diff(&decoded, &original);
+        assert!(
+            off < tolerance,
+            "{name}: {off:.2} grey levels from the sRGB original"
+        );
+        let from_raw = mean_abs_diff(&decoded, &raw);
+        assert!(
+            off < from_raw,
+            "{name}: nearer its raw values ({from_raw:.2}) than the original"
+        );
+        println!("{name}: {off:.2} from the original (its raw values: {raw_off:.2})");
+    }
+    // Scaled decoding converts too.
+    let scaled = decode_rgb_covering(&fixture("adobergb.jpg"), 64, 64).expect("decodes");
+    assert_eq!(scaled.image.dimensions(), (200, 134));
 }
 
 #[test]

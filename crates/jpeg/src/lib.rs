@@ -10,6 +10,8 @@ use std::ffi::{c_char, c_int, c_uint, c_ulong};
 
 /// How much EXIF is kept from the header (the orientation tag is near its start).
 const EXIF_CAP: usize = 65_536;
+/// The largest ICC profile kept (larger ones are ignored: the pixels are taken as sRGB).
+const ICC_CAP: usize = 4 << 20;
 const MESSAGE_CAP: usize = 256;
 
 extern "C" {
@@ -23,6 +25,9 @@ extern "C" {
         exif: *mut u8,
         exif_cap: c_ulong,
         exif_len: *mut c_ulong,
+        icc: *mut u8,
+        icc_cap: c_ulong,
+        icc_len: *mut c_ulong,
         message: *mut c_char,
         message_len: c_ulong,
     ) -> c_int;
@@ -60,6 +65,8 @@ pub struct JpegInfo {
     pub cmyk: bool,
     /// The EXIF block (its TIFF structure, after `Exif\0\0`), when there is one.
     pub exif: Option<Vec<u8>>,
+    /// The embedded ICC colour profile (its APP2 chunks joined), when there is one.
+    pub icc: Option<Vec<u8>>,
 }
 
 /// Bounds on what a file may make natview allocate: a hostile header (65,500 × 65,500
@@ -99,6 +106,8 @@ pub fn info(bytes: &[u8]) -> Result<JpegInfo, JpegError> {
     let (mut width, mut height, mut components, mut cmyk) = (0, 0, 0, 0);
     let mut exif = vec![0u8; EXIF_CAP];
     let mut exif_len: c_ulong = 0;
+    let mut icc = vec![0u8; ICC_CAP];
+    let mut icc_len: c_ulong = 0;
     let mut text = [0u8; MESSAGE_CAP];
     // SAFETY: every pointer is to a live local or buffer of the length passed beside it; the
     // shim copies at most those lengths and keeps no pointer after it returns.
@@ -113,6 +122,9 @@ pub fn info(bytes: &[u8]) -> Result<JpegInfo, JpegError> {
             exif.as_mut_ptr(),
             c_len(EXIF_CAP)?,
             &mut exif_len,
+            icc.as_mut_ptr(),
+            c_len(ICC_CAP)?,
+            &mut icc_len,
             text.as_mut_ptr().cast(),
             c_len(MESSAGE_CAP)?,
         )
@@ -121,12 +133,14 @@ pub fn info(bytes: &[u8]) -> Result<JpegInfo, JpegError> {
         return Err(JpegError(message(&text)));
     }
     exif.truncate(usize::try_from(exif_len).unwrap_or(0).min(EXIF_CAP));
+    icc.truncate(usize::try_from(icc_len).unwrap_or(0).min(ICC_CAP));
     Ok(JpegInfo {
         width,
         height,
         components: u8::try_from(components).unwrap_or(0),
         cmyk: cmyk != 0,
         exif: (!exif.is_empty()).then_some(exif),
+        icc: (!icc.is_empty()).then_some(icc),
     })
 }
 

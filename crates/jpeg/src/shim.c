@@ -35,11 +35,49 @@ static void natview_emit_message(j_common_ptr cinfo, int level) {
 
 #define NATVIEW_EXIF_MAX 65536
 
-/* Header facts: size, components, colour space, and the EXIF block (after "Exif\0\0", at
- * most exif_cap bytes; *exif_len 0 when there is none). Returns 0, or 1 with `message` set. */
+/* The ICC profile of APP2 "ICC_PROFILE" markers, its chunks put in their sequence order, at
+ * most icc_cap bytes (*icc_len 0 when there is none, or it is larger, or a chunk is missing). */
+static void natview_icc(struct jpeg_decompress_struct *cinfo, unsigned char *icc,
+                        unsigned long icc_cap, unsigned long *icc_len) {
+    jpeg_saved_marker_ptr marker;
+    unsigned int count = 0, seq;
+    unsigned long total = 0;
+    *icc_len = 0;
+    for (marker = cinfo->marker_list; marker != NULL; marker = marker->next) {
+        if (marker->marker == JPEG_APP0 + 2 && marker->data_length > 14 &&
+            memcmp(marker->data, "ICC_PROFILE\0", 12) == 0) {
+            count = marker->data[13];
+        }
+    }
+    for (seq = 1; seq <= count; seq++) {
+        int found = 0;
+        for (marker = cinfo->marker_list; marker != NULL; marker = marker->next) {
+            if (marker->marker == JPEG_APP0 + 2 && marker->data_length > 14 &&
+                memcmp(marker->data, "ICC_PROFILE\0", 12) == 0 && marker->data[12] == seq) {
+                unsigned long n = marker->data_length - 14;
+                if (total + n > icc_cap) {
+                    return;
+                }
+                memcpy(icc + total, marker->data + 14, n);
+                total += n;
+                found = 1;
+                break;
+            }
+        }
+        if (!found) {
+            return;
+        }
+    }
+    *icc_len = total;
+}
+
+/* Header facts: size, components, colour space, the EXIF block (after "Exif\0\0", at most
+ * exif_cap bytes; *exif_len 0 when there is none) and the ICC profile (natview_icc). Returns
+ * 0, or 1 with `message` set. */
 int natview_jpeg_info(const unsigned char *data, unsigned long len, unsigned int *width,
                       unsigned int *height, int *components, int *cmyk, unsigned char *exif,
-                      unsigned long exif_cap, unsigned long *exif_len, char *message,
+                      unsigned long exif_cap, unsigned long *exif_len, unsigned char *icc,
+                      unsigned long icc_cap, unsigned long *icc_len, char *message,
                       unsigned long message_len) {
     struct jpeg_decompress_struct cinfo;
     struct natview_error err;
@@ -51,6 +89,7 @@ int natview_jpeg_info(const unsigned char *data, unsigned long len, unsigned int
     err.message = message;
     err.message_len = message_len;
     *exif_len = 0;
+    *icc_len = 0;
     if (setjmp(err.jump)) {
         jpeg_destroy_decompress(&cinfo);
         return 1;
@@ -58,7 +97,9 @@ int natview_jpeg_info(const unsigned char *data, unsigned long len, unsigned int
     jpeg_create_decompress(&cinfo);
     jpeg_mem_src(&cinfo, data, len);
     jpeg_save_markers(&cinfo, JPEG_APP0 + 1, 0xffff);
+    jpeg_save_markers(&cinfo, JPEG_APP0 + 2, 0xffff);
     jpeg_read_header(&cinfo, TRUE);
+    natview_icc(&cinfo, icc, icc_cap, icc_len);
     *width = cinfo.image_width;
     *height = cinfo.image_height;
     *components = cinfo.num_components;

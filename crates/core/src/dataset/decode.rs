@@ -3,8 +3,8 @@
 //! raster format the `image` crate reads; SVG through resvg. EXIF orientation is applied; alpha
 //! is composited over white; grey, CMYK and 16-bit become RGB8. A file whose header asks for
 //! more than [`MAX_IMAGE_PIXELS`] pixels (or a decoder more than [`MAX_DECODE_BYTES`]) is
-//! refused before it is decoded. Colour profiles (ICC) are not applied: pixels are taken as
-//! sRGB, as PIL and torchvision take them.
+//! refused before it is decoded. An embedded ICC colour profile (JPEG, PNG, WebP, TIFF) is
+//! applied: the pixels are converted to sRGB (`colour`); without one they are taken as sRGB.
 //!
 //! An SVG's `<image>` elements are followed only to `data:` URLs and to files in the SVG's own
 //! folder or below it (links resolved, so `..` and symbolic links cannot leave it), each at
@@ -69,7 +69,8 @@ pub const MAX_DECODE_BYTES: u64 = 1 << 30;
 /// How images are decoded and resized, recorded with embeddings so that a workspace made
 /// another way is rebuilt rather than mixed: the JPEG decoder and its scale rule, the resizer.
 pub const IMAGE_PIPELINE: &str =
-    "libjpeg-turbo DCT-scaled to at least twice the target side; fast_image_resize bilinear";
+    "libjpeg-turbo DCT-scaled to at least twice the target side; ICC profiles to sRGB (moxcms); \
+     fast_image_resize bilinear";
 
 /// How much larger than the side it will be resized to a JPEG is decoded: at least twice, so
 /// that the resize still averages over several pixels (as at full size) rather than taking
@@ -173,10 +174,14 @@ fn decode_with(path: &Path, svg_size_px: u32, min_short_side: u32) -> Result<Dec
                 refused: Vec::new(),
             });
         }
-        let image = decode_raster(path)?;
+        let (image, icc) = decode_raster(path)?;
         let image = match image {
             DynamicImage::ImageRgb8(rgb) => rgb,
             other => flatten_on_white(&other.into_rgba8()),
+        };
+        let image = match icc {
+            Some(icc) => super::colour::to_srgb(image, &icc),
+            None => image,
         };
         return Ok(Decoded {
             image,
@@ -240,8 +245,12 @@ fn decode_jpeg(path: &Path, min_short_side: u32) -> Result<RgbImage, DecodeError
     };
     let scaled =
         natview_jpeg::decode_scaled(&bytes, &info, min_short_side, limits).map_err(jpeg_error)?;
-    let image = RgbImage::from_raw(scaled.width, scaled.height, scaled.rgb)
+    let mut image = RgbImage::from_raw(scaled.width, scaled.height, scaled.rgb)
         .ok_or_else(|| DecodeError::Image("JPEG: decoded buffer has the wrong size".into()))?;
+    // CMYK files' profiles describe inks, not the RGB natview converted them to.
+    if let (Some(icc), false) = (info.icc.as_deref(), info.cmyk) {
+        image = super::colour::to_srgb(image, icc);
+    }
     let orientation = info
         .exif
         .as_deref()
@@ -256,7 +265,8 @@ fn decode_jpeg(path: &Path, min_short_side: u32) -> Result<RgbImage, DecodeError
     })
 }
 
-fn decode_raster(path: &Path) -> Result<DynamicImage, DecodeError> {
+/// The image and its ICC profile, if it has one.
+fn decode_raster(path: &Path) -> Result<(DynamicImage, Option<Vec<u8>>), DecodeError> {
     let mut reader = ImageReader::open(path)?
         .with_guessed_format()
         .map_err(DecodeError::Io)?;
@@ -280,12 +290,13 @@ fn decode_raster(path: &Path) -> Result<DynamicImage, DecodeError> {
         )));
     }
     let orientation = decoder.orientation().ok();
+    let icc = decoder.icc_profile().ok().flatten();
     let mut image =
         DynamicImage::from_decoder(decoder).map_err(|e| DecodeError::Image(e.to_string()))?;
     if let Some(orientation) = orientation {
         image.apply_orientation(orientation);
     }
-    Ok(image)
+    Ok((image, icc))
 }
 
 /// Rasterises SVG bytes so that the longer side is `size_px`, on a transparent background.

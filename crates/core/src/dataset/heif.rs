@@ -1,7 +1,7 @@
 //! HEIC/HEIF (iPhones' default) and AVIF, through libheif (the `heif` feature: libheif built
 //! from the sources libheif-sys embeds, with the system's libde265 for HEVC and dav1d for AV1).
-//! The container's rotation and mirroring are applied by libheif; alpha is composited over
-//! white as for every other format.
+//! The container's rotation and mirroring are applied by libheif; an ICC profile (an iPhone's
+//! Display P3) is converted to sRGB; alpha is composited over white as for every other format.
 
 use super::decode::{flatten_on_white, DecodeError, MAX_IMAGE_PIXELS};
 use image::{RgbImage, RgbaImage};
@@ -49,10 +49,14 @@ pub(super) fn decode(path: &Path) -> Result<RgbImage, DecodeError> {
         );
     }
     let wrong_size = || heif_error("decoded buffer has the wrong size");
-    if alpha {
+    let rgb = if alpha {
         let rgba = RgbaImage::from_raw(plane.width, plane.height, packed).ok_or_else(wrong_size)?;
-        Ok(flatten_on_white(&rgba))
+        flatten_on_white(&rgba)
     } else {
-        RgbImage::from_raw(plane.width, plane.height, packed).ok_or_else(wrong_size)
-    }
+        RgbImage::from_raw(plane.width, plane.height, packed).ok_or_else(wrong_size)?
+    };
+    Ok(match handle.color_profile_raw() {
+        Some(profile) => super::colour::to_srgb(rgb, &profile.data),
+        None => rgb,
+    })
 }

@@ -1,6 +1,7 @@
 //! Datasets: items (images) grouped into listings, loaded from a folder tree, a flat folder or a
 //! CSV/JSONL manifest, with a report of every file that was skipped and why.
 
+mod colour;
 mod csv_manifest;
 mod decode;
 #[cfg(feature = "heif")]
