@@ -42,7 +42,9 @@ def square_resize(im):
 
 def save(im, path):
     assert im.mode == "RGB" and im.size == (SIZE, SIZE)
-    im.save(path, format="PNG", optimize=True)
+    # Without the source's ICC profile: the fixtures are the network's input pixels, and the
+    # PyTorch references read them as they are (natview would convert a profile to sRGB).
+    im.save(path, format="PNG", optimize=True, icc_profile=None)
     print(f"{path}: {os.path.getsize(path)} bytes")
 
 
