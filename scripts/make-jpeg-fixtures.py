@@ -13,6 +13,8 @@ Files (tests/jpeg_decode.rs reads them):
   says a camera stores it, with the tag; orientation-upright.png is what each must decode to;
 - cmyk.jpg: eight flat colour blocks (white, black, red, green, blue, cyan, magenta, yellow)
   as Pillow writes CMYK (Adobe marker, inverted inks); cmyk-expected.png the RGB blocks;
+- ycck.jpg: the same blocks as YCCK with Adobe's marker (Photoshop's CMYK JPEGs), written by
+  scripts/make-ycck-fixture.c through libjpeg (Pillow cannot write YCCK);
 - grey.jpg (one component), progressive.jpg (the photo, progressive);
 - icc.jpg: the photo with an sRGB ICC profile embedded (converting sRGB to sRGB must leave it
   as photo.jpg decodes);
@@ -107,6 +109,14 @@ def main():
         blocks.paste(colour, (16 * i, 0, 16 * i + 16, 16))
     save(blocks, "cmyk-expected.png")
     save(blocks.convert("CMYK"), "cmyk.jpg", quality=95)
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        program = os.path.join(tmp, "make-ycck-fixture")
+        source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "make-ycck-fixture.c")
+        subprocess.run(["gcc", "-O2", source, "-o", program, "-ljpeg"], check=True)
+        subprocess.run([program, os.path.join(OUT, "ycck.jpg")], check=True)
 
     tiny = io.BytesIO()
     Image.new("RGB", (8, 8), (90, 90, 90)).save(tiny, "JPEG", quality=90)

@@ -1,7 +1,7 @@
 //! JPEG decoding (tests/fixtures/jpeg, made by scripts/make-jpeg-fixtures.py from the real
 //! photographs in scikit-learn's wheel): scaled decoding covers what is asked and stays close
-//! to full decoding (pixels and embeddings), EXIF orientations 1–8 come out upright, CMYK and
-//! grey files become RGB, progressive files decode as the plain one, embedded ICC profiles are
+//! to full decoding (pixels and embeddings), EXIF orientations 1–8 come out upright, CMYK, YCCK
+//! and grey files become RGB, progressive files decode as the plain one, embedded ICC profiles are
 //! converted to sRGB, and a truncated file or a hostile header is refused with a message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -82,16 +82,19 @@ fn cmyk_and_grey_files_become_rgb() {
     let expected = image::open(fixture("cmyk-expected.png"))
         .expect("reference")
         .into_rgb8();
-    let decoded = decode_rgb(&fixture("cmyk.jpg"), 64).expect("decodes");
-    assert_eq!(decoded.dimensions(), expected.dimensions());
-    for block in 0..8 {
-        let (x, y) = (16 * block + 8, 8);
-        let (got, want) = (decoded.get_pixel(x, y).0, expected.get_pixel(x, y).0);
-        for c in 0..3 {
-            assert!(
-                got[c].abs_diff(want[c]) <= 8,
-                "block {block}: {got:?} ≠ {want:?}"
-            );
+    // Pillow's CMYK (Adobe marker, inverted inks) and Photoshop-style YCCK.
+    for name in ["cmyk.jpg", "ycck.jpg"] {
+        let decoded = decode_rgb(&fixture(name), 64).expect("decodes");
+        assert_eq!(decoded.dimensions(), expected.dimensions());
+        for block in 0..8 {
+            let (x, y) = (16 * block + 8, 8);
+            let (got, want) = (decoded.get_pixel(x, y).0, expected.get_pixel(x, y).0);
+            for c in 0..3 {
+                assert!(
+                    got[c].abs_diff(want[c]) <= 8,
+                    "{name} block {block}: {got:?} ≠ {want:?}"
+                );
+            }
         }
     }
     let grey = decode_rgb(&fixture("grey.jpg"), 64).expect("decodes");
