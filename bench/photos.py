@@ -157,8 +157,18 @@ def peer_job(kind, folder, threads, onnx, scratch):
                  env=env)
 
 
-def count_jpegs(folder):
-    return sum(1 for _, _, fs in os.walk(folder) for f in fs if f.endswith(".jpg"))
+def jpeg_files(folder):
+    """The .jpg files under `folder`, sorted."""
+    return sorted(os.path.join(d, f) for d, _, fs in os.walk(folder) for f in fs if f.endswith(".jpg"))
+
+
+def square_input(im):
+    """The centred square of a PIL image, resized to the network's input (bilinear)."""
+    from PIL import Image
+
+    w, h = im.size
+    s = min(w, h)
+    return im.resize((SIZE, SIZE), Image.BILINEAR, box=((w - s) / 2, (h - s) / 2, (w + s) / 2, (h + s) / 2))
 
 
 def case_photos(natview, natview_bench, photos, threads, rounds, scratch):
@@ -169,7 +179,7 @@ def case_photos(natview, natview_bench, photos, threads, rounds, scratch):
         if not folder.is_dir():
             log(f"photos: {folder} missing (bench/make-photo-set.py); skipped")
             continue
-        n = count_jpegs(folder)
+        n = len(jpeg_files(folder))
         runs = {"natview": [], "PyTorch DataLoader": [], "ONNX Runtime + DataLoader": []}
         peaks = {k: [] for k in runs}
         for r in range(rounds):
@@ -227,14 +237,9 @@ def network_row(natview_bench, photos, threads, rounds, onnx, scratch, count=64)
     sys.path.insert(0, str(ROOT / "bench"))
     from compare import Natview, forward_row, torch_effnet_lite0
 
-    files = sorted(os.path.join(d, f) for d, _, fs in os.walk(photos / "1mp") for f in fs
-                   if f.endswith(".jpg"))[:count]
     arrays = []
-    for path in files:
-        im = Image.open(path).convert("RGB")
-        w, h = im.size
-        s = min(w, h)
-        im = im.resize((SIZE, SIZE), Image.BILINEAR, box=((w - s) / 2, (h - s) / 2, (w + s) / 2, (h + s) / 2))
+    for path in jpeg_files(photos / "1mp")[:count]:
+        im = square_input(Image.open(path).convert("RGB"))
         arrays.append((np.asarray(im, dtype=np.float32).transpose(2, 0, 1) - 127.0) / 128.0)
     images = np.ascontiguousarray(np.stack(arrays))
     images_path = scratch / "photos-preprocessed.npy"
@@ -272,13 +277,10 @@ def network_row(natview_bench, photos, threads, rounds, onnx, scratch, count=64)
 def pillow_decode(folder, limit):
     from PIL import Image, ImageOps
 
-    files = sorted(os.path.join(d, f) for d, _, fs in os.walk(folder) for f in fs if f.endswith(".jpg"))[:limit]
+    files = jpeg_files(folder)[:limit]
     started = time.perf_counter()
     for path in files:
         im = Image.open(path)
         im.draft("RGB", (2 * SIZE, 2 * SIZE))
-        im = ImageOps.exif_transpose(im).convert("RGB")
-        w, h = im.size
-        s = min(w, h)
-        im = im.resize((SIZE, SIZE), Image.BILINEAR, box=((w - s) / 2, (h - s) / 2, (w + s) / 2, (h + s) / 2))
+        square_input(ImageOps.exif_transpose(im).convert("RGB"))
     return len(files) / (time.perf_counter() - started)

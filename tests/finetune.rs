@@ -608,6 +608,38 @@ fn swav_weights_assign_clusters(method: Method, weights: &Path, root: &Path) {
     assert_eq!(set.clusters.as_deref(), Some(&clusters[..]));
 }
 
+/// A two-step fine-tune of the checkpoint `start` with `method` on `dataset` (4 listings a
+/// step, a quarter held out, a small queue and few prototypes), its files `dir/name.*`.
+fn two_step_run<'a>(
+    dataset: &'a natview::dataset::Dataset,
+    dir: &Path,
+    name: &str,
+    method: Method,
+    start: &Path,
+) -> TrainRequest<'a> {
+    TrainRequest {
+        config: TrainConfig {
+            input_size_px: SIZE_PX,
+            steps: 2,
+            batch_size: 4,
+            warmup_steps: 1,
+            heldout_fraction: 0.25,
+            queue: 16,
+            prototypes: 8,
+            ..TrainConfig::new(
+                method,
+                ModelKind::Checkpoint,
+                StartFrom::Weights(start.to_path_buf()),
+            )
+        },
+        dataset,
+        checkpoint: dir.join(format!("{name}.ckpt")),
+        out: dir.join(format!("{name}.safetensors")),
+        resume: false,
+        force_cpu: true,
+    }
+}
+
 /// The five methods, each fine-tuning `start` (a file or folder) for two steps on `dataset`
 /// into `dir`: the trained weights of each, after checking the run finished with finite losses.
 fn finetune_with_every_method(
@@ -628,28 +660,14 @@ fn finetune_with_every_method(
     ]
     .into_iter()
     .map(|method| {
-        let out = dir.join(format!("{name}.{}.safetensors", method.name()));
-        let request = TrainRequest {
-            config: TrainConfig {
-                input_size_px: SIZE_PX,
-                steps: 2,
-                batch_size: 4,
-                warmup_steps: 1,
-                heldout_fraction: 0.25,
-                queue: 16,
-                prototypes: 8,
-                ..TrainConfig::new(
-                    method,
-                    ModelKind::Checkpoint,
-                    StartFrom::Weights(start.to_path_buf()),
-                )
-            },
+        let request = two_step_run(
             dataset,
-            checkpoint: dir.join(format!("{name}.{}.ckpt", method.name())),
-            out: out.clone(),
-            resume: false,
-            force_cpu: true,
-        };
+            dir,
+            &format!("{name}.{}", method.name()),
+            method,
+            start,
+        );
+        let out = request.out.clone();
         let report = finetune(&request, &Recorder::new(None), &CancelFlag::new())
             .unwrap_or_else(|e| panic!("{name} {}: {e}", method.name()));
         assert_eq!(
@@ -720,26 +738,8 @@ fn a_chosen_pooling_is_trained_and_recorded_and_refused_for_a_cnn() {
     let dataset = load_dataset(&root).expect("dataset");
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let run = |start: PathBuf, name: &str| {
-        let request = TrainRequest {
-            config: TrainConfig {
-                input_size_px: SIZE_PX,
-                steps: 2,
-                batch_size: 4,
-                warmup_steps: 1,
-                heldout_fraction: 0.25,
-                pool: Some(natview::encoder::VitPool::ClassAndMean),
-                ..TrainConfig::new(
-                    Method::SimSiam,
-                    ModelKind::Checkpoint,
-                    StartFrom::Weights(start),
-                )
-            },
-            dataset: &dataset,
-            checkpoint: dir.path().join(format!("{name}.ckpt")),
-            out: dir.path().join(format!("{name}.safetensors")),
-            resume: false,
-            force_cpu: true,
-        };
+        let mut request = two_step_run(&dataset, dir.path(), name, Method::SimSiam, &start);
+        request.config.pool = Some(natview::encoder::VitPool::ClassAndMean);
         finetune(&request, &Recorder::new(None), &CancelFlag::new()).map(|_| request.out.clone())
     };
     let dinov2 = fixtures.join("vit/hf-dinov2");

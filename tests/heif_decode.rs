@@ -22,13 +22,7 @@ fn heic_and_avif_decode_close_to_the_original() {
     for name in ["flower.heic", "flower.avif"] {
         let decoded = decode_rgb(&fixture(name), 64).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(decoded.dimensions(), original.dimensions(), "{name}");
-        let diff: u64 = decoded
-            .as_raw()
-            .iter()
-            .zip(original.as_raw())
-            .map(|(&a, &b)| u64::from(a.abs_diff(b)))
-            .sum();
-        let mean = diff as f64 / original.as_raw().len() as f64;
+        let mean = common::mean_abs_diff(&decoded, &original);
         assert!(mean < 6.0, "{name}: {mean:.1} grey levels off");
     }
     // The transparent right half is composited over white.
@@ -42,12 +36,7 @@ fn heic_and_avif_decode_close_to_the_original() {
 fn without_the_feature_heic_files_are_skipped_naming_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = common::demo_slice(dir.path(), 2);
-    let listing = std::fs::read_dir(&root)
-        .expect("listings")
-        .flatten()
-        .find(|e| e.path().is_dir())
-        .expect("a listing")
-        .path();
+    let listing = common::first_listing(&root);
     std::fs::copy(fixture("flower.heic"), listing.join("phone.heic")).expect("copy");
     let out = common::natview(
         &["embed", root.to_str().expect("utf-8"), "--model", "compact"],

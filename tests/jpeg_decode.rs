@@ -5,6 +5,7 @@
 //! converted to sRGB, and a truncated file or a hostile header is refused with a message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use common::mean_abs_diff;
 use natview::dataset::{decode_rgb, decode_rgb_covering};
 use natview::encoder::{Encoder, EncoderSpec, ModelKind};
 use std::path::{Path, PathBuf};
@@ -15,18 +16,6 @@ fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/jpeg")
         .join(name)
-}
-
-/// Mean absolute difference of two same-sized images' bytes.
-fn mean_abs_diff(a: &image::RgbImage, b: &image::RgbImage) -> f64 {
-    assert_eq!(a.dimensions(), b.dimensions());
-    let total: u64 = a
-        .as_raw()
-        .iter()
-        .zip(b.as_raw())
-        .map(|(&x, &y)| u64::from(x.abs_diff(y)))
-        .sum();
-    total as f64 / a.as_raw().len() as f64
 }
 
 #[test]

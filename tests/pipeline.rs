@@ -108,11 +108,7 @@ fn bad_files_are_skipped_with_reasons_and_the_rest_is_embedded() {
 fn an_svg_is_embedded_without_files_outside_its_folder_and_the_refusal_is_reported() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = common::demo_slice(dir.path(), 2);
-    let listing = std::fs::read_dir(&root)
-        .expect("root")
-        .map(|e| e.expect("entry").path())
-        .find(|p| p.is_dir())
-        .expect("a listing");
+    let listing = common::first_listing(&root);
     let svg = listing.join("drawing.svg");
     std::fs::write(
         &svg,

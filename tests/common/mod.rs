@@ -146,3 +146,24 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
     dot / (na * nb)
 }
+
+/// The mean absolute difference of two same-sized images' bytes, in grey levels.
+pub fn mean_abs_diff(a: &image::RgbImage, b: &image::RgbImage) -> f64 {
+    assert_eq!(a.dimensions(), b.dimensions());
+    let total: u64 = a
+        .as_raw()
+        .iter()
+        .zip(b.as_raw())
+        .map(|(&x, &y)| u64::from(x.abs_diff(y)))
+        .sum();
+    total as f64 / a.as_raw().len() as f64
+}
+
+/// The first listing folder of a dataset made by [`demo_slice`].
+pub fn first_listing(root: &Path) -> PathBuf {
+    std::fs::read_dir(root)
+        .expect("root")
+        .map(|e| e.expect("entry").path())
+        .find(|p| p.is_dir())
+        .expect("a listing")
+}

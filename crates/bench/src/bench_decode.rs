@@ -11,7 +11,7 @@ use std::time::Instant;
 /// Arguments of `natview-bench decode`.
 #[derive(Debug, Args)]
 pub struct DecodeArgs {
-    /// A folder: every .jpg/.jpeg below it is decoded.
+    /// A dataset folder: its .jpg/.jpeg images are decoded.
     folder: PathBuf,
     /// The model input side the images are prepared for.
     #[arg(long, default_value_t = 224)]
@@ -27,33 +27,24 @@ pub struct DecodeArgs {
     json: bool,
 }
 
-fn jpegs(folder: &std::path::Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![folder.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path
-                .extension()
+/// The dataset's JPEGs (by extension), in the loader's order.
+fn jpegs(folder: &std::path::Path) -> anyhow::Result<Vec<PathBuf>> {
+    let dataset = natview_core::dataset::load_dataset(folder)?;
+    Ok(dataset
+        .items
+        .iter()
+        .map(|item| dataset.item_path(item))
+        .filter(|path| {
+            path.extension()
                 .and_then(|e| e.to_str())
                 .is_some_and(|e| e.eq_ignore_ascii_case("jpg") || e.eq_ignore_ascii_case("jpeg"))
-            {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    out
+        })
+        .collect())
 }
 
 /// Runs the benchmark (on the calling thread only).
 pub fn run(args: &DecodeArgs) -> anyhow::Result<()> {
-    let mut files = jpegs(&args.folder);
+    let mut files = jpegs(&args.folder)?;
     files.truncate(args.limit);
     anyhow::ensure!(
         !files.is_empty(),

@@ -234,14 +234,7 @@ mod tests {
     use candle_core::{Device, Var};
     use candle_nn::VarBuilder;
 
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .and_then(|d| d.abs())
-            .and_then(|d| d.flatten_all())
-            .and_then(|d| d.max(0))
-            .and_then(|d| d.to_scalar::<f32>())
-            .expect("diff")
-    }
+    use crate::test_support::max_abs_diff as max_diff;
 
     /// Ours and candle's batch norm (+ activation) agree on the output, the running statistics
     /// and the gradients of input, γ and β.

@@ -166,12 +166,7 @@ mod tests {
     use super::*;
     use candle_core::{Device, Var};
 
-    fn max_abs(t: &Tensor) -> f32 {
-        t.abs()
-            .and_then(|t| t.max_all())
-            .and_then(|t| t.to_scalar::<f32>())
-            .expect("max")
-    }
+    use crate::test_support::max_abs;
 
     /// Our op and candle's grouped conv2d on the padded input agree, gradients included.
     #[test]

@@ -31,6 +31,8 @@ mod residual;
 mod resnet;
 mod scratch;
 mod sentencepiece;
+#[cfg(test)]
+mod test_support;
 mod text;
 mod text_encoder;
 mod transformer;
@@ -710,11 +712,27 @@ impl Encoder {
         &self,
         prepared: &[RgbImage],
     ) -> Result<ClusteredRows, EncoderError> {
-        let size = self.spec.input_size_px;
+        // Already cropped and at the input size: the whole square is the input.
+        self.embed_clustered_cropped(prepared, 1.0)
+    }
+
+    /// Unit rows (and SwAV clusters) of `images`, each cropped to `crop_fraction` of its short
+    /// side and resized to the input size; the pixel baseline has no clusters.
+    fn embed_clustered_cropped(
+        &self,
+        images: &[RgbImage],
+        crop_fraction: f32,
+    ) -> Result<ClusteredRows, EncoderError> {
         if let Network::Pixels = &self.network {
-            return Ok((self.embed(prepared)?, None));
+            return Ok((self.embed(images)?, None));
         }
-        let input = images_tensor(prepared, size, self.normalisation, &self.device)?;
+        let input = images_tensor_cropped(
+            images,
+            self.spec.input_size_px,
+            crop_fraction,
+            self.normalisation,
+            &self.device,
+        )?;
         let features = self.features(&input)?;
         let clusters = match &self.cluster_head {
             Some(head) => Some(head.assign(&features)?),
@@ -741,11 +759,7 @@ impl Encoder {
 
     /// [`embed`](Self::embed), and each image's SwAV cluster when the weights carry the head.
     pub fn embed_clustered(&self, images: &[RgbImage]) -> Result<ClusteredRows, EncoderError> {
-        let Some(head) = &self.cluster_head else {
-            return Ok((self.embed(images)?, None));
-        };
-        let features = self.features(&self.input_tensor(images)?)?;
-        Ok((unit_rows(&features)?, Some(head.assign(&features)?)))
+        self.embed_clustered_cropped(images, self.crop_fraction)
     }
 
     /// The spec this encoder was built from.

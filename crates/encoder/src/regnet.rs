@@ -336,16 +336,8 @@ mod tests {
             let ours = net.forward_t(&input, train).expect("forward");
             let theirs = &reference[mode];
             assert_eq!(ours.dims(), theirs.dims());
-            let error: f32 = (&ours - theirs)
-                .and_then(|d| d.abs())
-                .and_then(|d| d.max_all())
-                .and_then(|d| d.to_scalar())
-                .expect("error");
-            let scale: f32 = theirs
-                .abs()
-                .and_then(|d| d.max_all())
-                .and_then(|d| d.to_scalar())
-                .expect("scale");
+            let error = crate::test_support::max_abs_diff(&ours, theirs);
+            let scale = crate::test_support::max_abs(theirs);
             assert!(
                 scale > 0.1 && error <= 1e-4 * scale,
                 "{mode}: max |ours − torchvision| {error}, scale {scale}"

@@ -387,11 +387,7 @@ mod tests {
             let var = candle_core::Var::from_tensor(&x).expect("var");
             let slow = max_pool_3x3_stride2_pad1_differentiable(var.as_tensor()).expect("slow");
             assert_eq!(fast.dims(), slow.dims());
-            let diff: f32 = (&fast - &slow)
-                .and_then(|d| d.abs())
-                .and_then(|d| d.max_all())
-                .and_then(|d| d.to_scalar())
-                .expect("diff");
+            let diff = crate::test_support::max_abs_diff(&fast, &slow);
             assert_eq!(diff, 0.0, "{h}×{w}");
             let grads = slow.sum_all().and_then(|s| s.backward()).expect("backward");
             let g = grads.get(var.as_tensor()).expect("a gradient");
@@ -430,16 +426,8 @@ mod tests {
         let reference = norm
             .forward_t(&conv.forward(&x).expect("conv"), false)
             .expect("reference");
-        let error: f32 = (folded - &reference)
-            .and_then(|d| d.abs())
-            .and_then(|d| d.max_all())
-            .and_then(|d| d.to_scalar())
-            .expect("error");
-        let scale: f32 = reference
-            .abs()
-            .and_then(|d| d.max_all())
-            .and_then(|d| d.to_scalar())
-            .expect("scale");
+        let error = crate::test_support::max_abs_diff(&folded, &reference);
+        let scale = crate::test_support::max_abs(&reference);
         assert!(
             scale > 1.0 && error < 1e-5 * scale,
             "error {error}, scale {scale}"

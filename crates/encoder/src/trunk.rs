@@ -234,16 +234,8 @@ mod tests {
         trunk.prepare_inference(&device).expect("fuse");
         let fused = trunk.forward_eval(&x).expect("fused");
         assert_eq!(fused.dims(), &[3, 1280]);
-        let error: f32 = (&fused - &reference)
-            .and_then(|d| d.abs())
-            .and_then(|d| d.max_all())
-            .and_then(|d| d.to_scalar())
-            .expect("error");
-        let scale: f32 = reference
-            .abs()
-            .and_then(|d| d.max_all())
-            .and_then(|d| d.to_scalar())
-            .expect("scale");
+        let error = crate::test_support::max_abs_diff(&fused, &reference);
+        let scale = crate::test_support::max_abs(&reference);
         assert!(
             scale > 0.0 && error <= 1e-4 * scale,
             "error {error}, scale {scale}"

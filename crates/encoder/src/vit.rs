@@ -543,11 +543,7 @@ mod tests {
         let eval = net.forward_t(&x, false).expect("eval");
         let train = net.forward_t(&x, true).expect("train");
         assert_eq!(eval.dims(), &[2, 32]);
-        let diff: f32 = (train - &eval)
-            .and_then(|d| d.abs())
-            .and_then(|d| d.max_all())
-            .and_then(|d| d.to_scalar())
-            .expect("diff");
+        let diff = crate::test_support::max_abs_diff(&train, &eval);
         assert!(diff < 1e-4, "layer norm paths differ by {diff}");
         let bigger = Tensor::randn(0f32, 1.0, (1, 3, 48, 40), &Device::Cpu).expect("input");
         assert_eq!(
@@ -568,11 +564,7 @@ mod tests {
         let mut fused_net = net.clone();
         fused_net.prepare_inference(&Device::Cpu).expect("fuse");
         let fused = fused_net.forward_t(&x, false).expect("fused");
-        let diff: f32 = (fused - &eval)
-            .and_then(|d| d.abs())
-            .and_then(|d| d.max_all())
-            .and_then(|d| d.to_scalar())
-            .expect("diff");
+        let diff = crate::test_support::max_abs_diff(&fused, &eval);
         assert!(diff < 1e-4, "fused path differs by {diff}");
         for name in [
             "cls_token",

@@ -33,7 +33,21 @@ static void natview_emit_message(j_common_ptr cinfo, int level) {
     }
 }
 
-#define NATVIEW_EXIF_MAX 65536
+/* Routes `cinfo`'s errors to `err` (its message into `message`); the caller sets the jump. */
+static void natview_error_init(struct jpeg_decompress_struct *cinfo, struct natview_error *err,
+                               char *message, unsigned long message_len) {
+    memset(cinfo, 0, sizeof(*cinfo));
+    cinfo->err = jpeg_std_error(&err->pub);
+    err->pub.error_exit = natview_error_exit;
+    err->pub.emit_message = natview_emit_message;
+    err->message = message;
+    err->message_len = message_len;
+}
+
+/* Whether the file stores inks (CMYK, or YCCK that libjpeg turns into CMYK). */
+static int natview_is_cmyk(const struct jpeg_decompress_struct *cinfo) {
+    return cinfo->jpeg_color_space == JCS_CMYK || cinfo->jpeg_color_space == JCS_YCCK;
+}
 
 /* The ICC profile of APP2 "ICC_PROFILE" markers, its chunks put in their sequence order, at
  * most icc_cap bytes (*icc_len 0 when there is none, or it is larger, or a chunk is missing). */
@@ -82,12 +96,7 @@ int natview_jpeg_info(const unsigned char *data, unsigned long len, unsigned int
     struct jpeg_decompress_struct cinfo;
     struct natview_error err;
     jpeg_saved_marker_ptr marker;
-    memset(&cinfo, 0, sizeof(cinfo));
-    cinfo.err = jpeg_std_error(&err.pub);
-    err.pub.error_exit = natview_error_exit;
-    err.pub.emit_message = natview_emit_message;
-    err.message = message;
-    err.message_len = message_len;
+    natview_error_init(&cinfo, &err, message, message_len);
     *exif_len = 0;
     *icc_len = 0;
     if (setjmp(err.jump)) {
@@ -103,7 +112,7 @@ int natview_jpeg_info(const unsigned char *data, unsigned long len, unsigned int
     *width = cinfo.image_width;
     *height = cinfo.image_height;
     *components = cinfo.num_components;
-    *cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
+    *cmyk = natview_is_cmyk(&cinfo);
     for (marker = cinfo.marker_list; marker != NULL; marker = marker->next) {
         if (marker->marker == JPEG_APP0 + 1 && marker->data_length > 6 &&
             memcmp(marker->data, "Exif\0\0", 6) == 0) {
@@ -121,23 +130,18 @@ int natview_jpeg_info(const unsigned char *data, unsigned long len, unsigned int
 }
 
 /* Decodes at 1/scale_denom (1, 2, 4 or 8) into `out`, RGB8 rows of *width × 3 bytes, which
- * must hold exactly out_len = width × height × 3 of the scaled size. `max_pixels` bounds the
- * full-size image (0: none); `max_memory` libjpeg's own working memory. Returns 0, or 1 with
- * `message` set. */
+ * must hold exactly out_len = width × height × 3 of the scaled size (the caller checked the
+ * header's size against its limits when it made `out`); `max_memory` bounds libjpeg's own
+ * working memory. Returns 0, or 1 with `message` set. */
 int natview_jpeg_decode(const unsigned char *data, unsigned long len, unsigned int scale_denom,
-                        unsigned long max_pixels, unsigned long max_memory, unsigned char *out,
+                        unsigned long max_memory, unsigned char *out,
                         unsigned long out_len, unsigned int *width, unsigned int *height,
                         char *message, unsigned long message_len) {
     struct jpeg_decompress_struct cinfo;
     struct natview_error err;
     JSAMPARRAY cmyk_row = NULL;
     int cmyk, adobe;
-    memset(&cinfo, 0, sizeof(cinfo));
-    cinfo.err = jpeg_std_error(&err.pub);
-    err.pub.error_exit = natview_error_exit;
-    err.pub.emit_message = natview_emit_message;
-    err.message = message;
-    err.message_len = message_len;
+    natview_error_init(&cinfo, &err, message, message_len);
     if (setjmp(err.jump)) {
         jpeg_destroy_decompress(&cinfo);
         return 1;
@@ -148,14 +152,7 @@ int natview_jpeg_decode(const unsigned char *data, unsigned long len, unsigned i
     }
     jpeg_mem_src(&cinfo, data, len);
     jpeg_read_header(&cinfo, TRUE);
-    if (max_pixels > 0 &&
-        (unsigned long long)cinfo.image_width * cinfo.image_height > max_pixels) {
-        snprintf(message, message_len, "%u × %u pixels is over the limit of %lu",
-                 cinfo.image_width, cinfo.image_height, max_pixels);
-        jpeg_destroy_decompress(&cinfo);
-        return 1;
-    }
-    cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
+    cmyk = natview_is_cmyk(&cinfo);
     adobe = cinfo.saw_Adobe_marker;
     cinfo.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
     cinfo.scale_num = 1;

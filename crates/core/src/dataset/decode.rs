@@ -63,6 +63,16 @@ pub enum DecodeError {
 /// passes, a hostile header of 65,500 × 65,500 does not).
 pub const MAX_IMAGE_PIXELS: u64 = 256 << 20;
 
+/// Why an image of `width` × `height` is not decoded, when it is over [`MAX_IMAGE_PIXELS`].
+pub(super) fn over_pixel_limit(width: u32, height: u32) -> Option<String> {
+    (u64::from(width) * u64::from(height) > MAX_IMAGE_PIXELS).then(|| {
+        format!(
+            "{width} × {height} pixels is over the limit of {} megapixels",
+            MAX_IMAGE_PIXELS / 1_000_000
+        )
+    })
+}
+
 /// Largest working memory a decoder may take for one image (1 GiB).
 pub const MAX_DECODE_BYTES: u64 = 1 << 30;
 
@@ -283,11 +293,8 @@ fn decode_raster(path: &Path) -> Result<(DynamicImage, Option<Vec<u8>>), DecodeE
         .into_decoder()
         .map_err(|e| DecodeError::Image(e.to_string()))?;
     let (width, height) = decoder.dimensions();
-    if u64::from(width) * u64::from(height) > MAX_IMAGE_PIXELS {
-        return Err(DecodeError::Image(format!(
-            "{width} × {height} pixels is over the limit of {} megapixels",
-            MAX_IMAGE_PIXELS / 1_000_000
-        )));
+    if let Some(message) = over_pixel_limit(width, height) {
+        return Err(DecodeError::Image(message));
     }
     let orientation = decoder.orientation().ok();
     let icc = decoder.icc_profile().ok().flatten();

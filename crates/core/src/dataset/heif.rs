@@ -3,7 +3,7 @@
 //! The container's rotation and mirroring are applied by libheif; an ICC profile (an iPhone's
 //! Display P3) is converted to sRGB; alpha is composited over white as for every other format.
 
-use super::decode::{flatten_on_white, DecodeError, MAX_IMAGE_PIXELS};
+use super::decode::{flatten_on_white, over_pixel_limit, DecodeError};
 use image::{RgbImage, RgbaImage};
 use libheif_rs::{ColorSpace, HeifContext, LibHeif, RgbChroma};
 use std::path::Path;
@@ -19,12 +19,8 @@ pub(super) fn decode(path: &Path) -> Result<RgbImage, DecodeError> {
         .ok_or_else(|| heif_error("the path is not UTF-8"))?;
     let context = HeifContext::read_from_file(path_text).map_err(heif_error)?;
     let handle = context.primary_image_handle().map_err(heif_error)?;
-    let (width, height) = (handle.width(), handle.height());
-    if u64::from(width) * u64::from(height) > MAX_IMAGE_PIXELS {
-        return Err(heif_error(format!(
-            "{width} × {height} pixels is over the limit of {} megapixels",
-            MAX_IMAGE_PIXELS / 1_000_000
-        )));
+    if let Some(message) = over_pixel_limit(handle.width(), handle.height()) {
+        return Err(heif_error(message));
     }
     let alpha = handle.has_alpha_channel();
     let chroma = if alpha {
