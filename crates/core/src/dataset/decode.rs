@@ -231,7 +231,7 @@ fn decode_heif(path: &Path) -> Result<RgbImage, DecodeError> {
 #[cfg(not(feature = "heif"))]
 fn decode_heif(_path: &Path) -> Result<RgbImage, DecodeError> {
     Err(DecodeError::Image(
-        "HEIC/HEIF/AVIF needs natview built with the `heif` feature (docs/install.md)".into(),
+        "HEIC/HEIF/AVIF needs natview built with the `heif` feature (README, Install)".into(),
     ))
 }
 
