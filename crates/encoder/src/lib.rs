@@ -18,6 +18,7 @@ mod convnext;
 mod convnext_cpu;
 mod depthwise;
 mod depthwise_cpu;
+mod depthwise_nhwc;
 mod effnet;
 mod effnet_b;
 mod effnet_cpu;

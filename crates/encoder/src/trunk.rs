@@ -152,8 +152,14 @@ impl Trunk {
                 fused: Some(fused), ..
             } if x.device().is_cpu() && x.dtype() == DType::F32 => {
                 let (n, _, h, w) = x.dims4()?;
-                let values = x.flatten_all()?.to_vec1::<f32>()?;
-                let out = fused.forward(&values, n, h, w);
+                // The input's own storage when it is contiguous (no copy of the batch).
+                let (storage, layout) = x.storage_and_layout();
+                let out = match (&*storage, layout.contiguous_offsets()) {
+                    (candle_core::Storage::Cpu(cpu), Some((start, end))) => {
+                        fused.forward(&cpu.as_slice::<f32>()?[start..end], n, h, w)
+                    }
+                    _ => fused.forward(&x.flatten_all()?.to_vec1::<f32>()?, n, h, w),
+                };
                 Tensor::from_vec(out, (n, self.feature_dim()), x.device())
             }
             _ => self.forward_t(x, false),
