@@ -2,20 +2,18 @@
 //! bias and clamp (ReLU6) in the pass that writes the output: TensorFlow "SAME" padding, any
 //! kernel side and stride.
 //!
-//! Channels are contiguous, so one tap of a block of [`LANES`] channels is one vector
-//! multiply-add; each output pixel's taps are clipped to the image (no padded copy of the
-//! input), and inside the image [`PIXELS`] neighbouring output pixels are computed together,
-//! so that every weight vector loaded serves several independent accumulators (at the borders,
-//! four blocks of channels of one pixel are). The kernel runs
-//! through `pulp::Arch::dispatch`, compiled for the best instruction set the CPU has
-//! (AVX-512, AVX2 + FMA, or none), chosen at run time.
+//! Channels are contiguous, so one tap of a block of channels (one SIMD vector: 16 with
+//! AVX-512, 8 with AVX2) is one vector multiply-add. The output is made row by row, and within a row block of channels by block:
+//! the block's `k·k` tap vectors are copied out once per row, each output pixel's taps are
+//! clipped to the image (no padded copy of the input), and inside the image [`PIXELS`]
+//! neighbouring output pixels are computed together, so that every tap vector serves several
+//! independent accumulators. The kernel runs through `pulp::Arch::dispatch`, compiled for the
+//! best instruction set the CPU has (AVX-512, AVX2 + FMA, or none), chosen at run time.
 
 use super::depthwise_cpu::same_padding;
 
-/// Channels handled together (one AVX-512 vector, two AVX2 ones).
-const LANES: usize = 16;
 /// Output pixels of one row computed together inside the image.
-const PIXELS: usize = 8;
+const PIXELS: usize = 6;
 
 /// One depthwise layer laid out for channels-last input: taps `[k·k][c]`, bias `[c]`.
 #[derive(Debug, Clone)]
@@ -116,7 +114,7 @@ impl pulp::WithSimd for Rows<'_> {
     type Output = ();
 
     #[inline(always)]
-    fn with_simd<S: pulp::Simd>(self, _: S) {
+    fn with_simd<S: pulp::Simd>(self, simd: S) {
         let Rows {
             layer,
             x,
@@ -124,7 +122,7 @@ impl pulp::WithSimd for Rows<'_> {
             clamp,
             out,
         } = self;
-        let (k, s, c) = (layer.k, layer.stride, layer.channels());
+        let (k, s, c, lanes) = (layer.k, layer.stride, layer.channels(), S::F32_LANES);
         // Output columns whose taps all lie inside the image: ox·s − pad_left ≥ 0 and
         // ox·s − pad_left + k ≤ w.
         let inner_start = p.pad_left.div_ceil(s).min(p.w_out);
@@ -133,229 +131,161 @@ impl pulp::WithSimd for Rows<'_> {
         } else {
             inner_start
         };
+        let mut weights = vec![0f32; k * k * lanes];
         for (oy, row) in out.chunks_exact_mut(p.w_out * c).take(p.h_out).enumerate() {
             let top = oy * s; // padded row of tap 0
             let ky = p.pad_top.saturating_sub(top)..k.min(p.h + p.pad_top - top);
-            let iy0 = top + ky.start - p.pad_top; // input row of tap ky.start
-            let at = Geometry {
+            let at = RowTaps {
                 x,
                 w: p.w,
                 c,
-                iy0,
+                iy0: top + ky.start - p.pad_top, // input row of tap ky.start
                 ky: (ky.start, ky.len()),
                 k,
+                stride: s,
             };
-            for ox in (0..inner_start).chain(inner_end..p.w_out) {
-                border_pixel(layer, &at, &p, ox, clamp, &mut row[ox * c..(ox + 1) * c]);
-            }
-            let mut ox = inner_start;
-            while ox + PIXELS <= inner_end {
-                let ix0 = ox * s - p.pad_left;
-                let dst = &mut row[ox * c..(ox + PIXELS) * c];
-                let cols = kernels::Columns {
-                    ix0,
-                    stride: s,
-                    kx: (0, k),
+            let mut start = 0;
+            while start + lanes <= c {
+                for (tap, w) in weights.chunks_exact_mut(lanes).enumerate() {
+                    w.copy_from_slice(&layer.taps[tap * c + start..tap * c + start + lanes]);
+                }
+                let block = kernels::Block {
+                    weights: &weights,
+                    bias: kernels::load(simd, &layer.bias, start),
+                    start,
+                    lo: simd.splat_f32s(clamp.0),
+                    hi: simd.splat_f32s(clamp.1),
                 };
-                kernels::inner::<PIXELS>(layer, &at, cols, clamp, dst);
-                ox += PIXELS;
+                for ox in (0..inner_start).chain(inner_end..p.w_out) {
+                    let (ix0, kx) = border_columns(&p, k, s, ox);
+                    kernels::pixels::<S, 1>(simd, &at, &block, (ix0, kx), &mut row[ox * c..]);
+                }
+                let mut ox = inner_start;
+                while ox + PIXELS <= inner_end {
+                    let ix0 = ox * s - p.pad_left;
+                    let dst = &mut row[ox * c..];
+                    kernels::pixels::<S, PIXELS>(simd, &at, &block, (ix0, (0, k)), dst);
+                    ox += PIXELS;
+                }
+                for ox in ox..inner_end {
+                    let ix0 = ox * s - p.pad_left;
+                    kernels::pixels::<S, 1>(simd, &at, &block, (ix0, (0, k)), &mut row[ox * c..]);
+                }
+                start += lanes;
             }
-            for ox in ox..inner_end {
-                border_pixel(layer, &at, &p, ox, clamp, &mut row[ox * c..(ox + 1) * c]);
+            if start < c {
+                for ox in 0..p.w_out {
+                    let (ix0, kx) = border_columns(&p, k, s, ox);
+                    let channels = start..c;
+                    kernels::single_channels(layer, &at, (ix0, kx), channels, clamp, row, ox);
+                }
             }
         }
     }
 }
 
-/// Output pixel `ox` of the row `at` describes, its tap columns clipped to the image.
+/// The first input column of output column `ox`'s taps inside the image, and those tap
+/// columns `(first, count)`.
 #[inline(always)]
-fn border_pixel(
-    layer: &DepthwiseNhwc,
-    at: &Geometry,
-    p: &Plan,
-    ox: usize,
-    clamp: (f32, f32),
-    out: &mut [f32],
-) {
-    let (k, s) = (layer.k, layer.stride);
+fn border_columns(p: &Plan, k: usize, s: usize, ox: usize) -> (usize, (usize, usize)) {
     let left = ox * s;
     let kx = p.pad_left.saturating_sub(left)..k.min(p.w + p.pad_left - left);
-    let ix0 = left + kx.start - p.pad_left;
-    let cols = kernels::Columns {
-        ix0,
-        stride: s,
-        kx: (kx.start, kx.len()),
-    };
-    kernels::border::<4>(layer, at, cols, clamp, out);
+    (left + kx.start - p.pad_left, (kx.start, kx.len()))
 }
 
 /// Where one output row's taps read: input `x` (`[h, w, c]`), the input row of the first tap
-/// inside the image and the tap rows `(first, count)` inside it.
-struct Geometry<'a> {
+/// inside the image, the tap rows `(first, count)` inside it, the kernel side and stride.
+struct RowTaps<'a> {
     x: &'a [f32],
     w: usize,
     c: usize,
     iy0: usize,
     ky: (usize, usize),
     k: usize,
+    stride: usize,
 }
 
-/// The kernel: plain loops over fixed-size arrays, inlined into the dispatched function above
-/// and vectorised there.
+/// The kernel, on the SIMD vectors of the instruction set chosen at run time (`S::f32s`: 16
+/// lanes with AVX-512, 8 with AVX2, 1 without), inlined into the dispatched function above.
 mod kernels {
-    use super::{DepthwiseNhwc, Geometry, LANES};
+    use super::{DepthwiseNhwc, RowTaps};
+    use pulp::Simd;
 
-    /// Where a call's pixels read: input columns `ix0 + p·stride` for tap column `kx.0`, tap
-    /// columns `kx.0 .. kx.0 + kx.1`.
-    #[derive(Clone, Copy)]
-    pub(super) struct Columns {
-        pub ix0: usize,
-        pub stride: usize,
-        pub kx: (usize, usize),
+    /// One block of `S::F32_LANES` channels: its `k·k` tap vectors (flat), bias, first
+    /// channel, clamp.
+    pub(super) struct Block<'a, S: Simd> {
+        pub weights: &'a [f32],
+        pub bias: S::f32s,
+        pub start: usize,
+        pub lo: S::f32s,
+        pub hi: S::f32s,
     }
 
-    /// `P` neighbouring output pixels (`out`: `P × c` values) with every tap column, one
-    /// block of [`LANES`] channels at a time (each weight vector loaded serves `P`
-    /// accumulators), then single channels.
+    /// The vector at `values[at..]`.
     #[inline(always)]
-    pub(super) fn inner<const P: usize>(
-        layer: &DepthwiseNhwc,
-        at: &Geometry,
-        cols: Columns,
-        clamp: (f32, f32),
-        out: &mut [f32],
-    ) {
-        let c = at.c;
-        let mut start = 0;
-        while start + LANES <= c {
-            let mut acc = [[0f32; LANES]; P];
-            for a in &mut acc {
-                *a = *lanes(&layer.bias, start);
-            }
-            for dy in 0..at.ky.1 {
-                let row = (at.iy0 + dy) * at.w + cols.ix0;
-                let tap_row = (at.ky.0 + dy) * at.k + cols.kx.0;
-                for dx in 0..cols.kx.1 {
-                    let w = lanes(&layer.taps, (tap_row + dx) * c + start);
-                    for (p, a) in acc.iter_mut().enumerate() {
-                        let v = lanes(&at.x, (row + p * cols.stride + dx) * c + start);
-                        for i in 0..LANES {
-                            a[i] = v[i].mul_add(w[i], a[i]);
-                        }
-                    }
-                }
-            }
-            for (p, a) in acc.iter().enumerate() {
-                store(a, clamp, &mut out[p * c + start..]);
-            }
-            start += LANES;
-        }
-        single_channels(layer, at, cols, clamp, (start, P), out);
+    pub(super) fn load<S: Simd>(_: S, values: &[f32], at: usize) -> S::f32s {
+        S::as_simd_f32s(&values[at..at + S::F32_LANES]).0[0]
     }
 
-    /// One output pixel (`out`: `c` values), its tap columns clipped: `B` blocks of
-    /// [`LANES`] channels at a time while they last (`B` independent accumulators), then
-    /// single blocks, then single channels.
+    /// Writes `v` to `values[at..]`.
     #[inline(always)]
-    pub(super) fn border<const B: usize>(
-        layer: &DepthwiseNhwc,
-        at: &Geometry,
-        cols: Columns,
-        clamp: (f32, f32),
-        out: &mut [f32],
-    ) {
-        let c = at.c;
-        let mut start = 0;
-        while start + B * LANES <= c {
-            blocks::<B>(layer, at, cols, clamp, start, out);
-            start += B * LANES;
-        }
-        while start + LANES <= c {
-            blocks::<1>(layer, at, cols, clamp, start, out);
-            start += LANES;
-        }
-        single_channels(layer, at, cols, clamp, (start, 1), out);
+    fn store<S: Simd>(values: &mut [f32], at: usize, v: S::f32s) {
+        S::as_mut_simd_f32s(&mut values[at..at + S::F32_LANES]).0[0] = v;
     }
 
-    /// Channels `start .. start + B·LANES` of one pixel.
+    /// `P` neighbouring output pixels of the block's channels (`out` starts at the first
+    /// pixel's channel 0), input columns `ix0 + p·stride` for tap column `kx.0`, tap columns
+    /// `kx.0 .. kx.0 + kx.1`: each tap's weight vector serves `P` independent accumulators.
     #[inline(always)]
-    fn blocks<const B: usize>(
-        layer: &DepthwiseNhwc,
-        at: &Geometry,
-        cols: Columns,
-        clamp: (f32, f32),
-        start: usize,
+    pub(super) fn pixels<S: Simd, const P: usize>(
+        simd: S,
+        at: &RowTaps,
+        block: &Block<S>,
+        (ix0, kx): (usize, (usize, usize)),
         out: &mut [f32],
     ) {
-        let c = at.c;
-        let mut acc = [[0f32; LANES]; B];
-        for (b, a) in acc.iter_mut().enumerate() {
-            *a = *lanes(&layer.bias, start + b * LANES);
-        }
+        let (c, start, lanes) = (at.c, block.start, S::F32_LANES);
+        let mut acc = [block.bias; P];
         for dy in 0..at.ky.1 {
-            let row = (at.iy0 + dy) * at.w + cols.ix0;
-            let tap_row = (at.ky.0 + dy) * at.k + cols.kx.0;
-            for dx in 0..cols.kx.1 {
-                let (src, tap) = ((row + dx) * c + start, (tap_row + dx) * c + start);
-                for (b, a) in acc.iter_mut().enumerate() {
-                    let v = lanes(&at.x, src + b * LANES);
-                    let w = lanes(&layer.taps, tap + b * LANES);
-                    for i in 0..LANES {
-                        a[i] = v[i].mul_add(w[i], a[i]);
-                    }
+            let row = (at.iy0 + dy) * at.w + ix0;
+            let tap_row = (at.ky.0 + dy) * at.k + kx.0;
+            for dx in 0..kx.1 {
+                let w = load(simd, block.weights, (tap_row + dx) * lanes);
+                for (p, a) in acc.iter_mut().enumerate() {
+                    let v = load(simd, at.x, (row + p * at.stride + dx) * c + start);
+                    *a = simd.mul_add_f32s(v, w, *a);
                 }
             }
         }
-        for (b, a) in acc.iter().enumerate() {
-            store(a, clamp, &mut out[start + b * LANES..]);
+        for (p, a) in acc.iter().enumerate() {
+            let clamped = simd.min_f32s(simd.max_f32s(*a, block.lo), block.hi);
+            store::<S>(out, p * c + start, clamped);
         }
     }
 
-    /// Channels `start..c` of `pixels` pixels, one value at a time.
+    /// Channels `channels` (fewer than a vector) of output pixel `ox` of `row`, one value at a
+    /// time.
     #[inline(always)]
-    fn single_channels(
+    pub(super) fn single_channels(
         layer: &DepthwiseNhwc,
-        at: &Geometry,
-        cols: Columns,
+        at: &RowTaps,
+        (ix0, kx): (usize, (usize, usize)),
+        channels: std::ops::Range<usize>,
         (lo, hi): (f32, f32),
-        (start, pixels): (usize, usize),
-        out: &mut [f32],
+        row: &mut [f32],
+        ox: usize,
     ) {
         let c = at.c;
-        for ch in start..c {
-            for p in 0..pixels {
-                let mut acc = layer.bias[ch];
-                for dy in 0..at.ky.1 {
-                    let iy = at.iy0 + dy;
-                    for dx in 0..cols.kx.1 {
-                        let tap = ((at.ky.0 + dy) * at.k + cols.kx.0 + dx) * c + ch;
-                        let src = (iy * at.w + cols.ix0 + p * cols.stride + dx) * c + ch;
-                        acc = at.x[src].mul_add(layer.taps[tap], acc);
-                    }
+        for ch in channels {
+            let mut acc = layer.bias[ch];
+            for dy in 0..at.ky.1 {
+                let iy = at.iy0 + dy;
+                for dx in 0..kx.1 {
+                    let tap = ((at.ky.0 + dy) * at.k + kx.0 + dx) * c + ch;
+                    acc = at.x[(iy * at.w + ix0 + dx) * c + ch].mul_add(layer.taps[tap], acc);
                 }
-                out[p * c + ch] = acc.max(lo).min(hi);
             }
-        }
-    }
-
-    /// `values[at .. at + LANES]` as an array (callers pass indices inside the buffers).
-    #[inline(always)]
-    fn lanes(values: &[f32], at: usize) -> &[f32; LANES] {
-        match values[at..].first_chunk::<LANES>() {
-            Some(v) => v,
-            None => unreachable!("fewer than LANES values"),
-        }
-    }
-
-    /// Writes `acc`, clamped, to the first [`LANES`] values of `out`.
-    #[inline(always)]
-    fn store(acc: &[f32; LANES], (lo, hi): (f32, f32), out: &mut [f32]) {
-        let dst = match out.first_chunk_mut::<LANES>() {
-            Some(d) => d,
-            None => unreachable!("fewer than LANES values"),
-        };
-        for i in 0..LANES {
-            dst[i] = acc[i].max(lo).min(hi);
+            row[ox * c + ch] = acc.max(lo).min(hi);
         }
     }
 }
@@ -408,19 +338,55 @@ mod tests {
                     let layer = DepthwiseNhwc::new(&kernel, bias, k, stride).expect("layer");
                     let plan = layer.plan(h, w);
                     assert_eq!((plan.h_out, plan.w_out), (g.h_out, g.w_out));
-                    let mut got = vec![f32::NAN; plan.h_out * plan.w_out * c];
-                    layer.forward(&to_nhwc(&x, c, h * w), plan, (-0.5, 0.7), &mut got);
                     let want = to_nhwc(&want_nchw, c, g.h_out * g.w_out);
-                    assert!(got.iter().all(|v| v.is_finite()), "every output written");
-                    let worst = got
-                        .iter()
-                        .zip(&want)
-                        .map(|(a, b)| (a - b).abs())
-                        .fold(0f32, f32::max);
-                    assert!(worst < 1e-5, "c {c}, {h}×{w}, k {k}, s {stride}: {worst}");
+                    let input = to_nhwc(&x, c, h * w);
+                    for (set, got) in every_instruction_set(&layer, &input, plan) {
+                        assert!(got.iter().all(|v| v.is_finite()), "every output written");
+                        let worst = got
+                            .iter()
+                            .zip(&want)
+                            .map(|(a, b)| (a - b).abs())
+                            .fold(0f32, f32::max);
+                        assert!(
+                            worst < 1e-5,
+                            "{set}: c {c}, {h}×{w}, k {k}, s {stride}: {worst}"
+                        );
+                    }
                 }
             }
         }
+    }
+
+    /// The layer's output under the dispatched instruction set, AVX2 (where the CPU has it)
+    /// and plain scalar code: each vector width's blocks and remainders.
+    fn every_instruction_set(
+        layer: &DepthwiseNhwc,
+        x: &[f32],
+        plan: Plan,
+    ) -> Vec<(&'static str, Vec<f32>)> {
+        let run = |set: &dyn Fn(Rows)| {
+            let mut out = vec![f32::NAN; plan.h_out * plan.w_out * layer.channels()];
+            set(Rows {
+                layer,
+                x,
+                plan,
+                clamp: (-0.5, 0.7),
+                out: &mut out,
+            });
+            out
+        };
+        let mut outputs = vec![
+            ("dispatched", run(&|rows| pulp::Arch::new().dispatch(rows))),
+            (
+                "scalar",
+                run(&|rows| pulp::WithSimd::with_simd(rows, pulp::Scalar::new())),
+            ),
+        ];
+        #[cfg(target_arch = "x86_64")]
+        if let Some(v3) = pulp::x86::V3::try_new() {
+            outputs.push(("AVX2", run(&|rows| pulp::WithSimd::with_simd(rows, v3))));
+        }
+        outputs
     }
 
     #[test]
