@@ -596,6 +596,7 @@ fn swav_weights_assign_clusters(method: Method, weights: &Path, root: &Path) {
         batch_size: Some(8),
         force_cpu: true,
         checkpoint_images: None,
+        decode: None,
     };
     let (set, _) = natview::pipeline::embed_dataset(
         &dataset,

@@ -383,8 +383,8 @@ fn an_external_image_is_embedded_and_queried() {
     let session = harness.state().session().expect("open");
     let selection = session.selection.clone().expect("a query");
     assert!(matches!(&selection.query, Query::Image { path, .. } if *path == outside));
-    let vector = natview::pipeline::embed_query_image(&outside, &session.set.meta.encoder, true)
-        .expect("embed");
+    let vector =
+        natview::pipeline::embed_query_image(&outside, &session.set.meta, true).expect("embed");
     let expected = session
         .index
         .as_ref()

@@ -59,7 +59,7 @@ fn the_window_writes_where_workspace_says_and_nothing_beside_the_dataset() {
         workspace: Some(ws.clone()),
         force_cpu: true,
         batch_size: Some(3),
-        checkpoint_images: None,
+        ..RunSettings::default()
     });
     let ctx = harness.ctx.clone();
     harness.state_mut().open(&ctx, root.clone());

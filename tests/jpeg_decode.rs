@@ -2,11 +2,12 @@
 //! photographs in scikit-learn's wheel): scaled decoding covers what is asked and stays close
 //! to full decoding (pixels and embeddings), EXIF orientations 1–8 come out upright, CMYK, YCCK
 //! and grey files become RGB, progressive files decode as the plain one, embedded ICC profiles are
-//! converted to sRGB, and a truncated file or a hostile header is refused with a message.
+//! converted to sRGB (both can be turned off, as PIL reads files), and a truncated file or a
+//! hostile header is refused with a message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use common::mean_abs_diff;
-use natview::dataset::{decode_rgb, decode_rgb_covering};
+use natview::dataset::{decode_rgb, decode_rgb_covering, decode_rgb_covering_with, DecodeOptions};
 use natview::encoder::{Encoder, EncoderSpec, ModelKind};
 use std::path::{Path, PathBuf};
 
@@ -133,6 +134,59 @@ fn icc_profiles_are_converted_to_srgb() {
     // Scaled decoding converts too.
     let scaled = decode_rgb_covering(&fixture("adobergb.jpg"), 64, 64).expect("decodes");
     assert_eq!(scaled.image.dimensions(), (200, 134));
+}
+
+/// `DecodeOptions::AS_PIL` reads the stored pixels as PIL does by default: a sideways-stored
+/// portrait stays sideways, an Adobe RGB file keeps its raw values; each option alone turns off
+/// only its own step.
+#[test]
+fn orientation_and_profiles_can_be_ignored_as_pil_does() {
+    let decode = |name: &str, options| {
+        decode_rgb_covering_with(&fixture(name), 64, 0, options)
+            .expect("decodes")
+            .image
+    };
+    let upright = decode("orientation-6.jpg", DecodeOptions::APPLY_ALL);
+    let stored = decode("orientation-6.jpg", DecodeOptions::AS_PIL);
+    assert_eq!(
+        stored.dimensions(),
+        (upright.height(), upright.width()),
+        "stored sideways"
+    );
+    let pil = image::open(fixture("orientation-6.jpg"))
+        .expect("image crate")
+        .into_rgb8();
+    assert_eq!(stored.dimensions(), pil.dimensions());
+    assert!(mean_abs_diff(&stored, &pil) < 2.0);
+
+    let raw = image::open(fixture("adobergb-raw.png"))
+        .expect("png")
+        .into_rgb8();
+    let original = image::open(fixture("srgb-400.png"))
+        .expect("png")
+        .into_rgb8();
+    for name in ["adobergb.png", "adobergb.jpg"] {
+        let ignored = decode(name, DecodeOptions::AS_PIL);
+        let converted = decode(name, DecodeOptions::APPLY_ALL);
+        assert!(
+            mean_abs_diff(&ignored, &raw) < mean_abs_diff(&ignored, &original),
+            "{name}: without its profile the raw values"
+        );
+        assert!(mean_abs_diff(&converted, &original) < mean_abs_diff(&converted, &raw));
+    }
+    let only_orientation_off = DecodeOptions {
+        orientation: false,
+        colour_profile: true,
+    };
+    assert_eq!(
+        decode("orientation-6.jpg", only_orientation_off).dimensions(),
+        stored.dimensions()
+    );
+    let converted = decode("adobergb.jpg", only_orientation_off);
+    assert!(
+        mean_abs_diff(&converted, &original) < 2.0,
+        "profile still applied"
+    );
 }
 
 #[test]

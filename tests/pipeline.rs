@@ -24,6 +24,7 @@ fn request(model: ModelKind) -> EmbedRequest {
         batch_size: Some(16),
         force_cpu: true,
         checkpoint_images: None,
+        decode: None,
     }
 }
 
@@ -375,4 +376,37 @@ fn embeddings_from_an_earlier_image_pipeline_are_rebuilt() {
         again.matrix, first.matrix,
         "the same pipeline gives the same rows"
     );
+}
+
+/// The decoding options (`--image-metadata`) are recorded: a run that names none reuses the
+/// workspace's embeddings however they were decoded (and a rebuild keeps their choice); a run
+/// that names another choice re-embeds, saying why.
+#[test]
+fn the_image_metadata_choice_is_recorded_kept_and_changed_only_when_asked() {
+    use natview::dataset::DecodeOptions;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = common::demo_slice(dir.path(), 3);
+    let dataset = load_dataset(&root).expect("loads");
+    let workspace = Workspace::for_dataset(&dataset, None);
+    let as_pil = EmbedRequest {
+        decode: Some(DecodeOptions::AS_PIL),
+        ..request(ModelKind::Compact)
+    };
+    let (first, report) = embed(&dataset, &workspace, &as_pil);
+    assert!(!report.reused);
+    assert_eq!(first.meta.image_pipeline, DecodeOptions::AS_PIL.pipeline());
+    let (_, report) = embed(&dataset, &workspace, &request(ModelKind::Compact));
+    assert!(report.reused, "no choice named: the workspace's is kept");
+    let apply = EmbedRequest {
+        decode: Some(DecodeOptions::APPLY_ALL),
+        ..request(ModelKind::Compact)
+    };
+    let (again, report) = embed(&dataset, &workspace, &apply);
+    assert!(!report.reused);
+    let reason = report.stale_reason.expect("a reason");
+    assert!(
+        reason.contains("EXIF orientation and ICC profiles ignored"),
+        "{reason}"
+    );
+    assert_eq!(again.meta.image_pipeline, natview::dataset::IMAGE_PIPELINE);
 }

@@ -278,11 +278,11 @@ impl NatviewApp {
             ));
             return;
         };
-        let spec = session.set.meta.encoder.clone();
+        let meta = session.set.meta.clone();
         let force_cpu = self.run.force_cpu;
         let title = format!("embedding {}", path.display());
         self.jobs.query = Some(Job::spawn("query", title, ctx, move |_, _| {
-            work::embed_image_query(path, &spec, force_cpu).map(work::QueryAnswer::Image)
+            work::embed_image_query(path, &meta, force_cpu).map(work::QueryAnswer::Image)
         }));
     }
 

@@ -10,7 +10,7 @@ use natview_analysis::{quadrant_chart, QuadrantChart, QuadrantParams};
 use natview_core::dataset::Dataset;
 use natview_core::jobs::{CancelFlag, Progress, ProgressSink};
 use natview_core::workspace::Workspace;
-use natview_encoder::{EncoderSpec, ModelKind};
+use natview_encoder::ModelKind;
 use natview_pipeline::EvalReport;
 use natview_pipeline::{embed_dataset, embed_query_image, evaluate, EmbeddingSet};
 use std::path::{Path, PathBuf};
@@ -226,13 +226,14 @@ pub struct ImageQuery {
     pub thumbnail: Option<egui::ColorImage>,
 }
 
-/// Embeds an external image with the session's encoder.
+/// Embeds an external image with the encoder of the session's embeddings (`meta`), decoded as
+/// their images were.
 pub fn embed_image_query(
     path: PathBuf,
-    spec: &EncoderSpec,
+    meta: &natview_pipeline::store::EmbeddingsMeta,
     force_cpu: bool,
 ) -> Result<ImageQuery, String> {
-    let vector = embed_query_image(&path, spec, force_cpu).map_err(|e| e.to_string())?;
+    let vector = embed_query_image(&path, meta, force_cpu).map_err(|e| e.to_string())?;
     let thumbnail = super::open_job::thumbnail_of(&path);
     Ok(ImageQuery {
         path,

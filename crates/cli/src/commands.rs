@@ -222,7 +222,7 @@ pub(crate) fn neighbours(args: &NeighboursArgs, common: &CommonArgs) -> anyhow::
                 )
             }
             (_, _, Some(image)) => (
-                embed_query_image(image, &set.meta.encoder, common.cpu)?,
+                embed_query_image(image, &set.meta, common.cpu)?,
                 None,
                 format!("image {}", image.display()),
             ),

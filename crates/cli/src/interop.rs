@@ -305,7 +305,7 @@ pub fn neighbours_from_backend(
             set.matrix.rows.saturating_sub(1)
         ),
         (None, Some(image)) => (
-            natview_pipeline::embed_query_image(image, &spec, common.cpu)?,
+            natview_pipeline::embed_query_image(image, &set.meta, common.cpu)?,
             format!("image {}", image.display()),
         ),
         _ => anyhow::bail!("give a query: --id N, --path PATH or --image FILE"),

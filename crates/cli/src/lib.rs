@@ -7,6 +7,7 @@ pub mod commands;
 mod compare;
 mod compare_eval;
 mod finetune;
+mod health;
 mod interop;
 mod labels;
 pub mod limits;
@@ -92,6 +93,9 @@ enum Command {
     Review(review::ReviewArgs),
     /// Listing-retrieval metrics and intra/inter statistics.
     Eval(EvalArgs),
+    /// Is the embedding healthy: collapse, effective rank, alignment and uniformity,
+    /// per-dimension variance, hubness, with a verdict.
+    Health(health::HealthArgs),
     /// Self-supervised fine-tuning on natural views (SimSiam, InfoNCE, BYOL, MoBY or SwAV), with
     /// a held-out report.
     Finetune(finetune::FinetuneArgs),
@@ -196,6 +200,13 @@ pub struct CommonArgs {
     /// minutes): a run stopped by Ctrl-C, a kill or a crash continues from there when run again.
     #[arg(long, global = true, value_parser = clap::value_parser!(u64).range(1..))]
     pub checkpoint_every: Option<u64>,
+    /// What decoding does with a photo's metadata: apply (EXIF orientation and ICC colour
+    /// profiles applied: upright, sRGB), ignore (neither, as PIL and so torchvision's and
+    /// timm's loaders read files by default: for an encoder trained on pixels read that way),
+    /// ignore-orientation or ignore-icc. Default: as the workspace's embeddings were made, else
+    /// apply; a different choice re-embeds (the embeddings record it).
+    #[arg(long, global = true, value_parser = parse_image_metadata)]
+    pub image_metadata: Option<natview_core::dataset::DecodeOptions>,
     /// No progress bars.
     #[arg(long, short, global = true)]
     pub quiet: bool,
@@ -203,6 +214,28 @@ pub struct CommonArgs {
     /// default: one per physical core (or RAYON_NUM_THREADS).
     #[arg(long, global = true, value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
+}
+
+/// `--image-metadata`: apply, ignore, ignore-orientation or ignore-icc.
+fn parse_image_metadata(text: &str) -> Result<natview_core::dataset::DecodeOptions, String> {
+    use natview_core::dataset::DecodeOptions;
+    Ok(match text {
+        "apply" => DecodeOptions::APPLY_ALL,
+        "ignore" => DecodeOptions::AS_PIL,
+        "ignore-orientation" => DecodeOptions {
+            orientation: false,
+            colour_profile: true,
+        },
+        "ignore-icc" => DecodeOptions {
+            orientation: true,
+            colour_profile: false,
+        },
+        other => {
+            return Err(format!(
+                "`{other}`: expected apply, ignore, ignore-orientation or ignore-icc"
+            ))
+        }
+    })
 }
 
 /// A cancel flag that Ctrl-C sets (a second Ctrl-C, while the work so far is being saved,
@@ -235,6 +268,7 @@ impl CommonArgs {
             checkpoint_images: self
                 .checkpoint_every
                 .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+            decode: self.image_metadata,
         }
     }
 
@@ -507,6 +541,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Review(a)) => review::run(&a, &common),
         Some(Command::Compare(a)) => compare::run(&a, &common),
         Some(Command::Eval(a)) => commands::eval(&a, &common),
+        Some(Command::Health(a)) => health::run(&a, &common),
         Some(Command::Finetune(a)) => finetune::run(&a, &common),
         Some(Command::Gui { dataset }) => open_window(dataset, &common),
     }

@@ -5,7 +5,7 @@ use super::embed_rows::{ChunkBuffer, Rows};
 use super::{EmbedReport, EmbedRequest, EmbeddingSet, PipelineError};
 use crate::store::{EmbeddingStore, EmbeddingsMeta, PartialRun, RunState};
 use crate::thumbs::{thumbnail_bytes, ThumbnailStore};
-use natview_core::dataset::{decode_rgb_covering, Dataset, Item, Skipped, IMAGE_PIPELINE};
+use natview_core::dataset::{decode_rgb_covering_with, Dataset, DecodeOptions, Item, Skipped};
 use natview_core::jobs::{CancelFlag, Progress, ProgressSink};
 use natview_core::linalg::Matrix;
 use natview_core::workspace::{Workspace, WorkspaceError, WorkspaceLock};
@@ -86,11 +86,21 @@ pub fn embed_dataset(
         };
         (set, report)
     };
-    let stale_reason =
-        match fresh_embeddings(dataset, workspace, &path, &encoder, &dataset_fingerprint) {
-            Ok(set) => return Ok(reused(set)),
-            Err(reason) => reason,
-        };
+    // Without options of its own, the request keeps the workspace's: its embeddings are reused
+    // however they were decoded, and a rebuild decodes the same way.
+    let mut recorded = None;
+    let stale_reason = match fresh_embeddings(
+        dataset,
+        workspace,
+        &path,
+        &encoder,
+        &dataset_fingerprint,
+        (request.decode, &mut recorded),
+    ) {
+        Ok(set) => return Ok(reused(set)),
+        Err(reason) => reason,
+    };
+    let decode = request.decode.or(recorded).unwrap_or_default();
     let _lock = lock_workspace(
         workspace,
         &format!("embedding with {key}"),
@@ -98,7 +108,14 @@ pub fn embed_dataset(
         cancel,
     )?;
     // Another process may have finished this very run while this one waited for the lock.
-    if let Ok(set) = fresh_embeddings(dataset, workspace, &path, &encoder, &dataset_fingerprint) {
+    if let Ok(set) = fresh_embeddings(
+        dataset,
+        workspace,
+        &path,
+        &encoder,
+        &dataset_fingerprint,
+        (Some(decode), &mut recorded),
+    ) {
         return Ok(reused(set));
     }
     natview_core::workspace::sweep_orphans(workspace.dir());
@@ -113,7 +130,7 @@ pub fn embed_dataset(
         dataset_fingerprint: dataset_fingerprint.clone(),
         total_items: dataset.items.len(),
         batch_size,
-        image_pipeline: IMAGE_PIPELINE.into(),
+        image_pipeline: decode.pipeline(),
     };
     let partial = PartialRun::new(workspace, &key);
     natview_core::workspace::sweep_orphans(partial.dir());
@@ -157,6 +174,7 @@ pub fn embed_dataset(
         encoder: &encoder,
         svg_px: svg_size_px(request.spec.input_size_px),
         with_thumbnails,
+        options: decode,
     };
     let total = dataset.items.len();
     let mut pending = ChunkBuffer::new(rows.next_item, with_thumbnails, rows.clusters.is_some());
@@ -268,7 +286,7 @@ pub fn embed_dataset(
         dataset_fingerprint,
         items_fingerprint: items_fingerprint.clone(),
         embeddings_fingerprint: EmbeddingStore::fingerprint(&matrix),
-        image_pipeline: IMAGE_PIPELINE.into(),
+        image_pipeline: decode.pipeline(),
     };
     if let Some(clusters) = &clusters {
         let path = workspace.clusters_path(&key);
@@ -318,6 +336,7 @@ struct BatchDecoder<'a> {
     encoder: &'a Encoder,
     svg_px: u32,
     with_thumbnails: bool,
+    options: DecodeOptions,
 }
 
 impl BatchDecoder<'_> {
@@ -333,8 +352,8 @@ impl BatchDecoder<'_> {
             .par_iter()
             .map(|item| {
                 let path = self.dataset.item_path(item);
-                let decoded =
-                    decode_rgb_covering(&path, self.svg_px, needed).map_err(|e| Skipped {
+                let decoded = decode_rgb_covering_with(&path, self.svg_px, needed, self.options)
+                    .map_err(|e| Skipped {
                         path: path.clone(),
                         reason: e.to_string(),
                     })?;
@@ -433,13 +452,15 @@ fn load_imported(
 }
 
 /// Loads the workspace's embeddings for `encoder` if they are fresh; else says why not
-/// (`None` when there are none).
+/// (`None` when there are none). `wanted`: the decoding the caller asks for (`None`: any
+/// natview knows); `recorded` receives the decoding the embeddings were made with, when known.
 fn fresh_embeddings(
     dataset: &Dataset,
     workspace: &Workspace,
     path: &Path,
     encoder: &Encoder,
     dataset_fingerprint: &str,
+    (wanted, recorded): (Option<DecodeOptions>, &mut Option<DecodeOptions>),
 ) -> Result<EmbeddingSet, Option<String>> {
     if !path.exists() {
         return Err(None);
@@ -452,10 +473,21 @@ fn fresh_embeddings(
     if meta.weights_fingerprint != encoder.weights_fingerprint() {
         return Err(Some("the weights file changed".into()));
     }
-    if meta.image_pipeline != IMAGE_PIPELINE {
-        return Err(Some(
-            "its images were decoded and resized by an earlier natview".into(),
-        ));
+    *recorded = DecodeOptions::of_pipeline(&meta.image_pipeline);
+    match (*recorded, wanted) {
+        (None, _) => {
+            return Err(Some(
+                "its images were decoded and resized by an earlier natview".into(),
+            ))
+        }
+        (Some(made), Some(wanted)) if made != wanted => {
+            return Err(Some(format!(
+                "its images were decoded with {}, this run {}",
+                made_with(made),
+                made_with(wanted)
+            )))
+        }
+        _ => {}
     }
     if meta.dataset_fingerprint != dataset_fingerprint {
         return Err(Some("the dataset changed".into()));
@@ -498,4 +530,12 @@ fn fresh_embeddings(
         meta,
         clusters,
     })
+}
+
+/// How images are decoded under `options`, for a message.
+fn made_with(options: DecodeOptions) -> &'static str {
+    match options.describe() {
+        "" => "EXIF orientation and ICC profiles applied",
+        ignored => ignored,
+    }
 }

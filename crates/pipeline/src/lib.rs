@@ -5,7 +5,10 @@ use crate::store::EmbeddingsMeta;
 use crate::thumbs::{thumbnail_bytes, ThumbnailStore, ThumbnailWriter};
 use natview_analysis::{dataset_pair_stats, listing_numbers, listing_retrieval_of, AnalysisError};
 use natview_analysis::{PairStats, RetrievalMetrics};
-use natview_core::dataset::{decode_rgb_covering, Dataset, Item, Skipped, ViewFilter};
+use natview_core::dataset::{
+    decode_rgb_covering, decode_rgb_covering_with, Dataset, DecodeOptions, Item, Skipped,
+    ViewFilter,
+};
 use natview_core::jobs::{CancelFlag, Progress, ProgressSink};
 use natview_core::linalg::Matrix;
 use natview_core::workspace::{Workspace, WorkspaceError};
@@ -82,6 +85,9 @@ pub struct RunSettings {
     /// Images between two saved chunks of an embedding run (`None`:
     /// [`DEFAULT_CHECKPOINT_IMAGES`]).
     pub checkpoint_images: Option<usize>,
+    /// How images are decoded: EXIF orientation and ICC profiles applied or not (`None`: as
+    /// the workspace's embeddings were made, else both applied).
+    pub decode: Option<DecodeOptions>,
 }
 
 impl RunSettings {
@@ -97,6 +103,7 @@ impl RunSettings {
             batch_size: self.batch_size,
             force_cpu: self.force_cpu,
             checkpoint_images: self.checkpoint_images,
+            decode: self.decode,
         }
     }
 }
@@ -113,6 +120,9 @@ pub struct EmbedRequest {
     /// Images between two saved chunks of the run (`None`:
     /// [`DEFAULT_CHECKPOINT_IMAGES`]).
     pub checkpoint_images: Option<usize>,
+    /// EXIF orientation and ICC profiles applied or not (`None`: as the workspace's
+    /// embeddings were made, else both applied).
+    pub decode: Option<DecodeOptions>,
 }
 
 /// Embedded items, their matrix (row `i` = `items[i]`) and what they were made from.
@@ -311,15 +321,18 @@ fn ensure_index_over(
     Ok((index, report))
 }
 
-/// Embeds one external image file with the encoder of `spec` (for query-by-image).
+/// Embeds one external image file with the encoder of `set_meta`'s embeddings, decoded as their
+/// images were (for query-by-image).
 pub fn embed_query_image(
     path: &Path,
-    spec: &EncoderSpec,
+    set_meta: &EmbeddingsMeta,
     force_cpu: bool,
 ) -> Result<Vec<f32>, PipelineError> {
+    let spec = &set_meta.encoder;
     let encoder = Encoder::new(spec, &choose_device(force_cpu))?;
     let needed = encoder.input_side_needed();
-    let image = decode_rgb_covering(path, svg_size_px(spec.input_size_px), needed)
+    let options = DecodeOptions::of_pipeline(&set_meta.image_pipeline).unwrap_or_default();
+    let image = decode_rgb_covering_with(path, svg_size_px(spec.input_size_px), needed, options)
         .map_err(|e| PipelineError::QueryImage {
             path: path.to_path_buf(),
             reason: e.to_string(),

@@ -1,6 +1,7 @@
 //! Image decoding to RGB8: JPEG through the system's libjpeg-turbo (`natview-jpeg`), at the
 //! smallest DCT scale (1/8, 1/4, 1/2) that still covers what the caller needs; every other
-//! raster format the `image` crate reads; SVG through resvg. EXIF orientation is applied; alpha
+//! raster format the `image` crate reads; SVG through resvg. EXIF orientation is applied (unless
+//! [`DecodeOptions`] say otherwise, as for the ICC profile below); alpha
 //! is composited over white; grey, CMYK and 16-bit become RGB8. A file whose header asks for
 //! more than [`MAX_IMAGE_PIXELS`] pixels (or a decoder more than [`MAX_DECODE_BYTES`]) is
 //! refused before it is decoded. An embedded ICC colour profile (JPEG, PNG, WebP, TIFF) is
@@ -14,6 +15,7 @@
 //! the dataset root, bounds what it may embed: every caller has the image's path, not all of
 //! them its dataset, and thumbnails and embeddings then see the same picture.
 
+use super::DecodeOptions;
 use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage, RgbaImage};
 use resvg::usvg::{ImageHrefResolver, ImageKind, Options, Tree};
 use std::path::Path;
@@ -109,10 +111,27 @@ pub fn decode_rgb_covering(
     svg_size_px: u32,
     target_short_side: u32,
 ) -> Result<Decoded, DecodeError> {
+    decode_rgb_covering_with(
+        path,
+        svg_size_px,
+        target_short_side,
+        DecodeOptions::default(),
+    )
+}
+
+/// [`decode_rgb_covering`] with EXIF orientation and ICC profiles applied or not, as `options`
+/// say.
+pub fn decode_rgb_covering_with(
+    path: &Path,
+    svg_size_px: u32,
+    target_short_side: u32,
+    options: DecodeOptions,
+) -> Result<Decoded, DecodeError> {
     decode_with(
         path,
         svg_size_px,
         target_short_side.saturating_mul(SCALE_MARGIN),
+        options,
     )
 }
 
@@ -150,10 +169,15 @@ impl std::fmt::Display for RefusedReference {
 
 /// [`decode_rgb`], also returning the references of an SVG that were left out.
 pub fn decode_rgb_noting(path: &Path, svg_size_px: u32) -> Result<Decoded, DecodeError> {
-    decode_with(path, svg_size_px, 0)
+    decode_with(path, svg_size_px, 0, DecodeOptions::default())
 }
 
-fn decode_with(path: &Path, svg_size_px: u32, min_short_side: u32) -> Result<Decoded, DecodeError> {
+fn decode_with(
+    path: &Path,
+    svg_size_px: u32,
+    min_short_side: u32,
+    options: DecodeOptions,
+) -> Result<Decoded, DecodeError> {
     let len = std::fs::metadata(path)?.len();
     if len == 0 {
         return Err(DecodeError::Empty);
@@ -172,7 +196,7 @@ fn decode_with(path: &Path, svg_size_px: u32, min_short_side: u32) -> Result<Dec
         .and_then(|e| e.to_str())
         .is_some_and(|e| HEIF_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()));
     if is_heif {
-        return decode_heif(path).map(|image| Decoded {
+        return decode_heif(path, options).map(|image| Decoded {
             image,
             refused: Vec::new(),
         });
@@ -180,18 +204,18 @@ fn decode_with(path: &Path, svg_size_px: u32, min_short_side: u32) -> Result<Dec
     if !is_svg {
         if is_jpeg_file(path)? {
             return Ok(Decoded {
-                image: decode_jpeg(path, min_short_side)?,
+                image: decode_jpeg(path, min_short_side, options)?,
                 refused: Vec::new(),
             });
         }
-        let (image, icc) = decode_raster(path)?;
+        let (image, icc) = decode_raster(path, options)?;
         let image = match image {
             DynamicImage::ImageRgb8(rgb) => rgb,
             other => flatten_on_white(&other.into_rgba8()),
         };
         let image = match icc {
-            Some(icc) => super::colour::to_srgb(image, &icc),
-            None => image,
+            Some(icc) if options.colour_profile => super::colour::to_srgb(image, &icc),
+            _ => image,
         };
         return Ok(Decoded {
             image,
@@ -224,12 +248,12 @@ fn read_at_most(path: &Path, limit: u64) -> std::io::Result<Option<Vec<u8>>> {
 }
 
 #[cfg(feature = "heif")]
-fn decode_heif(path: &Path) -> Result<RgbImage, DecodeError> {
-    super::heif::decode(path)
+fn decode_heif(path: &Path, options: DecodeOptions) -> Result<RgbImage, DecodeError> {
+    super::heif::decode(path, options)
 }
 
 #[cfg(not(feature = "heif"))]
-fn decode_heif(_path: &Path) -> Result<RgbImage, DecodeError> {
+fn decode_heif(_path: &Path, _options: DecodeOptions) -> Result<RgbImage, DecodeError> {
     Err(DecodeError::Image(
         "HEIC/HEIF/AVIF needs natview built with the `heif` feature (README, Install)".into(),
     ))
@@ -244,8 +268,13 @@ fn is_jpeg_file(path: &Path) -> Result<bool, DecodeError> {
 }
 
 /// A JPEG through libjpeg-turbo at the smallest scale covering `min_short_side` (0: full),
-/// turned upright as its EXIF orientation says.
-fn decode_jpeg(path: &Path, min_short_side: u32) -> Result<RgbImage, DecodeError> {
+/// turned upright as its EXIF orientation says and its ICC profile applied (where `options` say
+/// so).
+fn decode_jpeg(
+    path: &Path,
+    min_short_side: u32,
+    options: DecodeOptions,
+) -> Result<RgbImage, DecodeError> {
     let bytes = std::fs::read(path)?;
     let jpeg_error = |e: natview_jpeg::JpegError| DecodeError::Image(format!("JPEG: {e}"));
     let info = natview_jpeg::info(&bytes).map_err(jpeg_error)?;
@@ -258,12 +287,13 @@ fn decode_jpeg(path: &Path, min_short_side: u32) -> Result<RgbImage, DecodeError
     let mut image = RgbImage::from_raw(scaled.width, scaled.height, scaled.rgb)
         .ok_or_else(|| DecodeError::Image("JPEG: decoded buffer has the wrong size".into()))?;
     // CMYK files' profiles describe inks, not the RGB natview converted them to.
-    if let (Some(icc), false) = (info.icc.as_deref(), info.cmyk) {
+    if let (Some(icc), false, true) = (info.icc.as_deref(), info.cmyk, options.colour_profile) {
         image = super::colour::to_srgb(image, icc);
     }
     let orientation = info
         .exif
         .as_deref()
+        .filter(|_| options.orientation)
         .and_then(image::metadata::Orientation::from_exif_chunk);
     Ok(match orientation {
         None | Some(image::metadata::Orientation::NoTransforms) => image,
@@ -275,8 +305,11 @@ fn decode_jpeg(path: &Path, min_short_side: u32) -> Result<RgbImage, DecodeError
     })
 }
 
-/// The image and its ICC profile, if it has one.
-fn decode_raster(path: &Path) -> Result<(DynamicImage, Option<Vec<u8>>), DecodeError> {
+/// The image (turned upright where `options` say so) and its ICC profile, if it has one.
+fn decode_raster(
+    path: &Path,
+    options: DecodeOptions,
+) -> Result<(DynamicImage, Option<Vec<u8>>), DecodeError> {
     let mut reader = ImageReader::open(path)?
         .with_guessed_format()
         .map_err(DecodeError::Io)?;
@@ -300,7 +333,7 @@ fn decode_raster(path: &Path) -> Result<(DynamicImage, Option<Vec<u8>>), DecodeE
     let icc = decoder.icc_profile().ok().flatten();
     let mut image =
         DynamicImage::from_decoder(decoder).map_err(|e| DecodeError::Image(e.to_string()))?;
-    if let Some(orientation) = orientation {
+    if let (Some(orientation), true) = (orientation, options.orientation) {
         image.apply_orientation(orientation);
     }
     Ok((image, icc))

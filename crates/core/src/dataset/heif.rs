@@ -12,8 +12,9 @@ fn heif_error(e: impl std::fmt::Display) -> DecodeError {
     DecodeError::Image(format!("HEIF: {e}"))
 }
 
-/// Decodes the primary image of a HEIF/AVIF file to RGB8 at its natural size.
-pub(super) fn decode(path: &Path) -> Result<RgbImage, DecodeError> {
+/// Decodes the primary image of a HEIF/AVIF file to RGB8 at its natural size, its colour
+/// profile converted to sRGB unless `options` say otherwise.
+pub(super) fn decode(path: &Path, options: super::DecodeOptions) -> Result<RgbImage, DecodeError> {
     let path_text = path
         .to_str()
         .ok_or_else(|| heif_error("the path is not UTF-8"))?;
@@ -52,7 +53,7 @@ pub(super) fn decode(path: &Path) -> Result<RgbImage, DecodeError> {
         RgbImage::from_raw(plane.width, plane.height, packed).ok_or_else(wrong_size)?
     };
     Ok(match handle.color_profile_raw() {
-        Some(profile) => super::colour::to_srgb(rgb, &profile.data),
-        None => rgb,
+        Some(profile) if options.colour_profile => super::colour::to_srgb(rgb, &profile.data),
+        _ => rgb,
     })
 }

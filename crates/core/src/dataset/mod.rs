@@ -4,6 +4,7 @@
 mod colour;
 mod csv_manifest;
 mod decode;
+mod decode_options;
 #[cfg(feature = "heif")]
 mod heif;
 mod loader;
@@ -11,10 +12,12 @@ mod metadata;
 mod view_filter;
 
 pub use decode::{
-    decode_rgb, decode_rgb_covering, decode_rgb_noting, flatten_on_white, is_supported_extension,
-    rasterise_svg, rasterise_svg_in, DecodeError, Decoded, RefusedReference, IMAGE_PIPELINE,
-    MAX_DECODE_BYTES, MAX_IMAGE_PIXELS, MAX_SVG_BYTES, SCALE_MARGIN, SUPPORTED_EXTENSIONS,
+    decode_rgb, decode_rgb_covering, decode_rgb_covering_with, decode_rgb_noting, flatten_on_white,
+    is_supported_extension, rasterise_svg, rasterise_svg_in, DecodeError, Decoded,
+    RefusedReference, IMAGE_PIPELINE, MAX_DECODE_BYTES, MAX_IMAGE_PIXELS, MAX_SVG_BYTES,
+    SCALE_MARGIN, SUPPORTED_EXTENSIONS,
 };
+pub use decode_options::DecodeOptions;
 pub use loader::{folder_manifest, load_dataset, DatasetKind};
 pub use metadata::Metadata;
 pub use view_filter::ViewFilter;
