@@ -1,0 +1,106 @@
+//! `natview health` end to end: the shipped models (pretrained and fine-tuned) read "healthy"
+//! on demo images, and embeddings built to be collapsed — brought in with `natview import` —
+//! read "collapse", with the figures in the JSON.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{natview, text};
+use std::path::Path;
+
+/// `natview health ROOT ARGS… --json`, parsed.
+fn health(root: &Path, args: &[&str], dir: &Path) -> serde_json::Value {
+    let root = root.to_str().expect("utf-8");
+    let mut all = vec!["health", root, "--json"];
+    all.extend_from_slice(args);
+    let out = natview(&all, dir);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+#[test]
+fn the_shipped_models_read_healthy() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = common::demo_slice(dir.path(), 60);
+    let fine_tuned =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("models/effnet-lite0-emoji.safetensors");
+    let fine_tuned = fine_tuned.to_str().expect("utf-8");
+    for args in [
+        &["--model", "effnet-lite0"][..],
+        &["--model", "compact"][..],
+        &["--weights", fine_tuned][..],
+    ] {
+        let report = health(&root, args, dir.path());
+        let h = &report["health"];
+        assert_eq!(
+            h["verdict"]["kind"], "healthy",
+            "{args:?}: {}",
+            h["verdict"]["text"]
+        );
+        assert!(
+            h["effective_rank"].as_f64().expect("rank") > 20.0,
+            "{args:?}"
+        );
+        assert!(
+            h["alignment"].as_f64().expect("views") < h["uniformity"].as_f64().unwrap().abs() + 2.0
+        );
+        assert_eq!(report["hubs"].as_array().expect("hubs").len(), 10);
+        assert!(report["hubs"][0]["path"].as_str().is_some());
+    }
+}
+
+#[test]
+fn imported_collapsed_embeddings_read_collapse() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = common::demo_slice(dir.path(), 40);
+    let n = 200; // 40 listings × 5 designs
+    let dim = 64;
+    let mut state = 7u64;
+    let mut noise = move || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1);
+        ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.02
+    };
+    // Every row almost the same direction: complete collapse.
+    let point: Vec<f32> = (0..n * dim)
+        .map(|i| if i % dim == 0 { 1.0 } else { 0.0 } + noise())
+        .collect();
+    // Rows in a 2-d plane of 64 dimensions: dimensional collapse.
+    let plane: Vec<f32> = (0..n)
+        .flat_map(|row| {
+            let angle = row as f32 * 0.7;
+            (0..dim).map(move |j| match j {
+                0 => angle.cos(),
+                1 => angle.sin(),
+                _ => 0.0,
+            })
+        })
+        .map(|v| v + noise() * 0.1)
+        .collect();
+    for (name, values, kind) in [
+        ("point", point, "complete_collapse"),
+        ("plane", plane, "dimensional_collapse"),
+    ] {
+        let file = dir.path().join(format!("{name}.npy"));
+        natview::npy::write(&file, &[n, dim], &values).expect("npy");
+        let root_str = root.to_str().expect("utf-8");
+        let out = natview(
+            &[
+                "import",
+                root_str,
+                "--embeddings",
+                file.to_str().expect("utf-8"),
+                "--name",
+                name,
+            ],
+            dir.path(),
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let model = format!("imported:{name}");
+        let report = health(&root, &["--model", &model], dir.path());
+        let verdict = &report["health"]["verdict"];
+        assert_eq!(verdict["kind"], kind, "{name}: {}", verdict["text"]);
+        assert!(verdict["text"].as_str().expect("text").contains("collapse"));
+    }
+}
