@@ -192,20 +192,25 @@ def case_effnet_lite2(nv, threads, rounds, scratch, count=64, batch=16):
     ]
 
 
-def forward_row(nv, label, tmodel, images, images_path, out_path, model_args, rounds, batch, goal, case):
+def forward_row(nv, label, tmodel, images, images_path, out_path, model_args, rounds, batch, goal, case,
+                repeat=1, other_peer=None):
     """natview's `forward` and PyTorch's module on the same preprocessed images, alternating
-    `rounds` times: the table row of their median images/s and the lowest cosine per image."""
+    `rounds` times: the table row of their median images/s and the lowest cosine per image.
+    `repeat`: natview's timed passes per round (their median); `other_peer`: a function run in
+    each round after natview's, returning a third rate (its medians land in `other_rates`)."""
     import torch
 
-    ours, theirs = [], []
+    ours, theirs, others = [], [], []
     torch_forward(tmodel, images[:batch], batch)  # warm-up
     for r in range(rounds):
         log(f"{label}: round {r + 1}/{rounds}")
         res = nv.run(
-            "forward", "--input", images_path, "--out", out_path, "--repeat", 1,
+            "forward", "--input", images_path, "--out", out_path, "--repeat", repeat,
             *model_args, "--batch", batch, "--cpu",
         )
         ours.append(res["images_per_s"])
+        if other_peer is not None:
+            others.append(other_peer())
         t = time.perf_counter()
         reference = torch_forward(tmodel, images, batch)
         theirs.append(len(images) / (time.perf_counter() - t))
@@ -222,6 +227,7 @@ def forward_row(nv, label, tmodel, images, images_path, out_path, model_args, ro
         "goal": f"≥ {goal}× PyTorch",
         "met": a / b >= goal and cosine >= 0.999,
         "note": f"min cosine per image {cosine:.6f}",
+        **({"other_rates": others} if other_peer is not None else {}),
     }
 
 
@@ -840,6 +846,11 @@ def main():
 
             cli = args.natview_cli or str(Path(args.natview).with_name("natview"))
             rows += case_photos(cli, args.natview, args.photos, args.threads, args.rounds, scratch)
+        elif case == "photos-network":
+            from photos import export_onnx, network_row
+
+            rows.append(network_row(args.natview, args.photos, args.threads, args.rounds,
+                                    export_onnx(scratch), scratch))
         else:
             raise SystemExit(f"unknown case {case}")
     version = subprocess.run(

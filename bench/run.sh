@@ -9,6 +9,7 @@
 #                                 # built by bench/make-photo-set.py from Debian's wallpaper
 #                                 # packages (apt-get install mate-backgrounds palapeli-data
 #                                 # plasma-workspace-wallpapers lomiri-wallpapers) into data/photos
+#   bench/run.sh --cases photos-network   # only its last row: the network alone against ONNX Runtime
 #
 # Idempotent steps, each skipped when already done:
 #   1. a Python venv in bench/.venv with the peers from PyPI (torch CPU use, torchvision,
