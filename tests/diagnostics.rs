@@ -1,6 +1,7 @@
-//! `natview health` end to end: the shipped models (pretrained and fine-tuned) read "healthy"
+//! `natview health` and `natview diff` end to end: the shipped models (pretrained and
+//! fine-tuned) read "healthy"
 //! on demo images, and embeddings built to be collapsed — brought in with `natview import` —
-//! read "collapse", with the figures in the JSON.
+//! read "collapse", with the figures in the JSON; a diff names exactly the listings that moved.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -103,4 +104,115 @@ fn imported_collapsed_embeddings_read_collapse() {
         assert_eq!(verdict["kind"], kind, "{name}: {}", verdict["text"]);
         assert!(verdict["text"].as_str().expect("text").contains("collapse"));
     }
+}
+
+/// `natview diff` between two imported embeddings built so that known listings moved: A
+/// scatters the views of three listings, B gathers them and scatters two others. The JSON
+/// names exactly those listings as improved and regressed.
+#[test]
+fn diff_names_exactly_the_listings_that_moved() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = common::demo_slice(dir.path(), 40);
+    let root_str = root.to_str().expect("utf-8");
+    let listed = natview(
+        &[
+            "export", root_str, "--format", "npy", "--out", "x", "--model", "pixels",
+        ],
+        dir.path(),
+    );
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    // The items in row order, to know each row's listing.
+    let items = std::fs::read_to_string(dir.path().join("x/items.jsonl")).expect("items");
+    let listings: Vec<String> = items
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("json line");
+            v["listing"].as_str().expect("listing").to_string()
+        })
+        .collect();
+    let mut names: Vec<String> = listings.clone();
+    names.dedup();
+    let (scattered_a, scattered_b) = (&names[0..3], &names[10..12]);
+    let dim = 32;
+    let embed = |scattered: &[String], seed: u64| -> Vec<f32> {
+        let mut state = seed;
+        let mut normal = move || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            ((state >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * 3.4
+        };
+        let mut out = Vec::new();
+        for (row, listing) in listings.iter().enumerate() {
+            let key = if scattered.contains(listing) {
+                10_000 + row
+            } else {
+                names.iter().position(|n| n == listing).expect("name")
+            };
+            let mut centre_state = key as u64 * 2_654_435_761 + 17;
+            let v: Vec<f64> = (0..dim)
+                .map(|_| {
+                    centre_state = centre_state
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1);
+                    ((centre_state >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * 3.4 + 0.2 * normal()
+                })
+                .collect();
+            let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+            out.extend(v.iter().map(|x| (x / norm) as f32));
+        }
+        out
+    };
+    for (name, values) in [
+        ("before", embed(scattered_a, 1)),
+        ("after", embed(scattered_b, 2)),
+    ] {
+        let file = dir.path().join(format!("{name}.npy"));
+        natview::npy::write(&file, &[listings.len(), dim], &values).expect("npy");
+        let out = natview(
+            &[
+                "import",
+                root_str,
+                "--embeddings",
+                file.to_str().expect("utf-8"),
+                "--name",
+                name,
+            ],
+            dir.path(),
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let out = natview(
+        &[
+            "diff",
+            root_str,
+            "--from",
+            "imported:before",
+            "--to",
+            "imported:after",
+            "--json",
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let with = |change: &str| {
+        let mut v: Vec<String> = report["listings"]
+            .as_array()
+            .expect("listings")
+            .iter()
+            .filter(|l| l["change"] == change)
+            .map(|l| l["listing"].as_str().expect("name").to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    let sorted = |s: &[String]| {
+        let mut v = s.to_vec();
+        v.sort();
+        v
+    };
+    assert_eq!(with("improved"), sorted(scattered_a));
+    assert_eq!(with("regressed"), sorted(scattered_b));
+    assert_eq!(report["unchanged"], 35);
 }

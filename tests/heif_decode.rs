@@ -1,6 +1,7 @@
 //! HEIC/HEIF and AVIF (tests/fixtures/heif, made by scripts/make-jpeg-fixtures.py with
 //! pillow-heif's x265 and Pillow's libavif from a real photograph): with the `heif` feature
-//! they decode close to the lossless original (alpha over white); without it a dataset lists
+//! they decode close to the lossless original (alpha over white, an embedded colour profile
+//! converted to sRGB); without it a dataset lists
 //! them and the embedding run skips each with a message naming the feature.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -29,6 +30,41 @@ fn heic_and_avif_decode_close_to_the_original() {
     let alpha = decode_rgb(&fixture("flower-alpha.heic"), 64).expect("decodes");
     let p = alpha.get_pixel(300, 100).0;
     assert!(p.iter().all(|&c| c >= 245), "{p:?}");
+}
+
+/// A HEIC with an Adobe RGB (1998) profile decodes to sRGB — near the sRGB original, not its
+/// raw values — and to its raw values when profiles are ignored.
+#[cfg(feature = "heif")]
+#[test]
+fn a_heic_colour_profile_is_converted_to_srgb_unless_ignored() {
+    use natview::dataset::{decode_rgb_covering_with, DecodeOptions};
+    let jpeg_fixture = |name: &str| {
+        image::open(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/jpeg")
+                .join(name),
+        )
+        .expect("png")
+        .into_rgb8()
+    };
+    let (original, raw) = (
+        jpeg_fixture("srgb-400.png"),
+        jpeg_fixture("adobergb-raw.png"),
+    );
+    let decode = |options| {
+        decode_rgb_covering_with(&fixture("adobergb.heic"), 64, 0, options)
+            .expect("decodes")
+            .image
+    };
+    let converted = decode(DecodeOptions::APPLY_ALL);
+    let to_original = common::mean_abs_diff(&converted, &original);
+    let to_raw = common::mean_abs_diff(&converted, &raw);
+    assert!(
+        to_original < 2.5 && to_original < to_raw,
+        "{to_original:.2} vs raw {to_raw:.2}"
+    );
+    let ignored = decode(DecodeOptions::AS_PIL);
+    assert!(common::mean_abs_diff(&ignored, &raw) < common::mean_abs_diff(&ignored, &original));
 }
 
 #[cfg(not(feature = "heif"))]

@@ -6,6 +6,7 @@
 pub mod commands;
 mod compare;
 mod compare_eval;
+mod diff;
 mod finetune;
 mod health;
 mod interop;
@@ -93,6 +94,8 @@ enum Command {
     Review(review::ReviewArgs),
     /// Listing-retrieval metrics and intra/inter statistics.
     Eval(EvalArgs),
+    /// What changed between two encoders of a dataset, listing by listing and image by image.
+    Diff(diff::DiffArgs),
     /// Is the embedding healthy: collapse, effective rank, alignment and uniformity,
     /// per-dimension variance, hubness, with a verdict.
     Health(health::HealthArgs),
@@ -542,6 +545,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Compare(a)) => compare::run(&a, &common),
         Some(Command::Eval(a)) => commands::eval(&a, &common),
         Some(Command::Health(a)) => health::run(&a, &common),
+        Some(Command::Diff(a)) => diff::run(&a, &common),
         Some(Command::Finetune(a)) => finetune::run(&a, &common),
         Some(Command::Gui { dataset }) => open_window(dataset, &common),
     }
