@@ -28,7 +28,8 @@ Files (tests/jpeg_decode.rs reads them):
 
 And tests/fixtures/heif/ (tests/heif_decode.rs; needs `pillow-heif` too): flower.jpg at
 320 x 213 as HEIC (pillow-heif's x265, quality 90), as AVIF (Pillow's libavif, quality 90)
-and as the lossless PNG both must decode close to; photo-alpha.heic with a transparent half.
+and as the lossless PNG both must decode close to; photo-alpha.heic with a transparent half;
+adobergb.heic, the Adobe RGB (1998) photo of the JPEG fixtures as HEIC with its profile.
 """
 import io
 import os
@@ -145,7 +146,23 @@ def heif_fixtures():
     alpha.paste(0, (160, 0, 320, 213))
     rgba.putalpha(alpha)
     pillow_heif.from_pillow(rgba).save(os.path.join(out, "flower-alpha.heic"), quality=90)
+    heif_icc_fixture(out)
     print(f"wrote {len(os.listdir(out))} files to {out}")
+
+
+def heif_icc_fixture(out):
+    """adobergb.heic: jpeg/adobergb-raw.png (the photo converted into Adobe RGB (1998)) as HEIC
+    with that profile embedded; it must decode back near jpeg/srgb-400.png."""
+    import pillow_heif
+
+    with open("/usr/share/color/icc/compatibleWithAdobeRGB1998.icc", "rb") as f:
+        adobe_bytes = f.read()
+    converted = Image.open(os.path.join(OUT, "adobergb-raw.png")).convert("RGB")
+    converted.info["icc_profile"] = adobe_bytes
+    heif = pillow_heif.from_pillow(converted)
+    heif.save(os.path.join(out, "adobergb.heic"), quality=95, chroma=444)
+    check = pillow_heif.open_heif(os.path.join(out, "adobergb.heic"))
+    assert check.info.get("icc_profile") == adobe_bytes, "the profile is embedded"
 
 
 if __name__ == "__main__":
