@@ -34,6 +34,7 @@ fn config(steps: usize, heldout: f64, start: StartFrom) -> TrainConfig {
 /// Records the steps; cancels after `stop_after` steps if set.
 struct Recorder {
     steps: RefCell<Vec<StepReport>>,
+    health: RefCell<Vec<natview::train::HealthPoint>>,
     stop_after: Option<(usize, CancelFlag)>,
 }
 
@@ -41,6 +42,7 @@ impl Recorder {
     fn new(stop_after: Option<(usize, CancelFlag)>) -> Self {
         Self {
             steps: RefCell::new(Vec::new()),
+            health: RefCell::new(Vec::new()),
             stop_after,
         }
     }
@@ -48,6 +50,10 @@ impl Recorder {
 
 impl TrainObserver for Recorder {
     fn phase(&self, _name: &str) {}
+
+    fn health(&self, point: &natview::train::HealthPoint) {
+        self.health.borrow_mut().push(*point);
+    }
 
     fn step(&self, report: &StepReport) {
         self.steps.borrow_mut().push(*report);
@@ -97,6 +103,15 @@ fn a_short_run_lowers_the_loss_and_raises_the_gap_on_its_training_listings() {
     assert_eq!(report.outcome, Outcome::Finished);
     assert_eq!(report.steps_done, 60);
     assert_eq!(recorder.steps.borrow().len(), 60);
+    // Health checked at the start and every 25 steps and reported as it went; no collapse.
+    let steps: Vec<usize> = report.health.iter().map(|p| p.step).collect();
+    assert_eq!(steps, vec![0, 25, 50]);
+    assert_eq!(*recorder.health.borrow(), report.health);
+    assert!(report.collapse.is_none());
+    assert!(report
+        .health
+        .iter()
+        .all(|p| p.effective_rank >= 1.0 && p.uniformity < 0.0));
     let curve = &report.loss_curve;
     assert_eq!(curve.len(), 6);
     assert!(curve[5] < curve[0] * 0.8, "the loss should fall: {curve:?}");
@@ -789,4 +804,47 @@ fn a_chosen_pooling_is_trained_and_recorded_and_refused_for_a_cnn() {
         err.contains("moco_resnet50.pth") && err.contains("vision transformers"),
         "{err}"
     );
+}
+
+/// SimSiam from scratch at a learning rate far too high collapses within a few steps: the
+/// health checks see the effective rank fall under a quarter of the start's and stop the run,
+/// keeping its checkpoint; with the stop turned off the same run trains to the end.
+#[test]
+fn a_collapsing_run_stops_and_keeps_its_checkpoint_unless_told_not_to() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo");
+    let dataset = load_dataset(&demo).expect("dataset");
+    let run = |collapse_stop: bool, name: &str| {
+        let request = TrainRequest {
+            config: TrainConfig {
+                input_size_px: 64,
+                steps: 30,
+                batch_size: 32,
+                learning_rate: 20.0,
+                health_every: 5,
+                collapse_stop,
+                ..TrainConfig::new(Method::SimSiam, ModelKind::Compact, StartFrom::Scratch)
+            },
+            dataset: &dataset,
+            checkpoint: dir.path().join(format!("{name}.ckpt")),
+            out: dir.path().join(format!("{name}.safetensors")),
+            resume: false,
+            force_cpu: true,
+        };
+        let report = finetune(&request, &Recorder::new(None), &CancelFlag::new()).expect("runs");
+        (report, request.checkpoint)
+    };
+    let (stopped, checkpoint) = run(true, "stopped");
+    assert_eq!(stopped.outcome, Outcome::Collapsed);
+    assert!(stopped.steps_done < 30, "{}", stopped.steps_done);
+    let reason = stopped.collapse.expect("a reason");
+    assert!(reason.contains("collapsed"), "{reason}");
+    let start = stopped.health[0].effective_rank;
+    let last = stopped.health.last().expect("checks").effective_rank;
+    assert!(last < 0.25 * start, "{last} vs {start}");
+    assert!(checkpoint.is_file(), "the checkpoint is kept");
+    let (trained_on, _) = run(false, "on");
+    assert_eq!(trained_on.outcome, Outcome::Finished);
+    assert_eq!(trained_on.steps_done, 30);
+    assert!(trained_on.collapse.is_none());
 }

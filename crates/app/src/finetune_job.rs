@@ -172,6 +172,8 @@ pub struct LiveTraining {
     pub total: usize,
     /// Steps per second.
     pub steps_per_sec: f64,
+    /// The health checks so far (effective rank and more, every few steps).
+    pub health: Vec<natview_train::HealthPoint>,
 }
 
 /// The handle the view reads the live state through.
@@ -214,6 +216,10 @@ impl TrainObserver for LiveObserver<'_> {
     fn phase(&self, name: &str) {
         let progress = self.update(|live| live.phase = name.to_string());
         self.progress.report(progress);
+    }
+
+    fn health(&self, point: &natview_train::HealthPoint) {
+        self.update(|live| live.health.push(*point));
     }
 
     fn step(&self, report: &StepReport) {

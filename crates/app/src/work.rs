@@ -100,6 +100,31 @@ pub struct MetricsResult {
     pub probes: Result<Vec<(String, ProbeReport)>, String>,
     /// Where the probes' classes came from.
     pub probe_classes: ClassSource,
+    /// The current encoder's representation health, or why there is none.
+    pub health: Result<HealthView, String>,
+}
+
+/// A health report with its hubs' names.
+#[derive(Debug, Clone)]
+pub struct HealthView {
+    /// The report.
+    pub report: natview_analysis::health::Health,
+    /// Each top hub's path, in the report's order.
+    pub hub_names: Vec<String>,
+}
+
+/// The health of `set`'s embeddings.
+fn health_of(set: &EmbeddingSet) -> Result<HealthView, String> {
+    let listings = natview_analysis::listing_numbers(&set.items);
+    let report = natview_analysis::health::health(&set.matrix, &listings, Default::default())
+        .map_err(|e| e.to_string())?;
+    let hub_names = report
+        .hubness
+        .top
+        .iter()
+        .map(|hub| set.items[hub.row].path.display().to_string())
+        .collect();
+    Ok(HealthView { report, hub_names })
 }
 
 impl MetricsResult {
@@ -154,6 +179,7 @@ pub fn compute_metrics(
         }
     };
     add_probes(&current, set);
+    let health = health_of(set);
     let mut models = vec![(current, evaluate(set).map_err(|e| e.to_string())?)];
     for (i, other) in others.into_iter().enumerate() {
         if cancel.is_cancelled() {
@@ -175,6 +201,7 @@ pub fn compute_metrics(
         duration_secs: started.elapsed().as_secs_f64(),
         probes,
         probe_classes,
+        health,
     })
 }
 

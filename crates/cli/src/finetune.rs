@@ -56,6 +56,15 @@ pub struct FinetuneArgs {
     /// harder assignments); 0.025 to 1 (below, exp(score/epsilon) underflows in f32).
     #[arg(long, default_value_t = natview_train::DEFAULT_SINKHORN_EPSILON)]
     epsilon: f64,
+    /// Steps between two health checks of the embedding (effective rank, alignment,
+    /// uniformity on a fixed sample of 256 held-out images; 0: none).
+    #[arg(long, default_value_t = natview_train::health_track::DEFAULT_HEALTH_EVERY)]
+    health_every: usize,
+    /// Keep training when the health checks show a collapse (by default the run stops,
+    /// keeping its checkpoint, once the effective rank stays under a quarter of the start's
+    /// for three checks in a row).
+    #[arg(long)]
+    no_collapse_stop: bool,
     /// Fraction of listings held out for evaluation (never trained on).
     #[arg(long, default_value_t = 0.2)]
     heldout: f64,
@@ -156,6 +165,23 @@ impl BarObserver {
 impl TrainObserver for BarObserver {
     fn phase(&self, name: &str) {
         self.bar.set_message(name.to_string());
+    }
+
+    fn health(&self, p: &natview_train::HealthPoint) {
+        let line = format!(
+            "step {}: effective rank {:.1}, 95 % of the variance in {} axes, alignment {}, uniformity {:.3}",
+            p.step,
+            p.effective_rank,
+            p.dims_for_95,
+            p.alignment.map_or("—".into(), |a| format!("{a:.3}")),
+            p.uniformity
+        );
+        // The checks are results, not progress: printed with --quiet too.
+        if self.bar.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            self.bar.println(line);
+        }
     }
 
     fn step(&self, r: &StepReport) {
@@ -272,6 +298,8 @@ pub fn run(args: &FinetuneArgs, common: &CommonArgs) -> anyhow::Result<()> {
         prototypes: args.prototypes,
         sinkhorn_epsilon: args.epsilon,
         pool: common.pool,
+        health_every: args.health_every,
+        collapse_stop: !args.no_collapse_stop,
     };
     let method_name = method.name();
     let checkpoint = args.checkpoint.clone().unwrap_or_else(|| {
@@ -324,6 +352,17 @@ pub fn run(args: &FinetuneArgs, common: &CommonArgs) -> anyhow::Result<()> {
             println!(
                 "interrupted after step {}; checkpoint → {} (continue with --resume)",
                 report.steps_done,
+                checkpoint.display()
+            );
+        }
+        Outcome::Collapsed => {
+            println!(
+                "stopped after step {}: {}; checkpoint → {} (--no-collapse-stop trains on)",
+                report.steps_done,
+                report
+                    .collapse
+                    .as_deref()
+                    .unwrap_or("the embedding collapsed"),
                 checkpoint.display()
             );
         }

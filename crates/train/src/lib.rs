@@ -11,6 +11,7 @@ mod augment;
 pub mod catalogue;
 pub mod checkpoint;
 mod data;
+pub mod health_track;
 mod judged;
 mod judged_loss;
 mod loss;
@@ -20,6 +21,7 @@ mod optim;
 mod target;
 
 pub use augment::{augment, AugmentParams};
+pub use health_track::{HealthPoint, COLLAPSE_CHECKS, COLLAPSE_SHARE};
 pub use judged::{
     DuplicatePolicy, JudgedBatch, JudgedRow, Judgements, Movement, DEFAULT_MARGIN, UNCHANGED_BELOW,
 };
@@ -227,6 +229,22 @@ pub struct TrainConfig {
     /// family's. Recorded with the trained weights, which then embed pooled the same way.
     #[serde(default)]
     pub pool: Option<natview_encoder::VitPool>,
+    /// Steps between two health checks of the embedding on a fixed sample (0: none; see
+    /// [`health_track`]). Not part of what a run trains: a run resumes under another value.
+    #[serde(default = "default_health_every")]
+    pub health_every: usize,
+    /// Stop the run (keeping its checkpoint) when the health checks show a collapse relative
+    /// to its start.
+    #[serde(default = "default_collapse_stop")]
+    pub collapse_stop: bool,
+}
+
+fn default_health_every() -> usize {
+    health_track::DEFAULT_HEALTH_EVERY
+}
+
+fn default_collapse_stop() -> bool {
+    true
 }
 
 /// SwAV's Sinkhorn–Knopp epsilon (its paper's 0.05).
@@ -282,6 +300,8 @@ impl TrainConfig {
             prototypes: model::SWAV_PROTOTYPES,
             sinkhorn_epsilon: DEFAULT_SINKHORN_EPSILON,
             pool: None,
+            health_every: health_track::DEFAULT_HEALTH_EVERY,
+            collapse_stop: true,
         }
     }
 
@@ -360,6 +380,9 @@ impl TrainConfig {
         if config.judgements.as_ref().is_some_and(|j| !j.train) {
             config.judgements = None;
         }
+        // Watching a run does not change what it trains.
+        config.health_every = default_health_every();
+        config.collapse_stop = default_collapse_stop();
         config
     }
 }
@@ -471,6 +494,8 @@ pub trait TrainObserver {
     fn phase(&self, name: &str);
     /// A step finished.
     fn step(&self, report: &StepReport);
+    /// A health check of the embedding was made (every [`TrainConfig::health_every`] steps).
+    fn health(&self, _point: &HealthPoint) {}
 }
 
 /// A run to do.
@@ -499,6 +524,9 @@ pub enum Outcome {
     Finished,
     /// Stopped (Ctrl-C); the checkpoint holds the last completed step.
     Interrupted,
+    /// Stopped because the embedding collapsed (see [`health_track`]); the checkpoint holds
+    /// the last completed step, [`TrainReport::collapse`] says why.
+    Collapsed,
 }
 
 /// What a run did and how the held-out metrics moved.
@@ -528,6 +556,10 @@ pub struct TrainReport {
     pub device: &'static str,
     /// The kind of view never trained on, if one was held out.
     pub holdout_view: Option<ViewFilter>,
+    /// The health checks of the run (this session's, from its start or resumption).
+    pub health: Vec<HealthPoint>,
+    /// Why the run stopped early, when its embedding collapsed.
+    pub collapse: Option<String>,
     /// How the judged pairs' cosines moved (empty without judgements).
     pub judged: Vec<JudgedRow>,
     /// Judged pairs whose images were not found (skipped, or not in this dataset).

@@ -2,6 +2,7 @@
 
 use super::checkpoint::{self, OPTIM_PREFIX};
 use super::data::{heldout_set, load_images, step_listings, views};
+use super::health_track::{CollapseWatch, HealthPoint, HEALTH_SAMPLE};
 use super::judged::{judged_rows, JudgedBatch, JudgedPlan};
 use super::momentum::{byol, moby, swav};
 
@@ -282,6 +283,23 @@ pub fn finetune(
     }
     let batch = config.batch_size.min(train.len()).max(2);
     let (heldout_items, heldout_images) = heldout_set(&eval_images, &heldout);
+    // The health checks' sample: held-out listings where there are enough images, else the
+    // training listings; the first HEALTH_SAMPLE images, whole listings together.
+    let (sample_items, sample_images) = if heldout_images.len() >= 16 {
+        (heldout_items.clone(), heldout_images.clone())
+    } else {
+        heldout_set(&images, &train)
+    };
+    let sample_count = sample_images.len().min(HEALTH_SAMPLE);
+    let sample_listings = natview_analysis::listing_numbers(&sample_items[..sample_count]);
+    let sample_images = &sample_images[..sample_count];
+    let health_check = |model: &SslModel, step: usize| -> Result<Option<HealthPoint>, TrainError> {
+        if config.health_every == 0 || sample_count < 8 {
+            return Ok(None);
+        }
+        let rows = embed(model, sample_images, config.input_size_px, norm, &device)?;
+        Ok(super::health_track::measure(&rows, &sample_listings, step))
+    };
 
     let stored_judged = resumed.as_ref().map(|(_, meta)| meta.judged_before.clone());
     let mut stored_target: Option<HashMap<String, Tensor>> = None;
@@ -396,6 +414,13 @@ pub fn finetune(
     let mut block_losses: Vec<f32> = Vec::new();
     let mut outcome = Outcome::Finished;
     let mut step = start_step;
+    let (mut health, mut collapse) = (Vec::new(), None);
+    let mut watch = CollapseWatch::default();
+    if let Some(point) = health_check(&model, step)? {
+        watch.observe(&point);
+        observer.health(&point);
+        health.push(point);
+    }
     while step < config.steps {
         if cancel.is_cancelled() {
             outcome = Outcome::Interrupted;
@@ -450,6 +475,17 @@ pub fn finetune(
             learning_rate: lr,
             steps_per_sec: (step - start_step) as f64 / elapsed.max(1e-9),
         });
+        if config.health_every > 0 && step % config.health_every == 0 {
+            if let Some(point) = health_check(&model, step)? {
+                observer.health(&point);
+                health.push(point);
+                if let Some(reason) = watch.observe(&point).filter(|_| config.collapse_stop) {
+                    collapse = Some(reason);
+                    outcome = Outcome::Collapsed;
+                    break;
+                }
+            }
+        }
         if step % CHECKPOINT_EVERY == 0 && step < config.steps {
             meta.step = step;
             meta.loss_curve = loss_curve.clone();
@@ -523,5 +559,7 @@ pub fn finetune(
         pixels,
         device: natview_encoder::device_name(&device),
         holdout_view: config.holdout_view.clone(),
+        health,
+        collapse,
     })
 }

@@ -115,6 +115,10 @@ pub fn finetune_ui(
             natview_train::LOSS_BLOCK,
             "loss (mean of 10 steps)",
         );
+        if let Some(reason) = &last.report.collapse {
+            ui.colored_label(theme::ERROR, format!("Stopped: {reason}."));
+        }
+        health_plot(ui, &last.report.health);
         finetune_report_ui(ui, last, current, commands);
     }
 }
@@ -279,6 +283,41 @@ fn live_ui(ui: &mut egui::Ui, live: &LiveTraining) {
         live.phase, live.step, live.total, live.steps_per_sec
     )));
     loss_plot(ui, &live.losses, 1, "loss per step");
+    health_plot(ui, &live.health);
+}
+
+/// The effective rank of the embedding at each health check (a collapse shows as a fall
+/// towards 1).
+fn health_plot(ui: &mut egui::Ui, health: &[natview_train::HealthPoint]) {
+    if health.is_empty() {
+        return;
+    }
+    let points: Vec<[f64; 2]> = health
+        .iter()
+        .map(|p| [p.step as f64, p.effective_rank])
+        .collect();
+    let last = health[health.len() - 1];
+    ui.label(
+        egui::RichText::new(format!(
+            "health (held-out sample): effective rank {:.1} at step {} (start {:.1}); 95 % of the variance in {} axes; uniformity {:.3}",
+            last.effective_rank, last.step, health[0].effective_rank, last.dims_for_95, last.uniformity
+        ))
+        .small(),
+    )
+    .on_hover_text(format!(
+        "The run stops, keeping its checkpoint, when the effective rank stays under {:.0} % of the start's for {} checks in a row.",
+        100.0 * natview_train::COLLAPSE_SHARE,
+        natview_train::COLLAPSE_CHECKS
+    ));
+    Plot::new("finetune-health")
+        .height(110.0)
+        .allow_scroll(false)
+        .x_axis_label("step")
+        .y_axis_label("effective rank")
+        .include_y(0.0)
+        .show(ui, |plot| {
+            plot.line(Line::new("effective rank", PlotPoints::from(points)));
+        });
 }
 
 /// The loss curve; each value covers `steps_per_point` steps (plotted at the block's last step).

@@ -193,6 +193,9 @@ pub fn metrics_ui(
         .small()
         .color(theme::MUTED),
     );
+    ui.add_space(12.0);
+    super::health::health_ui(ui, &result.health, commands);
+    ui.add_space(12.0);
     super::probes::probes_ui(ui, result);
 }
 

@@ -4,6 +4,7 @@
 mod finetune;
 mod finetune_labels;
 mod gallery;
+mod health;
 mod labelling;
 mod menu;
 mod metrics;
