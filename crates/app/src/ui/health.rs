@@ -169,8 +169,8 @@ fn cumulative_variance(ui: &mut egui::Ui, spectrum: &[f64]) {
         ));
         let font = egui::FontId::proportional(10.0);
         painter.text(
-            egui::pos2(rect.left() + 2.0, y_of(0.95) - 2.0),
-            egui::Align2::LEFT_BOTTOM,
+            egui::pos2(rect.left() + 2.0, y_of(0.95) + 2.0),
+            egui::Align2::LEFT_TOP,
             "95 %",
             font.clone(),
             theme::MUTED,
