@@ -19,6 +19,13 @@ fn health(root: &Path, args: &[&str], dir: &Path) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("JSON")
 }
 
+/// `natview import ROOT --embeddings FILE --name NAME`, which must succeed.
+fn import(root: &str, file: &Path, name: &str, dir: &Path) {
+    let file = file.to_str().expect("utf-8");
+    let out = natview(&["import", root, "--embeddings", file, "--name", name], dir);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
 #[test]
 fn the_shipped_models_read_healthy() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -85,19 +92,7 @@ fn imported_collapsed_embeddings_read_collapse() {
     ] {
         let file = dir.path().join(format!("{name}.npy"));
         natview::npy::write(&file, &[n, dim], &values).expect("npy");
-        let root_str = root.to_str().expect("utf-8");
-        let out = natview(
-            &[
-                "import",
-                root_str,
-                "--embeddings",
-                file.to_str().expect("utf-8"),
-                "--name",
-                name,
-            ],
-            dir.path(),
-        );
-        assert!(out.status.success(), "{}", text(&out.stderr));
+        import(root.to_str().expect("utf-8"), &file, name, dir.path());
         let model = format!("imported:{name}");
         let report = health(&root, &["--model", &model], dir.path());
         let verdict = &report["health"]["verdict"];
@@ -169,18 +164,7 @@ fn diff_names_exactly_the_listings_that_moved() {
     ] {
         let file = dir.path().join(format!("{name}.npy"));
         natview::npy::write(&file, &[listings.len(), dim], &values).expect("npy");
-        let out = natview(
-            &[
-                "import",
-                root_str,
-                "--embeddings",
-                file.to_str().expect("utf-8"),
-                "--name",
-                name,
-            ],
-            dir.path(),
-        );
-        assert!(out.status.success(), "{}", text(&out.stderr));
+        import(root_str, &file, name, dir.path());
     }
     let out = natview(
         &[

@@ -45,6 +45,13 @@ pub enum Command {
     ComputeProjection(natview_analysis::projection::ProjectionSpec),
     /// Evaluate the model and the pixel baseline.
     ComputeMetrics,
+    /// Compare two encoders of the open dataset (by workspace key).
+    ComputeDiff {
+        /// Encoder A (before).
+        from: String,
+        /// Encoder B (after).
+        to: String,
+    },
     /// Build a review queue.
     ComputeReview(super::review_job::ReviewRequest),
     /// Add or remove a tag on an item.
@@ -197,6 +204,7 @@ impl NatviewApp {
             Command::ExportQuadrant(out) => self.start_export(ctx, out),
             Command::ComputeProjection(spec) => self.start_projection(ctx, spec),
             Command::ComputeMetrics => self.start_metrics(ctx),
+            Command::ComputeDiff { from, to } => self.start_diff(ctx, from, to),
             Command::ComputeReview(request) => self.start_review(ctx, request),
             Command::ToggleTag { item, tag } => self.with_labels(|store, session| {
                 store

@@ -25,6 +25,7 @@ pub(super) struct Jobs {
     query: Option<Job<work::QueryAnswer>>,
     finetune: Option<Job<FinetuneOutcome>>,
     review: Option<Job<super::review_job::ReviewResult>>,
+    diff: Option<Job<super::DiffResult>>,
     /// The neighbour backend's answer for the selected item.
     pub(super) backend: Option<Job<super::backend_job::BackendAnswer>>,
     /// What the running fine-tune has done so far (replaced when one starts).
@@ -43,6 +44,7 @@ impl Jobs {
             JobKind::Finetune => self.finetune.as_ref().map(|j| j.status(kind)),
             JobKind::Review => self.review.as_ref().map(|j| j.status(kind)),
             JobKind::Backend => self.backend.as_ref().map(|j| j.status(kind)),
+            JobKind::Diff => self.diff.as_ref().map(|j| j.status(kind)),
         }
     }
 
@@ -71,6 +73,7 @@ impl Jobs {
             JobKind::Query => self.query = None,
             JobKind::Review => self.review = None,
             JobKind::Backend => self.backend = None,
+            JobKind::Diff => self.diff = None,
             JobKind::Finetune => {
                 if let Some(job) = &self.finetune {
                     job.cancel();
@@ -247,6 +250,28 @@ impl NatviewApp {
                 )
             },
         ));
+    }
+
+    pub(super) fn start_diff(&mut self, ctx: &egui::Context, from: String, to: String) {
+        let Some(inputs) = self.job_inputs() else {
+            return;
+        };
+        let spec_of = |name: &str| {
+            self.session.as_ref().and_then(|s| {
+                s.encoders
+                    .iter()
+                    .find(|e| e.name == name)
+                    .map(|e| e.spec.clone())
+            })
+        };
+        let (Some(a), Some(b)) = (spec_of(&from), spec_of(&to)) else {
+            self.error = Some(format!("diff: {from} or {to} is no longer on offer"));
+            return;
+        };
+        let title = format!("diff {from} → {to}");
+        self.jobs.diff = Some(Job::spawn("diff", title, ctx, move |progress, cancel| {
+            super::diff_job::compute_diff(&inputs, (&a, &b), (from, to), progress, cancel)
+        }));
     }
 
     pub(super) fn start_export(&mut self, ctx: &egui::Context, out: Option<PathBuf>) {
@@ -456,6 +481,12 @@ impl NatviewApp {
             }
             Some(Err(e)) if e == "cancelled" => {}
             Some(Err(e)) => self.error = Some(format!("review: {e}")),
+            None => {}
+        }
+        match poll_slot(&mut self.jobs.diff) {
+            Some(Ok(result)) => self.results.diff = Some(result),
+            Some(Err(e)) if e == "cancelled" => {}
+            Some(Err(e)) => self.error = Some(format!("diff: {e}")),
             None => {}
         }
         match poll_slot(&mut self.jobs.metrics) {

@@ -26,11 +26,13 @@ pub enum JobKind {
     Review,
     /// Ask the neighbour backend (a Milvus collection) about the selected item.
     Backend,
+    /// Compare two encoders of the open dataset.
+    Diff,
 }
 
 impl JobKind {
     /// Every kind, in the order the status bar lists them.
-    pub const ALL: [JobKind; 9] = [
+    pub const ALL: [JobKind; 10] = [
         JobKind::Open,
         JobKind::Quadrant,
         JobKind::Export,
@@ -40,6 +42,7 @@ impl JobKind {
         JobKind::Finetune,
         JobKind::Review,
         JobKind::Backend,
+        JobKind::Diff,
     ];
 
     /// Whether the job works on the open session's results (and is stopped when another

@@ -10,6 +10,7 @@ mod bench_gui;
 #[cfg(feature = "bench")]
 mod bench_report;
 mod command;
+mod diff_job;
 mod finetune_job;
 mod frame_stats;
 mod input;
@@ -29,6 +30,7 @@ pub use bench_gui::{run_gui_bench, GuiBenchOptions};
 #[cfg(feature = "bench")]
 pub use bench_report::{FrameTimes, GuiBenchReport};
 pub use command::Command;
+pub use diff_job::DiffResult;
 pub use finetune_job::{FinetuneOutcome, FinetuneSettings, LiveTraining};
 pub use jobs::{Job, JobKind, JobPoll, JobStatus};
 pub use open_job::{open_dataset, thumbnail_of, PreviewSlot, THUMBNAIL_PX};
@@ -61,16 +63,19 @@ pub enum View {
     Labels,
     /// Fine-tune an encoder on the open dataset.
     Finetune,
+    /// Two encoders compared listing by listing.
+    Diff,
 }
 
 impl View {
     /// Every view, in tab order.
-    pub const ALL: [View; 7] = [
+    pub const ALL: [View; 8] = [
         View::Gallery,
         View::Quadrant,
         View::Scatter,
         View::Review,
         View::Metrics,
+        View::Diff,
         View::Labels,
         View::Finetune,
     ];
@@ -85,6 +90,7 @@ impl View {
             View::Metrics => "Metrics",
             View::Labels => "Labels",
             View::Finetune => "Fine-tune",
+            View::Diff => "Diff",
         }
     }
 }
@@ -112,6 +118,8 @@ pub struct Results {
     pub metrics: Option<MetricsResult>,
     /// The last review queue.
     pub review: Option<review_job::ReviewResult>,
+    /// The last encoder diff.
+    pub diff: Option<DiffResult>,
 }
 
 /// The per-view state of the views.
@@ -123,6 +131,7 @@ struct ViewStates {
     labelling: ui::LabellingState,
     finetune: ui::FinetuneViewState,
     review: ui::ReviewViewState,
+    diff: ui::DiffViewState,
     backend: backend_job::BackendEditor,
 }
 
@@ -510,6 +519,17 @@ impl NatviewApp {
                     self.results.review.as_ref(),
                     busy(JobKind::Review),
                     &mut self.views.review,
+                    &mut self.thumbnails,
+                    &mut self.commands,
+                )
+            }),
+            View::Diff => scrolled(ui, |ui| {
+                ui::diff_ui(
+                    ui,
+                    session,
+                    self.results.diff.as_ref(),
+                    busy(JobKind::Diff),
+                    &mut self.views.diff,
                     &mut self.thumbnails,
                     &mut self.commands,
                 )

@@ -86,7 +86,10 @@ pub fn run(args: &DiffArgs, common: &CommonArgs) -> anyhow::Result<()> {
         ..DiffParams::default()
     };
     let diff = encoder_diff(&a.matrix, &b.matrix, &listings, params)?;
-    let heldout = b_weights.as_deref().map(heldout_of).unwrap_or_default();
+    let heldout = b_weights
+        .as_deref()
+        .map(natview_train::checkpoint::heldout_listings)
+        .unwrap_or_default();
     let name_of = |change: &ListingChange| a.items[change.items[0]].listing.clone();
     if args.json {
         print_json(args, &diff, &a, &heldout, &name_of)?;
@@ -94,17 +97,6 @@ pub fn run(args: &DiffArgs, common: &CommonArgs) -> anyhow::Result<()> {
         print_tables(args, &diff, &a, &heldout, &name_of);
     }
     Ok(())
-}
-
-/// The held-out listings `natview finetune` recorded in `weights` (none for other files).
-fn heldout_of(weights: &Path) -> HashSet<String> {
-    #[derive(serde::Deserialize)]
-    struct Heldout {
-        heldout: Vec<String>,
-    }
-    natview_train::checkpoint::read_meta::<Heldout>(weights)
-        .map(|meta| meta.heldout.into_iter().collect())
-        .unwrap_or_default()
 }
 
 fn print_json(

@@ -355,6 +355,7 @@ pub(super) fn im2col_grad_kernel(g: &ConvGeometry, input: &[f32], grad_out: &[f3
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::uniform as values;
 
     /// Direct convolution, the definition itself.
     fn naive_forward(g: &ConvGeometry, x: &[f32], kernel: &[f32]) -> Vec<f32> {
@@ -388,13 +389,6 @@ mod tests {
             }
         }
         out
-    }
-
-    fn values(len: usize, seed: u64) -> Vec<f32> {
-        let mut rng = natview_core::rng::SplitMix64::new(seed);
-        (0..len)
-            .map(|_| rng.next_f64() as f32 * 2.0 - 1.0)
-            .collect()
     }
 
     fn dot(a: &[f32], b: &[f32]) -> f64 {

@@ -245,13 +245,7 @@ pub fn grad_kernel(g: &ConvGeometry, input: &[f32], grad_out: &[f32]) -> Vec<f32
 mod tests {
     use super::super::conv_cpu;
     use super::*;
-
-    fn values(len: usize, seed: u64) -> Vec<f32> {
-        let mut rng = natview_core::rng::SplitMix64::new(seed);
-        (0..len)
-            .map(|_| rng.next_f64() as f32 * 2.0 - 1.0)
-            .collect()
-    }
+    use crate::test_support::uniform as values;
 
     fn close(a: &[f32], b: &[f32], what: &str, g: &ConvGeometry) {
         assert_eq!(a.len(), b.len(), "{what} {g:?}");

@@ -289,13 +289,7 @@ fn for_each_tap(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn values(len: usize, seed: u64) -> Vec<f32> {
-        let mut rng = natview_core::rng::SplitMix64::new(seed);
-        (0..len)
-            .map(|_| rng.next_f64() as f32 * 2.0 - 1.0)
-            .collect()
-    }
+    use crate::test_support::uniform as values;
 
     /// The definition, with TF-"SAME" padding.
     fn naive(g: &DepthwiseGeometry, x: &[f32], kernel: &[f32]) -> Vec<f32> {

@@ -294,13 +294,7 @@ mod kernels {
 mod tests {
     use super::*;
     use crate::depthwise_cpu::{forward, DepthwiseGeometry, Epilogue};
-
-    fn values(len: usize, seed: u64) -> Vec<f32> {
-        let mut rng = natview_core::rng::SplitMix64::new(seed);
-        (0..len)
-            .map(|_| rng.next_f64() as f32 * 2.0 - 1.0)
-            .collect()
-    }
+    use crate::test_support::uniform as values;
 
     /// `[c, h, w]` → `[h, w, c]` and back.
     fn to_nhwc(x: &[f32], c: usize, hw: usize) -> Vec<f32> {

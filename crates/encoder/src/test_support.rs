@@ -14,3 +14,11 @@ pub(crate) fn max_abs(t: &Tensor) -> f32 {
 pub(crate) fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
     max_abs(&(a - b).expect("difference"))
 }
+
+/// `len` seeded values uniform in `[-1, 1)`.
+pub(crate) fn uniform(len: usize, seed: u64) -> Vec<f32> {
+    let mut rng = natview_core::rng::SplitMix64::new(seed);
+    (0..len)
+        .map(|_| rng.next_f64() as f32 * 2.0 - 1.0)
+        .collect()
+}

@@ -108,6 +108,18 @@ pub fn read_meta<M: DeserializeOwned>(path: &Path) -> Result<M, TrainError> {
     read_meta_bytes(path, &bytes)
 }
 
+/// The listings a run held out (never trained on), as `natview finetune` records them in its
+/// weights and checkpoints; empty for a file without that record (another tool's weights).
+pub fn heldout_listings(path: &Path) -> std::collections::HashSet<String> {
+    #[derive(serde::Deserialize)]
+    struct Heldout {
+        heldout: Vec<String>,
+    }
+    read_meta::<Heldout>(path)
+        .map(|meta| meta.heldout.into_iter().collect())
+        .unwrap_or_default()
+}
+
 fn read_meta_bytes<M: DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<M, TrainError> {
     let (_, header) = SafeTensors::read_metadata(bytes)
         .map_err(|e| error(path, format!("not a safetensors file: {e}")))?;

@@ -1,6 +1,7 @@
 //! The views of the desktop app, one file each. Views draw from the session and the results of
 //! background jobs and push [`Command`](crate::Command)s; they never compute in the frame.
 
+mod diff;
 mod finetune;
 mod finetune_labels;
 mod gallery;
@@ -20,6 +21,7 @@ mod status_bar;
 pub mod theme;
 mod thumbnails;
 
+pub use diff::{diff_ui, DiffViewState};
 pub use finetune::{finetune_report_ui, finetune_ui, FinetuneViewState};
 pub use gallery::{gallery_ui, GalleryState};
 pub use labelling::{item_labels_ui, labels_view_ui, verdict_ui, LabellingState};

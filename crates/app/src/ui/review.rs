@@ -294,20 +294,7 @@ fn image_card_ui(
                     .sense(egui::Sense::click()),
             )
         }
-        None => match thumbnails.get(id) {
-            Some(thumb) => ui.add(
-                thumb
-                    .image(egui::vec2(side, side))
-                    .sense(egui::Sense::click()),
-            ),
-            None => {
-                let (rect, response) =
-                    ui.allocate_exact_size(egui::vec2(side, side), egui::Sense::click());
-                ui.painter()
-                    .rect_filled(rect, 2.0, egui::Color32::from_gray(60));
-                response
-            }
-        },
+        None => thumbnails.clickable(ui, id, side),
     };
     if response
         .on_hover_text("click: show its neighbours (and tag it with 1–9)")

@@ -204,6 +204,25 @@ impl ThumbnailCache {
         None
     }
 
+    /// Item `id`'s thumbnail as a clickable `side` × `side` image, or a grey square while it
+    /// loads.
+    pub fn clickable(&mut self, ui: &mut egui::Ui, id: usize, side: f32) -> egui::Response {
+        match self.get(id) {
+            Some(thumb) => ui.add(
+                thumb
+                    .image(egui::vec2(side, side))
+                    .sense(egui::Sense::click()),
+            ),
+            None => {
+                let (rect, response) =
+                    ui.allocate_exact_size(egui::vec2(side, side), egui::Sense::click());
+                ui.painter()
+                    .rect_filled(rect, 2.0, egui::Color32::from_gray(60));
+                response
+            }
+        }
+    }
+
     /// The texture of an external query image (kept while the same file is the query).
     pub fn external(
         &mut self,

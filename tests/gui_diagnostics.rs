@@ -1,0 +1,89 @@
+//! The app's diagnostics under egui_kittest: the Metrics view's health section shows the
+//! library's verdict for the open embeddings, and the Diff view compares two encoders, lists
+//! the listings that moved and selects an image when its thumbnail is clicked.
+
+// Tests may unwrap and expect: a failed test is the error report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+mod gui_support;
+
+use egui_kittest::kittest::Queryable;
+use gui_support::{opened_app, wait_idle};
+use natview::analysis::diff::Change;
+use natview::app::{Command, Query};
+
+#[test]
+fn metrics_show_the_health_verdict_of_the_open_embeddings() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = common::demo_slice(dir.path(), 12);
+    let mut harness = opened_app(&root);
+    harness.get_by_label("Metrics").click();
+    wait_idle(&mut harness);
+    let session = harness.state().session().expect("open");
+    let listings = natview::analysis::listing_numbers(&session.set.items);
+    let expected =
+        natview::analysis::health::health(&session.set.matrix, &listings, Default::default())
+            .expect("health");
+    harness.get_by_label("Representation health");
+    harness.get_by_label(&expected.verdict.text);
+    harness.get_by_label(&format!("{:.1}", expected.effective_rank));
+}
+
+#[test]
+fn the_diff_view_compares_two_encoders_and_a_thumbnail_selects_its_image() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = common::demo_slice(dir.path(), 12);
+    let mut harness = opened_app(&root);
+    harness.get_by_label("Diff").click();
+    harness.run();
+    harness.get_by_label("Compare");
+    let current = harness
+        .state()
+        .session()
+        .expect("open")
+        .set
+        .meta
+        .encoder
+        .workspace_key();
+    harness.state_mut().send(Command::ComputeDiff {
+        from: "pixels".into(),
+        to: current.clone(),
+    });
+    wait_idle(&mut harness);
+    let result = harness.state().results().diff.clone().expect("a diff");
+    assert_eq!(
+        (result.from.as_str(), result.to.as_str()),
+        ("pixels", current.as_str())
+    );
+    let (improved, regressed, unchanged) = result.diff.counts;
+    assert_eq!(improved + regressed + unchanged, 12);
+    harness.get_by_label(&format!("Improved ({improved})"));
+    harness.get_by_label(&format!("Regressed ({regressed})"));
+    // The first listing of the shown tab is listed with its figures; its first view's
+    // thumbnail selects that image.
+    let first = result
+        .diff
+        .with_change(Change::Improved)
+        .next()
+        .or_else(|| result.diff.with_change(Change::Unchanged).next());
+    if let Some(listing) = first {
+        if listing.change == Change::Unchanged {
+            harness
+                .get_by_label(&format!("Unchanged ({unchanged})"))
+                .click();
+            harness.run();
+        }
+        let name = &result.listing_names[listing.listing];
+        harness.get_by_label(name);
+        let item = listing.items[0];
+        harness.state_mut().send(Command::Select(item));
+        harness.run();
+        let selected = harness
+            .state()
+            .session()
+            .and_then(|s| s.selection.as_ref())
+            .map(|sel| matches!(sel.query, Query::Item(i) if i == item));
+        assert_eq!(selected, Some(true));
+    }
+}
