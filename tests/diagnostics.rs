@@ -200,3 +200,50 @@ fn diff_names_exactly_the_listings_that_moved() {
     assert_eq!(with("regressed"), sorted(scattered_b));
     assert_eq!(report["unchanged"], 35);
 }
+
+/// The augmentation-shortcut probe end to end, with EfficientNet-Lite0 (ImageNet). On the demo
+/// the designs of one emoji are its natural views: they sit near augmentations of one image
+/// ("keys on the item"). A dataset whose "listings" pair two unrelated emoji stands for what a
+/// shortcut looks like — augmentations of an image stay together, a listing's views do not —
+/// and reads "augmentation shortcut".
+#[test]
+fn natural_views_that_do_not_map_together_read_as_an_augmentation_shortcut() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let real = common::demo_slice(dir.path(), 60);
+    let unrelated = dir.path().join("unrelated");
+    let mut emoji: Vec<std::path::PathBuf> = std::fs::read_dir(common::demo_images())
+        .expect("demo")
+        .map(|e| e.expect("entry").path().join("noto.png"))
+        .filter(|p| p.is_file())
+        .collect();
+    emoji.sort();
+    for (i, pair) in emoji.chunks_exact(2).take(60).enumerate() {
+        let listing = unrelated.join(format!("pair-{i:03}"));
+        std::fs::create_dir_all(&listing).expect("mkdir");
+        std::fs::copy(&pair[0], listing.join("a.png")).expect("copy");
+        std::fs::copy(&pair[1], listing.join("b.png")).expect("copy");
+    }
+    for (root, kind) in [
+        (&real, "keys_on_the_item"),
+        (&unrelated, "augmentation_shortcut"),
+    ] {
+        let root = root.to_str().expect("utf-8");
+        let args = [
+            "shortcut",
+            root,
+            "--json",
+            "--listings",
+            "60",
+            "--model",
+            "effnet-lite0",
+        ];
+        let out = natview(&args, dir.path());
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        let s = &report["shortcut"];
+        assert_eq!(s["kind"], kind, "{root}: {}", s["text"]);
+        assert_eq!(s["natural"]["values"].as_array().expect("values").len(), 60);
+        let mean = |name: &str| s[name]["mean"].as_f64().expect("mean");
+        assert!(mean("augmented") > mean("different") + 0.1);
+    }
+}

@@ -19,6 +19,7 @@ pub mod project;
 pub mod reference;
 mod review;
 mod search;
+mod shortcut;
 
 use clap::{Args, Parser, Subcommand};
 use natview_encoder::{EncoderSpec, ModelKind};
@@ -96,6 +97,9 @@ enum Command {
     Eval(EvalArgs),
     /// What changed between two encoders of a dataset, listing by listing and image by image.
     Diff(diff::DiffArgs),
+    /// Has the encoder learned the item or the augmentations: cosines of augmentations of
+    /// one image, of natural views and of different listings, with a verdict.
+    Shortcut(shortcut::ShortcutArgs),
     /// Is the embedding healthy: collapse, effective rank, alignment and uniformity,
     /// per-dimension variance, hubness, with a verdict.
     Health(health::HealthArgs),
@@ -546,6 +550,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Eval(a)) => commands::eval(&a, &common),
         Some(Command::Health(a)) => health::run(&a, &common),
         Some(Command::Diff(a)) => diff::run(&a, &common),
+        Some(Command::Shortcut(a)) => shortcut::run(&a, &common),
         Some(Command::Finetune(a)) => finetune::run(&a, &common),
         Some(Command::Gui { dataset }) => open_window(dataset, &common),
     }

@@ -18,6 +18,7 @@ mod loss;
 mod model;
 mod momentum;
 mod optim;
+pub mod shortcut;
 mod target;
 
 pub use augment::{augment, AugmentParams};
@@ -73,6 +74,9 @@ pub enum TrainError {
     /// Evaluation failed.
     #[error("evaluation: {0}")]
     Eval(#[from] natview_pipeline::PipelineError),
+    /// The encoder could not embed.
+    #[error("encoder: {0}")]
+    Encoder(#[from] natview_encoder::EncoderError),
 }
 
 /// The self-supervised objective.
