@@ -1,5 +1,5 @@
 //! The app's diagnostics under egui_kittest: the Metrics view's health section shows the
-//! library's verdict for the open embeddings, and the Diff view compares two encoders, lists
+//! library's verdict for the open embeddings and runs the augmentation-shortcut probe, and the Diff view compares two encoders, lists
 //! the listings that moved and selects an image when its thumbnail is clicked.
 
 // Tests may unwrap and expect: a failed test is the error report.
@@ -28,6 +28,19 @@ fn metrics_show_the_health_verdict_of_the_open_embeddings() {
     harness.get_by_label("Representation health");
     harness.get_by_label(&expected.verdict.text);
     harness.get_by_label(&format!("{:.1}", expected.effective_rank));
+    // The augmentation-shortcut probe runs when asked, and shows its verdict.
+    harness.get_by_label("Augmentation-shortcut probe");
+    harness.state_mut().send(Command::ComputeShortcut);
+    wait_idle(&mut harness);
+    let probe = harness
+        .state()
+        .results()
+        .shortcut
+        .clone()
+        .unwrap_or_else(|| panic!("no probe: {:?}", harness.state().error()));
+    assert_eq!(probe.report.natural.values.len(), 12);
+    harness.get_by_label(&probe.report.text);
+    harness.get_by_label("two natural views of one listing");
 }
 
 #[test]

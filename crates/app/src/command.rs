@@ -45,6 +45,8 @@ pub enum Command {
     ComputeProjection(natview_analysis::projection::ProjectionSpec),
     /// Evaluate the model and the pixel baseline.
     ComputeMetrics,
+    /// Run the augmentation-shortcut probe of the current encoder.
+    ComputeShortcut,
     /// Compare two encoders of the open dataset (by workspace key).
     ComputeDiff {
         /// Encoder A (before).
@@ -205,6 +207,7 @@ impl NatviewApp {
             Command::ComputeProjection(spec) => self.start_projection(ctx, spec),
             Command::ComputeMetrics => self.start_metrics(ctx),
             Command::ComputeDiff { from, to } => self.start_diff(ctx, from, to),
+            Command::ComputeShortcut => self.start_shortcut(ctx),
             Command::ComputeReview(request) => self.start_review(ctx, request),
             Command::ToggleTag { item, tag } => self.with_labels(|store, session| {
                 store

@@ -26,6 +26,7 @@ pub(super) struct Jobs {
     finetune: Option<Job<FinetuneOutcome>>,
     review: Option<Job<super::review_job::ReviewResult>>,
     diff: Option<Job<super::DiffResult>>,
+    shortcut: Option<Job<super::ShortcutResult>>,
     /// The neighbour backend's answer for the selected item.
     pub(super) backend: Option<Job<super::backend_job::BackendAnswer>>,
     /// What the running fine-tune has done so far (replaced when one starts).
@@ -45,6 +46,7 @@ impl Jobs {
             JobKind::Review => self.review.as_ref().map(|j| j.status(kind)),
             JobKind::Backend => self.backend.as_ref().map(|j| j.status(kind)),
             JobKind::Diff => self.diff.as_ref().map(|j| j.status(kind)),
+            JobKind::Shortcut => self.shortcut.as_ref().map(|j| j.status(kind)),
         }
     }
 
@@ -74,6 +76,7 @@ impl Jobs {
             JobKind::Review => self.review = None,
             JobKind::Backend => self.backend = None,
             JobKind::Diff => self.diff = None,
+            JobKind::Shortcut => self.shortcut = None,
             JobKind::Finetune => {
                 if let Some(job) = &self.finetune {
                     job.cancel();
@@ -272,6 +275,20 @@ impl NatviewApp {
         self.jobs.diff = Some(Job::spawn("diff", title, ctx, move |progress, cancel| {
             super::diff_job::compute_diff(&inputs, (&a, &b), (from, to), progress, cancel)
         }));
+    }
+
+    pub(super) fn start_shortcut(&mut self, ctx: &egui::Context) {
+        let Some(inputs) = self.job_inputs() else {
+            return;
+        };
+        self.jobs.shortcut = Some(Job::spawn(
+            "shortcut",
+            "augmentation-shortcut probe",
+            ctx,
+            move |progress, cancel| {
+                super::shortcut_job::compute_shortcut(&inputs, progress, cancel)
+            },
+        ));
     }
 
     pub(super) fn start_export(&mut self, ctx: &egui::Context, out: Option<PathBuf>) {
@@ -481,6 +498,12 @@ impl NatviewApp {
             }
             Some(Err(e)) if e == "cancelled" => {}
             Some(Err(e)) => self.error = Some(format!("review: {e}")),
+            None => {}
+        }
+        match poll_slot(&mut self.jobs.shortcut) {
+            Some(Ok(result)) => self.results.shortcut = Some(result),
+            Some(Err(e)) if e == "cancelled" => {}
+            Some(Err(e)) => self.error = Some(format!("shortcut probe: {e}")),
             None => {}
         }
         match poll_slot(&mut self.jobs.diff) {

@@ -28,11 +28,13 @@ pub enum JobKind {
     Backend,
     /// Compare two encoders of the open dataset.
     Diff,
+    /// The augmentation-shortcut probe of the current encoder.
+    Shortcut,
 }
 
 impl JobKind {
     /// Every kind, in the order the status bar lists them.
-    pub const ALL: [JobKind; 10] = [
+    pub const ALL: [JobKind; 11] = [
         JobKind::Open,
         JobKind::Quadrant,
         JobKind::Export,
@@ -43,6 +45,7 @@ impl JobKind {
         JobKind::Review,
         JobKind::Backend,
         JobKind::Diff,
+        JobKind::Shortcut,
     ];
 
     /// Whether the job works on the open session's results (and is stopped when another

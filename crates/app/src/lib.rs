@@ -20,6 +20,7 @@ mod open_job;
 mod projection_job;
 mod review_job;
 mod session;
+mod shortcut_job;
 mod text_search;
 pub mod ui;
 mod work;
@@ -37,6 +38,7 @@ pub use open_job::{open_dataset, thumbnail_of, PreviewSlot, THUMBNAIL_PX};
 pub use projection_job::{LayoutFrames, ProjectionResult};
 pub use review_job::{ReviewRequest, ReviewResult};
 pub use session::{Query, Selection, Session, NEIGHBOURS_K};
+pub use shortcut_job::ShortcutResult;
 pub use text_search::{TextMatches, TEXT_MATCHES_K};
 pub use work::{ImageQuery, MetricsResult, QuadrantResult};
 
@@ -120,6 +122,8 @@ pub struct Results {
     pub review: Option<review_job::ReviewResult>,
     /// The last encoder diff.
     pub diff: Option<DiffResult>,
+    /// The last augmentation-shortcut probe.
+    pub shortcut: Option<ShortcutResult>,
 }
 
 /// The per-view state of the views.
@@ -538,6 +542,7 @@ impl NatviewApp {
                 ui::metrics_ui(
                     ui,
                     self.results.metrics.as_ref(),
+                    (self.results.shortcut.as_ref(), busy(JobKind::Shortcut)),
                     busy(JobKind::Metrics),
                     finetune_result,
                     &self.spec,

@@ -184,3 +184,61 @@ fn cumulative_variance(ui: &mut egui::Ui, spectrum: &[f64]) {
         );
     });
 }
+
+/// The augmentation-shortcut probe: a button that runs it for the current encoder, then its
+/// verdict and the three distributions' quartiles.
+pub fn shortcut_ui(
+    ui: &mut egui::Ui,
+    (result, busy): (Option<&crate::ShortcutResult>, bool),
+    current: &natview_encoder::EncoderSpec,
+    commands: &mut Vec<Command>,
+) {
+    ui.horizontal(|ui| {
+        ui.strong("Augmentation-shortcut probe");
+        let runnable = current.model != natview_encoder::ModelKind::Imported;
+        if ui
+            .add_enabled(runnable && !busy, egui::Button::new("Run"))
+            .on_hover_text(
+                "cosines of two augmentations of one image, of two natural views of one listing and of different listings, on 200 sampled listings: has the encoder learned the item or the augmentations?",
+            )
+            .clicked()
+        {
+            commands.push(Command::ComputeShortcut);
+        }
+        if busy {
+            ui.label("augmenting and embedding…");
+        } else if !runnable {
+            ui.label(egui::RichText::new("needs an encoder, not imported vectors").color(theme::MUTED));
+        }
+    });
+    let Some(result) = result.filter(|r| r.encoder == current.workspace_key()) else {
+        return;
+    };
+    let r = &result.report;
+    let colour = match r.kind {
+        natview_train::shortcut::ShortcutKind::KeysOnTheItem => theme::SAME_LISTING,
+        natview_train::shortcut::ShortcutKind::AugmentationShortcut => theme::ERROR,
+        natview_train::shortcut::ShortcutKind::Undecided => theme::MUTED,
+    };
+    ui.label(egui::RichText::new(&r.text).color(colour));
+    egui::Grid::new("shortcut-cosines")
+        .num_columns(4)
+        .spacing(egui::vec2(12.0, 2.0))
+        .show(ui, |ui| {
+            for heading in ["cosine", "p10", "median", "p90"] {
+                ui.label(egui::RichText::new(heading).small().color(theme::MUTED));
+            }
+            ui.end_row();
+            for (name, c) in [
+                ("two augmentations of one image", &r.augmented),
+                ("two natural views of one listing", &r.natural),
+                ("images of different listings", &r.different),
+            ] {
+                ui.label(name);
+                for v in [c.p10, c.median, c.p90] {
+                    ui.label(egui::RichText::new(format!("{v:.3}")).monospace());
+                }
+                ui.end_row();
+            }
+        });
+}

@@ -92,6 +92,7 @@ pub(super) fn column_title(name: &str) -> String {
 pub fn metrics_ui(
     ui: &mut egui::Ui,
     result: Option<&MetricsResult>,
+    shortcut: (Option<&crate::ShortcutResult>, bool),
     busy: bool,
     finetune: Option<&FinetuneOutcome>,
     current: &EncoderSpec,
@@ -195,6 +196,8 @@ pub fn metrics_ui(
     );
     ui.add_space(12.0);
     super::health::health_ui(ui, &result.health, commands);
+    ui.add_space(8.0);
+    super::health::shortcut_ui(ui, shortcut, current, commands);
     ui.add_space(12.0);
     super::probes::probes_ui(ui, result);
 }
