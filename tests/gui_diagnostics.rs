@@ -100,3 +100,25 @@ fn the_diff_view_compares_two_encoders_and_a_thumbnail_selects_its_image() {
         assert_eq!(selected, Some(true));
     }
 }
+
+#[test]
+fn the_gallery_puts_the_least_coherent_listing_first_when_asked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = common::demo_slice(dir.path(), 12);
+    let mut harness = opened_app(&root);
+    let session = harness.state().session().expect("open");
+    let (least, score) = session
+        .coherence
+        .iter()
+        .enumerate()
+        .filter_map(|(l, c)| c.map(|c| (l, c)))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .expect("listings of several views");
+    let caption = format!("{} · {score:.2}", session.listings[least].0);
+    // Coherence is on the median listing's scale: some listing sits at or above 1, all
+    // below the median are under it.
+    assert!(session.coherence.iter().flatten().any(|&c| c >= 0.99));
+    harness.get_by_label("least coherent first").click();
+    harness.run();
+    harness.get_by_label(&caption);
+}

@@ -29,6 +29,10 @@ pub struct Session {
     pub skipped: Vec<Skipped>,
     /// Listings (name, item ids) in dataset order.
     pub listings: Vec<(String, Vec<usize>)>,
+    /// Each listing's coherence (same order as `listings`; `None` under two views): its views'
+    /// mean cosine on a scale where 0 is any two images of the dataset and 1 the median
+    /// listing (`natview_analysis::review::listing_coherence`).
+    pub coherence: Vec<Option<f32>>,
     /// Why the dataset can have no quadrant chart (too few listings with several views), in
     /// words; `None` when it can.
     pub quadrant_unavailable: Option<String>,
@@ -189,6 +193,7 @@ impl Session {
             store.set_model(embedded.then(|| set.meta.encoder.describe()));
         }
         let listings = natview_core::dataset::group_by_listing(&set.items);
+        let coherence = coherence_of(&set, listings.len());
         let quadrant_unavailable = natview_analysis::why_no_quadrant_chart(&listings);
         let item_keys = Arc::new(
             set.items
@@ -228,6 +233,7 @@ impl Session {
             thumbnails,
             skipped,
             listings,
+            coherence,
             quadrant_unavailable,
             item_keys,
             labels,
@@ -324,4 +330,23 @@ impl Session {
     pub fn item_key(&self, id: usize) -> &str {
         &self.item_keys[id]
     }
+}
+
+/// Each listing's coherence, in first-appearance order (that of `group_by_listing`); none for
+/// embeddings not computed yet (a preview).
+fn coherence_of(set: &EmbeddingSet, listings: usize) -> Vec<Option<f32>> {
+    if set.matrix.rows == 0 || set.matrix.rows != set.items.len() {
+        return vec![None; listings];
+    }
+    let numbers = natview_analysis::listing_numbers(&set.items);
+    let none = |_: usize, _: usize| false;
+    let input = natview_analysis::review::ReviewInput {
+        matrix: &set.matrix,
+        listing: &numbers,
+        neighbours: &natview_analysis::review::BruteForce,
+        judged: &none,
+    };
+    let mut coherence = natview_analysis::review::listing_coherence(&input);
+    coherence.resize(listings, None);
+    coherence
 }

@@ -1,5 +1,7 @@
-//! Queues about listings: views that do not belong with the rest of their listing, and pairs
-//! of listings the model can hardly tell apart. Both work from each listing's sum of unit
+//! Queues about listings: views that do not belong with the rest of their listing (one stray
+//! view, or a listing whose views fall into separate groups — "split"), and pairs of listings
+//! the model can hardly tell apart (at worst "merged": nearly as similar between as within); and each
+//! listing's coherence. Both work from each listing's sum of unit
 //! vectors `S`: a view's mean cosine to the other views is `(v·S − 1)/(n − 1)`, a listing's
 //! mean within-listing cosine `(|S|² − n)/(n(n − 1))`, two listings' mean cross cosine
 //! `S_a·S_b/(n_a n_b)`.
@@ -77,6 +79,7 @@ pub fn listing_outliers(input: &ReviewInput<'_>) -> Result<ReviewQueue, Analysis
                 .collect::<Vec<_>>()
         })
         .collect();
+    pairs.extend(split_pairs(input, &all));
     pairs.sort_by(|x, y| x.score.total_cmp(&y.score).then(x.a.cmp(&y.a)));
     let listings_looked_at = all.rows.iter().filter(|m| m.len() >= 3).count();
     Ok(ReviewQueue {
@@ -93,6 +96,10 @@ pub fn listing_outliers(input: &ReviewInput<'_>) -> Result<ReviewQueue, Analysis
         histogram: None,
     })
 }
+
+/// A listing pair is "merged" when its mean cross cosine gets this far from the dataset's
+/// any-pair mean towards the pair's own within-listing cosine.
+const MERGED_SHARE: f32 = 0.9;
 
 /// Nearest listings looked at per listing.
 const LISTING_NEIGHBOURS: usize = 5;
@@ -117,6 +124,7 @@ pub fn confusable_listings(
             summary: "fewer than two listings with 2+ views: nothing to confuse".into(),
         });
     }
+    let (any_pair, _) = reference_cosines(input, &all);
     let intra = |l: usize| {
         let n = all.rows[l].len() as f32;
         (dot(&all.sums[l], &all.sums[l]) - n) / (n * (n - 1.0))
@@ -145,6 +153,11 @@ pub fn confusable_listings(
             let inter = dot(&all.sums[p], &all.sums[q]) / (np * nq);
             let within = 0.5 * (intra(p) + intra(q));
             let (a, b, similarity) = closest_cross_pair(input.matrix, &all.rows[p], &all.rows[q]);
+            let merged = if inter - any_pair >= MERGED_SHARE * (within - any_pair) {
+                "merged: the encoder cannot tell them apart — "
+            } else {
+                ""
+            };
             pairs.push(ReviewPair {
                 a,
                 b,
@@ -152,7 +165,7 @@ pub fn confusable_listings(
                 score: inter - within,
                 cluster: None,
                 why: format!(
-                    "listings' mean cosine between {inter:.3}, within {within:.3} (closest views {similarity:.3})"
+                    "{merged}listings' mean cosine between {inter:.3}, within {within:.3} (closest views {similarity:.3})"
                 ),
             });
         }
@@ -168,6 +181,117 @@ pub fn confusable_listings(
         clusters: Vec::new(),
         histogram: None,
     })
+}
+
+/// The dataset's reference cosines: the mean over all pairs of images (≈ different listings)
+/// and the median of the listings' mean within-listing cosines.
+fn reference_cosines(input: &ReviewInput<'_>, all: &Listings) -> (f32, f32) {
+    let n = input.matrix.rows as f32;
+    let mut total = vec![0f32; input.matrix.dim];
+    for sum in &all.sums {
+        total.iter_mut().zip(sum).for_each(|(t, s)| *t += s);
+    }
+    let any_pair = (dot(&total, &total) - n) / (n * (n - 1.0)).max(1.0);
+    let mut intra: Vec<f32> = all
+        .rows
+        .iter()
+        .zip(&all.sums)
+        .filter(|(m, _)| m.len() >= 2)
+        .map(|(m, s)| {
+            let k = m.len() as f32;
+            (dot(s, s) - k) / (k * (k - 1.0))
+        })
+        .collect();
+    intra.sort_by(f32::total_cmp);
+    let median = intra.get(intra.len() / 2).copied().unwrap_or(1.0);
+    (any_pair, median)
+}
+
+/// Each listing's coherence (by listing number; `None` under two views): its mean
+/// within-listing cosine on a scale where 0 is the mean cosine of any two images of the dataset
+/// and 1 the median listing's — below ~0.5 its views are spread unusually far apart.
+pub fn listing_coherence(input: &ReviewInput<'_>) -> Vec<Option<f32>> {
+    let all = listings(input);
+    let (any_pair, median) = reference_cosines(input, &all);
+    let span = (median - any_pair).max(1e-6);
+    all.rows
+        .iter()
+        .zip(&all.sums)
+        .map(|(m, s)| {
+            (m.len() >= 2).then(|| {
+                let k = m.len() as f32;
+                ((dot(s, s) - k) / (k * (k - 1.0)) - any_pair) / span
+            })
+        })
+        .collect()
+}
+
+/// Listings of 4+ views whose views fall into separate groups: views joined when their cosine
+/// is at least halfway from the dataset's any-pair mean to the median listing's within-listing
+/// cosine; two groups of 2+ views make a split listing, shown as its closest pair across the
+/// two largest groups.
+fn split_pairs(input: &ReviewInput<'_>, all: &Listings) -> Vec<ReviewPair> {
+    let (any_pair, median) = reference_cosines(input, all);
+    let joined = 0.5 * (any_pair + median);
+    all.rows
+        .par_iter()
+        .filter(|members| members.len() >= 4)
+        .filter_map(|members| {
+            let n = members.len();
+            let cos = |i: usize, j: usize| dot(input.matrix.row(members[i]), input.matrix.row(members[j]));
+            let mut group: Vec<usize> = (0..n).collect();
+            let find = |group: &mut Vec<usize>, mut x: usize| {
+                while group[x] != x {
+                    group[x] = group[group[x]];
+                    x = group[x];
+                }
+                x
+            };
+            for i in 0..n {
+                for j in i + 1..n {
+                    if cos(i, j) >= joined {
+                        let (a, b) = (find(&mut group, i), find(&mut group, j));
+                        group[a] = b;
+                    }
+                }
+            }
+            let mut groups: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
+            for i in 0..n {
+                let root = find(&mut group, i);
+                groups.entry(root).or_default().push(i);
+            }
+            let mut big: Vec<Vec<usize>> = groups.into_values().filter(|g| g.len() >= 2).collect();
+            if big.len() < 2 {
+                return None;
+            }
+            big.sort_by_key(|g| std::cmp::Reverse(g.len()));
+            let (first, second) = (&big[0], &big[1]);
+            let mean_within = |g: &[usize]| {
+                let mut sum = (0f32, 0usize);
+                for (x, &i) in g.iter().enumerate() {
+                    for &j in &g[x + 1..] {
+                        sum = (sum.0 + cos(i, j), sum.1 + 1);
+                    }
+                }
+                sum.0 / sum.1.max(1) as f32
+            };
+            let within = 0.5 * (mean_within(first) + mean_within(second));
+            let rows = |g: &[usize]| g.iter().map(|&i| members[i]).collect::<Vec<_>>();
+            let (a, b, between) = closest_cross_pair(input.matrix, &rows(first), &rows(second));
+            Some(ReviewPair {
+                a,
+                b,
+                similarity: between,
+                score: between - within,
+                cluster: None,
+                why: format!(
+                    "split: its {n} views form groups of {} and {} (closest views across {between:.3}, within the groups {within:.3})",
+                    first.len(),
+                    second.len()
+                ),
+            })
+        })
+        .collect()
 }
 
 /// The most similar pair of views, one from each listing (its rows, a's first).

@@ -22,7 +22,7 @@ mod tests;
 
 pub use boundary::{decision_boundary, hard_pairs};
 pub use duplicates::{near_duplicates, NearDuplicates, SimilarityHistogram};
-pub use listings::{confusable_listings, listing_outliers};
+pub use listings::{confusable_listings, listing_coherence, listing_outliers};
 pub use neighbours::{cross_listing_neighbours, BruteForce, CrossNeighbours, NeighbourSource};
 
 use super::layout::LayoutObserver;

@@ -9,7 +9,8 @@ use natview_index::{HnswParams, NeighbourIndex};
 /// - item 5 (listing 1) is an exact re-upload of item 0 (listing 0) with tiny noise, and item
 ///   9 (listing 2) one of item 0 too — one cluster of three across three listings;
 /// - item 13 (listing 3) is a view of listing 30's item — an outlier in its listing;
-/// - listings 10 and 11 share one centre — confusable.
+/// - listings 10 and 11 share one centre — confusable (merged);
+/// - listing 20's views 2 and 3 sit at another centre than its views 0 and 1 — split.
 fn planted(listings: usize, views: usize) -> (Matrix, Vec<usize>) {
     let dim = 32;
     let mut rng = SplitMix64::new(7);
@@ -17,10 +18,17 @@ fn planted(listings: usize, views: usize) -> (Matrix, Vec<usize>) {
         .map(|_| (0..dim).map(|_| rng.next_normal() as f32).collect())
         .collect();
     centres[11] = centres[10].clone();
+    let mut other = SplitMix64::new(8);
+    let elsewhere: Vec<f32> = (0..dim).map(|_| other.next_normal() as f32).collect();
     let mut rows = Vec::new();
     let mut listing = Vec::new();
     for (l, centre) in centres.iter().enumerate() {
-        for _ in 0..views {
+        for view in 0..views {
+            let centre = if l == 20 && view >= 2 {
+                &elsewhere
+            } else {
+                centre
+            };
             let mut v: Vec<f32> = centre
                 .iter()
                 .map(|c| c + 0.35 * rng.next_normal() as f32)
@@ -111,8 +119,20 @@ fn the_planted_outlier_and_confusable_listings_lead_their_queues() {
         &mut Unobserved,
     )
     .expect("outliers");
-    assert_eq!(outliers.pairs[0].a, 13, "{:?}", &outliers.pairs[..3]);
-    assert_eq!(listing[outliers.pairs[0].b], 3);
+    // The split listing leads (its groups are farther apart than any stray view); the planted
+    // stray view leads the rest.
+    assert!(
+        outliers.pairs[0].why.starts_with("split"),
+        "{:?}",
+        &outliers.pairs[..3]
+    );
+    let stray = outliers
+        .pairs
+        .iter()
+        .find(|p| !p.why.starts_with("split"))
+        .expect("a stray view");
+    assert_eq!(stray.a, 13, "{:?}", &outliers.pairs[..3]);
+    assert_eq!(listing[stray.b], 3);
     let confusable = review_queue(
         ReviewKind::ConfusableListings,
         &input,
@@ -125,6 +145,39 @@ fn the_planted_outlier_and_confusable_listings_lead_their_queues() {
     let mut pair = [listing[top.a], listing[top.b]];
     pair.sort();
     assert_eq!(pair, [10, 11], "{:?}", &confusable.pairs[..3]);
+    // The two listings that share a centre are merged; no other pair is.
+    assert!(top.why.starts_with("merged"), "{}", top.why);
+    assert_eq!(
+        confusable
+            .pairs
+            .iter()
+            .filter(|p| p.why.starts_with("merged"))
+            .count(),
+        1
+    );
+    // The split listing is in the outliers queue as one split, and only it.
+    let splits: Vec<&ReviewPair> = outliers
+        .pairs
+        .iter()
+        .filter(|p| p.why.starts_with("split"))
+        .collect();
+    assert_eq!(splits.len(), 1, "{splits:?}");
+    assert_eq!((listing[splits[0].a], listing[splits[0].b]), (20, 20));
+    assert!(
+        splits[0].why.contains("groups of 2 and 2"),
+        "{}",
+        splits[0].why
+    );
+    // Coherence: the typical listing near 1, the split one and the one with a stray view lower.
+    let coherence = listing_coherence(&input);
+    let typical = coherence[40].expect("4 views");
+    assert!((typical - 1.0).abs() < 0.2, "{typical}");
+    assert!(coherence[20].expect("4 views") < 0.6, "{:?}", coherence[20]);
+    assert!(
+        coherence[3].expect("4 views") < typical,
+        "{:?}",
+        coherence[3]
+    );
 }
 
 #[test]

@@ -21,7 +21,7 @@ pub struct GalleryState {
     /// Changes whenever `subset` does (part of the cache key).
     subset_generation: u64,
     /// (filter, label, items fingerprint, subset generation) the cached list was computed for.
-    cached_for: Option<(String, Option<String>, String, u64)>,
+    cached_for: Option<(String, Option<String>, String, u64, bool)>,
     /// Indices into `session.listings` that pass the filters.
     visible: Vec<usize>,
     /// Set when the list changed: the next frame shows it from the top.
@@ -34,6 +34,8 @@ pub struct GalleryState {
     confirm: Option<super::review::PendingTag>,
     /// The text typed in the text-search box.
     pub text_query: String,
+    /// Listings in order of coherence, least coherent first (else dataset order).
+    pub by_coherence: bool,
 }
 
 /// Whether `haystack` contains `needle_lower` (already lower-case), ignoring case; ASCII
@@ -64,6 +66,7 @@ impl GalleryState {
             self.label.clone(),
             items_fingerprint.clone(),
             self.subset_generation,
+            self.by_coherence,
         );
         if self.cached_for.as_ref() == Some(&key) {
             return;
@@ -102,6 +105,18 @@ impl GalleryState {
             })
             .map(|(index, _)| index)
             .collect();
+        if self.by_coherence {
+            let score = |l: usize| {
+                session
+                    .coherence
+                    .get(l)
+                    .copied()
+                    .flatten()
+                    .unwrap_or(f32::INFINITY)
+            };
+            self.visible
+                .sort_by(|&a, &b| score(a).total_cmp(&score(b)).then(a.cmp(&b)));
+        }
         self.filter_ms = started.elapsed().as_secs_f64() * 1000.0;
         self.cached_for = Some(key);
         // What a pending bulk tag would tag is no longer what is shown.
@@ -331,6 +346,10 @@ pub fn gallery_ui(
             .color(theme::MUTED),
         )
         .on_hover_text(format!("filtered in {:.1} ms", state.filter_ms));
+        ui.checkbox(&mut state.by_coherence, "least coherent first")
+            .on_hover_text(
+                "listings whose views the encoder spreads farthest apart first (coherence: their mean cosine, 0 = any two images, 1 = the median listing)",
+            );
     });
     if let Some(subset) = &state.subset {
         ui.horizontal(|ui| {
@@ -379,8 +398,14 @@ pub fn gallery_ui(
                             // Fixed card width, so columns line up whatever the number of views.
                             ui.set_min_width(card_width);
                             ui.vertical(|ui| {
+                                let caption =
+                                    match session.coherence.get(listing).copied().flatten() {
+                                        Some(c) if state.by_coherence => format!("{name} · {c:.2}"),
+                                        _ => name.clone(),
+                                    };
                                 ui.add(
-                                    egui::Label::new(egui::RichText::new(name).small()).truncate(),
+                                    egui::Label::new(egui::RichText::new(caption).small())
+                                        .truncate(),
                                 );
                                 ui.horizontal(|ui| {
                                     ui.spacing_mut().item_spacing.x = theme::GAP_PX;
