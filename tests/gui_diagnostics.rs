@@ -122,3 +122,47 @@ fn the_gallery_puts_the_least_coherent_listing_first_when_asked() {
     harness.run();
     harness.get_by_label(&caption);
 }
+
+#[test]
+fn the_projection_colours_points_by_the_neighbourhood_the_layout_keeps() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = common::demo_slice(dir.path(), 12);
+    let mut harness = opened_app(&root);
+    harness.get_by_label("Projection").click();
+    wait_idle(&mut harness);
+    harness.get_by_label("colour by").click();
+    harness.run();
+    harness.get_by_label("neighbourhood kept").click();
+    wait_idle(&mut harness);
+    // The job ran: one share per image, each a count of the 10 neighbours over 10, and the
+    // same as the library computes for this layout.
+    let kept = harness
+        .state()
+        .layout_faithfulness()
+        .unwrap_or_else(|| panic!("measured: {:?}", harness.state().error()))
+        .to_vec();
+    let session = harness.state().session().expect("open");
+    assert_eq!(kept.len(), session.set.items.len());
+    assert!(kept
+        .iter()
+        .all(|&k| (0.0..=1.0).contains(&k) && (k * 10.0).fract() < 1e-4));
+    let projection = harness
+        .state()
+        .results()
+        .projection
+        .as_ref()
+        .expect("layout");
+    let graph = natview::analysis::knn::knn_graph(
+        &session.set.matrix,
+        10,
+        &mut natview::analysis::layout::Unobserved,
+    )
+    .expect("graph");
+    let expected = natview::analysis::quality::point_faithfulness(
+        &graph,
+        &projection.points,
+        &projection.grid,
+    )
+    .expect("faithfulness");
+    assert_eq!(kept, expected);
+}

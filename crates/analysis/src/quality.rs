@@ -123,6 +123,34 @@ pub fn layout_quality(
     })
 }
 
+/// Each point's share of its nearest neighbours in the input space (`graph`, built on the
+/// rows the layout was made from) that are also among as many of its nearest in the layout —
+/// where the picture can be trusted (1) and where it lies (0). Points in parallel; the layout's
+/// neighbours through `grid`.
+pub fn point_faithfulness(
+    graph: &crate::knn::KnnGraph,
+    layout: &[[f32; 2]],
+    grid: &crate::scatter::PointGrid,
+) -> Result<Vec<f32>, AnalysisError> {
+    if graph.n != layout.len() {
+        return Err(AnalysisError::BadInput(format!(
+            "the neighbour graph has {} points, the layout {}",
+            graph.n,
+            layout.len()
+        )));
+    }
+    let k = graph.k;
+    Ok((0..graph.n)
+        .into_par_iter()
+        .map(|i| {
+            let high = graph.neighbours(i).0;
+            let low = grid.k_nearest(layout, i, k);
+            let kept = low.iter().filter(|&&j| high.contains(&(j as u32))).count();
+            kept as f32 / k.max(1) as f32
+        })
+        .collect())
+}
+
 /// The `k` points with the smallest `distance` other than `exclude` (ties by index).
 fn nearest(n: usize, k: usize, exclude: usize, distance: impl Fn(usize) -> f32) -> Vec<usize> {
     let mut ids: Vec<usize> = (0..n).filter(|&j| j != exclude).collect();
@@ -137,6 +165,47 @@ fn nearest(n: usize, k: usize, exclude: usize, distance: impl Fn(usize) -> f32) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn faithfulness_is_high_where_the_layout_keeps_neighbours_and_low_where_it_shuffles() {
+        // Points on a circle (unit rows), laid out along a line by their angle: neighbours are
+        // kept (but at the ends, where the circle closes); laid out in a shuffled order they
+        // are not.
+        let n = 400;
+        let angle = |i: usize| i as f32 / n as f32 * std::f32::consts::TAU;
+        let rows: Vec<Vec<f32>> = (0..n)
+            .map(|i| vec![angle(i).cos(), angle(i).sin()])
+            .collect();
+        let input = Matrix::from_rows(&rows).expect("rows");
+        let graph =
+            crate::knn::knn_graph(&input, 10, &mut crate::layout::Unobserved).expect("graph");
+        let line: Vec<[f32; 2]> = (0..n).map(|i| [angle(i), 0.0]).collect();
+        let kept = point_faithfulness(&graph, &line, &crate::scatter::PointGrid::build(&line))
+            .expect("faithfulness");
+        assert!(kept[n / 2] == 1.0, "{}", kept[n / 2]);
+        let mean = kept.iter().sum::<f32>() / n as f32;
+        assert!(mean > 0.9, "{mean}");
+        let mut order: Vec<usize> = (0..n).collect();
+        SplitMix64::new(3).shuffle(&mut order);
+        let shuffled: Vec<[f32; 2]> = order
+            .iter()
+            .map(|&i| [i as f32, (i * 7 % 13) as f32])
+            .collect();
+        let kept = point_faithfulness(
+            &graph,
+            &shuffled,
+            &crate::scatter::PointGrid::build(&shuffled),
+        )
+        .expect("faithfulness");
+        let mean = kept.iter().sum::<f32>() / n as f32;
+        assert!(mean < 0.2, "{mean}");
+        assert!(point_faithfulness(
+            &graph,
+            &line[1..],
+            &crate::scatter::PointGrid::build(&line[1..])
+        )
+        .is_err());
+    }
 
     fn ring(n: usize) -> (Matrix, Vec<[f32; 2]>) {
         let rows: Vec<Vec<f32>> = (0..n)

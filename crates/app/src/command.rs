@@ -47,6 +47,8 @@ pub enum Command {
     ComputeMetrics,
     /// Run the augmentation-shortcut probe of the current encoder.
     ComputeShortcut,
+    /// Measure how well the current projection keeps each point's neighbours.
+    ComputeFaithfulness,
     /// Compare two encoders of the open dataset (by workspace key).
     ComputeDiff {
         /// Encoder A (before).
@@ -208,6 +210,7 @@ impl NatviewApp {
             Command::ComputeMetrics => self.start_metrics(ctx),
             Command::ComputeDiff { from, to } => self.start_diff(ctx, from, to),
             Command::ComputeShortcut => self.start_shortcut(ctx),
+            Command::ComputeFaithfulness => self.start_faithfulness(ctx),
             Command::ComputeReview(request) => self.start_review(ctx, request),
             Command::ToggleTag { item, tag } => self.with_labels(|store, session| {
                 store

@@ -27,6 +27,7 @@ pub(super) struct Jobs {
     review: Option<Job<super::review_job::ReviewResult>>,
     diff: Option<Job<super::DiffResult>>,
     shortcut: Option<Job<super::ShortcutResult>>,
+    faithfulness: Option<Job<(u64, std::sync::Arc<Vec<f32>>)>>,
     /// The neighbour backend's answer for the selected item.
     pub(super) backend: Option<Job<super::backend_job::BackendAnswer>>,
     /// What the running fine-tune has done so far (replaced when one starts).
@@ -47,6 +48,7 @@ impl Jobs {
             JobKind::Backend => self.backend.as_ref().map(|j| j.status(kind)),
             JobKind::Diff => self.diff.as_ref().map(|j| j.status(kind)),
             JobKind::Shortcut => self.shortcut.as_ref().map(|j| j.status(kind)),
+            JobKind::Faithfulness => self.faithfulness.as_ref().map(|j| j.status(kind)),
         }
     }
 
@@ -77,6 +79,7 @@ impl Jobs {
             JobKind::Backend => self.backend = None,
             JobKind::Diff => self.diff = None,
             JobKind::Shortcut => self.shortcut = None,
+            JobKind::Faithfulness => self.faithfulness = None,
             JobKind::Finetune => {
                 if let Some(job) = &self.finetune {
                     job.cancel();
@@ -275,6 +278,31 @@ impl NatviewApp {
         self.jobs.diff = Some(Job::spawn("diff", title, ctx, move |progress, cancel| {
             super::diff_job::compute_diff(&inputs, (&a, &b), (from, to), progress, cancel)
         }));
+    }
+
+    pub(super) fn start_faithfulness(&mut self, ctx: &egui::Context) {
+        let (Some(inputs), Some(result)) = (self.job_inputs(), self.results.projection.as_ref())
+        else {
+            return;
+        };
+        let (id, points, grid) = (result.id, result.points.clone(), result.grid.clone());
+        self.jobs.faithfulness = Some(Job::spawn(
+            "faithfulness",
+            "neighbourhood kept by the layout",
+            ctx,
+            move |progress, cancel| {
+                let mut observer = super::review_job::JobObserver::new(progress, cancel);
+                let graph = natview_analysis::knn::knn_graph(
+                    &inputs.set.matrix,
+                    crate::ui::FAITHFULNESS_K,
+                    &mut observer,
+                )
+                .map_err(|e| e.to_string())?;
+                let kept = natview_analysis::quality::point_faithfulness(&graph, &points, &grid)
+                    .map_err(|e| e.to_string())?;
+                Ok((id, std::sync::Arc::new(kept)))
+            },
+        ));
     }
 
     pub(super) fn start_shortcut(&mut self, ctx: &egui::Context) {
@@ -498,6 +526,12 @@ impl NatviewApp {
             }
             Some(Err(e)) if e == "cancelled" => {}
             Some(Err(e)) => self.error = Some(format!("review: {e}")),
+            None => {}
+        }
+        match poll_slot(&mut self.jobs.faithfulness) {
+            Some(Ok((id, kept))) => self.views.scatter.set_faithfulness(id, kept),
+            Some(Err(e)) if e == "cancelled" => {}
+            Some(Err(e)) => self.error = Some(format!("neighbourhood kept: {e}")),
             None => {}
         }
         match poll_slot(&mut self.jobs.shortcut) {

@@ -30,11 +30,13 @@ pub enum JobKind {
     Diff,
     /// The augmentation-shortcut probe of the current encoder.
     Shortcut,
+    /// How well the current projection keeps each point's neighbours.
+    Faithfulness,
 }
 
 impl JobKind {
     /// Every kind, in the order the status bar lists them.
-    pub const ALL: [JobKind; 11] = [
+    pub const ALL: [JobKind; 12] = [
         JobKind::Open,
         JobKind::Quadrant,
         JobKind::Export,
@@ -46,6 +48,7 @@ impl JobKind {
         JobKind::Backend,
         JobKind::Diff,
         JobKind::Shortcut,
+        JobKind::Faithfulness,
     ];
 
     /// Whether the job works on the open session's results (and is stopped when another

@@ -357,6 +357,12 @@ impl NatviewApp {
         self.views.gallery.subset()
     }
 
+    /// Each point's neighbourhood kept by the current projection, once measured.
+    pub fn layout_faithfulness(&self) -> Option<&[f32]> {
+        let id = self.results.projection.as_ref()?.id;
+        self.views.scatter.faithfulness_of(id).map(|v| v.as_slice())
+    }
+
     /// Queues a command (applied before the next frame is drawn).
     pub fn send(&mut self, command: Command) {
         self.commands.push(command);

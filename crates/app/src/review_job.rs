@@ -49,10 +49,17 @@ pub struct ReviewResult {
     pub seconds: f64,
 }
 
-/// Forwards the queue's progress to the job and stops it when the job is cancelled.
-struct JobObserver<'a> {
+/// Forwards an analysis's progress to the job and stops it when the job is cancelled.
+pub(crate) struct JobObserver<'a> {
     progress: &'a dyn ProgressSink,
     cancel: &'a CancelFlag,
+}
+
+impl<'a> JobObserver<'a> {
+    /// The observer of a job with this progress sink and cancel flag.
+    pub(crate) fn new(progress: &'a dyn ProgressSink, cancel: &'a CancelFlag) -> Self {
+        Self { progress, cancel }
+    }
 }
 
 impl LayoutObserver for JobObserver<'_> {

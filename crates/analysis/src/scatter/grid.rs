@@ -154,6 +154,41 @@ impl PointGrid {
         best.map(|(id, _)| id)
     }
 
+    /// The `k` points nearest point `i` of `points` (itself excluded), nearest first: boxes of
+    /// cells around it, doubled until they hold `k` points within their inner radius.
+    pub fn k_nearest(&self, points: &[[f32; 2]], i: usize, k: usize) -> Vec<usize> {
+        let p = points[i];
+        if k == 0 || !(p[0].is_finite() && p[1].is_finite()) {
+            return Vec::new();
+        }
+        let (at, mut radius) = ([f64::from(p[0]), f64::from(p[1])], f64::from(self.cell));
+        let span = f64::from(self.cell) * (self.cols + self.rows) as f64;
+        loop {
+            let mut found: Vec<(f64, usize)> = Vec::new();
+            self.visit_cells_in(
+                at[0] - radius,
+                at[1] - radius,
+                at[0] + radius,
+                at[1] + radius,
+                |id| {
+                    let id = id as usize;
+                    if id != i {
+                        let q = points[id];
+                        let d =
+                            (f64::from(q[0]) - at[0]).powi(2) + (f64::from(q[1]) - at[1]).powi(2);
+                        found.push((d, id));
+                    }
+                },
+            );
+            let within = found.iter().filter(|(d, _)| *d <= radius * radius).count();
+            if within >= k || radius > span {
+                found.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                return found.into_iter().take(k).map(|(_, id)| id).collect();
+            }
+            radius *= 2.0;
+        }
+    }
+
     /// Ids of the points in the box with corners `a` and `b` (inclusive), ascending.
     pub fn in_box(&self, points: &[[f32; 2]], a: [f64; 2], b: [f64; 2]) -> Vec<usize> {
         let (x0, x1) = (a[0].min(b[0]), a[0].max(b[0]));

@@ -30,7 +30,7 @@ pub use metrics::metrics_ui;
 pub use neighbours::neighbours_ui;
 pub use quadrant::{quadrant_ui, ListingChoice, QuadrantViewState};
 pub use review::{bulk_confirm_ui, review_ui, ReviewViewState};
-pub use scatter::{scatter_ui, ColourBy, ScatterState, Tool};
+pub use scatter::{scatter_ui, ColourBy, ScatterState, Tool, FAITHFULNESS_K};
 pub use scatter_canvas::Canvas;
 pub use status_bar::status_bar_ui;
 pub use thumbnails::ThumbnailCache;

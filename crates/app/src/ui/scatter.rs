@@ -25,7 +25,13 @@ pub enum ColourBy {
     /// The SwAV cluster (prototype) of each image, when the encoder's weights carry SwAV's
     /// head.
     SwavCluster,
+    /// How many of each point's 10 nearest neighbours in the embedding are also its nearest
+    /// in the layout (computed on a worker when first picked).
+    Faithfulness,
 }
+
+/// Neighbours compared per point for the faithfulness colouring.
+pub const FAITHFULNESS_K: usize = 10;
 
 /// What a drag on the plot does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -57,8 +63,12 @@ pub struct ScatterState {
     pub(super) show_thumbnails: bool,
     /// Number of items in the last box/lasso selection, and how long finding them took (ms).
     selected: Option<(usize, f64)>,
-    /// (projection id, colouring) the layer was built for.
-    layer_for: Option<(u64, ColourBy)>,
+    /// Each point's neighbourhood kept in the layout, for the projection with this id.
+    faithfulness: Option<(u64, std::sync::Arc<Vec<f32>>)>,
+    /// The projection whose faithfulness was asked for (once each).
+    faithfulness_asked: Option<u64>,
+    /// (projection id, colouring, faithfulness of) the layer was built for.
+    layer_for: Option<(u64, ColourBy, Option<u64>)>,
     pub(super) layer: Option<Arc<ScatterLayer>>,
     pub(super) legend: Vec<LegendEntry>,
     pub(super) canvas: Canvas,
@@ -77,6 +87,8 @@ impl Default for ScatterState {
             tool: Tool::default(),
             show_thumbnails: true,
             selected: None,
+            faithfulness: None,
+            faithfulness_asked: None,
             layer_for: None,
             layer: None,
             legend: Vec::new(),
@@ -90,7 +102,11 @@ impl Default for ScatterState {
 impl ScatterState {
     /// Rebuilds the coloured layer when the projection or the colouring changed.
     fn refresh(&mut self, session: &Session, result: &ProjectionResult) {
-        let key = (result.id, self.colour_by.clone());
+        let key = (
+            result.id,
+            self.colour_by.clone(),
+            self.faithfulness.as_ref().map(|f| f.0),
+        );
         if self.layer_for.as_ref() == Some(&key) {
             return;
         }
@@ -121,8 +137,37 @@ impl ScatterState {
                     .unwrap_or_default();
                 categorical(count, |id| names.get(id).map(String::as_str))
             }
+            ColourBy::Faithfulness => match self.faithfulness_of(result.id) {
+                // Eleven steps, red (none of the 10 kept) to green (all kept); grey meanwhile.
+                Some(kept) => (
+                    kept.iter()
+                        .map(|&k| 1 + (k.clamp(0.0, 1.0) * 10.0).round() as u8)
+                        .collect(),
+                    [
+                        (0.0, "no neighbour kept"),
+                        (0.5, "half kept"),
+                        (1.0, "all kept"),
+                    ]
+                    .into_iter()
+                    .map(|(share, name)| {
+                        let [r, g, b] = faithfulness_colour(share);
+                        LegendEntry {
+                            name: name.into(),
+                            colour: egui::Color32::from_rgb(r, g, b),
+                        }
+                    })
+                    .collect(),
+                ),
+                None => (vec![0; count], Vec::new()),
+            },
         };
-        let palette = full_palette();
+        let palette = if self.colour_by == ColourBy::Faithfulness {
+            std::iter::once([110, 110, 110])
+                .chain((0..=10).map(|step| faithfulness_colour(step as f32 / 10.0)))
+                .collect()
+        } else {
+            full_palette()
+        };
         self.layer = Some(Arc::new(ScatterLayer {
             points: result.points.clone(),
             grid: result.grid.clone(),
@@ -161,6 +206,46 @@ impl ScatterState {
     /// Records a finished box/lasso selection.
     pub(super) fn selection_made(&mut self, count: usize, millis: f64) {
         self.selected = Some((count, millis));
+    }
+}
+
+/// Red (0) through yellow to green (1).
+fn faithfulness_colour(share: f32) -> [u8; 3] {
+    let s = share.clamp(0.0, 1.0);
+    let (r, g) = if s < 0.5 {
+        (215.0, 48.0 + s * 2.0 * 167.0)
+    } else {
+        (
+            215.0 - (s - 0.5) * 2.0 * 189.0,
+            215.0 - (s - 0.5) * 2.0 * 63.0,
+        )
+    };
+    [r as u8, g as u8, 60]
+}
+
+impl ScatterState {
+    /// The faithfulness values of projection `id`, when computed.
+    pub fn faithfulness_of(&self, id: u64) -> Option<&std::sync::Arc<Vec<f32>>> {
+        self.faithfulness
+            .as_ref()
+            .filter(|(of, _)| *of == id)
+            .map(|(_, v)| v)
+    }
+
+    /// Takes the faithfulness of projection `id` (from its worker job).
+    pub fn set_faithfulness(&mut self, id: u64, values: std::sync::Arc<Vec<f32>>) {
+        self.faithfulness = Some((id, values));
+    }
+
+    /// Whether projection `id`'s faithfulness should be computed now (asked once each).
+    fn wants_faithfulness(&mut self, id: u64) -> bool {
+        let wanted = self.colour_by == ColourBy::Faithfulness
+            && self.faithfulness_of(id).is_none()
+            && self.faithfulness_asked != Some(id);
+        if wanted {
+            self.faithfulness_asked = Some(id);
+        }
+        wanted
     }
 }
 
@@ -210,7 +295,11 @@ pub fn scatter_ui(
         Some(path) => format!("saved as {}", path.display()),
         None => "still running: the layout so far".to_string(),
     });
-    controls_ui(ui, session, state, selection, commands);
+    // A finished layout (not one still streaming in) gets its faithfulness when asked for.
+    if result.partial.is_none() && state.wants_faithfulness(result.id) {
+        commands.push(Command::ComputeFaithfulness);
+    }
+    controls_ui(ui, session, state, (selection, result.id), commands);
     ui.separator();
     canvas_ui(ui, session, result, state, thumbnails, commands);
 }
@@ -219,7 +308,7 @@ fn controls_ui(
     ui: &mut egui::Ui,
     session: &Session,
     state: &mut ScatterState,
-    selection: Option<&[usize]>,
+    (selection, result_id): (Option<&[usize]>, u64),
     commands: &mut Vec<Command>,
 ) {
     ui.horizontal_wrapped(|ui| {
@@ -228,6 +317,7 @@ fn controls_ui(
             ColourBy::Label => "label".to_string(),
             ColourBy::Metadata(c) => c.clone(),
             ColourBy::SwavCluster => "SwAV cluster".to_string(),
+            ColourBy::Faithfulness => "neighbourhood kept".to_string(),
         };
         egui::ComboBox::from_label("colour by")
             .selected_text(text)
@@ -243,6 +333,14 @@ fn controls_ui(
                         column,
                     );
                 }
+                ui.selectable_value(
+                    &mut state.colour_by,
+                    ColourBy::Faithfulness,
+                    "neighbourhood kept",
+                )
+                .on_hover_text(
+                    "how many of each image's 10 nearest in the embedding are also its nearest in the layout: where the picture can be trusted (green) and where it lies (red)",
+                );
                 if session.set.clusters.is_some() {
                     ui.selectable_value(
                         &mut state.colour_by,
@@ -269,6 +367,16 @@ fn controls_ui(
             ui.separator();
             ui.label(format!("{n} selected"))
                 .on_hover_text(format!("found in {millis:.1} ms"));
+            if let (Some(ids), Some(kept)) = (selection, state.faithfulness_of(result_id)) {
+                let sum: f32 = ids.iter().filter_map(|&i| kept.get(i)).sum();
+                ui.label(format!(
+                    "neighbourhood kept {:.0} %",
+                    100.0 * sum / ids.len().max(1) as f32
+                ))
+                .on_hover_text(
+                    "the selection's mean share of its 10 nearest neighbours in the embedding that the layout keeps",
+                );
+            }
             if ui.small_button("Show in gallery").clicked() {
                 commands.push(Command::ShowView(crate::View::Gallery));
             }
