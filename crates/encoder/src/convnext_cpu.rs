@@ -8,6 +8,7 @@
 //! 2-core machine at 0.44× PyTorch's images/s; BENCHMARKS.md has each step's effect.
 
 use crate::scratch::with_scratch;
+use crate::transpose::{transpose, transpose_into};
 use natview_core::linalg::{matmul, Operand, Output};
 use rayon::prelude::*;
 
@@ -80,14 +81,8 @@ impl FusedBlock {
                 "ConvNeXt block: tensor sizes disagree (c = {c}, hidden = {hidden})"
             ));
         }
-        let mut dw_taps = vec![0f32; K * K * c];
-        for ch in 0..c {
-            for tap in 0..K * K {
-                dw_taps[tap * c + ch] = t.dw_kernel[ch * K * K + tap];
-            }
-        }
         Ok(Self {
-            dw_taps,
+            dw_taps: transpose(&t.dw_kernel, c, K * K),
             dw_bias: t.dw_bias,
             ln_weight: t.ln_weight,
             ln_bias: t.ln_bias,
@@ -202,28 +197,6 @@ fn to_channels_first(x: &[f32], c: usize, hw: usize) -> Vec<f32> {
         .zip(x.par_chunks(hw * c))
         .for_each(|(out, image)| transpose_into(image, hw, c, out));
     out
-}
-
-/// The transpose of the row-major `rows × cols` matrix `m`.
-fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut out = vec![0f32; rows * cols];
-    transpose_into(m, rows, cols, &mut out);
-    out
-}
-
-/// Writes the transpose of the row-major `rows × cols` matrix `m` into `out`, in 32 × 32
-/// blocks (both sides stay in cache).
-fn transpose_into(m: &[f32], rows: usize, cols: usize, out: &mut [f32]) {
-    const B: usize = 32;
-    for r0 in (0..rows).step_by(B) {
-        for c0 in (0..cols).step_by(B) {
-            for r in r0..(r0 + B).min(rows) {
-                for col in c0..(c0 + B).min(cols) {
-                    out[col * rows + r] = m[r * cols + col];
-                }
-            }
-        }
-    }
 }
 
 std::thread_local! {

@@ -11,6 +11,7 @@
 //! best instruction set the CPU has (AVX-512, AVX2 + FMA, or none), chosen at run time.
 
 use super::depthwise_cpu::same_padding;
+use super::transpose::transpose;
 
 /// Output pixels of one row computed together inside the image.
 const PIXELS: usize = 6;
@@ -50,14 +51,8 @@ impl DepthwiseNhwc {
                 kernel.len()
             ));
         }
-        let mut taps = vec![0f32; k * k * c];
-        for ch in 0..c {
-            for tap in 0..k * k {
-                taps[tap * c + ch] = kernel[ch * k * k + tap];
-            }
-        }
         Ok(Self {
-            taps,
+            taps: transpose(kernel, c, k * k),
             bias,
             k,
             stride,
@@ -296,9 +291,9 @@ mod tests {
     use crate::depthwise_cpu::{forward, DepthwiseGeometry, Epilogue};
     use crate::test_support::uniform as values;
 
-    /// `[c, h, w]` → `[h, w, c]` and back.
+    /// `[c, h, w]` → `[h, w, c]`.
     fn to_nhwc(x: &[f32], c: usize, hw: usize) -> Vec<f32> {
-        (0..hw * c).map(|i| x[(i % c) * hw + i / c]).collect()
+        transpose(x, c, hw)
     }
 
     #[test]

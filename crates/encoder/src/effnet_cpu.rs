@@ -11,6 +11,7 @@ use super::depthwise_cpu::same_padding;
 use super::depthwise_nhwc::DepthwiseNhwc;
 use super::effnet::{EfficientNet, HEAD_CHANNELS, STEM_CHANNELS};
 use super::resnet::bn_affine;
+use super::transpose::transpose;
 use candle_core::{Result, Tensor};
 use candle_nn::BatchNorm;
 use natview_core::linalg::{matmul, Operand, Output};
@@ -44,14 +45,8 @@ impl Folded {
         let (weight, bias) = fold(kernel, norm)?;
         let c_out = bias.len();
         let patch = weight.len() / c_out.max(1);
-        let mut weight_t = vec![0f32; weight.len()];
-        for (o, row) in weight.chunks_exact(patch.max(1)).enumerate() {
-            for (i, v) in row.iter().enumerate() {
-                weight_t[i * c_out + o] = *v;
-            }
-        }
         Ok(Self {
-            weight_t,
+            weight_t: transpose(&weight, c_out, patch),
             bias,
             c_out,
             patch,

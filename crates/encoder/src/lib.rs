@@ -38,6 +38,7 @@ mod text;
 mod text_encoder;
 mod transformer;
 mod transformer_cpu;
+mod transpose;
 mod trunk;
 mod vit;
 
