@@ -147,28 +147,25 @@ pub fn encoder_diff(
         )));
     }
     // Exact search in gemm tiles up to the kNN graph's limit, natview's HNSW above.
-    let search = |m: &Matrix| -> Result<Vec<Vec<usize>>, AnalysisError> {
-        let graph = knn_graph(m, depth, &mut Unobserved)?;
-        Ok((0..n)
-            .map(|i| graph.neighbours(i).0.iter().map(|&j| j as usize).collect())
-            .collect())
-    };
-    let (ranked_a, ranked_b) = (search(a)?, search(b)?);
+    let ranked_a = knn_graph(a, depth, &mut Unobserved)?;
+    let ranked_b = knn_graph(b, depth, &mut Unobserved)?;
     let items: Vec<ItemChange> = (0..n)
-        .map(|i| ItemChange {
-            item: i,
-            jaccard: jaccard(&ranked_a[i][..params.k], &ranked_b[i][..params.k]),
-            rank_a: nearest_same(&ranked_a[i], listings, i),
-            rank_b: nearest_same(&ranked_b[i], listings, i),
+        .map(|i| {
+            let (near_a, near_b) = (ranked_a.neighbours(i).0, ranked_b.neighbours(i).0);
+            ItemChange {
+                item: i,
+                jaccard: jaccard(&near_a[..params.k], &near_b[..params.k]),
+                rank_a: nearest_same(near_a, listings, i),
+                rank_b: nearest_same(near_b, listings, i),
+            }
         })
         .collect();
-    let mut groups: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
-    for (row, &l) in listings.iter().enumerate() {
-        groups.entry(l).or_default().push(row);
-    }
+    let groups = crate::rows_by_listing(listings);
     let mut rng = SplitMix64::new(params.seed);
     let mut changes: Vec<ListingChange> = groups
-        .into_iter()
+        .iter()
+        .cloned()
+        .enumerate()
         .filter(|(_, rows)| rows.len() >= 2)
         .map(|(listing, rows)| {
             let recall = |rank: fn(&ItemChange) -> Option<usize>| {
@@ -208,13 +205,9 @@ pub fn encoder_diff(
             .then(x.listing.cmp(&y.listing))
     });
     let count = |c: Change| changes.iter().filter(|l| l.change == c).count();
-    let mut views = std::collections::HashMap::new();
-    for &l in listings {
-        *views.entry(l).or_insert(0usize) += 1;
-    }
     let queries: Vec<&ItemChange> = items
         .iter()
-        .filter(|c| views[&listings[c.item]] >= 2)
+        .filter(|c| groups[listings[c.item]].len() >= 2)
         .collect();
     let overall = |rank: fn(&ItemChange) -> Option<usize>| {
         queries
@@ -238,7 +231,7 @@ pub fn encoder_diff(
 }
 
 /// `|a ∩ b| / |a ∪ b|` of two neighbour lists (distinct ids each).
-fn jaccard(a: &[usize], b: &[usize]) -> f64 {
+fn jaccard(a: &[u32], b: &[u32]) -> f64 {
     let shared = a.iter().filter(|x| b.contains(x)).count();
     let union = a.len() + b.len() - shared;
     if union == 0 {
@@ -249,10 +242,10 @@ fn jaccard(a: &[usize], b: &[usize]) -> f64 {
 }
 
 /// The 1-based rank of the first neighbour of `item` in its listing.
-fn nearest_same(ranked: &[usize], listings: &[usize], item: usize) -> Option<usize> {
+fn nearest_same(ranked: &[u32], listings: &[usize], item: usize) -> Option<usize> {
     ranked
         .iter()
-        .position(|&n| listings[n] == listings[item])
+        .position(|&n| listings[n as usize] == listings[item])
         .map(|p| p + 1)
 }
 

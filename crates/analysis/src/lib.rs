@@ -55,6 +55,16 @@ pub enum AnalysisError {
     BadInput(String),
 }
 
+/// The rows of each listing, by dense listing number (`listings[row]`): `result[l]` holds the
+/// rows of listing `l` in ascending order (empty for a number no row has).
+pub fn rows_by_listing(listings: &[usize]) -> Vec<Vec<usize>> {
+    let mut rows = vec![Vec::new(); listings.iter().max().map_or(0, |m| m + 1)];
+    for (row, &l) in listings.iter().enumerate() {
+        rows[l].push(row);
+    }
+    rows
+}
+
 /// Dense listing numbers (`0..L`) for each item, in item order.
 pub fn listing_numbers(items: &[natview_core::dataset::Item]) -> Vec<usize> {
     let mut numbers = std::collections::HashMap::new();

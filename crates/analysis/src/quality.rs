@@ -56,12 +56,7 @@ pub fn layout_quality(
             "layout point {row} is not finite"
         )));
     }
-    let mut queries: Vec<usize> = (0..n).collect();
-    if sample < n {
-        SplitMix64::new(seed).shuffle(&mut queries);
-        queries.truncate(sample.max(1));
-        queries.sort_unstable();
-    }
+    let queries = SplitMix64::new(seed).sample_sorted(n, sample.max(1));
     let d = input.dim;
     const CHUNK: usize = 16;
     let per_chunk: Vec<(f64, f64)> = queries

@@ -103,13 +103,7 @@ pub fn dataset_pair_stats(
     seed: u64,
 ) -> Result<PairStats, AnalysisError> {
     let n = matrix.rows;
-    let mut groups: Vec<Vec<usize>> = Vec::new();
-    for (row, &l) in listings.iter().enumerate() {
-        if groups.len() <= l {
-            groups.resize(l + 1, Vec::new());
-        }
-        groups[l].push(row);
-    }
+    let groups = super::rows_by_listing(listings);
     let mut intra = Vec::new();
     for group in &groups {
         for (a, &i) in group.iter().enumerate() {

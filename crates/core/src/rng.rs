@@ -48,6 +48,18 @@ impl SplitMix64 {
         (self.next_u64() % n as u64) as usize
     }
 
+    /// `count` distinct numbers of `0..n`, drawn uniformly, in ascending order (all of them
+    /// when `count ≥ n`).
+    pub fn sample_sorted(&mut self, n: usize, count: usize) -> Vec<usize> {
+        let mut all: Vec<usize> = (0..n).collect();
+        if count < n {
+            self.shuffle(&mut all);
+            all.truncate(count);
+            all.sort_unstable();
+        }
+        all
+    }
+
     /// Shuffles a slice in place (Fisher–Yates).
     pub fn shuffle<T>(&mut self, items: &mut [T]) {
         for i in (1..items.len()).rev() {
@@ -67,6 +79,15 @@ mod tests {
         let mut rng = SplitMix64::new(0);
         assert_eq!(rng.next_u64(), 0xE220_A839_7B1D_CDAF);
         assert_eq!(rng.next_u64(), 0x6E78_9E6A_A1B9_65F4);
+    }
+
+    #[test]
+    fn a_sorted_sample_is_distinct_ascending_and_all_when_asked_for_more() {
+        let s = SplitMix64::new(5).sample_sorted(1000, 50);
+        assert_eq!(s.len(), 50);
+        assert!(s.windows(2).all(|w| w[0] < w[1]) && s[49] < 1000);
+        assert_eq!(SplitMix64::new(5).sample_sorted(1000, 50), s);
+        assert_eq!(SplitMix64::new(5).sample_sorted(4, 9), vec![0, 1, 2, 3]);
     }
 
     #[test]

@@ -108,7 +108,7 @@ pub fn health(
         )));
     }
     let mut rng = SplitMix64::new(params.seed);
-    let rows = sample_rows(matrix.rows, params.sample.max(3), &mut rng);
+    let rows = rng.sample_sorted(matrix.rows, params.sample.max(3));
     let sample = Matrix {
         rows: rows.len(),
         dim: matrix.dim,
@@ -149,22 +149,6 @@ pub fn health(
     };
     health.verdict = verdict::judge(&health);
     Ok(health)
-}
-
-/// `count` distinct row numbers of `0..n` in ascending order (all of them when `n ≤ count`).
-fn sample_rows(n: usize, count: usize, rng: &mut SplitMix64) -> Vec<usize> {
-    if n <= count {
-        return (0..n).collect();
-    }
-    let mut all: Vec<usize> = (0..n).collect();
-    // A partial Fisher–Yates shuffle: the first `count` places are a uniform sample.
-    for i in 0..count {
-        let j = i + rng.below(n - i);
-        all.swap(i, j);
-    }
-    all.truncate(count);
-    all.sort_unstable();
-    all
 }
 
 /// The principal variances (descending) and the variance of each dimension.
@@ -256,11 +240,8 @@ fn alignment_uniformity(
 ) -> (Option<f64>, f64, f64) {
     let n = sample.rows;
     let distance2 = |i: usize, j: usize| 2.0 - 2.0 * f64::from(dot(sample.row(i), sample.row(j)));
-    let mut groups: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
-    for (row, &l) in listings.iter().enumerate() {
-        groups.entry(l).or_default().push(row);
-    }
-    let multi: Vec<&Vec<usize>> = groups.values().filter(|g| g.len() >= 2).collect();
+    let groups = crate::rows_by_listing(listings);
+    let multi: Vec<&Vec<usize>> = groups.iter().filter(|g| g.len() >= 2).collect();
     let alignment = (!multi.is_empty()).then(|| {
         let mut sum = 0f64;
         for _ in 0..pairs {

@@ -19,12 +19,8 @@ struct Listings {
 }
 
 fn listings(input: &ReviewInput<'_>) -> Listings {
-    let count = input.listing.iter().max().map_or(0, |m| m + 1);
     let dim = input.matrix.dim;
-    let mut rows = vec![Vec::new(); count];
-    for (i, &l) in input.listing.iter().enumerate() {
-        rows[l].push(i);
-    }
+    let rows = crate::rows_by_listing(input.listing);
     let sums = rows
         .par_iter()
         .map(|members: &Vec<usize>| {
