@@ -135,9 +135,15 @@ impl PointGrid {
         }
     }
 
-    /// The point nearest `at` within `radius` (plot units), if any.
-    pub fn nearest(&self, points: &[[f32; 2]], at: [f64; 2], radius: f64) -> Option<usize> {
-        let mut best: Option<(usize, f64)> = None;
+    /// Calls `visit` with every point id in cells overlapping the square of half-side
+    /// `radius` around `at`, and its squared distance to `at`.
+    fn visit_around(
+        &self,
+        points: &[[f32; 2]],
+        at: [f64; 2],
+        radius: f64,
+        mut visit: impl FnMut(usize, f64),
+    ) {
         self.visit_cells_in(
             at[0] - radius,
             at[1] - radius,
@@ -146,11 +152,19 @@ impl PointGrid {
             |id| {
                 let p = points[id as usize];
                 let d = (f64::from(p[0]) - at[0]).powi(2) + (f64::from(p[1]) - at[1]).powi(2);
-                if d <= radius * radius && best.is_none_or(|(_, bd)| d < bd) {
-                    best = Some((id as usize, d));
-                }
+                visit(id as usize, d);
             },
         );
+    }
+
+    /// The point nearest `at` within `radius` (plot units), if any.
+    pub fn nearest(&self, points: &[[f32; 2]], at: [f64; 2], radius: f64) -> Option<usize> {
+        let mut best: Option<(usize, f64)> = None;
+        self.visit_around(points, at, radius, |id, d| {
+            if d <= radius * radius && best.is_none_or(|(_, bd)| d < bd) {
+                best = Some((id, d));
+            }
+        });
         best.map(|(id, _)| id)
     }
 
@@ -165,21 +179,11 @@ impl PointGrid {
         let span = f64::from(self.cell) * (self.cols + self.rows) as f64;
         loop {
             let mut found: Vec<(f64, usize)> = Vec::new();
-            self.visit_cells_in(
-                at[0] - radius,
-                at[1] - radius,
-                at[0] + radius,
-                at[1] + radius,
-                |id| {
-                    let id = id as usize;
-                    if id != i {
-                        let q = points[id];
-                        let d =
-                            (f64::from(q[0]) - at[0]).powi(2) + (f64::from(q[1]) - at[1]).powi(2);
-                        found.push((d, id));
-                    }
-                },
-            );
+            self.visit_around(points, at, radius, |id, d| {
+                if id != i {
+                    found.push((d, id));
+                }
+            });
             let within = found.iter().filter(|(d, _)| *d <= radius * radius).count();
             if within >= k || radius > span {
                 found.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
