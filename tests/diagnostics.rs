@@ -175,6 +175,10 @@ fn diff_names_exactly_the_listings_that_moved() {
             "--to",
             "imported:after",
             "--json",
+            "--layout",
+            "pca",
+            "--layout-csv",
+            "layout.csv",
         ],
         dir.path(),
     );
@@ -199,6 +203,45 @@ fn diff_names_exactly_the_listings_that_moved() {
     assert_eq!(with("improved"), sorted(scattered_a));
     assert_eq!(with("regressed"), sorted(scattered_b));
     assert_eq!(report["unchanged"], 35);
+    // Both PCA layouts in A's frame: one row per image; B's fitted onto A's.
+    let disparity = report["layout"]["disparity"].as_f64().expect("disparity");
+    assert!((0.0..=1.0).contains(&disparity), "{disparity}");
+    let csv = std::fs::read_to_string(dir.path().join("layout.csv")).expect("layout CSV");
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("id,listing,path,ax,ay,bx,by,neighbourhood_change")
+    );
+    assert_eq!(lines.count(), listings.len());
+    // The regressed queue: views of exactly the listings B scattered, each beside a view of
+    // its own listing.
+    let out = natview(
+        &[
+            "review",
+            root_str,
+            "--kind",
+            "regressed",
+            "--from",
+            "imported:before",
+            "--model",
+            "imported:after",
+            "--json",
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let queue: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(queue["kind"], "regressed");
+    let mut seen: Vec<String> = Vec::new();
+    for pair in queue["pairs"].as_array().expect("pairs") {
+        let listing = pair["a"]["listing"].as_str().expect("listing").to_string();
+        assert_eq!(pair["b"]["listing"], listing.as_str());
+        if !seen.contains(&listing) {
+            seen.push(listing);
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, sorted(scattered_b));
 }
 
 /// The augmentation-shortcut probe end to end, with EfficientNet-Lite0 (ImageNet). On the demo

@@ -62,6 +62,7 @@ fn the_diff_view_compares_two_encoders_and_a_thumbnail_selects_its_image() {
     harness.state_mut().send(Command::ComputeDiff {
         from: "pixels".into(),
         to: current.clone(),
+        layout: natview::analysis::projection::ProjectionMethod::Pca,
     });
     wait_idle(&mut harness);
     let result = harness.state().results().diff.clone().expect("a diff");
@@ -73,6 +74,36 @@ fn the_diff_view_compares_two_encoders_and_a_thumbnail_selects_its_image() {
     assert_eq!(improved + regressed + unchanged, 12);
     harness.get_by_label(&format!("Improved ({improved})"));
     harness.get_by_label(&format!("Regressed ({regressed})"));
+    // Both layouts in one frame: B's fitted onto A's, one point per image, its disparity shown.
+    let layouts = result.layouts.as_ref().expect("aligned layouts");
+    assert_eq!((layouts.a.len(), layouts.b.points.len()), (60, 60));
+    assert!((0.0..=1.0).contains(&layouts.b.disparity));
+    harness.get_by_label("Both layouts in one frame");
+    harness.get_by_label_contains(&format!(
+        "disparity after the fit {:.3}",
+        layouts.b.disparity
+    ));
+    // The regressed listings become the Review view's queue: each pair two views of one listing
+    // of those the diff calls regressed.
+    let queue = result.regressed.clone().expect("the session's rows");
+    let regressed_views: usize = result
+        .diff
+        .with_change(Change::Regressed)
+        .map(|l| l.items.len())
+        .sum();
+    assert!(queue.pairs.len() <= regressed_views);
+    assert_eq!(regressed > 0, !queue.pairs.is_empty());
+    harness.state_mut().send(Command::ReviewRegressed);
+    wait_idle(&mut harness);
+    let shown = harness.state().results().review.clone().expect("a queue");
+    assert_eq!(
+        shown.queue.kind,
+        natview::analysis::review::ReviewKind::Regressed
+    );
+    assert_eq!(shown.queue.pairs, queue.pairs);
+    harness.get_by_label_contains("regressed listing(s)");
+    harness.get_by_label("Diff").click();
+    harness.run();
     // The first listing of the shown tab is listed with its figures; its first view's
     // thumbnail selects that image.
     let first = result

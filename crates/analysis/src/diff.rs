@@ -117,7 +117,7 @@ pub struct EncoderDiff {
 
 impl EncoderDiff {
     /// The listings with `change`, in ranked order.
-    pub fn with_change(&self, change: Change) -> impl Iterator<Item = &ListingChange> {
+    pub fn with_change(&self, change: Change) -> impl DoubleEndedIterator<Item = &ListingChange> {
         self.listings.iter().filter(move |l| l.change == change)
     }
 }
@@ -315,6 +315,36 @@ mod tests {
             rows: listings.len(),
             dim,
             data,
+        }
+    }
+
+    #[test]
+    fn the_regressed_queue_holds_the_regressed_listings_views_beside_their_own() {
+        let listings: Vec<usize> = (0..400).map(|i| i / 4).collect();
+        let a = embedding(&listings, 32, &[3], 1);
+        let b = embedding(&listings, 32, &[8, 60], 2);
+        let diff = encoder_diff(&a, &b, &listings, DiffParams::default()).expect("diff");
+        let queue = crate::review::regressed_queue(&diff, &a, &b, 1000).expect("queue");
+        let mut seen: Vec<usize> = queue.pairs.iter().map(|p| listings[p.a]).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen, vec![8, 60]);
+        for pair in &queue.pairs {
+            assert_eq!(listings[pair.a], listings[pair.b], "{pair:?}");
+            assert_ne!(pair.a, pair.b);
+            assert!(pair.why.contains("under B"), "{}", pair.why);
+        }
+        let short = crate::review::regressed_queue(&diff, &a, &b, 2).expect("queue");
+        assert_eq!(short.pairs.len(), 2);
+        assert!(short.summary.contains("first 2"), "{}", short.summary);
+        assert!(crate::review::regressed_queue(&diff, &a, &a_rows(&a, 10), 10).is_err());
+    }
+
+    fn a_rows(m: &Matrix, rows: usize) -> Matrix {
+        Matrix {
+            rows,
+            dim: m.dim,
+            data: m.data[..rows * m.dim].to_vec(),
         }
     }
 

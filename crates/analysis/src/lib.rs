@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod align;
 pub mod diff;
 pub mod health;
 pub mod knn;

@@ -55,9 +55,13 @@ pub enum Command {
         from: String,
         /// Encoder B (after).
         to: String,
+        /// How both are laid out for the aligned scatter.
+        layout: natview_analysis::projection::ProjectionMethod,
     },
     /// Build a review queue.
     ComputeReview(super::review_job::ReviewRequest),
+    /// Open the Review view on the last diff's regressed listings.
+    ReviewRegressed,
     /// Add or remove a tag on an item.
     ToggleTag {
         /// The item.
@@ -208,10 +212,17 @@ impl NatviewApp {
             Command::ExportQuadrant(out) => self.start_export(ctx, out),
             Command::ComputeProjection(spec) => self.start_projection(ctx, spec),
             Command::ComputeMetrics => self.start_metrics(ctx),
-            Command::ComputeDiff { from, to } => self.start_diff(ctx, from, to),
+            Command::ComputeDiff { from, to, layout } => self.start_diff(ctx, from, to, layout),
             Command::ComputeShortcut => self.start_shortcut(ctx),
             Command::ComputeFaithfulness => self.start_faithfulness(ctx),
             Command::ComputeReview(request) => self.start_review(ctx, request),
+            Command::ReviewRegressed => {
+                self.views.review.request.kind = natview_analysis::review::ReviewKind::Regressed;
+                self.views.review.queue_arrived();
+                self.state.view = View::Review;
+                let request = self.views.review.request;
+                self.start_review(ctx, request);
+            }
             Command::ToggleTag { item, tag } => self.with_labels(|store, session| {
                 store
                     .toggle_tag(session.item_ref(item), &tag)

@@ -1,12 +1,18 @@
 //! The Diff view's job: the open dataset embedded with two encoders (their embeddings in the
-//! workspace reused, else computed) and compared item by item and listing by listing
-//! (`natview_analysis::diff`).
+//! workspace reused, else computed), compared item by item and listing by listing
+//! ([`natview_train::diff_run`]), both layouts brought into one frame, and the regressed
+//! listings made into a review queue. The embeddings themselves are not kept (at a million
+//! images each set is gigabytes).
 
+use crate::review_job::JobObserver;
 use crate::work::JobInputs;
-use natview_analysis::diff::{encoder_diff, DiffParams, EncoderDiff};
+use natview_analysis::diff::{DiffParams, EncoderDiff};
+use natview_analysis::projection::ProjectionMethod;
+use natview_analysis::review::{regressed_queue, ReviewOptions, ReviewQueue};
 use natview_core::jobs::{CancelFlag, Progress, ProgressSink};
 use natview_encoder::EncoderSpec;
 use natview_pipeline::embed_dataset;
+use natview_train::diff_run::{aligned_layouts, AlignedLayouts, DiffRun};
 use std::collections::HashSet;
 use std::time::Instant;
 
@@ -23,6 +29,11 @@ pub struct DiffResult {
     pub listing_names: Vec<String>,
     /// Listings B's weights record as held out (never trained on).
     pub heldout: HashSet<String>,
+    /// Both layouts in A's frame; the reason when they could not be made.
+    pub layouts: Result<AlignedLayouts, String>,
+    /// The regressed listings' views as a review queue (rows of the open session); `None`
+    /// when the diff's images are not the session's.
+    pub regressed: Option<ReviewQueue>,
     /// Seconds it took (embedding included).
     pub seconds: f64,
 }
@@ -36,15 +47,17 @@ impl DiffResult {
     }
 }
 
-/// Embeds with `from` and `to` (named `names`) and diffs them.
+/// Embeds with `from` and `to` (named `names`), diffs them and lays both out with `method`.
 pub fn compute_diff(
     inputs: &JobInputs,
     (from, to): (&EncoderSpec, &EncoderSpec),
     names: (String, String),
+    method: ProjectionMethod,
     progress: &dyn ProgressSink,
     cancel: &CancelFlag,
 ) -> Result<DiffResult, String> {
     let started = Instant::now();
+    let total = 4;
     let mut sets = Vec::new();
     for (i, spec) in [from, to].into_iter().enumerate() {
         progress.report(Progress {
@@ -53,7 +66,7 @@ pub fn compute_diff(
                 if i == 0 { &names.0 } else { &names.1 }
             ),
             done: i,
-            total: 3,
+            total,
         });
         let request = inputs.run.embed_request(spec.clone());
         let (set, _) = embed_dataset(
@@ -69,42 +82,59 @@ pub fn compute_diff(
     if cancel.is_cancelled() {
         return Err("cancelled".into());
     }
-    let (a, b) = (&sets[0], &sets[1]);
-    if a.items
-        .iter()
-        .map(|i| &i.path)
-        .ne(b.items.iter().map(|i| &i.path))
-    {
-        return Err(format!(
-            "{} and {} embedded different images (a file was skipped by one of them)",
-            names.0, names.1
-        ));
-    }
     progress.report(Progress {
         phase: "comparing neighbourhoods".into(),
         done: 2,
-        total: 3,
+        total,
     });
-    let listings = natview_analysis::listing_numbers(&a.items);
-    let mut listing_names = vec![String::new(); listings.iter().max().map_or(0, |m| m + 1)];
-    for (item, &l) in a.items.iter().zip(&listings) {
-        if listing_names[l].is_empty() {
-            listing_names[l] = item.listing.clone();
-        }
-    }
-    let diff = encoder_diff(&a.matrix, &b.matrix, &listings, DiffParams::default())
+    let (Some(b), Some(a)) = (sets.pop(), sets.pop()) else {
+        return Err("an embedding run returned nothing".into());
+    };
+    let run = DiffRun::new((a, b), names, to.weights.as_deref(), DiffParams::default())
         .map_err(|e| e.to_string())?;
-    let heldout = to
-        .weights
-        .as_deref()
-        .map(natview_train::checkpoint::heldout_listings)
-        .unwrap_or_default();
-    Ok(DiffResult {
-        from: names.0,
-        to: names.1,
+    let same_rows = run.a.items.iter().map(|i| &i.path).eq(inputs
+        .set
+        .items
+        .iter()
+        .map(|i| &i.path));
+    let regressed = same_rows
+        .then(|| {
+            regressed_queue(
+                &run.diff,
+                &run.a.matrix,
+                &run.b.matrix,
+                ReviewOptions::default().limit,
+            )
+        })
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    progress.report(Progress {
+        phase: format!("{} layouts", method.label()),
+        done: 3,
+        total,
+    });
+    let mut observer = JobObserver::new(progress, cancel);
+    let layouts =
+        aligned_layouts(&run, &inputs.workspace, method, &mut observer).map_err(|e| e.to_string());
+    if cancel.is_cancelled() {
+        return Err("cancelled".into());
+    }
+    let DiffRun {
+        from,
+        to,
         diff,
         listing_names,
         heldout,
+        ..
+    } = run;
+    Ok(DiffResult {
+        from,
+        to,
+        diff,
+        listing_names,
+        heldout,
+        layouts,
+        regressed,
         seconds: started.elapsed().as_secs_f64(),
     })
 }

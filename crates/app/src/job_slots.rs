@@ -7,6 +7,7 @@ use super::{
     ProjectionResult, QuadrantResult, Results, Session,
 };
 use crate::ui;
+use natview_analysis::review::{ReviewKind, ReviewQueue};
 use natview_analysis::QuadrantParams;
 use std::path::PathBuf;
 
@@ -195,6 +196,32 @@ impl NatviewApp {
         let Some(session) = self.session.as_ref().filter(|s| s.is_embedded()) else {
             return;
         };
+        if request.kind == ReviewKind::Regressed {
+            // Made by the last encoder diff, not by a job of its own.
+            let queue = self
+                .results
+                .diff
+                .as_ref()
+                .and_then(|d| d.regressed.clone())
+                .unwrap_or_else(|| ReviewQueue {
+                    kind: request.kind,
+                    pairs: Vec::new(),
+                    clusters: Vec::new(),
+                    summary: "No encoder diff of this dataset yet: compare two encoders in the \
+                              Diff view and the views of the listings B made worse are queued \
+                              here"
+                        .into(),
+                    histogram: None,
+                });
+            self.results.review = Some(super::review_job::ReviewResult {
+                request,
+                queue,
+                candidates: None,
+                embeddings_fingerprint: session.set.meta.embeddings_fingerprint.clone(),
+                seconds: 0.0,
+            });
+            return;
+        }
         let Some(index) = session.index.clone() else {
             return;
         };
@@ -258,7 +285,13 @@ impl NatviewApp {
         ));
     }
 
-    pub(super) fn start_diff(&mut self, ctx: &egui::Context, from: String, to: String) {
+    pub(super) fn start_diff(
+        &mut self,
+        ctx: &egui::Context,
+        from: String,
+        to: String,
+        layout: natview_analysis::projection::ProjectionMethod,
+    ) {
         let Some(inputs) = self.job_inputs() else {
             return;
         };
@@ -276,7 +309,7 @@ impl NatviewApp {
         };
         let title = format!("diff {from} → {to}");
         self.jobs.diff = Some(Job::spawn("diff", title, ctx, move |progress, cancel| {
-            super::diff_job::compute_diff(&inputs, (&a, &b), (from, to), progress, cancel)
+            super::diff_job::compute_diff(&inputs, (&a, &b), (from, to), layout, progress, cancel)
         }));
     }
 
@@ -541,7 +574,20 @@ impl NatviewApp {
             None => {}
         }
         match poll_slot(&mut self.jobs.diff) {
-            Some(Ok(result)) => self.results.diff = Some(result),
+            Some(Ok(result)) => {
+                self.results.diff = Some(result);
+                // A regressed queue on show follows the new diff.
+                if self
+                    .results
+                    .review
+                    .as_ref()
+                    .is_some_and(|r| r.request.kind == ReviewKind::Regressed)
+                {
+                    self.views.review.queue_arrived();
+                    let request = self.views.review.request;
+                    self.start_review(ctx, request);
+                }
+            }
             Some(Err(e)) if e == "cancelled" => {}
             Some(Err(e)) => self.error = Some(format!("diff: {e}")),
             None => {}

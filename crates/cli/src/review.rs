@@ -1,13 +1,19 @@
-//! `natview review DATASET --kind near-duplicates|outliers|confusable|hard`: a review queue
-//! from the command line (the app's Review view shows the same queue), as a table or JSON.
+//! `natview review DATASET --kind near-duplicates|outliers|confusable|hard|regressed`: a review
+//! queue from the command line (the app's Review view shows the same queue), as a table or
+//! JSON. `regressed` diffs the encoder `--from` names against the current one.
 
 use super::commands::{embed, index_for};
+use super::diff::embed_named;
 use super::output::Bar;
 use super::{CommonArgs, HnswArgs};
 use clap::Args;
+use natview_analysis::diff::DiffParams;
 use natview_analysis::listing_numbers;
-use natview_analysis::review::{review_queue, ReviewInput, ReviewKind, ReviewOptions, ReviewQueue};
+use natview_analysis::review::{
+    regressed_queue, review_queue, ReviewInput, ReviewKind, ReviewOptions, ReviewQueue,
+};
 use natview_labels::LabelStore;
+use natview_train::diff_run::DiffRun;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -18,9 +24,15 @@ pub struct ReviewArgs {
     dataset: PathBuf,
     /// near-duplicates (pairs across listings above --threshold, in clusters), outliers (views
     /// unlike the rest of their listing), confusable (listing pairs as similar between as
-    /// within) or hard (unjudged pairs nearest the model's decision boundary).
+    /// within), hard (unjudged pairs nearest the model's decision boundary) or regressed (views
+    /// of the listings the current encoder made worse than --from's, each beside the view of its
+    /// listing it was nearest to under --from).
     #[arg(long, default_value = "near-duplicates")]
     kind: String,
+    /// With --kind regressed: the encoder to compare against (before), as `natview diff
+    /// --from` takes it; the current encoder (--model/--weights) is the one after.
+    #[arg(long)]
+    from: Option<String>,
     /// Near-duplicates: the cosine at or above which two images count as duplicates.
     #[arg(long, default_value_t = 0.95)]
     threshold: f32,
@@ -79,6 +91,20 @@ pub fn run(args: &ReviewArgs, common: &CommonArgs) -> anyhow::Result<()> {
     };
     let started = Instant::now();
     let mut bar = Bar::new(common.quiet);
+    if kind == ReviewKind::Regressed {
+        let Some(from) = &args.from else {
+            anyhow::bail!("--kind regressed needs --from (the encoder before)");
+        };
+        let (a, _) = embed_named(&embedded.dataset, &embedded.workspace, from, common)?;
+        let run = DiffRun::new(
+            (a, set.clone()),
+            (from.clone(), set.meta.encoder.workspace_key()),
+            common.weights.as_deref(),
+            DiffParams::default(),
+        )?;
+        let queue = regressed_queue(&run.diff, &run.a.matrix, &run.b.matrix, args.limit)?;
+        return print_queue(args, &queue, started, &keys, set, &store);
+    }
     let candidates = match kind {
         ReviewKind::NearDuplicates | ReviewKind::HardPairs => {
             Some(natview_analysis::review::cross_listing_neighbours(
@@ -91,6 +117,18 @@ pub fn run(args: &ReviewArgs, common: &CommonArgs) -> anyhow::Result<()> {
     };
     let queue = review_queue(kind, &input, &options, candidates.as_ref(), &mut bar)?;
     bar.finish();
+    print_queue(args, &queue, started, &keys, set, &store)
+}
+
+/// Prints `queue` as `--json` asks.
+fn print_queue(
+    args: &ReviewArgs,
+    queue: &ReviewQueue,
+    started: Instant,
+    keys: &[String],
+    set: &natview_pipeline::EmbeddingSet,
+    store: &Option<LabelStore>,
+) -> anyhow::Result<()> {
     let seconds = started.elapsed().as_secs_f64();
     let verdict_of = |a: usize, b: usize| {
         store
@@ -99,9 +137,9 @@ pub fn run(args: &ReviewArgs, common: &CommonArgs) -> anyhow::Result<()> {
             .map(|v| v.as_str())
     };
     if args.json {
-        print_json(&queue, args.threshold, seconds, &keys, set, &verdict_of)
+        print_json(queue, args.threshold, seconds, keys, set, &verdict_of)
     } else {
-        print_table(&queue, seconds, &keys, &verdict_of);
+        print_table(queue, seconds, keys, &verdict_of);
         Ok(())
     }
 }

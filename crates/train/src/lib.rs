@@ -11,6 +11,7 @@ mod augment;
 pub mod catalogue;
 pub mod checkpoint;
 mod data;
+pub mod diff_run;
 pub mod health_track;
 mod judged;
 mod judged_loss;

@@ -8,7 +8,10 @@
 //! - [`ReviewKind::ConfusableListings`]: listing pairs whose similarity between them is close
 //!   to their similarity within;
 //! - [`ReviewKind::HardPairs`]: unjudged pairs nearest the model's decision boundary between
-//!   same-listing and other-listing similarities.
+//!   same-listing and other-listing similarities;
+//! - [`ReviewKind::Regressed`]: views of the listings an encoder diff found regressed, each
+//!   beside the view of its listing it was nearest to before ([`regressed_queue`]; it needs two
+//!   encoders, so [`review_queue`] refuses it).
 //!
 //! Neighbours come from a [`NeighbourSource`] (the HNSW index at scale), so the queues work on
 //! a million images.
@@ -17,6 +20,7 @@ mod boundary;
 mod duplicates;
 mod listings;
 mod neighbours;
+mod regressed;
 #[cfg(test)]
 mod tests;
 
@@ -24,6 +28,7 @@ pub use boundary::{decision_boundary, hard_pairs};
 pub use duplicates::{near_duplicates, NearDuplicates, SimilarityHistogram};
 pub use listings::{confusable_listings, listing_coherence, listing_outliers};
 pub use neighbours::{cross_listing_neighbours, BruteForce, CrossNeighbours, NeighbourSource};
+pub use regressed::regressed_queue;
 
 use super::layout::LayoutObserver;
 use super::AnalysisError;
@@ -43,15 +48,18 @@ pub enum ReviewKind {
     ConfusableListings,
     /// Unjudged pairs the model is least sure about.
     HardPairs,
+    /// Views of listings a second encoder made worse (from an encoder diff).
+    Regressed,
 }
 
 impl ReviewKind {
     /// Every kind, in the order the app lists them.
-    pub const ALL: [ReviewKind; 4] = [
+    pub const ALL: [ReviewKind; 5] = [
         ReviewKind::NearDuplicates,
         ReviewKind::ListingOutliers,
         ReviewKind::ConfusableListings,
         ReviewKind::HardPairs,
+        ReviewKind::Regressed,
     ];
 
     /// The command-line name.
@@ -61,6 +69,7 @@ impl ReviewKind {
             ReviewKind::ListingOutliers => "outliers",
             ReviewKind::ConfusableListings => "confusable",
             ReviewKind::HardPairs => "hard",
+            ReviewKind::Regressed => "regressed",
         }
     }
 
@@ -71,6 +80,7 @@ impl ReviewKind {
             ReviewKind::ListingOutliers => "Listing outliers",
             ReviewKind::ConfusableListings => "Confusable listings",
             ReviewKind::HardPairs => "Unlabelled hard pairs",
+            ReviewKind::Regressed => "Regressed in the last diff",
         }
     }
 
@@ -187,6 +197,13 @@ pub fn review_queue(
         ReviewKind::ListingOutliers => listing_outliers(input)?,
         ReviewKind::ConfusableListings => confusable_listings(input, observer)?,
         ReviewKind::HardPairs => hard_pairs(input, candidates)?,
+        ReviewKind::Regressed => {
+            return Err(AnalysisError::BadInput(
+                "the regressed queue compares two encoders: it is made from an encoder diff \
+                 (natview review --kind regressed --from A; the app's Diff view)"
+                    .into(),
+            ))
+        }
     };
     if queue.pairs.len() > options.limit {
         queue.summary = format!("{}; the first {} listed", queue.summary, options.limit);

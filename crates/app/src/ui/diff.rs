@@ -1,13 +1,17 @@
 //! The Diff view: two encoders of the open dataset compared listing by listing — which
 //! listings a fine-tune (or another model) improved, which it broke, with their views'
-//! thumbnails (a click shows an image's neighbours) and held-out listings marked.
+//! thumbnails (a click shows an image's neighbours) and held-out listings marked; both layouts
+//! in one frame with a morph between them ([`super::diff_layout`]); the regressed listings sent
+//! to the Review view as a queue.
 
+use super::diff_layout::{aligned_scatter_ui, AlignedScatterState};
 use super::theme;
 use super::thumbnails::ThumbnailCache;
 use crate::diff_job::DiffResult;
 use crate::session::Session;
 use crate::Command;
 use natview_analysis::diff::{Change, ListingChange};
+use natview_analysis::projection::ProjectionMethod;
 
 /// Listings listed per tab.
 const SHOWN: usize = 60;
@@ -25,6 +29,10 @@ pub struct DiffViewState {
     pub to: Option<String>,
     /// The list shown.
     pub tab: Option<Change>,
+    /// The layout method of the aligned scatter; `None`: PCA.
+    pub layout: Option<ProjectionMethod>,
+    /// The aligned scatter's morph and drawing order.
+    pub scatter: AlignedScatterState,
 }
 
 /// Draws the Diff view.
@@ -62,14 +70,30 @@ pub fn diff_ui(
         pick(ui, ("diff-from", label.id), &names, &from, &mut state.from);
         let label = ui.label("B (after)");
         pick(ui, ("diff-to", label.id), &names, &to, &mut state.to);
+        let label = ui.label("layout");
+        let method = state.layout.unwrap_or(ProjectionMethod::Pca);
+        let mut picked = method;
+        egui::ComboBox::from_id_salt(("diff-layout", label.id))
+            .selected_text(method.label())
+            .show_ui(ui, |ui| {
+                for m in ProjectionMethod::ALL {
+                    ui.selectable_value(&mut picked, m, m.label());
+                }
+            })
+            .response
+            .labelled_by(label.id);
         let enabled = !busy && from != to;
+        let relayout = picked != method && result.is_some();
+        state.layout = Some(picked);
         if ui
             .add_enabled(enabled, egui::Button::new("Compare"))
             .clicked()
+            || (relayout && enabled)
         {
             commands.push(Command::ComputeDiff {
                 from: from.clone(),
                 to: to.clone(),
+                layout: picked,
             });
         }
         if busy {
@@ -87,6 +111,26 @@ pub fn diff_ui(
         return;
     };
     summary(ui, result);
+    ui.horizontal(|ui| {
+        let regressed = result.regressed.as_ref().map_or(0, |q| q.pairs.len());
+        if ui
+            .add_enabled(
+                regressed > 0,
+                egui::Button::new(format!("Review the {regressed} regressed view(s)")),
+            )
+            .on_hover_text(
+                "each beside the view of its listing it was nearest to under A: judge whether they show one item",
+            )
+            .clicked()
+        {
+            commands.push(Command::ReviewRegressed);
+        }
+    });
+    egui::CollapsingHeader::new("Both layouts in one frame")
+        .default_open(true)
+        .show(ui, |ui| {
+            aligned_scatter_ui(ui, result, &mut state.scatter, thumbnails, commands);
+        });
     let tab = state.tab.get_or_insert(Change::Improved);
     ui.horizontal(|ui| {
         for (change, label) in [

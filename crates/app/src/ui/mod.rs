@@ -2,6 +2,7 @@
 //! background jobs and push [`Command`](crate::Command)s; they never compute in the frame.
 
 mod diff;
+mod diff_layout;
 mod finetune;
 mod finetune_labels;
 mod gallery;
