@@ -41,6 +41,9 @@ pub enum Command {
     ComputeQuadrant(QuadrantParams),
     /// Export the current quadrant chart as PNG (`None`: into the workspace).
     ExportQuadrant(Option<PathBuf>),
+    /// Write the shareable HTML report of the current encoder (with the last diff, when its B
+    /// is the current encoder) to this file.
+    ExportReport(PathBuf),
     /// Compute (or reopen) the 2-D layout made as the spec says.
     ComputeProjection(natview_analysis::projection::ProjectionSpec),
     /// Evaluate the model and the pixel baseline.
@@ -210,6 +213,7 @@ impl NatviewApp {
             Command::DismissNotice => self.notice = None,
             Command::ComputeQuadrant(params) => self.start_quadrant(ctx, params),
             Command::ExportQuadrant(out) => self.start_export(ctx, out),
+            Command::ExportReport(out) => self.start_report(ctx, out),
             Command::ComputeProjection(spec) => self.start_projection(ctx, spec),
             Command::ComputeMetrics => self.start_metrics(ctx),
             Command::ComputeDiff { from, to, layout } => self.start_diff(ctx, from, to, layout),

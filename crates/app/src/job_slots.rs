@@ -18,7 +18,7 @@ pub(super) struct Jobs {
     /// Where the running open job leaves its preview (replaced when one starts).
     pub(super) open_preview: super::open_job::PreviewSlot,
     quadrant: Option<Job<QuadrantResult>>,
-    export: Option<Job<PathBuf>>,
+    export: Option<Job<String>>,
     projection: Option<Job<ProjectionResult>>,
     /// Where the running projection job leaves its layout so far (replaced when one starts).
     projection_frames: super::LayoutFrames,
@@ -373,6 +373,31 @@ impl NatviewApp {
         }));
     }
 
+    /// Writes the HTML report of the current encoder to `out` on the export slot; with the
+    /// last diff's A as "before" when that diff's B is the current encoder.
+    pub(super) fn start_report(&mut self, ctx: &egui::Context, out: PathBuf) {
+        let (Some(inputs), Some(session)) = (self.job_inputs(), self.session.as_ref()) else {
+            return;
+        };
+        let spec = session.set.meta.encoder.clone();
+        let key = spec.workspace_key();
+        let mut request = natview_report::ReportRequest::new(
+            session.dataset.source.display().to_string(),
+            (key.clone(), spec),
+        );
+        request.from = self
+            .results
+            .diff
+            .as_ref()
+            .filter(|d| d.to == key)
+            .and_then(|d| session.encoders.iter().find(|e| e.name == d.from))
+            .map(|e| (e.name.clone(), e.spec.clone()));
+        let title = format!("report → {}", out.display());
+        self.jobs.export = Some(Job::spawn("export", title, ctx, move |progress, cancel| {
+            work::export_report(&inputs, &request, &out, progress, cancel)
+        }));
+    }
+
     pub(super) fn start_query(&mut self, ctx: &egui::Context, path: PathBuf) {
         let Some(session) = &self.session else {
             self.error = Some(format!(
@@ -518,7 +543,7 @@ impl NatviewApp {
             None => {}
         }
         match poll_slot(&mut self.jobs.export) {
-            Some(Ok(path)) => self.notice = Some(format!("quadrant chart → {}", path.display())),
+            Some(Ok(notice)) => self.notice = Some(notice),
             Some(Err(e)) => self.error = Some(e),
             None => {}
         }

@@ -83,10 +83,36 @@ pub fn export_quadrant(
     range: (f32, f32),
     model: &str,
     out: &Path,
-) -> Result<PathBuf, String> {
+) -> Result<String, String> {
     let options = HeatmapOptions::for_chart(chart, model, Some(range));
     save_quadrant_png(chart, &options, out).map_err(|e| e.to_string())?;
-    Ok(out.to_path_buf())
+    Ok(format!("quadrant chart → {}", out.display()))
+}
+
+/// Gathers the HTML report `request` asks for and writes it to `out`; returns the notice to
+/// show.
+pub fn export_report(
+    inputs: &JobInputs,
+    request: &natview_report::ReportRequest,
+    out: &Path,
+    progress: &dyn ProgressSink,
+    cancel: &CancelFlag,
+) -> Result<String, String> {
+    let data = natview_report::gather_report(
+        &inputs.dataset,
+        &inputs.workspace,
+        &inputs.run,
+        request,
+        progress,
+        cancel,
+    )
+    .map_err(|e| e.to_string())?;
+    let bytes = natview_report::write_report(&data, out).map_err(|e| e.to_string())?;
+    Ok(format!(
+        "report → {} ({:.1} MB)",
+        out.display(),
+        bytes as f64 / 1e6
+    ))
 }
 
 /// Retrieval metrics of every encoder available for the dataset, the current one first.

@@ -11,6 +11,7 @@ use natview_analysis::diff::{Change, DiffParams, ListingChange};
 use natview_analysis::projection::ProjectionMethod;
 use natview_core::dataset::Dataset;
 use natview_core::workspace::Workspace;
+use natview_encoder::EncoderSpec;
 use natview_pipeline::EmbeddingSet;
 use natview_train::diff_run::{aligned_layouts, AlignedLayouts, DiffRun};
 use std::path::{Path, PathBuf};
@@ -116,15 +117,13 @@ pub(crate) fn diff_run(
     )?)
 }
 
-/// Embeds the dataset with the encoder `text` names: a model name (effnet-lite0,
-/// imported:NAME, …) or a weights file or model folder (its network worked out from it, as
-/// --weights does); returns the embeddings and the weights file when one was named.
-pub(crate) fn embed_named(
-    dataset: &Dataset,
-    workspace: &Workspace,
+/// The encoder `text` names: a model name (effnet-lite0, imported:NAME, …) or a weights file
+/// or model folder (its network worked out from it, as --weights does); with the options that
+/// select it and the weights file when one was named.
+pub(crate) fn named_spec(
     text: &str,
     common: &CommonArgs,
-) -> anyhow::Result<(EmbeddingSet, Option<PathBuf>)> {
+) -> anyhow::Result<(EncoderSpec, CommonArgs, Option<PathBuf>)> {
     let mut side = common.clone();
     let path = Path::new(text);
     let weights = (!text.starts_with("imported:") && path.exists()).then(|| path.to_path_buf());
@@ -138,7 +137,18 @@ pub(crate) fn embed_named(
             side.weights = None;
         }
     }
-    let spec = side.spec()?;
+    Ok((side.spec()?, side, weights))
+}
+
+/// Embeds the dataset with the encoder `text` names ([`named_spec`]); returns the embeddings
+/// and the weights file when one was named.
+pub(crate) fn embed_named(
+    dataset: &Dataset,
+    workspace: &Workspace,
+    text: &str,
+    common: &CommonArgs,
+) -> anyhow::Result<(EmbeddingSet, Option<PathBuf>)> {
+    let (spec, side, weights) = named_spec(text, common)?;
     Ok((embed_with(dataset, workspace, spec, &side)?, weights))
 }
 

@@ -19,6 +19,7 @@ pub mod project;
 pub mod reference;
 mod review;
 mod search;
+mod report;
 mod shortcut;
 
 use clap::{Args, Parser, Subcommand};
@@ -60,11 +61,10 @@ impl Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// The whole pipeline headless: embed → index → metrics beside the pixel baseline →
-    /// quadrant chart PNG (default dataset: the built-in demo).
-    Report {
-        /// Dataset (default: the built-in emoji demo).
-        dataset: Option<PathBuf>,
-    },
+    /// quadrant chart PNG (default dataset: the built-in demo); with --html, one
+    /// self-contained HTML file to share: metrics beside raw pixels, health, the quadrant
+    /// chart, a projection, sample neighbours and, with --from, the diff.
+    Report(report::ReportArgs),
     /// Embed every image of a dataset into the workspace (or, with --shard I/N, a 1/N share
     /// of them, for `natview merge`).
     Embed(interop::EmbedArgs),
@@ -529,7 +529,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     let common = cli.common;
     match cli.command {
         None => open_window(cli.dataset, &common),
-        Some(Command::Report { dataset }) => commands::main_job(dataset, &common),
         Some(Command::Labels {
             action: LabelsAction::Export(a),
         }) => labels::export(&a, &common),
@@ -551,6 +550,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Health(a)) => health::run(&a, &common),
         Some(Command::Diff(a)) => diff::run(&a, &common),
         Some(Command::Shortcut(a)) => shortcut::run(&a, &common),
+        Some(Command::Report(a)) => report::run(&a, &common),
         Some(Command::Finetune(a)) => finetune::run(&a, &common),
         Some(Command::Gui { dataset }) => open_window(dataset, &common),
     }

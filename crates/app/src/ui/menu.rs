@@ -79,6 +79,24 @@ pub fn menu_bar_ui(
                 }
                 ui.close();
             }
+            if ui
+                .add_enabled(has_session, egui::Button::new("Export report…"))
+                .on_hover_text(
+                    "one HTML file to share: metrics beside raw pixels, health, the quadrant \
+                     chart, a projection, sample neighbours, and the last diff when its B is \
+                     the current encoder",
+                )
+                .clicked()
+            {
+                if let Some(path) = rfd::FileDialog::new()
+                    .add_filter("HTML", &["html"])
+                    .set_file_name("natview-report.html")
+                    .save_file()
+                {
+                    commands.push(Command::ExportReport(path));
+                }
+                ui.close();
+            }
         });
         ui.menu_button("Model", |ui| {
             ui.label(
