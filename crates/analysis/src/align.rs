@@ -1,7 +1,9 @@
 //! Two 2-D layouts of the same items brought into one frame: B's layout moved onto A's by the
-//! similarity transform (rotation or reflection, uniform scale, translation) that minimises the
-//! squared distances between each item's two positions — orthogonal Procrustes, solved in
-//! closed form in two dimensions. Layouts have no meaningful orientation (PCA's axes may flip,
+//! rotation or reflection that minimises the squared distances between each item's two
+//! positions (orthogonal Procrustes, solved in closed form in two dimensions), after shifting it
+//! onto A's centre and scaling it to A's spread. (The least-squares scale would shrink a layout
+//! that fits A poorly towards its centre; matched spreads keep both pictures the same size, and
+//! the disparity is the same either way.) Layouts have no meaningful orientation (PCA's axes may flip,
 //! UMAP and t-SNE start anywhere), so a reflection is allowed; what remains after the fit is
 //! what really moved.
 
@@ -17,10 +19,11 @@ pub struct AlignedLayout {
     pub angle: f64,
     /// Whether B's layout was mirrored (x → −x) before the rotation.
     pub reflected: bool,
-    /// The uniform scale applied.
+    /// The uniform scale applied (B's spread about its centre made A's).
     pub scale: f64,
-    /// Residual disparity: the squared distances left after the fit over A's squared spread
-    /// about its centre (0 = the same picture up to the transform, 1 = nothing in common).
+    /// Residual disparity, as scipy's `procrustes` defines it: the squared distances left after
+    /// the least-squares fit over A's squared spread, `1 − (Σ ã·R b̃)² / (|ã|² |b̃|²)` (0 = the
+    /// same picture up to the transform, 1 = nothing in common).
     pub disparity: f64,
 }
 
@@ -87,10 +90,13 @@ pub fn procrustes_align(
     } else {
         (best_rotation, angle_rotation)
     };
-    let scale = if spread_b > f64::EPSILON {
-        trace / spread_b
+    let (scale, disparity) = if spread_b > f64::EPSILON {
+        (
+            (spread_a / spread_b).sqrt(),
+            1.0 - trace * trace / (spread_a * spread_b),
+        )
     } else {
-        0.0
+        (0.0, 1.0)
     };
     let (sin, cos) = angle.sin_cos();
     let transform = |p: &[f32; 2]| -> [f64; 2] {
@@ -104,13 +110,10 @@ pub fn procrustes_align(
             ca[1] + scale * (sin * x + cos * y),
         ]
     };
-    let mut residual = 0.0;
     let points = moving
         .iter()
-        .zip(reference)
-        .map(|(b, a)| {
+        .map(|b| {
             let t = transform(b);
-            residual += (t[0] - f64::from(a[0])).powi(2) + (t[1] - f64::from(a[1])).powi(2);
             [t[0] as f32, t[1] as f32]
         })
         .collect();
@@ -119,7 +122,7 @@ pub fn procrustes_align(
         angle,
         reflected,
         scale,
-        disparity: (residual / spread_a).clamp(0.0, 1.0),
+        disparity: disparity.clamp(0.0, 1.0),
     })
 }
 
@@ -208,6 +211,14 @@ mod tests {
         let a = cloud(300, 3);
         let fit = procrustes_align(&a, &cloud(300, 4)).unwrap();
         assert!(fit.disparity > 0.8, "{}", fit.disparity);
+        // Both pictures keep one size: B's spread is A's.
+        let spread = |p: &[[f32; 2]]| {
+            let c = centre(p);
+            p.iter()
+                .map(|q| (f64::from(q[0]) - c[0]).powi(2) + (f64::from(q[1]) - c[1]).powi(2))
+                .sum::<f64>()
+        };
+        assert!((spread(&fit.points) / spread(&a) - 1.0).abs() < 1e-4);
         // Ten points moved by 5 units in an otherwise rotated copy: exactly those stay far.
         let mut b = moved(&a, 0.4, 2.0, false);
         for p in b.iter_mut().take(10) {

@@ -17,9 +17,9 @@ mod probe;
 pub mod process;
 pub mod project;
 pub mod reference;
+mod report;
 mod review;
 mod search;
-mod report;
 mod shortcut;
 
 use clap::{Args, Parser, Subcommand};

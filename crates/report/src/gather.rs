@@ -238,26 +238,32 @@ pub fn gather_report(
     });
     step("PCA layout")?;
     let spec = ProjectionSpec::new(ProjectionMethod::Pca);
-    let projection_png = dataset_layout(&set, workspace, &spec, LayoutOptions::default(), &mut observer)
-        .map_err(|e| e.to_string())
-        .and_then(|layout| {
-            // By label when the dataset has labels, else by listing (the most frequent get
-            // colours).
-            let labelled = set.items.iter().any(|i| i.label.is_some());
-            let (categories, note) = if labelled {
-                let c = categorical(set.items.len(), |i| set.items[i].label.as_deref());
-                (c, "coloured by label")
-            } else {
-                let c = categorical(set.items.len(), |i| Some(set.items[i].listing.as_str()));
-                (c, "coloured by listing")
-            };
-            png_bytes(&render_scatter(
-                &layout.projection.points,
-                &categories,
-                &format!("PCA of {model}"),
-                note,
-            ))
-        });
+    let projection_png = dataset_layout(
+        &set,
+        workspace,
+        &spec,
+        LayoutOptions::default(),
+        &mut observer,
+    )
+    .map_err(|e| e.to_string())
+    .and_then(|layout| {
+        // By label when the dataset has labels, else by listing (the most frequent get
+        // colours).
+        let labelled = set.items.iter().any(|i| i.label.is_some());
+        let (categories, note) = if labelled {
+            let c = categorical(set.items.len(), |i| set.items[i].label.as_deref());
+            (c, "coloured by label")
+        } else {
+            let c = categorical(set.items.len(), |i| Some(set.items[i].listing.as_str()));
+            (c, "coloured by listing")
+        };
+        png_bytes(&render_scatter(
+            &layout.projection.points,
+            &categories,
+            &format!("PCA of {model}"),
+            note,
+        ))
+    });
     step("neighbours")?;
     let neighbours = sample_neighbours(&set, &listing, request, &thumbs)?;
     let diff = match &request.from {
@@ -323,7 +329,13 @@ fn sample_neighbours(
             query: thumbs.thumb(query),
             neighbours: found
                 .iter()
-                .map(|n| (thumbs.thumb(n.id), n.similarity, listing[n.id] == listing[query]))
+                .map(|n| {
+                    (
+                        thumbs.thumb(n.id),
+                        n.similarity,
+                        listing[n.id] == listing[query],
+                    )
+                })
                 .collect(),
         });
     }
@@ -347,7 +359,11 @@ fn diff_section(
     };
     let held_out = (!run.heldout.is_empty()).then(|| {
         let held = |c: Change| d.with_change(c).filter(|l| run.held_out(l.listing)).count();
-        let all = d.listings.iter().filter(|l| run.held_out(l.listing)).count();
+        let all = d
+            .listings
+            .iter()
+            .filter(|l| run.held_out(l.listing))
+            .count();
         (held(Change::Improved), held(Change::Regressed), all)
     });
     let layouts_png = match layouts {

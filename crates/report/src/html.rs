@@ -217,7 +217,11 @@ fn picture(out: &mut String, png: &Result<Vec<u8>, String>, alt: &str) {
 }
 
 fn figure(out: &mut String, thumb: &Thumb, class: &str, caption: &str) {
-    let _ = write!(out, "<figure class=\"{class}\" title=\"{}\">", escape(&thumb.path.display().to_string()));
+    let _ = write!(
+        out,
+        "<figure class=\"{class}\" title=\"{}\">",
+        escape(&thumb.path.display().to_string())
+    );
     match &thumb.jpeg {
         Some(bytes) => image(out, "image/jpeg", bytes, &thumb.listing, ""),
         None => out.push_str("<div class=\"missing\">unreadable</div>"),

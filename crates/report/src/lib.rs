@@ -57,7 +57,8 @@ pub fn write_report(data: &ReportData, out: &Path) -> Result<usize, ReportError>
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| error(e.to_string()))?;
     }
-    natview_core::workspace::write_atomic(out, page.as_bytes()).map_err(|e| error(e.to_string()))?;
+    natview_core::workspace::write_atomic(out, page.as_bytes())
+        .map_err(|e| error(e.to_string()))?;
     Ok(page.len())
 }
 
