@@ -290,3 +290,39 @@ fn natural_views_that_do_not_map_together_read_as_an_augmentation_shortcut() {
         assert!(mean("augmented") > mean("different") + 0.1);
     }
 }
+
+/// `natview project --faithfulness`: one share per image, each a count of its 10 neighbours
+/// over 10, whose mean is the one printed.
+#[test]
+fn project_writes_each_images_faithfulness() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = common::demo_slice(dir.path(), 12);
+    let out = natview(
+        &[
+            "project",
+            root.to_str().expect("utf-8"),
+            "--model",
+            "pixels",
+            "--faithfulness",
+            "kept.csv",
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let csv = std::fs::read_to_string(dir.path().join("kept.csv")).expect("CSV");
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("id,listing,path,kept"));
+    let kept: Vec<f64> = lines
+        .map(|l| l.rsplit(',').next().expect("kept").parse().expect("number"))
+        .collect();
+    assert_eq!(kept.len(), 60);
+    for k in &kept {
+        assert!((0.0..=1.0).contains(k) && ((k * 10.0).round() - k * 10.0).abs() < 1e-9);
+    }
+    let mean = 100.0 * kept.iter().sum::<f64>() / kept.len() as f64;
+    let printed = text(&out.stdout);
+    assert!(
+        printed.contains(&format!("keeps {mean:.1} %")),
+        "{printed} (mean {mean:.1})"
+    );
+}

@@ -56,7 +56,14 @@ fn the_html_report_is_one_self_contained_file_that_a_browser_shows() {
     let root_str = root.to_str().expect("utf-8");
     let out = natview(
         &[
-            "report", root_str, "--html", "report.html", "--from", "pixels", "--listings", "8",
+            "report",
+            root_str,
+            "--html",
+            "report.html",
+            "--from",
+            "pixels",
+            "--listings",
+            "8",
         ],
         dir.path(),
     );
@@ -136,7 +143,11 @@ fn the_html_report_is_one_self_contained_file_that_a_browser_shows() {
     let mut colours: Vec<[u8; 3]> = image.pixels().step_by(97).map(|p| p.0).collect();
     colours.sort_unstable();
     colours.dedup();
-    assert!(colours.len() > 200, "{} colours: a blank page?", colours.len());
+    assert!(
+        colours.len() > 200,
+        "{} colours: a blank page?",
+        colours.len()
+    );
     if let Ok(keep) = std::env::var("NATVIEW_KEEP_REPORT") {
         std::fs::copy(&page, Path::new(&keep).join("report.html")).expect("keep");
         std::fs::copy(&shot, Path::new(&keep).join("report-shot.png")).expect("keep");

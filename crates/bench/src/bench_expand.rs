@@ -7,7 +7,7 @@
 use anyhow::{bail, Context};
 use clap::Args;
 use natview_cli::CommonArgs;
-use natview_core::dataset::{decode_rgb, load_dataset};
+use natview_core::dataset::{csv_field, decode_rgb, load_dataset};
 use natview_core::rng::SplitMix64;
 use natview_train::{augment, AugmentParams};
 use rayon::prelude::*;
@@ -129,13 +129,4 @@ pub fn run(args: &ExpandArgs, _common: &CommonArgs) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
-}
-
-/// A CSV field, quoted when it needs to be.
-fn csv_field(value: &str) -> String {
-    if value.contains([',', '"', '\n']) {
-        format!("\"{}\"", value.replace('"', "\"\""))
-    } else {
-        value.to_string()
-    }
 }

@@ -9,7 +9,7 @@ use super::CommonArgs;
 use clap::Args;
 use natview_analysis::diff::{Change, DiffParams, ListingChange};
 use natview_analysis::projection::ProjectionMethod;
-use natview_core::dataset::Dataset;
+use natview_core::dataset::{csv_field, Dataset};
 use natview_core::workspace::Workspace;
 use natview_encoder::EncoderSpec;
 use natview_pipeline::EmbeddingSet;
@@ -170,15 +170,6 @@ fn write_layouts_csv(run: &DiffRun, layouts: &AlignedLayouts, out: &Path) -> any
     }
     natview_core::workspace::write_atomic(out, text.as_bytes())
         .map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))
-}
-
-/// A CSV field, quoted when it holds a comma, quote or line break.
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_string()
-    }
 }
 
 fn print_json(

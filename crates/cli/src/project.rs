@@ -10,6 +10,7 @@ use natview_analysis::projection::{ProjectionMethod, ProjectionSpec};
 use natview_analysis::quality::DEFAULT_QUALITY_SAMPLE;
 use natview_analysis::report::{save_projection_csv, save_scatter_png};
 use natview_analysis::scatter::{categorical, Categories};
+use natview_core::dataset::csv_field;
 use natview_pipeline::layouts::{dataset_layout, LayoutOptions};
 use natview_pipeline::EmbeddingSet;
 use std::path::PathBuf;
@@ -41,9 +42,64 @@ pub struct ProjectArgs {
     /// Query points the quality measures sample.
     #[arg(long, default_value_t = DEFAULT_QUALITY_SAMPLE)]
     quality_sample: usize,
+    /// Write each image's faithfulness here as CSV `id,listing,path,kept`: the share of its 10
+    /// nearest neighbours in the embedding that the layout keeps among its 10 nearest (where the
+    /// picture can be trusted, 1, and where it lies, 0); prints the mean and the least faithful
+    /// listings.
+    #[arg(long)]
+    faithfulness: Option<PathBuf>,
     /// Compute anew even when the workspace has this layout.
     #[arg(long)]
     recompute: bool,
+}
+
+/// Neighbours compared per point by `--faithfulness` (the app's colouring uses as many).
+const FAITHFULNESS_K: usize = 10;
+
+/// Writes each point's faithfulness (`natview_analysis::quality::point_faithfulness`) to `out`
+/// and prints its mean and the least faithful listings.
+fn write_faithfulness(
+    set: &EmbeddingSet,
+    points: &[[f32; 2]],
+    out: &std::path::Path,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    let mut bar = Bar::new(quiet);
+    let graph = natview_analysis::knn::knn_graph(&set.matrix, FAITHFULNESS_K, &mut bar)?;
+    bar.finish();
+    let grid = natview_analysis::scatter::PointGrid::build(points);
+    let kept = natview_analysis::quality::point_faithfulness(&graph, points, &grid)?;
+    let mut text = String::from("id,listing,path,kept\n");
+    for (i, (item, k)) in set.items.iter().zip(&kept).enumerate() {
+        text.push_str(&format!(
+            "{i},{},{},{k:.2}\n",
+            csv_field(&item.listing),
+            csv_field(&item.path.display().to_string())
+        ));
+    }
+    natview_core::workspace::write_atomic(out, text.as_bytes())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))?;
+    let mean = kept.iter().map(|&k| f64::from(k)).sum::<f64>() / kept.len().max(1) as f64;
+    println!(
+        "faithfulness: the layout keeps {:.1} % of each image's {FAITHFULNESS_K} nearest neighbours on average → {}",
+        100.0 * mean,
+        out.display()
+    );
+    let listing = natview_analysis::listing_numbers(&set.items);
+    let mut by_listing: Vec<(f64, usize)> = natview_analysis::rows_by_listing(&listing)
+        .iter()
+        .filter(|rows| !rows.is_empty())
+        .map(|rows| {
+            let m = rows.iter().map(|&r| f64::from(kept[r])).sum::<f64>() / rows.len() as f64;
+            (m, rows[0])
+        })
+        .collect();
+    by_listing.sort_by(|a, b| a.0.total_cmp(&b.0));
+    println!("least faithful listings (mean share kept):");
+    for (m, row) in by_listing.iter().take(5) {
+        println!("  {:<28} {:.2}", set.items[*row].listing, m);
+    }
+    Ok(())
 }
 
 /// The layout parameters `natview project` and `natview-bench layout` share.
@@ -127,6 +183,9 @@ pub fn run(args: &ProjectArgs, common: &CommonArgs) -> anyhow::Result<()> {
     if let Some(out) = &args.out {
         save_projection_csv(&layout.projection, out)?;
         println!("layout → {}", out.display());
+    }
+    if let Some(out) = &args.faithfulness {
+        write_faithfulness(set, &layout.projection.points, out, common.quiet)?;
     }
     if let Some(png) = &args.png {
         let categories = colour_by(set, &args.colour_by)?;

@@ -141,6 +141,16 @@ fn prepare_record(
     prepare_parts(root, number, raw, listing, label, columns)
 }
 
+/// `value` as one field of a comma-separated line: quoted (inner quotes doubled) when it holds
+/// a comma, a quote or a line break, as the manifest reader expects.
+pub fn csv_field(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\"")).into()
+    } else {
+        value.into()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::load_dataset;

@@ -11,6 +11,7 @@ mod loader;
 mod metadata;
 mod view_filter;
 
+pub use csv_manifest::csv_field;
 pub use decode::{
     decode_rgb, decode_rgb_covering, decode_rgb_covering_with, decode_rgb_noting, flatten_on_white,
     is_supported_extension, rasterise_svg, rasterise_svg_in, DecodeError, Decoded,
