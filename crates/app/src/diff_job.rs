@@ -8,7 +8,7 @@ use crate::review_job::JobObserver;
 use crate::work::JobInputs;
 use natview_analysis::diff::{DiffParams, EncoderDiff};
 use natview_analysis::projection::ProjectionMethod;
-use natview_analysis::review::{regressed_queue, ReviewOptions, ReviewQueue};
+use natview_analysis::review::{regressed_queue, ReviewQueue};
 use natview_core::jobs::{CancelFlag, Progress, ProgressSink};
 use natview_encoder::EncoderSpec;
 use natview_pipeline::embed_dataset;
@@ -99,12 +99,8 @@ pub fn compute_diff(
         .map(|i| &i.path));
     let regressed = same_rows
         .then(|| {
-            regressed_queue(
-                &run.diff,
-                &run.a.matrix,
-                &run.b.matrix,
-                ReviewOptions::default().limit,
-            )
+            // Every pair: the Review view shows as many as its limit asks.
+            regressed_queue(&run.diff, &run.a.matrix, &run.b.matrix, usize::MAX)
         })
         .transpose()
         .map_err(|e| e.to_string())?;

@@ -203,6 +203,16 @@ impl NatviewApp {
                 .diff
                 .as_ref()
                 .and_then(|d| d.regressed.clone())
+                .map(|mut queue| {
+                    if queue.pairs.len() > request.options.limit {
+                        queue.summary = format!(
+                            "{}; the first {} listed",
+                            queue.summary, request.options.limit
+                        );
+                        queue.pairs.truncate(request.options.limit);
+                    }
+                    queue
+                })
                 .unwrap_or_else(|| ReviewQueue {
                     kind: request.kind,
                     pairs: Vec::new(),
