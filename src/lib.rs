@@ -21,9 +21,9 @@ pub use natview_index as index;
 pub use natview_interop as interop;
 pub use natview_labels as labels;
 pub use natview_pipeline as pipeline;
+pub use natview_pipeline::{layouts, thumbs};
 /// The shareable HTML report (natview-report).
 pub use natview_report as html_report;
-pub use natview_pipeline::{layouts, thumbs};
 pub use natview_train as train;
 pub use natview_train::catalogue;
 
