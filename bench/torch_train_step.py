@@ -14,7 +14,8 @@ predictor (256 -> 128 -> 256), the same losses as src/train/loss.rs and momentum
   iterations, epsilon 0.05), swapped prediction at temperature 0.1;
 
 SGD with momentum 0.9 and weight decay 1e-4, on two batches of `--batch` random images.
-Prints the median seconds per step (one JSON line with --json).
+Prints the median seconds per step (one JSON line with --json). `--device cuda` times it on a
+GPU (scripts/gpu-check.sh); torchvision is needed only for the torchvision trunks.
 
     python bench/torch_train_step.py --batch 64 --threads 2 --steps 8 --method moby
 """
@@ -29,7 +30,6 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import torchvision
 
 
 class Block(nn.Module):
@@ -82,6 +82,8 @@ def trunk_of(name):
     """The trunk and its feature width."""
     if name == "compact":
         return Compact(), 256
+    import torchvision
+
     make, dim = {
         "resnet18": (torchvision.models.resnet18, 512),
         "resnet50": (torchvision.models.resnet50, 2048),
@@ -95,7 +97,7 @@ def trunk_of(name):
 def info_nce(z1, z2, tau=0.2):
     a, b = F.normalize(z1, dim=1), F.normalize(z2, dim=1)
     logits = a @ b.t() / tau
-    target = torch.arange(len(a))
+    target = torch.arange(len(a), device=a.device)
     return (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target)) / 2
 
 
@@ -107,7 +109,7 @@ def moby(q, k, queue, tau=0.2):
     q, k = F.normalize(q, dim=1), F.normalize(k, dim=1)
     positive = (q * k).sum(1, keepdim=True)
     logits = torch.cat([positive, q @ queue.t()], 1) / tau
-    return F.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long))
+    return F.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long, device=q.device))
 
 
 @torch.no_grad()
@@ -137,14 +139,19 @@ def main():
     parser.add_argument("--model", default="compact", choices=["compact", "resnet18", "resnet50", "regnety-400mf"])
     parser.add_argument("--method", choices=["infonce", "simsiam", "byol", "moby", "swav"], default="infonce")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    device = torch.device(args.device)
+    torch.backends.cudnn.benchmark = True
     trunk, features = trunk_of(args.model)
-    projector = mlp([features, 512, 256])
+    trunk = trunk.to(device)
+    projector = mlp([features, 512, 256]).to(device)
     has_predictor = args.method in ("simsiam", "byol", "moby")
-    predictor = mlp([256, 128, 256]) if has_predictor else None
-    prototypes = nn.Parameter(F.normalize(torch.randn(128, 256), dim=1)) if args.method == "swav" else None
+    predictor = mlp([256, 128, 256]).to(device) if has_predictor else None
+    prototypes = (nn.Parameter(F.normalize(torch.randn(128, 256, device=device), dim=1))
+                  if args.method == "swav" else None)
     params = list(trunk.parameters()) + list(projector.parameters())
     if predictor is not None:
         params += list(predictor.parameters())
@@ -155,10 +162,11 @@ def main():
         target = nn.Sequential(copy.deepcopy(trunk), copy.deepcopy(projector))
         for p in target.parameters():
             p.requires_grad_(False)
-    queue = F.normalize(torch.randn(4096, 256), dim=1) if args.method == "moby" else None
+    queue = F.normalize(torch.randn(4096, 256, device=device), dim=1) if args.method == "moby" else None
     opt = torch.optim.SGD(params, lr=0.05, momentum=0.9, weight_decay=1e-4)
-    x1 = torch.randn(args.batch, 3, args.size, args.size)
-    x2 = torch.randn(args.batch, 3, args.size, args.size)
+    x1 = torch.randn(args.batch, 3, args.size, args.size, device=device)
+    x2 = torch.randn(args.batch, 3, args.size, args.size, device=device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     online = list(trunk.parameters()) + list(projector.parameters())
     total = args.steps + 1
     times = []
@@ -195,13 +203,14 @@ def main():
                     t.mul_(m).add_(o, alpha=1 - m)
             if prototypes is not None:
                 prototypes.copy_(F.normalize(prototypes, dim=1))
+        sync()
         if step > 0:  # the first step warms up allocators and kernels
             times.append(time.perf_counter() - start)
     med = statistics.median(times)
     if args.json:
         print(json.dumps({"s_per_step": med, "torch": torch.__version__, "method": args.method,
                           "model": args.model, "size": args.size, "batch": args.batch,
-                          "threads": args.threads}))
+                          "threads": args.threads, "device": args.device}))
         return
     print(
         f"torch {torch.__version__} {args.method} {args.model} @{args.size}px batch {args.batch} x2 views, "

@@ -171,6 +171,8 @@ pub struct NatviewApp {
     labels_checked: Option<std::time::Instant>,
     /// The last text tower opened, with the encoder it belongs to (opened once per encoder).
     text_encoder: Option<(EncoderSpec, std::sync::Arc<natview_encoder::TextEncoder>)>,
+    /// The device jobs run on, in words with its memory in use, and when that was read.
+    device_line: Option<(String, std::time::Instant)>,
 }
 
 impl NatviewApp {
@@ -198,6 +200,7 @@ impl NatviewApp {
             click_frame_started: None,
             labels_checked: None,
             text_encoder: None,
+            device_line: None,
         }
     }
 
@@ -449,10 +452,25 @@ impl NatviewApp {
             }
         });
         let statuses = self.jobs.statuses();
+        // The device in the status bar, its memory in use read again every few seconds.
+        if self
+            .device_line
+            .as_ref()
+            .is_none_or(|(_, at)| at.elapsed().as_secs() >= 5)
+        {
+            let device = natview_encoder::choose_device(self.run.force_cpu);
+            let line = natview_encoder::device_status(&device);
+            self.device_line = Some((line, std::time::Instant::now()));
+        }
+        let device = self
+            .device_line
+            .as_ref()
+            .map_or("", |(line, _)| line.as_str());
         egui::Panel::bottom("status").show(ui, |ui| {
             ui::status_bar_ui(
                 ui,
                 self.session.as_ref(),
+                device,
                 &statuses,
                 self.error.as_deref(),
                 self.notice.as_deref(),

@@ -101,7 +101,7 @@ pub fn embed_with(
             set.items.len(),
             report.duration_secs,
             set.items.len() as f64 / report.duration_secs.max(1e-9),
-            report.device,
+            super::output::device_words(report.device, common.cpu),
             short_path(&workspace.embeddings_path(&request.spec.workspace_key()))
         );
     }

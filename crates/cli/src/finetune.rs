@@ -342,7 +342,7 @@ pub fn run(args: &FinetuneArgs, common: &CommonArgs) -> anyhow::Result<()> {
     };
     let report = finetune(&request, &observer, &cancel)?;
     bar.finish_and_clear();
-    print_report(&report);
+    print_report(&report, common.cpu);
     match report.outcome {
         Outcome::Finished => {
             println!("trained encoder → {}", out.display());
@@ -370,10 +370,13 @@ pub fn run(args: &FinetuneArgs, common: &CommonArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_report(report: &TrainReport) {
+fn print_report(report: &TrainReport, force_cpu: bool) {
     println!(
         "{} steps in {:.0} s on {} ({:.3} steps/s this run)",
-        report.steps_done, report.train_secs, report.device, report.steps_per_sec
+        report.steps_done,
+        report.train_secs,
+        super::output::device_words(report.device, force_cpu),
+        report.steps_per_sec
     );
     if let (Some(first), Some(last)) = (report.loss_curve.first(), report.loss_curve.last()) {
         println!("loss (mean of 10 steps): first {first:+.4}, last {last:+.4}");

@@ -145,3 +145,13 @@ pub fn print_eval_table(reports: &[EvalReport]) {
 
 /// Reads one figure out of a retrieval summary, for a table row.
 type RetrievalColumn = fn(&natview_analysis::RetrievalMetrics) -> f64;
+
+/// A job's device as its report names it ("CPU", "CUDA GPU"), with the GPU's name and memory in
+/// use when it ran on one.
+pub fn device_words(name: &str, force_cpu: bool) -> String {
+    if name == "CPU" {
+        name.to_string()
+    } else {
+        natview_encoder::device_status(&natview_encoder::choose_device(force_cpu))
+    }
+}

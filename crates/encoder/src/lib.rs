@@ -527,15 +527,25 @@ impl EncoderSpec {
 }
 
 /// Picks the compute device: the first CUDA GPU when built with `cuda` and one is present
-/// (unless `force_cpu`), else the CPU.
+/// (unless `force_cpu`), else the CPU — and a CUDA build that finds no GPU says so (once, on
+/// standard error, with the reason).
 pub fn choose_device(force_cpu: bool) -> Device {
     if force_cpu {
         return Device::Cpu;
     }
     #[cfg(feature = "cuda")]
     {
-        if let Ok(device) = Device::new_cuda(0) {
-            return device;
+        match Device::new_cuda(0) {
+            Ok(device) => return device,
+            Err(e) => {
+                // Said once per process: a CUDA build on the CPU is never silent.
+                static SAID: std::sync::Once = std::sync::Once::new();
+                SAID.call_once(|| {
+                    eprintln!(
+                        "natview: built with CUDA, but no GPU could be opened ({e}); running on the CPU"
+                    );
+                });
+            }
         }
     }
     Device::Cpu
@@ -548,6 +558,28 @@ pub fn device_name(device: &Device) -> &'static str {
     } else {
         "CPU"
     }
+}
+
+/// The device in words with its memory in use, e.g. "NVIDIA H100 80GB HBM3 (GPU 0), 3.1 of
+/// 79.2 GiB in use" for a CUDA device (the whole GPU's use, every process's), "CPU" otherwise.
+pub fn device_status(device: &Device) -> String {
+    #[cfg(feature = "cuda")]
+    if let Ok(cuda) = device.as_cuda_device() {
+        let stream = cuda.cuda_stream();
+        let context = stream.context();
+        let name = context.name().unwrap_or_else(|_| "CUDA GPU".into());
+        let gib = |bytes: usize| bytes as f64 / f64::from(1u32 << 30);
+        return match context.mem_get_info() {
+            Ok((free, total)) => format!(
+                "{name} (GPU {}), {:.1} of {:.1} GiB in use",
+                context.ordinal(),
+                gib(total.saturating_sub(free)),
+                gib(total)
+            ),
+            Err(e) => format!("{name} (GPU {}; memory unknown: {e})", context.ordinal()),
+        };
+    }
+    device_name(device).to_string()
 }
 
 enum Network {

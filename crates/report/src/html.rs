@@ -36,9 +36,9 @@ pub fn render_html(data: &ReportData) -> String {
          <title>{}</title><style>{STYLE}</style></head><body>\n",
         escape(&title)
     );
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<h1>{}</h1><p class=\"muted\">{} images in {} listings · encoder: {} · made by natview {}</p>\n",
+        "<h1>{}</h1><p class=\"muted\">{} images in {} listings · encoder: {} · made by natview {}</p>",
         escape(&data.dataset_name),
         data.images,
         data.listings,
@@ -141,9 +141,9 @@ fn neighbours(out: &mut String, rows: &[NeighbourRow]) {
 }
 
 fn diff_section(out: &mut String, d: &DiffSection) {
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<h2>What changed: {} → {}</h2><p>recall@{k} {:.3} → {:.3} · neighbourhoods kept (mean Jaccard of the {k} nearest) {:.3} · listings: {} improved, {} regressed, {} unchanged</p>\n",
+        "<h2>What changed: {} → {}</h2><p>recall@{k} {:.3} → {:.3} · neighbourhoods kept (mean Jaccard of the {k} nearest) {:.3} · listings: {} improved, {} regressed, {} unchanged</p>",
         escape(&d.names.0),
         escape(&d.names.1),
         d.recall.0,

@@ -4,10 +4,11 @@
 use super::theme;
 use crate::{Command, JobStatus, Session};
 
-/// Draws the status bar.
+/// Draws the status bar (`device`: where jobs run, in words).
 pub fn status_bar_ui(
     ui: &mut egui::Ui,
     session: Option<&Session>,
+    device: &str,
     jobs: &[JobStatus],
     error: Option<&str>,
     notice: Option<&str>,
@@ -46,7 +47,7 @@ pub fn status_bar_ui(
         if let Some(session) = session {
             let meta = &session.set.meta;
             ui.label(format!(
-                "{} images · {} listings · {}",
+                "{} images · {} listings · {} · on {device}",
                 session.set.items.len(),
                 session.listings.len(),
                 meta.encoder.describe()
