@@ -39,11 +39,11 @@ def run(cmd, env, cwd, log):
     return text
 
 
-def families(bundle, device_args, env, work, log):
+def families(bundle, device_args, env, work, log, label=""):
     rows = []
     for line in (bundle / "families.tsv").read_text().splitlines():
         name, inputs, args = line.split("\t")
-        out = work / f"{name}.npy"
+        out = work / f"{name}{label.replace(' ', '-')}.npy"
         started = time.perf_counter()
         try:
             run([str(bundle / "bin/natview-bench"), "forward", *device_args, "--input", inputs,
@@ -51,10 +51,10 @@ def families(bundle, device_args, env, work, log):
             got, ref = np.load(out), np.load(bundle / "reference" / f"{name}.npy")
             cos = (got * ref).sum(1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(ref, axis=1))
             worst = float(cos.min())
-            rows.append({"family": name, "min_cosine": worst, "ok": worst >= 0.9999,
+            rows.append({"family": name + label, "min_cosine": worst, "ok": worst >= 0.9999,
                          "seconds": time.perf_counter() - started})
         except (RuntimeError, OSError, ValueError) as e:
-            rows.append({"family": name, "ok": False, "error": str(e).splitlines()[-1]})
+            rows.append({"family": name + label, "ok": False, "error": str(e).splitlines()[-1]})
     return rows
 
 
@@ -192,13 +192,17 @@ def benchmark(bundle, device_args, env, work, log, count, batch, device, steps):
     rows = []
     images = np.random.default_rng(1).standard_normal((count, 3, 224, 224), dtype=np.float32)
     np.save(work / "bench_224.npy", images)
-    for name, args in [("effnet-lite0", ["--model", "effnet-lite0"]),
-                       ("resnet50", ["--model", "resnet50", "--untrained", "--seed", "0"])]:
-        row = {"case": f"embed {name} (images/s, batch {batch})"}
+    cases = [("effnet-lite0", ["--model", "effnet-lite0"], env),
+             ("resnet50", ["--model", "resnet50", "--untrained", "--seed", "0"], env)]
+    if device == "cuda":
+        cases.append(("effnet-lite0", ["--model", "effnet-lite0"], dict(env, NATVIEW_CUDA_KERNELS="own")))
+    for name, args, case_env in cases:
+        own = " own CUDA kernels," if case_env.get("NATVIEW_CUDA_KERNELS") == "own" else ""
+        row = {"case": f"embed {name} ({own} images/s, batch {batch})".replace("( ", "(")}
         try:
             text = run([str(bundle / "bin/natview-bench"), "forward", *device_args, "--input",
                         str(work / "bench_224.npy"), "--repeat", "3", "--json", "--batch", str(batch),
-                        *args], env, bundle, log)
+                        *args], case_env, bundle, log)
             row["natview"] = json.loads(text.strip().splitlines()[-1])["images_per_s"]
             row["pytorch"] = torch_forward(name, images, batch, device)
         except Exception as e:  # a failed row is reported, the rest still runs
@@ -235,8 +239,13 @@ def main():
     device_args = ["--cpu"] if args.cpu else []
     device = "cpu" if args.cpu else "cuda"
     started = time.perf_counter()
+    checked = families(bundle, device_args, env, work, log)
+    if not args.cpu:
+        # natview's own CUDA depthwise kernels (off by default until this check passes).
+        own = dict(env, NATVIEW_CUDA_KERNELS="own")
+        checked += families(bundle, device_args, own, work, log, " (own CUDA kernels)")
     report = {"device": device,
-              "families": families(bundle, device_args, env, work, log),
+              "families": checked,
               "finetunes": finetunes(bundle, device_args, env, work, log, args.steps)}
     fine = {r["method"]: r for r in report["finetunes"]}
     report["benchmark"] = benchmark(bundle, device_args, env, work, log, args.images, args.batch,

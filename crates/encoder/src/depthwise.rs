@@ -1,7 +1,9 @@
 //! The depthwise convolution with TensorFlow-"SAME" padding as a candle op: our CPU kernels
-//! (`depthwise_cpu`, with both gradients) for f32 on the CPU, candle's grouped `conv2d` on an
-//! explicitly padded input elsewhere (CUDA, other dtypes, `NATVIEW_CONV=candle`). candle 0.11
-//! runs a grouped convolution on the CPU as one convolution per channel.
+//! (`depthwise_cpu`, with both gradients) for f32 on the CPU, our CUDA kernels
+//! (`depthwise_cuda`) for f32 on a GPU when `NATVIEW_CUDA_KERNELS=own`, candle's grouped
+//! `conv2d` on an explicitly padded input elsewhere (CUDA by default, other dtypes,
+//! `NATVIEW_CONV=candle`). candle 0.11 runs a grouped convolution as one convolution per
+//! channel.
 
 use super::conv::{f32_values, own_cpu_kernels};
 use super::depthwise_cpu::{self, same_padding, DepthwiseGeometry, Epilogue};
@@ -11,6 +13,12 @@ use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 /// TF-"SAME" zero padding (output `⌈h / stride⌉ × ⌈w / stride⌉`).
 pub fn depthwise_conv_same(x: &Tensor, kernel: &Tensor, stride: usize) -> Result<Tensor> {
     if x.device().is_cpu() && x.dtype() == DType::F32 && own_cpu_kernels() {
+        return x
+            .contiguous()?
+            .apply_op2(&kernel.contiguous()?, Forward { stride });
+    }
+    #[cfg(feature = "cuda")]
+    if x.device().is_cuda() && x.dtype() == DType::F32 && super::depthwise_cuda::enabled() {
         return x
             .contiguous()?
             .apply_op2(&kernel.contiguous()?, Forward { stride });
@@ -69,6 +77,24 @@ impl CustomOp2 for Forward {
             CpuStorage::F32(out),
             Shape::from((g.n, g.c, g.h_out, g.w_out)),
         ))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        input: &candle_core::CudaStorage,
+        input_layout: &Layout,
+        kernel: &candle_core::CudaStorage,
+        kernel_layout: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let g = geometry(input_layout.dims(), kernel_layout.dims(), self.stride)?;
+        super::depthwise_cuda::launch(
+            super::depthwise_cuda::Kernel::Forward,
+            &g,
+            (input, input_layout),
+            (kernel, kernel_layout),
+            Shape::from((g.n, g.c, g.h_out, g.w_out)),
+        )
     }
 
     fn bwd(
@@ -130,6 +156,25 @@ impl CustomOp2 for GradInput {
         );
         Ok((CpuStorage::F32(out), Shape::from(self.input_dims.clone())))
     }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        grad: &candle_core::CudaStorage,
+        grad_layout: &Layout,
+        kernel: &candle_core::CudaStorage,
+        kernel_layout: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let g = geometry(&self.input_dims, kernel_layout.dims(), self.stride)?;
+        check_output_gradient(&g, grad_layout)?;
+        super::depthwise_cuda::launch(
+            super::depthwise_cuda::Kernel::GradInput,
+            &g,
+            (grad, grad_layout),
+            (kernel, kernel_layout),
+            Shape::from(self.input_dims.clone()),
+        )
+    }
 }
 
 /// The kernel gradient, an op on (input, output gradient).
@@ -158,6 +203,25 @@ impl CustomOp2 for GradKernel {
             f32_values(grad, grad_layout, OP, "output gradient")?,
         );
         Ok((CpuStorage::F32(out), Shape::from(self.kernel_dims.clone())))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        input: &candle_core::CudaStorage,
+        input_layout: &Layout,
+        grad: &candle_core::CudaStorage,
+        grad_layout: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let g = geometry(input_layout.dims(), &self.kernel_dims, self.stride)?;
+        check_output_gradient(&g, grad_layout)?;
+        super::depthwise_cuda::launch(
+            super::depthwise_cuda::Kernel::GradKernel,
+            &g,
+            (input, input_layout),
+            (grad, grad_layout),
+            Shape::from(self.kernel_dims.clone()),
+        )
     }
 }
 

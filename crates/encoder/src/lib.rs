@@ -5,7 +5,9 @@
 //! Lightning, timm, VISSL, MoCo/BYOL/DINO files as they are) or, for an untrained encoder, from
 //! a fixed seed. Outputs are L2-normalised.
 
-#![forbid(unsafe_code)]
+// No unsafe code, except the launch of natview's CUDA kernels in a `cuda` build.
+#![cfg_attr(not(feature = "cuda"), forbid(unsafe_code))]
+#![cfg_attr(feature = "cuda", deny(unsafe_code))]
 
 mod batch_norm;
 mod batch_norm_cpu;
@@ -18,6 +20,9 @@ mod convnext;
 mod convnext_cpu;
 mod depthwise;
 mod depthwise_cpu;
+#[cfg(feature = "cuda")]
+#[allow(unsafe_code)]
+mod depthwise_cuda;
 mod depthwise_nhwc;
 mod effnet;
 mod effnet_b;
