@@ -89,7 +89,7 @@ impl CustomOp2 for Forward {
     ) -> Result<(candle_core::CudaStorage, Shape)> {
         let g = geometry(input_layout.dims(), kernel_layout.dims(), self.stride)?;
         super::depthwise_cuda::launch(
-            super::depthwise_cuda::Kernel::Forward,
+            super::depthwise_cuda::Pass::Forward,
             &g,
             (input, input_layout),
             (kernel, kernel_layout),
@@ -168,7 +168,7 @@ impl CustomOp2 for GradInput {
         let g = geometry(&self.input_dims, kernel_layout.dims(), self.stride)?;
         check_output_gradient(&g, grad_layout)?;
         super::depthwise_cuda::launch(
-            super::depthwise_cuda::Kernel::GradInput,
+            super::depthwise_cuda::Pass::GradInput,
             &g,
             (grad, grad_layout),
             (kernel, kernel_layout),
@@ -216,7 +216,7 @@ impl CustomOp2 for GradKernel {
         let g = geometry(input_layout.dims(), &self.kernel_dims, self.stride)?;
         check_output_gradient(&g, grad_layout)?;
         super::depthwise_cuda::launch(
-            super::depthwise_cuda::Kernel::GradKernel,
+            super::depthwise_cuda::Pass::GradKernel,
             &g,
             (input, input_layout),
             (grad, grad_layout),

@@ -9,7 +9,7 @@
 //! with the CPU's before it may become the default.
 
 use super::depthwise_cpu::DepthwiseGeometry;
-use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
+use candle_core::cuda_backend::cudarc::driver::{CudaView, LaunchConfig, PushKernelArg};
 use candle_core::cuda_backend::cudarc::nvrtc::compile_ptx;
 use candle_core::cuda_backend::WrapErr;
 use candle_core::{CudaStorage, Layout, Result, Shape};
@@ -128,9 +128,18 @@ fn ptx() -> Result<&'static str> {
     .map_err(|e| candle_core::Error::msg(format!("natview's depthwise CUDA kernels: {e}")))
 }
 
+/// The f32 elements of a contiguous operand.
+fn view<'a>(storage: &'a CudaStorage, layout: &Layout, what: &str) -> Result<CudaView<'a, f32>> {
+    let slice = storage.as_cuda_slice::<f32>()?;
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(slice.slice(start..end)),
+        None => candle_core::bail!("natview depthwise conv: the {what} is not contiguous"),
+    }
+}
+
 /// Which of the three kernels.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Kernel {
+pub(crate) enum Pass {
     /// `(input, kernel) → output`.
     Forward,
     /// `(output gradient, kernel) → input gradient`.
@@ -139,32 +148,31 @@ pub(crate) enum Kernel {
     GradKernel,
 }
 
-/// Runs `kernel` on the two contiguous f32 operands; the result has `shape`.
+/// Runs `pass` on the two contiguous f32 operands; the result has `shape`.
 pub(crate) fn launch(
-    kernel: Kernel,
+    pass: Pass,
     g: &DepthwiseGeometry,
     (a, a_layout): (&CudaStorage, &Layout),
     (b, b_layout): (&CudaStorage, &Layout),
     shape: Shape,
 ) -> Result<(CudaStorage, Shape)> {
     let device = a.device.clone();
-    let view = |s: &CudaStorage, layout: &Layout, what: &str| {
-        let slice = s.as_cuda_slice::<f32>()?;
-        match layout.contiguous_offsets() {
-            Some((start, end)) => Ok(slice.slice(start..end)),
-            None => candle_core::bail!("natview depthwise conv: the {what} is not contiguous"),
-        }
-    };
-    let (a, b) = (view(a, a_layout, "first operand")?, view(b, b_layout, "second operand")?);
+    let (a, b) = (
+        view(a, a_layout, "first operand")?,
+        view(b, b_layout, "second operand")?,
+    );
     let count = shape.elem_count();
     let out = device.alloc_zeros::<f32>(count)?;
-    let (name, config) = match kernel {
-        Kernel::Forward => ("natview_dw_forward", LaunchConfig::for_num_elems(count as u32)),
-        Kernel::GradInput => (
+    let (name, config) = match pass {
+        Pass::Forward => (
+            "natview_dw_forward",
+            LaunchConfig::for_num_elems(count as u32),
+        ),
+        Pass::GradInput => (
             "natview_dw_grad_input",
             LaunchConfig::for_num_elems(count as u32),
         ),
-        Kernel::GradKernel => (
+        Pass::GradKernel => (
             "natview_dw_grad_kernel",
             LaunchConfig {
                 grid_dim: (count as u32, 1, 1),
