@@ -197,3 +197,36 @@ fn the_projection_colours_points_by_the_neighbourhood_the_layout_keeps() {
     .expect("faithfulness");
     assert_eq!(kept, expected);
 }
+
+#[test]
+fn file_export_report_writes_the_html_report_with_the_last_diff() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = common::demo_slice(dir.path(), 12);
+    let mut harness = opened_app(&root);
+    let current = harness
+        .state()
+        .session()
+        .expect("open")
+        .set
+        .meta
+        .encoder
+        .workspace_key();
+    harness.state_mut().send(Command::ComputeDiff {
+        from: "pixels".into(),
+        to: current,
+        layout: natview::analysis::projection::ProjectionMethod::Pca,
+    });
+    wait_idle(&mut harness);
+    let out = dir.path().join("shared/report.html");
+    harness.state_mut().send(Command::ExportReport(out.clone()));
+    wait_idle(&mut harness);
+    assert_eq!(harness.state().error(), None);
+    let html = std::fs::read_to_string(&out).expect("the report");
+    for section in [
+        "Listing retrieval",
+        "Representation health",
+        "What changed: pixels →",
+    ] {
+        assert!(html.contains(section), "no `{section}`");
+    }
+}
