@@ -39,6 +39,11 @@ def run(cmd, env, cwd, log):
     return text
 
 
+def last_json(text):
+    """The last line of `text` that is a JSON object (tools print notes around it)."""
+    return json.loads(next(l for l in reversed(text.splitlines()) if l.startswith("{")))
+
+
 def families(bundle, device_args, env, work, log, label=""):
     rows = []
     for line in (bundle / "families.tsv").read_text().splitlines():
@@ -203,18 +208,18 @@ def benchmark(bundle, device_args, env, work, log, count, batch, device, steps):
             text = run([str(bundle / "bin/natview-bench"), "forward", *device_args, "--input",
                         str(work / "bench_224.npy"), "--repeat", "3", "--json", "--batch", str(batch),
                         *args], case_env, bundle, log)
-            row["natview"] = json.loads(text.strip().splitlines()[-1])["images_per_s"]
+            row["natview"] = last_json(text)["images_per_s"]
             row["pytorch"] = torch_forward(name, images, batch, device)
         except Exception as e:  # a failed row is reported, the rest still runs
             row["error"] = str(e).splitlines()[0]
         rows.append(row)
     for method in METHODS:
-        row = {"case": f"train step {method} (steps/s, compact @64 px, batch 16)"}
+        row = {"case": f"train step {method} (steps/s, compact @64 px, batch 16; natview: its whole run, data loading included)"}
         try:
             text = run([sys.executable, str(bundle / "torch_train_step.py"), "--method", method,
                         "--batch", "16", "--size", "64", "--steps", str(steps), "--device", device,
                         "--json"], env, bundle, log)
-            row["pytorch"] = 1.0 / json.loads(text.strip().splitlines()[-1])["s_per_step"]
+            row["pytorch"] = 1.0 / last_json(text)["s_per_step"]
         except Exception as e:
             row["error"] = str(e).splitlines()[0]
         rows.append(row)
