@@ -106,6 +106,23 @@ def finetunes(bundle, device_args, env, work, log, steps):
     return rows
 
 
+def own_kernel_finetune(bundle, env, work, log, steps):
+    """A short EfficientNet-Lite0 fine-tune through natview's own CUDA kernels (the depthwise
+    convolutions' gradients included): the loss falls."""
+    cmd = [str(bundle / "bin/natview"), "finetune", "data/manifest.csv", "--model", "effnet-lite0",
+           "--from", "effnet-lite0", "--method", "infonce", "--batch", "16", "--size", "96",
+           "--steps", str(steps), "--workspace", str(work / "ws-own-kernels")]
+    try:
+        text = run(cmd, dict(env, NATVIEW_CUDA_KERNELS="own"), bundle, log)
+        loss = re.search(r"loss \(mean of \d+ steps\): first ([-+0-9.e]+), last ([-+0-9.e]+)", text)
+        first, last = (float(loss.group(1)), float(loss.group(2))) if loss else (None, None)
+        return {"method": "infonce, effnet-lite0, own CUDA kernels", "loss_first": first,
+                "loss_last": last, "resumed": "-", "ok": first is not None and last < first}
+    except RuntimeError as e:
+        return {"method": "infonce, effnet-lite0, own CUDA kernels", "ok": False,
+                "error": str(e).splitlines()[0]}
+
+
 def torch_models():
     import torch.nn as nn
     import torch.nn.functional as F
@@ -252,6 +269,8 @@ def main():
     report = {"device": device,
               "families": checked,
               "finetunes": finetunes(bundle, device_args, env, work, log, args.steps)}
+    if not args.cpu:
+        report["finetunes"].append(own_kernel_finetune(bundle, env, work, log, args.steps))
     fine = {r["method"]: r for r in report["finetunes"]}
     report["benchmark"] = benchmark(bundle, device_args, env, work, log, args.images, args.batch,
                                     device, 8)

@@ -77,10 +77,19 @@ impl Conv2d {
     /// kernel with a batch norm folded in.
     pub fn forward_with_weight(&self, x: &Tensor, weight: &Tensor) -> Result<Tensor> {
         if x.device().is_cpu() && x.dtype() == DType::F32 && own_cpu_kernels() {
-            grouped_conv2d_cpu(x, weight, self.stride, self.padding, self.groups)
-        } else {
-            x.conv2d(weight, self.padding, self.stride, 1, self.groups)
+            return grouped_conv2d_own(x, weight, self.stride, self.padding, self.groups);
         }
+        // A grouped convolution on a GPU: natview's kernels (one launch instead of one
+        // convolution per group) when NATVIEW_CUDA_KERNELS=own; a plain one stays with candle.
+        #[cfg(feature = "cuda")]
+        if self.groups > 1
+            && x.device().is_cuda()
+            && x.dtype() == DType::F32
+            && super::conv_cuda::enabled()
+        {
+            return grouped_conv2d_own(x, weight, self.stride, self.padding, self.groups);
+        }
+        x.conv2d(weight, self.padding, self.stride, 1, self.groups)
     }
 }
 
@@ -91,8 +100,9 @@ impl Module for Conv2d {
 }
 
 /// 2D convolution in `groups` channel groups (`weight` `[c_out, c_in / groups, k, k]`) through
-/// our CPU kernels, with gradients for both the input and the kernel.
-pub fn grouped_conv2d_cpu(
+/// our kernels (the CPU's; in a `cuda` build, the GPU's for a tensor on a GPU), with gradients
+/// for both the input and the kernel.
+pub fn grouped_conv2d_own(
     x: &Tensor,
     weight: &Tensor,
     stride: usize,
@@ -187,6 +197,30 @@ impl CustomOp2 for Forward {
         ))
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        input: &candle_core::CudaStorage,
+        input_layout: &Layout,
+        kernel: &candle_core::CudaStorage,
+        kernel_layout: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let g = geometry(
+            input_layout.dims(),
+            kernel_layout.dims(),
+            self.stride,
+            self.padding,
+            self.groups,
+        )?;
+        super::conv_cuda::launch(
+            super::conv_cuda::Pass::Forward,
+            (&g).into(),
+            (input, input_layout),
+            (kernel, kernel_layout),
+            Shape::from((g.n, g.c_out, g.h_out, g.w_out)),
+        )
+    }
+
     fn bwd(
         &self,
         input: &Tensor,
@@ -258,6 +292,31 @@ impl CustomOp2 for GradInput {
         );
         Ok((CpuStorage::F32(out), Shape::from(self.input_dims.clone())))
     }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        grad: &candle_core::CudaStorage,
+        grad_layout: &Layout,
+        kernel: &candle_core::CudaStorage,
+        kernel_layout: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let g = geometry(
+            &self.input_dims,
+            kernel_layout.dims(),
+            self.stride,
+            self.padding,
+            self.groups,
+        )?;
+        check_output_gradient(&g, grad_layout)?;
+        super::conv_cuda::launch(
+            super::conv_cuda::Pass::GradInput,
+            (&g).into(),
+            (grad, grad_layout),
+            (kernel, kernel_layout),
+            Shape::from(self.input_dims.clone()),
+        )
+    }
 }
 
 /// The kernel gradient, an op on (input, output gradient).
@@ -295,6 +354,31 @@ impl CustomOp2 for GradKernel {
         );
         Ok((CpuStorage::F32(out), Shape::from(self.kernel_dims.clone())))
     }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        input: &candle_core::CudaStorage,
+        input_layout: &Layout,
+        grad: &candle_core::CudaStorage,
+        grad_layout: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let g = geometry(
+            input_layout.dims(),
+            &self.kernel_dims,
+            self.stride,
+            self.padding,
+            self.groups,
+        )?;
+        check_output_gradient(&g, grad_layout)?;
+        super::conv_cuda::launch(
+            super::conv_cuda::Pass::GradKernel,
+            (&g).into(),
+            (input, input_layout),
+            (grad, grad_layout),
+            Shape::from(self.kernel_dims.clone()),
+        )
+    }
 }
 
 #[cfg(test)]
@@ -324,7 +408,7 @@ mod tests {
                 &Tensor::randn(0f32, 1.0, (c_out, c_in / groups, k, k), &device).expect("w"),
             )
             .expect("var");
-            let ours = grouped_conv2d_cpu(x.as_tensor(), kernel.as_tensor(), stride, pad, groups)
+            let ours = grouped_conv2d_own(x.as_tensor(), kernel.as_tensor(), stride, pad, groups)
                 .expect("ours");
             let theirs = x
                 .as_tensor()
@@ -380,7 +464,7 @@ mod tests {
         let device = Device::Cpu;
         let x = Tensor::randn(0f32, 1.0, (2, 3, 8, 8), &device)?;
         let kernel = Var::from_tensor(&Tensor::randn(0f32, 1.0, (4, 3, 3, 3), &device)?)?;
-        let ours = grouped_conv2d_cpu(&x, kernel.as_tensor(), 1, 1, 1)?.sum_all()?;
+        let ours = grouped_conv2d_own(&x, kernel.as_tensor(), 1, 1, 1)?.sum_all()?;
         let theirs = x.conv2d(kernel.as_tensor(), 1, 1, 1, 1)?.sum_all()?;
         let (ours, theirs) = (ours.backward()?, theirs.backward()?);
         assert!(ours.get(&x).is_none());

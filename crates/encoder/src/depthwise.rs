@@ -1,6 +1,6 @@
 //! The depthwise convolution with TensorFlow-"SAME" padding as a candle op: our CPU kernels
 //! (`depthwise_cpu`, with both gradients) for f32 on the CPU, our CUDA kernels
-//! (`depthwise_cuda`) for f32 on a GPU when `NATVIEW_CUDA_KERNELS=own`, candle's grouped
+//! (`conv_cuda`) for f32 on a GPU when `NATVIEW_CUDA_KERNELS=own`, candle's grouped
 //! `conv2d` on an explicitly padded input elsewhere (CUDA by default, other dtypes,
 //! `NATVIEW_CONV=candle`). candle 0.11 runs a grouped convolution as one convolution per
 //! channel.
@@ -18,7 +18,7 @@ pub fn depthwise_conv_same(x: &Tensor, kernel: &Tensor, stride: usize) -> Result
             .apply_op2(&kernel.contiguous()?, Forward { stride });
     }
     #[cfg(feature = "cuda")]
-    if x.device().is_cuda() && x.dtype() == DType::F32 && super::depthwise_cuda::enabled() {
+    if x.device().is_cuda() && x.dtype() == DType::F32 && super::conv_cuda::enabled() {
         return x
             .contiguous()?
             .apply_op2(&kernel.contiguous()?, Forward { stride });
@@ -88,9 +88,9 @@ impl CustomOp2 for Forward {
         kernel_layout: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
         let g = geometry(input_layout.dims(), kernel_layout.dims(), self.stride)?;
-        super::depthwise_cuda::launch(
-            super::depthwise_cuda::Pass::Forward,
-            &g,
+        super::conv_cuda::launch(
+            super::conv_cuda::Pass::Forward,
+            (&g).into(),
             (input, input_layout),
             (kernel, kernel_layout),
             Shape::from((g.n, g.c, g.h_out, g.w_out)),
@@ -167,9 +167,9 @@ impl CustomOp2 for GradInput {
     ) -> Result<(candle_core::CudaStorage, Shape)> {
         let g = geometry(&self.input_dims, kernel_layout.dims(), self.stride)?;
         check_output_gradient(&g, grad_layout)?;
-        super::depthwise_cuda::launch(
-            super::depthwise_cuda::Pass::GradInput,
-            &g,
+        super::conv_cuda::launch(
+            super::conv_cuda::Pass::GradInput,
+            (&g).into(),
             (grad, grad_layout),
             (kernel, kernel_layout),
             Shape::from(self.input_dims.clone()),
@@ -215,9 +215,9 @@ impl CustomOp2 for GradKernel {
     ) -> Result<(candle_core::CudaStorage, Shape)> {
         let g = geometry(input_layout.dims(), &self.kernel_dims, self.stride)?;
         check_output_gradient(&g, grad_layout)?;
-        super::depthwise_cuda::launch(
-            super::depthwise_cuda::Pass::GradKernel,
-            &g,
+        super::conv_cuda::launch(
+            super::conv_cuda::Pass::GradKernel,
+            (&g).into(),
             (input, input_layout),
             (grad, grad_layout),
             Shape::from(self.kernel_dims.clone()),

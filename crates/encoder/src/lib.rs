@@ -15,14 +15,14 @@ pub mod checkpoint;
 mod cluster_head;
 mod conv;
 mod conv_cpu;
+#[cfg(feature = "cuda")]
+#[allow(unsafe_code)]
+mod conv_cuda;
 mod conv_wide;
 mod convnext;
 mod convnext_cpu;
 mod depthwise;
 mod depthwise_cpu;
-#[cfg(feature = "cuda")]
-#[allow(unsafe_code)]
-mod depthwise_cuda;
 mod depthwise_nhwc;
 mod effnet;
 mod effnet_b;
