@@ -38,6 +38,9 @@ pub struct FinetuneSettings {
     pub judgements: Option<natview_train::Judgements>,
     /// Continue the checkpoint of a run with these same settings.
     pub resume: bool,
+    /// Stop the run when its embedding collapses (effective rank under the stated share of the
+    /// start's for several checks in a row); off is the CLI's `--no-collapse-stop`.
+    pub collapse_stop: bool,
 }
 
 impl FinetuneSettings {
@@ -70,6 +73,7 @@ impl FinetuneSettings {
             holdout_view: None,
             judgements: None,
             resume: false,
+            collapse_stop: true,
         }
     }
 
@@ -90,6 +94,7 @@ impl FinetuneSettings {
             freeze: self.freeze,
             holdout_view: self.holdout_view.clone(),
             judgements: self.judgements.clone(),
+            collapse_stop: self.collapse_stop,
             ..TrainConfig::new(self.method, self.from.model, start)
         }
     }
@@ -286,6 +291,13 @@ mod tests {
             holdout_view: "design=twemoji".parse().ok(),
             ..a.clone()
         };
+        // The collapse stop is on unless turned off, and the run's config follows the switch.
+        assert!(a.config().collapse_stop);
+        let watched_only = FinetuneSettings {
+            collapse_stop: false,
+            ..a.clone()
+        };
+        assert!(!watched_only.config().collapse_stop);
         assert_ne!(a.weights_path(&workspace), b.weights_path(&workspace));
         assert_ne!(a.checkpoint_path(&workspace), b.checkpoint_path(&workspace));
         for s in [&a, &b] {

@@ -152,6 +152,7 @@ fn settings_form(
                     method: keep.method,
                     steps: keep.steps,
                     batch_size: keep.batch_size,
+                    collapse_stop: keep.collapse_stop,
                     ..FinetuneSettings::starting_from(chosen)
                 };
             }
@@ -241,6 +242,19 @@ fn settings_form(
                 egui::Checkbox::new(&mut settings.resume, "continue the saved checkpoint"),
             )
             .on_hover_text(checkpoint.display().to_string());
+            ui.end_row();
+            ui.label("Collapse");
+            ui.checkbox(
+                &mut settings.collapse_stop,
+                "stop if the embedding collapses",
+            )
+            .on_hover_text(format!(
+                "health is checked on held-out images every few steps; the run stops (its \
+                     checkpoint kept) when the effective rank stays under {:.0} % of the start's \
+                     for {} checks in a row",
+                100.0 * natview_train::COLLAPSE_SHARE,
+                natview_train::COLLAPSE_CHECKS
+            ));
             ui.end_row();
         });
 }
