@@ -16,6 +16,34 @@ pub trait LayoutObserver {
     fn snapshot(&mut self, _points: Vec<[f32; 2]>) {}
 }
 
+/// Forwards an analysis's progress to a background job's sink and stops it when the job is
+/// cancelled (the app's jobs and the report use it).
+pub struct JobObserver<'a> {
+    progress: &'a dyn natview_core::jobs::ProgressSink,
+    cancel: &'a natview_core::jobs::CancelFlag,
+}
+
+impl<'a> JobObserver<'a> {
+    /// The observer of a job with this progress sink and cancel flag.
+    pub fn new(
+        progress: &'a dyn natview_core::jobs::ProgressSink,
+        cancel: &'a natview_core::jobs::CancelFlag,
+    ) -> Self {
+        Self { progress, cancel }
+    }
+}
+
+impl LayoutObserver for JobObserver<'_> {
+    fn progress(&mut self, phase: &str, done: usize, total: usize) -> bool {
+        self.progress.report(natview_core::jobs::Progress {
+            phase: phase.to_string(),
+            done,
+            total,
+        });
+        !self.cancel.is_cancelled()
+    }
+}
+
 /// An observer that watches nothing and never stops the layout.
 pub struct Unobserved;
 

@@ -4,9 +4,9 @@
 //! listings made into a review queue. The embeddings themselves are not kept (at a million
 //! images each set is gigabytes).
 
-use crate::review_job::JobObserver;
 use crate::work::JobInputs;
 use natview_analysis::diff::{DiffParams, EncoderDiff};
+use natview_analysis::layout::JobObserver;
 use natview_analysis::projection::ProjectionMethod;
 use natview_analysis::review::{regressed_queue, ReviewQueue};
 use natview_core::jobs::{CancelFlag, Progress, ProgressSink};

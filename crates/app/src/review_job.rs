@@ -2,14 +2,14 @@
 //! HNSW index (once per encoder; moving the near-duplicate threshold reuses them) and builds
 //! the queue the Review view steps through.
 
-use natview_analysis::layout::LayoutObserver;
+use natview_analysis::layout::JobObserver;
 use natview_analysis::listing_numbers;
 use natview_analysis::review::{
     cross_listing_neighbours, review_queue, CrossNeighbours, ReviewInput, ReviewKind,
     ReviewOptions, ReviewQueue,
 };
 use natview_analysis::AnalysisError;
-use natview_core::jobs::{CancelFlag, Progress, ProgressSink};
+use natview_core::jobs::{CancelFlag, ProgressSink};
 use natview_index::NeighbourIndex;
 use natview_pipeline::EmbeddingSet;
 use std::collections::{HashMap, HashSet};
@@ -47,30 +47,6 @@ pub struct ReviewResult {
     pub embeddings_fingerprint: String,
     /// Seconds it took.
     pub seconds: f64,
-}
-
-/// Forwards an analysis's progress to the job and stops it when the job is cancelled.
-pub(crate) struct JobObserver<'a> {
-    progress: &'a dyn ProgressSink,
-    cancel: &'a CancelFlag,
-}
-
-impl<'a> JobObserver<'a> {
-    /// The observer of a job with this progress sink and cancel flag.
-    pub(crate) fn new(progress: &'a dyn ProgressSink, cancel: &'a CancelFlag) -> Self {
-        Self { progress, cancel }
-    }
-}
-
-impl LayoutObserver for JobObserver<'_> {
-    fn progress(&mut self, phase: &str, done: usize, total: usize) -> bool {
-        self.progress.report(Progress {
-            phase: phase.to_string(),
-            done,
-            total,
-        });
-        !self.cancel.is_cancelled()
-    }
 }
 
 /// The inputs the worker takes from the session.
@@ -118,7 +94,7 @@ pub fn compute_review(
         neighbours: inputs.index.as_ref(),
         judged: &is_judged,
     };
-    let mut observer = JobObserver { progress, cancel };
+    let mut observer = JobObserver::new(progress, cancel);
     let needs_candidates = matches!(
         request.kind,
         ReviewKind::NearDuplicates | ReviewKind::HardPairs

@@ -8,7 +8,7 @@ use crate::thumbs::Thumbnails;
 use crate::{png_bytes, ReportError};
 use natview_analysis::diff::{Change, DiffParams};
 use natview_analysis::health::{health, Health, HealthParams};
-use natview_analysis::layout::LayoutObserver;
+use natview_analysis::layout::JobObserver;
 use natview_analysis::projection::{ProjectionMethod, ProjectionSpec};
 use natview_analysis::report::{render_quadrant_chart, render_scatter, HeatmapOptions};
 use natview_analysis::scatter::{categorical, Categories};
@@ -153,23 +153,6 @@ pub struct ReportData {
     pub version: &'static str,
 }
 
-/// Forwards an analysis's progress to a job's sink and stops it when cancelled.
-struct Observer<'a> {
-    progress: &'a dyn ProgressSink,
-    cancel: &'a CancelFlag,
-}
-
-impl LayoutObserver for Observer<'_> {
-    fn progress(&mut self, phase: &str, done: usize, total: usize) -> bool {
-        self.progress.report(Progress {
-            phase: phase.to_string(),
-            done,
-            total,
-        });
-        !self.cancel.is_cancelled()
-    }
-}
-
 /// Computes everything `request` asks for (embeddings in the workspace reused, else computed
 /// and saved).
 pub fn gather_report(
@@ -208,7 +191,7 @@ pub fn gather_report(
             Ok(())
         }
     };
-    let mut observer = Observer { progress, cancel };
+    let mut observer = JobObserver::new(progress, cancel);
     step("health")?;
     let listing = listing_numbers(&set.items);
     let health = health(&set.matrix, &listing, HealthParams::default())?;
