@@ -204,13 +204,7 @@ impl NatviewApp {
                 .as_ref()
                 .and_then(|d| d.regressed.clone())
                 .map(|mut queue| {
-                    if queue.pairs.len() > request.options.limit {
-                        queue.summary = format!(
-                            "{}; the first {} listed",
-                            queue.summary, request.options.limit
-                        );
-                        queue.pairs.truncate(request.options.limit);
-                    }
+                    queue.keep_first(request.options.limit);
                     queue
                 })
                 .unwrap_or_else(|| ReviewQueue {
@@ -334,7 +328,7 @@ impl NatviewApp {
             "neighbourhood kept by the layout",
             ctx,
             move |progress, cancel| {
-                let mut observer = super::review_job::JobObserver::new(progress, cancel);
+                let mut observer = natview_analysis::layout::JobObserver::new(progress, cancel);
                 let graph = natview_analysis::knn::knn_graph(
                     &inputs.set.matrix,
                     crate::ui::FAITHFULNESS_K,

@@ -131,6 +131,16 @@ pub struct ReviewQueue {
     pub histogram: Option<SimilarityHistogram>,
 }
 
+impl ReviewQueue {
+    /// Keeps the first `limit` pairs, saying so in the summary when some were cut.
+    pub fn keep_first(&mut self, limit: usize) {
+        if self.pairs.len() > limit {
+            self.summary = format!("{}; the first {limit} listed", self.summary);
+            self.pairs.truncate(limit);
+        }
+    }
+}
+
 /// What a queue is built from.
 pub struct ReviewInput<'a> {
     /// Unit-length embeddings, one row per item.
@@ -205,9 +215,6 @@ pub fn review_queue(
             ))
         }
     };
-    if queue.pairs.len() > options.limit {
-        queue.summary = format!("{}; the first {} listed", queue.summary, options.limit);
-        queue.pairs.truncate(options.limit);
-    }
+    queue.keep_first(options.limit);
     Ok(queue)
 }

@@ -66,18 +66,15 @@ pub fn regressed_queue(
     }
     let total = pairs.len();
     let listings = diff.counts.1;
-    let mut summary = format!(
-        "{total} view(s) of {listings} regressed listing(s), each beside the view of its listing it was nearest to before; judge whether they show one item"
-    );
-    if total > limit {
-        summary.push_str(&format!("; the first {limit} listed"));
-        pairs.truncate(limit);
-    }
-    Ok(ReviewQueue {
+    let mut queue = ReviewQueue {
         kind: ReviewKind::Regressed,
         pairs,
         clusters: Vec::new(),
-        summary,
+        summary: format!(
+            "{total} view(s) of {listings} regressed listing(s), each beside the view of its listing it was nearest to before; judge whether they show one item"
+        ),
         histogram: None,
-    })
+    };
+    queue.keep_first(limit);
+    Ok(queue)
 }
