@@ -139,16 +139,6 @@ pub(super) fn f32_values<'a>(
 /// The op name in [`f32_values`]'s messages.
 const OP: &str = "conv2d";
 
-fn geometry(
-    input: &[usize],
-    kernel: &[usize],
-    stride: usize,
-    padding: usize,
-    groups: usize,
-) -> Result<ConvGeometry> {
-    ConvGeometry::grouped(input, kernel, stride, padding, groups).map_err(candle_core::Error::msg)
-}
-
 /// Checks that an output gradient has the forward output's shape.
 fn check_output_gradient(g: &ConvGeometry, grad_layout: &Layout) -> Result<()> {
     if grad_layout.dims() != [g.n, g.c_out, g.h_out, g.w_out] {
@@ -160,11 +150,20 @@ fn check_output_gradient(g: &ConvGeometry, grad_layout: &Layout) -> Result<()> {
     Ok(())
 }
 
-/// The forward op on (input, kernel).
+/// The forward op on (input, kernel); its stride, padding and groups are the gradients' too.
+#[derive(Debug, Clone, Copy)]
 struct Forward {
     stride: usize,
     padding: usize,
     groups: usize,
+}
+
+impl Forward {
+    /// The shape of this convolution of an `input`-shaped tensor with a `kernel`-shaped kernel.
+    fn geometry(&self, input: &[usize], kernel: &[usize]) -> Result<ConvGeometry> {
+        ConvGeometry::grouped(input, kernel, self.stride, self.padding, self.groups)
+            .map_err(candle_core::Error::msg)
+    }
 }
 
 impl CustomOp2 for Forward {
@@ -179,13 +178,7 @@ impl CustomOp2 for Forward {
         kernel: &CpuStorage,
         kernel_layout: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let g = geometry(
-            input_layout.dims(),
-            kernel_layout.dims(),
-            self.stride,
-            self.padding,
-            self.groups,
-        )?;
+        let g = self.geometry(input_layout.dims(), kernel_layout.dims())?;
         let out = conv_cpu::forward(
             &g,
             f32_values(input, input_layout, OP, "input")?,
@@ -205,13 +198,7 @@ impl CustomOp2 for Forward {
         kernel: &candle_core::CudaStorage,
         kernel_layout: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        let g = geometry(
-            input_layout.dims(),
-            kernel_layout.dims(),
-            self.stride,
-            self.padding,
-            self.groups,
-        )?;
+        let g = self.geometry(input_layout.dims(), kernel_layout.dims())?;
         super::conv_cuda::launch(
             super::conv_cuda::Pass::Forward,
             (&g).into(),
@@ -235,9 +222,7 @@ impl CustomOp2 for Forward {
             grad_output.apply_op2_no_bwd(
                 kernel,
                 &GradInput {
-                    stride: self.stride,
-                    padding: self.padding,
-                    groups: self.groups,
+                    conv: *self,
                     input_dims: input.dims().to_vec(),
                 },
             )
@@ -246,9 +231,7 @@ impl CustomOp2 for Forward {
             input.apply_op2_no_bwd(
                 &grad_output,
                 &GradKernel {
-                    stride: self.stride,
-                    padding: self.padding,
-                    groups: self.groups,
+                    conv: *self,
                     kernel_dims: kernel.dims().to_vec(),
                 },
             )
@@ -259,9 +242,7 @@ impl CustomOp2 for Forward {
 
 /// The input gradient, an op on (output gradient, kernel).
 struct GradInput {
-    stride: usize,
-    padding: usize,
-    groups: usize,
+    conv: Forward,
     input_dims: Vec<usize>,
 }
 
@@ -277,13 +258,7 @@ impl CustomOp2 for GradInput {
         kernel: &CpuStorage,
         kernel_layout: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let g = geometry(
-            &self.input_dims,
-            kernel_layout.dims(),
-            self.stride,
-            self.padding,
-            self.groups,
-        )?;
+        let g = self.conv.geometry(&self.input_dims, kernel_layout.dims())?;
         check_output_gradient(&g, grad_layout)?;
         let out = conv_cpu::grad_input(
             &g,
@@ -301,13 +276,7 @@ impl CustomOp2 for GradInput {
         kernel: &candle_core::CudaStorage,
         kernel_layout: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        let g = geometry(
-            &self.input_dims,
-            kernel_layout.dims(),
-            self.stride,
-            self.padding,
-            self.groups,
-        )?;
+        let g = self.conv.geometry(&self.input_dims, kernel_layout.dims())?;
         check_output_gradient(&g, grad_layout)?;
         super::conv_cuda::launch(
             super::conv_cuda::Pass::GradInput,
@@ -321,9 +290,7 @@ impl CustomOp2 for GradInput {
 
 /// The kernel gradient, an op on (input, output gradient).
 struct GradKernel {
-    stride: usize,
-    padding: usize,
-    groups: usize,
+    conv: Forward,
     kernel_dims: Vec<usize>,
 }
 
@@ -339,13 +306,7 @@ impl CustomOp2 for GradKernel {
         grad: &CpuStorage,
         grad_layout: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let g = geometry(
-            input_layout.dims(),
-            &self.kernel_dims,
-            self.stride,
-            self.padding,
-            self.groups,
-        )?;
+        let g = self.conv.geometry(input_layout.dims(), &self.kernel_dims)?;
         check_output_gradient(&g, grad_layout)?;
         let out = conv_cpu::grad_kernel(
             &g,
@@ -363,13 +324,7 @@ impl CustomOp2 for GradKernel {
         grad: &candle_core::CudaStorage,
         grad_layout: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        let g = geometry(
-            input_layout.dims(),
-            &self.kernel_dims,
-            self.stride,
-            self.padding,
-            self.groups,
-        )?;
+        let g = self.conv.geometry(input_layout.dims(), &self.kernel_dims)?;
         check_output_gradient(&g, grad_layout)?;
         super::conv_cuda::launch(
             super::conv_cuda::Pass::GradKernel,
