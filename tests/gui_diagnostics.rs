@@ -43,14 +43,11 @@ fn metrics_show_the_health_verdict_of_the_open_embeddings() {
     harness.get_by_label("two natural views of one listing");
 }
 
-#[test]
-fn the_diff_view_compares_two_encoders_and_a_thumbnail_selects_its_image() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let root = common::demo_slice(dir.path(), 12);
-    let mut harness = opened_app(&root);
-    harness.get_by_label("Diff").click();
-    harness.run();
-    harness.get_by_label("Compare");
+/// Compares raw pixels (A) with the open encoder (B), PCA layouts, and waits for the diff;
+/// returns B's name.
+fn diff_pixels_against_current(
+    harness: &mut egui_kittest::Harness<'static, natview::app::NatviewApp>,
+) -> String {
     let current = harness
         .state()
         .session()
@@ -64,7 +61,19 @@ fn the_diff_view_compares_two_encoders_and_a_thumbnail_selects_its_image() {
         to: current.clone(),
         layout: natview::analysis::projection::ProjectionMethod::Pca,
     });
-    wait_idle(&mut harness);
+    wait_idle(harness);
+    current
+}
+
+#[test]
+fn the_diff_view_compares_two_encoders_and_a_thumbnail_selects_its_image() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = common::demo_slice(dir.path(), 12);
+    let mut harness = opened_app(&root);
+    harness.get_by_label("Diff").click();
+    harness.run();
+    harness.get_by_label("Compare");
+    let current = diff_pixels_against_current(&mut harness);
     let result = harness.state().results().diff.clone().expect("a diff");
     assert_eq!(
         (result.from.as_str(), result.to.as_str()),
@@ -203,20 +212,7 @@ fn file_export_report_writes_the_html_report_with_the_last_diff() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = common::demo_slice(dir.path(), 12);
     let mut harness = opened_app(&root);
-    let current = harness
-        .state()
-        .session()
-        .expect("open")
-        .set
-        .meta
-        .encoder
-        .workspace_key();
-    harness.state_mut().send(Command::ComputeDiff {
-        from: "pixels".into(),
-        to: current,
-        layout: natview::analysis::projection::ProjectionMethod::Pca,
-    });
-    wait_idle(&mut harness);
+    diff_pixels_against_current(&mut harness);
     let out = dir.path().join("shared/report.html");
     harness.state_mut().send(Command::ExportReport(out.clone()));
     wait_idle(&mut harness);
