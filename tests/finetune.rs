@@ -7,7 +7,7 @@
 mod common;
 
 use natview::dataset::load_dataset;
-use natview::encoder::{Encoder, EncoderSpec, ModelKind};
+use natview::encoder::{Encoder, EncoderSpec, ModelKind, Precision};
 use natview::jobs::CancelFlag;
 use natview::train::{
     checkpoint, evaluate_encoder_rows, finetune, CheckpointMeta, Method, Outcome, SslModel,
@@ -124,6 +124,7 @@ fn a_short_run_lowers_the_loss_and_raises_the_gap_on_its_training_listings() {
         seed: 3,
         weights_key: None,
         pool: None,
+        precision: Precision::F32,
     };
     let trained = EncoderSpec {
         weights: Some(out),
@@ -172,6 +173,7 @@ fn a_checkpoint_reloads_into_bit_identical_embeddings() {
         seed: 0,
         weights_key: None,
         pool: None,
+        precision: Precision::F32,
     };
     let encoder = Encoder::new(&spec, &device).expect("encoder");
     let images: Vec<_> = dataset
@@ -365,6 +367,7 @@ fn judged_pairs_move_the_way_their_verdicts_say_compared_with_a_run_without_them
         seed: 0,
         weights_key: None,
         pool: None,
+        precision: Precision::F32,
     };
     // "Different": each of ten listings' first view with the most similar image of another
     // listing (the hard pairs an analyst would be shown). "Same": second views of listings
@@ -434,6 +437,7 @@ fn judged_pairs_move_the_way_their_verdicts_say_compared_with_a_run_without_them
             seed: 0,
             weights_key: None,
             pool: None,
+            precision: Precision::F32,
         };
         let (items, rows) = embed_all(&root, &spec);
         let row = |p: &str| {
@@ -585,6 +589,7 @@ fn swav_weights_assign_clusters(method: Method, weights: &Path, root: &Path) {
         seed: 0,
         weights_key: None,
         pool: None,
+        precision: Precision::F32,
     };
     let encoder = Encoder::new(&spec, &candle_core::Device::Cpu).expect("encoder");
     if method != Method::Swav {

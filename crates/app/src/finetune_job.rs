@@ -160,6 +160,7 @@ impl FinetuneSettings {
             seed: 0,
             weights_key: None,
             pool: None,
+            precision: natview_encoder::Precision::F32,
         }
     }
 }

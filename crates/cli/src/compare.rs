@@ -150,6 +150,7 @@ pub fn run(args: &CompareArgs, common: &CommonArgs) -> anyhow::Result<()> {
         seed: common.seed,
         weights_key: None,
         pool: None,
+        precision: natview_encoder::Precision::F32,
     };
     let start_weights = match &start {
         StartFrom::Weights(path) => Some(path.clone()),

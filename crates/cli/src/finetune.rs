@@ -196,6 +196,12 @@ impl TrainObserver for BarObserver {
 
 /// `natview finetune`.
 pub fn run(args: &FinetuneArgs, common: &CommonArgs) -> anyhow::Result<()> {
+    if let Some(precision) = common.precision.filter(|p| !p.is_f32()) {
+        anyhow::bail!(
+            "--precision {precision}: {}",
+            natview_encoder::EncoderError::HalfPrecisionUnsupported("fine-tuning".into())
+        );
+    }
     let method: Method = args
         .method
         .parse()

@@ -197,6 +197,11 @@ pub struct CommonArgs {
     /// Seed of the random initialisation when no weights are given.
     #[arg(long, global = true, default_value_t = 0)]
     pub seed: u64,
+    /// Precision to embed in: f32 (default), or f16 / bf16 — half precision, for a GPU (on
+    /// the CPU it runs, slower than f32). Embeddings in half precision are kept apart from
+    /// f32 ones; fine-tuning always trains in f32.
+    #[arg(long, global = true, value_parser = parse_precision)]
+    pub precision: Option<natview_encoder::Precision>,
     /// Images per batch (default: 16 on the CPU, 64 on a GPU).
     #[arg(long, global = true)]
     pub batch: Option<usize>,
@@ -330,12 +335,26 @@ impl CommonArgs {
         if self.chooses_encoder() {
             self.spec()
         } else {
-            Ok(natview_train::catalogue::default_encoder_for(dataset)?)
+            Ok(self.with_precision(natview_train::catalogue::default_encoder_for(dataset)?))
+        }
+    }
+
+    /// `spec` in the --precision asked for (a network's; imported vectors and the pixel
+    /// baseline have none).
+    fn with_precision(&self, spec: EncoderSpec) -> EncoderSpec {
+        match self.precision {
+            Some(precision) if spec.model.has_network() => EncoderSpec { precision, ..spec },
+            _ => spec,
         }
     }
 
     /// The encoder the options name (weights shipped with the model unless --untrained).
     pub fn spec(&self) -> anyhow::Result<EncoderSpec> {
+        self.named_spec().map(|spec| self.with_precision(spec))
+    }
+
+    /// [`spec`](Self::spec) before the --precision.
+    fn named_spec(&self) -> anyhow::Result<EncoderSpec> {
         if let Some(name) = self
             .model
             .as_deref()
@@ -388,6 +407,7 @@ impl CommonArgs {
             seed: self.seed,
             weights_key: self.weights_key.clone(),
             pool: self.pool,
+            precision: natview_encoder::Precision::F32,
         })
     }
 }
@@ -585,4 +605,9 @@ pub fn main() {
 
 fn parse_pool(text: &str) -> Result<natview_encoder::VitPool, String> {
     text.parse()
+}
+
+fn parse_precision(text: &str) -> Result<natview_encoder::Precision, String> {
+    text.parse()
+        .map_err(|e: natview_encoder::EncoderError| e.to_string())
 }

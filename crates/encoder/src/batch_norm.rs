@@ -7,7 +7,9 @@
 //! about a third of a training step's time went to those element-wise maps. Here the forward
 //! is one statistics pass and one normalise-and-activate pass, and the backward two passes per
 //! channel. Running statistics are updated as candle does (momentum, unbiased variance).
-//! Off the CPU, for other dtypes and with `NATVIEW_CONV=candle` it is candle's batch norm.
+//! On an NVIDIA GPU the same op runs natview's CUDA kernels (`batch_norm_cuda`) when
+//! `NATVIEW_CUDA_KERNELS=own`. Otherwise — other devices and dtypes, and the CPU with
+//! `NATVIEW_CONV=candle` — it is candle's batch norm.
 
 pub use super::batch_norm_cpu::Activation;
 use super::batch_norm_cpu::{self, Dims, Saved};
@@ -30,10 +32,9 @@ impl Activation {
 /// `activation(norm(x))` with batch statistics (training mode), updating `norm`'s running
 /// mean and variance.
 pub fn batch_norm_train(norm: &BatchNorm, x: &Tensor, activation: Activation) -> Result<Tensor> {
-    let fused = x.device().is_cpu()
-        && x.dtype() == DType::F32
+    let fused = x.dtype() == DType::F32
         && x.rank() >= 2
-        && super::own_cpu_kernels()
+        && own_kernels_on(x.device())
         && norm.weight_and_bias().is_some();
     if !fused {
         return activation.apply(&norm.forward_t(x, true)?);
@@ -70,6 +71,18 @@ pub fn batch_norm_train(norm: &BatchNorm, x: &Tensor, activation: Activation) ->
         update_running(norm, &mean, &var, d.per_channel())?;
     }
     Ok(y)
+}
+
+/// Whether natview's own batch-norm kernels run on `device` (see the module's documentation).
+fn own_kernels_on(device: &candle_core::Device) -> bool {
+    if device.is_cpu() {
+        return super::own_cpu_kernels();
+    }
+    #[cfg(feature = "cuda")]
+    if device.is_cuda() {
+        return super::cuda_launch::enabled();
+    }
+    false
 }
 
 /// `running ← (1 − m)·running + m·batch` (the variance unbiased), in place.
@@ -150,6 +163,30 @@ impl CustomOp3 for Forward {
         Ok((CpuStorage::F32(y), x_layout.shape().clone()))
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        x: &candle_core::CudaStorage,
+        x_layout: &Layout,
+        gamma: &candle_core::CudaStorage,
+        gamma_layout: &Layout,
+        beta: &candle_core::CudaStorage,
+        beta_layout: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let (y, mean, var) = super::batch_norm_cuda::forward(
+            self.dims,
+            self.eps,
+            self.activation,
+            (x, x_layout),
+            (gamma, gamma_layout),
+            (beta, beta_layout),
+        )?;
+        if let Ok(mut slot) = self.saved.lock() {
+            *slot = Some(Statistics { mean, var });
+        }
+        Ok((y, x_layout.shape().clone()))
+    }
+
     fn bwd(
         &self,
         x: &Tensor,
@@ -225,6 +262,28 @@ impl CustomOp3 for Backward {
             *slot = Some((d_gamma, d_beta));
         }
         Ok((CpuStorage::F32(dx), x_layout.shape().clone()))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        x: &candle_core::CudaStorage,
+        x_layout: &Layout,
+        y: &candle_core::CudaStorage,
+        y_layout: &Layout,
+        grad: &candle_core::CudaStorage,
+        grad_layout: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let (dx, d_gamma, d_beta) = super::batch_norm_cuda::gradients(
+            &self.saved,
+            (x, x_layout),
+            (y, y_layout),
+            (grad, grad_layout),
+        )?;
+        if let Ok(mut slot) = self.parameters.lock() {
+            *slot = Some((d_gamma, d_beta));
+        }
+        Ok((dx, x_layout.shape().clone()))
     }
 }
 

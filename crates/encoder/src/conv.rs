@@ -85,7 +85,7 @@ impl Conv2d {
         if self.groups > 1
             && x.device().is_cuda()
             && x.dtype() == DType::F32
-            && super::conv_cuda::enabled()
+            && super::cuda_launch::enabled()
         {
             return grouped_conv2d_own(x, weight, self.stride, self.padding, self.groups);
         }

@@ -18,7 +18,7 @@ pub fn depthwise_conv_same(x: &Tensor, kernel: &Tensor, stride: usize) -> Result
             .apply_op2(&kernel.contiguous()?, Forward { stride });
     }
     #[cfg(feature = "cuda")]
-    if x.device().is_cuda() && x.dtype() == DType::F32 && super::conv_cuda::enabled() {
+    if x.device().is_cuda() && x.dtype() == DType::F32 && super::cuda_launch::enabled() {
         return x
             .contiguous()?
             .apply_op2(&kernel.contiguous()?, Forward { stride });

@@ -11,6 +11,9 @@
 
 mod batch_norm;
 mod batch_norm_cpu;
+#[cfg(feature = "cuda")]
+#[allow(unsafe_code)]
+mod batch_norm_cuda;
 pub mod checkpoint;
 mod cluster_head;
 mod conv;
@@ -21,6 +24,14 @@ mod conv_cuda;
 mod conv_wide;
 mod convnext;
 mod convnext_cpu;
+#[cfg(test)]
+mod cuda_emulator;
+#[cfg(test)]
+mod cuda_kernel_tests;
+#[cfg(feature = "cuda")]
+mod cuda_launch;
+#[cfg(any(feature = "cuda", test))]
+mod cuda_source;
 mod depthwise;
 mod depthwise_cpu;
 mod depthwise_nhwc;
@@ -30,6 +41,7 @@ mod effnet_cpu;
 mod file_memo;
 mod init;
 mod layers;
+mod precision;
 mod preprocess;
 mod regnet;
 mod resample;
@@ -56,6 +68,7 @@ pub use effnet::{BlockSpec, EffNetConfig, EfficientNet};
 pub use effnet_b::{EffNetBConfig, EfficientNetB, MbConvSpec};
 pub use effnet_cpu::FusedEffNet;
 pub use init::SeededInit;
+pub use precision::Precision;
 pub use preprocess::{
     images_tensor, images_tensor_cropped, normalise_chw, pixel_vector, square_resize,
     Normalisation, IMAGENET_MEAN, IMAGENET_STD,
@@ -99,6 +112,18 @@ pub enum EncoderError {
         /// Which tensor, and what is wrong with it.
         message: String,
     },
+    /// An unknown precision name.
+    #[error("unknown precision `{0}` (choose f32, f16 or bf16)")]
+    UnknownPrecision(String),
+    /// bf16 asked for on the CPU.
+    #[error(
+        "bf16 runs on a GPU only (candle's CPU kernels have no bf16 matrix product): use \
+         --precision f16 or f32 on the CPU"
+    )]
+    Bf16OnTheCpu,
+    /// Half precision where natview computes only in f32.
+    #[error("{0} runs in f32 only: embed in half precision (--precision), train in f32")]
+    HalfPrecisionUnsupported(String),
     /// An unknown model name.
     #[error(
         "unknown model `{0}` (choose effnet-lite0, effnet-lite1, effnet-lite2, compact, resnet18, resnet50, regnety-400mf, checkpoint or pixels)"
@@ -312,6 +337,9 @@ pub struct EncoderSpec {
     /// family's default (class token; patch mean for `fc_norm` models; SigLIP's attention).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pool: Option<VitPool>,
+    /// The precision it embeds in (`--precision`; f32 unless asked).
+    #[serde(default, skip_serializing_if = "Precision::is_f32")]
+    pub precision: Precision,
 }
 
 impl EncoderSpec {
@@ -324,6 +352,7 @@ impl EncoderSpec {
             seed: 0,
             weights_key: None,
             pool: None,
+            precision: Precision::F32,
         }
     }
 
@@ -342,6 +371,7 @@ impl EncoderSpec {
             seed: 0,
             weights_key: weights_key.map(str::to_string),
             pool: None,
+            precision: Precision::F32,
         })
     }
 
@@ -391,6 +421,7 @@ impl EncoderSpec {
             seed: 0,
             weights_key: None,
             pool: None,
+            precision: Precision::F32,
         }
     }
 
@@ -466,6 +497,9 @@ impl EncoderSpec {
         if let Some(pool) = self.pool {
             key.push_str(&format!("-pool-{}", pool.name().replace('+', "-")));
         }
+        if !self.precision.is_f32() && self.model.has_network() {
+            key.push_str(&format!("-{}", self.precision));
+        }
         key
     }
 
@@ -477,6 +511,7 @@ impl EncoderSpec {
             && self.input_size_px == other.input_size_px
             && self.weights_key == other.weights_key
             && self.pool == other.pool
+            && self.precision == other.precision
             && match (&self.weights, &other.weights) {
                 (None, None) => self.seed == other.seed,
                 (Some(a), Some(b)) if self.model == ModelKind::Imported => a == b,
@@ -510,6 +545,10 @@ impl EncoderSpec {
         let pool = self
             .pool
             .map_or_else(String::new, |p| format!(", {} pooling", p.name()));
+        let pool = match self.precision {
+            Precision::F32 => pool,
+            half => format!("{pool}, {half}"),
+        };
         format!(
             "{} @{}px{pool}, {}",
             self.family(),
@@ -648,6 +687,11 @@ impl Encoder {
         let mut crop_fraction = 1.0;
         let mut summary = spec.describe();
         let mut cluster_head = None;
+        // Half precision converts the weights as the network takes them.
+        let dtype = spec.precision.dtype();
+        if spec.precision == Precision::Bf16 && device.is_cpu() {
+            return Err(EncoderError::Bf16OnTheCpu);
+        }
         let (architecture, vb, weights_fingerprint) = match &spec.weights {
             Some(path)
                 if spec.model == ModelKind::Checkpoint || checkpoint::is_pytorch_file(path) =>
@@ -679,7 +723,7 @@ impl Encoder {
                     })?;
                 (
                     info.architecture,
-                    VarBuilder::from_tensors(tensors, DType::F32, device),
+                    VarBuilder::from_tensors(tensors, dtype, device),
                     fingerprint,
                 )
             }
@@ -693,7 +737,7 @@ impl Encoder {
                     .ok_or_else(|| EncoderError::NoShippedWeights(spec.model.name().into()))?;
                 (
                     architecture,
-                    VarBuilder::from_tensors(tensors, DType::F32, device),
+                    VarBuilder::from_tensors(tensors, dtype, device),
                     fingerprint,
                 )
             }
@@ -703,7 +747,7 @@ impl Encoder {
                     .ok_or_else(|| EncoderError::NoShippedWeights(spec.model.name().into()))?,
                 VarBuilder::from_backend(
                     Box::new(SeededInit { seed: spec.seed }),
-                    DType::F32,
+                    dtype,
                     device.clone(),
                 ),
                 format!("seed:{}", spec.seed),
@@ -713,7 +757,10 @@ impl Encoder {
             Some(path) => mismatch(path, first_line(&e.to_string())),
             None => EncoderError::Candle(e),
         })?;
-        net.prepare_inference(device)?;
+        // natview's fused inference paths are f32 kernels; half precision runs candle's ops.
+        if spec.precision.is_f32() {
+            net.prepare_inference(device)?;
+        }
         Ok(Self {
             spec: spec.clone(),
             network: Network::Cnn(Box::new(net)),
@@ -842,12 +889,17 @@ impl Encoder {
         unit_rows(&self.features(input)?)
     }
 
-    /// The pooled features `[batch, dim]` (not normalised) of a preprocessed input.
+    /// The pooled features `[batch, dim]` (not normalised, f32) of a preprocessed input.
     fn features(&self, input: &Tensor) -> Result<Tensor, EncoderError> {
+        Ok(self.features_in_precision(input)?.to_dtype(DType::F32)?)
+    }
+
+    /// The pooled features in the encoder's precision (the input converted to it).
+    fn features_in_precision(&self, input: &Tensor) -> Result<Tensor, EncoderError> {
         let Network::Cnn(net) = &self.network else {
             return Err(EncoderError::PixelsTakeNoTensor);
         };
-        Ok(net.forward_eval(input)?)
+        Ok(net.forward_eval(&input.to_dtype(self.spec.precision.dtype())?)?)
     }
 
     /// ImageNet class logits of each image, for a model whose weights include the classifier
@@ -856,10 +908,10 @@ impl Encoder {
         let Network::Cnn(net) = &self.network else {
             return Ok(None);
         };
-        let features = self.features(&self.input_tensor(images)?)?;
+        let features = self.features_in_precision(&self.input_tensor(images)?)?;
         Ok(net
             .classify(&features)?
-            .map(|t| t.to_vec2::<f32>())
+            .map(|t| t.to_dtype(DType::F32).and_then(|t| t.to_vec2::<f32>()))
             .transpose()?)
     }
 

@@ -61,6 +61,7 @@ fn finetuned_spec(path: std::path::PathBuf) -> Option<EncoderSpec> {
         seed: 0,
         weights_key: None,
         pool: None,
+        precision: natview_encoder::Precision::F32,
     })
 }
 
