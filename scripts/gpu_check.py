@@ -2,11 +2,12 @@
 """natview's GPU check, run by scripts/gpu-check.sh inside the bundle scripts/gpu-bundle.sh made:
 
 1. every encoder family of families.tsv on the GPU against the CPU's outputs made when the
-   bundle was built (cosine of every row >= 0.9999);
+   bundle was built (cosine of every row >= 0.9999), then through natview's own CUDA kernels,
+   and in half precision (--precision f16: cosine >= 0.999; bf16: >= 0.99);
 2. a fine-tune of each method (SimSiam, InfoNCE, BYOL, MoBY, SwAV; compact model, the bundled
    demo slice): the loss falls, and the checkpoint resumes;
 3. the benchmark against PyTorch on the same device: forward images/s of EfficientNet-Lite0 and
-   ResNet-50 (natview-bench forward; PyTorch: the same architectures written out below, weights
+   ResNet-50 (in f32, and in f16 against PyTorch's model.half()) (natview-bench forward; PyTorch: the same architectures written out below, weights
    random — speed does not depend on them), and one training step per method
    (torch_train_step.py, the PyTorch twin of natview's step);
 
@@ -44,7 +45,7 @@ def last_json(text):
     return json.loads(next(l for l in reversed(text.splitlines()) if l.startswith("{")))
 
 
-def families(bundle, device_args, env, work, log, label=""):
+def families(bundle, device_args, env, work, log, label="", floor=0.9999):
     rows = []
     for line in (bundle / "families.tsv").read_text().splitlines():
         name, inputs, args = line.split("\t")
@@ -56,7 +57,7 @@ def families(bundle, device_args, env, work, log, label=""):
             got, ref = np.load(out), np.load(bundle / "reference" / f"{name}.npy")
             cos = (got * ref).sum(1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(ref, axis=1))
             worst = float(cos.min())
-            rows.append({"family": name + label, "min_cosine": worst, "ok": worst >= 0.9999,
+            rows.append({"family": name + label, "min_cosine": worst, "ok": worst >= floor,
                          "seconds": time.perf_counter() - started})
         except (RuntimeError, OSError, ValueError) as e:
             rows.append({"family": name + label, "ok": False, "error": str(e).splitlines()[-1]})
@@ -188,11 +189,13 @@ def torch_models():
     return {"effnet-lite0": EffNetLite0, "resnet50": ResNet50}
 
 
-def torch_forward(name, images, batch, device, repeat=3):
+def torch_forward(name, images, batch, device, repeat=3, half=False):
     import torch
     torch.backends.cudnn.benchmark = True
     model = torch_models()[name]().to(device).eval()
     x = torch.from_numpy(images).to(device)
+    if half:
+        model, x = model.half(), x.half()
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
     def once():
@@ -218,15 +221,18 @@ def benchmark(bundle, device_args, env, work, log, count, batch, device, steps):
              ("resnet50", ["--model", "resnet50", "--untrained", "--seed", "0"], env)]
     if device == "cuda":
         cases.append(("effnet-lite0", ["--model", "effnet-lite0"], dict(env, NATVIEW_CUDA_KERNELS="own")))
+        cases += [(name, args + ["--precision", "f16"], env) for name, args, _ in cases[:2]]
     for name, args, case_env in cases:
         own = " own CUDA kernels," if case_env.get("NATVIEW_CUDA_KERNELS") == "own" else ""
+        half = "f16" in args
+        own += " f16," if half else ""
         row = {"case": f"embed {name} ({own} images/s, batch {batch})".replace("( ", "(")}
         try:
             text = run([str(bundle / "bin/natview-bench"), "forward", *device_args, "--input",
                         str(work / "bench_224.npy"), "--repeat", "3", "--json", "--batch", str(batch),
                         *args], case_env, bundle, log)
             row["natview"] = last_json(text)["images_per_s"]
-            row["pytorch"] = torch_forward(name, images, batch, device)
+            row["pytorch"] = torch_forward(name, images, batch, device, half=half)
         except Exception as e:  # a failed row is reported, the rest still runs
             row["error"] = str(e).splitlines()[0]
         rows.append(row)
@@ -266,6 +272,11 @@ def main():
         # natview's own CUDA depthwise kernels (off by default until this check passes).
         own = dict(env, NATVIEW_CUDA_KERNELS="own")
         checked += families(bundle, device_args, own, work, log, " (own CUDA kernels)")
+        checked += families(bundle, device_args + ["--precision", "bf16"], env, work, log,
+                            " (bf16)", floor=0.99)
+    # f16 (on the CPU too: candle's device-generic ops in half precision).
+    checked += families(bundle, device_args + ["--precision", "f16"], env, work, log, " (f16)",
+                        floor=0.999)
     report = {"device": device,
               "families": checked,
               "finetunes": finetunes(bundle, device_args, env, work, log, args.steps)}

@@ -9,12 +9,14 @@
 //! they may become the default.
 
 use super::cuda_source::{Grid, Kernel, KernelModule, BLOCK};
-use candle_core::cuda_backend::cudarc::driver::{CudaSlice, CudaView, LaunchConfig};
+use candle_core::cuda_backend::cudarc::driver::{
+    CudaFunction, CudaSlice, CudaStream, CudaView, LaunchArgs, LaunchConfig,
+};
 use candle_core::cuda_backend::cudarc::nvrtc::compile_ptx;
-use candle_core::cuda_backend::{CudaDevice, CudaFunc};
+use candle_core::cuda_backend::CudaDevice;
 use candle_core::{CudaStorage, Layout, Result};
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Whether natview's CUDA kernels replace candle's ops for grouped convolutions and training
 /// batch norm (`NATVIEW_CUDA_KERNELS=own`; off by default until a GPU check has passed).
@@ -42,9 +44,28 @@ fn ptx(module: KernelModule) -> Result<String> {
         .map_err(|e| candle_core::Error::msg(format!("natview's {} kernels: {e}", module.name)))
 }
 
+/// A kernel loaded on a device, with the stream it launches on (candle's).
+pub(crate) struct LoadedKernel {
+    function: CudaFunction,
+    stream: Arc<CudaStream>,
+}
+
+impl LoadedKernel {
+    /// A launch of the kernel: push its arguments, then launch.
+    pub(crate) fn builder(&self) -> LaunchArgs<'_> {
+        self.stream.launch_builder(&self.function)
+    }
+}
+
 /// `kernel` loaded on `device` (its module compiled and loaded once).
-pub(crate) fn function(device: &CudaDevice, kernel: Kernel) -> Result<CudaFunc> {
-    device.get_or_load_custom_func(kernel.entry, kernel.module.name, &ptx(kernel.module)?)
+pub(crate) fn function(device: &CudaDevice, kernel: Kernel) -> Result<LoadedKernel> {
+    let function = device
+        .get_or_load_custom_func(kernel.entry, kernel.module.name, &ptx(kernel.module)?)?
+        .into_cuda_function();
+    Ok(LoadedKernel {
+        function,
+        stream: device.cuda_stream(),
+    })
 }
 
 /// The launch configuration of `grid` (`None` when there is nothing to do).
@@ -73,4 +94,30 @@ pub(crate) fn view<'a>(
 /// `values` copied to `device`.
 pub(crate) fn upload(device: &CudaDevice, values: &[f32]) -> Result<CudaSlice<f32>> {
     device.clone_htod(values)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cuda_source::{BATCH_NORM, CONV};
+
+    /// NVRTC (no GPU needed) compiles both modules, and each defines the entry points launched
+    /// from it.
+    #[test]
+    fn nvrtc_compiles_every_module_with_its_entry_points() {
+        for module in [CONV, BATCH_NORM] {
+            let ptx = ptx(module).unwrap_or_else(|e| panic!("{}: {e}", module.name));
+            for kernel in crate::cuda_source::ALL
+                .into_iter()
+                .filter(|k| k.module == module)
+            {
+                assert!(
+                    ptx.contains(&format!(".entry {}(", kernel.entry)),
+                    "{} lacks {}",
+                    module.name,
+                    kernel.entry
+                );
+            }
+        }
+    }
 }
