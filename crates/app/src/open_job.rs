@@ -41,9 +41,10 @@ pub fn open_dataset(
     let dataset = Arc::new(load_dataset(path).map_err(|e| e.to_string())?);
     let spec = match spec {
         Some(spec) => spec,
-        None => {
-            natview_train::catalogue::default_encoder_for(&dataset).map_err(|e| e.to_string())?
-        }
+        // The dataset's default, in the precision the command line asked for.
+        None => run.in_precision(
+            natview_train::catalogue::default_encoder_for(&dataset).map_err(|e| e.to_string())?,
+        ),
     };
     let workspace = run.workspace_for(&dataset);
     if let Some(slot) = preview {

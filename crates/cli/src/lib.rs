@@ -197,9 +197,9 @@ pub struct CommonArgs {
     /// Seed of the random initialisation when no weights are given.
     #[arg(long, global = true, default_value_t = 0)]
     pub seed: u64,
-    /// Precision to embed in: f32 (default), or f16 / bf16 — half precision, for a GPU (on
-    /// the CPU it runs, slower than f32). Embeddings in half precision are kept apart from
-    /// f32 ones; fine-tuning always trains in f32.
+    /// Precision to embed in: f32 (default), or f16 / bf16 — half precision, for a GPU (f16
+    /// also runs on the CPU, slower than f32; bf16 needs a GPU). Embeddings in half precision
+    /// are kept apart from f32 ones; fine-tuning always trains in f32.
     #[arg(long, global = true, value_parser = parse_precision)]
     pub precision: Option<natview_encoder::Precision>,
     /// Images per batch (default: 16 on the CPU, 64 on a GPU).
@@ -281,6 +281,7 @@ impl CommonArgs {
                 .checkpoint_every
                 .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
             decode: self.image_metadata,
+            precision: self.precision,
         }
     }
 
@@ -339,13 +340,11 @@ impl CommonArgs {
         }
     }
 
-    /// `spec` in the --precision asked for (a network's; imported vectors and the pixel
-    /// baseline have none).
+    /// `spec` in the --precision asked for (see [`RunSettings::in_precision`]).
+    ///
+    /// [`RunSettings::in_precision`]: natview_pipeline::RunSettings::in_precision
     fn with_precision(&self, spec: EncoderSpec) -> EncoderSpec {
-        match self.precision {
-            Some(precision) if spec.model.has_network() => EncoderSpec { precision, ..spec },
-            _ => spec,
-        }
+        self.run_settings().in_precision(spec)
     }
 
     /// The encoder the options name (weights shipped with the model unless --untrained).

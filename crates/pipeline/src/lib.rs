@@ -88,9 +88,21 @@ pub struct RunSettings {
     /// How images are decoded: EXIF orientation and ICC profiles applied or not (`None`: as
     /// the workspace's embeddings were made, else both applied).
     pub decode: Option<DecodeOptions>,
+    /// The precision every encoder the run opens embeds in (`--precision`; `None`: each
+    /// encoder's own, f32 unless it was made in another).
+    pub precision: Option<natview_encoder::Precision>,
 }
 
 impl RunSettings {
+    /// `spec` in the run's precision, when one was asked for and the spec has a network
+    /// (imported vectors and the pixel baseline have none).
+    pub fn in_precision(&self, spec: EncoderSpec) -> EncoderSpec {
+        match self.precision {
+            Some(precision) if spec.model.has_network() => EncoderSpec { precision, ..spec },
+            _ => spec,
+        }
+    }
+
     /// The workspace of `dataset` under these settings.
     pub fn workspace_for(&self, dataset: &Dataset) -> Workspace {
         Workspace::for_dataset(dataset, self.workspace.as_deref())
