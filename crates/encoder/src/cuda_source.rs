@@ -57,7 +57,6 @@ pub(crate) const BN_GRAD_SUMS: Kernel = kernel(BATCH_NORM, "natview_bn_grad_sums
 pub(crate) const BN_GRAD_INPUT: Kernel = kernel(BATCH_NORM, "natview_bn_grad_input");
 
 /// Every kernel natview launches.
-#[cfg(test)]
 pub(crate) const ALL: [Kernel; 7] = [
     CONV_FORWARD,
     CONV_GRAD_INPUT,

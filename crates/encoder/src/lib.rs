@@ -5,7 +5,8 @@
 //! Lightning, timm, VISSL, MoCo/BYOL/DINO files as they are) or, for an untrained encoder, from
 //! a fixed seed. Outputs are L2-normalised.
 
-// No unsafe code, except the launch of natview's CUDA kernels in a `cuda` build.
+// No unsafe code, except the compilation (NVRTC) and launch of natview's CUDA kernels in a
+// `cuda` build.
 #![cfg_attr(not(feature = "cuda"), forbid(unsafe_code))]
 #![cfg_attr(feature = "cuda", deny(unsafe_code))]
 
@@ -29,6 +30,7 @@ mod cuda_emulator;
 #[cfg(test)]
 mod cuda_kernel_tests;
 #[cfg(feature = "cuda")]
+#[allow(unsafe_code)]
 mod cuda_launch;
 #[cfg(any(feature = "cuda", test))]
 mod cuda_source;
