@@ -269,7 +269,8 @@ def main():
     started = time.perf_counter()
     checked = families(bundle, device_args, env, work, log)
     if not args.cpu:
-        # natview's own CUDA depthwise kernels (off by default until this check passes).
+        # natview's own CUDA kernels (off by default until this check passes): the grouped and
+        # depthwise convolutions here; their batch norm trains only, in own_kernel_finetune.
         own = dict(env, NATVIEW_CUDA_KERNELS="own")
         checked += families(bundle, device_args, own, work, log, " (own CUDA kernels)")
         checked += families(bundle, device_args + ["--precision", "bf16"], env, work, log,
