@@ -1,24 +1,26 @@
 //! The depthwise convolution with TensorFlow-"SAME" padding as a candle op: our CPU kernels
-//! (`depthwise_cpu`, with both gradients) for f32 on the CPU, our CUDA kernels
-//! (`conv_cuda`) for f32 on a GPU when `NATVIEW_CUDA_KERNELS=own`, candle's grouped
-//! `conv2d` on an explicitly padded input elsewhere (CUDA by default, other dtypes,
-//! `NATVIEW_CONV=candle`). candle 0.11 runs a grouped convolution as one convolution per
+//! (`depthwise_cpu`, with both gradients) on the CPU (in f32, also for a network in half
+//! precision), our CUDA kernels (`conv_cuda`) for f32 on a GPU when `NATVIEW_CUDA_KERNELS=own`,
+//! candle's grouped `conv2d` on an explicitly padded input elsewhere (CUDA by default, half
+//! precision on a GPU, `NATVIEW_CONV=candle`). candle 0.11 runs a grouped convolution as one convolution per
 //! channel.
 
-use super::conv::{f32_values, own_cpu_kernels};
+use super::conv::{f32_values, own_cpu_kernels, through_f32};
 use super::depthwise_cpu::{self, same_padding, DepthwiseGeometry, Epilogue};
-use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 
 /// Depthwise convolution of `x` `[n, c, h, w]` with `kernel` `[c, 1, k, k]`, stride `stride`,
 /// TF-"SAME" zero padding (output `⌈h / stride⌉ × ⌈w / stride⌉`).
 pub fn depthwise_conv_same(x: &Tensor, kernel: &Tensor, stride: usize) -> Result<Tensor> {
-    if x.device().is_cpu() && x.dtype() == DType::F32 && own_cpu_kernels() {
-        return x
-            .contiguous()?
-            .apply_op2(&kernel.contiguous()?, Forward { stride });
+    if x.device().is_cpu() && own_cpu_kernels() {
+        return through_f32(x, kernel, |x, kernel| {
+            x.contiguous()?
+                .apply_op2(&kernel.contiguous()?, Forward { stride })
+        });
     }
     #[cfg(feature = "cuda")]
-    if x.device().is_cuda() && x.dtype() == DType::F32 && super::cuda_launch::enabled() {
+    if x.device().is_cuda() && x.dtype() == candle_core::DType::F32 && super::cuda_launch::enabled()
+    {
         return x
             .contiguous()?
             .apply_op2(&kernel.contiguous()?, Forward { stride });
