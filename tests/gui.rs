@@ -517,6 +517,8 @@ fn opening_hands_over_a_preview_with_every_item_and_thumbnails_from_the_files() 
         .take()
         .expect("a preview was handed over");
     assert!(!preview.is_embedded());
+    // The window names the preview's encoder while the dataset embeds.
+    assert_eq!(preview.set.meta.encoder, test_spec());
     assert_eq!(preview.set.items.len(), 25);
     assert_eq!(preview.listings.len(), 5);
     let natview::thumbs::ThumbnailSource::Files(paths) = &preview.thumbnails else {

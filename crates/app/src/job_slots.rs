@@ -483,6 +483,9 @@ impl NatviewApp {
             return;
         };
         self.jobs.cancel_analyses();
+        // The encoder the dataset is being opened with, named from the start (not the one the
+        // window started with).
+        self.spec = preview.set.meta.encoder.clone();
         self.session = Some(preview);
         self.results = Results::default();
         self.metrics_requested = false;
