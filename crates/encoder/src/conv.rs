@@ -1,10 +1,10 @@
 //! The encoders' 2D convolution: one place where the convolution algorithm is chosen.
 //!
-//! On the CPU it runs our own kernels (in f32, also for a network in half precision) (`conv_cpu`: single-pass im2col + gemm forward,
-//! gemm + col2im input gradient, im2col + gemm kernel gradient) as candle custom ops; candle
-//! 0.11's own CPU conv gathers patches element by element and computes the input gradient with a
-//! plain loop. Elsewhere (CUDA, other dtypes), and with `NATVIEW_CONV=candle`, it runs candle's
-//! `conv2d`.
+//! On the CPU it runs our own kernels (`conv_cpu`: single-pass im2col + gemm forward, gemm +
+//! col2im input gradient, im2col + gemm kernel gradient) as candle custom ops, in f32 also for a
+//! network in half precision (`through_f32`); candle 0.11's own CPU conv gathers patches
+//! element by element and computes the input gradient with a plain loop. Elsewhere (CUDA), and
+//! with `NATVIEW_CONV=candle`, it runs candle's `conv2d`.
 
 use super::conv_cpu::{self, ConvGeometry};
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Module, Result, Shape, Tensor};

@@ -114,24 +114,27 @@ pub(crate) fn function(device: &CudaDevice, kernel: Kernel) -> Result<LoadedKern
     let mut loaded = loaded
         .lock()
         .map_err(|_| candle_core::Error::msg("natview's CUDA kernels: module cache poisoned"))?;
-    let function = match loaded.get(&(device.id(), kernel.entry)) {
-        Some(function) => function.clone(),
-        None => {
-            let context = stream.context();
-            let capability = context.compute_capability().w()?;
-            let module = context
-                .load_module(compiled(kernel.module, capability)?)
-                .w()?;
-            // Every entry point of the module, so that it is loaded once.
-            for entry in ALL.iter().filter(|k| k.module == kernel.module) {
-                loaded.insert(
-                    (device.id(), entry.entry),
-                    module.load_function(entry.entry).w()?,
-                );
-            }
-            module.load_function(kernel.entry).w()?
+    let key = (device.id(), kernel.entry);
+    if !loaded.contains_key(&key) {
+        // The module is loaded once per device, with every entry point of it.
+        let context = stream.context();
+        let capability = context.compute_capability().w()?;
+        let module = context
+            .load_module(compiled(kernel.module, capability)?)
+            .w()?;
+        for entry in ALL.iter().filter(|k| k.module == kernel.module) {
+            loaded.insert(
+                (device.id(), entry.entry),
+                module.load_function(entry.entry).w()?,
+            );
         }
-    };
+    }
+    let function = loaded.get(&key).cloned().ok_or_else(|| {
+        candle_core::Error::msg(format!(
+            "natview's CUDA kernels: {} is not listed in cuda_source::ALL",
+            kernel.entry
+        ))
+    })?;
     Ok(LoadedKernel { function, stream })
 }
 

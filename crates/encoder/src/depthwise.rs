@@ -2,8 +2,8 @@
 //! (`depthwise_cpu`, with both gradients) on the CPU (in f32, also for a network in half
 //! precision), our CUDA kernels (`conv_cuda`) for f32 on a GPU when `NATVIEW_CUDA_KERNELS=own`,
 //! candle's grouped `conv2d` on an explicitly padded input elsewhere (CUDA by default, half
-//! precision on a GPU, `NATVIEW_CONV=candle`). candle 0.11 runs a grouped convolution as one convolution per
-//! channel.
+//! precision on a GPU, `NATVIEW_CONV=candle`). candle 0.11 runs a grouped convolution as one
+//! convolution per channel.
 
 use super::conv::{f32_values, own_cpu_kernels, through_f32};
 use super::depthwise_cpu::{self, same_padding, DepthwiseGeometry, Epilogue};
